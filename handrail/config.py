@@ -1,0 +1,93 @@
+"""The one place Handrail reads its environment.
+
+Every process (CLI, worker, lab, tests) builds a `Settings` from the environment so that
+two stacks with different `HANDRAIL_HOME` and ports can run side by side without any of
+them reading a variable behind the others' backs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_LAB_TOKEN = "handrail-dev-token"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still a usable name
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    lab_url: str
+    lab_token: str
+    policy_path: Path
+    user: str
+    ui_port: int
+
+    @property
+    def temporal_host(self) -> str:
+        return self.temporal_address.rsplit(":", 1)[0]
+
+    @property
+    def temporal_port(self) -> int:
+        return int(self.temporal_address.rsplit(":", 1)[1])
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.temporal_host}:{self.ui_port}"
+
+    @property
+    def lab_host(self) -> str:
+        return urlparse(self.lab_url).hostname or "127.0.0.1"
+
+    @property
+    def lab_port(self) -> int:
+        return urlparse(self.lab_url).port or 80
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.db"
+
+    @property
+    def lab_db_path(self) -> Path:
+        return self.home / "lab.db"
+
+    @property
+    def temporal_db_path(self) -> Path:
+        return self.home / "temporal.db"
+
+    @property
+    def store_dir(self) -> Path:
+        """Content-addressed storage for big artefacts (feeds, messages) passed by reference."""
+        return self.home / "store"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    address = env.get("HANDRAIL_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    port = int(address.rsplit(":", 1)[1]) if ":" in address else 7233
+    return Settings(
+        home=Path(env.get("HANDRAIL_HOME", "./.handrail")).expanduser().resolve(),
+        temporal_address=address,
+        namespace=env.get("HANDRAIL_NAMESPACE", "default"),
+        task_queue=env.get("HANDRAIL_TASK_QUEUE", "handrail"),
+        lab_url=env.get("HANDRAIL_LAB_URL", "http://127.0.0.1:8787").rstrip("/"),
+        lab_token=env.get("HANDRAIL_LAB_TOKEN", DEFAULT_LAB_TOKEN),
+        policy_path=Path(env.get("HANDRAIL_POLICY", "./policy.toml")).expanduser().resolve(),
+        user=env.get("HANDRAIL_USER") or _default_user(),
+        ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
+    )
