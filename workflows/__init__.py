@@ -1,0 +1,7 @@
+"""Every runbook and engine workflow the worker registers."""
+
+from workflows.egress_block import EgressBlock
+from workflows.expiry import ExpireChange
+from workflows.rollback import RollbackRun
+
+WORKFLOWS = [EgressBlock, ExpireChange, RollbackRun]

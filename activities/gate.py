@@ -1,0 +1,199 @@
+"""The step gate's side effects: gather guardrail facts, call the tool, write the ledger.
+
+A step costs two activities: `check_step` (policy slice + guardrail context) and
+`apply_change` (before-state, tool call, after-state, ledger). Audit events produced in
+workflow code ride along with whichever of these runs next, so auditing adds no round
+trips. These activities decide nothing: verdicts and approvals happen in the workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from handrail.actions import UnknownAction, action_for
+from handrail.config import Settings
+from handrail.ledger import Ledger
+from handrail.log import get_logger
+from handrail.models import (
+    AlertRequest,
+    ApplyRequest,
+    AuditEvent,
+    ChangeRecord,
+    CheckRequest,
+    GuardrailContext,
+    RevertRequest,
+    RevertResult,
+    RunChangesRequest,
+    StepCheck,
+)
+from handrail.policy import PolicyError, load_policy
+from handrail.tools.errors import ToolError
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _tool_failure(exc: ToolError, what: str) -> ApplicationError:
+    """Retryable tool errors go back to Temporal's retry policy; the rest end the step."""
+    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
+
+
+class GateActivities:
+    """Holds the worker's long-lived resources: the ledger, the tool clients, the policy."""
+
+    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
+        self.settings = settings
+        self.tools = tools
+        self.ledger = ledger or Ledger(settings.ledger_path)
+        self._policy = None
+        self._policy_mtime: float | None = None
+
+    def policy(self):
+        """The policy file, re-read when it changes so `handrail trust set` takes effect."""
+        path = self.settings.policy_path
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            mtime = None
+        if self._policy is None or mtime != self._policy_mtime:
+            self._policy = load_policy(path)
+            self._policy_mtime = mtime
+        return self._policy
+
+    @activity.defn
+    async def check_step(self, request: CheckRequest) -> StepCheck:
+        self.ledger.append(request.audit)
+        try:
+            policy = self.policy()
+        except PolicyError as exc:
+            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        kind = request.change.kind
+        allowlist: list[str] = []
+        guardrails = policy.guardrails_for(kind)
+        for options in guardrails:
+            name = options.get("allowlist")
+            if name:
+                allowlist.extend(policy.allowlists.get(name, []))
+        context = GuardrailContext(
+            protected=policy.protected(),
+            allowlist=allowlist,
+            recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
+            recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
+            guardrails=guardrails,
+        )
+        return StepCheck(policy=policy.gate_policy(kind), context=context)
+
+    @activity.defn
+    async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
+        log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
+        self.ledger.append(request.audit)
+        try:
+            action = action_for(request.change.kind)
+        except UnknownAction as exc:
+            raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
+        existing = self.ledger.change(request.idempotency_key)
+        if existing is not None and existing.status != "pending":
+            return existing  # a retry after the ledger write: the change is done
+        try:
+            before = existing.before if existing else await action.read(self.tools, request.change)
+            record = self.ledger.begin_change(
+                ChangeRecord(
+                    change_id=request.idempotency_key,
+                    run_id=request.run_id,
+                    step_id=request.step_id,
+                    change=request.change,
+                    before=before,
+                    mode=request.mode,
+                    requested_by=request.requested_by,
+                    approved_by=request.approved_by,
+                    applied_at=_now(),
+                    expires_at=request.expires_at,
+                )
+            )
+            if action.wanted(request.change, record.before):
+                record.status, record.after = "unchanged", record.before
+            else:
+                await action.apply(self.tools, request.change, request.idempotency_key)
+                record.status = "applied"
+                record.after = await action.read(self.tools, request.change)
+                record.inverse = action.inverse(request.change, record.before)
+        except ToolError as exc:
+            log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
+            raise _tool_failure(exc, f"{request.change.describe()} failed") from None
+        self.ledger.finish_change(record)
+        self.ledger.append([_event(request.run_id, request.step_id, "change." + record.status, record)])
+        log.info("change recorded", status=record.status, target=request.change.target)
+        return record
+
+    @activity.defn
+    async def revert_change(self, request: RevertRequest) -> RevertResult:
+        """Apply a recorded change's inverse and check the tool is back in its before-state."""
+        self.ledger.append(request.audit)
+        record = self.ledger.change(request.change_id)
+        if record is None:
+            raise ApplicationError(f"no change {request.change_id} in the ledger", non_retryable=True)
+        previous = self.ledger.revert_of(request.change_id)
+        if previous is not None:
+            return RevertResult(
+                change_id=request.change_id, reverted=False, already=True,
+                detail=f"already reverted by {previous.reason} ({previous.by})",
+            )
+        if record.inverse is None:
+            return RevertResult(change_id=request.change_id, reverted=False, detail="nothing to undo")
+        inverse = action_for(record.inverse.kind)
+        try:
+            current = await inverse.read(self.tools, record.inverse)
+            if not inverse.wanted(record.inverse, current):
+                await inverse.apply(self.tools, record.inverse, request.change_id + ":revert")
+            state = await action_for(record.change.kind).read(self.tools, record.change)
+        except ToolError as exc:
+            raise _tool_failure(exc, f"undoing {record.change.describe()} failed") from None
+        verified = state == record.before
+        detail = "tool state matches the recorded before-state" if verified else (
+            f"tool state {state} differs from the recorded before-state {record.before}"
+        )
+        self.ledger.record_revert(request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail)
+        self.ledger.append(
+            [_event(request.run_id, record.step_id, "change.reverted", {
+                "change_id": request.change_id, "reason": request.reason, "by": request.by,
+                "inverse": record.inverse.model_dump(), "verified": verified, "detail": detail,
+            }, suffix=":reverted")]
+        )
+        return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
+
+    @activity.defn
+    async def record_audit(self, events: list[AuditEvent]) -> int:
+        return self.ledger.append(events)
+
+    @activity.defn
+    async def raise_alert(self, request: AlertRequest) -> str:
+        self.ledger.append(request.audit)
+        try:
+            alert = await self.tools.alerts.raise_alert(
+                request.priority, request.title, request.body, source="handrail",
+                run_id=request.run_id, tags=request.tags, idempotency_key=request.idempotency_key,
+            )
+        except ToolError as exc:
+            raise _tool_failure(exc, "raising the SOC alert failed") from None
+        return alert.id
+
+    @activity.defn
+    async def run_changes(self, request: RunChangesRequest) -> list[ChangeRecord]:
+        return self.ledger.changes_for_run(request.run_id)
+
+    def all(self) -> list:
+        return [self.check_step, self.apply_change, self.revert_change, self.record_audit,
+                self.raise_alert, self.run_changes]
+
+
+def _event(run_id: str, step_id: str | None, name: str, data: Any, suffix: str = "") -> AuditEvent:
+    """An audit event written by an activity; its id is stable across retries."""
+    payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else data
+    base = payload.get("change_id", "") if isinstance(payload, dict) else ""
+    return AuditEvent(id=f"{base}{suffix}:{name}", at=_now(), run_id=run_id, step_id=step_id, event=name, data=payload)
+

@@ -1,0 +1,125 @@
+"""Who may decide a waiting step, checked inside the workflow against the step's policy.
+
+Decisions arrive as signals, so they are durable even while no worker runs; each one is
+judged here, deterministically, against the `GatePolicy` snapshot the step was opened
+with. Every decision, accepted or rejected, is kept (the `status` query shows both) and
+audited. Rules: the approver must be a policy user allowed by user or role (the escalation
+group too, once escalated); the run's requester never decides their own run; one person
+counts once toward N-of-M; one accepted denial ends the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from handrail.models import Decision, DecisionRecord, GatePolicy, RunStatus, StepRecord, StepState
+
+
+@dataclass
+class Outcome:
+    approved: bool
+    timed_out: bool
+    deciders: list[str]
+    reason: str = ""
+
+
+@dataclass
+class _OpenStep:
+    step: StepRecord
+    policy: GatePolicy
+    approvals: list[str] = field(default_factory=list)
+    denial: DecisionRecord | None = None
+    escalated: bool = False
+
+
+class ApprovalBook:
+    def __init__(self) -> None:
+        self.status: RunStatus | None = None
+        self._open: dict[str, _OpenStep] = {}
+        self._events: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    # -- called by the gate ------------------------------------------------------------
+    def open(self, step: StepRecord, policy: GatePolicy) -> None:
+        self._open[step.step_id] = _OpenStep(step, policy)
+
+    def escalate(self, step: StepRecord) -> None:
+        self._open[step.step_id].escalated = True
+        step.escalated = True
+
+    def decided(self, step: StepRecord) -> bool:
+        entry = self._open[step.step_id]
+        return entry.denial is not None or len(entry.approvals) >= entry.policy.required_approvals
+
+    def close(self, step: StepRecord) -> Outcome:
+        entry = self._open.pop(step.step_id)
+        if entry.denial is not None:
+            d = entry.denial.decision
+            return Outcome(False, False, [d.approver], d.reason)
+        if len(entry.approvals) >= entry.policy.required_approvals:
+            return Outcome(True, False, list(entry.approvals))
+        return Outcome(False, True, list(entry.approvals))
+
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def take_events(self) -> list[tuple[str, str | None, dict[str, Any]]]:
+        """Decision events waiting to be audited (the runbook gives them their ids)."""
+        events, self._events = self._events, []
+        return events
+
+    # -- called by the signal handler --------------------------------------------------
+    def receive(self, decision: Decision, now: datetime) -> DecisionRecord:
+        entry, why = self._judge(decision)
+        record = DecisionRecord(decision=decision, accepted=entry is not None, why=why, at=now)
+        if entry is None:
+            if self.status is not None:
+                self.status.rejected_decisions.append(record)
+            self._events.append(("decision.rejected", decision.step, record.model_dump(mode="json")))
+            return record
+        entry.step.decisions.append(record)
+        if decision.approve:
+            entry.approvals.append(decision.approver)
+        else:
+            entry.denial = record
+        self._events.append(("decision.accepted", entry.step.step_id, record.model_dump(mode="json")))
+        return record
+
+    def _judge(self, decision: Decision) -> tuple[_OpenStep | None, str]:
+        entry = self._find(decision.step)
+        if entry is None:
+            if decision.step:
+                return None, f"step {decision.step} is not waiting for a decision"
+            return None, "no step of this run is waiting for a decision"
+        policy, who = entry.policy, decision.approver
+        if who not in policy.user_roles:
+            return None, f"{who} is not a user in the policy"
+        if self.status is not None and who == self.status.requested_by:
+            return None, f"{who} requested this run and cannot decide on it (separation of duties)"
+        if who in entry.approvals or (entry.denial and entry.denial.decision.approver == who):
+            return None, f"{who} already decided on step {entry.step.step_id}"
+        if not self._eligible(who, policy, entry.escalated):
+            return None, f"{who} may not decide on {policy.kind} (allowed: {self._allowed(policy, entry.escalated)})"
+        if not decision.approve and not decision.reason.strip():
+            return None, "a denial needs a reason"
+        verb = "approval" if decision.approve else "denial"
+        return entry, f"{verb} accepted from {who}"
+
+    def _find(self, step_id: str | None) -> _OpenStep | None:
+        if step_id:
+            return self._open.get(step_id)
+        waiting = [e for e in self._open.values() if e.step.state == StepState.AWAITING_APPROVAL]
+        return waiting[0] if len(waiting) == 1 else None
+
+    @staticmethod
+    def _eligible(who: str, policy: GatePolicy, escalated: bool) -> bool:
+        groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
+        roles = set(policy.user_roles.get(who, []))
+        return any(who in g.users or roles & set(g.roles) for g in groups)
+
+    @staticmethod
+    def _allowed(policy: GatePolicy, escalated: bool) -> str:
+        groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
+        parts = [f"role {r}" for g in groups for r in g.roles] + [f"user {u}" for g in groups for u in g.users]
+        return ", ".join(parts) or "nobody"

@@ -1,0 +1,155 @@
+"""Deterministic guardrails: pure functions from (change, options, context) to a verdict.
+
+They run inside workflow code, so they may not do I/O, read clocks or look anything up:
+everything they need (protected networks, allowlists, recent counts, derived thresholds)
+arrives in a `GuardrailContext` gathered by an activity. The same inputs always give the
+same verdicts, which is what makes a replayed run and an audited decision agree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+from handrail.models import Change, GuardrailContext, Outcome, Verdict
+
+_SEVERITY = {Outcome.ALLOW: 0, Outcome.HOLD: 1, Outcome.DENY: 2}
+
+
+def as_network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The target as a network (an address is a /32 or /128), or None for non-IP targets."""
+    try:
+        return ipaddress.ip_network(target.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def never_block(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Deny anything that overlaps a protected network, including a network covering it."""
+    net = as_network(change.target)
+    if net is None:
+        return None
+    for name, cidr in ctx.protected:
+        protected = ipaddress.ip_network(cidr)
+        if net.version == protected.version and net.overlaps(protected):
+            how = "is inside" if net.subnet_of(protected) else "overlaps"
+            return Verdict(
+                guardrail="never_block",
+                outcome=Outcome(options.get("outcome", "deny")),
+                reason=f"{change.target} {how} the protected network {name} ({cidr})",
+                alert=True,
+            )
+    return None
+
+
+def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Deny blocking private, loopback, link-local, multicast, reserved or unspecified space."""
+    net = as_network(change.target)
+    if net is None:
+        return None
+    checks = [
+        ("private", net.is_private),
+        ("loopback", net.is_loopback),
+        ("link-local", net.is_link_local),
+        ("multicast", net.is_multicast),
+        ("reserved", net.is_reserved),
+        ("unspecified", net.is_unspecified),
+    ]
+    for label, hit in checks:
+        if hit:
+            return Verdict(
+                guardrail="no_reserved_space",
+                outcome=Outcome(options.get("outcome", "deny")),
+                reason=f"{change.target} is {label} address space",
+            )
+    return None
+
+
+def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Deny changes to a listed name or any name under it (corp.example covers a.corp.example)."""
+    target = change.target.strip().lower().rstrip(".")
+    listed = [v.lower().rstrip(".") for v in list(options.get("values", [])) + ctx.allowlist]
+    for entry in listed:
+        if target == entry or target.endswith("." + entry):
+            return Verdict(
+                guardrail="never_touch",
+                outcome=Outcome(options.get("outcome", "deny")),
+                reason=f"{change.target} is on the allowlist ({entry})",
+                alert=bool(options.get("alert", False)),
+            )
+    return None
+
+
+def _threshold(name: str, static: float, ctx: GuardrailContext) -> tuple[float, str]:
+    if name in ctx.thresholds:
+        return ctx.thresholds[name], ctx.threshold_sources.get(name, "baseline")
+    return float(static), "static"
+
+
+def rate_limit(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold when this change would exceed the hourly count across all runs (blast radius)."""
+    limit, source = _threshold("rate_limit", options.get("per_hour", 100), ctx)
+    if ctx.recent_count_hour + 1 > limit:
+        return Verdict(
+            guardrail="rate_limit",
+            outcome=Outcome(options.get("outcome", "hold")),
+            reason=(
+                f"{ctx.recent_count_hour} {change.kind} changes in the last hour; "
+                f"one more exceeds the limit of {limit:g} per hour"
+            ),
+            threshold=limit,
+            threshold_source=source,
+        )
+    return None
+
+
+def per_run_limit(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold when one run asks for more changes of a kind than usual (e.g. 40 domains in one email)."""
+    limit, source = _threshold("per_run_limit", options.get("per_run", 20), ctx)
+    if ctx.recent_count_run + 1 > limit:
+        return Verdict(
+            guardrail="per_run_limit",
+            outcome=Outcome(options.get("outcome", "hold")),
+            reason=f"this run already made {ctx.recent_count_run} {change.kind} changes; the limit is {limit:g}",
+            threshold=limit,
+            threshold_source=source,
+        )
+    return None
+
+
+def protected_tags(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold (or deny) a change to a target the CMDB tags as production or executive."""
+    hit = sorted(set(options.get("tags", [])) & set(ctx.target_tags))
+    if hit:
+        return Verdict(
+            guardrail="protected_tags",
+            outcome=Outcome(options.get("outcome", "hold")),
+            reason=f"{change.target} is tagged {', '.join(hit)}",
+        )
+    return None
+
+
+GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]] = {
+    "never_block": never_block,
+    "no_reserved_space": no_reserved_space,
+    "never_touch": never_touch,
+    "rate_limit": rate_limit,
+    "per_run_limit": per_run_limit,
+    "protected_tags": protected_tags,
+}
+
+
+def evaluate(change: Change, ctx: GuardrailContext) -> list[Verdict]:
+    """Run every guardrail configured for the change's kind; only the ones that object speak."""
+    verdicts = []
+    for options in ctx.guardrails:
+        verdict = GUARDRAILS[options["type"]](change, options, ctx)
+        if verdict is not None:
+            verdicts.append(verdict)
+    return verdicts
+
+
+def overall(verdicts: list[Verdict]) -> Outcome:
+    """The strictest verdict wins: one deny beats any number of holds."""
+    return max((v.outcome for v in verdicts), key=_SEVERITY.__getitem__, default=Outcome.ALLOW)

@@ -1,0 +1,200 @@
+"""Offline normalisation of network indicators: URLs, host names, domains, IPs.
+
+Indicators found in phishing mail and threat feeds are *data*. Nothing here fetches,
+resolves or opens anything: host names are only IDNA-encoded (a pure string
+transformation) and matched against the Public Suffix List snapshot that ships inside
+``tldextract`` (constructed with ``suffix_list_urls=()`` and no cache directory, so it
+never downloads a newer list and never writes to disk).
+
+Conventions, so that every module that reuses this one agrees:
+
+* a *host* is lower-case IDNA ASCII (``bücher.example`` -> ``xn--bcher-kva.example``),
+  or an IP literal in its compressed form (IPv6 without brackets);
+* a host name counts only when it ends in a public suffix. The private section of the
+  PSL is included (``evil.web.app`` is its own registrable domain, not ``web.app``), and
+  so are the RFC 2606 reserved TLDs ``example``, ``test`` and ``invalid``, which
+  documentation and tests use in place of real names;
+* a URL is ``http``, ``https`` or ``ftp`` with a valid host; it is normalised to a lower
+  scheme, lower IDNA host, no default port, a path of at least ``/``, and non-ASCII or
+  space characters in the path, query and fragment percent-encoded;
+* defanged text (``hxxp://``, ``[.]``, ``(.)``, ``[dot]``, ``[:]//``) is re-fanged with
+  the maintained ``ioc-fanger`` rules; URL spans are found with ``iocextract``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+from urllib.parse import quote, urlsplit
+
+import idna
+import iocextract
+import tldextract
+from ioc_fanger import fang as _fang
+
+URL_SCHEMES = frozenset({"http", "https", "ftp"})
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
+RESERVED_TLDS = ("example", "test", "invalid")
+
+# Top-level domains that are far more often a file extension ("notes.md", "clip.mov",
+# "setup.py") than a site. A bare two-label name ending in one of them is not a domain.
+FILE_EXTENSION_TLDS = frozenset({"zip", "mov", "md", "py", "one", "mobi", "cab"})
+
+_ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
+_BARE_DOMAIN = re.compile(r"(?<![\w.@/:%-])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w@-]|\.[\w-])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@lru_cache(maxsize=1)
+def _extractor() -> tldextract.TLDExtract:
+    """The one offline public-suffix matcher, built on first use."""
+    return tldextract.TLDExtract(
+        cache_dir=None,
+        suffix_list_urls=(),
+        fallback_to_snapshot=True,
+        include_psl_private_domains=True,
+        extra_suffixes=RESERVED_TLDS,
+    )
+
+
+def fang(text: str) -> str:
+    """Undo common defanging (``hxxp``, ``[.]``, ``(.)``, ``[dot]``, ``[:]//``)."""
+    return _fang(text)
+
+
+def ip_host(host: str) -> str | None:
+    """The compressed form of an IPv4/IPv6 literal (brackets allowed), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def _ascii_label(label: str) -> str | None:
+    if label.isascii():
+        label = label.lower()
+    else:
+        try:
+            label = idna.encode(label, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return None
+    return label if _ASCII_LABEL.match(label) else None
+
+
+def hostname(host: str) -> str | None:
+    """Lower-case IDNA host name with a known public suffix, else None."""
+    labels = host.strip().rstrip(".").split(".")
+    if len(labels) < 2 or len(host) > 253:
+        return None
+    ascii_labels = [_ascii_label(label) for label in labels]
+    if None in ascii_labels:
+        return None
+    name = ".".join(ascii_labels)  # type: ignore[arg-type]
+    parts = _extractor()(name)
+    if not parts.suffix or not parts.domain:
+        return None
+    return name
+
+
+def registrable_domain(name: str) -> str | None:
+    """The registrable domain (public suffix + one label) of a normalised host name."""
+    parts = _extractor()(name)
+    if not parts.suffix or not parts.domain:
+        return None
+    return f"{parts.domain}.{parts.suffix}"
+
+
+def normalise_host(host: str) -> str | None:
+    """An IP literal or a public-suffix host name, normalised; None if neither."""
+    return ip_host(host) or hostname(host)
+
+
+def normalise_url(candidate: str) -> str | None:
+    """Normalise one (possibly defanged) URL; None when it is not a web/ftp URL."""
+    text = fang(candidate.strip())
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+        raw_host = parts.hostname
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES or not raw_host:
+        return None
+    host = normalise_host(raw_host)
+    if host is None:
+        return None
+    return _assemble(scheme, parts, host, port)
+
+
+def _assemble(scheme: str, parts, host: str, port: int | None) -> str:
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo:
+        netloc = f"{quote(userinfo, safe=_PATH_SAFE)}@{netloc}"
+    url = f"{scheme}://{netloc}{quote(parts.path or '/', safe=_PATH_SAFE)}"
+    if parts.query:
+        url += "?" + quote(parts.query, safe=_PATH_SAFE)
+    if parts.fragment:
+        url += "#" + quote(parts.fragment, safe=_PATH_SAFE)
+    return url
+
+
+def url_host(url: str) -> str:
+    """The host of a URL produced by :func:`normalise_url` (IPv6 without brackets)."""
+    return urlsplit(url).hostname or ""
+
+
+def find_urls(text: str) -> tuple[list[str], str]:
+    """Normalised URLs in (fanged) free text, and the text with those spans blanked.
+
+    The second value lets callers look for bare domains without re-finding the hosts,
+    paths and query strings of URLs already reported.
+    """
+    fanged = fang(text)
+    urls: list[str] = []
+    for candidate in iocextract.extract_unencoded_urls(fanged, refang=True, strip=True):
+        url = normalise_url(candidate)
+        if url:
+            urls.append(url)
+    return urls, _blank_urls(fanged)
+
+
+_URL_SPAN = re.compile(r"(?i)\b(?:https?|ftp)://\S+")
+
+
+def _blank_urls(text: str) -> str:
+    text = _URL_SPAN.sub(" ", text)
+    return _EMAIL.sub(" ", text)
+
+
+def find_bare_domains(text: str) -> list[str]:
+    """Host names written without a scheme (``NOBUX(.)SK``, ``example[.]com``).
+
+    Expects text that has been through :func:`find_urls` (URLs and e-mail addresses
+    blanked). A candidate counts only with a real public suffix; ``invoice.pdf`` and
+    ``1.5`` do not, ``notes.md`` is treated as a file name, and neither ``account.Click``
+    (a sentence run into the next one) nor a one-letter name like ``S.eu`` (letters
+    split by dots to dodge filters) is read as a domain.
+    """
+    found = []
+    for match in _BARE_DOMAIN.finditer(fang(text)):
+        candidate = match.group(1)
+        if _looks_like_prose_or_file(candidate):
+            continue
+        name = hostname(candidate)
+        if name and len(_extractor()(name).domain) > 1:  # "S.eu e.spaço": prose, not a site
+            found.append(name)
+    return found
+
+
+def _looks_like_prose_or_file(candidate: str) -> bool:
+    labels = candidate.split(".")
+    tld = labels[-1]
+    if len(tld) > 1 and tld[0].isupper() and tld[1:].islower():
+        return True
+    return len(labels) == 2 and tld.lower() in FILE_EXTENSION_TLDS

@@ -1,0 +1,300 @@
+"""The ledger: every change with the state it replaced, and a tamper-evident audit trail.
+
+Temporal's history is kept for days; the ledger is kept for good. It is SQLite under
+HANDRAIL_HOME (plain SQL, portable to PostgreSQL). The audit table is append-only and
+hash-chained: each row stores the SHA-256 of the previous row together with its own
+canonical JSON, so editing or deleting any row breaks every hash after it and
+`handrail audit verify` names the first row that no longer fits.
+
+Writes are idempotent (audit rows by event id, changes by change id, reverts by change
+id) because activities that write here may be retried by Temporal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from handrail.models import AuditEvent, Change, ChangeRecord, Mode
+from handrail.redact import redact
+
+GENESIS = "0" * 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    at TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    step_id TEXT,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_run ON audit(run_id, seq);
+CREATE INDEX IF NOT EXISTS audit_event ON audit(event, at);
+CREATE TABLE IF NOT EXISTS changes (
+    change_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    automated INTEGER NOT NULL,
+    applied_at TEXT NOT NULL,
+    expires_at TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_run ON changes(run_id, applied_at);
+CREATE INDEX IF NOT EXISTS changes_kind_time ON changes(kind, applied_at);
+CREATE TABLE IF NOT EXISTS reverts (
+    change_id TEXT PRIMARY KEY REFERENCES changes(change_id),
+    run_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    verified INTEGER NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reverts_time ON reverts(at);
+"""
+
+
+def canonical(value: Any) -> str:
+    """Stable JSON: sorted keys, no spaces, UTF-8 — the form that is hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + "\n" + body).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    rows: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class RevertRow:
+    change_id: str
+    run_id: str
+    reason: str
+    by: str
+    at: str
+    verified: bool
+    detail: str
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- audit -------------------------------------------------------------------------
+    def append(self, events: list[AuditEvent]) -> int:
+        """Append events to the chain; events already recorded (same id) are skipped."""
+        if not events:
+            return 0
+        written = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                prev = row[0] if row else GENESIS
+                for event in events:
+                    if self._db.execute(
+                        "SELECT 1 FROM audit WHERE event_id = ?", (event.id,)
+                    ).fetchone():
+                        continue
+                    body = canonical(
+                        {
+                            "id": event.id,
+                            "at": iso(event.at),
+                            "run_id": event.run_id,
+                            "step_id": event.step_id,
+                            "event": event.event,
+                            "data": redact(event.data),
+                        }
+                    )
+                    digest = chain_hash(prev, body)
+                    self._db.execute(
+                        "INSERT INTO audit(event_id, at, run_id, step_id, event, body, prev_hash, hash)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (event.id, iso(event.at), event.run_id, event.step_id, event.event, body, prev, digest),
+                    )
+                    prev = digest
+                    written += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return written
+
+    def audit_rows(self, run_id: str | None = None) -> Iterator[dict[str, Any]]:
+        sql = "SELECT seq, body, prev_hash, hash FROM audit"
+        args: tuple = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            args = (run_id,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        for seq, body, prev, digest in rows:
+            yield {"seq": seq, **json.loads(body), "prev_hash": prev, "hash": digest}
+
+    def verify(self) -> VerifyResult:
+        """Walk the chain from the start; report the first row whose hash does not fit."""
+        prev = GENESIS
+        count = 0
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT seq, event_id, at, run_id, step_id, event, body, prev_hash, hash FROM audit ORDER BY seq"
+            )
+            for seq, event_id, at, run_id, step_id, event, body, stored_prev, digest in cursor:
+                count += 1
+                if stored_prev != prev:
+                    return VerifyResult(False, count, seq, "its previous-row hash does not match the row before it")
+                if chain_hash(prev, body) != digest:
+                    return VerifyResult(False, count, seq, "its content does not match its hash")
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    return VerifyResult(False, count, seq, "its body is not valid JSON")
+                columns = {"id": event_id, "at": at, "run_id": run_id, "step_id": step_id, "event": event}
+                if any(parsed.get(k) != v for k, v in columns.items()):
+                    return VerifyResult(False, count, seq, "its indexed columns differ from its hashed body")
+                prev = digest
+        return VerifyResult(True, count)
+
+    # -- changes -----------------------------------------------------------------------
+    def begin_change(self, record: ChangeRecord) -> ChangeRecord:
+        """Record the intent and before-state; a retry gets the first attempt's record back.
+
+        Keeping the first before-state matters: if the tool call succeeded but the activity
+        died before finishing, the retry would otherwise read the changed state as "before".
+        """
+        self._insert_change(record)
+        stored = self.change(record.change_id)
+        assert stored is not None
+        return stored
+
+    def finish_change(self, record: ChangeRecord) -> None:
+        body = canonical(redact(record.model_dump(mode="json")))
+        with self._lock:
+            self._db.execute("UPDATE changes SET body = ? WHERE change_id = ?", (body, record.change_id))
+
+    def _insert_change(self, record: ChangeRecord) -> None:
+        body = canonical(redact(record.model_dump(mode="json")))
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
+                " applied_at, expires_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.change_id,
+                    record.run_id,
+                    record.step_id,
+                    record.change.kind,
+                    record.change.target,
+                    record.mode.value,
+                    int(record.mode != Mode.APPROVE),
+                    iso(record.applied_at),
+                    iso(record.expires_at) if record.expires_at else None,
+                    body,
+                ),
+            )
+
+    def change(self, change_id: str) -> ChangeRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
+                " WHERE c.change_id = ?",
+                (change_id,),
+            ).fetchone()
+        return self._to_record(row) if row else None
+
+    def changes_for_run(self, run_id: str) -> list[ChangeRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
+                " WHERE c.run_id = ? ORDER BY c.applied_at, c.rowid",
+                (run_id,),
+            ).fetchall()
+        return [self._to_record(row) for row in rows]
+
+    @staticmethod
+    def _to_record(row: tuple) -> ChangeRecord:
+        body, reverted_at, reverted_by = row
+        record = ChangeRecord.model_validate_json(body)
+        if reverted_at:
+            record.reverted_at = datetime.fromisoformat(reverted_at)
+            record.reverted_by = reverted_by
+        return record
+
+    def record_revert(
+        self, change_id: str, run_id: str, reason: str, by: str, at: datetime, verified: bool, detail: str
+    ) -> bool:
+        """Mark a change undone; False if it already was (so a revert is never counted twice)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (change_id, run_id, reason, by, iso(at), int(verified), detail),
+            )
+        return cursor.rowcount == 1
+
+    def revert_of(self, change_id: str) -> RevertRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts WHERE change_id = ?",
+                (change_id,),
+            ).fetchone()
+        return RevertRow(*row[:5], bool(row[5]), row[6]) if row else None
+
+    def count_changes(self, kind: str, since: datetime, run_id: str | None = None) -> int:
+        """Changes of a kind applied since a moment (the blast-radius guardrails' input)."""
+        sql = "SELECT COUNT(*) FROM changes WHERE kind = ? AND applied_at >= ?"
+        args: list[Any] = [kind, iso(since)]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()[0]
+
+    def count_run_changes(self, kind: str, run_id: str) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM changes WHERE kind = ? AND run_id = ?", (kind, run_id)
+            ).fetchone()[0]
+
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT run_id FROM audit ORDER BY run_id")]
+
+
+def inverse_description(change: Change | None) -> str:
+    return change.describe() if change else "nothing to undo"

@@ -1,0 +1,36 @@
+"""structlog JSON logs, with secrets removed before anything is rendered."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from handrail.redact import redact_processor
+
+_configured = False
+
+
+def configure(level: str = "INFO") -> None:
+    global _configured
+    if _configured:
+        return
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_processor,
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    _configured = True
+
+
+def get_logger(**bound):
+    return structlog.get_logger("handrail").bind(**bound)

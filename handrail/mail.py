@@ -1,0 +1,481 @@
+"""Parse a reported phishing e-mail into indicators, offline and without trusting it.
+
+Why it is built this way:
+
+* **The message is hostile input.** It is size-checked before parsing, must look like
+  RFC 5322 headers before it is walked, and every decoding step is lenient (unknown
+  charsets and undecodable bytes are replaced, broken base64 or a bogus
+  ``Content-Transfer-Encoding: 8bit+`` is read best-effort) so an attacker cannot make
+  the runbook crash. Only what cannot be read at all raises :class:`MalformedMessage`,
+  with a one-sentence reason for the analyst.
+* **Indicators are data, never targets.** Nothing here opens, fetches or resolves a URL,
+  domain or IP; host names are only IDNA-encoded and matched against the public-suffix
+  snapshot bundled with ``tldextract`` (see :mod:`handrail.indicators`).
+* **The stdlib reads the structure.** ``email`` (``compat32`` policy: the most forgiving
+  with broken MIME) walks nested multiparts and attached messages; ``html.parser`` reads
+  HTML. Defanged text is re-fanged with ``ioc-fanger`` and URLs are located with
+  ``iocextract``, rather than a home-grown regex.
+* **What a reader sees is what we extract.** URLs come from text/plain, HTML ``href``/
+  ``src``-style attributes, visible HTML text, scripts and styles, attachment file names
+  and text-like attachments (HTML, calendar, plain text). Binary attachments (PDF,
+  images, ...) are hashed, never read.
+
+What ``domains`` holds: for every URL host name, both the full host name and its
+registrable domain (public suffix + one label, private PSL section included); and for
+every bare domain written in visible text (``NOBUX(.)SK``, ``www.example.com``), the
+same two. Bare domains need a real public suffix, so ``invoice.pdf`` and ``1.5`` never
+qualify. Domains of e-mail addresses (``mailto:``, senders, text) are not included:
+they identify mailboxes, and blocking ``gmail.com`` would be a disaster. IP literal
+hosts go to ``ips`` instead.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.policy
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.header import Header, decode_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+from html.parser import HTMLParser
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict
+
+from handrail.indicators import (
+    find_bare_domains,
+    find_urls,
+    ip_host,
+    normalise_url,
+    registrable_domain,
+    url_host,
+)
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_PARTS = 1000
+_MB = 1024 * 1024
+
+TEXT_TYPES = frozenset({"text/plain", "text/calendar", "text/x-vcalendar", "text/enriched"})
+HTML_TYPES = frozenset(
+    {"text/html", "text/x-amp-html", "text/watch-html", "application/xhtml+xml",
+     "image/svg+xml"}
+)
+URL_ATTRIBUTES = frozenset(
+    {"href", "src", "action", "formaction", "background", "poster", "cite", "longdesc",
+     "data", "data-src", "data-href", "xlink:href"}
+)
+BLOCK_TAGS = frozenset(
+    {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+     "fieldset", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+     "img", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td",
+     "tfoot", "th", "thead", "title", "tr", "ul"}
+)
+_HEADER_LINE = re.compile(rb"^(?:From [^\r\n]*\r?\n)?[!-9;-~]+[ \t]*:")
+_ESCAPED_MARKUP = re.compile(r"%3C[a-z!/]", re.IGNORECASE)
+_KNOWN_HEADERS = ("from", "to", "subject", "date", "message-id", "received",
+                  "mime-version", "return-path", "content-type", "delivered-to")
+
+
+class MalformedMessage(Exception):
+    """The input cannot be read as an e-mail; ``reason`` says why in one sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LinkMismatch(BaseModel):
+    """An ``<a>`` whose visible text is a URL on a different host than its target."""
+
+    model_config = ConfigDict(frozen=True)
+    text_url: str
+    href_url: str
+
+
+class Attachment(BaseModel):
+    """A non-body MIME part: identified by name and hash, never opened."""
+
+    model_config = ConfigDict(frozen=True)
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+
+
+class ParsedMessage(BaseModel):
+    """What Handrail knows about a reported message, all of it plain data."""
+
+    model_config = ConfigDict(frozen=True)
+    message_id: str
+    sender: str
+    sender_display: str
+    reply_to: str | None
+    recipients: list[str]
+    subject: str
+    date: str | None
+    urls: list[str]
+    domains: list[str]
+    ips: list[str]
+    link_mismatches: list[LinkMismatch]
+    attachments: list[Attachment]
+    size: int
+
+
+def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes into a :class:`ParsedMessage`, or raise MalformedMessage."""
+    _check_size(raw, max_bytes)
+    msg = _read_structure(raw)
+    found = _Findings()
+    for part in _leaf_parts(msg):
+        _read_part(part, found)
+    return _build(raw, msg, found)
+
+
+# --- structure -------------------------------------------------------------------
+
+
+def _check_size(raw: bytes, max_bytes: int) -> None:
+    if len(raw) > max_bytes:
+        raise MalformedMessage(
+            f"message is {len(raw) / _MB:.1f} MB, over the {max_bytes / _MB:g} MB limit"
+        )
+
+
+def _read_structure(raw: bytes) -> Message:
+    head = raw.lstrip(b"\r\n\t ")[:8192]
+    if not _HEADER_LINE.match(head) or b"\x00" in head.split(b"\n\n", 1)[0]:
+        raise MalformedMessage("input is not an e-mail: it does not start with a header")
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception as exc:  # the parser is lenient; anything here is fatal
+        raise MalformedMessage(f"message headers cannot be parsed ({exc})") from exc
+    if not any(name in msg for name in _KNOWN_HEADERS):
+        raise MalformedMessage("input is not an e-mail: it has none of the usual headers")
+    return msg
+
+
+def _leaf_parts(msg: Message) -> list[Message]:
+    try:
+        leaves = [part for part in _bounded_walk(msg) if not part.is_multipart()]
+    except RecursionError as exc:
+        raise MalformedMessage("the MIME structure is nested too deeply to walk") from exc
+    except MalformedMessage:
+        raise
+    except Exception as exc:
+        raise MalformedMessage(f"the MIME structure cannot be walked ({exc})") from exc
+    return leaves
+
+
+def _bounded_walk(msg: Message) -> Iterator[Message]:
+    for count, part in enumerate(msg.walk(), start=1):
+        if count > MAX_PARTS:
+            raise MalformedMessage(f"message has more than {MAX_PARTS} MIME parts")
+        yield part
+
+
+# --- parts -----------------------------------------------------------------------
+
+
+@dataclass
+class _Findings:
+    urls: list[str] = field(default_factory=list)
+    bare_domains: list[str] = field(default_factory=list)
+    mismatches: list[LinkMismatch] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def scan_text(self, text: str) -> None:
+        urls, rest = find_urls(text)
+        self.urls.extend(urls)
+        self.bare_domains.extend(find_bare_domains(rest))
+
+    def scan_html(self, markup: str, depth: int = 0) -> None:
+        reader = _HtmlReader()
+        try:
+            reader.feed(markup)
+            reader.close()
+        except Exception:  # html.parser is lenient; keep whatever was read
+            pass
+        self.urls.extend(reader.attribute_urls)
+        self.scan_text(reader.visible_text())
+        code = reader.code_text()
+        self.urls.extend(find_urls(code)[0])
+        self.mismatches.extend(reader.mismatches)
+        if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
+            self.scan_html(unquote(code), depth=1)
+
+
+def _read_part(part: Message, found: _Findings) -> None:
+    content_type = part.get_content_type()
+    filename = _filename(part)
+    payload = _payload(part)
+    is_attachment = filename is not None or _disposition(part) == "attachment"
+    if is_attachment or content_type not in TEXT_TYPES | HTML_TYPES:
+        found.attachments.append(_attachment(filename, content_type, payload))
+        if filename:
+            found.scan_text(filename)
+    if content_type in HTML_TYPES:
+        found.scan_html(_decode_text(part, payload))
+    elif content_type in TEXT_TYPES:
+        found.scan_text(_decode_text(part, payload))
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # a broken encoding still leaves the raw text to read
+        payload = part.get_payload()
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogateescape")
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _decode_text(part: Message, payload: bytes) -> str:
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # a garbled charset parameter: fall back to guessing
+        charset = None
+    return _decode_bytes(payload, charset)
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """Decode in the declared charset; without a usable one, UTF-8 else windows-1252."""
+    try:
+        return data.decode(codecs.lookup(charset or "").name, "replace")
+    except LookupError:
+        pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("windows-1252", "replace")
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    return _decode_header_value(name) if name else None
+
+
+def _disposition(part: Message) -> str | None:
+    value = part.get("Content-Disposition")
+    return str(value).split(";", 1)[0].strip().lower() if value else None
+
+
+def _attachment(filename: str | None, content_type: str, payload: bytes) -> Attachment:
+    return Attachment(
+        filename=filename,
+        content_type=content_type,
+        size=len(payload),
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
+
+
+# --- HTML ------------------------------------------------------------------------
+
+
+class _HtmlReader(HTMLParser):
+    """Collects URL attributes, visible text, script/style text and <a> text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attribute_urls: list[str] = []
+        self.mismatches: list[LinkMismatch] = []
+        self._visible: list[str] = []
+        self._code: list[str] = []
+        self._hidden_depth = 0
+        self._anchor: tuple[str | None, list[str]] | None = None
+
+    def visible_text(self) -> str:
+        return "".join(self._visible)
+
+    def code_text(self) -> str:
+        return "\n".join(self._code)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._hidden_depth += 1
+        if tag in BLOCK_TAGS:
+            self._visible.append("\n")
+        for name, value in attrs:
+            self._read_attribute(tag, name, value or "", attrs)
+        if tag == "a":
+            self._close_anchor()
+            self._anchor = (_attr_url(dict(attrs).get("href")), [])
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag in ("script", "style"):
+            self._hidden_depth -= 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._hidden_depth:
+            self._hidden_depth -= 1
+        if tag in BLOCK_TAGS:
+            self._visible.append("\n")
+        if tag == "a":
+            self._close_anchor()
+
+    def handle_data(self, data: str) -> None:
+        if self._hidden_depth:
+            self._code.append(data)
+            return
+        self._visible.append(data)
+        if self._anchor is not None:
+            self._anchor[1].append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self._code.append(data)  # commented-out markup and Outlook conditional blocks
+
+    def close(self) -> None:
+        super().close()
+        self._close_anchor()
+
+    def _read_attribute(self, tag, name: str, value: str, attrs) -> None:
+        if name in URL_ATTRIBUTES:
+            url = _attr_url(value)
+            if url:
+                self.attribute_urls.append(url)
+        elif name == "srcset":
+            for item in value.split(","):
+                url = _attr_url(item.strip().split(" ")[0])
+                if url:
+                    self.attribute_urls.append(url)
+        elif name == "style" or (tag == "meta" and name == "content"):
+            self._code.append(value)
+
+    def _close_anchor(self) -> None:
+        if self._anchor is None:
+            return
+        href_url, text = self._anchor
+        self._anchor = None
+        text_url = _text_as_url("".join(text))
+        if href_url and text_url and _host_key(text_url) != _host_key(href_url):
+            self.mismatches.append(LinkMismatch(text_url=text_url, href_url=href_url))
+
+
+def _attr_url(value: str | None) -> str | None:
+    """An absolute web URL from an attribute value (``www.`` counts as http)."""
+    if not value:
+        return None
+    value = "".join(value.split())  # attribute values often wrap inside the URL
+    if value.lower().startswith("www."):
+        value = "http://" + value
+    return normalise_url(value)
+
+
+def _text_as_url(text: str) -> str | None:
+    """A URL if the whole visible link text reads as one (scheme optional)."""
+    token = text.strip().strip("<>\"'").rstrip(".,;:!?")
+    if not token or any(ch.isspace() for ch in token):
+        return None
+    if "://" not in token:
+        if not find_bare_domains(token.split("/", 1)[0]):
+            return None
+        token = "http://" + token
+    return normalise_url(token)
+
+
+def _host_key(url: str) -> str:
+    host = url_host(url)
+    return host[4:] if host.startswith("www.") else host
+
+
+# --- headers and result ----------------------------------------------------------
+
+
+def _decode_header_value(value: object) -> str:
+    """RFC 2047-decode a header in any charset; undecodable bytes are replaced.
+
+    compat32 hands back raw 8-bit header bytes (UTF-8 or a legacy charset, not RFC 2047)
+    as a ``Header`` in the ``unknown-8bit`` charset, or as surrogate escapes.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, Header):
+        text = "".join(_decode_bytes(data, None) for data, _ in decode_header(value))
+    else:
+        text = _undo_surrogates(str(value))
+    return _collapse_space(_decode_words(text) if "=?" in text else text)
+
+
+def _decode_words(text: str) -> str:
+    try:
+        chunks = decode_header(text)
+    except Exception:  # a malformed encoded word stays as written
+        return text
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:  # unencoded text between encoded words
+            out.append(chunk.decode("raw-unicode-escape", "replace"))
+        else:
+            out.append(_decode_bytes(chunk, charset))
+    return "".join(out)
+
+
+def _undo_surrogates(text: str) -> str:
+    if text.isascii() or not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    return _decode_bytes(text.encode("utf-8", "surrogateescape"), None)
+
+
+def _collapse_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _header(msg: Message, name: str) -> str | None:
+    try:
+        value = msg.get(name)
+    except Exception:
+        return None
+    return None if value is None else _decode_header_value(value)
+
+
+def _addresses(msg: Message, *names: str) -> list[str]:
+    values = []
+    for name in names:
+        values.extend(_decode_header_value(v) for v in (msg.get_all(name) or []))
+    found = {addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr}
+    return sorted(found)
+
+
+def _message_id(msg: Message, raw: bytes) -> str:
+    value = (_header(msg, "Message-ID") or "").strip().strip("<>").strip()
+    return value or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
+    display, sender = parseaddr(_header(msg, "From") or "")
+    reply_to = parseaddr(_header(msg, "Reply-To") or "")[1] or None
+    urls = sorted(set(found.urls))
+    return ParsedMessage(
+        message_id=_message_id(msg, raw),
+        sender=sender.lower(),
+        sender_display=display,
+        reply_to=reply_to.lower() if reply_to else None,
+        recipients=_addresses(msg, "To", "Cc", "Delivered-To"),
+        subject=_header(msg, "Subject") or "",
+        date=_header(msg, "Date"),
+        urls=urls,
+        domains=_domains(urls, found.bare_domains),
+        ips=sorted({h for h in map(url_host, urls) if ip_host(h)}),
+        link_mismatches=_unique(found.mismatches),
+        attachments=found.attachments,
+        size=len(raw),
+    )
+
+
+def _domains(urls: list[str], bare: list[str]) -> list[str]:
+    names = {h for h in map(url_host, urls) if not ip_host(h)} | set(bare)
+    registrable = {registrable_domain(n) for n in names}
+    return sorted((names | registrable) - {None})  # type: ignore[operator]
+
+
+def _unique(items: list[LinkMismatch]) -> list[LinkMismatch]:
+    return sorted(set(items), key=lambda m: (m.text_url, m.href_url))

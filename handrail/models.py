@@ -1,0 +1,267 @@
+"""The data that crosses workflow and activity boundaries.
+
+Every value a workflow hands to an activity (or receives back) is one of these pydantic
+models, so the history is typed, replay is stable and nothing travels as a bare dict.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Scalar = str | int | float | bool | None
+
+
+class Mode(StrEnum):
+    APPROVE = "approve"
+    LOGGED = "logged"
+    GUARDED = "guarded"
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    HOLD = "hold"
+    DENY = "deny"
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    DENIED = "denied"
+    COMPENSATED = "compensated"
+    ROLLED_BACK = "rolled_back"
+    NEEDS_ATTENTION = "needs_attention"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class StepState(StrEnum):
+    CHECKING = "checking"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"  # the tool already was in the wanted state: nothing to undo
+    DENIED = "denied"
+    FAILED = "failed"
+    COMPENSATED = "compensated"
+    EXPIRED = "expired"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+class Change(BaseModel):
+    """One change to one security tool: what a runbook asks the gate to do.
+
+    `kind` names the action (`firewall.egress_block`); `target` is the thing changed (an
+    IP, a domain, a host); `params` carries the rest (a comment, a level).
+    """
+
+    kind: str
+    target: str
+    params: dict[str, Scalar] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+class Verdict(BaseModel):
+    guardrail: str
+    outcome: Outcome
+    reason: str
+    alert: bool = False  # a deny that should wake the SOC (a faulty feed, a protected range)
+    threshold: float | None = None
+    threshold_source: str | None = None  # where a threshold came from ("static", "baseline p99×1.5")
+
+
+class Approver(BaseModel):
+    users: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+
+
+class GatePolicy(BaseModel):
+    """The slice of the policy one step needs, frozen into history when the step starts.
+
+    The workflow checks approvals against this snapshot, so a policy edited while a run
+    waits cannot change who may approve the step already asked about.
+    """
+
+    kind: str
+    mode: Mode
+    pinned: bool = False
+    approvers: Approver = Field(default_factory=Approver)
+    escalate_to: Approver = Field(default_factory=Approver)
+    required_approvals: int = 1
+    approval_timeout_s: float = 4 * 3600
+    escalation_timeout_s: float = 4 * 3600
+    on_timeout: Literal["deny", "approve"] = "deny"
+    user_roles: dict[str, list[str]] = Field(default_factory=dict)
+    alert_priority: str = "P2"
+
+
+class GuardrailContext(BaseModel):
+    """Facts gathered by an activity so that guardrail evaluation can stay pure."""
+
+    protected: list[tuple[str, str]] = Field(default_factory=list)  # (name, cidr)
+    allowlist: list[str] = Field(default_factory=list)
+    target_tags: list[str] = Field(default_factory=list)
+    recent_count_hour: int = 0
+    recent_count_run: int = 0
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    threshold_sources: dict[str, str] = Field(default_factory=dict)
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StepCheck(BaseModel):
+    """What the first activity of a step returns: the policy slice and the context."""
+
+    policy: GatePolicy
+    context: GuardrailContext
+
+
+class Decision(BaseModel):
+    """An approver's answer, sent as a signal. `id` lets the sender find its verdict."""
+
+    id: str
+    step: str | None = None
+    approver: str
+    approve: bool
+    reason: str = ""
+
+
+class DecisionRecord(BaseModel):
+    decision: Decision
+    accepted: bool
+    why: str
+    at: datetime
+
+
+class AuditEvent(BaseModel):
+    """One line of the audit ledger, created in workflow code with a deterministic id."""
+
+    id: str
+    at: datetime
+    run_id: str
+    step_id: str | None = None
+    event: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckRequest(BaseModel):
+    run_id: str
+    step_id: str
+    change: Change
+    audit: list[AuditEvent] = Field(default_factory=list)
+
+
+class AlertRequest(BaseModel):
+    run_id: str
+    priority: str
+    title: str
+    body: str
+    tags: list[str] = Field(default_factory=list)
+    idempotency_key: str
+    audit: list[AuditEvent] = Field(default_factory=list)
+
+
+class RunChangesRequest(BaseModel):
+    run_id: str
+
+
+class ApplyRequest(BaseModel):
+    run_id: str
+    step_id: str
+    change: Change
+    idempotency_key: str
+    mode: Mode
+    requested_by: str
+    approved_by: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    audit: list[AuditEvent] = Field(default_factory=list)
+
+
+class ChangeRecord(BaseModel):
+    """A ledger row: the change with the state it replaced and how to undo it."""
+
+    change_id: str
+    run_id: str
+    step_id: str
+    change: Change
+    status: Literal["pending", "applied", "unchanged"] = "pending"
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None = None
+    inverse: Change | None = None
+    mode: Mode
+    requested_by: str
+    approved_by: list[str] = Field(default_factory=list)
+    applied_at: datetime
+    expires_at: datetime | None = None
+    reverted_at: datetime | None = None
+    reverted_by: str | None = None
+
+
+class RevertRequest(BaseModel):
+    change_id: str
+    reason: str  # compensation | expiry | rollback
+    by: str
+    run_id: str
+    audit: list[AuditEvent] = Field(default_factory=list)
+
+
+class RevertResult(BaseModel):
+    change_id: str
+    reverted: bool
+    already: bool = False
+    verified: bool = True
+    detail: str = ""
+
+
+class StepRecord(BaseModel):
+    step_id: str
+    change: Change
+    state: StepState = StepState.CHECKING
+    mode: Mode | None = None
+    verdicts: list[Verdict] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    approvals_needed: int = 0
+    escalated: bool = False
+    change_id: str | None = None
+    unchanged: bool = False
+    expires_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    note: str = ""
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    runbook: str
+    state: RunState
+    requested_by: str
+    subject: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    rejected_decisions: list[DecisionRecord] = Field(default_factory=list)
+    error: str | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    def pending_step(self) -> StepRecord | None:
+        for step in self.steps:
+            if step.state == StepState.AWAITING_APPROVAL:
+                return step
+        return None
+
+
+class EgressBlockTrigger(BaseModel):
+    ip: str
+    reason: str
+    requested_by: str
+    ttl_s: float | None = None
+
+
+class RollbackTrigger(BaseModel):
+    run_id: str
+    requested_by: str

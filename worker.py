@@ -1,0 +1,58 @@
+"""`python worker.py`: one worker with every Handrail workflow and activity.
+
+Scale out by starting more of these against the same Temporal cluster and task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.gate import GateActivities
+from handrail.config import Settings, load_settings
+from handrail.ledger import Ledger
+from handrail.log import configure, get_logger
+from handrail.tools import ToolClients
+from workflows import WORKFLOWS
+
+
+def build_worker(
+    client: Client, settings: Settings, tools, ledger: Ledger | None = None, extra_workflows=(), **options
+) -> Worker:
+    """The worker every process uses (the real one, tests, benchmarks): same code, same settings."""
+    gate = GateActivities(settings, tools, ledger)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[*WORKFLOWS, *extra_workflows],
+        activities=gate.all(),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        **options,
+    )
+
+
+async def main() -> None:
+    from handrail.temporal import connect
+
+    configure()
+    settings = load_settings()
+    log = get_logger(task_queue=settings.task_queue)
+    client = await connect(settings)
+    async with ToolClients.from_settings(settings) as tools:
+        worker = build_worker(client, settings, tools)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker started", temporal=settings.temporal_address, namespace=settings.namespace)
+        async with worker:
+            await stop.wait()
+        log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

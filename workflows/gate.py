@@ -1,0 +1,419 @@
+"""The step gate and the saga, as workflow code every runbook shares.
+
+A runbook says what to change; `Runbook.change` decides whether and how:
+guardrails -> approval (by trust mode, or because a guardrail holds) -> tool call with an
+idempotency key -> ledger record -> compensation pushed on the saga stack -> audit.
+On failure, cancellation or an aborting denial, `Runbook.__aexit__` undoes the recorded
+changes in reverse, and keeps doing so even if a cancel arrives mid-way.
+
+Everything here is deterministic: time from `workflow.now()`, ids from the run and step,
+guardrails as pure functions, side effects only through activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from handrail import guardrails
+    from handrail.approvals import ApprovalBook
+    from handrail.models import (
+        AlertRequest,
+        ApplyRequest,
+        AuditEvent,
+        Change,
+        ChangeRecord,
+        CheckRequest,
+        Decision,
+        GatePolicy,
+        Mode,
+        Outcome,
+        RevertRequest,
+        RunState,
+        RevertResult,
+        RunStatus,
+        StepCheck,
+        StepRecord,
+        StepState,
+    )
+
+from workflows.expiry import ExpireChange, ExpiryTrigger
+
+STATE_KEY = SearchAttributeKey.for_keyword("HandrailState")
+RUNBOOK_KEY = SearchAttributeKey.for_keyword("HandrailRunbook")
+AWAITING_KEY = SearchAttributeKey.for_keyword("HandrailAwaiting")
+REQUESTER_KEY = SearchAttributeKey.for_keyword("HandrailRequestedBy")
+SEARCH_ATTRIBUTES = {
+    "HandrailState": "Keyword",
+    "HandrailRunbook": "Keyword",
+    "HandrailAwaiting": "Keyword",
+    "HandrailRequestedBy": "Keyword",
+}
+
+CHECK_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5))
+TOOL_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
+)
+COMPENSATE_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
+)
+
+
+class StepDenied(Exception):
+    """A step was refused (guardrail, approver or timeout) and the runbook cannot go on."""
+
+    def __init__(self, step: StepRecord, why: str):
+        super().__init__(why)
+        self.step = step
+
+
+class Rejected(Exception):
+    """The trigger itself is unusable (malformed input): the run ends `rejected`, nothing changed."""
+
+
+class Runbook:
+    """One run's gate, saga and status. Create it with `RunbookWorkflow.runbook(...)`."""
+
+    def __init__(self, book: ApprovalBook, runbook: str, requested_by: str, subject: str):
+        info = workflow.info()
+        self.run_id = info.workflow_id
+        self.book = book
+        self.status = RunStatus(
+            run_id=self.run_id,
+            runbook=runbook,
+            state=RunState.RUNNING,
+            requested_by=requested_by,
+            subject=subject,
+            started_at=workflow.now(),
+        )
+        book.status = self.status
+        self._saga: list[tuple[StepRecord, ChangeRecord]] = []
+        self._pending_audit: list[AuditEvent] = []
+        self._event_seq = 0
+        self._last_state: RunState | None = None
+
+    # -- audit -------------------------------------------------------------------------
+    def audit(self, event: str, step_id: str | None = None, **data) -> None:
+        """Queue an audit event; it is written with the next activity, at no extra cost."""
+        self._event_seq += 1
+        self._pending_audit.append(
+            AuditEvent(
+                id=f"{self.run_id}:{workflow.info().run_id}:{self._event_seq}",
+                at=workflow.now(),
+                run_id=self.run_id,
+                step_id=step_id,
+                event=event,
+                data=data,
+            )
+        )
+
+    def _take_audit(self) -> list[AuditEvent]:
+        for name, step_id, data in self.book.take_events():
+            self.audit(name, step_id, **data)
+        events, self._pending_audit = self._pending_audit, []
+        return events
+
+    async def flush_audit(self) -> None:
+        events = self._take_audit()
+        if events:
+            await workflow.execute_activity("record_audit", events, **CHECK_OPTS)
+
+    # -- state and search attributes ---------------------------------------------------
+    def _set_state(self, state: RunState, awaiting: str = "") -> None:
+        self.status.state = state
+        if self._last_state == state and not awaiting:
+            return
+        self._last_state = state
+        workflow.upsert_search_attributes(
+            [STATE_KEY.value_set(state.value), AWAITING_KEY.value_set(awaiting)]
+        )
+
+    # -- the saga ----------------------------------------------------------------------
+    async def __aenter__(self) -> "Runbook":
+        workflow.upsert_search_attributes(
+            [
+                STATE_KEY.value_set(RunState.RUNNING.value),
+                RUNBOOK_KEY.value_set(self.status.runbook),
+                REQUESTER_KEY.value_set(self.status.requested_by),
+            ]
+        )
+        self._last_state = RunState.RUNNING
+        self.audit("run.started", runbook=self.status.runbook, requested_by=self.status.requested_by,
+                   subject=self.status.subject)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            final = RunState.COMPLETED
+        elif isinstance(exc, Rejected):
+            final, self.status.error = RunState.REJECTED, str(exc)
+        elif isinstance(exc, StepDenied):
+            final, self.status.error = RunState.DENIED, str(exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            final, self.status.error = RunState.COMPENSATED, "the run was cancelled"
+        else:
+            final, self.status.error = RunState.COMPENSATED, _describe_failure(exc)
+        if exc is not None and self._saga:
+            failed = await self._compensate_to_the_end()
+            if failed:
+                final = RunState.NEEDS_ATTENTION
+                self.status.error = (self.status.error or "") + (
+                    f"; compensation failed for ledger change(s) {', '.join(failed)}"
+                )
+        elif exc is not None and final == RunState.COMPENSATED:
+            final = RunState.FAILED  # nothing had been changed, so nothing was compensated
+        self.status.finished_at = workflow.now()
+        self._set_state(final)
+        self.audit("run.finished", state=final.value, error=self.status.error,
+                   changes=[r.change_id for _, r in self._saga])
+        await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
+        # The outcome is in the status and the audit; the run itself ends normally so that a
+        # failure never turns into a workflow task retried for ever.
+        return True
+
+    async def _compensate_to_the_end(self) -> list[str]:
+        """Compensate in a task of its own and await it until done, cancel or not."""
+        self.status.summary["compensating"] = True
+        return await _keep_awaiting(asyncio.ensure_future(self._compensate()))
+
+    async def _compensate(self) -> list[str]:
+        failed: list[str] = []
+        for step, record in reversed(self._saga):
+            self.audit("compensation.started", step.step_id, change_id=record.change_id)
+            try:
+                result = await workflow.execute_activity(
+                    "revert_change",
+                    RevertRequest(change_id=record.change_id, reason="compensation", by="handrail",
+                                  run_id=self.run_id, audit=self._take_audit()),
+                    result_type=RevertResult,
+                    **COMPENSATE_OPTS,
+                )
+                step.state = StepState.COMPENSATED
+                step.note = result.detail
+            except ActivityError as err:
+                step.state = StepState.COMPENSATION_FAILED
+                step.note = f"compensation failed: {_describe_failure(err)}"
+                self.audit("compensation.failed", step.step_id, change_id=record.change_id, error=step.note)
+                failed.append(record.change_id)
+        return failed
+
+    # -- the gate ----------------------------------------------------------------------
+    async def look(self, activity: str, arg, *, result_type=None, timeout: timedelta = timedelta(seconds=60)):
+        """A read-only activity: no gate, no ledger; its audit rides along later."""
+        return await workflow.execute_activity(
+            activity, arg, result_type=result_type, start_to_close_timeout=timeout,
+            retry_policy=RetryPolicy(maximum_attempts=5),
+        )
+
+    async def alert(self, priority: str, title: str, body: str, tags: list[str] | None = None) -> None:
+        self._event_seq += 1
+        key = f"{self.run_id}/alert-{self._event_seq}"
+        self.audit("alert.raised", priority=priority, title=title)
+        await workflow.execute_activity(
+            "raise_alert",
+            AlertRequest(run_id=self.run_id, priority=priority, title=title, body=body, tags=tags or [],
+                         idempotency_key=key, audit=self._take_audit()),
+            **TOOL_OPTS,
+        )
+
+    async def change(
+        self,
+        change: Change,
+        *,
+        expires_after: timedelta | None = None,
+        abort_on_deny: bool = True,
+    ) -> StepRecord:
+        """Run one change through the gate. Returns the step; raises StepDenied when refused."""
+        step = StepRecord(
+            step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
+            change=change,
+            started_at=workflow.now(),
+        )
+        self.status.steps.append(step)
+        self.audit("step.requested", step.step_id, change=change.model_dump())
+
+        check = await workflow.execute_activity(
+            "check_step",
+            CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change, audit=self._take_audit()),
+            result_type=StepCheck,
+            **CHECK_OPTS,
+        )
+        policy, context = check.policy, check.context
+        step.mode = policy.mode
+        step.verdicts = guardrails.evaluate(change, context)
+        outcome = guardrails.overall(step.verdicts)
+        self.audit("guardrails.evaluated", step.step_id, mode=policy.mode.value, outcome=outcome.value,
+                   verdicts=[v.model_dump() for v in step.verdicts])
+
+        if outcome == Outcome.DENY:
+            reason = "; ".join(v.reason for v in step.verdicts if v.outcome == Outcome.DENY)
+            await self._refuse(step, f"guardrail denied {change.describe()}: {reason}", policy)
+            if abort_on_deny:
+                raise StepDenied(step, step.note)
+            return step
+
+        approved_by: list[str] = []
+        if policy.mode == Mode.APPROVE or outcome == Outcome.HOLD:
+            why = "policy mode is approve" if policy.mode == Mode.APPROVE else "a guardrail holds it: " + "; ".join(
+                v.reason for v in step.verdicts if v.outcome == Outcome.HOLD
+            )
+            approved, approved_by, note = await self._ask_for_approval(step, policy, why)
+            if not approved:
+                step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
+                self.audit("step.denied", step.step_id, reason=note)
+                if abort_on_deny:
+                    raise StepDenied(step, note)
+                return step
+
+        step.state = StepState.APPLYING
+        expires_at = workflow.now() + expires_after if expires_after else None
+        record: ChangeRecord = await workflow.execute_activity(
+            "apply_change",
+            ApplyRequest(
+                run_id=self.run_id,
+                step_id=step.step_id,
+                change=change,
+                idempotency_key=f"{self.run_id}/{step.step_id}",
+                mode=policy.mode,
+                requested_by=self.status.requested_by,
+                approved_by=approved_by,
+                expires_at=expires_at,
+                audit=self._take_audit(),
+            ),
+            result_type=ChangeRecord,
+            **TOOL_OPTS,
+        )
+        step.change_id = record.change_id
+        step.finished_at = workflow.now()
+        if record.status == "unchanged":
+            step.state, step.unchanged = StepState.UNCHANGED, True
+            step.note = "the tool already was in the wanted state; nothing to undo"
+            return step
+        step.state = StepState.APPLIED
+        self._saga.append((step, record))
+        if expires_at is not None and record.inverse is not None:
+            step.expires_at = expires_at
+            await self._schedule_expiry(record, expires_at)
+        return step
+
+    async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
+        step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
+        self.audit("step.denied", step.step_id, reason=note)
+        for verdict in step.verdicts:
+            if verdict.outcome == Outcome.DENY and verdict.alert:
+                await self.alert(
+                    policy.alert_priority,
+                    f"Handrail refused {step.change.describe()}",
+                    f"Run {self.run_id} asked for {step.change.describe()}. {verdict.reason}. "
+                    f"Guardrail {verdict.guardrail} denied it; nothing was changed.",
+                    tags=["guardrail", verdict.guardrail],
+                )
+                return
+
+    async def _ask_for_approval(self, step: StepRecord, policy: GatePolicy, why: str) -> tuple[bool, list[str], str]:
+        step.state = StepState.AWAITING_APPROVAL
+        step.approvals_needed = policy.required_approvals
+        self.book.open(step, policy)
+        self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
+        self.audit("approval.requested", step.step_id, why=why, required=policy.required_approvals,
+                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)
+        await self.flush_audit()
+
+        if not await self._wait_for_decision(step, policy.approval_timeout_s):
+            if policy.escalate_to.users or policy.escalate_to.roles:
+                self.book.escalate(step)
+                self.audit("approval.escalated", step.step_id, to=policy.escalate_to.model_dump())
+                await self.alert(
+                    "P2", f"Approval escalated: {step.change.describe()}",
+                    f"Run {self.run_id} has waited {policy.approval_timeout_s / 3600:g}h for approval of "
+                    f"{step.change.describe()}; now also open to {policy.escalate_to.model_dump()}.",
+                    tags=["approval", "escalation"],
+                )
+                await self._wait_for_decision(step, policy.escalation_timeout_s)
+
+        outcome = self.book.close(step)
+        self._set_state(RunState.RUNNING)
+        if outcome.timed_out:
+            approve = policy.on_timeout == "approve"
+            self.audit("approval.timeout", step.step_id, applied=policy.on_timeout)
+            note = f"no decision in time; policy on_timeout is {policy.on_timeout}"
+            return approve, ["on_timeout"] if approve else [], note
+        self.audit("approval.decided", step.step_id, approved=outcome.approved, by=outcome.deciders)
+        if outcome.approved:
+            return True, outcome.deciders, "approved by " + ", ".join(outcome.deciders)
+        return False, [], f"denied by {', '.join(outcome.deciders)}: {outcome.reason}"
+
+    async def _wait_for_decision(self, step: StepRecord, timeout_s: float) -> bool:
+        """Wait for the step's decision; audit each decision (even a rejected one) as it comes."""
+        deadline = workflow.now() + timedelta(seconds=timeout_s)
+        while not self.book.decided(step):
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: self.book.decided(step) or self.book.has_events(),
+                    timeout=timedelta(seconds=remaining),
+                )
+            except asyncio.TimeoutError:
+                return False
+            await self.flush_audit()
+        return True
+
+    async def _schedule_expiry(self, record: ChangeRecord, expires_at) -> None:
+        self.audit("expiry.scheduled", record.step_id, change_id=record.change_id, expires_at=expires_at.isoformat())
+        await workflow.start_child_workflow(
+            ExpireChange.run,
+            ExpiryTrigger(change_id=record.change_id, run_id=self.run_id, expires_at=expires_at),
+            id=f"expire-{record.change_id.replace('/', '-')}",
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
+
+    def report(self) -> RunStatus:
+        return self.status
+
+
+async def _keep_awaiting(task: asyncio.Future):
+    """Await a task to its end even if this coroutine is cancelled meanwhile.
+
+    A bare `asyncio.shield` would let the cancel close the workflow and abandon the task
+    (and with it a half-done compensation); looping keeps the workflow alive until done.
+    """
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
+
+
+def _describe_failure(exc: BaseException) -> str:
+    cause = exc
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    return str(cause) or type(cause).__name__
+
+
+class RunbookWorkflow:
+    """Base for every runbook workflow: the decision signal and the status query."""
+
+    def __init__(self) -> None:
+        self._book = ApprovalBook()
+
+    def runbook(self, runbook: str, requested_by: str, subject: str) -> Runbook:
+        return Runbook(self._book, runbook, requested_by, subject)
+
+    @workflow.signal
+    def decide(self, decision: Decision) -> None:
+        self._book.receive(decision, workflow.now())
+
+    @workflow.query
+    def status(self) -> RunStatus | None:
+        return self._book.status
