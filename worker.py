@@ -21,7 +21,13 @@ from workflows import WORKFLOWS
 
 
 def build_worker(
-    client: Client, settings: Settings, tools, ledger: Ledger | None = None, extra_workflows=(), **options
+    client: Client,
+    settings: Settings,
+    tools,
+    ledger: Ledger | None = None,
+    extra_workflows=(),
+    extra_activities=(),
+    **options,
 ) -> Worker:
     """The worker every process uses (the real one, tests, benchmarks): same code, same settings."""
     gate = GateActivities(settings, tools, ledger)
@@ -29,7 +35,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=gate.all(),
+        activities=[*gate.all(), *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=8),
         **options,
     )

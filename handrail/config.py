@@ -76,6 +76,16 @@ class Settings:
         return replace(self, **changes)
 
 
+def _policy_path(env: dict[str, str]) -> Path:
+    """HANDRAIL_POLICY, else ./policy.toml, else the policy shipped beside the code."""
+    if env.get("HANDRAIL_POLICY"):
+        return Path(env["HANDRAIL_POLICY"]).expanduser().resolve()
+    local = Path("policy.toml").resolve()
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parents[1] / "policy.toml"
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     address = env.get("HANDRAIL_TEMPORAL_ADDRESS", "127.0.0.1:7233")
@@ -87,7 +97,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         task_queue=env.get("HANDRAIL_TASK_QUEUE", "handrail"),
         lab_url=env.get("HANDRAIL_LAB_URL", "http://127.0.0.1:8787").rstrip("/"),
         lab_token=env.get("HANDRAIL_LAB_TOKEN", DEFAULT_LAB_TOKEN),
-        policy_path=Path(env.get("HANDRAIL_POLICY", "./policy.toml")).expanduser().resolve(),
+        policy_path=_policy_path(env),
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
     )

@@ -18,7 +18,11 @@ Conventions, so that every module that reuses this one agrees:
   scheme, lower IDNA host, no default port, a path of at least ``/``, and non-ASCII or
   space characters in the path, query and fragment percent-encoded;
 * defanged text (``hxxp://``, ``[.]``, ``(.)``, ``[dot]``, ``[:]//``) is re-fanged with
-  the maintained ``ioc-fanger`` rules; URL spans are found with ``iocextract``.
+  the maintained ``ioc-fanger`` rules. URL spans are then cut with one small regex
+  (scheme up to an RFC 3986 appendix C delimiter). ``iocextract`` was tried and
+  rejected: it ends a URL at the first non-ASCII character, so IDN hosts such as
+  ``http://ðcjŸemœ.example.com/`` were lost, and it runs on through ``<`` and ``>``
+  (``https://a.example/x.<https://b.example/>`` came back as one URL).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 import idna
-import iocextract
 import tldextract
 from ioc_fanger import fang as _fang
 
@@ -44,6 +47,11 @@ FILE_EXTENSION_TLDS = frozenset({"zip", "mov", "md", "py", "one", "mobi", "cab"}
 _ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
 _BARE_DOMAIN = re.compile(r"(?<![\w.@/:%-])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w@-]|\.[\w-])")
+# A URL runs from its scheme to the first character that RFC 3986 (appendix C) says
+# delimits URLs in text: white space, <, >, quotes, backquote, braces, pipe, backslash.
+_URL_SPAN = re.compile(r"(?i)(?:https?|(?<![a-z])ftp)://[^\s<>\"'`{}|\\^]+")
+_TRAILING = frozenset(".,;:!?*")
+_CLOSERS = {")": "(", "]": "["}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -150,26 +158,34 @@ def url_host(url: str) -> str:
 
 
 def find_urls(text: str) -> tuple[list[str], str]:
-    """Normalised URLs in (fanged) free text, and the text with those spans blanked.
+    """Normalised URLs in free text (defanged or not), and the text with them blanked.
 
     The second value lets callers look for bare domains without re-finding the hosts,
-    paths and query strings of URLs already reported.
+    paths and query strings of URLs already reported, or the domains of e-mail addresses.
     """
     fanged = fang(text)
-    urls: list[str] = []
-    for candidate in iocextract.extract_unencoded_urls(fanged, refang=True, strip=True):
-        url = normalise_url(candidate)
-        if url:
-            urls.append(url)
-    return urls, _blank_urls(fanged)
+    urls = [url for url in map(normalise_url, _url_spans(fanged)) if url]
+    return urls, _EMAIL.sub(" ", _URL_SPAN.sub(" ", fanged))
 
 
-_URL_SPAN = re.compile(r"(?i)\b(?:https?|ftp)://\S+")
+def _url_spans(text: str) -> list[str]:
+    return [_trim(match.group(0)) for match in _URL_SPAN.finditer(text)]
 
 
-def _blank_urls(text: str) -> str:
-    text = _URL_SPAN.sub(" ", text)
-    return _EMAIL.sub(" ", text)
+def _trim(span: str) -> str:
+    """Drop sentence punctuation and unbalanced closing brackets from a span's end."""
+    while span:
+        last = span[-1]
+        if last in _TRAILING or _unbalanced(span, last):
+            span = span[:-1]
+        else:
+            break
+    return span
+
+
+def _unbalanced(span: str, last: str) -> bool:
+    opener = _CLOSERS.get(last)
+    return opener is not None and span.count(opener) < span.count(last)
 
 
 def find_bare_domains(text: str) -> list[str]:

@@ -32,12 +32,14 @@ hosts go to ``ips`` instead.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import email
 import email.policy
 import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
@@ -66,8 +68,11 @@ HTML_TYPES = frozenset(
 )
 URL_ATTRIBUTES = frozenset(
     {"href", "src", "action", "formaction", "background", "poster", "cite", "longdesc",
-     "data", "data-src", "data-href", "xlink:href"}
+     "data", "data-src", "data-href", "xlink:href", "url"}
 )
+# Attributes whose text may hold URLs that are not the element's target: inline CSS
+# (background: url(...)), tooltips and alternative text.
+TEXT_ATTRIBUTES = frozenset({"style", "title", "alt"})
 BLOCK_TAGS = frozenset(
     {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
      "fieldset", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
@@ -194,11 +199,9 @@ class _Findings:
 
     def scan_html(self, markup: str, depth: int = 0) -> None:
         reader = _HtmlReader()
-        try:
+        with contextlib.suppress(AssertionError, ValueError):  # keep what was read
             reader.feed(markup)
             reader.close()
-        except Exception:  # html.parser is lenient; keep whatever was read
-            pass
         self.urls.extend(reader.attribute_urls)
         self.scan_text(reader.visible_text())
         code = reader.code_text()
@@ -226,7 +229,7 @@ def _read_part(part: Message, found: _Findings) -> None:
 def _payload(part: Message) -> bytes:
     try:
         payload = part.get_payload(decode=True)
-    except Exception:  # a broken encoding still leaves the raw text to read
+    except (ValueError, LookupError, TypeError):  # the raw text is still there to read
         payload = part.get_payload()
     if isinstance(payload, str):
         return payload.encode("utf-8", "surrogateescape")
@@ -236,7 +239,7 @@ def _payload(part: Message) -> bytes:
 def _decode_text(part: Message, payload: bytes) -> str:
     try:
         charset = part.get_content_charset()
-    except Exception:  # a garbled charset parameter: fall back to guessing
+    except (LookupError, ValueError):  # a garbled charset parameter: guess instead
         charset = None
     return _decode_bytes(payload, charset)
 
@@ -256,7 +259,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 def _filename(part: Message) -> str | None:
     try:
         name = part.get_filename()
-    except Exception:
+    except (LookupError, ValueError, TypeError):
         return None
     return _decode_header_value(name) if name else None
 
@@ -302,7 +305,7 @@ class _HtmlReader(HTMLParser):
         if tag in BLOCK_TAGS:
             self._visible.append("\n")
         for name, value in attrs:
-            self._read_attribute(tag, name, value or "", attrs)
+            self._read_attribute(tag, name, value or "")
         if tag == "a":
             self._close_anchor()
             self._anchor = (_attr_url(dict(attrs).get("href")), [])
@@ -335,7 +338,7 @@ class _HtmlReader(HTMLParser):
         super().close()
         self._close_anchor()
 
-    def _read_attribute(self, tag, name: str, value: str, attrs) -> None:
+    def _read_attribute(self, tag: str, name: str, value: str) -> None:
         if name in URL_ATTRIBUTES:
             url = _attr_url(value)
             if url:
@@ -345,7 +348,7 @@ class _HtmlReader(HTMLParser):
                 url = _attr_url(item.strip().split(" ")[0])
                 if url:
                     self.attribute_urls.append(url)
-        elif name == "style" or (tag == "meta" and name == "content"):
+        elif name in TEXT_ATTRIBUTES or (tag == "meta" and name == "content"):
             self._code.append(value)
 
     def _close_anchor(self) -> None:
@@ -359,13 +362,22 @@ class _HtmlReader(HTMLParser):
 
 
 def _attr_url(value: str | None) -> str | None:
-    """An absolute web URL from an attribute value (``www.`` counts as http)."""
+    """An absolute web URL from an attribute value (``www.`` and ``//`` count as http).
+
+    A value that is not itself a URL but holds one (``3D"https://..."`` left by a
+    mislabelled quoted-printable part, ``javascript:open('https://...')``) yields that.
+    """
     if not value:
         return None
     value = "".join(value.split())  # attribute values often wrap inside the URL
     if value.lower().startswith("www."):
         value = "http://" + value
-    return normalise_url(value)
+    elif value.startswith("//"):  # scheme-relative: mail has no base, clients use http
+        value = "http:" + value
+    url = normalise_url(value)
+    if url is None and "://" in value:
+        url = next(iter(find_urls(value)[0]), None)
+    return url
 
 
 def _text_as_url(text: str) -> str | None:
@@ -382,7 +394,7 @@ def _text_as_url(text: str) -> str | None:
 
 def _host_key(url: str) -> str:
     host = url_host(url)
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 # --- headers and result ----------------------------------------------------------
@@ -406,7 +418,7 @@ def _decode_header_value(value: object) -> str:
 def _decode_words(text: str) -> str:
     try:
         chunks = decode_header(text)
-    except Exception:  # a malformed encoded word stays as written
+    except (ValueError, HeaderParseError):  # a malformed encoded word stays as written
         return text
     out = []
     for chunk, charset in chunks:
@@ -430,10 +442,7 @@ def _collapse_space(text: str) -> str:
 
 
 def _header(msg: Message, name: str) -> str | None:
-    try:
-        value = msg.get(name)
-    except Exception:
-        return None
+    value = msg.get(name)
     return None if value is None else _decode_header_value(value)
 
 
@@ -452,6 +461,7 @@ def _message_id(msg: Message, raw: bytes) -> str:
 
 def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
     display, sender = parseaddr(_header(msg, "From") or "")
+    display = display.strip()
     reply_to = parseaddr(_header(msg, "Reply-To") or "")[1] or None
     urls = sorted(set(found.urls))
     return ParsedMessage(

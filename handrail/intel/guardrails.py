@@ -1,0 +1,211 @@
+"""The never-block guardrails for intel-driven blocking, as pure vectorised functions.
+
+(a) Protected networks (the SaaS CRM, the largest customer, ...): any entry that
+    *overlaps* one is dropped — an address inside it, a network inside it, and a network
+    covering it (a ``/8`` containing the CRM's ``/16``). The report names the feed and
+    the entries, because a feed that lists your CRM is probably faulty.
+(b) Special-use space is never blocked: private, loopback, link-local, multicast,
+    reserved, unspecified, CGNAT, documentation, benchmarking — IPv4 and IPv6. An entry
+    overlapping such a range is dropped whole (a ``/7`` that covers ``10/8`` too).
+(c) A volume check for the caller: too many additions in one sync hold for a human.
+
+Overlap is one ``np.searchsorted`` over the (sorted, disjoint) table per entry array:
+no loop over entries, whatever the feed size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from handrail.intel.models import GuardrailDrop, GuardrailReport, VolumeVerdict
+from handrail.intel.sets import IndicatorSet, cidr_interval, interval_text, merge, overlapping
+
+SPECIAL_V4: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "unspecified / this network (RFC 791)"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback (RFC 1122)"),
+    ("169.254.0.0/16", "link-local (RFC 3927)"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
+    ("192.0.2.0/24", "documentation TEST-NET-1 (RFC 5737)"),
+    ("192.88.99.0/24", "reserved, former 6to4 relay anycast (RFC 7526)"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("198.18.0.0/15", "benchmarking (RFC 2544)"),
+    ("198.51.100.0/24", "documentation TEST-NET-2 (RFC 5737)"),
+    ("203.0.113.0/24", "documentation TEST-NET-3 (RFC 5737)"),
+    ("224.0.0.0/4", "multicast (RFC 5771)"),
+    ("240.0.0.0/4", "reserved, incl. limited broadcast (RFC 1112, RFC 919)"),
+)
+
+# Specific IPv6 ranges first; then everything outside global unicast 2000::/3.
+SPECIAL_V6: tuple[tuple[str, str], ...] = (
+    ("::/128", "unspecified (RFC 4291)"),
+    ("::1/128", "loopback (RFC 4291)"),
+    ("::ffff:0:0/96", "IPv4-mapped (RFC 4291)"),
+    ("64:ff9b::/96", "NAT64 well-known prefix (RFC 6052)"),
+    ("64:ff9b:1::/48", "local-use NAT64 (RFC 8215)"),
+    ("100::/64", "discard-only (RFC 6666)"),
+    ("2001:2::/48", "benchmarking (RFC 5180)"),
+    ("2001:10::/28", "ORCHID, deprecated (RFC 4843)"),
+    ("2001:db8::/32", "documentation (RFC 3849)"),
+    ("3fff::/20", "documentation (RFC 9637)"),
+    ("fc00::/7", "unique local, private (RFC 4193)"),
+    ("fe80::/10", "link-local (RFC 4291)"),
+    ("fec0::/10", "site-local, deprecated (RFC 3879)"),
+    ("ff00::/8", "multicast (RFC 4291)"),
+)
+SPECIAL_V6_COARSE: tuple[tuple[str, str], ...] = (
+    ("::/3", "reserved, outside global unicast 2000::/3 (RFC 4291)"),
+    ("4000::/2", "reserved, outside global unicast 2000::/3 (RFC 4291)"),
+    ("8000::/1", "reserved, outside global unicast 2000::/3 (RFC 4291)"),
+)
+
+MAX_PROTECTED_HITS = 1000
+MAX_EXAMPLES_PER_REASON = 100
+
+
+class _Table:
+    """Sorted, pairwise-disjoint labelled ranges of one address family."""
+
+    def __init__(self, version: int, rows: Sequence[tuple[int, int, str]]) -> None:
+        rows = sorted(rows)
+        dtype = np.int64 if version == 4 else object
+        self.start = np.array([r[0] for r in rows], dtype=dtype)
+        self.end = np.array([r[1] for r in rows], dtype=dtype)
+        self.labels = [r[2] for r in rows]
+        if len(rows) > 1 and not all(self.start[1:] > self.end[:-1]):
+            raise ValueError("guardrail table ranges overlap")
+
+    def hit(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        return overlapping(self.start, self.end, start, end)
+
+
+def _table(version: int, rows: Sequence[tuple[str, str]], prefix: str) -> _Table:
+    out = []
+    for cidr, label in rows:
+        v, s, e = cidr_interval(cidr)
+        if v == version:
+            out.append((s, e, f"{prefix}{label}"))
+    return _Table(version, out)
+
+
+_SPECIAL_TABLES = {
+    4: [_table(4, SPECIAL_V4, "special-use: ")],
+    6: [_table(6, SPECIAL_V6, "special-use: "), _table(6, SPECIAL_V6_COARSE, "special-use: ")],
+}
+
+
+def _protected_tables(protected: Mapping[str, str] | Sequence[str]) -> dict[int, list[_Table]]:
+    """Protected networks as disjoint tables; overlapping or adjacent protections are
+    merged into one block whose label names all of them."""
+    if isinstance(protected, str):
+        protected = [protected]
+    items = list(protected.items()) if isinstance(protected, Mapping) else [
+        (p, "") for p in protected]
+    tables: dict[int, list[_Table]] = {4: [], 6: []}
+    for version in (4, 6):
+        rows = []
+        for cidr, label in items:
+            v, s, e = cidr_interval(cidr)
+            if v == version:
+                name = f"{cidr} ({label})" if label else cidr
+                rows.append((s, e, f"overlaps protected network {name}"))
+        if not rows:
+            continue
+        rows.sort()
+        dtype = np.int64 if version == 4 else object
+        ms, me = merge(np.array([r[0] for r in rows], dtype=dtype),
+                       np.array([r[1] for r in rows], dtype=dtype))
+        merged = []
+        for s, e in zip(ms, me):
+            labels = [r[2] for r in rows if s <= r[0] and r[1] <= e]
+            merged.append((s, e, labels[0] if len(labels) == 1 else
+                           "overlaps protected networks " + ", ".join(
+                               x.removeprefix("overlaps protected network ") for x in labels)))
+        tables[version].append(_Table(version, merged))
+    return tables
+
+
+def apply_guardrails(
+    feed: str,
+    indicators: IndicatorSet,
+    protected: Mapping[str, str] | Sequence[str] = (),
+    *,
+    max_examples: int = MAX_EXAMPLES_PER_REASON,
+) -> tuple[IndicatorSet, GuardrailReport]:
+    """Drop every entry that overlaps a protected network or special-use space.
+
+    ``protected`` is a list of CIDRs or a mapping CIDR -> label (``{"161.71.0.0/16":
+    "CRM"}``). Returns the kept set and a report naming the dropped entries and why.
+    Protected hits come first: an entry that overlaps both is reported as protected.
+    Domains and URLs pass through unchanged (no protected-domain rule yet).
+    """
+    prot = _protected_tables(protected)
+    keep: dict[int, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    hits: list[GuardrailDrop] = []
+    examples: list[GuardrailDrop] = []
+    n_protected = 0
+    for version, start, end in ((4, indicators.v4_start, indicators.v4_end),
+                                (6, indicators.v6_start, indicators.v6_end)):
+        alive = np.ones(start.size, dtype=bool)
+        for is_protected, tables in ((True, prot[version]), (False, _SPECIAL_TABLES[version])):
+            for table in tables:
+                idx = np.flatnonzero(alive)
+                if idx.size == 0:
+                    break
+                hit = table.hit(start[idx], end[idx])
+                found = hit >= 0
+                if not found.any():
+                    continue
+                dropped_idx, which = idx[found], hit[found]
+                alive[dropped_idx] = False
+                for t in np.unique(which).tolist():
+                    sel = dropped_idx[which == t]
+                    reason = table.labels[t]
+                    counts[reason] = counts.get(reason, 0) + int(sel.size)
+                    if is_protected:
+                        n_protected += int(sel.size)
+                    room = (MAX_PROTECTED_HITS - len(hits) if is_protected
+                            else max_examples - sum(1 for x in examples if x.reason == reason))
+                    target = hits if is_protected else examples
+                    for i in sel[:max(room, 0)].tolist():
+                        target.append(GuardrailDrop(
+                            entry=interval_text(version, int(start[i]), int(end[i])),
+                            reason=reason))
+        keep[version] = alive
+    kept = indicators.select(keep[4], keep[6])
+    dropped = len(indicators) - len(kept)
+    alert = None
+    if n_protected:
+        shown = ", ".join(h.entry for h in hits[:10])
+        more = f" and {n_protected - 10} more" if n_protected > 10 else ""
+        alert = (f"feed {feed} looks faulty: {n_protected} entries overlap protected "
+                 f"networks: {shown}{more}")
+    report = GuardrailReport(
+        feed=feed, kept=len(kept), dropped=dropped, dropped_by_reason=dict(sorted(counts.items())),
+        protected_hits=hits, examples=examples, faulty=n_protected > 0, alert=alert)
+    return kept, report
+
+
+def volume_verdict(additions: int, threshold: int, *,
+                   by_feed: Mapping[str, int] | None = None, top: int = 3) -> VolumeVerdict:
+    """``allow`` up to ``threshold`` additions in one sync, else ``hold`` for a human.
+
+    ``by_feed`` (feed -> how many of the additions it named) lets the reason name the
+    feeds contributing most, so the analyst knows where to look.
+    """
+    ranked = sorted((by_feed or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    named = ", ".join(f"{f} ({n})" for f, n in ranked)
+    if additions <= threshold:
+        reason = f"{additions} additions within the threshold of {threshold}"
+        return VolumeVerdict(verdict="allow", reason=reason, additions=additions,
+                             threshold=threshold, top_feeds=ranked)
+    reason = f"{additions} additions exceed the threshold of {threshold}"
+    if named:
+        reason += f"; most from {named}"
+    return VolumeVerdict(verdict="hold", reason=reason, additions=additions,
+                         threshold=threshold, top_feeds=ranked)

@@ -1,0 +1,152 @@
+"""`handrail bench runbooks`: what the step gate costs, measured against bare Temporal.
+
+Both batches run in one process against one embedded dev server (SQLite, WAL pragmas)
+with the same worker settings: N egress-block runs through the whole gate (policy in
+`guarded` mode, lab over HTTP on loopback, ledger on disk) and N bare workflows that each
+run one no-op activity. The ratio of their throughputs is the number to watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import uvicorn
+from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from handrail.config import load_settings
+from handrail.ledger import Ledger
+from handrail.models import EgressBlockTrigger, RunStatus
+from handrail.policy import default_policy_path
+from handrail.tools import ToolClients
+from workflows.egress_block import EgressBlock
+from workflows.gate import SEARCH_ATTRIBUTES
+
+BENCH_POLICY_OVERRIDE = ('[actions."firewall.egress_block"]\nmode = "approve"', '[actions."firewall.egress_block"]\nmode = "guarded"')
+
+
+@activity.defn(name="bench_noop")
+async def bench_noop(value: int) -> int:
+    return value
+
+
+@workflow.defn(name="BenchBare")
+class BenchBare:
+    @workflow.run
+    async def run(self, value: int) -> int:
+        return await workflow.execute_activity(bench_noop, value, start_to_close_timeout=timedelta(seconds=30))
+
+
+def _bench_ip(i: int) -> str:
+    """Distinct public addresses outside every protected and reserved range."""
+    return f"45.{(i // 65025) % 200}.{(i // 255) % 255}.{i % 255 + 1}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _guarded_policy(home: Path) -> Path:
+    text = default_policy_path().read_text()
+    old, new = BENCH_POLICY_OVERRIDE
+    if old not in text:
+        raise RuntimeError("the shipped policy no longer has the egress-block section the bench edits")
+    path = home / "policy.toml"
+    path.write_text(text.replace(old, new).replace("per_hour = 500", "per_hour = 1000000"))
+    return path
+
+
+async def _timed_batch(client, starts) -> dict:
+    latencies: list[float] = []
+
+    async def one(start):
+        began = time.perf_counter()
+        handle = await start()
+        await handle.result()
+        latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(s) for s in starts))
+    wall = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "runs_per_second": round(len(starts) / wall, 2),
+        "wall_seconds": round(wall, 3),
+        "p50_seconds": round(statistics.median(latencies), 3),
+        "p99_seconds": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3),
+    }
+
+
+async def bench_runbooks(runs: int = 200) -> dict:
+    from lab.app import create_app
+    from worker import build_worker
+
+    home = Path(tempfile.mkdtemp(prefix="handrail-bench-"))
+    lab_port = _free_port()
+    settings = load_settings({
+        "HANDRAIL_HOME": str(home),
+        "HANDRAIL_POLICY": str(_guarded_policy(home)),
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{lab_port}",
+        "HANDRAIL_TASK_QUEUE": "bench",
+        "HANDRAIL_USER": "bench",
+    })
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=lab_port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        await asyncio.sleep(0.05)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        ui=False,
+    )
+    try:
+        client = env.client
+        ledger = Ledger(settings.ledger_path)
+        async with ToolClients.from_settings(settings) as tools:
+            worker = build_worker(client, settings, tools, ledger, extra_workflows=[BenchBare],
+                                  extra_activities=[bench_noop])
+            async with worker:
+                bare = await _timed_batch(client, [
+                    (lambda i=i: client.start_workflow(BenchBare.run, i, id=f"bare-{i}", task_queue="bench"))
+                    for i in range(runs)
+                ])
+                gate = await _timed_batch(client, [
+                    (lambda i=i: client.start_workflow(
+                        EgressBlock.run,
+                        EgressBlockTrigger(ip=_bench_ip(i), reason="bench", requested_by="bench"),
+                        id=f"gate-{i}", task_queue="bench"))
+                    for i in range(runs)
+                ])
+                sample = await client.get_workflow_handle("gate-0").result(result_type=RunStatus)
+        ledger.close()
+    finally:
+        await env.shutdown()
+        server.should_exit = True
+        thread.join(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "runs": runs,
+        "gate_state_sample": sample.state.value,
+        "handrail_runs_per_second": gate["runs_per_second"],
+        "bare_runs_per_second": bare["runs_per_second"],
+        "ratio_to_bare": round(gate["runs_per_second"] / bare["runs_per_second"], 3),
+        "handrail_p50_seconds": gate["p50_seconds"],
+        "handrail_p99_seconds": gate["p99_seconds"],
+        "bare_p50_seconds": bare["p50_seconds"],
+        "bare_p99_seconds": bare["p99_seconds"],
+    }

@@ -1,0 +1,419 @@
+"""`handrail`: start runbooks, approve or deny, inspect, roll back, and run the local stack.
+
+Every command takes --json (then prints exactly one JSON document); without it, tables.
+Exit status: 0 ok, 1 refused or failed, 2 usage error. Errors are one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from handrail.config import load_settings
+from handrail.ledger import Ledger
+from handrail.models import RunStatus
+from handrail.policy import PolicyError, load_policy
+from handrail.temporal import TemporalUnavailable, connect
+from starter import ops
+from starter.output import USAGE, CliError, console, emit_error, fail, print_json
+
+app = typer.Typer(
+    help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
+    "every change passes one step gate (guardrails, then approval by trust mode) and can be rolled back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(help="Start a runbook.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and export the tamper-evident audit ledger.", no_args_is_help=True)
+policy_app = typer.Typer(help="Validate the policy file.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (measure, never assert).", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+app.add_typer(bench_app, name="bench")
+
+JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
+
+
+def command(target):
+    """Run an async or sync command body; turn CliError and known failures into one sentence."""
+
+    @functools.wraps(target)
+    def wrapper(*args, **kwargs):
+        json_mode = bool(kwargs.get("as_json"))
+        try:
+            result = target(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
+            return result
+        except CliError as exc:
+            emit_error(exc, json_mode)
+        except TemporalUnavailable as exc:
+            emit_error(CliError(str(exc)), json_mode)
+        except PolicyError as exc:
+            emit_error(CliError(str(exc)), json_mode)
+
+    return wrapper
+
+
+def _settings():
+    return load_settings()
+
+
+async def _client(settings):
+    return await connect(settings)
+
+
+# -- the local stack ----------------------------------------------------------------------
+@app.command()
+@command
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy; `handrail down` stops it."),
+    as_json: bool = JSON,
+):
+    """Start Temporal (dev server, SQLite), the lab and the worker, and supervise them."""
+    from handrail import stack
+
+    settings = _settings()
+
+    def ready(info):
+        if as_json:
+            print_json(info)
+        else:
+            console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
+            console.print(f"Web UI: [bold]{settings.ui_url}/namespaces/{settings.namespace}/workflows[/]")
+            console.print(f"Logs: {settings.home / 'logs'}")
+            if not detach:
+                console.print("Ctrl-C stops everything.")
+        sys.stdout.flush()
+
+    try:
+        stack.start(settings, detach=detach, on_ready=ready)
+    except stack.StackError as exc:
+        fail(str(exc))
+
+
+@app.command()
+@command
+def down(as_json: bool = JSON):
+    """Stop the stack that `handrail up --detach` started from this HANDRAIL_HOME."""
+    from handrail import stack
+
+    stopped = stack.stop(_settings())
+    if as_json:
+        print_json({"stopped": stopped})
+    else:
+        console.print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+@command
+def status(as_json: bool = JSON):
+    """Show whether Temporal, the lab and the worker are running and answering."""
+    from handrail import stack
+
+    info = stack.status(_settings())
+    if as_json:
+        print_json(info)
+        return
+    table = Table("component", "pid", "alive", "healthy", "where")
+    for name, comp in info.get("components", {}).items():
+        table.add_row(name, str(comp.get("pid") or "-"), _yes(comp.get("alive")), _yes(comp.get("healthy")),
+                      str(comp.get("url") or comp.get("address") or ""))
+    console.print(table)
+    if info.get("ui_url"):
+        console.print(f"Web UI: {info['ui_url']}")
+
+
+def _yes(value) -> str:
+    return "[green]yes[/]" if value else "[red]no[/]"
+
+
+@app.command()
+def demo():
+    """Bring the stack up (detached) and walk through approval, a guardrail denial and a rollback."""
+    from starter.demo import main as run_demo
+
+    run_demo()
+
+
+# -- runbooks -----------------------------------------------------------------------------
+@run_app.command("egress-block")
+@command
+async def run_egress_block(
+    ip: str = typer.Option(..., "--ip", help="Address or network to block, e.g. 203.0.113.7 or 198.51.100.0/24."),
+    reason: str = typer.Option(..., "--reason", help="Why: it is kept in the ledger and shown to approvers."),
+    requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="Revert automatically after this long, e.g. 24h, 30d."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the run to finish and print its result."),
+    as_json: bool = JSON,
+):
+    """Block an IP on the egress firewall (EDL) through the step gate."""
+    settings = _settings()
+    client = await _client(settings)
+    handle = await ops.start_egress_block(client, settings, ip, reason, requested_by or settings.user, ttl)
+    await _started(client, settings, handle, wait, as_json)
+
+
+async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
+    if not wait:
+        if as_json:
+            print_json({"run_id": handle.id})
+        else:
+            console.print(f"Started run [bold]{handle.id}[/]")
+            console.print(f"Follow it: handrail show {handle.id}   (Web UI: {_ui_link(settings, handle.id)})")
+        return
+    result = await handle.result(result_type=RunStatus)
+    if as_json:
+        print_json({"run_id": handle.id, **result.model_dump(mode="json")})
+    else:
+        _render_status(result, settings)
+    if result.state.value not in ("completed",):
+        raise typer.Exit(1)
+
+
+def _ui_link(settings, run_id: str) -> str:
+    return f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{run_id}"
+
+
+# -- approvals ----------------------------------------------------------------------------
+@app.command()
+@command
+async def pending(as_json: bool = JSON):
+    """List the runs waiting for a human decision."""
+    settings = _settings()
+    rows = await ops.pending(await _client(settings))
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("Nothing is waiting for approval.")
+        return
+    table = Table("run", "step", "action", "target", "requested by", "approvals", "why")
+    for r in rows:
+        table.add_row(r["run_id"], r["step"], r["action"], r["target"], r["requested_by"],
+                      r["approvals"] + (" (escalated)" if r["escalated"] else ""), r["why"])
+    console.print(table)
+
+
+def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool):
+    async def body():
+        settings = _settings()
+        if not approver:
+            fail("--as is required: say who decides (it is checked against the policy).", USAGE)
+        result = await ops.decide(await _client(settings), run_id, approver, approve, step, reason)
+        if as_json:
+            print_json(result)
+        elif result["accepted"]:
+            console.print(f"[green]Accepted[/]: {result['why']}. Run is now {result['state']}.")
+        elif result["accepted"] is None:
+            console.print(f"[yellow]Sent[/]: {result['why']}.")
+        else:
+            console.print(f"[red]Rejected[/]: {result['why']}.")
+        if not result["accepted"]:
+            raise typer.Exit(1)
+
+    return body()
+
+
+@app.command()
+@command
+def approve(
+    run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
+    step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Who approves (a user in the policy)."),
+    reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
+    as_json: bool = JSON,
+):
+    """Approve a waiting step; reports whether the run accepted the decision."""
+    return _decide(run_id, as_, True, step, reason, as_json)
+
+
+@app.command()
+@command
+def deny(
+    run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
+    step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Who denies (a user in the policy)."),
+    reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
+    as_json: bool = JSON,
+):
+    """Deny a waiting step; the run compensates what it already changed."""
+    return _decide(run_id, as_, False, step, reason, as_json)
+
+
+# -- inspection ---------------------------------------------------------------------------
+@app.command()
+@command
+async def show(run_id: str = typer.Argument(..., help="The run id."), as_json: bool = JSON):
+    """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
+    settings = _settings()
+    status = await ops.run_status(await _client(settings), settings, run_id)
+    if as_json:
+        print_json(status)
+    else:
+        _render_status(status, settings)
+
+
+def _render_status(status: RunStatus, settings) -> None:
+    state = status.state.value if hasattr(status.state, "value") else status.state
+    colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
+    console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]")
+    console.print(f"requested by {status.requested_by} · subject {status.subject} · started {status.started_at:%Y-%m-%d %H:%M:%S}Z")
+    if status.error:
+        console.print(f"[red]{status.error}[/]")
+    table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
+    for step in status.steps:
+        verdicts = "\n".join(
+            f"{v.outcome.value}: {v.guardrail} — {v.reason}"
+            + (f" (threshold {v.threshold:g}, {v.threshold_source})" if v.threshold is not None else "")
+            for v in step.verdicts
+        ) or "pass"
+        decisions = "\n".join(
+            f"{'approve' if d.decision.approve else 'deny'} by {d.decision.approver}" for d in step.decisions
+        )
+        note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
+        mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
+        table.add_row(step.step_id, step.change.describe(), mode, step.state.value, verdicts, decisions, note)
+    console.print(table)
+    for rec in status.rejected_decisions:
+        console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
+    console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
+
+
+@app.command()
+@command
+async def rollback(
+    run_id: str = typer.Argument(..., help="The run to roll back."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only; change nothing."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Who asks for the rollback (default HANDRAIL_USER)."),
+    as_json: bool = JSON,
+):
+    """Undo a run's changes, newest first, checking each tool is back in its before-state."""
+    settings = _settings()
+    if dry_run:
+        plan = ops.rollback_plan(settings, run_id)
+        if as_json:
+            print_json({"run_id": run_id, "dry_run": True, "plan": plan})
+            return
+        table = Table("change", "undo", "before")
+        for item in plan:
+            table.add_row(item["change"], item["undo"], json.dumps(item["before"]))
+        console.print(f"Rollback plan for {run_id} (nothing changed):")
+        console.print(table)
+        return
+    report = await ops.rollback(await _client(settings), settings, run_id, as_ or settings.user)
+    if as_json:
+        print_json(report)
+    else:
+        console.print(f"Rollback of {run_id}: [bold]{report.state}[/]")
+        for result in report.results:
+            console.print(f" - {result.change_id}: {'reverted' if result.reverted else 'not reverted'}; {result.detail}")
+    if report.state == "needs_attention":
+        raise typer.Exit(1)
+
+
+# -- audit and policy ---------------------------------------------------------------------
+@audit_app.command("verify")
+@command
+def audit_verify(as_json: bool = JSON):
+    """Walk the hash chain and report the first row that was altered, if any."""
+    ledger = Ledger(_settings().ledger_path)
+    result = ledger.verify()
+    if as_json:
+        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq, "reason": result.reason})
+    elif result.ok:
+        console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
+    else:
+        console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+@command
+def audit_export(
+    run_id: Optional[str] = typer.Option(None, "--run", help="Only this run's events."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="JSON lines (the only format)."),
+):
+    """Write the audit ledger as JSON lines (one event per line) to stdout."""
+    ledger = Ledger(_settings().ledger_path)
+    for row in ledger.audit_rows(run_id):
+        sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+
+
+@policy_app.command("check")
+@command
+def policy_check(
+    file: Optional[Path] = typer.Argument(None, help="Policy file (default HANDRAIL_POLICY or ./policy.toml)."),
+    as_json: bool = JSON,
+):
+    """Validate a policy file and summarise the trust mode of each action kind."""
+    path = file or _settings().policy_path
+    policy = load_policy(path)
+    rows: list[dict[str, Any]] = []
+    for kind in sorted(policy.actions):
+        gate = policy.gate_policy(kind)
+        rows.append({
+            "kind": kind, "mode": gate.mode.value, "pinned": gate.pinned,
+            "approvers": gate.approvers.model_dump(), "required_approvals": gate.required_approvals,
+            "guardrails": [g["type"] for g in policy.guardrails_for(kind)],
+        })
+    if as_json:
+        print_json({"ok": True, "file": str(path), "users": sorted(policy.users), "actions": rows})
+        return
+    console.print(f"[green]{path} is valid[/]: {len(policy.users)} users, {len(rows)} action kinds.")
+    table = Table("kind", "mode", "pinned", "approvals", "guardrails")
+    for r in rows:
+        table.add_row(r["kind"], r["mode"], "yes" if r["pinned"] else "", str(r["required_approvals"]),
+                      ", ".join(r["guardrails"]))
+    console.print(table)
+
+
+# -- benchmarks ---------------------------------------------------------------------------
+@bench_app.command("runbooks")
+@command
+def bench_runbooks(
+    runs: int = typer.Option(200, "--runs", help="How many runs of each kind."),
+    as_json: bool = JSON,
+):
+    """Throughput of fully automated egress-block runs against bare one-activity workflows."""
+    from starter.bench import bench_runbooks as run_bench
+
+    result = asyncio.run(run_bench(runs))
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
+def _mount_optional() -> None:
+    """Sub-apps written in their own modules (the lab's CLI)."""
+    try:
+        from starter.lab_cmd import lab_app
+    except ImportError:
+        return
+    app.add_typer(lab_app, name="lab", help="Poke the simulated security estate: state, reset, faults.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
