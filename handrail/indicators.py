@@ -46,7 +46,9 @@ FILE_EXTENSION_TLDS = frozenset({"zip", "mov", "md", "py", "one", "mobi", "cab"}
 
 _ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
-_BARE_DOMAIN = re.compile(r"(?<![\w.@/:%-])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w@-]|\.[\w-])")
+_BARE_DOMAIN = re.compile(
+    r"(?<![\w.@/:%-])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w@-]|\.[\w-])"
+)
 # A URL runs from its scheme to the first character that RFC 3986 (appendix C) says
 # delimits URLs in text: white space, <, >, quotes, backquote, braces, pipe, backslash.
 _URL_SPAN = re.compile(r"(?i)(?:https?|(?<![a-z])ftp)://[^\s<>\"'`{}|\\^]+")

@@ -63,26 +63,28 @@ _MB = 1024 * 1024
 
 TEXT_TYPES = frozenset({"text/plain", "text/calendar", "text/x-vcalendar", "text/enriched"})
 HTML_TYPES = frozenset(
-    {"text/html", "text/x-amp-html", "text/watch-html", "application/xhtml+xml",
-     "image/svg+xml"}
+    {"text/html", "text/x-amp-html", "text/watch-html", "application/xhtml+xml", "image/svg+xml"}
 )
 URL_ATTRIBUTES = frozenset(
-    {"href", "src", "action", "formaction", "background", "poster", "cite", "longdesc",
-     "data", "data-src", "data-href", "xlink:href", "url"}
+    "href src action formaction background poster cite longdesc data data-src data-href"
+    " xlink:href url".split()
 )
 # Attributes whose text may hold URLs that are not the element's target: inline CSS
 # (background: url(...)), tooltips and alternative text.
 TEXT_ATTRIBUTES = frozenset({"style", "title", "alt"})
+# Elements that break a line, so text on either side never runs together.
 BLOCK_TAGS = frozenset(
-    {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-     "fieldset", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
-     "img", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td",
-     "tfoot", "th", "thead", "title", "tr", "ul"}
+    "address article aside blockquote br dd div dl dt fieldset footer form h1 h2 h3 h4 h5"
+    " h6 header hr img li main nav ol p pre section table tbody td tfoot th thead title tr"
+    " ul".split()
 )
 _HEADER_LINE = re.compile(rb"^(?:From [^\r\n]*\r?\n)?[!-9;-~]+[ \t]*:")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _ESCAPED_MARKUP = re.compile(r"%3C[a-z!/]", re.IGNORECASE)
-_KNOWN_HEADERS = ("from", "to", "subject", "date", "message-id", "received",
-                  "mime-version", "return-path", "content-type", "delivered-to")
+_KNOWN_HEADERS = (
+    "from to subject date message-id received mime-version return-path content-type"
+    " delivered-to".split()
+)
 
 
 class MalformedMessage(Exception):
@@ -152,7 +154,7 @@ def _check_size(raw: bytes, max_bytes: int) -> None:
 
 def _read_structure(raw: bytes) -> Message:
     head = raw.lstrip(b"\r\n\t ")[:8192]
-    if not _HEADER_LINE.match(head) or b"\x00" in head.split(b"\n\n", 1)[0]:
+    if not _HEADER_LINE.match(head) or b"\x00" in _HEADER_END.split(head, maxsplit=1)[0]:
         raise MalformedMessage("input is not an e-mail: it does not start with a header")
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -306,8 +308,9 @@ class _HtmlReader(HTMLParser):
             self._visible.append("\n")
         for name, value in attrs:
             self._read_attribute(tag, name, value or "")
-        if tag == "a":
+        if tag == "a":  # each link is its own piece of text, even when adjacent
             self._close_anchor()
+            self._visible.append(" ")
             self._anchor = (_attr_url(dict(attrs).get("href")), [])
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -322,6 +325,7 @@ class _HtmlReader(HTMLParser):
             self._visible.append("\n")
         if tag == "a":
             self._close_anchor()
+            self._visible.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self._hidden_depth:

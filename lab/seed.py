@@ -227,7 +227,8 @@ def _build_world(fixtures: str) -> World:
     for i in range(1, 7):
         add(f"db-prod-{i:02d}", "database", "RHEL 9", "HP", "ProLiant DL380", "jalvarez",
             "prod-db", ["production", "pci", "database-tier"], "postgresql")
-    it_people = [p.username for p in people if p.department == "IT"]
+    it_people = [p.username for p in people
+                 if p.department == "IT" and not p.username.startswith("svc-")]
     roles = ("app", "web", "file", "build", "mq", "cache", "log", "backup")
     for i in range(52):
         role = roles[i % len(roles)]

@@ -249,7 +249,7 @@ class Runbook:
         step.mode = policy.mode
         step.verdicts = guardrails.evaluate(change, context)
         outcome = guardrails.overall(step.verdicts)
-        self.audit("guardrails.evaluated", step.step_id, mode=policy.mode.value, outcome=outcome.value,
+        self.audit("guardrails.evaluated", step.step_id, kind=step.change.kind, mode=policy.mode.value, outcome=outcome.value,
                    verdicts=[v.model_dump() for v in step.verdicts])
 
         if outcome == Outcome.DENY:
@@ -267,7 +267,7 @@ class Runbook:
             approved, approved_by, note = await self._ask_for_approval(step, policy, why)
             if not approved:
                 step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
-                self.audit("step.denied", step.step_id, reason=note)
+                self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)
                 if abort_on_deny:
                     raise StepDenied(step, note)
                 return step
@@ -305,7 +305,7 @@ class Runbook:
 
     async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
         step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
-        self.audit("step.denied", step.step_id, reason=note)
+        self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)
         for verdict in step.verdicts:
             if verdict.outcome == Outcome.DENY and verdict.alert:
                 await self.alert(
@@ -322,14 +322,14 @@ class Runbook:
         step.approvals_needed = policy.required_approvals
         self.book.open(step, policy)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
-        self.audit("approval.requested", step.step_id, why=why, required=policy.required_approvals,
+        self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
                    approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)
         await self.flush_audit()
 
         if not await self._wait_for_decision(step, policy.approval_timeout_s):
             if policy.escalate_to.users or policy.escalate_to.roles:
                 self.book.escalate(step)
-                self.audit("approval.escalated", step.step_id, to=policy.escalate_to.model_dump())
+                self.audit("approval.escalated", step.step_id, kind=step.change.kind, to=policy.escalate_to.model_dump())
                 await self.alert(
                     "P2", f"Approval escalated: {step.change.describe()}",
                     f"Run {self.run_id} has waited {policy.approval_timeout_s / 3600:g}h for approval of "
@@ -342,10 +342,10 @@ class Runbook:
         self._set_state(RunState.RUNNING)
         if outcome.timed_out:
             approve = policy.on_timeout == "approve"
-            self.audit("approval.timeout", step.step_id, applied=policy.on_timeout)
+            self.audit("approval.timeout", step.step_id, kind=step.change.kind, applied=policy.on_timeout)
             note = f"no decision in time; policy on_timeout is {policy.on_timeout}"
             return approve, ["on_timeout"] if approve else [], note
-        self.audit("approval.decided", step.step_id, approved=outcome.approved, by=outcome.deciders)
+        self.audit("approval.decided", step.step_id, kind=step.change.kind, approved=outcome.approved, by=outcome.deciders)
         if outcome.approved:
             return True, outcome.deciders, "approved by " + ", ".join(outcome.deciders)
         return False, [], f"denied by {', '.join(outcome.deciders)}: {outcome.reason}"
