@@ -79,14 +79,29 @@ class GateActivities:
             name = options.get("allowlist")
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
+        facts = await self._facts(request)
         context = GuardrailContext(
             protected=policy.protected(),
             allowlist=allowlist,
+            target_tags=list(facts.get("tags", [])),
             recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
             recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
             guardrails=guardrails,
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
+
+    async def _facts(self, request: CheckRequest) -> dict[str, Any]:
+        """Facts about the target some guardrails need (CMDB tags), if the action offers them."""
+        try:
+            facts = getattr(action_for(request.change.kind), "facts", None)
+        except UnknownAction:
+            return {}
+        if facts is None:
+            return {}
+        try:
+            return await facts(self.tools, request.change)
+        except ToolError as exc:
+            raise _tool_failure(exc, f"looking up {request.change.target} failed") from None
 
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:

@@ -43,25 +43,36 @@ def never_block(change: Change, options: dict[str, Any], ctx: GuardrailContext) 
     return None
 
 
+SPECIAL_SPACE: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = [
+    (label, ipaddress.ip_network(cidr))
+    for label, cidrs in {
+        "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+        "shared (CGNAT)": ["100.64.0.0/10"],
+        "loopback": ["127.0.0.0/8", "::1/128"],
+        "link-local": ["169.254.0.0/16", "fe80::/10"],
+        "multicast": ["224.0.0.0/4", "ff00::/8"],
+        "reserved": ["0.0.0.0/8", "240.0.0.0/4", "::/128"],
+    }.items()
+    for cidr in cidrs
+]
+
+
 def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
-    """Deny blocking private, loopback, link-local, multicast, reserved or unspecified space."""
+    """Deny blocking private, shared, loopback, link-local, multicast or reserved space.
+
+    Overlap, not containment: 0.0.0.0/0 or 8.0.0.0/4 would take internal space down too.
+    Documentation ranges (TEST-NET) are not special here: blocking them harms nothing.
+    """
     net = as_network(change.target)
     if net is None:
         return None
-    checks = [
-        ("private", net.is_private),
-        ("loopback", net.is_loopback),
-        ("link-local", net.is_link_local),
-        ("multicast", net.is_multicast),
-        ("reserved", net.is_reserved),
-        ("unspecified", net.is_unspecified),
-    ]
-    for label, hit in checks:
-        if hit:
+    for label, special in SPECIAL_SPACE:
+        if net.version == special.version and net.overlaps(special):
+            how = "is" if net.subnet_of(special) else "overlaps"
             return Verdict(
                 guardrail="no_reserved_space",
                 outcome=Outcome(options.get("outcome", "deny")),
-                reason=f"{change.target} is {label} address space",
+                reason=f"{change.target} {how} {label} address space ({special})",
             )
     return None
 

@@ -65,6 +65,12 @@ CREATE TABLE IF NOT EXISTS reverts (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reverts_time ON reverts(at);
+-- baseline, trust and review (handrail.baseline): covering indexes so that figures over a
+-- million rows are index-only scans with SQL aggregation.
+CREATE INDEX IF NOT EXISTS changes_baseline ON changes(kind, applied_at, mode, automated);
+CREATE INDEX IF NOT EXISTS changes_kind_run ON changes(kind, run_id, applied_at);
+CREATE INDEX IF NOT EXISTS changes_target ON changes(target, applied_at);
+CREATE INDEX IF NOT EXISTS changes_automated ON changes(automated, applied_at);
 """
 
 
@@ -294,6 +300,87 @@ class Ledger:
     def run_ids(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT run_id FROM audit ORDER BY run_id")]
+
+
+    # -- bulk reads and writes (baseline, trust, review, synthetic ledgers) ---------------
+    def read(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        """Run one read-only query and return its rows (the baseline's SQL aggregation)."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def insert_change_rows(self, rows: list[tuple]) -> int:
+        """Bulk-insert ledger rows for imports and synthetic ledgers (tests, benchmarks).
+
+        Each row is (change_id, run_id, step_id, kind, target, mode, automated, applied_at,
+        expires_at, body) with ISO-8601 UTC times (see `iso`) and body a ChangeRecord JSON.
+        Existing change ids are kept, as with `begin_change`.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
+                    " applied_at, expires_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                written = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return written
+
+    def insert_revert_rows(self, rows: list[tuple]) -> int:
+        """Bulk `record_revert`: rows of (change_id, run_id, reason, by, at, verified, detail)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    rows,
+                )
+                written = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return written
+
+    def append_new(self, events: list[AuditEvent]) -> int:
+        """`append` for events known to be new (imports, synthetic ledgers): one executemany.
+
+        Same canonical body, redaction and hash chain as `append`, without the per-event
+        duplicate lookup; a duplicate id fails the whole batch instead of being skipped.
+        """
+        if not events:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                prev = row[0] if row else GENESIS
+                rows = []
+                for event in events:
+                    at = iso(event.at)
+                    body = canonical({"id": event.id, "at": at, "run_id": event.run_id,
+                                      "step_id": event.step_id, "event": event.event,
+                                      "data": redact(event.data)})
+                    digest = chain_hash(prev, body)
+                    rows.append((event.id, at, event.run_id, event.step_id, event.event, body, prev, digest))
+                    prev = digest
+                self._db.executemany(
+                    "INSERT INTO audit(event_id, at, run_id, step_id, event, body, prev_hash, hash)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
 
 
 def inverse_description(change: Change | None) -> str:

@@ -13,12 +13,18 @@ Why it is built this way:
   snapshot bundled with ``tldextract`` (see :mod:`handrail.indicators`).
 * **The stdlib reads the structure.** ``email`` (``compat32`` policy: the most forgiving
   with broken MIME) walks nested multiparts and attached messages; ``html.parser`` reads
-  HTML. Defanged text is re-fanged with ``ioc-fanger`` and URLs are located with
-  ``iocextract``, rather than a home-grown regex.
+  HTML. Defanged text is re-fanged with ``ioc-fanger``; URL and domain rules live in
+  :mod:`handrail.indicators` so feeds and other parsers share them.
 * **What a reader sees is what we extract.** URLs come from text/plain, HTML ``href``/
-  ``src``-style attributes, visible HTML text, scripts and styles, attachment file names
-  and text-like attachments (HTML, calendar, plain text). Binary attachments (PDF,
-  images, ...) are hashed, never read.
+  ``src``-style attributes (``//host/x`` read as ``http://host/x``), visible HTML text,
+  scripts, styles, comments, ``title``/``alt`` text, markup hidden as
+  ``document.write(unescape("%3C..."))``, attachment file names and text-like
+  attachments (HTML, calendar, plain text). Binary attachments (PDF, images, ...) are
+  hashed, never read. Only ``http``, ``https`` and ``ftp`` URLs count: ``mailto:``,
+  ``cid:``, ``data:``, ``tel:`` and ``javascript:`` are not links to block.
+* **Link mismatches** are ``<a>`` elements whose whole visible text reads as a URL or
+  host name (``https://www.paypal.com/``, ``paypal.com``) on another host than the
+  ``href``; a leading ``www.`` on either side is ignored.
 
 What ``domains`` holds: for every URL host name, both the full host name and its
 registrable domain (public suffix + one label, private PSL section included); and for
@@ -65,26 +71,29 @@ TEXT_TYPES = frozenset({"text/plain", "text/calendar", "text/x-vcalendar", "text
 HTML_TYPES = frozenset(
     {"text/html", "text/x-amp-html", "text/watch-html", "application/xhtml+xml", "image/svg+xml"}
 )
-URL_ATTRIBUTES = frozenset(
-    "href src action formaction background poster cite longdesc data data-src data-href"
-    " xlink:href url".split()
-)
+# fmt: off
+URL_ATTRIBUTES = frozenset({
+    "href", "src", "action", "formaction", "background", "poster", "cite", "longdesc",
+    "data", "data-src", "data-href", "xlink:href", "url",
+})
 # Attributes whose text may hold URLs that are not the element's target: inline CSS
 # (background: url(...)), tooltips and alternative text.
 TEXT_ATTRIBUTES = frozenset({"style", "title", "alt"})
 # Elements that break a line, so text on either side never runs together.
-BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt fieldset footer form h1 h2 h3 h4 h5"
-    " h6 header hr img li main nav ol p pre section table tbody td tfoot th thead title tr"
-    " ul".split()
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset",
+    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "img", "li",
+    "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th",
+    "thead", "title", "tr", "ul",
+})
+_KNOWN_HEADERS = (
+    "from", "to", "subject", "date", "message-id", "received", "mime-version",
+    "return-path", "content-type", "delivered-to",
 )
+# fmt: on
 _HEADER_LINE = re.compile(rb"^(?:From [^\r\n]*\r?\n)?[!-9;-~]+[ \t]*:")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _ESCAPED_MARKUP = re.compile(r"%3C[a-z!/]", re.IGNORECASE)
-_KNOWN_HEADERS = (
-    "from to subject date message-id received mime-version return-path content-type"
-    " delivered-to".split()
-)
 
 
 class MalformedMessage(Exception):

@@ -68,12 +68,33 @@ class ProtectedNetwork(_Strict):
             raise ValueError(f"{value!r} is not a network ({exc})") from None
 
 
+BASELINE_STATS = {  # guardrail type -> the baseline statistics its threshold may use
+    "rate_limit": {f"{s}_hourly" for s in ("mean", "p50", "p95", "p99", "max")},
+    "per_run_limit": {f"{s}_per_run" for s in ("mean", "p50", "p95", "p99", "max")},
+}
+
+
+class BaselineSpec(_Strict):
+    """A threshold derived from the ledger (handrail.baseline.derive_thresholds).
+
+    `stat × factor`, rounded down, never below `floor`; the guardrail's static option
+    applies until the kind has `min_days` of history. `window_days` bounds the history read.
+    """
+
+    stat: str
+    factor: float = Field(default=1.0, gt=0)
+    floor: float = Field(default=1.0, ge=0)
+    min_days: float = Field(default=14, ge=0)
+    window_days: float = Field(default=90.0, gt=0)
+
+
 class GuardrailSpec(BaseModel):
     """One guardrail; its own options ride along as extra fields."""
 
     model_config = ConfigDict(extra="allow")
     type: str
     outcome: Literal["deny", "hold"] | None = None
+    baseline: BaselineSpec | None = None
 
     @field_validator("type")
     @classmethod
@@ -82,6 +103,19 @@ class GuardrailSpec(BaseModel):
             known = ", ".join(sorted(GUARDRAIL_TYPES))
             raise ValueError(f"unknown guardrail type {value!r} (known: {known})")
         return value
+
+    @model_validator(mode="after")
+    def _baseline_fits(self) -> "GuardrailSpec":
+        if self.baseline is None:
+            return self
+        stats = BASELINE_STATS.get(self.type)
+        if stats is None:
+            raise ValueError(f"guardrail {self.type!r} has no threshold a baseline could set")
+        if self.baseline.stat not in stats:
+            raise ValueError(
+                f"baseline stat {self.baseline.stat!r} does not fit {self.type!r} (use one of {', '.join(sorted(stats))})"
+            )
+        return self
 
 
 class ActionSpec(_Strict):

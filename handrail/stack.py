@@ -25,11 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from temporalio.service import RPCError
 
 from handrail.config import Settings
 
@@ -226,7 +227,11 @@ def is_running(pid: int, cmd: list[str]) -> bool:
         return _cmdline(pid) == cmd
     try:  # no /proc (macOS): ask ps
         out = subprocess.run(
-            ["ps", "-o", "stat=,args=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+            ["ps", "-o", "stat=,args=", "-p", str(pid)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return False
@@ -291,7 +296,7 @@ class _Child:
 def _launch(name: str, cmd: list[str], settings: Settings, env: dict[str, str]) -> _Child:
     log = log_dir(settings) / f"{name}.log"
     with log.open("ab") as out:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         out.write(f"--- handrail: starting {name} at {stamp}\n".encode())
         out.flush()
         offset = out.tell()
@@ -358,7 +363,9 @@ def read_record(settings: Settings) -> dict[str, Any] | None:
     return data
 
 
-def _write_record(settings: Settings, children: list[_Child], started_at: str, detached: bool) -> None:
+def _write_record(
+    settings: Settings, children: list[_Child], started_at: str, detached: bool
+) -> None:
     data = {
         "home": str(settings.home),
         "started_at": started_at,
@@ -379,7 +386,9 @@ def _write_record(settings: Settings, children: list[_Child], started_at: str, d
                 "pid": child.pid,
                 "cmd": child.cmd,
                 "log": str(child.log),
-                "port": {"temporal": settings.temporal_port, "lab": settings.lab_port}.get(child.name),
+                "port": {"temporal": settings.temporal_port, "lab": settings.lab_port}.get(
+                    child.name
+                ),
             }
             for child in children
         },
@@ -395,7 +404,9 @@ def _remove_record(settings: Settings, pids: set[int] | None = None) -> None:
     path = record_path(settings)
     if pids is not None:
         try:
-            current = {c.get("pid") for c in (read_record(settings) or {}).get("components", {}).values()}
+            current = {
+                c.get("pid") for c in (read_record(settings) or {}).get("components", {}).values()
+            }
         except StackError:
             return
         if current != pids:
@@ -424,6 +435,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+# What a probe of a server that is not (yet) answering raises: connection refused,
+# RPC errors (namespace not yet registered, server still starting), timeouts.
+_PROBE_ERRORS = (RuntimeError, RPCError, TimeoutError, OSError)
+
+
 async def _client(settings: Settings, timeout: float):
     from temporalio.client import Client
 
@@ -448,7 +464,9 @@ async def _pollers(client, settings: Settings, timeout: float) -> list:
     resp = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=settings.namespace,
-            task_queue=TaskQueue(name=settings.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            task_queue=TaskQueue(
+                name=settings.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+            ),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         ),
         timeout=timedelta(seconds=timeout),
@@ -460,7 +478,7 @@ async def _temporal_answers(settings: Settings, timeout: float = 2.0) -> bool:
     try:
         client = await _client(settings, timeout)
         await _describe_namespace(client, settings, timeout)
-    except Exception:
+    except _PROBE_ERRORS:
         return False
     return True
 
@@ -491,7 +509,9 @@ async def _prepare_namespace(settings: Settings) -> None:
         )
         await asyncio.sleep(0.1)
     else:
-        raise RuntimeError(f"namespace {settings.namespace} retention did not change to {RETENTION.days} days")
+        raise RuntimeError(
+            f"namespace {settings.namespace} retention did not change to {RETENTION.days} days"
+        )
 
     listed = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=settings.namespace), timeout=timedelta(seconds=5)
@@ -521,18 +541,20 @@ async def _lab_answers(settings: Settings, timeout: float = 2.0) -> bool:
         return False
 
 
-async def _worker_polls(settings: Settings, pid: int | None, since: float, timeout: float = 2.0) -> bool:
+async def _worker_polls(
+    settings: Settings, pid: int | None, since: float, timeout: float = 2.0
+) -> bool:
     """A workflow poller from this worker (its default identity is `<pid>@host`), or one seen
     since it started -- never a stale entry left by an earlier worker."""
     try:
         client = await _client(settings, timeout)
         pollers = await _pollers(client, settings, timeout)
-    except Exception:
+    except _PROBE_ERRORS:
         return False
     for poller in pollers:
         if pid is not None and poller.identity.startswith(f"{pid}@"):
             return True
-        if poller.last_access_time.ToDatetime(timezone.utc).timestamp() >= since - 1:
+        if poller.last_access_time.ToDatetime(UTC).timestamp() >= since - 1:
             return True
     return False
 
@@ -564,7 +586,9 @@ def _check_ports(settings: Settings) -> None:
     seen: dict[int, str] = {}
     for what, _, port, variable in ports:
         if port in seen:
-            raise StackError(f"{seen[port]} and {what} are both configured on port {port}; set {variable}.")
+            raise StackError(
+                f"{seen[port]} and {what} are both configured on port {port}; set {variable}."
+            )
         seen[port] = what
     for what, host, port, variable in ports:
         if _port_in_use(host, port):
@@ -640,8 +664,9 @@ def start(
 ) -> StackInfo:
     """Start Temporal, the lab and the worker, each once the previous one answers.
 
-    `detach=True` returns once all three are healthy and leaves them running.
-    `detach=False` calls `on_ready`, then supervises until SIGINT/SIGTERM (returns the
+    Both modes record the stack in `<home>/stack.json` and call `on_ready` once all answer.
+    `detach=True` then returns, leaving the children running.
+    `detach=False` then supervises until SIGINT/SIGTERM (returns the
     StackInfo) or until a child exits unexpectedly (raises StackError), stopping the rest
     in reverse order either way.
     """
@@ -652,7 +677,7 @@ def start(
         _check_ports(settings)
         cmds = commands(settings)
         env = child_env(settings)
-        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        started_at = datetime.now(UTC).isoformat(timespec="seconds")
         children: list[_Child] = []
         try:
             for name in ORDER:
@@ -664,7 +689,7 @@ def start(
                 if name == "temporal":
                     try:
                         _run(_prepare_namespace(settings))
-                    except Exception as exc:
+                    except _PROBE_ERRORS as exc:
                         raise StackError(
                             f"Temporal on {settings.temporal_address} answers but namespace "
                             f"{settings.namespace} could not be prepared ({str(exc).splitlines()[0]}); "
@@ -684,13 +709,15 @@ def start(
                 pids={c.name: c.pid for c in children},
                 started_at=started_at,
             )
-            if detach:
-                return info
         except BaseException:
             _stop_children(children)
             _remove_record(settings, {c.pid for c in children})
             raise
-    return _supervise(settings, children, info, on_ready)
+    if not detach:
+        return _supervise(settings, children, info, on_ready)
+    if on_ready is not None:
+        on_ready(info)  # the stack stays up even if this raises: `handrail down` stops it
+    return info
 
 
 def _supervise(

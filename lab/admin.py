@@ -16,11 +16,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from lab import calls
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.faults import FaultSpec
 from lab.registry import counts, estate, seed_all
 
-router = APIRouter(prefix="/_lab", tags=["lab"])
+router = APIRouter(prefix="/_lab", tags=["lab"], route_class=LabRoute)
 
 
 @router.get("/health")

@@ -17,12 +17,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, not_found
 
 TOOL = "alerts"
 COLLECTIONS = ("alerts",)
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=LabRoute)
 
 
 def seed(world, store) -> dict:

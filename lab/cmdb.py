@@ -24,13 +24,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 from lab.seed import NETWORKS
 
 TOOL = "cmdb"
 COLLECTIONS = ("devices", "approved", "protected_networks", "networks")
-router = APIRouter(prefix="/cmdb", tags=["cmdb"])
+router = APIRouter(prefix="/cmdb", tags=["cmdb"], route_class=LabRoute)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 APPROVED_TYPES = ("laptop", "desktop", "server", "database", "phone", "access_point",

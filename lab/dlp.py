@@ -21,12 +21,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "dlp"
 COLLECTIONS = ("alerts",)
-router = APIRouter(prefix="/dlp", tags=["dlp"])
+router = APIRouter(prefix="/dlp", tags=["dlp"], route_class=LabRoute)
 
 
 def seed(world, store) -> dict:

@@ -24,13 +24,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 from lab.seed import SINKHOLE_ADDRESS
 
 TOOL = "dns"
 COLLECTIONS = ("sinkholes",)
-router = APIRouter(prefix="/dns", tags=["dns"])
+router = APIRouter(prefix="/dns", tags=["dns"], route_class=LabRoute)
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _FAKE_FIRST_OCTETS = (23, 37, 45, 62, 77, 85, 91, 104, 151, 176, 185, 193, 212, 217)

@@ -36,13 +36,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 from lab.seed import BENIGN, PLANTED
 
 TOOL = "edr"
 COLLECTIONS = ("hosts", "observations", "infections", "captures")
-router = APIRouter(prefix="/edr", tags=["edr"])
+router = APIRouter(prefix="/edr", tags=["edr"], route_class=LabRoute)
 
 
 def _kind(value: str) -> str:

@@ -40,7 +40,7 @@ class FaultSpec(BaseModel):
         return v.upper() if v else None
 
     @model_validator(mode="after")
-    def _regex_compiles(self) -> "FaultSpec":
+    def _regex_compiles(self) -> FaultSpec:
         if self.route.startswith("^"):
             try:
                 re.compile(self.route)

@@ -21,12 +21,12 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "firewall"
 COLLECTIONS = ("egress",)
-router = APIRouter(prefix="/firewall", tags=["firewall"])
+router = APIRouter(prefix="/firewall", tags=["firewall"], route_class=LabRoute)
 
 
 def normalise(value: str) -> str:

@@ -33,12 +33,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "iam"
 COLLECTIONS = ("users", "groups", "events", "changes")
-router = APIRouter(prefix="/iam", tags=["iam"])
+router = APIRouter(prefix="/iam", tags=["iam"], route_class=LabRoute)
 
 
 def seed(world, store) -> dict:

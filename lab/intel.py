@@ -24,20 +24,20 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import invalid, not_found
 from lab.seed import PLANTED
 
 TOOL = "intel"
 COLLECTIONS = ("feeds",)
-router = APIRouter(prefix="/intel", tags=["intel"])
+router = APIRouter(prefix="/intel", tags=["intel"], route_class=LabRoute)
 
 FORMATS = {"ipset": "text/plain", "netset": "text/plain", "csv": "text/csv",
            "stix": "application/json"}
 
 
 def _uuid(seed: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.md5(seed.encode()).digest(), version=4))  # noqa: S324
+    return str(uuid.UUID(bytes=hashlib.md5(seed.encode()).digest(), version=4))
 
 
 def _stix(indicators: list[tuple[str, str, str]]) -> bytes:

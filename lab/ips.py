@@ -20,18 +20,18 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 from lab.seed import PLANTED
 
 TOOL = "ips"
 COLLECTIONS = ("rules",)
-router = APIRouter(prefix="/ips", tags=["ips"])
+router = APIRouter(prefix="/ips", tags=["ips"], route_class=LabRoute)
 
 _RULE = re.compile(
     r"^\s*(alert|drop|reject|pass|rejectsrc|rejectdst|rejectboth)\s+([a-z0-9-]+)\s+(\S+)\s+(\S+)"
     r"\s+(->|<>)\s+(\S+)\s+(\S+)\s+\((.*)\)\s*$",
-    re.S,
+    re.DOTALL,
 )
 _MSG = re.compile(r'(?:^|;)\s*msg\s*:\s*"((?:[^"\\]|\\.)*)"\s*;')
 _SID = re.compile(r"(?:^|;)\s*sid\s*:\s*(\d+)\s*;")
@@ -55,12 +55,12 @@ def parse_rule(text: str) -> dict:
 
 def seed(world, store) -> dict:
     texts = [
-        ('alert tls $HOME_NET any -> $EXTERNAL_NET any (msg:"LAB Known phishing kit TLS SNI";'
-         ' tls.sni; content:"login-corp-example-sso.com"; sid:9000001; rev:1;)', 400),
-        ('alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"LAB Suspicious user agent";'
-         ' http.user_agent; content:"python-requests"; sid:9000002; rev:2;)', 200),
-        ('drop ip $HOME_NET any -> 45.142.212.61 any (msg:"LAB Block INC-2291 C2";'
-         ' sid:9000003; rev:1;)', 100),
+        (('alert tls $HOME_NET any -> $EXTERNAL_NET any (msg:"LAB Known phishing kit TLS SNI";'
+         ' tls.sni; content:"login-corp-example-sso.com"; sid:9000001; rev:1;)'), 400),
+        (('alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"LAB Suspicious user agent";'
+         ' http.user_agent; content:"python-requests"; sid:9000002; rev:2;)'), 200),
+        (('drop ip $HOME_NET any -> 45.142.212.61 any (msg:"LAB Block INC-2291 C2";'
+         ' sid:9000003; rev:1;)'), 100),
     ]
     rules = {}
     for text, hours in texts:

@@ -27,12 +27,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from lab.clock import iso, now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "mailbox"
 COLLECTIONS = ("messages",)
-router = APIRouter(prefix="/mailbox", tags=["mailbox"])
+router = APIRouter(prefix="/mailbox", tags=["mailbox"], route_class=LabRoute)
 
 
 def _header(msg, name: str) -> str:

@@ -19,12 +19,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, not_found
 
 TOOL = "nac"
 COLLECTIONS = ("devices",)
-router = APIRouter(prefix="/nac", tags=["nac"])
+router = APIRouter(prefix="/nac", tags=["nac"], route_class=LabRoute)
 
 ROGUE_AP_MAC = "50:c7:bf:3a:91:0e"
 ROGUE_PI_MAC = "b8:27:eb:44:10:7c"

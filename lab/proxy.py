@@ -24,12 +24,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "proxy"
 COLLECTIONS = ("policies",)
-router = APIRouter(prefix="/proxy", tags=["proxy"])
+router = APIRouter(prefix="/proxy", tags=["proxy"], route_class=LabRoute)
 
 
 def normalise(value: str) -> str:

@@ -10,8 +10,24 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from lab import (alerts, cases, cmdb, dlp, dns, edr, firewall, iam, intel, ips, mailbox, nac,
-                 proxy, siem, takedown, training)
+from lab import (
+    alerts,
+    cases,
+    cmdb,
+    dlp,
+    dns,
+    edr,
+    firewall,
+    iam,
+    intel,
+    ips,
+    mailbox,
+    nac,
+    proxy,
+    siem,
+    takedown,
+    training,
+)
 from lab.seed import build_world
 from lab.store import Store, canonical_json
 

@@ -22,13 +22,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 from lab.seed import BENIGN, PLANTED
 
 TOOL = "siem"
 COLLECTIONS = ("watchlist", "events")
-router = APIRouter(prefix="/siem", tags=["siem"])
+router = APIRouter(prefix="/siem", tags=["siem"], route_class=LabRoute)
 
 
 def seed(world, store) -> dict:

@@ -14,7 +14,6 @@ serialized by the middleware's write lock, so one connection is enough.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import sqlite3
@@ -60,13 +59,15 @@ class Store:
         self._depth = 0
         self.version = 0  # bumped on every document write; lets callers cache derived views
         self._docs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._raw: dict[str, dict[str, dict[str, str]]] = {}  # canonical JSON of each doc
         self._load()
 
     # -- lifecycle -------------------------------------------------------------------
     def _load(self) -> None:
-        self._docs = {}
+        self._docs, self._raw = {}, {}
         for tool, coll, key, body in self.db.execute("SELECT tool, coll, key, body FROM docs"):
             self._docs.setdefault(tool, {}).setdefault(coll, {})[key] = json.loads(body)
+            self._raw.setdefault(tool, {}).setdefault(coll, {})[key] = body
         self.version += 1
 
     def close(self) -> None:
@@ -99,8 +100,8 @@ class Store:
     def wipe(self) -> None:
         with self.batch():
             for table in ("docs", "blobs", "counters", "meta", "idempotency", "calls", "faults"):
-                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-            self._docs = {}
+                self.db.execute(f"DELETE FROM {table}")
+            self._docs, self._raw = {}, {}
             self.version += 1
 
     def mark_seeded(self) -> None:
@@ -108,13 +109,13 @@ class Store:
 
     # -- documents -------------------------------------------------------------------
     def get(self, tool: str, coll: str, key: str) -> dict[str, Any] | None:
-        doc = self._docs.get(tool, {}).get(coll, {}).get(key)
-        return copy.deepcopy(doc) if doc is not None else None
+        raw = self._raw.get(tool, {}).get(coll, {}).get(key)
+        return json.loads(raw) if raw is not None else None
 
     def all(self, tool: str, coll: str) -> list[dict[str, Any]]:
         """All documents of a collection, as copies, ordered by key."""
-        docs = self._docs.get(tool, {}).get(coll, {})
-        return [copy.deepcopy(docs[k]) for k in sorted(docs)]
+        raws = self._raw.get(tool, {}).get(coll, {})
+        return [json.loads(raws[k]) for k in sorted(raws)]
 
     def keys(self, tool: str, coll: str) -> list[str]:
         return sorted(self._docs.get(tool, {}).get(coll, {}))
@@ -123,21 +124,24 @@ class Store:
         return len(self._docs.get(tool, {}).get(coll, {}))
 
     def put(self, tool: str, coll: str, key: str, doc: dict[str, Any]) -> None:
+        raw = canonical_json(doc)
         self.db.execute(
             "INSERT OR REPLACE INTO docs(tool, coll, key, body) VALUES (?, ?, ?, ?)",
-            (tool, coll, key, canonical_json(doc)),
+            (tool, coll, key, raw),
         )
-        self._docs.setdefault(tool, {}).setdefault(coll, {})[key] = copy.deepcopy(doc)
+        self._docs.setdefault(tool, {}).setdefault(coll, {})[key] = json.loads(raw)
+        self._raw.setdefault(tool, {}).setdefault(coll, {})[key] = raw
         self.version += 1
 
     def put_many(self, rows: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        encoded = [(t, c, k, canonical_json(d)) for t, c, k, d in rows]
         with self.batch():
             self.db.executemany(
-                "INSERT OR REPLACE INTO docs(tool, coll, key, body) VALUES (?, ?, ?, ?)",
-                [(t, c, k, canonical_json(d)) for t, c, k, d in rows],
+                "INSERT OR REPLACE INTO docs(tool, coll, key, body) VALUES (?, ?, ?, ?)", encoded
             )
-            for t, c, k, d in rows:
-                self._docs.setdefault(t, {}).setdefault(c, {})[k] = copy.deepcopy(d)
+            for t, c, k, raw in encoded:
+                self._docs.setdefault(t, {}).setdefault(c, {})[k] = json.loads(raw)
+                self._raw.setdefault(t, {}).setdefault(c, {})[k] = raw
             self.version += 1
 
     def delete(self, tool: str, coll: str, key: str) -> bool:
@@ -148,6 +152,7 @@ class Store:
             "DELETE FROM docs WHERE tool=? AND coll=? AND key=?", (tool, coll, key)
         )
         del docs[key]
+        del self._raw[tool][coll][key]
         self.version += 1
         return True
 

@@ -22,12 +22,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import now_iso
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
 
 TOOL = "takedown"
 COLLECTIONS = ("submissions",)
-router = APIRouter(prefix="/takedown", tags=["takedown"])
+router = APIRouter(prefix="/takedown", tags=["takedown"], route_class=LabRoute)
 
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9_-]{1,63}\.)+[a-z0-9-]{2,63}$")
 

@@ -18,12 +18,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lab.clock import iso, now_iso, seed_time
-from lab.deps import StoreDep
+from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, not_found
 
 TOOL = "training"
 COLLECTIONS = ("modules", "enrollments")
-router = APIRouter(prefix="/training", tags=["training"])
+router = APIRouter(prefix="/training", tags=["training"], route_class=LabRoute)
 
 MODULES = {
     "phishing-awareness": ("Recognising phishing", 20),
@@ -35,7 +35,7 @@ MODULES = {
 
 
 def _due(enrolled_at: str) -> str:
-    return iso(datetime.fromisoformat(enrolled_at.replace("Z", "+00:00")) + timedelta(days=14))
+    return iso(datetime.fromisoformat(enrolled_at) + timedelta(days=14))
 
 
 def seed(world, store) -> dict:

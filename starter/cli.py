@@ -86,7 +86,7 @@ def up(
 
     def ready(info):
         if as_json:
-            print_json(info)
+            print_json(info.to_dict())
         else:
             console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
             console.print(f"Web UI: [bold]{settings.ui_url}/namespaces/{settings.namespace}/workflows[/]")
@@ -111,7 +111,8 @@ def down(as_json: bool = JSON):
     if as_json:
         print_json({"stopped": stopped})
     else:
-        console.print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        for line in stopped:
+            console.print(line)
 
 
 @app.command()
@@ -376,6 +377,24 @@ def policy_check(
         table.add_row(r["kind"], r["mode"], "yes" if r["pinned"] else "", str(r["required_approvals"]),
                       ", ".join(r["guardrails"]))
     console.print(table)
+
+
+# -- schedules ----------------------------------------------------------------------------
+@app.command()
+@command
+async def schedule(
+    name: str = typer.Argument(..., help="Which schedule: see `handrail schedule --help`."),
+    every: Optional[str] = typer.Option(None, "--every", help="Create it, or change its interval (e.g. 1m, 1h)."),
+    pause: bool = typer.Option(False, "--pause", help="Pause it."),
+    unpause: bool = typer.Option(False, "--unpause", help="Resume it."),
+    trigger: bool = typer.Option(False, "--trigger", help="Run it once now."),
+    show_: bool = typer.Option(False, "--show", help="Show it (the default)."),
+    as_json: bool = JSON,
+):
+    """Manage a poller or sync schedule (overlap policy skip)."""
+    from starter.schedule_cmd import schedule_command
+
+    await schedule_command(name, every, pause, unpause, trigger, as_json)
 
 
 # -- benchmarks ---------------------------------------------------------------------------

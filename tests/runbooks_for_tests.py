@@ -22,8 +22,8 @@ class BlockMany(BaseModel):
     pause_after_first_s: float = 0
 
 
-@workflow.defn(name="TestBlockMany")
-class TestBlockMany(RunbookWorkflow):
+@workflow.defn(name="BlockManyRunbook")
+class BlockManyRunbook(RunbookWorkflow):
     """Blocks each target in turn; an invalid target makes the tool refuse that step."""
 
     @workflow.run

@@ -109,7 +109,10 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(client: Client, tmp_path: Path, policy: str | None = None, workflows=None):
+async def running_stack(
+    client: Client, tmp_path: Path, policy: str | None = None, workflows=None, task_queue: str | None = None
+):
+    """A worker with its own lab and ledger; reusing tmp_path (and task_queue) resumes the same estate."""
     home = tmp_path / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "policy.toml").write_text(policy or make_policy())
@@ -117,7 +120,7 @@ async def running_stack(client: Client, tmp_path: Path, policy: str | None = Non
         {
             "HANDRAIL_HOME": str(home),
             "HANDRAIL_POLICY": str(home / "policy.toml"),
-            "HANDRAIL_TASK_QUEUE": f"tq-{uuid.uuid4().hex[:8]}",
+            "HANDRAIL_TASK_QUEUE": task_queue or f"tq-{uuid.uuid4().hex[:8]}",
             "HANDRAIL_USER": "tester",
         }
     )

@@ -19,9 +19,10 @@ from handrail.models import (
     RunStatus,
     StepState,
 )
-from tests.runbooks_for_tests import BlockMany, TestBlockMany
+from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock
+from workflows.expiry import ExpireChange
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
 
 pytestmark = pytest.mark.workflow
@@ -48,7 +49,7 @@ async def test_approved_block_reaches_the_firewall(time_env, tmp_path):
         assert waiting.pending_step().change.target == IP
         assert IP not in await stack.edl()
         await handle.signal(EgressBlock.decide, decision("bob"))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert result.steps[0].state == StepState.APPLIED
         assert IP in await stack.edl()
@@ -69,7 +70,7 @@ async def test_denied_block_changes_nothing(time_env, tmp_path):
         handle = await stack.start(EgressBlock.run, trigger())
         await stack.wait_for(handle, awaiting)
         await handle.signal(EgressBlock.decide, decision("bob", approve=False, reason="that is our VPN"))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.DENIED
         assert "denied by bob" in result.error
         assert IP not in await stack.edl()
@@ -95,7 +96,7 @@ async def test_unauthorized_self_and_unknown_decisions_are_rejected(time_env, tm
         assert "carol may not decide" in whys[4]
         assert status.state == RunState.AWAITING_APPROVAL and IP not in await stack.edl()
         await handle.signal(EgressBlock.decide, decision("bob", step=step))
-        assert (await handle.result(result_type=RunStatus)).state == RunState.COMPLETED
+        assert (await handle.result()).state == RunState.COMPLETED
         rejected = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "decision.rejected"]
         assert len(rejected) == 5
 
@@ -110,7 +111,7 @@ async def test_two_of_three_needs_two_different_people(time_env, tmp_path):
         assert "already decided" in status.rejected_decisions[0].why
         assert status.state == RunState.AWAITING_APPROVAL
         await handle.signal(EgressBlock.decide, decision("bob"))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert stack.ledger.changes_for_run(handle.id)[0].approved_by == ["alice", "bob"]
 
@@ -118,7 +119,7 @@ async def test_two_of_three_needs_two_different_people(time_env, tmp_path):
 async def test_timeout_escalates_then_applies_on_timeout(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(timeout="2h", escalation="2h")) as stack:
         handle = await stack.start(EgressBlock.run, trigger())
-        result = await handle.result(result_type=RunStatus)  # time skips through both timeouts
+        result = await handle.result()  # time skips through both timeouts
         assert result.state == RunState.DENIED
         assert result.steps[0].escalated
         assert "on_timeout is deny" in result.error
@@ -136,14 +137,14 @@ async def test_escalated_lead_can_approve(time_env, tmp_path):
         await time_env.sleep(timedelta(hours=1, minutes=5))
         await stack.wait_for(handle, lambda s: s.steps[0].escalated)
         await handle.signal(EgressBlock.decide, decision("carol"))
-        assert (await handle.result(result_type=RunStatus)).state == RunState.COMPLETED
+        assert (await handle.result()).state == RunState.COMPLETED
 
 
 async def test_on_timeout_approve(time_env, tmp_path):
     policy = make_policy(timeout="1h", on_timeout="approve", escalate_to="{ roles = [] }")
     async with running_stack(time_env.client, tmp_path, policy) as stack:
         handle = await stack.start(EgressBlock.run, trigger())
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert IP in await stack.edl()
 
@@ -151,7 +152,7 @@ async def test_on_timeout_approve(time_env, tmp_path):
 async def test_guardrail_denies_protected_range_and_alerts(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ip="161.71.4.20"))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.DENIED
         assert result.steps[0].verdicts[0].guardrail == "never_block"
         assert "SaaS CRM" in result.error
@@ -164,16 +165,16 @@ async def test_guardrail_denies_protected_range_and_alerts(time_env, tmp_path):
 async def test_covering_network_is_denied_too(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ip="146.0.0.0/8"))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.DENIED
         assert "overlaps the protected network Largest customer" in result.error
 
 
 async def test_failing_later_step_compensates_earlier_ones(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [TestBlockMany]) as stack:
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         before = await stack.edl()
-        handle = await stack.start(TestBlockMany.run, BlockMany(targets=["203.0.113.10", "203.0.113.11", "not-an-ip"]))
-        result = await handle.result(result_type=RunStatus)
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.10", "203.0.113.11", "not-an-ip"]))
+        result = await handle.result()
         assert result.state == RunState.COMPENSATED
         assert [s.state for s in result.steps] == [StepState.COMPENSATED, StepState.COMPENSATED, StepState.APPLYING]
         assert await stack.edl() == before
@@ -184,12 +185,12 @@ async def test_failing_later_step_compensates_earlier_ones(time_env, tmp_path):
 
 
 async def test_cancel_during_compensation_still_compensates(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [TestBlockMany]) as stack:
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         await stack.tools.lab_set_fault(route="/firewall/egress/*", method="DELETE", latency_ms=1500)
-        handle = await stack.start(TestBlockMany.run, BlockMany(targets=["203.0.113.20", "203.0.113.21", "bad ip"]))
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.20", "203.0.113.21", "bad ip"]))
         await stack.wait_for(handle, lambda s: s.summary.get("compensating"))
         await handle.cancel()
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPENSATED
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
         await stack.tools.lab_clear_faults()
@@ -198,12 +199,12 @@ async def test_cancel_during_compensation_still_compensates(time_env, tmp_path):
 
 
 async def test_cancel_while_waiting_compensates(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [TestBlockMany]) as stack:
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         handle = await stack.start(
-            TestBlockMany.run, BlockMany(targets=["203.0.113.30", "203.0.113.31"], pause_after_first_s=3600))
+            BlockManyRunbook.run, BlockMany(targets=["203.0.113.30", "203.0.113.31"], pause_after_first_s=3600))
         await stack.wait_for(handle, lambda s: s.steps and s.steps[0].state == StepState.APPLIED)
         await handle.cancel()
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPENSATED
         assert "203.0.113.30" not in await stack.edl()
 
@@ -211,30 +212,30 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
 async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=30 * 86400))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.state == RunState.COMPLETED and result.steps[0].expires_at is not None
         assert IP in await stack.edl()
         change_id = result.steps[0].change_id
-        expiry = time_env.client.get_workflow_handle(f"expire-{change_id.replace('/', '-')}")
-        reverted = await expiry.result(result_type=RevertResult)  # skips 30 days
+        expiry = time_env.client.get_workflow_handle_for(ExpireChange.run, f"expire-{change_id.replace('/', '-')}")
+        reverted = await expiry.result()  # skips 30 days
         assert reverted.reverted and reverted.verified
         assert IP not in await stack.edl()
         assert stack.ledger.revert_of(change_id).reason == "expiry"
 
 
 async def test_rollback_restores_and_is_refused_twice(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged"), [TestBlockMany]) as stack:
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged"), [BlockManyRunbook]) as stack:
         state_before = await stack.tools.lab_state()
-        handle = await stack.start(TestBlockMany.run, BlockMany(targets=["203.0.113.40", "198.51.100.0/24"]))
-        assert (await handle.result(result_type=RunStatus)).state == RunState.COMPLETED
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.40", "198.51.100.0/24"]))
+        assert (await handle.result()).state == RunState.COMPLETED
         assert "198.51.100.0/24" in await stack.edl()
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
                                id=rollback_id(handle.id), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        report = await rb.result(result_type=RollbackReport)
+        report = await rb.result()
         assert report.state == "rolled_back" and len(report.results) == 2
         assert all(r.verified for r in report.results)
         state_after = await stack.tools.lab_state()
-        assert state_after["tools"]["firewall"] == state_before["tools"]["firewall"]
+        assert state_after.tools["firewall"] == state_before.tools["firewall"]
         with pytest.raises(WorkflowAlreadyStartedError):
             await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
                               id=rollback_id(handle.id), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
@@ -244,10 +245,10 @@ async def test_already_blocked_address_is_left_alone_by_rollback(time_env, tmp_p
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         await stack.tools.firewall.egress_add(IP, "put there by a human")
         handle = await stack.start(EgressBlock.run, trigger())
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         assert result.steps[0].state == StepState.UNCHANGED
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"))
-        report = await rb.result(result_type=RollbackReport)
+        report = await rb.result()
         assert report.state == "nothing_to_do"
         assert IP in await stack.edl()
 
@@ -255,10 +256,10 @@ async def test_already_blocked_address_is_left_alone_by_rollback(time_env, tmp_p
 async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=86400))
-        result = await handle.result(result_type=RunStatus)
+        result = await handle.result()
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"))
         await rb.result()
-        expiry = time_env.client.get_workflow_handle(f"expire-{result.steps[0].change_id.replace('/', '-')}")
-        outcome = await expiry.result(result_type=RevertResult)
+        expiry = time_env.client.get_workflow_handle_for(ExpireChange.run, f"expire-{result.steps[0].change_id.replace('/', '-')}")
+        outcome = await expiry.result()
         assert outcome.already and not outcome.reverted
         assert IP not in await stack.edl()

@@ -18,8 +18,13 @@ from collections.abc import Mapping, Sequence
 
 from handrail.intel.consensus import DEFAULT_THRESHOLD, find_consensus
 from handrail.intel.guardrails import apply_guardrails
-from handrail.intel.models import (ConsensusResult, FeedParse, FeedSpec, GuardrailReport,
-                                   SyncPassResult)
+from handrail.intel.models import (
+    ConsensusResult,
+    FeedParse,
+    FeedSpec,
+    GuardrailReport,
+    SyncPassResult,
+)
 from handrail.intel.sets import IndicatorSet
 from handrail.intel.store import IntelStore
 

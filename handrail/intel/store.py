@@ -99,7 +99,7 @@ class IntelStore:
         self.root = Path(root)
 
     @classmethod
-    def from_settings(cls) -> "IntelStore":
+    def from_settings(cls) -> IntelStore:
         from handrail.config import load_settings
 
         return cls(load_settings().store_dir)

@@ -1,0 +1,174 @@
+"""Tool clients: one `Protocol` per security-tool category and an httpx implementation of
+each for the lab's REST contract. A deployment swaps in clients for its own vendors.
+
+`ToolClients` bundles one client per tool over a single `httpx.AsyncClient`:
+
+    async with ToolClients.from_settings(settings) as tools:
+        await tools.firewall.egress_add("203.0.113.9", "phish C2", idempotency_key=key)
+
+Tool clients know nothing of Temporal; errors are `handrail.tools.errors.ToolError`s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import httpx
+from pydantic import Field
+
+from handrail.config import Settings
+from handrail.tools.alerts import Alerts, LabAlerts
+from handrail.tools.cases import Cases, LabCases
+from handrail.tools.cmdb import Cmdb, LabCmdb
+from handrail.tools.dlp import Dlp, LabDlp
+from handrail.tools.dns import Dns, LabDns
+from handrail.tools.edr import Edr, LabEdr
+from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
+from handrail.tools.firewall import Firewall, LabFirewall
+from handrail.tools.http import DEFAULT_TIMEOUT, LabHTTP, ToolModel
+from handrail.tools.iam import Iam, LabIam
+from handrail.tools.intel import Intel, LabIntel
+from handrail.tools.ips import Ips, LabIps
+from handrail.tools.mailbox import LabMailbox, Mailbox
+from handrail.tools.nac import LabNac, Nac
+from handrail.tools.proxy import LabProxy, Proxy
+from handrail.tools.siem import LabSiem, Siem
+from handrail.tools.takedown import LabTakedown, Takedown
+from handrail.tools.training import LabTraining, Training
+
+__all__ = [
+    "Conflict",
+    "Invalid",
+    "LabCall",
+    "LabFault",
+    "LabState",
+    "NotFound",
+    "ToolClients",
+    "ToolError",
+    "Unauthorized",
+    "Unavailable",
+]
+
+
+class LabState(ToolModel):
+    hash: str
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    tools: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabCall(ToolModel):
+    method: str
+    path: str
+    idempotency_key: str | None = None
+    status: int
+    at: str
+
+
+class LabFault(ToolModel):
+    id: int
+    route: str
+    method: str | None = None
+    error_rate: float = 0.0
+    error_status: int = 503
+    latency_ms: int = 0
+    status: int | None = None
+    seed: int = 0
+    count: int | None = None
+    hits: int = 0
+
+
+class ToolClients:
+    firewall: Firewall
+    alerts: Alerts
+    mailbox: Mailbox
+    dns: Dns
+    edr: Edr
+    siem: Siem
+    ips: Ips
+    proxy: Proxy
+    dlp: Dlp
+    cmdb: Cmdb
+    iam: Iam
+    nac: Nac
+    intel: Intel
+    cases: Cases
+    training: Training
+    takedown: Takedown
+
+    def __init__(self, client: httpx.AsyncClient, *, token: str = "") -> None:
+        self._client = client
+        self.http = LabHTTP(client, secret=token)
+        self.firewall = LabFirewall(self.http)
+        self.alerts = LabAlerts(self.http)
+        self.mailbox = LabMailbox(self.http)
+        self.dns = LabDns(self.http)
+        self.edr = LabEdr(self.http)
+        self.siem = LabSiem(self.http)
+        self.ips = LabIps(self.http)
+        self.proxy = LabProxy(self.http)
+        self.dlp = LabDlp(self.http)
+        self.cmdb = LabCmdb(self.http)
+        self.iam = LabIam(self.http)
+        self.nac = LabNac(self.http)
+        self.intel = LabIntel(self.http)
+        self.cases = LabCases(self.http)
+        self.training = LabTraining(self.http)
+        self.takedown = LabTakedown(self.http)
+
+    @classmethod
+    def from_settings(cls, settings: Settings,
+                      transport: httpx.AsyncBaseTransport | None = None,
+                      *, timeout: float = DEFAULT_TIMEOUT) -> ToolClients:
+        client = httpx.AsyncClient(
+            base_url=settings.lab_url,
+            headers={"Authorization": f"Bearer {settings.lab_token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        return cls(client, token=settings.lab_token)
+
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- lab helpers (tests, the demo and `handrail lab`) ---------------------------------
+    async def lab_health(self) -> bool:
+        data = await self.http.json("GET", "/_lab/health")
+        return bool(data.get("ok"))
+
+    async def lab_state(self, *, counts_only: bool = False) -> LabState:
+        params = {"counts_only": True} if counts_only else None
+        return LabState.model_validate(await self.http.json("GET", "/_lab/state", params=params))
+
+    async def lab_reset(self) -> str:
+        """Reload the seed; returns the fresh estate's hash."""
+        return (await self.http.json("POST", "/_lab/reset"))["hash"]
+
+    async def lab_calls(self, limit: int = 100) -> list[LabCall]:
+        data = await self.http.json("GET", "/_lab/calls", params={"limit": limit})
+        return [LabCall.model_validate(c) for c in data["calls"]]
+
+    async def lab_set_fault(self, route: str, *, method: str | None = None,
+                            error_rate: float = 0.0, error_status: int = 503,
+                            latency_ms: int = 0, status: int | None = None, seed: int = 0,
+                            count: int | None = None) -> LabFault:
+        payload = {"route": route, "method": method, "error_rate": error_rate,
+                   "error_status": error_status, "latency_ms": latency_ms, "status": status,
+                   "seed": seed, "count": count}
+        return LabFault.model_validate(await self.http.json("POST", "/_lab/faults", json=payload))
+
+    async def lab_faults(self) -> list[LabFault]:
+        data = await self.http.json("GET", "/_lab/faults")
+        return [LabFault.model_validate(f) for f in data["faults"]]
+
+    async def lab_clear_faults(self) -> int:
+        return int((await self.http.json("DELETE", "/_lab/faults"))["cleared"])

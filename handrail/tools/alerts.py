@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
+from pydantic import Field
+
 from handrail.tools.http import LabHTTP, ToolModel, seg
 
 Priority = Literal["P1", "P2", "P3", "P4"]
@@ -17,7 +19,7 @@ class Alert(ToolModel):
     body: str = ""
     source: str
     run_id: str | None = None
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     acknowledged: bool = False
     acknowledged_by: str | None = None
     acknowledged_at: str | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from pydantic import Field
+
 from handrail.tools.http import LabHTTP, ToolModel, seg
 
 TelemetryLevel = Literal["normal", "elevated", "verbose"]
@@ -24,7 +26,7 @@ class Host(ToolModel):
     vendor: str = ""
     owner: str | None = None
     network: str = ""
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     role: str | None = None
     telemetry: TelemetryLevel = "normal"
     isolated: bool = False
@@ -34,7 +36,7 @@ class Host(ToolModel):
 class ScanResult(ToolModel):
     host: str
     verdict: Literal["clean", "compromised"]
-    indicators: list[str] = []
+    indicators: list[str] = Field(default_factory=list)
     scanned_at: str
 
 

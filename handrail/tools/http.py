@@ -13,8 +13,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from handrail.tools.errors import (Conflict, Invalid, NotFound, ToolError, Unauthorized,
-                                   Unavailable)
+from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
 
 DEFAULT_TIMEOUT = 10.0
 

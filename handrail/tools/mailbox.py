@@ -23,7 +23,7 @@ class MessageSummary(ToolModel):
     sha256: str = ""
 
     @classmethod
-    def from_lab(cls, data: dict) -> "MessageSummary":
+    def from_lab(cls, data: dict) -> MessageSummary:
         return cls.model_validate({**data, "sender": data.get("from", "")})
 
 

@@ -1,0 +1,31 @@
+"""Registry of action kinds: which tool each kind of change touches and how to undo it.
+
+The gate knows nothing about firewalls; it asks this registry. An action reads the state
+it is about to change (the before-state the ledger keeps), applies the change with the
+idempotency key, and names the inverse change that restores the before-state. When the
+tool was already in the wanted state, the action changes nothing and has no inverse, so a
+rollback never removes a block that someone else put there.
+"""
+
+from __future__ import annotations
+
+from handrail.actions import firewall
+from handrail.actions.base import Action, UnknownAction
+
+ACTIONS: dict[str, Action] = {
+    action.kind: action
+    for action in (
+        firewall.EgressBlock(),
+        firewall.EgressUnblock(),
+    )
+}
+
+
+def action_for(kind: str) -> Action:
+    try:
+        return ACTIONS[kind]
+    except KeyError:
+        raise UnknownAction(f"no tool action is registered for kind {kind!r}") from None
+
+
+__all__ = ["ACTIONS", "Action", "UnknownAction", "action_for"]

@@ -1,0 +1,34 @@
+"""The contract every action kind fulfils: read the state, apply, name the inverse.
+
+Each tool category has its own module in this package; adding a kind is one class there,
+one line in `handrail/actions/__init__.py` and its policy entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from handrail.models import Change
+
+
+class UnknownAction(LookupError):
+    pass
+
+
+class Action(Protocol):
+    kind: str
+
+    async def read(self, tools: Any, change: Change) -> dict[str, Any]:
+        """The part of the tool's state this change touches."""
+
+    def wanted(self, change: Change, state: dict[str, Any]) -> bool:
+        """True when the state already is what the change asks for."""
+
+    async def apply(self, tools: Any, change: Change, key: str) -> None:
+        """Make the change; `key` makes a retried call harmless."""
+
+    def inverse(self, change: Change, before: dict[str, Any]) -> Change:
+        """The change that brings the before-state back."""
+
+    # Optional: `async def facts(self, tools, change) -> dict` returning guardrail facts
+    # about the target, e.g. {"tags": ["production"]} from the CMDB.

@@ -1,0 +1,156 @@
+"""The Temporal Schedules Handrail keeps: pollers and the intel sync.
+
+Each entry says which workflow a schedule starts, with what argument, and how often by
+default. `handrail schedule NAME …` manages them; `handrail up` makes sure they exist.
+Overlap policy is `skip`: a poll or sync still running when the next is due is not doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from handrail.config import Settings
+from handrail.policy import parse_duration
+
+
+@dataclass(frozen=True)
+class ScheduleDef:
+    name: str
+    workflow: str  # the workflow type name
+    argument: Callable[[], BaseModel]
+    every: str
+    description: str
+
+    @property
+    def schedule_id(self) -> str:
+        return f"handrail-{self.name}"
+
+
+SCHEDULES: dict[str, ScheduleDef] = {}
+
+
+def register(definition: ScheduleDef) -> ScheduleDef:
+    SCHEDULES[definition.name] = definition
+    return definition
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+def definition(name: str) -> ScheduleDef:
+    try:
+        return SCHEDULES[name]
+    except KeyError:
+        known = ", ".join(sorted(SCHEDULES)) or "none"
+        raise ScheduleError(f"There is no schedule named {name!r} (known: {known}).") from None
+
+
+def _interval(every: str) -> timedelta:
+    try:
+        seconds = parse_duration(every)
+    except ValueError as exc:
+        raise ScheduleError(f"--every {exc}.") from None
+    if seconds < 10:
+        raise ScheduleError("--every must be at least 10s.")
+    return timedelta(seconds=seconds)
+
+
+def _schedule(d: ScheduleDef, settings: Settings, every: timedelta, paused: bool = False) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            d.workflow, d.argument(), id=f"{d.schedule_id}-run", task_queue=settings.task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(paused=paused, note=d.description),
+    )
+
+
+async def ensure(client: Client, settings: Settings, name: str, every: str | None = None) -> str:
+    """Create the schedule if absent; with `every`, set its interval. Returns what happened."""
+    d = definition(name)
+    interval = _interval(every or d.every)
+    try:
+        await client.create_schedule(d.schedule_id, _schedule(d, settings, interval))
+        return "created"
+    except ScheduleAlreadyRunningError:
+        if every is None:
+            return "exists"
+
+    def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule = current.description.schedule
+        schedule.spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)])
+        return ScheduleUpdate(schedule=schedule)
+
+    await client.get_schedule_handle(d.schedule_id).update(update)
+    return "updated"
+
+
+async def ensure_all(client: Client, settings: Settings) -> dict[str, str]:
+    return {name: await ensure(client, settings, name) for name in SCHEDULES}
+
+
+async def pause(client: Client, name: str, paused: bool = True) -> None:
+    handle = client.get_schedule_handle(definition(name).schedule_id)
+    await _exists(handle, name)
+    if paused:
+        await handle.pause(note="paused with handrail schedule")
+    else:
+        await handle.unpause(note="resumed with handrail schedule")
+
+
+async def trigger(client: Client, name: str) -> None:
+    handle = client.get_schedule_handle(definition(name).schedule_id)
+    await _exists(handle, name)
+    await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)
+
+
+async def show(client: Client, name: str) -> dict:
+    handle = client.get_schedule_handle(definition(name).schedule_id)
+    desc = await _exists(handle, name)
+    spec = desc.schedule.spec
+    every = spec.intervals[0].every.total_seconds() if spec.intervals else None
+    return {
+        "name": name,
+        "schedule_id": handle.id,
+        "workflow": definition(name).workflow,
+        "every_seconds": every,
+        "paused": desc.schedule.state.paused,
+        "overlap": "skip",
+        "next_runs": [t.isoformat() for t in desc.info.next_action_times[:3]],
+        "recent_runs": [
+            {"workflow_id": a.action.workflow_id, "started_at": a.started_at.isoformat()}
+            for a in desc.info.recent_actions[-5:]
+        ],
+        "runs_total": desc.info.num_actions,
+    }
+
+
+async def _exists(handle, name: str):
+    try:
+        return await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ScheduleError(
+                f"Schedule {name} does not exist yet; create it with `handrail schedule {name} --every 1m`."
+            ) from None
+        raise

@@ -1,0 +1,151 @@
+"""`handrail lab …`: look at and steer the lab (the simulated security estate).
+
+    handrail lab state [--json]      estate hash and per-tool counts (--json: whole document)
+    handrail lab reset [--json]      reload the seed (clears calls, idempotency keys, faults)
+    handrail lab faults [--json]     list fault rules
+    handrail lab faults --route '/firewall/*' --error-rate 0.5 --seed 7
+    handrail lab faults --clear
+
+With `--json` each command prints exactly one JSON document. Errors are one sentence on
+stderr and exit status 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from handrail.config import load_settings
+from handrail.tools import ToolClients
+from handrail.tools.errors import ToolError, Unauthorized, Unavailable
+
+lab_app = typer.Typer(help="Inspect and steer the lab (the simulated security estate).",
+                      no_args_is_help=True, add_completion=False)
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _clients() -> ToolClients:
+    """Build the clients (tests replace this to talk to an in-process lab)."""
+    return ToolClients.from_settings(load_settings())
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
+
+
+def _run(op: Callable[[ToolClients], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with _clients() as tools:
+            try:
+                return await op(tools)
+            except Unavailable as exc:
+                if exc.code in ("unreachable", "timeout"):
+                    raise _LabDown(tools.base_url) from exc
+                raise
+
+    try:
+        return asyncio.run(main())
+    except _LabDown as exc:
+        _fail(f"The lab at {exc.url} is not answering; start it with `handrail up`.")
+    except Unauthorized:
+        _fail("The lab refused the token; check HANDRAIL_LAB_TOKEN.")
+    except ToolError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _LabDown(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+@lab_app.command()
+def state(json_: JsonOpt = False) -> None:
+    """Show the estate's hash and how many records each tool holds."""
+    st = _run(lambda t: t.lab_state(counts_only=not json_))
+    if json_:
+        _print_json(st.model_dump())
+        return
+    console = Console()
+    console.print(f"estate hash [bold]{st.hash}[/bold]")
+    table = Table("tool", "records", "by collection")
+    for tool, colls in st.counts.items():
+        detail = ", ".join(f"{c}={n}" for c, n in colls.items())
+        table.add_row(tool, str(sum(colls.values())), detail)
+    console.print(table)
+
+
+@lab_app.command()
+def reset(json_: JsonOpt = False) -> None:
+    """Reload the seed: clears the call log, idempotency keys and faults."""
+    digest = _run(lambda t: t.lab_reset())
+    if json_:
+        _print_json({"ok": True, "hash": digest})
+    else:
+        Console().print(f"Lab reset; estate hash [bold]{digest}[/bold]")
+
+
+@lab_app.command()
+def faults(
+    route: Annotated[str | None, typer.Option(help="Glob over the path (or ^regex).")] = None,
+    method: Annotated[str | None, typer.Option(help="Only this HTTP method.")] = None,
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    error_status: Annotated[int, typer.Option(help="5xx used for random errors.")] = 503,
+    latency_ms: Annotated[int, typer.Option(min=0)] = 0,
+    status: Annotated[int | None, typer.Option(help="Always answer this 4xx.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the error draw.")] = 0,
+    count: Annotated[int | None, typer.Option(help="Affect only this many requests.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every fault rule.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List fault rules, add one (--route ...), or remove all (--clear)."""
+    if clear and route:
+        typer.echo("Use either --clear or --route, not both.", err=True)
+        raise typer.Exit(2)
+    if clear:
+        n = _run(lambda t: t.lab_clear_faults())
+        if json_:
+            _print_json({"cleared": n})
+        else:
+            Console().print(f"Cleared {n} fault rule(s).")
+        return
+    if route:
+        rule = _run(lambda t: t.lab_set_fault(
+            route, method=method, error_rate=error_rate, error_status=error_status,
+            latency_ms=latency_ms, status=status, seed=seed, count=count))
+        if json_:
+            _print_json(rule.model_dump())
+        else:
+            Console().print(f"Fault rule {rule.id} added for {rule.route}.")
+        return
+    rules = _run(lambda t: t.lab_faults())
+    if json_:
+        _print_json({"faults": [r.model_dump() for r in rules]})
+        return
+    if not rules:
+        Console().print("No fault rules.")
+        return
+    table = Table("id")
+    table.add_column("route", no_wrap=True)
+    for name in ("method", "error rate", "5xx", "latency ms", "4xx", "seed", "hits"):
+        table.add_column(name)
+    for r in rules:
+        table.add_row(str(r.id), r.route, r.method or "*", str(r.error_rate),
+                      str(r.error_status), str(r.latency_ms), str(r.status or "-"), str(r.seed),
+                      str(r.hits))
+    Console().print(table)

@@ -1,0 +1,136 @@
+"""End to end: the `handrail` CLI against `handrail up --detach` (Temporal dev server, lab, worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _handrail_exe() -> str:
+    exe = shutil.which("handrail") or str(Path(sys.executable).parent / "handrail")
+    assert Path(exe).exists(), "the handrail console script is not installed (pip install -e .)"
+    return exe
+
+
+@pytest.fixture(scope="module")
+def stack_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e-home")
+    temporal_port = _free_port()
+    env = {
+        **os.environ,
+        "HANDRAIL_HOME": str(home),
+        "HANDRAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "HANDRAIL_UI_PORT": str(_free_port()),
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
+        "HANDRAIL_POLICY": str(REPO / "policy.toml"),
+        "HANDRAIL_TASK_QUEUE": "e2e",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    up = subprocess.run([_handrail_exe(), "up", "--detach", "--json"], env=env, capture_output=True, text=True,
+                        timeout=180, cwd=REPO)
+    assert up.returncode == 0, f"handrail up failed: {up.stdout}\n{up.stderr}"
+    try:
+        yield env
+    finally:
+        subprocess.run([_handrail_exe(), "down"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def cli(env, *args: str, ok: bool = True):
+    proc = subprocess.run([_handrail_exe(), *args, "--json"], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    if ok:
+        assert proc.returncode == 0, f"handrail {' '.join(args)} -> {proc.returncode}: {proc.stdout} {proc.stderr}"
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None)
+
+
+def wait_show(env, run_id: str, state: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, shown = cli(env, "show", run_id, ok=False)
+        if shown and shown.get("state") == state:
+            return shown
+        assert time.monotonic() < deadline, f"run {run_id} never reached {state}: {shown}"
+        time.sleep(0.3)
+
+
+def edl(env) -> list[str]:
+    response = httpx.get(env["HANDRAIL_LAB_URL"] + "/firewall/edl.txt",
+                         headers={"Authorization": "Bearer handrail-dev-token"}, timeout=10)
+    response.raise_for_status()
+    return response.text.split()
+
+
+def test_block_approve_rollback(stack_env):
+    env = stack_env
+    _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.99", "--reason", "e2e", "--requested-by", "alice")
+    run_id = started["run_id"]
+    wait_show(env, run_id, "awaiting_approval")
+
+    deadline = time.monotonic() + 20
+    while True:  # visibility is eventually consistent
+        _, rows = cli(env, "pending")
+        if any(r["run_id"] == run_id for r in rows):
+            break
+        assert time.monotonic() < deadline, "the waiting run never showed up in `handrail pending`"
+        time.sleep(0.3)
+    row = next(r for r in rows if r["run_id"] == run_id)
+    assert row["action"] == "firewall.egress_block" and row["requested_by"] == "alice" and row["step"]
+
+    code, refused = cli(env, "approve", run_id, "--as", "alice", ok=False)
+    assert code == 1 and refused["accepted"] is False and "separation of duties" in refused["why"]
+    _, accepted = cli(env, "approve", run_id, "--as", "bob")
+    assert accepted["accepted"] is True
+
+    shown = wait_show(env, run_id, "completed")
+    assert shown["steps"][0]["state"] == "applied"
+    assert "203.0.113.99" in edl(env)
+
+    _, plan = cli(env, "rollback", run_id, "--dry-run")
+    assert plan["plan"][0]["will_run"] and "firewall.egress_unblock" in plan["plan"][0]["undo"]
+    assert "203.0.113.99" in edl(env)  # a dry run changes nothing
+
+    _, report = cli(env, "rollback", run_id, "--as", "carol")
+    assert report["state"] == "rolled_back"
+    assert "203.0.113.99" not in edl(env)
+    assert wait_show(env, run_id, "rolled_back")["state"] == "rolled_back"
+
+    code, again = cli(env, "rollback", run_id, "--as", "carol", ok=False)
+    assert code == 1 and "already been rolled back" in again["error"]
+
+    _, verified = cli(env, "audit", "verify")
+    assert verified["ok"] and verified["rows"] > 5
+
+
+def test_guardrail_denial_alerts_and_bad_input(stack_env):
+    env = stack_env
+    _, started = cli(env, "run", "egress-block", "--ip", "146.75.1.1", "--reason", "feed", "--requested-by", "alice")
+    shown = wait_show(env, started["run_id"], "denied")
+    assert "Largest customer" in shown["error"]
+    alerts = httpx.get(env["HANDRAIL_LAB_URL"] + "/alerts", headers={"Authorization": "Bearer handrail-dev-token"}).json()
+    assert any("146.75.1.1" in a["body"] and a["priority"] == "P1" for a in alerts["alerts"])
+
+    code, error = cli(env, "run", "egress-block", "--ip", "999.1.1.1", "--reason", "x", ok=False)
+    assert code == 2 and "not a valid IP" in error["error"]
+    code, error = cli(env, "show", "no-such-run", ok=False)
+    assert code == 1 and "No run no-such-run" in error["error"]
+    code, error = cli(env, "approve", "no-such-run", "--as", "bob", ok=False)
+    assert code == 1 and "No run no-such-run" in error["error"]
