@@ -27,6 +27,7 @@ Definitions (deliberate, and the same everywhere, including derived thresholds):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict
@@ -207,47 +208,51 @@ def _batch_histograms(ledger: Ledger, since: str, until: str, kinds) -> dict[str
 
 
 def _approvals(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Approvals]:
+    """One pass over the approval events: each step's request, answer and latency, per kind."""
     where, args = _kind_filter("kind", kinds)
-    steps = (
-        "SELECT run_id, step_id, MAX(json_extract(body, '$.data.kind')) AS kind,"
+    rows = ledger.read(
+        "WITH s AS (SELECT"
+        " MAX(CASE WHEN event = 'approval.requested' THEN json_extract(body, '$.data.kind') END) AS kind,"
         " MIN(CASE WHEN event = 'approval.requested' THEN at END) AS req,"
         " MIN(CASE WHEN event = 'approval.decided' THEN at END) AS dec,"
         " MAX(CASE WHEN event = 'approval.decided' THEN json_extract(body, '$.data.approved') END) AS ok,"
         " MAX(event = 'approval.timeout') AS timed_out, MAX(event = 'approval.escalated') AS escalated"
         " FROM audit WHERE event IN ('approval.requested', 'approval.decided', 'approval.timeout',"
-        " 'approval.escalated') AND at >= ? AND at < ? GROUP BY run_id, step_id"
-    )
-    counts = ledger.read(
-        f"WITH s AS MATERIALIZED ({steps}) SELECT kind, COUNT(req), SUM(ok = 1), SUM(ok = 0), SUM(timed_out),"
-        f" SUM(escalated) FROM s WHERE req IS NOT NULL{where} GROUP BY kind",
+        " 'approval.escalated') AND at >= ? AND at < ? GROUP BY run_id, step_id)"
+        " SELECT kind, CAST(ROUND((julianday(dec) - julianday(req)) * 86400) AS INTEGER) AS secs,"
+        " COUNT(*), SUM(ok = 1), SUM(ok = 0), SUM(timed_out), SUM(escalated)"
+        f" FROM s WHERE req IS NOT NULL{where} GROUP BY kind, secs",
         [since, until, *args],
     )
-    out = {kind: Approvals(requested=r, approved=a or 0, denied=d or 0, timeouts=t or 0, escalated=e or 0)
-           for kind, r, a, d, t, e in counts}
-    latencies = ledger.read(
-        f"WITH s AS MATERIALIZED ({steps}) SELECT kind,"
-        " CAST(ROUND((julianday(dec) - julianday(req)) * 86400) AS INTEGER) AS secs, COUNT(*)"
-        f" FROM s WHERE req IS NOT NULL AND dec IS NOT NULL{where} GROUP BY kind, secs",
-        [since, until, *args],
-    )
-    hist: dict[str, dict[float, int]] = defaultdict(dict)
-    for kind, secs, n in latencies:
-        hist[kind][secs] = n
-    for kind, h in hist.items():
-        out.setdefault(kind, Approvals()).latency_s = distribution(h)
+    out: dict[str, Approvals] = {}
+    latency: dict[str, dict[float, int]] = defaultdict(dict)
+    for kind, secs, n, approved, denied, timeouts, escalated in rows:
+        fig = out.setdefault(kind, Approvals())
+        fig.requested += n
+        fig.approved += approved or 0
+        fig.denied += denied or 0
+        fig.timeouts += timeouts or 0
+        fig.escalated += escalated or 0
+        if secs is not None and (approved or denied):
+            latency[kind][secs] = (approved or 0) + (denied or 0)
+    for kind, hist in latency.items():
+        out[kind].latency_s = distribution(hist)
     return out
 
 
 def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, GuardrailFigures]:
-    where, args = _kind_filter("kind", kinds)
+    """Gate outcomes per kind (one JSON parse per evaluation), then the objecting verdicts."""
     rows = ledger.read(
-        "SELECT kind, outcome, COUNT(*) FROM (SELECT json_extract(body, '$.data.kind') AS kind,"
-        " json_extract(body, '$.data.outcome') AS outcome FROM audit"
-        f" WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ?) WHERE 1{where} GROUP BY kind, outcome",
-        [since, until, *args],
+        "SELECT json_extract(body, '$.data.kind', '$.data.outcome') AS ko, COUNT(*) FROM audit"
+        " WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ? GROUP BY ko",
+        [since, until],
     )
+    wanted = None if kinds is None else set(kinds)
     out: dict[str, GuardrailFigures] = {}
-    for kind, outcome, n in rows:
+    for pair, n in rows:
+        kind, outcome = json.loads(pair)
+        if wanted is not None and kind not in wanted:
+            continue
         fig = out.setdefault(kind, GuardrailFigures())
         fig.evaluated += n
         if outcome == "hold":
@@ -256,6 +261,9 @@ def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Guar
             fig.denied += n
         else:
             fig.allowed += n
+    if not any(f.held or f.denied for f in out.values()):
+        return out
+    where, args = _kind_filter("kind", kinds)
     verdicts = ledger.read(
         "SELECT kind, json_extract(v.value, '$.guardrail'), json_extract(v.value, '$.outcome'), COUNT(*)"
         " FROM (SELECT json_extract(body, '$.data.kind') AS kind, body FROM audit"

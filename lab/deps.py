@@ -37,8 +37,8 @@ class LabRoute(APIRoute):
         @functools.wraps(endpoint)
         async def fast(*args: Any, **kw: Any) -> Any:
             result = await endpoint(*args, **kw)
-            if isinstance(result, Response):
-                return result
-            return FastJSON(result, status_code=status)
+            if isinstance(result, dict | list):
+                return FastJSON(result, status_code=status)
+            return result  # a Response, or text for a route with its own response_class
 
         super().__init__(path, fast, **kwargs)

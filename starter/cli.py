@@ -60,8 +60,24 @@ def command(target):
             emit_error(CliError(str(exc)), json_mode)
         except PolicyError as exc:
             emit_error(CliError(str(exc)), json_mode)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug or an outage: one sentence here, the traceback in a log
+            log = _crash_log(exc)
+            emit_error(CliError(f"Handrail failed unexpectedly ({type(exc).__name__}: {exc}); details in {log}."),
+                       json_mode)
 
     return wrapper
+
+
+def _crash_log(exc: BaseException) -> Path:
+    import traceback
+
+    path = load_settings().home / "logs" / "cli-errors.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)) + "\n")
+    return path
 
 
 def _settings():
@@ -172,7 +188,7 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
             console.print(f"Started run [bold]{handle.id}[/]")
             console.print(f"Follow it: handrail show {handle.id}   (Web UI: {_ui_link(settings, handle.id)})")
         return
-    result = await handle.result(result_type=RunStatus)
+    result = await handle.result()
     if as_json:
         print_json({"run_id": handle.id, **result.model_dump(mode="json")})
     else:

@@ -209,4 +209,4 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
         )
     except WorkflowAlreadyStartedError:
         fail(f"Run {run_id} has already been rolled back ({rollback_id(run_id)}); a run is rolled back once.")
-    return await handle.result(result_type=RollbackReport)
+    return await handle.result()

@@ -218,7 +218,7 @@ async def test_edr_planted_indicators_and_proliferation(lab):
     scans = [await e.scan(h.hostname) for h in compromised]
     shared = set.intersection(*(set(s.indicators) for s in scans))
     assert shared
-    indicator = sorted(shared)[0]
+    indicator = min(shared)
     found = {s.hostname for s in await e.search(indicator)}
     assert found == {h.hostname for h in compromised}
     assert await e.search("nothing-like-this.example") == []

@@ -9,8 +9,7 @@ import pytest
 
 from handrail.config import load_settings
 from handrail.tools import ToolClients
-from handrail.tools.errors import (Conflict, Invalid, NotFound, ToolError, Unauthorized,
-                                   Unavailable)
+from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
 
 pytestmark = pytest.mark.unit
 

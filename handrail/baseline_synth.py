@@ -1,0 +1,236 @@
+"""Synthetic ledger history with a known shape, for baseline tests and the benchmark.
+
+`SyntheticLedger` writes what the step gate would have written for each change (the
+change row, `step.requested`, `guardrails.evaluated`, the approval events, `change.applied`
+and any revert), buffered and inserted with executemany. The audit rows go through
+`Ledger.append_new`, so they form the same valid hash chain as live ones.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from handrail.ledger import Ledger, canonical, iso
+from handrail.models import AuditEvent
+
+T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
+
+
+class SyntheticLedger:
+    """Buffered writer of gate-shaped history. Call `flush()` (or use it as a context manager)."""
+
+    def __init__(self, ledger: Ledger, audit: bool = True, buffer: int = 50_000):
+        self.ledger = ledger
+        self.audit = audit
+        self.buffer = buffer
+        self._changes: list[tuple] = []
+        self._reverts: list[tuple] = []
+        self._events: list[AuditEvent] = []
+        self._seq = 0
+        self.rows = 0
+
+    def __enter__(self) -> "SyntheticLedger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+    # -- primitives ------------------------------------------------------------------------
+    def event(self, run_id: str, step_id: str | None, name: str, at: datetime, **data: Any) -> None:
+        self.event_data(run_id, step_id, name, at, data)
+
+    def event_data(self, run_id: str, step_id: str | None, name: str, at: datetime, data: dict) -> None:
+        if not self.audit:
+            return
+        self._seq += 1
+        self._events.append(AuditEvent(id=f"syn-{self._seq}", at=at, run_id=run_id, step_id=step_id,
+                                       event=name, data=data))
+        if len(self._events) >= self.buffer:
+            self._flush_events()
+
+    def change(
+        self,
+        kind: str,
+        at: datetime,
+        *,
+        run_id: str,
+        step_id: str,
+        mode: str = "logged",
+        target: str | None = None,
+        inverse_kind: str | None = None,
+        requested_by: str = "handrail",
+        approved_by: tuple[str, ...] = (),
+        status: str = "applied",
+        verdicts: list[dict[str, Any]] | None = None,
+        outcome: str = "allow",
+    ) -> str:
+        """One change through the gate (guardrails evaluated, then applied); returns its id."""
+        change_id = f"{run_id}/{step_id}"
+        target = target or f"t-{change_id}"
+        change = {"kind": kind, "target": target, "params": {}}
+        inverse = {"kind": inverse_kind or kind + ".undo", "target": target, "params": {}}
+        record = {
+            "change_id": change_id, "run_id": run_id, "step_id": step_id, "change": change, "status": status,
+            "before": {"present": False}, "after": {"present": True},
+            "inverse": inverse if status == "applied" else None, "mode": mode, "requested_by": requested_by,
+            "approved_by": list(approved_by), "applied_at": iso(at), "expires_at": None,
+            "reverted_at": None, "reverted_by": None,
+        }
+        self._changes.append((change_id, run_id, step_id, kind, target, mode, int(mode != "approve"), iso(at),
+                              None, canonical(record)))
+        self.event(run_id, step_id, "step.requested", at, change=change)
+        self.event(run_id, step_id, "guardrails.evaluated", at, kind=kind, mode=mode, outcome=outcome,
+                   verdicts=verdicts or [])
+        self.event_data(run_id, step_id, "change." + status, at, record)
+        if len(self._changes) >= self.buffer:
+            self._flush_changes()
+        return change_id
+
+    def gate_refusal(self, kind: str, at: datetime, *, run_id: str, step_id: str, mode: str,
+                     outcome: str, guardrail: str) -> None:
+        """A step a guardrail denied (nothing changed) or held (a human was asked)."""
+        verdict = {"guardrail": guardrail, "outcome": outcome, "reason": "synthetic", "alert": False,
+                   "threshold": None, "threshold_source": None}
+        self.event(run_id, step_id, "step.requested", at, change={"kind": kind, "target": "x", "params": {}})
+        self.event(run_id, step_id, "guardrails.evaluated", at, kind=kind, mode=mode, outcome=outcome,
+                   verdicts=[verdict])
+        if outcome == "deny":
+            self.event(run_id, step_id, "step.denied", at, kind=kind, reason="synthetic")
+
+    def approval(self, kind: str, at: datetime, *, run_id: str, step_id: str, latency_s: float,
+                 result: str = "approved", by: str = "alice", escalated: bool = False) -> datetime:
+        """An approval asked at `at` and answered (approved/denied) or timed out after `latency_s`."""
+        done = at + timedelta(seconds=latency_s)
+        self.event(run_id, step_id, "approval.requested", at, kind=kind, why="policy mode is approve",
+                   required=1, approvers={"users": [], "roles": ["soc-analyst"]}, timeout_s=14400)
+        if escalated:
+            self.event(run_id, step_id, "approval.escalated", at + timedelta(seconds=latency_s / 2), kind=kind)
+        if result == "timeout":
+            self.event(run_id, step_id, "approval.timeout", done, kind=kind, applied="deny")
+        else:
+            self.event(run_id, step_id, "approval.decided", done, kind=kind, approved=result == "approved",
+                       by=[by])
+            if result == "denied":
+                self.event(run_id, step_id, "step.denied", done, kind=kind, reason=f"denied by {by}")
+        return done
+
+    def revert(self, change_id: str, run_id: str, reason: str, by: str, at: datetime) -> None:
+        self._reverts.append((change_id, run_id, reason, by, iso(at), 1, "synthetic"))
+        self.event(run_id, None, "change.reverted", at, change_id=change_id, reason=reason, by=by,
+                   verified=True, detail="synthetic")
+
+    # -- writing ---------------------------------------------------------------------------
+    def _flush_changes(self) -> None:
+        if self._changes:
+            self.rows += self.ledger.insert_change_rows(self._changes)
+            self._changes = []
+
+    def _flush_events(self) -> None:
+        if self._events:
+            self.rows += self.ledger.append_new(self._events)
+            self._events = []
+
+    def flush(self) -> None:
+        self._flush_changes()
+        if self._reverts:
+            self.rows += self.ledger.insert_revert_rows(self._reverts)
+            self._reverts = []
+        self._flush_events()
+
+
+# -- the benchmark ledger -----------------------------------------------------------------
+BENCH_KINDS = [  # kind, mode, mean changes per busy hour
+    ("dns.sinkhole", "logged", 6.0),
+    ("firewall.egress_block", "approve", 2.0),
+    ("firewall.egress_unblock", "guarded", 3.0),
+    ("proxy.block", "guarded", 5.0),
+    ("ips.deploy_rule", "guarded", 1.5),
+    ("iam.revoke_privilege", "guarded", 1.0),
+    ("nac.disconnect", "guarded", 1.0),
+    ("training.enroll", "guarded", 4.0),
+    ("edr.isolate", "approve", 0.5),
+]
+
+
+def build_bench_ledger(path: Path, rows: int, seed: int = 7, audit: bool = True) -> dict[str, Any]:
+    """About `rows` ledger rows (changes + audit + reverts) of months of mixed, seeded history."""
+    rng = random.Random(seed)
+    ledger = Ledger(path)
+    per_change = 5.4 if audit else 1.3  # rows each change brings with it, on average
+    target_changes = int(rows / per_change)
+    hourly_mean = sum(rate for _, _, rate in BENCH_KINDS)
+    hours = max(24, int(target_changes / (hourly_mean * 0.7)))  # nights run at 40 %
+    started = time.perf_counter()
+    syn = SyntheticLedger(ledger, audit=audit)
+    made = 0
+    for h in range(hours):
+        at = T0 + timedelta(hours=h)
+        busy = 1.0 if 8 <= at.hour < 20 else 0.4
+        for kind, mode, rate in BENCH_KINDS:
+            n = int(rng.expovariate(1 / (rate * busy)) + 0.5)
+            if n == 0:
+                continue
+            run_id = f"bench-{kind}-{h}"
+            if audit:
+                syn.event(run_id, None, "run.started", at, runbook="bench", requested_by="handrail", subject=kind)
+            for i in range(n):
+                when = at + timedelta(seconds=i * 7 % 3600)
+                step = f"s{i:03d}"
+                if mode == "approve":
+                    when = syn.approval(kind, when, run_id=run_id, step_id=step, latency_s=rng.randint(30, 3600),
+                                        result="denied" if rng.random() < 0.03 else "approved")
+                cid = syn.change(kind, when, run_id=run_id, step_id=step, mode=mode,
+                                 target=f"{kind}-{rng.randrange(1_000_000)}",
+                                 inverse_kind=kind.replace("block", "unblock"))
+                roll = rng.random()
+                if roll < 0.25:
+                    syn.revert(cid, run_id, "expiry", "handrail-ttl", when + timedelta(days=7))
+                elif roll < 0.252:
+                    syn.revert(cid, run_id, "rollback", "bob", when + timedelta(hours=2))
+                made += 1
+            if audit:
+                syn.event(run_id, None, "run.finished", at, state="completed", error=None, changes=[])
+    syn.flush()
+    built = time.perf_counter() - started
+    total = ledger.read("SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit)"
+                        " + (SELECT COUNT(*) FROM reverts)")[0][0]
+    ledger.close()
+    return {"rows": total, "changes": made, "hours": hours, "build_s": round(built, 2),
+            "now": T0 + timedelta(hours=hours)}
+
+
+def bench_baseline(rows: int = 1_000_000, directory: Path | None = None, audit: bool = True) -> dict[str, Any]:
+    """Build a synthetic ledger of about `rows` rows in a temp dir and time the full baseline.
+
+    Measures, never asserts: returns the seconds for `compute_baseline` over everything and
+    for one `derive_thresholds` call (the per-step cost in a worker without the cache).
+    """
+    from handrail.baseline import compute_baseline, derive_thresholds
+
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        path = Path(tmp) / "ledger.db"
+        info = build_bench_ledger(path, rows, audit=audit)
+        ledger = Ledger(path)  # reopened: a cold connection, as the CLI has
+        started = time.perf_counter()
+        baseline = compute_baseline(ledger, info["now"])
+        info["baseline_s"] = round(time.perf_counter() - started, 3)
+        rail = {"type": "rate_limit", "per_hour": 500, "baseline": {"stat": "p99_hourly", "factor": 1.5}}
+        started = time.perf_counter()
+        derive_thresholds(ledger, "dns.sinkhole", [rail], info["now"])
+        info["derive_s"] = round(time.perf_counter() - started, 3)
+        info["kinds"] = len(baseline.kinds)
+        ledger.close()
+    info["now"] = info["now"].isoformat()
+    return info
+
+
+if __name__ == "__main__":  # python -m handrail.baseline_synth [rows]
+    import json
+    import sys
+
+    print(json.dumps(bench_baseline(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000), indent=2))
