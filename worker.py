@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.gate import GateActivities
+from activities import all_activities
 from handrail.config import Settings, load_settings
 from handrail.ledger import Ledger
 from handrail.log import configure, get_logger
@@ -30,12 +30,12 @@ def build_worker(
     **options,
 ) -> Worker:
     """The worker every process uses (the real one, tests, benchmarks): same code, same settings."""
-    gate = GateActivities(settings, tools, ledger)
+    ledger = ledger or Ledger(settings.ledger_path)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=[*gate.all(), *extra_activities],
+        activities=[*all_activities(settings, tools, ledger), *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=8),
         **options,
     )

@@ -1,0 +1,23 @@
+"""Every activity the worker registers, built around the worker's shared resources.
+
+Each module holds one area's side effects as a class whose methods are activities; add a
+new area by appending its class to `ACTIVITY_CLASSES`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.gate import GateActivities
+from handrail.config import Settings
+from handrail.ledger import Ledger
+
+ACTIVITY_CLASSES: list[type] = [GateActivities]
+
+
+def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:
+    """Instantiate each area once, sharing the ledger and the tool clients."""
+    activities: list = []
+    for cls in ACTIVITY_CLASSES:
+        activities.extend(cls(settings, tools, ledger).all())
+    return activities

@@ -6,9 +6,10 @@ per day), how big (changes per run), how often a human said no, how often a guar
 held or denied, and how often a change was undone (rollback, expiry, compensation) or
 overridden (an automated change an analyst rolled back or reversed).
 
-Everything is SQL aggregation over covering indexes (see the ledger schema); Python only
+Everything is SQL aggregation over covering indexes (see the ledger schema; CROSS JOIN
+pins the join order where SQLite's planner would otherwise walk every change); Python only
 sees bucketed counts (a few thousand hourly buckets per kind), so a million ledger rows
-take about a second.
+take a second or two.
 
 Definitions (deliberate, and the same everywhere, including derived thresholds):
 - A *change* is a row of the `changes` table (applied or unchanged alike): the same thing
@@ -31,8 +32,9 @@ import json
 import math
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -152,7 +154,7 @@ def distribution(histogram: dict[float, int], zeros: int = 0) -> RateStats:
 
 
 def _floor_hour(at: datetime) -> datetime:
-    return at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _floor_day(at: datetime) -> datetime:
@@ -176,21 +178,24 @@ def _kind_filter(column: str, kinds: Iterable[str] | None) -> tuple[str, list[An
 
 # -- the SQL ------------------------------------------------------------------------------
 def _change_buckets(ledger: Ledger, since: str, until: str, kinds) -> dict[str, dict[str, Any]]:
-    """Per kind: hourly counts, counts by mode, first and last change — one index-only scan."""
+    """Per kind: hourly counts and counts by mode (one covering-index scan), first and last change."""
     where, args = _kind_filter("kind", kinds)
     rows = ledger.read(
-        "SELECT kind, substr(applied_at, 1, 13) AS h, mode, COUNT(*), MIN(applied_at), MAX(applied_at)"
-        " FROM changes INDEXED BY changes_baseline"
-        f" WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, h, mode",
+        "SELECT kind, substr(applied_at, 1, 13) AS h, mode, COUNT(*) FROM changes INDEXED BY changes_kind_hour"
+        f" WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, substr(applied_at, 1, 13), mode",
         [since, until, *args],
     )
     out: dict[str, dict[str, Any]] = {}
-    for kind, hour, mode, n, first, last in rows:
-        entry = out.setdefault(kind, {"hours": defaultdict(int), "modes": defaultdict(int), "first": first, "last": last})
+    for kind, hour, mode, n in rows:
+        entry = out.setdefault(kind, {"hours": defaultdict(int), "modes": defaultdict(int)})
         entry["hours"][hour] += n
         entry["modes"][mode] += n
-        entry["first"] = min(entry["first"], first)
-        entry["last"] = max(entry["last"], last)
+    for kind, entry in out.items():  # two index seeks per kind
+        entry["first"], entry["last"] = ledger.read(
+            "SELECT (SELECT MIN(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3),"
+            " (SELECT MAX(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3)",
+            [kind, since, until],
+        )[0]
     return out
 
 
@@ -277,42 +282,52 @@ def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Guar
     return out
 
 
-def _reverts(ledger: Ledger, since: str, until: str, kinds, mode: str | None = None) -> dict[str, dict[str, int]]:
-    """Per kind: reverts by reason, for changes made in the window (and mode, if given)."""
+def _reverts(ledger: Ledger, since: str, until: str, kinds) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (kind, mode): reverts by reason, for changes made in the window."""
     where, args = _kind_filter("c.kind", kinds)
-    if mode is not None:
-        where, args = where + " AND c.mode = ?", [*args, mode]
     rows = ledger.read(
-        "SELECT c.kind, r.reason, COUNT(*) FROM reverts r JOIN changes c ON c.change_id = r.change_id"
-        f" WHERE c.applied_at >= ? AND c.applied_at < ?{where} GROUP BY c.kind, r.reason",
+        "SELECT c.kind, c.mode, r.reason, COUNT(*) FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
+        f" WHERE c.applied_at >= ? AND c.applied_at < ?{where} GROUP BY c.kind, c.mode, r.reason",
         [since, until, *args],
     )
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    for kind, reason, n in rows:
-        out[kind][reason] = n
+    out: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for kind, mode, reason, n in rows:
+        out[kind, mode][reason] = n
     return out
 
 
-def _overrides(ledger: Ledger, since: str, until: str, kinds, mode: str | None = None) -> dict[str, int]:
-    """Automated changes rolled back, or reversed by a human-approved inverse on the same target."""
+def _overrides(ledger: Ledger, since: str, until: str, kinds) -> dict[tuple[str, str], int]:
+    """Per (kind, mode): automated changes rolled back, or reversed by a human-approved inverse."""
     where, args = _kind_filter("c.kind", kinds)
-    if mode is not None:
-        where, args = where + " AND c.mode = ?", [*args, mode]
     rows = ledger.read(
-        "SELECT kind, COUNT(*) FROM ("
-        " SELECT c.change_id, c.kind FROM reverts r JOIN changes c ON c.change_id = r.change_id"
+        "SELECT kind, mode, COUNT(*) FROM ("
+        " SELECT c.change_id, c.kind, c.mode FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
         f"  WHERE r.reason = 'rollback' AND c.automated = 1 AND c.applied_at >= ? AND c.applied_at < ?{where}"
         " UNION"
-        " SELECT c.change_id, c.kind FROM changes d INDEXED BY changes_automated"
+        " SELECT c.change_id, c.kind, c.mode FROM changes d INDEXED BY changes_automated_target"
         "  JOIN changes c INDEXED BY changes_target ON c.target = d.target AND c.applied_at < d.applied_at"
         "  WHERE d.automated = 0 AND d.applied_at >= ? AND d.applied_at < ?"
         f"  AND c.automated = 1 AND c.applied_at >= ? AND c.run_id != d.run_id{where}"
         "  AND json_extract(c.body, '$.inverse.kind') = d.kind"
         "  AND NOT EXISTS (SELECT 1 FROM reverts r2 WHERE r2.change_id = c.change_id AND r2.at <= d.applied_at)"
-        ") GROUP BY kind",
+        ") GROUP BY kind, mode",
         [since, until, *args, since, until, since, *args],
     )
-    return dict(rows)
+    return {(kind, mode): n for kind, mode, n in rows}
+
+
+def _per_kind(by_mode: dict[tuple[str, str], Any], merge) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for (kind, _mode), value in by_mode.items():
+        out[kind] = merge(out.get(kind), value)
+    return out
+
+
+def _add_counts(a: dict[str, int] | None, b: dict[str, int]) -> dict[str, int]:
+    merged = dict(a or {})
+    for key, n in b.items():
+        merged[key] = merged.get(key, 0) + n
+    return merged
 
 
 # -- the figures --------------------------------------------------------------------------
@@ -368,8 +383,8 @@ def compute_baseline(
     batches = _batch_histograms(ledger, lo, hi, kinds)
     approvals = _approvals(ledger, lo, hi, kinds)
     rails = _guardrails(ledger, lo, hi, kinds)
-    reverts = _reverts(ledger, lo, hi, kinds)
-    overrides = _overrides(ledger, lo, hi, kinds)
+    reverts = _per_kind(_reverts(ledger, lo, hi, kinds), _add_counts)
+    overrides = _per_kind(_overrides(ledger, lo, hi, kinds), lambda a, b: (a or 0) + b)
     names = set(buckets) | set(approvals) | set(rails)
     if kinds is not None:
         names |= set(kinds)

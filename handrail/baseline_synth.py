@@ -11,21 +11,23 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from handrail.ledger import Ledger, canonical, iso
 from handrail.models import AuditEvent
 
-T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 class SyntheticLedger:
     """Buffered writer of gate-shaped history. Call `flush()` (or use it as a context manager)."""
 
-    def __init__(self, ledger: Ledger, audit: bool = True, buffer: int = 50_000):
+    def __init__(self, ledger: Ledger, audit: bool = True, buffer: int = 50_000, prefix: str | None = None):
         self.ledger = ledger
+        self.prefix = prefix or f"syn-{uuid.uuid4().hex[:8]}"
         self.audit = audit
         self.buffer = buffer
         self._changes: list[tuple] = []
@@ -34,7 +36,7 @@ class SyntheticLedger:
         self._seq = 0
         self.rows = 0
 
-    def __enter__(self) -> "SyntheticLedger":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -48,7 +50,7 @@ class SyntheticLedger:
         if not self.audit:
             return
         self._seq += 1
-        self._events.append(AuditEvent(id=f"syn-{self._seq}", at=at, run_id=run_id, step_id=step_id,
+        self._events.append(AuditEvent(id=f"{self.prefix}-{self._seq}", at=at, run_id=run_id, step_id=step_id,
                                        event=name, data=data))
         if len(self._events) >= self.buffer:
             self._flush_events()
@@ -144,7 +146,8 @@ class SyntheticLedger:
 
 
 # -- the benchmark ledger -----------------------------------------------------------------
-BENCH_KINDS = [  # kind, mode, mean changes per busy hour
+BENCH_DAYS = 120  # history spans at most this long; more rows make it busier
+BENCH_KINDS = [  # kind, mode, mean changes per busy hour (before scaling)
     ("dns.sinkhole", "logged", 6.0),
     ("firewall.egress_block", "approve", 2.0),
     ("firewall.egress_unblock", "guarded", 3.0),
@@ -161,10 +164,12 @@ def build_bench_ledger(path: Path, rows: int, seed: int = 7, audit: bool = True)
     """About `rows` ledger rows (changes + audit + reverts) of months of mixed, seeded history."""
     rng = random.Random(seed)
     ledger = Ledger(path)
-    per_change = 5.4 if audit else 1.3  # rows each change brings with it, on average
+    per_change = 4.95 if audit else 1.25  # rows each change brings with it, on average
     target_changes = int(rows / per_change)
-    hourly_mean = sum(rate for _, _, rate in BENCH_KINDS)
-    hours = max(24, int(target_changes / (hourly_mean * 0.7)))  # nights run at 40 %
+    hourly_mean = sum(rate for _, _, rate in BENCH_KINDS) * 0.7  # nights run at 40 %
+    hours = max(24, min(BENCH_DAYS * 24, int(target_changes / hourly_mean)))
+    scale = max(1.0, target_changes / (hourly_mean * hours))  # busier, not longer, beyond BENCH_DAYS
+    ledger.read("PRAGMA cache_size = -262144")  # 256 MiB while building: random-key index inserts
     started = time.perf_counter()
     syn = SyntheticLedger(ledger, audit=audit)
     made = 0
@@ -172,7 +177,7 @@ def build_bench_ledger(path: Path, rows: int, seed: int = 7, audit: bool = True)
         at = T0 + timedelta(hours=h)
         busy = 1.0 if 8 <= at.hour < 20 else 0.4
         for kind, mode, rate in BENCH_KINDS:
-            n = int(rng.expovariate(1 / (rate * busy)) + 0.5)
+            n = int(rng.expovariate(1 / (rate * busy * scale)) + 0.5)
             if n == 0:
                 continue
             run_id = f"bench-{kind}-{h}"
@@ -234,3 +239,106 @@ if __name__ == "__main__":  # python -m handrail.baseline_synth [rows]
     import sys
 
     print(json.dumps(bench_baseline(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000), indent=2))
+
+
+# -- the known shape (tests) ----------------------------------------------------------------
+KNOWN_T0 = datetime(2026, 10, 1, tzinfo=UTC)
+KNOWN_DAYS = 21
+KNOWN_NOW = KNOWN_T0 + timedelta(days=KNOWN_DAYS)
+
+
+def build_known_ledger(ledger: Ledger) -> None:
+    """Three weeks (2026-10-01 .. 10-21 UTC) of history whose figures are known by hand.
+
+    - dns.sinkhole (logged): 3 changes an hour 08-19h and 1 an hour 20-23h, every day, one
+      run per hour; on day 10 at 12h a burst of 30. 867 changes; 3 guardrail denials
+      (never_touch, days 0, 7, 14 at 10h); day 0's 40 changes expire after a day.
+    - firewall.egress_block (approve): one change an hour 09-16h, each its own run, each
+      approved by alice after 600 s; 2 requests denied after 1200 s (days 3 and 12, 17h)
+      and 1 timed out after 4 h (day 5, 18h). 168 changes.
+    - proxy.block (logged): 2 changes at 10h and 2 at 15h a day (84); one rolled back by
+      bob on day 15.
+    - nac.disconnect (guarded): 2 changes at 11h on days 1..20 (40); two rolled back by bob,
+      one reversed by a human-approved nac.reconnect of the same host in another run.
+    - edr.isolate (approve, pinned in the test policy): 3 approved changes at 14h a day (63).
+    - training.enroll (logged): 20 changes at 09h on days 16..20 only (100).
+    """
+    syn = SyntheticLedger(ledger)
+    day = timedelta(days=1)
+    for d in range(KNOWN_DAYS):
+        base = KNOWN_T0 + d * day
+        for h in range(24):
+            n = 3 if 8 <= h <= 19 else 1 if h >= 20 else 0
+            if (d, h) == (10, 12):
+                n = 30
+            run = f"dns-{d:02d}-{h:02d}"
+            for i in range(n):
+                at = base + timedelta(hours=h, seconds=10 * i)
+                cid = syn.change("dns.sinkhole", at, run_id=run, step_id=f"s{i:02d}", mode="logged")
+                if d == 0:
+                    syn.revert(cid, run, "expiry", "handrail-ttl", at + day)
+        if d % 7 == 0:
+            syn.gate_refusal("dns.sinkhole", base + timedelta(hours=10, minutes=30), run_id=f"dns-deny-{d}",
+                             step_id="s01", mode="logged", outcome="deny", guardrail="never_touch")
+        for h in range(9, 17):
+            run = f"fw-{d:02d}-{h:02d}"
+            done = syn.approval("firewall.egress_block", base + timedelta(hours=h), run_id=run, step_id="s01",
+                                latency_s=600)
+            syn.change("firewall.egress_block", done, run_id=run, step_id="s01", mode="approve",
+                       requested_by="bob", approved_by=("alice",))
+        if d in (3, 12):
+            syn.approval("firewall.egress_block", base + timedelta(hours=17), run_id=f"fw-{d:02d}-17",
+                         step_id="s01", latency_s=1200, result="denied")
+        if d == 5:
+            syn.approval("firewall.egress_block", base + timedelta(hours=18), run_id="fw-05-18", step_id="s01",
+                         latency_s=14400, result="timeout")
+        for h in (10, 15):
+            run = f"proxy-{d:02d}-{h:02d}"
+            for i in range(2):
+                at = base + timedelta(hours=h, minutes=i)
+                cid = syn.change("proxy.block", at, run_id=run, step_id=f"s{i:02d}", mode="logged")
+                if (d, h, i) == (15, 10, 0):
+                    syn.revert(cid, run, "rollback", "bob", at + timedelta(hours=2))
+        if d >= 1:
+            run = f"nac-{d:02d}"
+            for i in range(2):
+                at = base + timedelta(hours=11, minutes=i)
+                cid = syn.change("nac.disconnect", at, run_id=run, step_id=f"s{i:02d}", mode="guarded",
+                                 target=f"host-{d}-{i}", inverse_kind="nac.reconnect")
+                if (d, i) in ((4, 0), (9, 1)):
+                    syn.revert(cid, run, "rollback", "bob", at + timedelta(hours=1))
+                if (d, i) == (7, 0):
+                    syn.change("nac.reconnect", at + timedelta(hours=3), run_id="human-reconnect",
+                               step_id="s01", mode="approve", target=f"host-{d}-{i}", requested_by="carol",
+                               approved_by=("alice",))
+        for i in range(3):
+            run = f"edr-{d:02d}-{i}"
+            done = syn.approval("edr.isolate", base + timedelta(hours=14, minutes=i), run_id=run, step_id="s01",
+                                latency_s=300, by="bob")
+            syn.change("edr.isolate", done, run_id=run, step_id="s01", mode="approve", requested_by="alice",
+                       approved_by=("bob",))
+        if d >= 16:
+            for i in range(20):
+                syn.change("training.enroll", base + timedelta(hours=9, seconds=i), run_id=f"train-{d}",
+                           step_id=f"s{i:02d}", mode="logged")
+    syn.flush()
+
+
+def steady_history(ledger: Ledger, kind: str, now: datetime, *, days: int = 21, per_hour: int = 4,
+                   recent: int = 0, mode: str = "logged") -> None:
+    """`per_hour` changes at the start of every full UTC hour of the last `days` days, plus
+    `recent` changes a minute before `now` (what the rate_limit guardrail sees as the last hour).
+
+    For end-to-end tests of derived thresholds: p99 of hourly changes is `per_hour`, and the
+    history itself adds nothing to the last hour's count unless `now` is a few seconds past the hour.
+    """
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    with SyntheticLedger(ledger) as syn:
+        for k in range(1, days * 24 + 1):
+            start = hour - timedelta(hours=k)
+            for i in range(per_hour):
+                syn.change(kind, start + timedelta(seconds=i), run_id=f"steady-{kind}-{k}", step_id=f"s{i:02d}",
+                           mode=mode)
+        for i in range(recent):
+            syn.change(kind, now - timedelta(minutes=1, seconds=i), run_id=f"steady-{kind}-recent",
+                       step_id=f"s{i:02d}", mode=mode)

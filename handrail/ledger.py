@@ -67,10 +67,10 @@ CREATE TABLE IF NOT EXISTS reverts (
 CREATE INDEX IF NOT EXISTS reverts_time ON reverts(at);
 -- baseline, trust and review (handrail.baseline): covering indexes so that figures over a
 -- million rows are index-only scans with SQL aggregation.
-CREATE INDEX IF NOT EXISTS changes_baseline ON changes(kind, applied_at, mode, automated);
+CREATE INDEX IF NOT EXISTS changes_kind_hour ON changes(kind, substr(applied_at, 1, 13), mode, applied_at);
 CREATE INDEX IF NOT EXISTS changes_kind_run ON changes(kind, run_id, applied_at);
 CREATE INDEX IF NOT EXISTS changes_target ON changes(target, applied_at);
-CREATE INDEX IF NOT EXISTS changes_automated ON changes(automated, applied_at);
+CREATE INDEX IF NOT EXISTS changes_automated_target ON changes(automated, applied_at, target, kind, run_id);
 """
 
 

@@ -105,7 +105,7 @@ class GuardrailSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _baseline_fits(self) -> "GuardrailSpec":
+    def _baseline_fits(self) -> GuardrailSpec:
         if self.baseline is None:
             return self
         stats = BASELINE_STATS.get(self.type)

@@ -223,9 +223,8 @@ def _build_world(fixtures: str) -> World:
             "Windows Server 2019")), rng.choice(("Dell", "HP")), "rack server",
             rng.choice(it_people), "datacenter", tags, role)
     # executive phones
-    for user in ("mthompson", "rchen", "jalvarez", "kowens"):
-        p = next(x for x in people if x.username == user)
-        role = p.title.split()[1].lower() if p.title.startswith("Chief") else "counsel"
+    for user, role in (("mthompson", "ceo"), ("rchen", "cfo"), ("jalvarez", "cio"),
+                       ("kowens", "general-counsel")):
         add(f"ph-{user}", "phone", "iOS 17", "Apple", "iPhone 15 Pro", user, "mobile",
             ["executive", "mobile"], f"{role}-phone")
     for user in ("alice", "bob"):

@@ -9,6 +9,7 @@ test pays for a file copy instead of a seed.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -31,7 +32,9 @@ _templates: dict[str, Path] = {}
 def _template() -> Path:
     key = str(fixtures_dir())
     if key not in _templates or not _templates[key].exists():
-        path = Path(tempfile.mkdtemp(prefix="handrail-lab-template-")) / "lab.db"
+        folder = tempfile.mkdtemp(prefix="handrail-lab-template-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = Path(folder) / "lab.db"
         store = Store(path)
         from lab.registry import seed_all
 

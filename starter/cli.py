@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -188,7 +189,7 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
             console.print(f"Started run [bold]{handle.id}[/]")
             console.print(f"Follow it: handrail show {handle.id}   (Web UI: {_ui_link(settings, handle.id)})")
         return
-    result = await handle.result()
+    result = await ops.wait_for_outcome(client, settings, handle.id)
     if as_json:
         print_json({"run_id": handle.id, **result.model_dump(mode="json")})
     else:
@@ -431,23 +432,39 @@ def bench_runbooks(
             console.print(f"{key}: {value}")
 
 
-def _mount_optional() -> None:
-    """Sub-apps written in their own modules (the lab's CLI)."""
-    try:
-        from starter.lab_cmd import lab_app
-    except ImportError:
-        return
-    app.add_typer(lab_app, name="lab", help="Poke the simulated security estate: state, reset, faults.")
+# Commands that live in their own modules: each has `register(app, run_app)`.
+COMMAND_MODULES = [
+    "starter.lab_cmd",
+]
 
 
-_mount_optional()
+def _register_command_modules() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app, run_app)
+
+
+_register_command_modules()
 
 
 def main() -> None:
+    """Run the CLI and leave without interpreter finalisation.
+
+    The Temporal SDK's native runtime can abort while Python finalises (SDK issue #300),
+    which would turn a clean exit status into SIGABRT; the output is complete by then, so
+    flush and leave directly.
+    """
+    code = 0
     try:
         app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,19 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
     return status
 
 
+OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
+            RunState.NEEDS_ATTENTION, RunState.FAILED, RunState.REJECTED}
+
+
+async def wait_for_outcome(client: Client, settings: Settings, run_id: str, poll_s: float = 0.5) -> RunStatus:
+    """Wait until the run has an outcome; a run kept open only by TTL timers counts as done."""
+    while True:
+        status = await run_status(client, settings, run_id)
+        if status.state in OUTCOMES:
+            return status
+        await asyncio.sleep(poll_s)
+
+
 def _seconds(n: float):
     from datetime import timedelta
 

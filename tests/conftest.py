@@ -28,8 +28,7 @@ def _binary(name: str) -> str:
     return path
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_env():
+async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -40,6 +39,20 @@ async def time_env():
             search_attributes={name: IndexedValueType.Value("INDEXED_VALUE_TYPE_KEYWORD") for name in SEARCH_ATTRIBUTES},
         )
     )
+    return env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env():
+    env = await _start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def fresh_time_env():
+    """A time-skipping server of the test's own, for tests that skip weeks past abandoned timers."""
+    env = await _start_time_skipping()
     yield env
     await env.shutdown()
 

@@ -10,11 +10,11 @@ import asyncio
 import os
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from handrail.config import Settings, load_settings
 from handrail.ledger import Ledger
@@ -78,6 +78,7 @@ class Stack:
     tools: ToolClients
     ledger: Ledger
     home: Path
+    started: list = field(default_factory=list)
 
     def set_policy(self, text: str) -> None:
         path = self.settings.policy_path
@@ -86,9 +87,20 @@ class Stack:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
     async def start(self, workflow, arg, *, id: str | None = None, **kw) -> WorkflowHandle:
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             workflow, arg, id=id or f"test-{uuid.uuid4().hex[:10]}", task_queue=self.settings.task_queue, **kw
         )
+        self.started.append(handle)
+        return handle
+
+    async def terminate_leftovers(self) -> None:
+        """A failed test must not leave timers behind on the shared time-skipping server."""
+        for handle in self.started:
+            try:
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    await handle.terminate("test finished")
+            except Exception:
+                pass
 
     async def status(self, handle: WorkflowHandle) -> RunStatus | None:
         return await handle.query("status", result_type=RunStatus)
@@ -130,5 +142,9 @@ async def running_stack(
     async with ToolClients.from_settings(settings, transport=transport) as tools:
         worker = build_worker(client, settings, tools, ledger, extra_workflows=workflows or ())
         async with worker:
-            yield Stack(client=client, settings=settings, tools=tools, ledger=ledger, home=home)
+            stack = Stack(client=client, settings=settings, tools=tools, ledger=ledger, home=home)
+            try:
+                yield stack
+            finally:
+                await stack.terminate_leftovers()
     ledger.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -22,7 +23,6 @@ from handrail.models import (
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock
-from workflows.expiry import ExpireChange
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
 
 pytestmark = pytest.mark.workflow
@@ -36,6 +36,14 @@ def trigger(ip: str = IP, by: str = "alice", ttl_s: float | None = None) -> Egre
 
 def decision(approver: str, approve: bool = True, step: str | None = None, reason: str = "") -> Decision:
     return Decision(id=uuid.uuid4().hex, approver=approver, approve=approve, step=step, reason=reason)
+
+
+async def finished(handle, timeout: float = 20.0) -> None:
+    """Wait for a workflow to close by polling, which (unlike awaiting its result) skips no time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert asyncio.get_running_loop().time() < deadline, f"{handle.id} did not finish"
+        await asyncio.sleep(0.05)
 
 
 def awaiting(status: RunStatus) -> bool:
@@ -212,15 +220,15 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
 async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=30 * 86400))
-        result = await handle.result()
-        assert result.state == RunState.COMPLETED and result.steps[0].expires_at is not None
+        # The run reports completed at once and lives on as the change's durable timer.
+        status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
+        assert status.steps[0].expires_at is not None and status.summary["expiries_pending"] == 1
         assert IP in await stack.edl()
-        change_id = result.steps[0].change_id
-        expiry = time_env.client.get_workflow_handle_for(ExpireChange.run, f"expire-{change_id.replace('/', '-')}")
-        reverted = await expiry.result()  # skips 30 days
-        assert reverted.reverted and reverted.verified
+        result = await handle.result()  # the server skips the 30 days
+        assert result.state == RunState.COMPLETED
+        assert result.steps[0].state == StepState.EXPIRED and result.summary["expiries_pending"] == 0
         assert IP not in await stack.edl()
-        assert stack.ledger.revert_of(change_id).reason == "expiry"
+        assert stack.ledger.revert_of(result.steps[0].change_id).reason == "expiry"
 
 
 async def test_rollback_restores_and_is_refused_twice(time_env, tmp_path):
@@ -256,10 +264,12 @@ async def test_already_blocked_address_is_left_alone_by_rollback(time_env, tmp_p
 async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=86400))
-        result = await handle.result()
+        status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"))
-        await rb.result()
-        expiry = time_env.client.get_workflow_handle_for(ExpireChange.run, f"expire-{result.steps[0].change_id.replace('/', '-')}")
-        outcome = await expiry.result()
-        assert outcome.already and not outcome.reverted
+        await finished(rb)
+        change_id = status.steps[0].change_id
+        assert stack.ledger.revert_of(change_id).reason == "rollback"
+        result = await handle.result()  # the TTL fires after the rollback: it must not touch the tool
+        assert "already reverted by rollback (bob)" in result.steps[0].note
         assert IP not in await stack.edl()
+        assert stack.ledger.revert_of(change_id).reason == "rollback"

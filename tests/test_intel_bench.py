@@ -86,7 +86,7 @@ def test_bench_smoke_matches_brute_force(tmp_path):
 
 def test_bench_without_iprange(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("handrail.intel.bench.shutil.which", lambda name: None)
-    assert main(["--feeds", "2", "--indicators", "400", "--json",
+    assert main(["--feeds", "2", "--indicators", "400", "--json", "--repeat", "1",
                  "--workdir", str(tmp_path)]) == 0
     import json
 

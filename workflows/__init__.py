@@ -1,7 +1,6 @@
 """Every runbook and engine workflow the worker registers."""
 
 from workflows.egress_block import EgressBlock
-from workflows.expiry import ExpireChange
 from workflows.rollback import RollbackRun
 
-WORKFLOWS = [EgressBlock, ExpireChange, RollbackRun]
+WORKFLOWS = [EgressBlock, RollbackRun]

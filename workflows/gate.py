@@ -42,8 +42,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
 
-from workflows.expiry import ExpireChange, ExpiryTrigger
-
 STATE_KEY = SearchAttributeKey.for_keyword("HandrailState")
 RUNBOOK_KEY = SearchAttributeKey.for_keyword("HandrailRunbook")
 AWAITING_KEY = SearchAttributeKey.for_keyword("HandrailAwaiting")
@@ -174,9 +172,44 @@ class Runbook:
         self.audit("run.finished", state=final.value, error=self.status.error,
                    changes=[r.change_id for _, r in self._saga])
         await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
+        if final == RunState.COMPLETED:
+            await self._keep_time_to_live()
         # The outcome is in the status and the audit; the run itself ends normally so that a
         # failure never turns into a workflow task retried for ever.
         return True
+
+    async def _keep_time_to_live(self) -> None:
+        """Stay open until each change with a TTL expires, and undo it then.
+
+        The run's outcome is already `completed` (status query, search attribute, audit);
+        the workflow only lives on as the changes' durable timer. Cancelling it now undoes
+        the remaining changes at once rather than leaving them without an end.
+        """
+        expiring = sorted((s for s, _ in self._saga if s.expires_at), key=lambda s: s.expires_at)
+        records = {s.step_id: r for s, r in self._saga}
+        try:
+            for step in expiring:
+                delay = (step.expires_at - workflow.now()).total_seconds()
+                if delay > 0:
+                    await workflow.sleep(timedelta(seconds=delay))
+                if not await self._revert(step, records[step.step_id], "expiry"):
+                    self._needs_attention(f"the expiry of {records[step.step_id].change_id} failed")
+                self.status.summary["expiries_pending"] -= 1
+        except asyncio.CancelledError:
+            remaining = [s for s in expiring if s.state == StepState.APPLIED]
+
+            async def revert_remaining() -> None:
+                for step in remaining:
+                    await self._revert(step, records[step.step_id], "expiry")
+
+            await _keep_awaiting(asyncio.ensure_future(revert_remaining()))
+            self.status.summary["expiries_pending"] = 0
+        await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
+
+    def _needs_attention(self, why: str) -> None:
+        self.status.error = f"{self.status.error}; {why}" if self.status.error else why
+        self._set_state(RunState.NEEDS_ATTENTION)
+        self.audit("run.needs_attention", reason=why)
 
     async def _compensate_to_the_end(self) -> list[str]:
         """Compensate in a task of its own and await it until done, cancel or not."""
@@ -187,22 +220,29 @@ class Runbook:
         failed: list[str] = []
         for step, record in reversed(self._saga):
             self.audit("compensation.started", step.step_id, change_id=record.change_id)
-            try:
-                result = await workflow.execute_activity(
-                    "revert_change",
-                    RevertRequest(change_id=record.change_id, reason="compensation", by="handrail",
-                                  run_id=self.run_id, audit=self._take_audit()),
-                    result_type=RevertResult,
-                    **COMPENSATE_OPTS,
-                )
-                step.state = StepState.COMPENSATED
-                step.note = result.detail
-            except ActivityError as err:
-                step.state = StepState.COMPENSATION_FAILED
-                step.note = f"compensation failed: {_describe_failure(err)}"
-                self.audit("compensation.failed", step.step_id, change_id=record.change_id, error=step.note)
+            if not await self._revert(step, record, "compensation"):
                 failed.append(record.change_id)
         return failed
+
+    async def _revert(self, step: StepRecord, record: ChangeRecord, reason: str) -> bool:
+        """Undo one recorded change (compensation or expiry); False if it could not be undone."""
+        try:
+            result = await workflow.execute_activity(
+                "revert_change",
+                RevertRequest(change_id=record.change_id, reason=reason, by="handrail",
+                              run_id=self.run_id, audit=self._take_audit()),
+                result_type=RevertResult,
+                **COMPENSATE_OPTS,
+            )
+        except ActivityError as err:
+            step.state = StepState.COMPENSATION_FAILED
+            step.note = f"{reason} failed: {_describe_failure(err)}"
+            self.audit(f"{reason}.failed", step.step_id, change_id=record.change_id, error=step.note)
+            return False
+        if result.reverted or reason == "compensation":
+            step.state = StepState.EXPIRED if reason == "expiry" else StepState.COMPENSATED
+        step.note = result.detail
+        return True
 
     # -- the gate ----------------------------------------------------------------------
     async def look(self, activity: str, arg, *, result_type=None, timeout: timedelta = timedelta(seconds=60)):
@@ -300,7 +340,9 @@ class Runbook:
         self._saga.append((step, record))
         if expires_at is not None and record.inverse is not None:
             step.expires_at = expires_at
-            await self._schedule_expiry(record, expires_at)
+            self.status.summary["expiries_pending"] = self.status.summary.get("expiries_pending", 0) + 1
+            self.audit("expiry.scheduled", step.step_id, change_id=record.change_id,
+                       expires_at=expires_at.isoformat())
         return step
 
     async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
@@ -366,15 +408,6 @@ class Runbook:
                 return False
             await self.flush_audit()
         return True
-
-    async def _schedule_expiry(self, record: ChangeRecord, expires_at) -> None:
-        self.audit("expiry.scheduled", record.step_id, change_id=record.change_id, expires_at=expires_at.isoformat())
-        await workflow.start_child_workflow(
-            ExpireChange.run,
-            ExpiryTrigger(change_id=record.change_id, run_id=self.run_id, expires_at=expires_at),
-            id=f"expire-{record.change_id.replace('/', '-')}",
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-        )
 
     def report(self) -> RunStatus:
         return self.status

@@ -228,8 +228,12 @@ def _floor(files: list[Path], out_dir: Path) -> float:
 
 
 def run_intel_bench(feeds: int = 5, indicators: int = 1_000_000, seed: int = 1,
-                    workdir: Path | str | None = None, threshold: float = 2.0) -> dict:
+                    workdir: Path | str | None = None, threshold: float = 2.0,
+                    repeat: int = 1) -> dict:
     """Generate the feeds, run handrail, iprange and the floor on them; return the report.
+
+    With ``repeat`` > 1 the three contenders run in interleaved rounds and each reports
+    its best round (the machine may be shared; the minimum is the least disturbed run).
 
     With ``workdir`` the files stay there (``feeds/``, ``store/``, ``peer-*``) for
     inspection; without, a temporary directory is used and removed.
@@ -244,11 +248,19 @@ def run_intel_bench(feeds: int = 5, indicators: int = 1_000_000, seed: int = 1,
     try:
         files = generate_feeds(base / "feeds", feeds, indicators, seed)
         store = base / "store"
-        shutil.rmtree(store, ignore_errors=True)  # cold: nothing cached
-        hr_seconds, hr = _run_pass_child(files, store, threshold)
+        hr_runs, ipr_runs, floor_runs = [], [], []
+        ipr_note = None
+        for _ in range(max(repeat, 1)):  # interleaved rounds, best of each contender
+            shutil.rmtree(store, ignore_errors=True)  # cold: nothing cached
+            hr_runs.append(_run_pass_child(files, store, threshold))
+            ipr_seconds, ipr_note = _iprange(files, base / "peer-iprange")
+            if ipr_seconds is not None:
+                ipr_runs.append(ipr_seconds)
+            floor_runs.append(_floor(files, base / "peer-floor"))
+        hr_seconds, hr = min(hr_runs, key=lambda r: r[0])
+        ipr_seconds = min(ipr_runs) if ipr_runs else None
+        floor_seconds = min(floor_runs)
         cached_seconds, cached = _run_pass_child(files, store, threshold)
-        ipr_seconds, ipr_note = _iprange(files, base / "peer-iprange")
-        floor_seconds = _floor(files, base / "peer-floor")
         report = {
             "feeds": feeds,
             "indicators": indicators,
@@ -271,6 +283,8 @@ def run_intel_bench(feeds: int = 5, indicators: int = 1_000_000, seed: int = 1,
             "suspect_sha256": hr["suspect_sha256"],
             "iprange_note": ipr_note,
             "seed": seed,
+            "repeat": max(repeat, 1),
+            "handrail_peak_mb_max": round(max(r[1]["peak_mb"] for r in hr_runs), 1),
             "feed_files": [str(p) for p in files] if tmp is None else [],
         }
         return report
@@ -286,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--indicators", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="interleaved rounds; each contender reports its best (default 3)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--pass-only", action="store_true", help=argparse.SUPPRESS)
@@ -300,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.feeds < 1 or args.indicators < 1:
         ap.error("--feeds and --indicators must be positive")
     report = run_intel_bench(args.feeds, args.indicators, args.seed, args.workdir,
-                             args.threshold)
+                             args.threshold, args.repeat)
     if args.json:
         print(json.dumps(report))
     else:

@@ -168,13 +168,28 @@ def merge(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def covered(m_start: np.ndarray, m_end: np.ndarray,
             start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """For each interval [start, end]: is it entirely inside the merged set (m_start, m_end)?"""
+    """For each interval [start, end]: is it entirely inside the merged set (m_start, m_end)?
+
+    ``start`` must be sorted (canonical sets are). Each merged interval k claims the run
+    of candidates whose start lies in it, found with two ``searchsorted`` of the (smaller)
+    merged boundaries into the candidates; a candidate is covered when its end is within
+    the end of the interval that claims it.
+    """
     if m_start.size == 0 or start.size == 0:
         return np.zeros(start.size, dtype=bool)
-    j = np.searchsorted(m_start, start, side="right") - 1
-    ok = j >= 0
-    jj = np.where(ok, j, 0).astype(np.int64)
-    return ok & (m_end[jj] >= end)
+    lo = np.searchsorted(start, m_start, side="left")
+    hi = np.searchsorted(start, m_end, side="right")
+    counts = hi - lo
+    claimed = np.flatnonzero(counts)
+    if claimed.size == 0:
+        return np.zeros(start.size, dtype=bool)
+    counts, lo = counts[claimed], lo[claimed]
+    # positions lo_k .. hi_k - 1 for every claiming interval k, laid end to end
+    offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    positions = offsets + np.arange(offsets.size)
+    out = np.zeros(start.size, dtype=bool)
+    out[positions] = end[positions] <= np.repeat(m_end[claimed], counts)
+    return out
 
 
 def overlapping(t_start: np.ndarray, t_end: np.ndarray,

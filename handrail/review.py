@@ -1,0 +1,99 @@
+"""Keeping close tabs: the automated changes made since the last human review.
+
+Changes made in mode `logged` or `guarded` ran without anyone approving them. `pending`
+lists those applied after the last `review.marked` audit event (or after `since`);
+`mark` records a `review.marked` event naming who reviewed, the period and every change
+id covered, so the next review starts where this one ended.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from handrail.ledger import Ledger, iso
+from handrail.models import AuditEvent
+from handrail.policy import Policy
+
+REVIEW_RUN_ID = "review"
+
+
+class ReviewError(ValueError):
+    """A review mark was refused; the message is one sentence."""
+
+
+class ReviewItem(BaseModel):
+    change_id: str
+    run_id: str
+    kind: str
+    target: str
+    mode: str
+    status: str | None = None
+    requested_by: str | None = None
+    applied_at: datetime
+    expires_at: datetime | None = None
+    reverted: str | None = None  # "rollback by bob at …" when undone since
+
+
+class LastReview(BaseModel):
+    at: datetime
+    by: str
+    until: datetime
+    count: int
+
+
+class ReviewList(BaseModel):
+    since: datetime | None = None
+    until: datetime
+    last_review: LastReview | None = None
+    changes: list[ReviewItem] = Field(default_factory=list)
+
+
+def last_review(ledger: Ledger) -> LastReview | None:
+    rows = ledger.read("SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1")
+    if not rows:
+        return None
+    at, body = rows[0]
+    data = json.loads(body).get("data", {})
+    return LastReview(at=datetime.fromisoformat(at), by=data.get("by", "?"),
+                      until=datetime.fromisoformat(data["until"]), count=int(data.get("count", 0)))
+
+
+def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> ReviewList:
+    """Automated changes applied after `since` (default: the end of the last review) up to `now`."""
+    previous = last_review(ledger)
+    start = since if since is not None else (previous.until if previous else None)
+    rows = ledger.read(
+        "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, json_extract(c.body, '$.status'),"
+        " json_extract(c.body, '$.requested_by'), c.applied_at, c.expires_at, r.reason, r.by, r.at"
+        " FROM changes c INDEXED BY changes_automated_target LEFT JOIN reverts r ON r.change_id = c.change_id"
+        " WHERE c.automated = 1 AND c.applied_at > ? AND c.applied_at <= ? ORDER BY c.applied_at, c.rowid",
+        [iso(start) if start else "", iso(now)],
+    )
+    items = [
+        ReviewItem(
+            change_id=cid, run_id=run, kind=kind, target=target, mode=mode, status=status,
+            requested_by=requested_by, applied_at=datetime.fromisoformat(applied),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+            reverted=f"{reason} by {by} at {at}" if reason else None,
+        )
+        for cid, run, kind, target, mode, status, requested_by, applied, expires, reason, by, at in rows
+    ]
+    return ReviewList(since=start, until=now, last_review=previous, changes=items)
+
+
+def mark(ledger: Ledger, policy: Policy, by: str, now: datetime, since: datetime | None = None) -> tuple[ReviewList, str]:
+    """Record that `by` reviewed every automated change listed now; returns the list and event id."""
+    if by not in policy.users:
+        raise ReviewError(f"{by!r} is not a user in the policy, so cannot mark changes reviewed.")
+    listing = pending(ledger, now, since)
+    event = AuditEvent(
+        id=f"review:{uuid.uuid4().hex}", at=now, run_id=REVIEW_RUN_ID, event="review.marked",
+        data={"by": by, "since": iso(listing.since) if listing.since else None, "until": iso(listing.until),
+              "count": len(listing.changes), "change_ids": [c.change_id for c in listing.changes]},
+    )
+    ledger.append([event])
+    return listing, event.id

@@ -1,0 +1,286 @@
+"""`handrail baseline`, `handrail trust advise|set` and `handrail review`: the path to trust.
+
+Mounted by starter/cli.py:
+    app.command("baseline")(baseline)
+    app.add_typer(trust_app, name="trust")
+    app.command("review")(review)
+Every command takes --json (then prints exactly one JSON document); errors are one
+sentence on stderr (exit 1 refused or failed, 2 usage), never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from handrail.baseline import Baseline, compute_baseline, derive_threshold
+from handrail.config import load_settings
+from handrail.ledger import Ledger
+from handrail.policy import Policy, PolicyError, load_policy, parse_duration
+from handrail.report_html import Line, render
+from handrail.review import ReviewError, mark, pending
+from handrail.trust import TrustError, set_mode, trust_settings
+from handrail.trust import advise as advise_kinds
+from starter.output import USAGE, CliError, console, emit_error, fail, print_json
+
+JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
+KIND = typer.Option(None, "--kind", help="Only this action kind (repeatable).")
+HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")
+_RELATIVE = re.compile(r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")
+
+trust_app = typer.Typer(help="The trust ladder: advice from the baseline, and changing a kind's mode.",
+                        no_args_is_help=True)
+
+
+def _command(target):
+    """Turn refusals into one sentence and an exit status, as every handrail command does."""
+
+    @functools.wraps(target)
+    def wrapper(*args, **kwargs):
+        json_mode = bool(kwargs.get("as_json"))
+        try:
+            return target(*args, **kwargs)
+        except CliError as exc:
+            emit_error(exc, json_mode)
+        except (PolicyError, TrustError, ReviewError) as exc:
+            emit_error(CliError(str(exc)), json_mode)
+        except sqlite3.Error as exc:
+            emit_error(CliError(f"The ledger could not be read: {exc}."), json_mode)
+        except OSError as exc:
+            emit_error(CliError(f"{exc.filename or 'A file'} could not be written: {exc.strerror}."), json_mode)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 — a bug: one sentence here, the traceback in a log
+            emit_error(CliError(f"Handrail failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                f"details in {_crash_log(exc)}."), json_mode)
+
+    return wrapper
+
+
+def _crash_log(exc: BaseException) -> Path:
+    import traceback
+
+    path = load_settings().home / "logs" / "cli-errors.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"--- {_now().isoformat()}\n")
+            handle.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        pass
+    return path
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_since(value: str | None, now: datetime) -> datetime | None:
+    """'2026-10-01', '2026-10-01T12:00', an ISO-8601 time with zone, or '7d' / '12h' ago."""
+    if value is None:
+        return None
+    if _RELATIVE.match(value):
+        return now - timedelta(seconds=parse_duration(value.strip()))
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"--since {value!r} is not a date (use e.g. 2026-10-01, 2026-10-01T12:00Z or 7d).", USAGE)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _existing_ledger(settings) -> Ledger:
+    if not settings.ledger_path.exists():
+        fail(f"There is no ledger at {settings.ledger_path} yet: nothing has run here (or set HANDRAIL_HOME).")
+    return Ledger(settings.ledger_path)
+
+
+# -- baseline -----------------------------------------------------------------------------------
+def thresholds_for(ledger: Ledger, policy: Policy, kind: str, now: datetime) -> list[dict[str, Any]]:
+    """The thresholds in force for a kind: derived from the baseline, or the static option."""
+    out = []
+    for options in policy.guardrails_for(kind):
+        if options["type"] == "rate_limit":
+            static = float(options.get("per_hour", 100))
+        elif options["type"] == "per_run_limit":
+            static = float(options.get("per_run", 20))
+        else:
+            continue
+        derived = derive_threshold(ledger, kind, options, now)
+        value, source = derived if derived else (static, "static")
+        out.append({"guardrail": options["type"], "value": value, "source": source, "static": static,
+                    "derived": derived is not None and not source.startswith("static")})
+    return out
+
+
+def _chart_lines(fig, thresholds: list[dict[str, Any]]) -> tuple[list[Line], list[str]]:
+    lines = [Line(fig.hourly.p99, f"p99 {fig.hourly.p99:g}/h", "p99")] if fig.changes else []
+    notes = []
+    for t in thresholds:
+        if t["guardrail"] != "rate_limit":
+            notes.append(f"per_run_limit {t['value']:g} ({t['source']}); p99 per run {fig.per_run.p99:g}")
+            continue
+        css = "threshold" if t["derived"] else "static"
+        lines.append(Line(t["value"], f"rate_limit {t['value']:g}/h ({'derived' if t['derived'] else 'static'})", css))
+        notes.append(f"rate_limit {t['value']:g} per hour — {t['source']}")
+    return lines, notes
+
+
+def build_report(ledger: Ledger, policy: Policy, now: datetime, since: datetime | None,
+                 kinds: list[str] | None) -> tuple[Baseline, dict[str, Any]]:
+    figures = compute_baseline(ledger, now, since, kinds)
+    extra = {
+        fig.kind: {"mode": policy.gate_policy(fig.kind).mode.value, "pinned": policy.gate_policy(fig.kind).pinned,
+                   "thresholds": thresholds_for(ledger, policy, fig.kind, now)}
+        for fig in figures.kinds
+    }
+    return figures, extra
+
+
+def write_html(path: Path, figures: Baseline, extra: dict[str, Any]) -> None:
+    lines, notes = {}, {}
+    for fig in figures.kinds:
+        lines[fig.kind], notes[fig.kind] = _chart_lines(fig, extra[fig.kind]["thresholds"])
+    page = render(figures, modes={k: v["mode"] for k, v in extra.items()}, lines=lines, notes=notes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+
+
+@_command
+def baseline(
+    kind: list[str] | None = KIND,
+    since: str | None = typer.Option(None, "--since", help="From this date or time (UTC), or e.g. 30d ago."),
+    html: Path | None = HTML,
+    as_json: bool = JSON,
+):
+    """Per action kind: change rates, batch sizes, approvals, guardrail verdicts, rollbacks, overrides."""
+    settings = load_settings()
+    now = _now()
+    start = parse_since(since, now)
+    policy = load_policy(settings.policy_path)
+    ledger = _existing_ledger(settings)
+    figures, extra = build_report(ledger, policy, now, start, kind or None)
+    if html is not None:
+        write_html(html, figures, extra)
+    if as_json:
+        doc = figures.model_dump(mode="json")
+        for item in doc["kinds"]:
+            item.update(extra[item["kind"]])
+        doc["html"] = str(html) if html else None
+        print_json(doc)
+        return
+    if not figures.kinds:
+        console.print("The ledger has no changes in this period.")
+    table = Table("kind", "mode", "changes", "per hour\nmean/p95/p99/max", "per day\nmean/p95/p99/max",
+                  "per run\np95/max", "approvals\nok/deny/timeout", "latency\np50/p95 s", "guardrails\nhold/deny",
+                  "rollback/expiry", "overrides", "thresholds")
+    for fig in figures.kinds:
+        h, d, a = fig.hourly, fig.daily, fig.approvals
+        table.add_row(
+            fig.kind, extra[fig.kind]["mode"], str(fig.changes),
+            f"{h.mean:.2f}/{h.p95:g}/{h.p99:g}/{h.max:g}", f"{d.mean:.1f}/{d.p95:g}/{d.p99:g}/{d.max:g}",
+            f"{fig.per_run.p95:g}/{fig.per_run.max:g}", f"{a.approved}/{a.denied}/{a.timeouts}",
+            f"{a.latency_s.p50:g}/{a.latency_s.p95:g}", f"{fig.guardrails.held}/{fig.guardrails.denied}",
+            f"{fig.rollbacks}/{fig.expiries}", str(fig.overrides),
+            "\n".join(f"{t['guardrail']} {t['value']:g} ({t['source']})" for t in extra[fig.kind]["thresholds"]),
+        )
+    console.print(table)
+    console.print(f"Computed in {figures.elapsed_s:.2f}s." + (f" HTML report: {html}" if html else ""))
+
+
+# -- trust ----------------------------------------------------------------------------------
+@trust_app.command("advise")
+@_command
+def advise(as_json: bool = JSON):
+    """For each action kind: its mode, the evidence, and whether to promote, keep or demote it."""
+    settings = load_settings()
+    policy = load_policy(settings.policy_path)
+    rules = trust_settings(policy)
+    ledger = _existing_ledger(settings)
+    advice = advise_kinds(ledger, policy, _now())
+    if as_json:
+        print_json({"settings": rules.model_dump(), "kinds": [a.model_dump(mode="json") for a in advice]})
+        return
+    table = Table("kind", "mode", "suggestion", "days", "changes", "rollbacks", "overrides", "denied", "why")
+    colour = {"promote": "green", "demote": "red", "keep": "white"}
+    for a in advice:
+        ev = a.evidence
+        table.add_row(
+            a.kind, a.mode.value + (" (pinned)" if a.pinned else ""),
+            f"[{colour[a.suggestion]}]{a.suggestion}" + (f" → {a.to.value}" if a.to else "") + "[/]",
+            f"{ev.days:g}", str(ev.changes), str(ev.rollbacks), str(ev.overrides),
+            f"{ev.approvals.denied}/{ev.approvals.approved + ev.approvals.denied}", a.why,
+        )
+    console.print(table)
+    console.print("Change a mode with: handrail trust set KIND MODE --as USER --reason \"...\"")
+
+
+@trust_app.command("set")
+@_command
+def set_(
+    kind: str = typer.Argument(..., help="The action kind, e.g. dns.sinkhole."),
+    mode: str = typer.Argument(..., help="approve, logged or guarded."),
+    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit)."),
+    as_json: bool = JSON,
+):
+    """Change a kind's trust mode in the policy file (in place, comments kept) and audit it."""
+    if not as_:
+        fail("--as is required: say who changes the trust mode (it is checked against the policy).", USAGE)
+    if not reason or not reason.strip():
+        fail("--reason is required: say why the trust mode changes (it is kept in the audit).", USAGE)
+    settings = load_settings()
+    ledger = Ledger(settings.ledger_path)
+    result = set_mode(settings.policy_path, ledger, kind, mode, as_, reason, _now())
+    if as_json:
+        print_json(result.model_dump(mode="json", by_alias=True))
+    elif result.changed:
+        console.print(f"[green]{kind}[/] is now [bold]{result.to.value}[/] (was {result.from_mode.value}); "
+                      f"{result.policy} updated and the change audited.")
+    else:
+        console.print(f"{kind} already is {result.to.value}; nothing changed.")
+
+
+# -- review ---------------------------------------------------------------------------------
+@_command
+def review(
+    since: str | None = typer.Option(None, "--since", help="From this date or time instead of the last review."),
+    mark_: bool = typer.Option(False, "--mark", help="Record that the listed changes were reviewed."),
+    as_: str | None = typer.Option(None, "--as", help="Who reviewed (a user in the policy); with --mark."),
+    as_json: bool = JSON,
+):
+    """The automated (logged and guarded) changes since the last review; --mark records the review."""
+    if mark_ and not as_:
+        fail("--mark needs --as: say who reviewed the changes (it is checked against the policy).", USAGE)
+    settings = load_settings()
+    now = _now()
+    start = parse_since(since, now)
+    ledger = _existing_ledger(settings)
+    marked_id = None
+    if mark_:
+        listing, marked_id = mark(ledger, load_policy(settings.policy_path), as_, now, start)
+    else:
+        listing = pending(ledger, now, start)
+    if as_json:
+        print_json({**listing.model_dump(mode="json"), "marked": marked_id is not None, "audit_id": marked_id})
+        return
+    previous = listing.last_review
+    console.print(
+        (f"Last review by {previous.by} at {previous.at:%Y-%m-%d %H:%M}Z. " if previous else "No review yet. ")
+        + f"{len(listing.changes)} automated change(s) since "
+        + (f"{listing.since:%Y-%m-%d %H:%M}Z" if listing.since else "the start of the ledger") + "."
+    )
+    if listing.changes:
+        table = Table("applied", "kind", "target", "mode", "status", "run", "undone")
+        for c in listing.changes:
+            table.add_row(f"{c.applied_at:%Y-%m-%d %H:%M}", c.kind, c.target, c.mode, c.status or "",
+                          c.run_id, c.reverted or "")
+        console.print(table)
+    if marked_id:
+        console.print(f"[green]Marked reviewed[/] by {as_}: {len(listing.changes)} change(s) (audit {marked_id}).")

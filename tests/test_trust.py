@@ -1,0 +1,274 @@
+"""Trust advice from the known synthetic ledger, `trust set` editing the policy, and reviews."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from handrail.baseline_synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
+from handrail.ledger import Ledger
+from handrail.models import AuditEvent, Mode
+from handrail.policy import PolicyError, load_policy, parse_policy
+from handrail.review import ReviewError, last_review, mark, pending
+from handrail.trust import TrustError, advise, edit_mode_text, set_mode
+from starter.trust_cmd import baseline, review, trust_app
+
+pytestmark = pytest.mark.unit
+
+SHIPPED = Path(__file__).resolve().parents[1] / "policy.toml"
+
+POLICY = """
+[users]
+alice = { roles = ["soc-analyst"] }
+bob = { roles = ["soc-analyst"] }
+
+[actions."firewall.egress_block"]
+mode = "approve"
+
+[actions."dns.sinkhole"]
+mode = "logged"
+guardrails = [{ type = "rate_limit", per_hour = 500 }]
+
+[actions."proxy.block"]
+mode = "logged"
+guardrails = [{ type = "never_block" }]
+
+[actions."nac.disconnect"]
+mode = "guarded"
+guardrails = [{ type = "rate_limit", per_hour = 10 }]
+
+[actions."edr.isolate"]
+mode = "approve"
+pinned = true
+
+[actions."training.enroll"]
+mode = "logged"
+"""
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    ledger = Ledger(tmp_path_factory.mktemp("trust") / "ledger.db")
+    build_known_ledger(ledger)
+    yield ledger
+    ledger.close()
+
+
+def suggestions(ledger, policy_text, now=KNOWN_NOW):
+    return {a.kind: (a.suggestion, a.to.value if a.to else None) for a in advise(ledger, parse_policy(policy_text), now)}
+
+
+def test_advice_for_the_known_shape(known):
+    advice = {a.kind: a for a in advise(known, parse_policy(POLICY), KNOWN_NOW)}
+    assert {k: (a.suggestion, a.to.value if a.to else None) for k, a in advice.items()} == {
+        "dns.sinkhole": ("promote", "guarded"),
+        "firewall.egress_block": ("promote", "logged"),
+        "proxy.block": ("keep", None),  # one rollback: not promoted
+        "nac.disconnect": ("demote", "logged"),  # 3 overrides in 40 changes = 7.5 % > 5 %
+        "edr.isolate": ("keep", None),  # pinned, however clean
+        "training.enroll": ("keep", None),  # 5 days of history, and no guardrails for guarded
+        "nac.reconnect": ("keep", None),  # not in the policy: default approve, 1 change
+    }
+    fw = advice["firewall.egress_block"].evidence
+    assert (fw.changes, fw.rollbacks, fw.overrides, fw.approvals.denied, fw.deny_rate) == (168, 0, 0, 2, 0.0118)
+    assert fw.days == pytest.approx(20.62, abs=0.01)
+    assert "1 rollback(s)" in advice["proxy.block"].why and "1 override(s)" in advice["proxy.block"].why
+    assert advice["nac.disconnect"].evidence.override_rate == 0.075
+    assert "3 of 40 changes" in advice["nac.disconnect"].why
+    assert advice["edr.isolate"].pinned and "pinned" in advice["edr.isolate"].why
+    assert "of 14 days" in advice["training.enroll"].why and "no guardrails" in advice["training.enroll"].why
+
+
+def test_promotion_rules_come_from_the_policy(known):
+    strict = POLICY + "\n[settings.trust]\npromote_after_days = 30\ndemote_override_rate = 0.1\n"
+    got = suggestions(known, strict)
+    assert got["dns.sinkhole"] == ("keep", None) and got["firewall.egress_block"] == ("keep", None)
+    assert got["nac.disconnect"] == ("keep", None)  # 7.5 % is under 10 %
+    picky = POLICY + "\n[settings.trust]\npromote_max_deny_rate = 0.01\n"
+    assert suggestions(known, picky)["firewall.egress_block"] == ("keep", None)  # 1.18 % denied
+    with pytest.raises(PolicyError, match="settings.trust.promote_after_dayz"):
+        advise(known, parse_policy(POLICY + "\n[settings.trust]\npromote_after_dayz = 3\n"), KNOWN_NOW)
+
+
+def test_evidence_restarts_when_the_mode_changes(tmp_path):
+    ledger = Ledger(tmp_path / "l.db")
+    build_known_ledger(ledger)
+    ledger.append([AuditEvent(id="t1", at=KNOWN_T0 + timedelta(days=15), run_id="trust", event="trust.mode_changed",
+                              data={"kind": "dns.sinkhole", "from": "approve", "to": "logged", "by": "alice",
+                                    "reason": "r"})])
+    [dns] = advise(ledger, parse_policy(POLICY), KNOWN_NOW, kinds=["dns.sinkhole"])
+    assert dns.suggestion == "keep" and dns.evidence.changes == 6 * 40 and dns.evidence.since is not None
+
+
+def test_shipped_policy_pinned_kind_is_never_promoted(known):
+    text = SHIPPED.read_text(encoding="utf-8")
+    got = suggestions(known, text)
+    assert got["edr.isolate"] == ("keep", None)
+    assert got["firewall.egress_block"] == ("promote", "logged")
+
+
+# -- trust set --------------------------------------------------------------------------------
+def _copy_shipped(tmp_path) -> Path:
+    path = tmp_path / "policy.toml"
+    shutil.copyfile(SHIPPED, path)
+    return path
+
+
+def test_trust_set_changes_only_the_mode_line_of_the_shipped_policy(tmp_path):
+    path = _copy_shipped(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.db")
+    original = path.read_bytes()
+    result = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "3 clean weeks", KNOWN_NOW)
+    assert result.changed and result.from_mode == Mode.APPROVE and result.to == Mode.LOGGED
+    new = path.read_bytes()
+    old_lines, new_lines = original.splitlines(keepends=True), new.splitlines(keepends=True)
+    assert len(old_lines) == len(new_lines)
+    diff = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
+    assert diff == [(b'mode = "approve"\n', b'mode = "logged"\n')]
+    i = old_lines.index(diff[0][0], old_lines.index(b'[actions."firewall.egress_block"]\n'))
+    assert new == b"".join(old_lines[:i] + [b'mode = "logged"\n'] + old_lines[i + 1:])
+    assert load_policy(path).gate_policy("firewall.egress_block").mode == Mode.LOGGED
+    [row] = [r for r in ledger.audit_rows() if r["event"] == "trust.mode_changed"]
+    assert row["run_id"] == "trust" and row["data"] == {
+        "kind": "firewall.egress_block", "from": "approve", "to": "logged", "by": "alice",
+        "reason": "3 clean weeks", "policy": str(path.resolve())}
+    assert ledger.verify().ok
+    again = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "again", KNOWN_NOW)
+    assert not again.changed and path.read_bytes() == new
+
+
+@pytest.mark.parametrize(
+    "kind, mode, by, fragment",
+    [
+        ("edr.isolate", "guarded", "alice", "pinned"),
+        ("dns.sinkhole", "yolo", "alice", "not a trust mode"),
+        ("dns.sinkhole", "guarded", "mallory", "not a user in the policy"),
+        ("no.such.kind", "guarded", "alice", "neither an action kind"),
+        ("dns.sinkhole", "guarded", "alice", ""),  # the empty reason below
+    ],
+)
+def test_trust_set_refusals_leave_the_file_alone(tmp_path, kind, mode, by, fragment):
+    path = _copy_shipped(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.db")
+    reason = "" if not fragment else "because"
+    with pytest.raises(TrustError) as err:
+        set_mode(path, ledger, kind, mode, by, reason, KNOWN_NOW)
+    assert (fragment or "--reason") in str(err.value) and "\n" not in str(err.value)
+    assert path.read_bytes() == SHIPPED.read_bytes()
+    assert not list(ledger.audit_rows())
+
+
+def test_trust_set_into_approve_is_validated(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[users]\ndave = { roles = [] }\n\n[actions."x"]\nmode = "logged"\n', encoding="utf-8")
+    with pytest.raises(PolicyError, match="needs 1 approvals"):
+        set_mode(path, Ledger(tmp_path / "l.db"), "x", "approve", "dave", "r", KNOWN_NOW)
+    assert "logged" in path.read_text()
+
+
+def test_edit_mode_text_adds_the_line_or_the_table_and_keeps_comments_and_crlf():
+    text = '# top\r\n[actions."a.b"] # note\r\ndescription = "mode = nope"\r\n\r\n[actions."c"]\r\nmode = \'guarded\'  # keep\r\n'
+    added = edit_mode_text(text, "a.b", "logged")
+    assert added == text.replace('# note\r\n', '# note\r\nmode = "logged"\r\n')
+    swapped = edit_mode_text(text, "c", "approve")
+    assert swapped == text.replace("mode = 'guarded'  # keep", 'mode = "approve"  # keep')
+    appended = edit_mode_text("[users]\n", "new.kind", "logged")
+    assert appended == '[users]\n\n[actions."new.kind"]\nmode = "logged"\n'
+    assert parse_policy(appended).actions["new.kind"].mode == Mode.LOGGED
+
+
+# -- review -----------------------------------------------------------------------------------
+def test_review_lists_automated_changes_since_the_last_mark(tmp_path):
+    ledger = Ledger(tmp_path / "l.db")
+    policy = parse_policy(POLICY)
+    build_known_ledger(ledger)
+    now = KNOWN_NOW
+    first = pending(ledger, now, since=KNOWN_T0 + timedelta(days=20))
+    kinds = {c.kind for c in first.changes}
+    assert kinds == {"dns.sinkhole", "proxy.block", "nac.disconnect", "training.enroll"}  # no approve-mode kinds
+    assert len(first.changes) == 40 + 4 + 2 + 20
+    everything = pending(ledger, now)
+    assert everything.last_review is None and len(everything.changes) == 867 + 84 + 40 + 100
+    assert any(c.reverted and c.reverted.startswith("rollback by bob") for c in everything.changes)
+    with pytest.raises(ReviewError, match="not a user"):
+        mark(ledger, policy, "mallory", now)
+    listing, event_id = mark(ledger, policy, "alice", now)
+    assert len(listing.changes) == 1091
+    review_row = next(r for r in ledger.audit_rows() if r["event"] == "review.marked")
+    assert review_row["id"] == event_id and review_row["data"]["by"] == "alice"
+    assert review_row["data"]["count"] == 1091 and len(review_row["data"]["change_ids"]) == 1091
+    assert last_review(ledger).until == now
+    assert pending(ledger, now + timedelta(hours=1)).changes == []
+    with SyntheticLedger(ledger) as syn:
+        syn.change("dns.sinkhole", now + timedelta(minutes=5), run_id="after", step_id="s01")
+        syn.change("firewall.egress_block", now + timedelta(minutes=6), run_id="after", step_id="s02", mode="approve")
+    later = pending(ledger, now + timedelta(hours=1))
+    assert [c.change_id for c in later.changes] == ["after/s01"] and later.since == now
+    assert ledger.verify().ok
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    policy = _copy_shipped(tmp_path)
+    monkeypatch.setenv("HANDRAIL_HOME", str(home))
+    monkeypatch.setenv("HANDRAIL_POLICY", str(policy))
+    monkeypatch.setenv("HANDRAIL_USER", "alice")
+    app = typer.Typer()
+    app.command("baseline")(baseline)
+    app.add_typer(trust_app, name="trust")
+    app.command("review")(review)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args)), home, policy
+
+
+def _recent_history(home: Path) -> None:
+    ledger = Ledger(home / "ledger.db")
+    now = datetime.now(UTC)
+    with SyntheticLedger(ledger) as syn:
+        for i in range(30):
+            syn.change("dns.sinkhole", now - timedelta(hours=i, minutes=1), run_id=f"r{i}", step_id="s01")
+    ledger.close()
+
+
+def test_cli_commands_print_one_json_document(cli):
+    run, home, _ = cli
+    missing = run("baseline", "--json")
+    assert missing.exit_code == 1 and "no ledger" in json.loads(missing.stdout)["error"]
+    _recent_history(home)
+    out = run("baseline", "--json", "--kind", "dns.sinkhole", "--since", "2d", "--html", str(home / "b.html"))
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    [dns] = doc["kinds"]
+    assert dns["kind"] == "dns.sinkhole" and dns["changes"] == 30 and dns["mode"] == "logged"
+    assert dns["thresholds"][0]["guardrail"] == "per_run_limit" and "series" not in dns
+    assert (home / "b.html").read_text().count("<svg") == 1
+    advice = json.loads(run("trust", "advise", "--json").stdout)
+    assert {a["kind"]: a["suggestion"] for a in advice["kinds"]}["dns.sinkhole"] == "keep"
+    listing = json.loads(run("review", "--json").stdout)
+    assert len(listing["changes"]) == 30 and listing["marked"] is False
+    marked = json.loads(run("review", "--mark", "--as", "bob", "--json").stdout)
+    assert marked["marked"] and marked["audit_id"].startswith("review:")
+    assert json.loads(run("review", "--json").stdout)["changes"] == []
+
+
+def test_cli_trust_set_and_its_errors(cli):
+    run, _, policy = cli
+    ok = run("trust", "set", "dns.sinkhole", "guarded", "--as", "carol", "--reason", "clean", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["from"] == "logged" and load_policy(policy).gate_policy("dns.sinkhole").mode == "guarded"
+    pinned = run("trust", "set", "edr.isolate", "logged", "--as", "carol", "--reason", "x")
+    assert pinned.exit_code == 1 and "pinned" in pinned.stderr and "Traceback" not in pinned.output
+    usage = run("trust", "set", "dns.sinkhole", "logged", "--reason", "x")
+    assert usage.exit_code == 2 and "--as is required" in usage.stderr
+    bad_since = run("review", "--since", "last tuesday")
+    assert bad_since.exit_code == 2 and "not a date" in bad_since.stderr
+    no_as = run("review", "--mark")
+    assert no_as.exit_code == 2
