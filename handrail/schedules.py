@@ -44,12 +44,21 @@ class ScheduleDef:
         return f"handrail-{self.name}"
 
 
+def _argument(module: str, factory: str) -> Callable[[], BaseModel]:
+    """Import the argument's model only when a schedule is created (nothing runs at import)."""
+
+    def build() -> BaseModel:
+        import importlib
+
+        return getattr(importlib.import_module(module), factory)()
+
+    return build
+
+
+# One entry per schedule. Add yours here, e.g.
+#   "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
+#                          "1m", "Start a phishing run for each new message in the phishing mailbox."),
 SCHEDULES: dict[str, ScheduleDef] = {}
-
-
-def register(definition: ScheduleDef) -> ScheduleDef:
-    SCHEDULES[definition.name] = definition
-    return definition
 
 
 class ScheduleError(ValueError):

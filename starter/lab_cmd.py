@@ -149,3 +149,8 @@ def faults(
                       str(r.error_status), str(r.latency_ms), str(r.status or "-"), str(r.seed),
                       str(r.hits))
     Console().print(table)
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    """Mount `handrail lab …` (see starter/cli.py COMMAND_MODULES)."""
+    app.add_typer(lab_app, name="lab", help="Poke the simulated security estate: state, reset, faults.")

@@ -21,6 +21,7 @@ from handrail.ledger import Ledger
 from handrail.models import RunStatus
 from handrail.tools import ToolClients
 from lab.app import create_app
+from lab.testing import prepare
 from worker import build_worker
 
 FIXTURES = Path(os.environ.get("HANDRAIL_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real")
@@ -136,6 +137,7 @@ async def running_stack(
             "HANDRAIL_USER": "tester",
         }
     )
+    prepare(settings)  # a copy of a once-seeded estate: fast, and the same for every test
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     ledger = Ledger(settings.ledger_path)
