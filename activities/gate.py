@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from handrail.actions import UnknownAction, action_for
+from handrail.baseline import ThresholdCache
 from handrail.config import Settings
 from handrail.ledger import Ledger
 from handrail.log import get_logger
@@ -52,6 +53,7 @@ class GateActivities:
         self.ledger = ledger or Ledger(settings.ledger_path)
         self._policy = None
         self._policy_mtime: float | None = None
+        self.thresholds = ThresholdCache(self.ledger)
 
     def policy(self):
         """The policy file, re-read when it changes so `handrail trust set` takes effect."""
@@ -80,7 +82,10 @@ class GateActivities:
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
         facts = await self._facts(request)
+        thresholds, sources = self.thresholds.derive(kind, guardrails, _now())
         context = GuardrailContext(
+            thresholds=thresholds,
+            threshold_sources=sources,
             protected=policy.protected(),
             allowlist=allowlist,
             target_tags=list(facts.get("tags", [])),

@@ -224,6 +224,7 @@ class StepRecord(BaseModel):
     state: StepState = StepState.CHECKING
     mode: Mode | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
+    thresholds: dict[str, str] = Field(default_factory=dict)  # derived guardrail thresholds used, with source
     decisions: list[DecisionRecord] = Field(default_factory=list)
     approvals_needed: int = 0
     escalated: bool = False

@@ -47,6 +47,7 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
         if event == "guardrails.evaluated" and step:
             step.mode = data.get("mode")
             step.verdicts = [Verdict.model_validate(v) for v in data.get("verdicts", [])]
+            step.thresholds = data.get("thresholds", {})
         elif event == "approval.requested" and step:
             step.state = StepState.AWAITING_APPROVAL
             step.approvals_needed = data.get("required", 1)

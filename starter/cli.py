@@ -7,7 +7,6 @@ Exit status: 0 ok, 1 refused or failed, 2 usage error. Errors are one sentence.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import sys
@@ -20,10 +19,10 @@ from rich.table import Table
 from handrail.config import load_settings
 from handrail.ledger import Ledger
 from handrail.models import RunStatus
-from handrail.policy import PolicyError, load_policy
-from handrail.temporal import TemporalUnavailable, connect
+from handrail.policy import load_policy
+from handrail.temporal import connect
 from starter import ops
-from starter.output import USAGE, CliError, console, emit_error, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -42,43 +41,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
-
-
-def command(target):
-    """Run an async or sync command body; turn CliError and known failures into one sentence."""
-
-    @functools.wraps(target)
-    def wrapper(*args, **kwargs):
-        json_mode = bool(kwargs.get("as_json"))
-        try:
-            result = target(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                result = asyncio.run(result)
-            return result
-        except CliError as exc:
-            emit_error(exc, json_mode)
-        except TemporalUnavailable as exc:
-            emit_error(CliError(str(exc)), json_mode)
-        except PolicyError as exc:
-            emit_error(CliError(str(exc)), json_mode)
-        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a bug or an outage: one sentence here, the traceback in a log
-            log = _crash_log(exc)
-            emit_error(CliError(f"Handrail failed unexpectedly ({type(exc).__name__}: {exc}); details in {log}."),
-                       json_mode)
-
-    return wrapper
-
-
-def _crash_log(exc: BaseException) -> Path:
-    import traceback
-
-    path = load_settings().home / "logs" / "cli-errors.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)) + "\n")
-    return path
 
 
 def _settings():
@@ -295,6 +257,7 @@ def _render_status(status: RunStatus, settings) -> None:
             + (f" (threshold {v.threshold:g}, {v.threshold_source})" if v.threshold is not None else "")
             for v in step.verdicts
         ) or "pass"
+        verdicts += "".join(f"\n{name} threshold {used}" for name, used in step.thresholds.items())
         decisions = "\n".join(
             f"{'approve' if d.decision.approve else 'deny'} by {d.decision.approver}" for d in step.decisions
         )
@@ -435,6 +398,7 @@ def bench_runbooks(
 # Commands that live in their own modules: each has `register(app, run_app)`.
 COMMAND_MODULES = [
     "starter.lab_cmd",
+    "starter.trust_cmd",
 ]
 
 

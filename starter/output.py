@@ -6,8 +6,14 @@ never a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import sqlite3
 import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -51,3 +57,55 @@ def emit_error(exc: CliError, json_mode: bool) -> NoReturn:
     else:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(exc.code)
+
+
+def _is_domain_error(exc: BaseException) -> bool:
+    """Errors raised on purpose by Handrail's own modules already say what is wrong."""
+    return type(exc).__module__.startswith("handrail.")
+
+
+def crash_log(exc: BaseException) -> Path:
+    from handrail.config import load_settings
+
+    path = load_settings().home / "logs" / "cli-errors.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"--- {datetime.now(timezone.utc).isoformat()}\n")
+            handle.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        pass
+    return path
+
+
+def command(target):
+    """Run a command body (sync or async) so that every failure is one sentence and an exit status.
+
+    Refusals (`CliError`) and Handrail's own errors (policy, schedules, trust, Temporal not
+    answering) are printed as they are; anything else is a bug or an outage: one sentence
+    here, the traceback in HANDRAIL_HOME/logs/cli-errors.log.
+    """
+
+    @functools.wraps(target)
+    def wrapper(*args, **kwargs):
+        json_mode = bool(kwargs.get("as_json"))
+        try:
+            result = target(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
+            return result
+        except CliError as exc:
+            emit_error(exc, json_mode)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except sqlite3.Error as exc:
+            emit_error(CliError(f"The ledger could not be read: {exc}."), json_mode)
+        except Exception as exc:
+            if _is_domain_error(exc):
+                emit_error(CliError(str(exc)), json_mode)
+            log = crash_log(exc)
+            emit_error(CliError(f"Handrail failed unexpectedly ({type(exc).__name__}: {exc}); details in {log}."),
+                       json_mode)
+
+    return wrapper
+

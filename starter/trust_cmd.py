@@ -10,9 +10,7 @@ sentence on stderr (exit 1 refused or failed, 2 usage), never a traceback.
 
 from __future__ import annotations
 
-import functools
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,12 @@ from rich.table import Table
 from handrail.baseline import Baseline, compute_baseline, derive_threshold
 from handrail.config import load_settings
 from handrail.ledger import Ledger
-from handrail.policy import Policy, PolicyError, load_policy, parse_duration
+from handrail.policy import Policy, load_policy, parse_duration
 from handrail.report_html import Line, render
-from handrail.review import ReviewError, mark, pending
-from handrail.trust import TrustError, set_mode, trust_settings
+from handrail.review import mark, pending
+from handrail.trust import set_mode, trust_settings
 from handrail.trust import advise as advise_kinds
-from starter.output import USAGE, CliError, console, emit_error, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
 KIND = typer.Option(None, "--kind", help="Only this action kind (repeatable).")
@@ -37,45 +35,6 @@ _RELATIVE = re.compile(r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")
 
 trust_app = typer.Typer(help="The trust ladder: advice from the baseline, and changing a kind's mode.",
                         no_args_is_help=True)
-
-
-def _command(target):
-    """Turn refusals into one sentence and an exit status, as every handrail command does."""
-
-    @functools.wraps(target)
-    def wrapper(*args, **kwargs):
-        json_mode = bool(kwargs.get("as_json"))
-        try:
-            return target(*args, **kwargs)
-        except CliError as exc:
-            emit_error(exc, json_mode)
-        except (PolicyError, TrustError, ReviewError) as exc:
-            emit_error(CliError(str(exc)), json_mode)
-        except sqlite3.Error as exc:
-            emit_error(CliError(f"The ledger could not be read: {exc}."), json_mode)
-        except OSError as exc:
-            emit_error(CliError(f"{exc.filename or 'A file'} could not be written: {exc.strerror}."), json_mode)
-        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 — a bug: one sentence here, the traceback in a log
-            emit_error(CliError(f"Handrail failed unexpectedly ({type(exc).__name__}: {exc}); "
-                                f"details in {_crash_log(exc)}."), json_mode)
-
-    return wrapper
-
-
-def _crash_log(exc: BaseException) -> Path:
-    import traceback
-
-    path = load_settings().home / "logs" / "cli-errors.log"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- {_now().isoformat()}\n")
-            handle.write("".join(traceback.format_exception(exc)))
-    except OSError:
-        pass
-    return path
 
 
 def _now() -> datetime:
@@ -152,7 +111,7 @@ def write_html(path: Path, figures: Baseline, extra: dict[str, Any]) -> None:
     path.write_text(page, encoding="utf-8")
 
 
-@_command
+@command
 def baseline(
     kind: list[str] | None = KIND,
     since: str | None = typer.Option(None, "--since", help="From this date or time (UTC), or e.g. 30d ago."),
@@ -196,7 +155,7 @@ def baseline(
 
 # -- trust ----------------------------------------------------------------------------------
 @trust_app.command("advise")
-@_command
+@command
 def advise(as_json: bool = JSON):
     """For each action kind: its mode, the evidence, and whether to promote, keep or demote it."""
     settings = load_settings()
@@ -222,7 +181,7 @@ def advise(as_json: bool = JSON):
 
 
 @trust_app.command("set")
-@_command
+@command
 def set_(
     kind: str = typer.Argument(..., help="The action kind, e.g. dns.sinkhole."),
     mode: str = typer.Argument(..., help="approve, logged or guarded."),
@@ -248,7 +207,7 @@ def set_(
 
 
 # -- review ---------------------------------------------------------------------------------
-@_command
+@command
 def review(
     since: str | None = typer.Option(None, "--since", help="From this date or time instead of the last review."),
     mark_: bool = typer.Option(False, "--mark", help="Record that the listed changes were reviewed."),
@@ -284,3 +243,11 @@ def review(
         console.print(table)
     if marked_id:
         console.print(f"[green]Marked reviewed[/] by {as_}: {len(listing.changes)} change(s) (audit {marked_id}).")
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    """Mount `handrail baseline`, `handrail trust …` and `handrail review` (starter/cli.py COMMAND_MODULES)."""
+    app.command("baseline")(baseline)
+    app.command("review")(review)
+    app.add_typer(trust_app, name="trust")
+

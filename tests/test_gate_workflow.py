@@ -273,3 +273,38 @@ async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
         assert "already reverted by rollback (bob)" in result.steps[0].note
         assert IP not in await stack.edl()
         assert stack.ledger.revert_of(change_id).reason == "rollback"
+
+
+BASELINE_RAIL = ('{ type = "never_block" }, { type = "rate_limit", per_hour = 500, outcome = "hold", '
+                 'baseline = { stat = "p99_hourly", factor = 1, floor = 1, min_days = 14 } }')
+
+
+async def test_baseline_derived_threshold_holds_and_is_shown(time_env, tmp_path):
+    from datetime import UTC, datetime
+
+    from handrail.baseline_synth import steady_history
+
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded", guardrails=BASELINE_RAIL)) as stack:
+        # Three weeks of four blocks an hour, and four in the last hour: a fifth exceeds the baseline.
+        steady_history(stack.ledger, "firewall.egress_block", datetime.now(UTC), days=21, per_hour=4, recent=4)
+        handle = await stack.start(EgressBlock.run, trigger())
+        status = await stack.wait_for(handle, awaiting)
+        [verdict] = status.steps[0].verdicts
+        assert verdict.guardrail == "rate_limit" and verdict.threshold == 4
+        assert verdict.threshold_source.startswith("baseline: p99 of hourly changes (4)")
+        assert status.steps[0].thresholds["rate_limit"].startswith("4 (baseline")
+        await handle.signal(EgressBlock.decide, decision("bob"))
+        assert (await handle.result()).state == RunState.COMPLETED
+
+
+async def test_static_fallback_until_history_is_long_enough(time_env, tmp_path):
+    from datetime import UTC, datetime
+
+    from handrail.baseline_synth import steady_history
+
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded", guardrails=BASELINE_RAIL)) as stack:
+        steady_history(stack.ledger, "firewall.egress_block", datetime.now(UTC), days=3, per_hour=4, recent=4)
+        handle = await stack.start(EgressBlock.run, trigger())
+        result = await handle.result()
+        assert result.state == RunState.COMPLETED  # 5 of a static 500: no hold
+        assert result.steps[0].thresholds["rate_limit"].startswith("500 (static: not enough history (3")

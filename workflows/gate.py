@@ -289,8 +289,13 @@ class Runbook:
         step.mode = policy.mode
         step.verdicts = guardrails.evaluate(change, context)
         outcome = guardrails.overall(step.verdicts)
-        self.audit("guardrails.evaluated", step.step_id, kind=step.change.kind, mode=policy.mode.value, outcome=outcome.value,
-                   verdicts=[v.model_dump() for v in step.verdicts])
+        step.thresholds = {
+            name: f"{value:g} ({context.threshold_sources.get(name, 'baseline')})"
+            for name, value in context.thresholds.items()
+        }
+        self.audit("guardrails.evaluated", step.step_id, kind=step.change.kind, mode=policy.mode.value,
+                   outcome=outcome.value, verdicts=[v.model_dump() for v in step.verdicts],
+                   thresholds=step.thresholds)
 
         if outcome == Outcome.DENY:
             reason = "; ".join(v.reason for v in step.verdicts if v.outcome == Outcome.DENY)

@@ -1,0 +1,1 @@
+"""EDR actions (owner: exfiltration runbook). Being written."""
