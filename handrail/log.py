@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -12,10 +13,11 @@ from handrail.redact import redact_processor
 _configured = False
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str | None = None) -> None:
     global _configured
     if _configured:
         return
+    level = level or os.environ.get("HANDRAIL_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
     structlog.configure(
         processors=[
@@ -33,4 +35,6 @@ def configure(level: str = "INFO") -> None:
 
 
 def get_logger(**bound):
+    """A logger bound to run/step ids; logging goes to stderr as JSON even if nobody configured it."""
+    configure()
     return structlog.get_logger("handrail").bind(**bound)

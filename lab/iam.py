@@ -2,10 +2,13 @@
 the change-management platform's approvals.
 
 Routes:
-- `GET /iam/users` -> `{"users": [...]}`; `?department=`, `?group=`. A user: `{"username",
+- `GET /iam/users` -> `{"users": [...]}`; `?department=`, `?group=`, `?email=` (the
+  primary address or one of the user's `aliases`). A user: `{"username",
   "display_name", "email", "department", "title", "manager", "enabled", "disabled":
   null | {"reason", "at"}, "groups": [...]}`.
 - `GET /iam/users/{user}` -> the user, 404.
+- Mail aliases: the phishing samples' anonymised recipient `phishing@pot` is an alias
+  of one ordinary (non-executive, uncompromised) user, so the phishing runbook can map it.
 - `POST /iam/users/{user}/disable` `{"reason"?}` -> the user; 409 if already disabled.
 - `POST /iam/users/{user}/enable` -> the user; 409 if enabled.
 - `GET /iam/groups` -> `{"groups": [{"name", "description", "privileged", "members"}]}`;
@@ -38,6 +41,7 @@ from lab.errors import conflict, invalid, not_found
 
 TOOL = "iam"
 COLLECTIONS = ("users", "groups", "events", "changes")
+PHISHING_POT_ADDRESS = "phishing@pot"  # the samples' anonymised recipient
 router = APIRouter(prefix="/iam", tags=["iam"], route_class=LabRoute)
 
 
@@ -51,6 +55,10 @@ def seed(world, store) -> dict:
                              "manager": p.manager, "enabled": True, "disabled": None}
         for g in p.groups:
             groups[g]["members"].append(p.username)
+    pot = next(p for p in world.people
+               if p.department not in ("Executive", "Security") and not p.username.startswith("svc-")
+               and f"lt-{p.username}" not in world.compromised)
+    users[pot.username]["aliases"] = [PHISHING_POT_ADDRESS]
     by_dept = {}
     for p in world.people:
         by_dept.setdefault(p.department, []).append(p.username)
@@ -138,8 +146,12 @@ class ProcessedIn(BaseModel):
 
 @router.get("/users")
 async def list_users(store: StoreDep, department: str | None = None,
-                     group: str | None = None) -> dict:
+                     group: str | None = None, email: str | None = None) -> dict:
     users = store.all(TOOL, "users")
+    if email is not None:
+        wanted = email.strip().lower()
+        users = [u for u in users
+                 if u["email"].lower() == wanted or wanted in (a.lower() for a in u.get("aliases", []))]
     groups = store.all(TOOL, "groups")
     member_of: dict[str, list[str]] = {}
     for g in groups:

@@ -10,6 +10,7 @@ rollback never removes a block that someone else put there.
 from __future__ import annotations
 
 from handrail.actions import firewall
+from handrail.actions import cases, dns, edr_capture, siem, takedown
 from handrail.actions.base import Action, UnknownAction
 
 ACTIONS: dict[str, Action] = {
@@ -17,6 +18,17 @@ ACTIONS: dict[str, Action] = {
     for action in (
         firewall.EgressBlock(),
         firewall.EgressUnblock(),
+        dns.DnsSinkhole(),
+        dns.DnsUnsinkhole(),
+        siem.SiemWatch(),
+        siem.SiemUnwatch(),
+        takedown.TakedownSubmit(),
+        takedown.TakedownWithdraw(),
+        cases.CasesOpen(),
+        cases.CasesClose(),
+        cases.CasesReopen(),
+        edr_capture.EdrStartCapture(),
+        edr_capture.EdrStopCapture(),
     )
 }
 

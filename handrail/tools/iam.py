@@ -27,6 +27,7 @@ class User(ToolModel):
     enabled: bool = True
     disabled: Disabled | None = None
     groups: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
 
 
 class Group(ToolModel):
@@ -74,7 +75,7 @@ class ChangeTicket(ToolModel):
 
 class Iam(Protocol):
     async def list_users(self, *, department: str | None = None,
-                         group: str | None = None) -> list[User]: ...
+                         group: str | None = None, email: str | None = None) -> list[User]: ...
     async def get_user(self, username: str) -> User: ...
     async def disable_user(self, username: str, *, reason: str = "",
                            idempotency_key: str | None = None) -> User: ...
@@ -101,9 +102,9 @@ class LabIam:
         self.http = http
 
     async def list_users(self, *, department: str | None = None,
-                         group: str | None = None) -> list[User]:
+                         group: str | None = None, email: str | None = None) -> list[User]:
         data = await self.http.json("GET", "/iam/users",
-                                    params={"department": department, "group": group})
+                                    params={"department": department, "group": group, "email": email})
         return [User.model_validate(u) for u in data["users"]]
 
     async def get_user(self, username: str) -> User:
