@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
+from activities.phishing import PhishingActivities
 from handrail.config import Settings
 from handrail.ledger import Ledger
 
-ACTIVITY_CLASSES: list[type] = [GateActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities]
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

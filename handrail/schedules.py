@@ -58,7 +58,12 @@ def _argument(module: str, factory: str) -> Callable[[], BaseModel]:
 # One entry per schedule. Add yours here, e.g.
 #   "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
 #                          "1m", "Start a phishing run for each new message in the phishing mailbox."),
-SCHEDULES: dict[str, ScheduleDef] = {}
+SCHEDULES: dict[str, ScheduleDef] = {
+    "dlp": ScheduleDef("dlp", "PollDlp", _argument("handrail.exfiltration", "DlpPoll"),
+                       "1m", "Start a data exfiltration run for each new DLP alert."),
+    "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
+                           "1m", "Start a phishing run for each new message in the phishing mailbox."),
+}
 
 
 class ScheduleError(ValueError):

@@ -89,3 +89,54 @@ async def remove_egress(value: str, store: StoreDep) -> dict:
 async def edl(store: StoreDep) -> str:
     values = store.keys(TOOL, "egress")
     return "".join(f"{v}\n" for v in values)
+
+
+# -- bulk (the intel sync changes thousands of entries per run) -------------------------
+# `POST /firewall/egress-bulk/lookup` `{"values"}` -> `{"present": [...]}` (given values on
+# the list); `POST /firewall/egress-bulk/add` `{"values", "comment"}` -> `{"added",
+# "already"}`; `POST /firewall/egress-bulk/remove` `{"values"}` -> `{"removed", "absent"}`.
+# At most BULK_MAX values; one invalid value refuses the whole request (422).
+BULK_MAX = 10_000
+
+
+class EgressBulkIn(BaseModel):
+    values: list[str]
+    comment: str = ""
+
+
+def _bulk_norm(values: list[str]) -> list[tuple[str, str]]:
+    if len(values) > BULK_MAX:
+        raise invalid(f"At most {BULK_MAX} values per bulk request.")
+    return [(v, normalise(v)) for v in values]
+
+
+@router.post("/egress-bulk/lookup")
+async def bulk_lookup(body: EgressBulkIn, store: StoreDep) -> dict:
+    return {"present": [g for g, v in _bulk_norm(body.values)
+                        if store.get(TOOL, "egress", v) is not None]}
+
+
+@router.post("/egress-bulk/add")
+async def bulk_add(body: EgressBulkIn, store: StoreDep) -> dict:
+    added, already, rows, at = [], [], [], now_iso()
+    seen: set[str] = set()
+    for given, v in _bulk_norm(body.values):
+        if v in seen or store.get(TOOL, "egress", v) is not None:
+            already.append(given)
+            continue
+        seen.add(v)
+        added.append(given)
+        rows.append((TOOL, "egress", v, {"value": v, "comment": body.comment, "added_at": at}))
+    if rows:
+        store.put_many(rows)
+    return {"added": added, "already": already}
+
+
+@router.post("/egress-bulk/remove")
+async def bulk_remove(body: EgressBulkIn, store: StoreDep) -> dict:
+    removed, absent = [], []
+    pairs = _bulk_norm(body.values)
+    with store.batch():
+        for given, v in pairs:
+            (removed if store.delete(TOOL, "egress", v) else absent).append(given)
+    return {"removed": removed, "absent": absent}

@@ -43,6 +43,7 @@ TOOL = "iam"
 COLLECTIONS = ("users", "groups", "events", "changes")
 PHISHING_POT_ADDRESS = "phishing@pot"  # the samples' anonymised recipient
 router = APIRouter(prefix="/iam", tags=["iam"], route_class=LabRoute)
+BREAK_GLASS = "breakglass-admin"
 
 
 def seed(world, store) -> dict:
@@ -55,6 +56,11 @@ def seed(world, store) -> dict:
                              "manager": p.manager, "enabled": True, "disabled": None}
         for g in p.groups:
             groups[g]["members"].append(p.username)
+    # The emergency ("break-glass") domain admin: sealed credentials, used only in an outage.
+    users[BREAK_GLASS] = {"username": BREAK_GLASS, "display_name": "Break-glass Admin",
+                          "email": f"{BREAK_GLASS}@corp.example", "department": "IT",
+                          "title": "Emergency access account", "manager": None, "enabled": True,
+                          "disabled": None}
     pot = next(p for p in world.people
                if p.department not in ("Executive", "Security") and not p.username.startswith("svc-")
                and f"lt-{p.username}" not in world.compromised)
@@ -63,6 +69,7 @@ def seed(world, store) -> dict:
     for p in world.people:
         by_dept.setdefault(p.department, []).append(p.username)
     admins = sorted(groups["domain-admins"]["members"])
+    groups["domain-admins"]["members"].append(BREAK_GLASS)  # after `admins`: never an actor
     desktop = next(m.hostname for m in world.machines if m.type == "desktop")
     changes = {
         "CHG-1042": ("approved", "Grant finance-admins for quarter close", by_dept["Finance"][3],
@@ -94,6 +101,13 @@ def seed(world, store) -> dict:
          "CHG-9999", 3, "new"),
         ("group_member_added", by_dept["Engineering"][2], "user", "vpn-users", "jalvarez", None,
          40, "processed"),
+        # For the privilege guardrail: a SOC analyst made a server admin without a ticket
+        # (she may not approve her own recommit), the break-glass account touched, and the
+        # CFO's phone (CMDB tag executive) put in a privileged group.
+        ("group_member_added", "alice", "user", "server-admins", admins[1], None, 2, "new"),
+        ("group_member_added", BREAK_GLASS, "user", "enterprise-admins", "jalvarez", None, 1.5,
+         "new"),
+        ("group_member_added", "ph-rchen", "device", "finance-admins", admins[2], None, 1, "new"),
     ]
     events = {}
     for i, (kind, principal, ptype, group, actor, ticket, hours, status) in enumerate(

@@ -126,3 +126,52 @@ async def hits(sid: int, store: StoreDep) -> dict:
             count += 1
             last = max(last or ev["at"], ev["at"])
     return {"sid": sid, "hits": count, "last_hit": last}
+
+
+# -- bulk (the intel sync deploys a rule per validated indicator) -----------------------
+# `POST /ips/rules-bulk/lookup` `{"sids"}` -> `{"present": [sids deployed]}`;
+# `POST /ips/rules-bulk/deploy` `{"rules": [text], "comment"}` -> `{"added": [sids],
+# "already": [sids]}`; `POST /ips/rules-bulk/remove` `{"sids"}` -> `{"removed", "absent"}`.
+# At most BULK_MAX per request; one malformed rule refuses the whole request (422).
+BULK_MAX = 10_000
+
+
+class SidsIn(BaseModel):
+    sids: list[int] = Field(max_length=BULK_MAX)
+
+
+class RulesIn(BaseModel):
+    rules: list[str] = Field(max_length=BULK_MAX)
+    comment: str = ""
+
+
+@router.post("/rules-bulk/lookup")
+async def bulk_lookup(body: SidsIn, store: StoreDep) -> dict:
+    return {"present": [s for s in body.sids if store.get(TOOL, "rules", str(s)) is not None]}
+
+
+@router.post("/rules-bulk/deploy")
+async def bulk_deploy(body: RulesIn, store: StoreDep) -> dict:
+    docs = [parse_rule(text) for text in body.rules]
+    added, already, rows, at = [], [], [], now_iso()
+    seen: set[int] = set()
+    for doc in docs:
+        if doc["sid"] in seen or store.get(TOOL, "rules", str(doc["sid"])) is not None:
+            already.append(doc["sid"])
+            continue
+        seen.add(doc["sid"])
+        doc.update(comment=body.comment, deployed_at=at)
+        added.append(doc["sid"])
+        rows.append((TOOL, "rules", str(doc["sid"]), doc))
+    if rows:
+        store.put_many(rows)
+    return {"added": added, "already": already}
+
+
+@router.post("/rules-bulk/remove")
+async def bulk_remove(body: SidsIn, store: StoreDep) -> dict:
+    removed, absent = [], []
+    with store.batch():
+        for sid in body.sids:
+            (removed if store.delete(TOOL, "rules", str(sid)) else absent).append(sid)
+    return {"removed": removed, "absent": absent}

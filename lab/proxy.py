@@ -140,3 +140,78 @@ async def relax(value: str, store: StoreDep) -> dict:
     doc["tightening"] = None
     _save(store, v, doc)
     return view(v, doc if doc["block"] else None)
+
+
+# -- bulk (the intel sync changes thousands of indicators per run) ----------------------
+# `POST /proxy/bulk/status` `{"values": [...]}` -> `{"blocked": [...], "tightened": [...]}`
+# (the given values that are blocked / tightened); `POST /proxy/bulk/block` `{"values",
+# "comment"}` and `POST /proxy/bulk/tighten` `{"values", "logging", "packet_capture"}` ->
+# `{"added": [...], "already": [...]}`; `POST /proxy/bulk/unblock` and
+# `POST /proxy/bulk/relax` `{"values"}` -> `{"removed": [...], "absent": [...]}`.
+# At most BULK_MAX values per request; one invalid value refuses the whole request (422).
+BULK_MAX = 10_000
+
+
+class BulkIn(BaseModel):
+    values: list[str] = Field(max_length=BULK_MAX)
+    comment: str = ""
+    logging: Literal["normal", "extra"] = "extra"
+    packet_capture: bool = True
+
+
+def _bulk_norm(values: list[str]) -> list[tuple[str, str]]:
+    return [(v, normalise(v)) for v in values]
+
+
+@router.post("/bulk/status")
+async def bulk_status(body: BulkIn, store: StoreDep) -> dict:
+    blocked, tightened = [], []
+    for given, v in _bulk_norm(body.values):
+        doc = store.get(TOOL, "policies", v)
+        if doc and doc["block"] is not None:
+            blocked.append(given)
+        if doc and doc["tightening"] is not None:
+            tightened.append(given)
+    return {"blocked": blocked, "tightened": tightened}
+
+
+def _bulk_set(store, values: list[str], field: str, value: dict | None) -> dict:
+    pairs = _bulk_norm(values)
+    done, other = [], []
+    rows = []
+    with store.batch():
+        for given, v in pairs:
+            doc = store.get(TOOL, "policies", v) or {"value": v, "block": None, "tightening": None}
+            if (doc[field] is None) == (value is None):
+                other.append(given)
+                continue
+            doc[field] = value
+            done.append(given)
+            if doc["block"] is None and doc["tightening"] is None:
+                store.delete(TOOL, "policies", v)
+            else:
+                rows.append((TOOL, "policies", v, doc))
+        if rows:
+            store.put_many(rows)
+    return {"added": done, "already": other} if value is not None else {"removed": done, "absent": other}
+
+
+@router.post("/bulk/block")
+async def bulk_block(body: BulkIn, store: StoreDep) -> dict:
+    return _bulk_set(store, body.values, "block", {"comment": body.comment, "at": now_iso()})
+
+
+@router.post("/bulk/unblock")
+async def bulk_unblock(body: BulkIn, store: StoreDep) -> dict:
+    return _bulk_set(store, body.values, "block", None)
+
+
+@router.post("/bulk/tighten")
+async def bulk_tighten(body: BulkIn, store: StoreDep) -> dict:
+    return _bulk_set(store, body.values, "tightening", {
+        "logging": body.logging, "packet_capture": body.packet_capture, "at": now_iso()})
+
+
+@router.post("/bulk/relax")
+async def bulk_relax(body: BulkIn, store: StoreDep) -> dict:
+    return _bulk_set(store, body.values, "tightening", None)

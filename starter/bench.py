@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from contextlib import contextmanager
 import shutil
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
@@ -30,13 +30,12 @@ from handrail.ledger import Ledger
 from handrail.log import configure
 from handrail.models import EgressBlockTrigger
 from handrail.policy import default_policy_path
-from handrail.trust import edit_mode_text
 from handrail.stack import temporal_binary
 from handrail.tools import ToolClients
+from handrail.trust import edit_mode_text
 from workflows.bare import BenchBare, bench_noop
 from workflows.egress_block import EgressBlock
 from workflows.gate import SEARCH_ATTRIBUTES
-
 
 
 @contextmanager

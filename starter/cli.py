@@ -399,6 +399,7 @@ def bench_runbooks(
 COMMAND_MODULES = [
     "starter.lab_cmd",
     "starter.trust_cmd",
+    "starter.exfiltration_cmd",
 ]
 
 

@@ -66,6 +66,12 @@ def edl() -> list[str]:
     return [e["value"] if isinstance(e, dict) else str(e) for e in items]
 
 
+def lab_alerts() -> list[dict]:
+    state = subprocess.run(_handrail() + ["lab", "state", "--json"], capture_output=True, text=True)
+    alerts = json.loads(state.stdout)["tools"].get("alerts", {}).get("alerts", {})
+    return [{"id": key, **value} for key, value in alerts.items()]
+
+
 def main() -> None:
     stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
     console.rule("[bold]Handrail demo: the trust ladder")
@@ -84,7 +90,10 @@ def main() -> None:
              "--requested-by", "alice")
     run_id = run["run_id"]
     wait_until(["show", run_id], lambda s: s["state"] == "awaiting_approval")
-    sh("pending")
+    for row in sh("pending") or []:
+        if row["run_id"] == run_id:
+            console.print(f"  → waiting: {row['action']} {row['target']} asked by {row['requested_by']} "
+                          f"({row['approvals']} approvals; {row['why']})")
     console.print("dave has no approver role, and alice asked for the block herself:")
     sh("approve", run_id, "--as", "dave", check=False)
     sh("approve", run_id, "--as", "alice", check=False)
@@ -98,10 +107,13 @@ def main() -> None:
                 "--requested-by", "alice")
     shown = wait_until(["show", denied["run_id"]], lambda s: s["state"] in ("denied", "completed"))
     console.print(f"  → [red]{shown['state']}[/]: {shown.get('error')}")
-    console.print("  → a P1 alert went to the SOC channel (GET /alerts on the lab)")
+    for alert in lab_alerts():
+        if "161.71.20.5" in alert.get("body", ""):
+            console.print(f"  → SOC alert {alert['id']} [{alert['priority']}]: {alert['title']}")
 
     console.rule("3. Roll back the first run")
-    sh("rollback", run_id, "--dry-run")
+    for item in sh("rollback", run_id, "--dry-run")["plan"]:
+        console.print(f"  → plan: undo {item['change']} with {item['undo']}")
     report = sh("rollback", run_id, "--as", "carol")
     console.print(f"  → {report['state']}; EDL still lists 203.0.113.66: {'203.0.113.66' in edl()}")
 

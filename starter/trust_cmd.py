@@ -24,8 +24,8 @@ from handrail.ledger import Ledger
 from handrail.policy import Policy, load_policy, parse_duration
 from handrail.report_html import Line, render
 from handrail.review import mark, pending
-from handrail.trust import set_mode, trust_settings
 from handrail.trust import advise as advise_kinds
+from handrail.trust import set_mode, trust_settings
 from starter.output import USAGE, command, console, fail, print_json
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")

@@ -14,7 +14,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from handrail.models import (
     Decision,
     EgressBlockTrigger,
-    RevertResult,
     RollbackTrigger,
     RunState,
     RunStatus,
@@ -23,7 +22,7 @@ from handrail.models import (
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock
-from workflows.rollback import RollbackReport, RollbackRun, rollback_id
+from workflows.rollback import RollbackRun, rollback_id
 
 pytestmark = pytest.mark.workflow
 

@@ -9,8 +9,9 @@ rollback never removes a block that someone else put there.
 
 from __future__ import annotations
 
-from handrail.actions import firewall
-from handrail.actions import cases, dns, edr_capture, siem, takedown
+from handrail.actions import cases, dns, edr_capture, firewall, siem, takedown
+from handrail.actions import edr, exfiltration, training  # exfiltration runbook (training shared)
+from handrail.actions import iam, nac  # privilege-guard and rogue-device runbooks
 from handrail.actions.base import Action, UnknownAction
 
 ACTIONS: dict[str, Action] = {
@@ -29,6 +30,21 @@ ACTIONS: dict[str, Action] = {
         cases.CasesReopen(),
         edr_capture.EdrStartCapture(),
         edr_capture.EdrStopCapture(),
+        edr.EdrIsolate(),
+        edr.EdrRelease(),
+        edr.EdrSetTelemetry(),
+        training.TrainingEnroll(),
+        training.TrainingUnenroll(),
+        exfiltration.ClassifyMalicious(),
+        exfiltration.WithdrawClassification(),
+        iam.IamRevokePrivilege(),
+        iam.IamGrantPrivilege(),
+        iam.IamRecommitPrivilege(),
+        nac.NacDisconnect(),
+        nac.NacReconnect(),
+        nac.NacRecommitDevice(),
+        nac.CmdbRegisterDevice(),
+        nac.CmdbDeregisterDevice(),
     )
 }
 

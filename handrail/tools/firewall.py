@@ -47,3 +47,22 @@ class LabFirewall:
 
     async def edl(self) -> str:
         return (await self.http.request("GET", "/firewall/edl.txt")).text
+
+    # -- bulk calls (lab routes /firewall/egress-bulk/*; at most 10,000 values per call) --
+    async def egress_lookup_many(self, values: list[str]) -> list[str]:
+        """The given values that are on the egress blocklist."""
+        body = await self.http.json("POST", "/firewall/egress-bulk/lookup", json={"values": values})
+        return list(body["present"])
+
+    async def egress_add_many(self, values: list[str], comment: str, *,
+                              idempotency_key: str | None = None) -> dict[str, list[str]]:
+        """`{"added": [...], "already": [...]}`."""
+        return await self.http.json("POST", "/firewall/egress-bulk/add",
+                                    json={"values": values, "comment": comment},
+                                    idempotency_key=idempotency_key)
+
+    async def egress_remove_many(self, values: list[str], *,
+                                 idempotency_key: str | None = None) -> dict[str, list[str]]:
+        """`{"removed": [...], "absent": [...]}`."""
+        return await self.http.json("POST", "/firewall/egress-bulk/remove",
+                                    json={"values": values}, idempotency_key=idempotency_key)

@@ -55,3 +55,22 @@ class LabIps:
 
     async def rule_hits(self, sid: int) -> RuleHits:
         return RuleHits.model_validate(await self.http.json("GET", f"/ips/rules/{int(sid)}/hits"))
+
+    # -- bulk calls (lab routes /ips/rules-bulk/*; at most 10,000 per call) ---------------
+    async def rules_present(self, sids: list[int]) -> list[int]:
+        """The given sids that are deployed."""
+        body = await self.http.json("POST", "/ips/rules-bulk/lookup", json={"sids": sids})
+        return [int(s) for s in body["present"]]
+
+    async def deploy_rules(self, rules: list[str], *, comment: str = "",
+                           idempotency_key: str | None = None) -> dict[str, list[int]]:
+        """`{"added": [sids], "already": [sids]}`."""
+        return await self.http.json("POST", "/ips/rules-bulk/deploy",
+                                    json={"rules": rules, "comment": comment},
+                                    idempotency_key=idempotency_key)
+
+    async def remove_rules(self, sids: list[int], *,
+                           idempotency_key: str | None = None) -> dict[str, list[int]]:
+        """`{"removed": [sids], "absent": [sids]}`."""
+        return await self.http.json("POST", "/ips/rules-bulk/remove", json={"sids": sids},
+                                    idempotency_key=idempotency_key)

@@ -76,3 +76,54 @@ class LabProxy:
         data = await self.http.json("DELETE", f"/proxy/tightened/{seg(value)}",
                                     idempotency_key=idempotency_key)
         return ProxyIndicator.model_validate(data)
+
+
+    # -- bulk calls (lab routes /proxy/bulk/*; at most 10,000 values per call) -----------
+    async def bulk_status(self, values: list[str]) -> ProxyBulkStatus:
+        data = await self.http.json("POST", "/proxy/bulk/status", json={"values": values})
+        return ProxyBulkStatus.model_validate(data)
+
+    async def bulk_block(self, values: list[str], *, comment: str = "",
+                         idempotency_key: str | None = None) -> BulkResult:
+        data = await self.http.json("POST", "/proxy/bulk/block",
+                                    json={"values": values, "comment": comment},
+                                    idempotency_key=idempotency_key)
+        return BulkResult.model_validate(data)
+
+    async def bulk_unblock(self, values: list[str], *,
+                           idempotency_key: str | None = None) -> BulkResult:
+        data = await self.http.json("POST", "/proxy/bulk/unblock", json={"values": values},
+                                    idempotency_key=idempotency_key)
+        return BulkResult.model_validate(data)
+
+    async def bulk_tighten(self, values: list[str], *,
+                           logging: Literal["normal", "extra"] = "extra",
+                           packet_capture: bool = True,
+                           idempotency_key: str | None = None) -> BulkResult:
+        data = await self.http.json("POST", "/proxy/bulk/tighten",
+                                    json={"values": values, "logging": logging,
+                                          "packet_capture": packet_capture},
+                                    idempotency_key=idempotency_key)
+        return BulkResult.model_validate(data)
+
+    async def bulk_relax(self, values: list[str], *,
+                         idempotency_key: str | None = None) -> BulkResult:
+        data = await self.http.json("POST", "/proxy/bulk/relax", json={"values": values},
+                                    idempotency_key=idempotency_key)
+        return BulkResult.model_validate(data)
+
+
+class ProxyBulkStatus(ToolModel):
+    """Which of the values asked about are blocked, and which are tightened."""
+
+    blocked: list[str] = []
+    tightened: list[str] = []
+
+
+class BulkResult(ToolModel):
+    """Which of the given values changed, and which already were in the wanted state."""
+
+    added: list[str] = []
+    already: list[str] = []
+    removed: list[str] = []
+    absent: list[str] = []

@@ -1,0 +1,90 @@
+"""The rogue-device runbook's side effects: what NAC saw, what the CMDB knows, the case.
+
+These activities decide nothing: they report NAC's record, the CMDB record with the same
+MAC and the provisioned types/vendors, and the workflow decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from handrail.config import Settings
+from handrail.ledger import Ledger
+from handrail.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
+from handrail.tools.errors import NotFound, ToolError
+
+
+def _failure(exc: ToolError, what: str) -> ApplicationError:
+    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
+
+
+class RogueActivities:
+    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
+        self.settings = settings
+        self.tools = tools
+
+    @activity.defn
+    async def rogue_facts(self, trigger: RogueTrigger) -> RogueFacts:
+        mac = normalise_mac(trigger.mac)
+        if mac is None:
+            return RogueFacts(mac=trigger.mac, problem=f"{trigger.mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff")
+        try:
+            device = await self.tools.nac.get_device(mac)
+        except NotFound:
+            return RogueFacts(mac=mac, problem=f"NAC has never seen a device with MAC {mac}")
+        except ToolError as exc:
+            raise _failure(exc, f"reading NAC device {mac} failed") from None
+        try:
+            record = await self.tools.cmdb.find_by_mac(mac)
+            approved = await self.tools.cmdb.approved()
+        except ToolError as exc:
+            raise _failure(exc, f"looking {mac} up in the CMDB failed") from None
+        return RogueFacts(
+            mac=mac, ip=device.ip, vendor=device.vendor, type=device.type, hostname=device.hostname,
+            network=device.network, port=device.port, ssid=device.ssid, connected=device.connected,
+            cmdb_id=record.id if record else None,
+            type_approved=device.type in approved.types, vendor_approved=device.vendor in approved.vendors,
+        )
+
+    @activity.defn
+    async def new_nac_devices(self, poll: NacPoll) -> list[RogueTrigger]:
+        """Connected devices the CMDB does not know (a known device needs no run)."""
+        try:
+            devices = await self.tools.nac.list_devices(connected=True)
+            known = {d.mac for d in await self.tools.cmdb.list_devices()}
+        except ToolError as exc:
+            raise _failure(exc, "listing NAC devices failed") from None
+        return [RogueTrigger(mac=d.mac, requested_by=poll.requested_by) for d in devices if d.mac not in known]
+
+    @activity.defn
+    async def open_rogue_case(self, request: RogueCaseRequest) -> str:
+        try:
+            case = await self.tools.cases.create_case(
+                request.title, description=request.description, severity="high", run_id=request.run_id,
+                idempotency_key=request.idempotency_key,
+            )
+        except ToolError as exc:
+            raise _failure(exc, "opening the case failed") from None
+        return case.id
+
+    @activity.defn
+    async def update_rogue_case(self, request: RogueCaseUpdate) -> str:
+        cases = self.tools.cases
+        try:
+            await cases.add_note(request.case_id, request.author, request.note,
+                                 idempotency_key=request.idempotency_key + ":note")
+            if request.close_resolution:
+                case = await cases.get_case(request.case_id)
+                if case.status == "open":
+                    await cases.close_case(request.case_id, request.close_resolution,
+                                           idempotency_key=request.idempotency_key + ":close")
+                    return "closed"
+        except ToolError as exc:
+            raise _failure(exc, f"updating case {request.case_id} failed") from None
+        return "noted"
+
+    def all(self) -> list:
+        return [self.rogue_facts, self.new_nac_devices, self.open_rogue_case, self.update_rogue_case]

@@ -1,0 +1,289 @@
+"""Data exfiltration response: the models, the policy settings and the classification.
+
+A DLP alert is classified by `classify()`, a pure function of the rules in the policy
+file (`[settings.exfiltration]`), the alert and the user's history in the ledger. It runs
+inside the workflow on data an activity returned, so replay and audit agree on why an
+alert was called `inadvertent` or `malicious`. An alert no rule covers goes to an analyst
+(the gate's approval of the `exfiltration.classify_malicious` decision).
+
+    [settings.exfiltration]
+    training_module = "data-handling"
+    on_unclassified_timeout = "malicious"      # what an unanswered analyst question means
+    max_follow_ups = 10                        # proliferation: follow-up runs per run
+    monitoring_ttl = "7d"                      # raised EDR telemetry goes back after this
+    history_days = 90                          # how far back the user's history is read
+    rules = [
+      { channel = "email", detector = "account_numbers", max_prior_alerts = 2, verdict = "inadvertent" },
+      { channel = "gateway", detector = "encrypted_archive", verdict = "malicious" },
+    ]
+
+Rules are tried in order; the first whose every condition holds decides. A condition left
+out matches anything. The analyst question's timeout is the approval timeout of
+`[actions."exfiltration.classify_malicious"]`: it is the gate's approval, not a second one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Verdict = Literal["inadvertent", "malicious"]
+RuleVerdict = Literal["inadvertent", "malicious", "analyst"]
+ALERT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+CLASSIFY_KIND = "exfiltration.classify_malicious"
+RUNBOOK = "exfiltration"
+
+
+# -- settings (validated from the policy file) ----------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rule(_Strict):
+    """One classification rule; list-valued conditions match any of their values."""
+
+    verdict: RuleVerdict
+    why: str = ""
+    channel: str | list[str] | None = None
+    detector: str | list[str] | None = None
+    severity: str | list[str] | None = None
+    min_prior_alerts: int | None = Field(default=None, ge=0)
+    max_prior_alerts: int | None = Field(default=None, ge=0)
+    prior_malicious: bool | None = None
+
+    def describe(self) -> str:
+        if self.why:
+            return self.why
+        parts = [f"{name}={value}" for name in ("channel", "detector", "severity", "min_prior_alerts",
+                                                "max_prior_alerts", "prior_malicious")
+                 if (value := getattr(self, name)) is not None]
+        return " and ".join(parts) or "any alert"
+
+
+class ExfilSettings(_Strict):
+    rules: list[Rule] = Field(default_factory=list)
+    training_module: str = "data-handling"
+    on_unclassified_timeout: Verdict = "malicious"
+    max_follow_ups: int = Field(default=10, ge=0)
+    monitoring_level: Literal["elevated", "verbose"] = "verbose"
+    monitoring_ttl: str | None = "7d"
+    history_days: float = Field(default=90, gt=0)
+    question_timeout: Any = None  # rejected below with a pointer to the right place
+
+    @field_validator("monitoring_ttl")
+    @classmethod
+    def _ttl(cls, value):
+        if value:
+            from handrail.policy import parse_duration
+
+            parse_duration(value)
+        return value or None
+
+    @model_validator(mode="after")
+    def _no_second_timeout(self) -> "ExfilSettings":
+        if self.question_timeout is not None:
+            raise ValueError(
+                "question_timeout: the analyst question is the gate's approval, so set approval_timeout "
+                f'in [actions."{CLASSIFY_KIND}"] instead'
+            )
+        return self
+
+    def monitoring_ttl_s(self) -> float | None:
+        from handrail.policy import parse_duration
+
+        return parse_duration(self.monitoring_ttl) if self.monitoring_ttl else None
+
+
+class SettingsError(ValueError):
+    """`[settings.exfiltration]` cannot be used; the message is one sentence."""
+
+
+def parse_settings(settings: dict[str, Any] | None) -> ExfilSettings:
+    raw = (settings or {}).get("exfiltration", {})
+    if not isinstance(raw, dict):
+        raise SettingsError("policy settings.exfiltration must be a table.")
+    try:
+        return ExfilSettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"policy settings.exfiltration{'.' + where if where else ''}: {msg}.") from None
+
+
+def check_policy(policy) -> ExfilSettings:
+    """Validate the settings and the classify action they rely on (used by the intake activity)."""
+    settings = parse_settings(policy.settings)
+    gate = policy.gate_policy(CLASSIFY_KIND)
+    if gate.on_timeout != "deny":
+        raise SettingsError(
+            f'actions."{CLASSIFY_KIND}".on_timeout must stay "deny": an unanswered question is decided by '
+            "settings.exfiltration.on_unclassified_timeout, never recorded as an approval."
+        )
+    return settings
+
+
+# -- what crosses the workflow boundary -----------------------------------------------------
+class ExfiltrationTrigger(BaseModel):
+    alert_id: str
+    requested_by: str = "dlp-poller"
+
+
+class FollowUpTrigger(BaseModel):
+    """A device found by proliferation search: scanned and contained in a run of its own."""
+
+    host: str
+    parent_run: str
+    parent_alert: str
+    case_id: str | None = None
+    indicators: list[str] = Field(default_factory=list)
+    requested_by: str = "dlp-poller"
+
+
+class DlpPoll(BaseModel):
+    requested_by: str = "dlp-poller"
+    limit: int = 200
+
+
+class AlertFacts(BaseModel):
+    id: str
+    user: str
+    host: str
+    channel: str
+    detector: str
+    severity: str = ""
+    file_name: str = ""
+    destination: str = ""
+    match_count: int = 0
+
+
+class History(BaseModel):
+    """The user's earlier classified DLP alerts in the ledger (this run excluded)."""
+
+    prior_alerts: int = 0
+    prior_malicious: int = 0
+    prior_alert_ids: list[str] = Field(default_factory=list)
+
+
+class IntakeRequest(BaseModel):
+    alert_id: str
+    run_id: str
+
+
+class Intake(BaseModel):
+    alert: AlertFacts | None = None
+    problems: list[str] = Field(default_factory=list)
+    host_tags: list[str] = Field(default_factory=list)
+    history: History = Field(default_factory=History)
+    settings: ExfilSettings = Field(default_factory=ExfilSettings)
+
+
+class Classification(BaseModel):
+    verdict: RuleVerdict
+    rule: int | None = None  # index of the rule that decided, None when none matched
+    why: str
+
+
+class HostRequest(BaseModel):
+    host: str
+    run_id: str
+    case_id: str | None = None
+    key: str = ""
+
+
+class HostFacts(BaseModel):
+    host: str
+    known: bool
+    problem: str = ""
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class ScanFacts(BaseModel):
+    host: str
+    verdict: Literal["clean", "compromised"]
+    indicators: list[str] = Field(default_factory=list)
+
+
+class CaseOpen(BaseModel):
+    run_id: str
+    title: str
+    description: str
+    severity: Literal["low", "medium", "high", "critical"] = "high"
+    key: str
+
+
+class CaseEntry(BaseModel):
+    case_id: str
+    key: str
+    text: str = ""
+    author: str = "handrail"
+    artefact_kind: str | None = None
+    artefact_ref: str | None = None
+
+
+class Evidence(BaseModel):
+    host: str
+    memory: str
+    disk: str
+
+
+class SpreadRequest(BaseModel):
+    indicators: list[str]
+    exclude: list[str] = Field(default_factory=list)
+    case_id: str | None = None
+    key: str
+
+
+class SimilarHost(BaseModel):
+    hostname: str
+    owner: str | None = None
+    indicators: list[str] = Field(default_factory=list)
+
+
+class Spread(BaseModel):
+    indicators_searched: int
+    hosts: list[SimilarHost] = Field(default_factory=list)
+
+
+# -- the pure part ----------------------------------------------------------------------------
+def _matches(condition: str | list[str] | None, value: str) -> bool:
+    if condition is None:
+        return True
+    values = [condition] if isinstance(condition, str) else condition
+    return value.lower() in {v.lower() for v in values} or "*" in values
+
+
+def classify(rules: list[Rule], alert: AlertFacts, history: History) -> Classification:
+    """First matching rule wins; no match means an analyst decides."""
+    for i, rule in enumerate(rules):
+        if not (_matches(rule.channel, alert.channel) and _matches(rule.detector, alert.detector)
+                and _matches(rule.severity, alert.severity)):
+            continue
+        if rule.min_prior_alerts is not None and history.prior_alerts < rule.min_prior_alerts:
+            continue
+        if rule.max_prior_alerts is not None and history.prior_alerts > rule.max_prior_alerts:
+            continue
+        if rule.prior_malicious is not None and (history.prior_malicious > 0) != rule.prior_malicious:
+            continue
+        return Classification(verdict=rule.verdict, rule=i, why=f"rule {i + 1}: {rule.describe()}")
+    return Classification(
+        verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector} "
+        f"with {history.prior_alerts} prior alert(s) of this user",
+    )
+
+
+def follow_up_id(parent_alert: str, host: str) -> str:
+    return f"exfiltration-{parent_alert}-follow-up-{host}"
+
+
+def run_id_for(alert_id: str) -> str:
+    return f"exfiltration-{alert_id}"
+
+
+def alert_id_problem(alert_id: str) -> str | None:
+    if not ALERT_ID.match(alert_id or ""):
+        return f"{alert_id!r} is not a DLP alert id (letters, digits, '.', '_', ':' or '-')"
+    return None

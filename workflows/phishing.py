@@ -1,0 +1,241 @@
+"""Runbook: respond to a reported phishing message, and attach it to incident response.
+
+1. Receive  — `PollMailbox` (schedule "mailbox") or `handrail run phishing` starts one run
+   per message, id `phishing-<hash of Message-ID>`, so a message seen twice runs once.
+2. Parse    — an activity fetches the raw message and parses it offline; a malformed one
+   ends the run `rejected` with the reason, nothing changed.
+3. Block    — sinkhole each malicious domain (`dns.sinkhole`, TTL 30 days by default);
+   allowlisted ones are denied by the guardrail and the run goes on; past the per-run limit
+   each further domain waits for a human, and the first one refused stops the sinkholing.
+4. Endpoint — raise EDR telemetry on the recipients' devices for a period (then it drops
+   back by itself) and put each recipient on the SIEM/UBA watchlist.
+5. Takedown — submit each sinkholed site with the extracted evidence.
+6. Respond  — scan the devices; on compromise open a case (with the message, indicators
+   and scan results), capture the device's traffic to it, and ask to isolate it
+   (`edr.isolate`, approval by default).
+
+Every change goes through the step gate; the result's `summary["changes"]` names them all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from handrail.models import Change, RunStatus, StepRecord, StepState
+    from handrail.phishing import (
+        RUNBOOK,
+        CaseLookup,
+        CaseRef,
+        MailboxPoll,
+        MailReport,
+        MarkProcessed,
+        NewMessages,
+        ParseRequest,
+        PhishingTrigger,
+        RecipientsReport,
+        RecipientsRequest,
+        ScanReport,
+        ScanRequest,
+        phishing_run_id,
+    )
+
+from workflows.gate import Rejected, Runbook, RunbookWorkflow
+from workflows.poller import PollReport, start_runs
+
+_SECONDS_30 = timedelta(seconds=30)
+
+
+@workflow.defn(name="PhishingResponse")
+class PhishingResponse(RunbookWorkflow):
+    @workflow.run
+    async def run(self, trigger: PhishingTrigger) -> RunStatus:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id) as rb:
+            mail = await rb.look("phishing_parse", ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id),
+                                 result_type=MailReport)
+            if mail.rejected:
+                rb.status.summary["mailbox_id"] = trigger.mailbox_id
+                raise Rejected(mail.rejected)
+            self._record_message(rb, mail)
+
+            sinkholed = await self._block_egress(rb, trigger, mail)
+            people = await rb.look("phishing_recipients", RecipientsRequest(recipients=mail.recipients),
+                                   result_type=RecipientsReport)
+            hosts = await self._investigate_endpoints(rb, trigger, people)
+            await self._pay_it_forward(rb, mail, sinkholed)
+            await self._respond(rb, trigger, mail, hosts)
+            rb.status.summary["changes"] = _changes(rb)
+        return rb.report()
+
+    # -- 2. what the message is ------------------------------------------------------------
+    @staticmethod
+    def _record_message(rb: Runbook, mail: MailReport) -> None:
+        rb.status.summary.update(
+            mailbox_id=mail.mailbox_id, message_id=mail.message_id, sha256=mail.sha256, parse_ref=mail.parse_ref,
+            sender=mail.sender, subject=mail.subject, recipients=mail.recipients,
+            counts={"urls": mail.url_count, "domains": mail.domain_count, "ips": mail.ip_count,
+                    "attachments": mail.attachment_count, "link_mismatches": mail.mismatch_count,
+                    "malicious_domains": mail.sites_total},
+            urls=mail.urls, ips=mail.ips,
+        )
+        if mail.sites_total > len(mail.sites):
+            rb.status.summary["malicious_domains_not_handled"] = mail.sites_total - len(mail.sites)
+        rb.audit("phishing.parsed", message_id=mail.message_id, sender=mail.sender, subject=mail.subject,
+                 counts=rb.status.summary["counts"], parse_ref=mail.parse_ref)
+
+    # -- 3. block egress ---------------------------------------------------------------------
+    async def _block_egress(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport) -> list[str]:
+        sinkholed, denied, skipped = [], [], []
+        for i, site in enumerate(mail.sites):
+            step = await rb.change(
+                Change(kind="dns.sinkhole", target=site.domain,
+                       params={"comment": f"phishing {mail.message_id} (run {rb.run_id})"}),
+                expires_after=trigger.ttl(trigger.sinkhole_ttl_s),
+                abort_on_deny=False,
+            )
+            if step.state in (StepState.APPLIED, StepState.UNCHANGED):
+                sinkholed.append(site.domain)
+            elif _guardrail_denied(step):
+                denied.append(site.domain)  # allowlisted: on the record, and the run goes on
+            else:  # a human (or the approval timeout) refused a held domain: stop asking
+                denied.append(site.domain)
+                skipped = [s.domain for s in mail.sites[i + 1:]]
+                break
+        rb.status.summary.update(sinkholed=sinkholed, sinkhole_denied=denied, sinkhole_skipped=skipped)
+        return sinkholed
+
+    # -- 4. investigate the endpoint ---------------------------------------------------------
+    async def _investigate_endpoints(self, rb: Runbook, trigger: PhishingTrigger, people: RecipientsReport) -> list[str]:
+        rb.status.summary["users"] = [{"email": u.email, "user": u.username, "how": u.how, "hosts": u.hosts}
+                                      for u in people.users]
+        rb.status.summary["unmapped_recipients"] = people.unmapped
+        rb.audit("phishing.recipients", users=rb.status.summary["users"], unmapped=people.unmapped)
+        hosts: list[str] = []
+        for user in people.users:
+            for host in user.hosts:
+                if host in hosts:
+                    continue
+                hosts.append(host)
+                await rb.change(
+                    Change(kind="edr.set_telemetry", target=host, params={"level": trigger.telemetry_level}),
+                    expires_after=trigger.ttl(trigger.telemetry_period_s),
+                    abort_on_deny=False,
+                )
+            await rb.change(
+                Change(kind="siem.watch", target=f"user:{user.username}",
+                       params={"reason": f"received phishing {rb.status.summary.get('message_id')} (run {rb.run_id})"}),
+                expires_after=trigger.ttl(trigger.watch_ttl_s),
+                abort_on_deny=False,
+            )
+        return hosts
+
+    # -- 5. pay it forward -------------------------------------------------------------------
+    async def _pay_it_forward(self, rb: Runbook, mail: MailReport, sinkholed: list[str]) -> None:
+        submitted = []
+        for site in mail.sites:
+            if site.domain not in sinkholed:
+                continue
+            evidence = [
+                {"kind": "email", "ref": f"sha256:{mail.sha256}",
+                 "description": f"reported message {mail.message_id} from {mail.sender}: {mail.subject}"[:500]},
+                {"kind": "url", "ref": site.url,
+                 "description": f"link in the message ({site.url_count} link(s) to {site.domain})"},
+            ]
+            step = await rb.change(
+                Change(kind="takedown.submit", target=site.url,
+                       params={"reason": f"Phishing site {site.domain} linked from a reported message",
+                               "evidence": json.dumps(evidence, sort_keys=True)}),
+                abort_on_deny=False,
+            )
+            if step.state in (StepState.APPLIED, StepState.UNCHANGED):
+                submitted.append(site.url)
+        rb.status.summary["takedown_submitted"] = submitted
+
+    # -- 6. attach to incident response ------------------------------------------------------
+    async def _respond(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport, hosts: list[str]) -> None:
+        if not hosts:
+            rb.status.summary["scan"] = []
+            return
+        scans = await rb.look("phishing_scan", ScanRequest(run_id=rb.run_id, hosts=hosts), result_type=ScanReport)
+        rb.status.summary["scan"] = [r.model_dump() for r in scans.results]
+        rb.audit("phishing.scanned", results=rb.status.summary["scan"])
+        compromised = scans.compromised
+        if not compromised:
+            return
+        artefacts = [
+            {"kind": "email", "ref": f"mailbox:{mail.mailbox_id} sha256:{mail.sha256}",
+             "description": f"reported message {mail.message_id} from {mail.sender}: {mail.subject}"[:500]},
+            {"kind": "indicators", "ref": mail.parse_ref,
+             "description": f"{mail.url_count} URLs, {mail.domain_count} domains, {mail.ip_count} IPs; "
+                            f"malicious domains: {', '.join(s.domain for s in mail.sites[:20])}"[:1000]},
+        ] + [
+            {"kind": "scan", "ref": f"edr:{r.host}",
+             "description": f"{r.verdict}: {', '.join(r.indicators)}"[:1000]}
+            for r in scans.results
+        ]
+        names = ", ".join(r.host for r in compromised)
+        await rb.change(Change(kind="cases.open", target=rb.run_id, params={
+            "title": f"Phishing led to compromise of {names}"[:200],
+            "severity": "high",
+            "description": f"Run {rb.run_id}: message {mail.message_id} from {mail.sender} ({mail.subject}). "
+                           f"EDR scan found {names} compromised."[:2000],
+            "artefacts": json.dumps(artefacts, sort_keys=True),
+        }))
+        case = await rb.look("phishing_case", CaseLookup(run_id=rb.run_id), result_type=CaseRef)
+        rb.status.summary["case_id"] = case.case_id
+        rb.status.summary["compromised"] = [r.host for r in compromised]
+        for result in compromised:
+            await rb.change(
+                Change(kind="edr.start_capture", target=result.host, params={"case_id": case.case_id}),
+                expires_after=trigger.ttl(trigger.capture_ttl_s),
+                abort_on_deny=False,
+            )
+        isolated = []
+        for result in compromised:
+            step = await rb.change(
+                Change(kind="edr.isolate", target=result.host,
+                       params={"reason": f"compromise after phishing; case {case.case_id}, run {rb.run_id}"}),
+                abort_on_deny=False,
+            )
+            if step.state in (StepState.APPLIED, StepState.UNCHANGED):
+                isolated.append(result.host)
+        rb.status.summary["isolated"] = isolated
+
+
+def _guardrail_denied(step: StepRecord) -> bool:
+    return any(v.outcome.value == "deny" for v in step.verdicts)
+
+
+def _changes(rb: Runbook) -> list[str]:
+    """Every change the run made (applied or found already in place), in order."""
+    return [f"{s.step_id}: {s.change.describe()} ({s.state.value})" for s in rb.status.steps
+            if s.state in (StepState.APPLIED, StepState.UNCHANGED)]
+
+
+@workflow.defn(name="PollMailbox")
+class PollMailbox:
+    """Start one `PhishingResponse` per unprocessed message, then mark those messages processed.
+
+    A message is marked only once its run exists in Temporal (started now, or already), so
+    a poller that dies in between loses nothing: the next poll finds the message again,
+    sees the run already there and marks it then.
+    """
+
+    @workflow.run
+    async def run(self, poll: MailboxPoll) -> PollReport:
+        new = await workflow.execute_activity(
+            "mailbox_new_messages", poll, result_type=NewMessages,
+            start_to_close_timeout=_SECONDS_30,
+        )
+        report = await start_runs("mailbox", PhishingResponse.run, new.triggers,
+                                  lambda t: phishing_run_id(t.message_id))
+        if new.triggers:
+            await workflow.execute_activity(
+                "mailbox_mark_processed", MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),
+                result_type=int, start_to_close_timeout=_SECONDS_30,
+            )
+        return report
+
