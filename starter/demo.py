@@ -73,7 +73,9 @@ def lab_alerts() -> list[dict]:
 
 
 def main() -> None:
-    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+    now = datetime.now(timezone.utc)
+    stamp = now.strftime("%H:%M:%S")
+    ip = f"203.0.113.{20 + int(now.timestamp()) % 200}"  # a fresh address when the demo is run again
     console.rule("[bold]Handrail demo: the trust ladder")
     status = subprocess.run(_handrail() + ["status", "--json"], capture_output=True, text=True)
     healthy = status.returncode == 0 and all(
@@ -86,7 +88,7 @@ def main() -> None:
         console.print("Reusing the stack that is already running.")
 
     console.rule("1. A block that needs a human (mode: approve)")
-    run = sh("run", "egress-block", "--ip", "203.0.113.66", "--reason", f"C2 callback from laptop-042 (demo {stamp})",
+    run = sh("run", "egress-block", "--ip", ip, "--reason", f"C2 callback from laptop-042 (demo {stamp})",
              "--requested-by", "alice")
     run_id = run["run_id"]
     wait_until(["show", run_id], lambda s: s["state"] == "awaiting_approval")
@@ -100,7 +102,7 @@ def main() -> None:
     console.print("bob is a second analyst:")
     sh("approve", run_id, "--as", "bob", "--reason", "matches the EDR detection")
     shown = wait_until(["show", run_id], lambda s: s["state"] == "completed")
-    console.print(f"  → run {run_id} is [green]{shown['state']}[/]; EDL now lists 203.0.113.66: {'203.0.113.66' in edl()}")
+    console.print(f"  → run {run_id} is [green]{shown['state']}[/]; EDL now lists {ip}: {ip in edl()}")
 
     console.rule("2. A block a guardrail refuses (the SaaS CRM's range)")
     denied = sh("run", "egress-block", "--ip", "161.71.20.5", "--reason", f"feed says so (demo {stamp})",
@@ -115,7 +117,7 @@ def main() -> None:
     for item in sh("rollback", run_id, "--dry-run")["plan"]:
         console.print(f"  → plan: undo {item['change']} with {item['undo']}")
     report = sh("rollback", run_id, "--as", "carol")
-    console.print(f"  → {report['state']}; EDL still lists 203.0.113.66: {'203.0.113.66' in edl()}")
+    console.print(f"  → {report['state']}; EDL still lists {ip}: {ip in edl()}")
 
     console.rule("4. The audit ledger")
     verify = sh("audit", "verify")
