@@ -110,7 +110,7 @@ def main() -> None:
     shown = wait_until(["show", denied["run_id"]], lambda s: s["state"] in ("denied", "completed"))
     console.print(f"  → [red]{shown['state']}[/]: {shown.get('error')}")
     for alert in lab_alerts():
-        if "161.71.20.5" in alert.get("body", ""):
+        if denied["run_id"] in alert.get("body", ""):
             console.print(f"  → SOC alert {alert['id']} [{alert['priority']}]: {alert['title']}")
 
     console.rule("3. Roll back the first run")

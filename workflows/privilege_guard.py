@@ -52,15 +52,16 @@ class PrivilegeGuard(RunbookWorkflow):
     @staticmethod
     def _the_affected_principal_requests(rb: Runbook, facts: PrivilegeFacts) -> None:
         """The person whose privilege changed is the run's requester: they never decide on it."""
+        started_by = rb.status.requested_by
         rb.status.requested_by = facts.principal
         rb.status.subject = f"{facts.principal} in {facts.group} ({facts.event_id})"
         workflow.upsert_search_attributes([REQUESTER_KEY.value_set(facts.principal)])
-        rb.audit("run.requester_set", requested_by=facts.principal, started_by=facts.actor and rb.status.requested_by,
+        rb.audit("run.requester_set", requested_by=facts.principal, started_by=started_by,
                  why="the affected principal may not approve the recommit of their own privilege")
         rb.status.summary.update(
             event_id=facts.event_id, principal=facts.principal, principal_type=facts.principal_type,
             group=facts.group, actor=facts.actor, at=facts.at, change_ticket=facts.change_ticket,
-            devices=facts.devices, high_profile=facts.high_profile,
+            devices=facts.devices, high_profile=facts.high_profile, started_by=started_by,
         )
 
     async def _guard(self, rb: Runbook, facts: PrivilegeFacts) -> None:
