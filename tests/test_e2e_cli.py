@@ -118,6 +118,11 @@ def test_block_approve_rollback(stack_env):
 
     _, verified = cli(env, "audit", "verify")
     assert verified["ok"] and verified["rows"] > 5
+    exported = subprocess.run([_handrail_exe(), "audit", "export", "--run", run_id], env=env, capture_output=True,
+                              text=True, timeout=60, cwd=REPO)
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert events[0]["event"] == "run.started" and events[-1]["event"] == "run.rolled_back"
+    assert all(e["run_id"] == run_id and len(e["hash"]) == 64 for e in events)
 
 
 def test_guardrail_denial_alerts_and_bad_input(stack_env):

@@ -205,6 +205,22 @@ async def test_cancel_during_compensation_still_compensates(time_env, tmp_path):
         assert "203.0.113.20" not in edl and "203.0.113.21" not in edl
 
 
+async def test_failed_compensation_needs_attention_and_names_the_entry(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
+        # The firewall refuses every removal (a fixed 4xx is not retried): the undo cannot happen.
+        await stack.tools.lab_set_fault(route="/firewall/egress/*", method="DELETE", status=403)
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.70", "bad ip"]))
+        result = await handle.result()
+        assert result.state == RunState.NEEDS_ATTENTION
+        change_id = f"{handle.id}/s01-firewall.egress_block"
+        assert change_id in result.error
+        assert result.steps[0].state == StepState.COMPENSATION_FAILED
+        assert "203.0.113.70" in await stack.edl()  # nothing was silently dropped: it is still there, and named
+        events = [r["event"] for r in stack.ledger.audit_rows(handle.id)]
+        assert "compensation.failed" in events
+        assert stack.ledger.revert_of(change_id) is None
+
+
 async def test_cancel_while_waiting_compensates(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         handle = await stack.start(
