@@ -17,6 +17,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,29 @@ CREATE INDEX IF NOT EXISTS changes_automated_target ON changes(automated, applie
 """
 
 
+_INSERT_AUDIT = (
+    "INSERT INTO audit(event_id, at, run_id, step_id, event, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_CHANGE = (
+    "INSERT OR IGNORE INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
+    " applied_at, expires_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_REVERT = (
+    "INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail) VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _chained(prev: str, events: list[AuditEvent]) -> Iterator[tuple]:
+    """Audit rows for events, each hashed onto the one before it."""
+    for event in events:
+        at = iso(event.at)
+        body = canonical({"id": event.id, "at": at, "run_id": event.run_id, "step_id": event.step_id,
+                          "event": event.event, "data": redact(event.data)})
+        digest = chain_hash(prev, body)
+        yield (event.id, at, event.run_id, event.step_id, event.event, body, prev, digest)
+        prev = digest
+
+
 def canonical(value: Any) -> str:
     """Stable JSON: sorted keys, no spaces, UTF-8 — the form that is hashed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -123,44 +147,35 @@ class Ledger:
             self._db.close()
 
     # -- audit -------------------------------------------------------------------------
-    def append(self, events: list[AuditEvent]) -> int:
-        """Append events to the chain; events already recorded (same id) are skipped."""
+    def append(self, events: list[AuditEvent], *, known_new: bool = False) -> int:
+        """Append events to the chain; events already recorded (same id) are skipped.
+
+        `known_new` skips that lookup for bulk imports and synthetic ledgers; a duplicate id
+        then fails the whole batch instead of being skipped.
+        """
         if not events:
             return 0
-        written = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                prev = row[0] if row else GENESIS
-                for event in events:
-                    if self._db.execute(
-                        "SELECT 1 FROM audit WHERE event_id = ?", (event.id,)
-                    ).fetchone():
-                        continue
-                    body = canonical(
-                        {
-                            "id": event.id,
-                            "at": iso(event.at),
-                            "run_id": event.run_id,
-                            "step_id": event.step_id,
-                            "event": event.event,
-                            "data": redact(event.data),
-                        }
-                    )
-                    digest = chain_hash(prev, body)
-                    self._db.execute(
-                        "INSERT INTO audit(event_id, at, run_id, step_id, event, body, prev_hash, hash)"
-                        " VALUES (?,?,?,?,?,?,?,?)",
-                        (event.id, iso(event.at), event.run_id, event.step_id, event.event, body, prev, digest),
-                    )
-                    prev = digest
-                    written += 1
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return written
+        with self._transaction():
+            if not known_new:
+                events = self._unrecorded(events)
+            row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            rows = list(_chained(row[0] if row else GENESIS, events))
+            self._db.executemany(_INSERT_AUDIT, rows)
+        return len(rows)
+
+    def append_new(self, events: list[AuditEvent]) -> int:
+        """`append` for events known to be new (imports, synthetic ledgers): no duplicate lookups."""
+        return self.append(events, known_new=True)
+
+    def _unrecorded(self, events: list[AuditEvent]) -> list[AuditEvent]:
+        seen: set[str] = set()
+        fresh = []
+        for event in events:
+            if event.id in seen or self._db.execute("SELECT 1 FROM audit WHERE event_id = ?", (event.id,)).fetchone():
+                continue
+            seen.add(event.id)
+            fresh.append(event)
+        return fresh
 
     def audit_rows(self, run_id: str | None = None) -> Iterator[dict[str, Any]]:
         sql = "SELECT seq, body, prev_hash, hash FROM audit"
@@ -218,8 +233,7 @@ class Ledger:
         body = canonical(redact(record.model_dump(mode="json")))
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
-                " applied_at, expires_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                _INSERT_CHANGE,
                 (
                     record.change_id,
                     record.run_id,
@@ -267,8 +281,7 @@ class Ledger:
         """Mark a change undone; False if it already was (so a revert is never counted twice)."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
-                " VALUES (?,?,?,?,?,?,?)",
+                _INSERT_REVERT,
                 (change_id, run_id, reason, by, iso(at), int(verified), detail),
             )
         return cursor.rowcount == 1
@@ -315,72 +328,29 @@ class Ledger:
         expires_at, body) with ISO-8601 UTC times (see `iso`) and body a ChangeRecord JSON.
         Existing change ids are kept, as with `begin_change`.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                before = self._db.total_changes
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
-                    " applied_at, expires_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-                written = self._db.total_changes - before
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return written
+        return self._insert_many(_INSERT_CHANGE, rows)
 
     def insert_revert_rows(self, rows: list[tuple]) -> int:
         """Bulk `record_revert`: rows of (change_id, run_id, reason, by, at, verified, detail)."""
+        return self._insert_many(_INSERT_REVERT, rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One writer at a time, across threads (the lock) and processes (BEGIN IMMEDIATE)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                before = self._db.total_changes
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    rows,
-                )
-                written = self._db.total_changes - before
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return written
 
-    def append_new(self, events: list[AuditEvent]) -> int:
-        """`append` for events known to be new (imports, synthetic ledgers): one executemany.
-
-        Same canonical body, redaction and hash chain as `append`, without the per-event
-        duplicate lookup; a duplicate id fails the whole batch instead of being skipped.
-        """
-        if not events:
-            return 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                prev = row[0] if row else GENESIS
-                rows = []
-                for event in events:
-                    at = iso(event.at)
-                    body = canonical({"id": event.id, "at": at, "run_id": event.run_id,
-                                      "step_id": event.step_id, "event": event.event,
-                                      "data": redact(event.data)})
-                    digest = chain_hash(prev, body)
-                    rows.append((event.id, at, event.run_id, event.step_id, event.event, body, prev, digest))
-                    prev = digest
-                self._db.executemany(
-                    "INSERT INTO audit(event_id, at, run_id, step_id, event, body, prev_hash, hash)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return len(rows)
+    def _insert_many(self, sql: str, rows: list[tuple]) -> int:
+        with self._transaction():
+            before = self._db.total_changes
+            self._db.executemany(sql, rows)
+            return self._db.total_changes - before
 
 
 def inverse_description(change: Change | None) -> str:
