@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from handrail.models import AuditEvent, Change, ChangeRecord, Mode
+from handrail.models import AuditEvent, ChangeRecord, Mode
 from handrail.redact import redact
 
 GENESIS = "0" * 64
@@ -351,7 +351,3 @@ class Ledger:
             before = self._db.total_changes
             self._db.executemany(sql, rows)
             return self._db.total_changes - before
-
-
-def inverse_description(change: Change | None) -> str:
-    return change.describe() if change else "nothing to undo"
