@@ -21,8 +21,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "unit or workflow"
 
+# The intel bench compares against FireHOL's iprange (Debian package); it reports null without it.
 bench: $(STAMP)
+	command -v iprange >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq iprange >/dev/null) || true
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench runbooks --runs 200 --json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench intel --feeds 5 --indicators 1000000 --json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench baseline --rows 1000000 --json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

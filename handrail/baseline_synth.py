@@ -234,13 +234,6 @@ def bench_baseline(rows: int = 1_000_000, directory: Path | None = None, audit: 
     return info
 
 
-if __name__ == "__main__":  # python -m handrail.baseline_synth [rows]
-    import json
-    import sys
-
-    print(json.dumps(bench_baseline(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000), indent=2))
-
-
 # -- the known shape (tests) ----------------------------------------------------------------
 KNOWN_T0 = datetime(2026, 10, 1, tzinfo=UTC)
 KNOWN_DAYS = 21

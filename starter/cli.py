@@ -395,11 +395,31 @@ def bench_runbooks(
             console.print(f"{key}: {value}")
 
 
+@bench_app.command("baseline")
+@command
+def bench_baseline(
+    rows: int = typer.Option(1_000_000, "--rows", help="Size of the synthetic ledger."),
+    as_json: bool = JSON,
+):
+    """Time the baseline over a synthetic ledger of ROWS rows (indexes and SQL aggregation)."""
+    from handrail.baseline_synth import bench_baseline as run_bench
+
+    result = run_bench(rows)
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
 # Commands that live in their own modules: each has `register(app, run_app)`.
 COMMAND_MODULES = [
     "starter.lab_cmd",
     "starter.trust_cmd",
     "starter.exfiltration_cmd",
+    "starter.phishing_cmd",
+    "starter.privilege_cmd",
+    "starter.rogue_cmd",
 ]
 
 
