@@ -39,7 +39,7 @@ from workflows.gate import SEARCH_ATTRIBUTES
 
 
 @contextmanager
-def _stdout_to_stderr():
+def stdout_to_stderr():
     """Child processes started inside inherit stderr as their stdout."""
     sys.stdout.flush()
     saved = os.dup(1)
@@ -110,17 +110,16 @@ async def bench_runbooks(runs: int = 200) -> dict:
     thread.start()
     while not server.started:
         await asyncio.sleep(0.05)
-    with _stdout_to_stderr():  # the dev server prints a banner; --json must print only JSON
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            data_converter=pydantic_data_converter,
-            search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-            dev_server_extra_args=[
-                "--db-filename", str(home / "temporal.db"),
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            ],
-            ui=False,
-        )
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=[
+            "--db-filename", str(home / "temporal.db"),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        ],
+        ui=False,
+    )
     try:
         client = env.client
         ledger = Ledger(settings.ledger_path)

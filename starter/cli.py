@@ -247,7 +247,8 @@ def _render_status(status: RunStatus, settings) -> None:
     state = status.state.value if hasattr(status.state, "value") else status.state
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
     console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]")
-    console.print(f"requested by {status.requested_by} · subject {status.subject} · started {status.started_at:%Y-%m-%d %H:%M:%S}Z")
+    started = f"{status.started_at:%Y-%m-%d %H:%M:%S}Z"
+    console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
     if status.error:
         console.print(f"[red]{status.error}[/]")
     table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
@@ -297,7 +298,8 @@ async def rollback(
     else:
         console.print(f"Rollback of {run_id}: [bold]{report.state}[/]")
         for result in report.results:
-            console.print(f" - {result.change_id}: {'reverted' if result.reverted else 'not reverted'}; {result.detail}")
+            done = "reverted" if result.reverted else "not reverted"
+            console.print(f" - {result.change_id}: {done}; {result.detail}")
     if report.state == "needs_attention":
         raise typer.Exit(1)
 
@@ -310,7 +312,8 @@ def audit_verify(as_json: bool = JSON):
     ledger = Ledger(_settings().ledger_path)
     result = ledger.verify()
     if as_json:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq, "reason": result.reason})
+        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
+                    "reason": result.reason})
     elif result.ok:
         console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
     else:
@@ -386,8 +389,10 @@ def bench_runbooks(
 ):
     """Throughput of fully automated egress-block runs against bare one-activity workflows."""
     from starter.bench import bench_runbooks as run_bench
+    from starter.bench import stdout_to_stderr
 
-    result = asyncio.run(run_bench(runs))
+    with stdout_to_stderr():  # the server and the SDK's core write to stdout; --json promises only JSON
+        result = asyncio.run(run_bench(runs))
     if as_json:
         print_json(result)
     else:
