@@ -10,11 +10,14 @@ from typing import Any
 
 from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
+from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
+from activities.privilege import PrivilegeActivities
+from activities.rogue import RogueActivities
 from handrail.config import Settings
 from handrail.ledger import Ledger
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.policy import parse_duration
+
 Verdict = Literal["inadvertent", "malicious"]
 RuleVerdict = Literal["inadvertent", "malicious", "analyst"]
 ALERT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -76,8 +78,6 @@ class ExfilSettings(_Strict):
     @classmethod
     def _ttl(cls, value):
         if value:
-            from handrail.policy import parse_duration
-
             parse_duration(value)
         return value or None
 
@@ -91,8 +91,6 @@ class ExfilSettings(_Strict):
         return self
 
     def monitoring_ttl_s(self) -> float | None:
-        from handrail.policy import parse_duration
-
         return parse_duration(self.monitoring_ttl) if self.monitoring_ttl else None
 
 

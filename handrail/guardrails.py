@@ -141,6 +141,27 @@ def protected_tags(change: Change, options: dict[str, Any], ctx: GuardrailContex
     return None
 
 
+def max_batch(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold a batch change (target ``set:<sha256>``) whose size, ``params["count"]``, exceeds
+    ``max`` (static, default 5000) — the intel sync's volume check. ``params["feeds"]`` names
+    the feeds contributing most, so the reason says which feed caused the hold."""
+    count = change.params.get("count")
+    if not isinstance(count, (int, float)) or isinstance(count, bool):
+        return None
+    limit, source = _threshold("max_batch", options.get("max", 5000), ctx)
+    if count > limit:
+        feeds = change.params.get("feeds")
+        return Verdict(
+            guardrail="max_batch",
+            outcome=Outcome(options.get("outcome", "hold")),
+            reason=f"{count:g} {change.kind} entries in one change exceed the limit of {limit:g}"
+            + (f"; most from {feeds}" if feeds else ""),
+            threshold=limit,
+            threshold_source=source,
+        )
+    return None
+
+
 GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]] = {
     "never_block": never_block,
     "no_reserved_space": no_reserved_space,
@@ -148,6 +169,7 @@ GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdi
     "rate_limit": rate_limit,
     "per_run_limit": per_run_limit,
     "protected_tags": protected_tags,
+    "max_batch": max_batch,
 }
 
 

@@ -28,6 +28,7 @@ GUARDRAIL_TYPES = {
     "rate_limit",  # more than `per_hour` changes of this kind across runs: hold (blast radius)
     "per_run_limit",  # more than `per_run` changes of this kind in one run: hold
     "protected_tags",  # a target carrying one of `tags` (CMDB): hold
+    "max_batch",  # a batch change (set: target) with more than `max` members: hold
 }
 
 

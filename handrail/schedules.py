@@ -63,6 +63,12 @@ SCHEDULES: dict[str, ScheduleDef] = {
                        "1m", "Start a data exfiltration run for each new DLP alert."),
     "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
                            "1m", "Start a phishing run for each new message in the phishing mailbox."),
+    "iam": ScheduleDef("iam", "PollIamEvents", _argument("handrail.privilege", "IamPoll"),
+                       "1m", "Start a privilege-guard run for each new IAM privilege-change event."),
+    "nac": ScheduleDef("nac", "PollNacDevices", _argument("handrail.rogue", "NacPoll"),
+                       "5m", "Start a rogue-device run for each connected device NAC sees that the CMDB lacks."),
+    "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.sync", "scheduled_trigger"),
+                         "1h", "Sync the threat-intel feeds to the proxy, the egress blocklist and the IPS."),
 }
 
 

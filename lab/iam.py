@@ -62,7 +62,8 @@ def seed(world, store) -> dict:
                           "title": "Emergency access account", "manager": None, "enabled": True,
                           "disabled": None}
     pot = next(p for p in world.people
-               if p.department not in ("Executive", "Security") and not p.username.startswith("svc-")
+               if p.department != "Security" and "executives" not in p.groups
+               and not p.username.startswith("svc-")
                and f"lt-{p.username}" not in world.compromised)
     users[pot.username]["aliases"] = [PHISHING_POT_ADDRESS]
     by_dept = {}

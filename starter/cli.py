@@ -425,6 +425,7 @@ COMMAND_MODULES = [
     "starter.phishing_cmd",
     "starter.privilege_cmd",
     "starter.rogue_cmd",
+    "starter.intel_cmd",
 ]
 
 

@@ -42,8 +42,14 @@ async def _start_time_skipping() -> WorkflowEnvironment:
     return env
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def time_env():
+    """One time-skipping server per test module.
+
+    Awaiting a result lets the server jump to the next timer of *any* workflow on it; a
+    run another module left waiting (an abandoned child, a TTL) has no worker any more and
+    would stall that jump. A server per module keeps modules from seeing each other.
+    """
     env = await _start_time_skipping()
     yield env
     await env.shutdown()

@@ -1,8 +1,11 @@
 """Every runbook and engine workflow the worker registers."""
 
 from workflows.egress_block import EgressBlock
+from workflows.intel_sync import IntelApply, IntelSync
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.phishing import PhishingResponse, PollMailbox
+from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
+from workflows.rogue_device import PollNacDevices, RogueDevice
 from workflows.rollback import RollbackRun
 
-WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp, PollDlp]
+WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp, PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply]

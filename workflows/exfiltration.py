@@ -143,9 +143,12 @@ class ExfiltrationResponse(RunbookWorkflow):
                 ))
                 rb.status.summary["training"] = {"user": alert.user, "module": settings.training_module,
                                                  "state": step.state.value}
-                _path(rb, f"{alert.user} enrolled in {settings.training_module} ({step.state.value}); no analyst involved")
+                _path(rb, f"{alert.user} enrolled in {settings.training_module} ({step.state.value}); "
+                          "no analyst involved")
             else:
                 await self._malicious(rb, intake)
+            await rb.change(Change(kind="dlp.mark_processed", target=alert.id,
+                                   params={"outcome": f"{verdict} ({by}); run {rb.run_id}"}))
         return rb.report()
 
     async def _classify(self, rb: Runbook, intake: Intake) -> tuple[str, str, str]:

@@ -98,6 +98,7 @@ class PhishingResponse(RunbookWorkflow):
             )
             if step.state in (StepState.APPLIED, StepState.UNCHANGED):
                 sinkholed.append(site.domain)
+                _narrate(step, f"{site.domain} now resolves to the awareness page ({site.url_count} link(s) in the message)")
             elif _guardrail_denied(step):
                 denied.append(site.domain)  # allowlisted: on the record, and the run goes on
             else:  # a human (or the approval timeout) refused a held domain: stop asking
@@ -119,17 +120,19 @@ class PhishingResponse(RunbookWorkflow):
                 if host in hosts:
                     continue
                 hosts.append(host)
-                await rb.change(
+                step = await rb.change(
                     Change(kind="edr.set_telemetry", target=host, params={"level": trigger.telemetry_level}),
                     expires_after=trigger.ttl(trigger.telemetry_period_s),
                     abort_on_deny=False,
                 )
-            await rb.change(
+                _narrate(step, f"{user.username}'s device: EDR telemetry {trigger.telemetry_level} for the watch period")
+            step = await rb.change(
                 Change(kind="siem.watch", target=f"user:{user.username}",
                        params={"reason": f"received phishing {rb.status.summary.get('message_id')} (run {rb.run_id})"}),
                 expires_after=trigger.ttl(trigger.watch_ttl_s),
                 abort_on_deny=False,
             )
+            _narrate(step, f"recipient {user.email} is {user.username} (by {user.how}); on the UBA watchlist")
         return hosts
 
     # -- 5. pay it forward -------------------------------------------------------------------
@@ -152,6 +155,7 @@ class PhishingResponse(RunbookWorkflow):
             )
             if step.state in (StepState.APPLIED, StepState.UNCHANGED):
                 submitted.append(site.url)
+                _narrate(step, f"{site.domain} sent to the takedown provider with the message as evidence")
         rb.status.summary["takedown_submitted"] = submitted
 
     # -- 6. attach to incident response ------------------------------------------------------
@@ -177,7 +181,7 @@ class PhishingResponse(RunbookWorkflow):
             for r in scans.results
         ]
         names = ", ".join(r.host for r in compromised)
-        await rb.change(Change(kind="cases.open", target=rb.run_id, params={
+        opened = await rb.change(Change(kind="cases.open", target=rb.run_id, params={
             "title": f"Phishing led to compromise of {names}"[:200],
             "severity": "high",
             "description": f"Run {rb.run_id}: message {mail.message_id} from {mail.sender} ({mail.subject}). "
@@ -186,13 +190,16 @@ class PhishingResponse(RunbookWorkflow):
         }))
         case = await rb.look("phishing_case", CaseLookup(run_id=rb.run_id), result_type=CaseRef)
         rb.status.summary["case_id"] = case.case_id
+        _narrate(opened, f"EDR scan: {names} compromised; case {case.case_id} opened with the message, "
+                         f"indicators and scan results")
         rb.status.summary["compromised"] = [r.host for r in compromised]
         for result in compromised:
-            await rb.change(
+            step = await rb.change(
                 Change(kind="edr.start_capture", target=result.host, params={"case_id": case.case_id}),
                 expires_after=trigger.ttl(trigger.capture_ttl_s),
                 abort_on_deny=False,
             )
+            _narrate(step, f"packet capture of {result.host} streaming to case {case.case_id}")
         isolated = []
         for result in compromised:
             step = await rb.change(
@@ -202,7 +209,16 @@ class PhishingResponse(RunbookWorkflow):
             )
             if step.state in (StepState.APPLIED, StepState.UNCHANGED):
                 isolated.append(result.host)
+                _narrate(step, f"{result.host} quarantined (case {case.case_id})")
         rb.status.summary["isolated"] = isolated
+
+
+def _narrate(step: StepRecord, text: str) -> None:
+    """Say what an applied step means for the incident: `handrail show` prints it as the step's note."""
+    if step.state == StepState.APPLIED:
+        step.note = text
+    elif step.state == StepState.UNCHANGED:
+        step.note = f"{text} (already so: nothing to undo)"
 
 
 def _guardrail_denied(step: StepRecord) -> bool:

@@ -10,7 +10,7 @@ rollback never removes a block that someone else put there.
 from __future__ import annotations
 
 from handrail.actions import cases, dns, edr_capture, firewall, siem, takedown
-from handrail.actions import edr, exfiltration, training  # exfiltration runbook (training shared)
+from handrail.actions import dlp, edr, exfiltration, training  # exfiltration runbook (training shared)
 from handrail.actions import iam, nac  # privilege-guard and rogue-device runbooks
 from handrail.actions.base import Action, UnknownAction
 
@@ -37,6 +37,8 @@ ACTIONS: dict[str, Action] = {
         training.TrainingUnenroll(),
         exfiltration.ClassifyMalicious(),
         exfiltration.WithdrawClassification(),
+        dlp.DlpMarkProcessed(),
+        dlp.DlpReopen(),
         iam.IamRevokePrivilege(),
         iam.IamGrantPrivilege(),
         iam.IamRecommitPrivilege(),
@@ -47,6 +49,12 @@ ACTIONS: dict[str, Action] = {
         nac.CmdbDeregisterDevice(),
     )
 }
+
+# Intel sync: proxy.*, firewall.egress_*, ips.* also take `set:<sha256>` batch targets
+# (handrail/actions/intel.py); other targets still go to the single-target action above.
+from handrail.actions.intel import with_set_targets  # noqa: E402
+
+ACTIONS = with_set_targets(ACTIONS)
 
 
 def action_for(kind: str) -> Action:

@@ -43,6 +43,8 @@ class IntelSettings(BaseModel):
     grace: str | float = "7d"
     # members per gated change (one change = one ledger record); bigger updates are split
     change_max_members: int = Field(default=200_000, ge=1)
+    # a kind with more parts than this in one sync runs them in a child workflow
+    child_after_parts: int = Field(default=8, ge=1)
     # values per call to a tool's bulk API (each with its own idempotency key)
     tool_batch: int = Field(default=5_000, ge=1, le=10_000)
     # reject examples kept in the run's status per feed (the full report is stored)

@@ -1,0 +1,155 @@
+"""The intel sync's side effects: download feeds, normalise, guard, plan, remember.
+
+Each activity takes and returns hashes and counts (``handrail.intel.sync`` models); the
+feeds and sets themselves live in the content-addressed store (``settings.store_dir``)
+and the sync's memory in ``HANDRAIL_HOME/intel.db`` (:mod:`handrail.intel.state`).
+Nothing here decides trust: the per-indicator never-block checks *drop* entries and
+report them (so the workflow can alert), the volume check and every tool change happen
+in the gate. The CPU work runs in a thread so the worker's event loop stays responsive.
+Feeds are data: nothing here resolves or opens anything a feed names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from handrail.actions.intel import added_members, register_context
+from handrail.config import Settings
+from handrail.intel.config import IntelConfigError, intel_settings
+from handrail.intel.normalize import FeedFormatError
+from handrail.intel.pipeline import guard_stored_set
+from handrail.intel.state import IntelState
+from handrail.intel.store import IntelStore
+from handrail.intel.sync import (
+    MAX_HITS_SHOWN,
+    CommitRequest,
+    CommitResult,
+    FeedOutcome,
+    FeedRequest,
+    PlanRequest,
+    SyncConfig,
+    SyncPlan,
+    plan_sync,
+    store_json,
+)
+from handrail.ledger import Ledger
+from handrail.log import get_logger
+from handrail.policy import PolicyError, load_policy
+from handrail.tools.errors import ToolError
+
+
+class IntelActivities:
+    def __init__(self, settings: Settings, tools: Any, ledger: Ledger) -> None:
+        self.settings = settings
+        self.tools = tools
+        self.ledger = ledger
+        self.store = IntelStore(settings.store_dir)
+        self.state = IntelState(settings.home / "intel.db", self.store)
+        register_context(tools, self.store, self.state)
+
+    @activity.defn
+    async def intel_config(self, run_id: str) -> SyncConfig:
+        """``[settings.intel]`` and the protected networks, as this run will use them."""
+        try:
+            policy = load_policy(self.settings.policy_path)
+            cfg = intel_settings(policy)
+        except (PolicyError, IntelConfigError) as exc:
+            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        if not cfg.feeds:
+            raise ApplicationError("settings.intel names no feeds; nothing to sync.",
+                                   type="PolicyError", non_retryable=True)
+        return SyncConfig(
+            feeds=cfg.feeds, threshold=cfg.threshold, grace_s=cfg.grace_s,
+            change_max_members=cfg.change_max_members,
+            child_after_parts=cfg.child_after_parts, tool_batch=cfg.tool_batch,
+            examples_per_feed=cfg.examples_per_feed, ips_action=cfg.ips_action,
+            ips_sid_base=cfg.ips_sid_base, alert_priority_faulty=cfg.alert_priority_faulty,
+            alert_priority_suspect=cfg.alert_priority_suspect, protected=policy.protected())
+
+    @activity.defn
+    async def intel_feed(self, req: FeedRequest) -> FeedOutcome:
+        """Download one feed (or fall back to its last good content), store it by hash,
+        normalise it (cached by content) and drop what the never-block guardrails refuse."""
+        log = get_logger(run_id=req.run_id, feed=req.spec.name)
+        spec = req.spec
+        source, error, sha = "fetched", None, None
+        try:
+            data = await self.tools.intel.fetch_feed(spec.name)
+            sha = await asyncio.to_thread(self.store.put_feed, data)
+        except ToolError as exc:
+            if exc.retryable and activity.info().attempt < 3:
+                raise  # let Temporal retry a flaky feed server a couple of times first
+            error = str(exc)
+            sha = self.state.last_feed(spec.name)
+            source = "last-good" if sha else "missing"
+            log.warning("feed unavailable", error=error, fallback=source)
+        if sha is None:
+            return FeedOutcome(feed=spec.name, format=spec.format, source="missing", error=error)
+        try:
+            out = await asyncio.to_thread(self._normalise_and_guard, req, sha)
+        except FeedFormatError as exc:
+            return FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
+                               error=f"cannot be read as {spec.format}: {exc}")
+        if source == "fetched":
+            self.state.remember_feed(spec.name, sha)
+        return out.model_copy(update={"source": source, "error": error})
+
+    def _normalise_and_guard(self, req: FeedRequest, sha: str) -> FeedOutcome:
+        spec, cfg = req.spec, req.config
+        data = self.store.get_feed(sha)
+        parse = self.store.normalize(data, feed=spec.name, format=spec.format, columns=spec.columns)
+        protected = {cidr: name for name, cidr in cfg.protected}
+        guard = guard_stored_set(self.store, spec.name, parse.set_sha256, protected)
+        report = store_json(self.store, {"parse": parse.model_dump(mode="json"),
+                                         "guardrails": guard.model_dump(mode="json")})
+        examples, per_reason = [], {}
+        for ex in parse.examples:  # a few per reason, then a few overall
+            if len(examples) >= cfg.examples_per_feed:
+                break
+            if per_reason.get(ex.reason, 0) < 2:
+                per_reason[ex.reason] = per_reason.get(ex.reason, 0) + 1
+                examples.append(ex.model_copy(update={"text": ex.text[:200]}))
+        return FeedOutcome(
+            feed=spec.name, format=spec.format, source="fetched", sha256=sha, size=len(data),
+            cached=parse.cached, accepted=parse.accepted, rejected=parse.rejected,
+            unsupported=parse.unsupported, rejects_by_reason=parse.rejects_by_reason,
+            examples=examples, entries=guard.kept + guard.dropped, kept=guard.kept,
+            dropped=guard.dropped, dropped_by_reason=guard.dropped_by_reason, faulty=guard.faulty,
+            alert=guard.alert, protected_hits=[h.entry for h in guard.protected_hits[:MAX_HITS_SHOWN]],
+            clean_set_sha256=guard.clean_set_sha256, report_sha256=report)
+
+    @activity.defn
+    async def intel_plan(self, req: PlanRequest) -> SyncPlan:
+        """Consensus, what each tool still needs, and what has aged out."""
+        def reverted(change_id: str) -> bool:
+            return self.ledger.revert_of(change_id) is not None
+
+        return await asyncio.to_thread(plan_sync, self.store, self.state, req, reverted)
+
+    @activity.defn
+    async def intel_commit(self, req: CommitRequest) -> CommitResult:
+        """Remember what a gated batch change did (read back from its ledger record)."""
+        record = self.ledger.change(req.change_id)
+        if record is None:
+            raise ApplicationError(f"no change {req.change_id} in the ledger", non_retryable=True)
+        others = None
+        if req.sign > 0:
+            if record.status not in ("applied", "unchanged"):
+                return CommitResult(committed=False)
+            added = added_members(self.store, record.before,
+                                  ips_only=record.change.kind == "firewall.egress_block")
+            sha = self.store.put_set(added)
+            count = len(added)
+            others = record.before["present_sha256"]
+        else:  # a removal: stop tracking every member, whether it was still there or not
+            sha, count = record.before["set"], record.before["members"]
+        done = await asyncio.to_thread(self.state.commit, req.change_id, req.applied_key, sha,
+                                       req.sign, others)
+        return CommitResult(committed=done, count=count)
+
+    def all(self) -> list:
+        return [self.intel_config, self.intel_feed, self.intel_plan, self.intel_commit]

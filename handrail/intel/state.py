@@ -1,0 +1,312 @@
+"""What the intel sync has done to the tools, kept between syncs (activities only).
+
+One SQLite file (``HANDRAIL_HOME/intel.db``) holds small rows that point at
+content-addressed sets in the :class:`~handrail.intel.store.IntelStore`:
+
+* ``applied(tool, set_sha256)`` — per gate kind (``proxy.block``, ``proxy.tighten``,
+  ``firewall.egress_block``, ``ips.deploy_rule``) the members *this sync added* and has
+  not removed since. A sync sends a tool only ``validated - applied`` (so an unchanged
+  feed costs no tool call), and age-out only ever removes what the sync itself added
+  (a block somebody else made stays).
+* ``commits(change_id, tool, set_sha256, sign)`` — how ``applied`` got there, one row per
+  gated change. A change rolled back later (``handrail rollback``, saga) is noticed at
+  the next sync through the ledger and its effect on ``applied`` undone.
+* ``age(tracked_sha256, left_sha256)`` — the age-out clock, keyed by indicator: the
+  tracked set is the union of everything applied, and ``left`` is a float64 array aligned
+  with the set's canonical entry order holding when each entry was first seen missing
+  from every feed (NaN while some feed still names it). Entries whose ``left`` is older
+  than the grace period are due for unblocking. Only entries whose presence changed are
+  touched, so an hourly sync with unchanged feeds rewrites nothing.
+* ``feeds(name, sha256)`` — each feed's last good content, used when the feed server is
+  unreachable (an outage must not look like every indicator leaving the feed).
+* ``sids(n, entry)`` — the IPS rule id of each indicator: ``sid_base + n``, stable for ever.
+
+Time is always passed in (the workflow's ``workflow.now()``), never read from the clock,
+so time-skipping tests and replays see the same ages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from handrail.intel.consensus import Coverage, additions
+from handrail.intel.sets import IndicatorSet, unique_v4, unique_v6
+from handrail.intel.store import IntelStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS applied (tool TEXT PRIMARY KEY, set_sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS commits (
+    change_id TEXT PRIMARY KEY, tool TEXT NOT NULL, set_sha256 TEXT NOT NULL,
+    sign INTEGER NOT NULL, reverted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS age (
+    id INTEGER PRIMARY KEY CHECK (id = 1), tracked_sha256 TEXT NOT NULL, left_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feeds (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sids (n INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL UNIQUE);
+"""
+
+TOOLS = ("proxy.block", "proxy.tighten", "firewall.egress_block", "ips.deploy_rule")
+OTHERS = "#others"
+_OCT = [str(i) for i in range(256)]
+
+
+# set algebra on exact entries ---------------------------------------------------------
+def union(*sets: IndicatorSet) -> IndicatorSet:
+    if not sets:
+        return IndicatorSet.empty()
+    s4, e4 = unique_v4(np.concatenate([s.v4_start for s in sets]),
+                       np.concatenate([s.v4_end for s in sets]))
+    s6, e6 = unique_v6(p for s in sets for p in zip(s.v6_start.tolist(), s.v6_end.tolist(), strict=True))
+    return IndicatorSet(s4, e4, s6, e6, tuple(sorted({d for s in sets for d in s.domains})),
+                        tuple(sorted({u for s in sets for u in s.urls})))
+
+
+def difference(a: IndicatorSet, b: IndicatorSet) -> IndicatorSet:
+    """Entries of ``a`` that ``b`` does not have (exact entries)."""
+    return additions(b, a)
+
+
+def intersection(a: IndicatorSet, b: IndicatorSet) -> IndicatorSet:
+    return difference(a, difference(a, b))
+
+
+def only_ips(s: IndicatorSet) -> IndicatorSet:
+    return IndicatorSet(s.v4_start, s.v4_end, s.v6_start, s.v6_end)
+
+
+def _v4_text(start: np.ndarray, end: np.ndarray) -> list[str]:
+    o = _OCT
+    out = []
+    for a, b in zip(start.tolist(), end.tolist(), strict=True):
+        t = f"{o[a >> 24]}.{o[(a >> 16) & 255]}.{o[(a >> 8) & 255]}.{o[a & 255]}"
+        if a != b:
+            size = b - a + 1
+            if size & (size - 1) == 0 and a % size == 0:
+                t += f"/{33 - size.bit_length()}"
+            else:
+                t += "-" + f"{o[b >> 24]}.{o[(b >> 16) & 255]}.{o[(b >> 8) & 255]}.{o[b & 255]}"
+        out.append(t)
+    return out
+
+
+def entries_text(s: IndicatorSet) -> list[str]:
+    """Every entry as text, in canonical order (v4, v6, domains, urls) — fast for IPv4."""
+    from handrail.intel.sets import interval_text
+
+    return (_v4_text(s.v4_start, s.v4_end)
+            + [interval_text(6, int(a), int(b)) for a, b in zip(s.v6_start, s.v6_end, strict=True)]
+            + list(s.domains) + list(s.urls))
+
+
+def subset_by_text(s: IndicatorSet, texts: Iterable[str], values: Sequence[str] | None = None
+                   ) -> IndicatorSet:
+    """The entries of ``s`` whose text (see :func:`entries_text`) is in ``texts``."""
+    wanted = set(texts)
+    values = entries_text(s) if values is None else values
+    mask = np.fromiter((v in wanted for v in values), dtype=bool, count=len(values))
+    n4, n6, nd = s.ipv4, s.ipv6, len(s.domains)
+    return s.select(mask[:n4], mask[n4:n4 + n6], mask[n4 + n6:n4 + n6 + nd].tolist(),
+                    mask[n4 + n6 + nd:].tolist())
+
+
+def _positions(old: IndicatorSet, new: IndicatorSet) -> np.ndarray:
+    """For each entry of ``new`` (canonical order), its index in ``old``, or -1."""
+    k_old = (old.v4_start.astype(np.uint64) << np.uint64(32)) | old.v4_end.astype(np.uint64)
+    k_new = (new.v4_start.astype(np.uint64) << np.uint64(32)) | new.v4_end.astype(np.uint64)
+    j = np.searchsorted(k_old, k_new)
+    jj = np.minimum(j, max(k_old.size - 1, 0))
+    hit = (j < k_old.size) & (k_old[jj] == k_new) if k_old.size else np.zeros(k_new.size, bool)
+    p4 = np.where(hit, j, -1)
+    base = old.ipv4
+    idx6 = {p: base + i for i, p in enumerate(zip(old.v6_start.tolist(), old.v6_end.tolist(), strict=True))}
+    p6 = [idx6.get(p, -1) for p in zip(new.v6_start.tolist(), new.v6_end.tolist(), strict=True)]
+    base += old.ipv6
+    idxd = {d: base + i for i, d in enumerate(old.domains)}
+    base += len(old.domains)
+    idxu = {u: base + i for i, u in enumerate(old.urls)}
+    rest = p6 + [idxd.get(d, -1) for d in new.domains] + [idxu.get(u, -1) for u in new.urls]
+    return np.concatenate([p4.astype(np.int64), np.asarray(rest, dtype=np.int64)])
+
+
+def _split_mask(s: IndicatorSet, mask: np.ndarray) -> IndicatorSet:
+    n4, n6, nd = s.ipv4, s.ipv6, len(s.domains)
+    return s.select(mask[:n4], mask[n4:n4 + n6], mask[n4 + n6:n4 + n6 + nd].tolist(),
+                    mask[n4 + n6 + nd:].tolist())
+
+
+def _named_mask(coverage: Coverage, s: IndicatorSet) -> np.ndarray:
+    m4, m6, md, mu = coverage.names(s)
+    return np.concatenate([m4, m6, np.asarray(md, bool), np.asarray(mu, bool)]).astype(bool)
+
+
+class IntelState:
+    """The sync's memory between runs (see the module docstring). Thread-safe."""
+
+    def __init__(self, path: Path | str, store: IntelStore) -> None:
+        self.path = Path(path)
+        self.store = store
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # blobs ------------------------------------------------------------------------
+    def _put_times(self, times: np.ndarray) -> str:
+        data = np.ascontiguousarray(times, dtype="<f8").tobytes()
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.store.root / f"{sha}.f64"
+        if not path.exists():
+            self.store._write(path, data)
+        return sha
+
+    def _get_times(self, sha: str) -> np.ndarray:
+        return np.frombuffer((self.store.root / f"{sha}.f64").read_bytes(), dtype="<f8").copy()
+
+    # applied sets -------------------------------------------------------------------
+    def applied(self, tool: str) -> IndicatorSet:
+        row = self.db.execute("SELECT set_sha256 FROM applied WHERE tool=?", (tool,)).fetchone()
+        return self.store.get_set(row[0]) if row else IndicatorSet.empty()
+
+    def applied_sha(self, tool: str) -> str | None:
+        row = self.db.execute("SELECT set_sha256 FROM applied WHERE tool=?", (tool,)).fetchone()
+        return row[0] if row else None
+
+    def _set_applied(self, tool: str, s: IndicatorSet) -> str:
+        sha = self.store.put_set(s)
+        self.db.execute("INSERT OR REPLACE INTO applied(tool, set_sha256) VALUES (?, ?)", (tool, sha))
+        return sha
+
+    def others(self, tool: str) -> IndicatorSet:
+        """Entries a batch add found already in the wanted state (somebody else's blocks):
+        not ours to remove, and not worth asking the tool about again while a feed names
+        them (:meth:`prune_others` forgets those no feed names any more)."""
+        return self.applied(tool + OTHERS)
+
+    def commit(self, change_id: str, tool: str, set_sha256: str, sign: int,
+               others_sha256: str | None = None) -> bool:
+        """Record that gated change ``change_id`` added (+1) or removed (-1) these members
+        on ``tool`` (and, for an add, which members it found present already).
+        Idempotent per change id; False when it was already recorded."""
+        with self._lock:
+            if self.db.execute("SELECT 1 FROM commits WHERE change_id=?", (change_id,)).fetchone():
+                return False
+            members = self.store.get_set(set_sha256)
+            current = self.applied(tool)
+            new = union(current, members) if sign > 0 else difference(current, members)
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self._set_applied(tool, new)
+                if others_sha256:
+                    present = self.store.get_set(others_sha256)
+                    if len(present):
+                        self._set_applied(tool + OTHERS, union(self.others(tool), present))
+                self.db.execute("INSERT INTO commits(change_id, tool, set_sha256, sign) VALUES (?,?,?,?)",
+                                (change_id, tool, set_sha256, sign))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            return True
+
+    def prune_others(self, present: Sequence[IndicatorSet]) -> None:
+        for tool in TOOLS:
+            others = self.others(tool)
+            if not len(others):
+                continue
+            named = np.zeros(len(others), dtype=bool)
+            for s in present:
+                if len(s):
+                    named |= _named_mask(Coverage(s), others)
+            if not named.all():
+                with self._lock:
+                    self._set_applied(tool + OTHERS, _split_mask(others, named))
+
+    def reconcile(self, is_reverted) -> int:
+        """Undo, in ``applied``, the commits whose change has since been rolled back.
+
+        ``is_reverted(change_id) -> bool`` asks the ledger. Returns how many were undone.
+        """
+        undone = 0
+        rows = self.db.execute(
+            "SELECT change_id, tool, set_sha256, sign FROM commits WHERE reverted=0").fetchall()
+        for change_id, tool, sha, sign in rows:
+            if not is_reverted(change_id):
+                continue
+            with self._lock:
+                members = self.store.get_set(sha)
+                current = self.applied(tool)
+                new = difference(current, members) if sign > 0 else union(current, members)
+                self._set_applied(tool, new)
+                self.db.execute("UPDATE commits SET reverted=1 WHERE change_id=?", (change_id,))
+            undone += 1
+        return undone
+
+    # feeds' last good content ---------------------------------------------------------
+    def last_feed(self, name: str) -> str | None:
+        row = self.db.execute("SELECT sha256 FROM feeds WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def remember_feed(self, name: str, sha: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO feeds(name, sha256) VALUES (?, ?)", (name, sha))
+
+    # age-out --------------------------------------------------------------------------
+    def age(self, present: Sequence[IndicatorSet], now: float, grace_s: float
+            ) -> tuple[IndicatorSet, dict[str, int]]:
+        """Update the age-out clock and return the entries due for unblocking.
+
+        ``present``: the current (cleaned) feed sets; an applied entry still named by one
+        of them (exactly, or inside one of its networks) is present. Returns (due, counts).
+        """
+        tracked = union(*(self.applied(t) for t in TOOLS))
+        row = self.db.execute("SELECT tracked_sha256, left_sha256 FROM age WHERE id=1").fetchone()
+        if row:
+            old, old_left = self.store.get_set(row[0]), self._get_times(row[1])
+            pos = _positions(old, tracked)
+            left = np.where(pos >= 0, old_left[np.maximum(pos, 0)] if old_left.size else np.nan,
+                            np.nan)
+        else:
+            left = np.full(len(tracked), np.nan)
+        named = np.zeros(len(tracked), dtype=bool)
+        for s in present:
+            if len(s):
+                named |= _named_mask(Coverage(s), tracked)
+        gone_now = ~named & np.isnan(left)
+        left[named] = np.nan
+        left[gone_now] = now
+        due_mask = ~np.isnan(left) & (now - np.nan_to_num(left, nan=now) > grace_s)
+        self.db.execute("INSERT OR REPLACE INTO age(id, tracked_sha256, left_sha256) VALUES (1, ?, ?)",
+                        (self.store.put_set(tracked), self._put_times(left)))
+        due = _split_mask(tracked, due_mask)
+        counts = {"tracked": len(tracked), "absent": int((~np.isnan(left)).sum()),
+                  "newly_absent": int(gone_now.sum()), "due": len(due)}
+        return due, counts
+
+    # IPS sids -------------------------------------------------------------------------
+    def sids(self, entries: Sequence[str], base: int, allocate: bool = True) -> list[int | None]:
+        """The stable sid of each entry (``base + n``); allocated on first use."""
+        with self._lock:
+            if allocate and entries:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany("INSERT OR IGNORE INTO sids(entry) VALUES (?)",
+                                    ((e,) for e in entries))
+                self.db.execute("COMMIT")
+            found: dict[str, int] = {}
+            for i in range(0, len(entries), 900):
+                chunk = list(entries[i:i + 900])
+                marks = ",".join("?" * len(chunk))
+                for entry, n in self.db.execute(
+                        f"SELECT entry, n FROM sids WHERE entry IN ({marks})", chunk):
+                    found[entry] = base + n
+        return [found.get(e) for e in entries]

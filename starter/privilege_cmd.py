@@ -1,0 +1,60 @@
+"""`handrail run privilege-guard --event-id ID`: check one IAM privilege-change event by hand.
+
+The run id comes from the event (`privilege-guard-IAM-EVT-0003`), the same id the `iam`
+schedule's poller uses, so an event started by hand and by the schedule still runs once.
+An unknown event id starts a run that ends `rejected` with nothing changed.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from handrail.config import Settings
+from handrail.privilege import PrivilegeTrigger, privilege_run_id, valid_event_id
+from starter.output import USAGE, command, fail
+
+
+async def start_privilege_guard(client: Client, settings: Settings, event_id: str, requested_by: str) -> WorkflowHandle:
+    event_id = event_id.strip()
+    if not valid_event_id(event_id):
+        fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
+    from workflows.privilege_guard import PrivilegeGuard
+
+    run_id = privilege_run_id(event_id)
+    try:
+        return await client.start_workflow(
+            PrivilegeGuard.run,
+            PrivilegeTrigger(event_id=event_id, requested_by=requested_by),
+            id=run_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        fail(f"IAM event {event_id} already has its run {run_id} (`handrail show {run_id}`).")
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    from starter import cli  # imported here: starter.cli imports this module while it loads
+
+    @run_app.command("privilege-guard")
+    @command
+    async def run_privilege_guard(
+        event_id: str = typer.Option(..., "--event-id", help="The IAM event to check, e.g. IAM-EVT-0003."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Who starts it (default HANDRAIL_USER); "
+                                                   "the run's requester becomes the affected principal."),
+        wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it (the recommit "
+                                  "wait can last 24h)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
+    ):
+        """Revert a privileged group membership no approved change covers, alert, and wait for a recommit."""
+        if not valid_event_id(event_id.strip()):
+            fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
+        settings = cli._settings()
+        client = await cli._client(settings)
+        handle = await start_privilege_guard(client, settings, event_id, requested_by or settings.user)
+        await cli._started(client, settings, handle, wait, as_json)

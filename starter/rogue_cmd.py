@@ -1,0 +1,61 @@
+"""`handrail run rogue-device --mac MAC`: check one device NAC has seen, by hand.
+
+The run id comes from the MAC (`rogue-device-50c7bf3a910e`), the same id the `nac`
+schedule's poller uses, so a device started by hand and by the schedule still runs once.
+An analyst declares a disconnected device legitimate with
+`handrail approve RUN --as <analyst> [--reason "register"]` (the word "register" in the
+reason also registers it in the CMDB).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from handrail.config import Settings
+from handrail.rogue import RogueTrigger, normalise_mac, rogue_run_id
+from starter.output import USAGE, command, fail
+
+
+async def start_rogue_device(client: Client, settings: Settings, mac: str, requested_by: str) -> WorkflowHandle:
+    normal = normalise_mac(mac)
+    if normal is None:
+        fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
+    from workflows.rogue_device import RogueDevice
+
+    run_id = rogue_run_id(normal)
+    try:
+        return await client.start_workflow(
+            RogueDevice.run,
+            RogueTrigger(mac=normal, requested_by=requested_by),
+            id=run_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        fail(f"Device {normal} already has its run {run_id} (`handrail show {run_id}`).")
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    from starter import cli  # imported here: starter.cli imports this module while it loads
+
+    @run_app.command("rogue-device")
+    @command
+    async def run_rogue_device(
+        mac: str = typer.Option(..., "--mac", help="The device's MAC address, e.g. 50:c7:bf:3a:91:0e."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it (the recommit "
+                                  "wait can last 24h)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
+    ):
+        """Take a device off the network if the CMDB lacks it and its type or vendor is not provisioned."""
+        if normalise_mac(mac) is None:
+            fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
+        settings = cli._settings()
+        client = await cli._client(settings)
+        handle = await start_rogue_device(client, settings, mac, requested_by or settings.user)
+        await cli._started(client, settings, handle, wait, as_json)

@@ -1,0 +1,64 @@
+"""The `intel` schedule on the real dev server (the time-skipping server has no Schedules)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from temporalio.service import RPCError
+
+from handrail import schedules
+from handrail.models import RunState, RunStatus
+from tests.support import running_stack
+
+pytestmark = pytest.mark.integration
+
+POLICY = re.sub(r'(\[actions\."firewall\.egress_block"\][^\[]*?\nmode = )"approve"', r'\1"guarded"',
+                (Path(__file__).resolve().parents[1] / "policy.toml").read_text(), count=1)
+
+
+async def _runs(client, count: int, timeout: float = 30.0) -> list[RunStatus]:
+    handle = client.get_schedule_handle(schedules.definition("intel").schedule_id)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        desc = await handle.describe()
+        if len(desc.info.recent_actions) >= count:
+            ids = [a.action.workflow_id for a in desc.info.recent_actions[:count]]
+            return [await client.get_workflow_handle(i, result_type=RunStatus).result() for i in ids]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the intel schedule ran {len(desc.info.recent_actions)} time(s), wanted {count}")
+        await asyncio.sleep(0.2)
+
+
+async def test_intel_schedule_create_show_retime_pause_trigger(dev_env, tmp_path):
+    client = dev_env.client
+    async with running_stack(client, tmp_path, POLICY) as stack:
+        try:
+            assert await schedules.ensure(client, stack.settings, "intel") == "created"
+            shown = await schedules.show(client, "intel")
+            assert shown["workflow"] == "IntelSync" and shown["every_seconds"] == 3600  # hourly by default
+            assert shown["overlap"] == "skip" and shown["paused"] is False
+            assert await schedules.ensure(client, stack.settings, "intel", every="30m") == "updated"
+            assert (await schedules.show(client, "intel"))["every_seconds"] == 1800
+            await schedules.pause(client, "intel")
+            assert (await schedules.show(client, "intel"))["paused"] is True
+            await schedules.trigger(client, "intel")  # runs even while paused
+            [first] = await _runs(client, 1)
+            assert first.runbook == "intel-sync" and first.state == RunState.COMPLETED, first.error
+            assert first.requested_by == "schedule"
+            assert first.summary["validated"] >= 3 and first.summary["rejected"] == 0
+            assert "91.92.241.17" in await stack.edl()
+            await schedules.trigger(client, "intel")
+            _, second = await _runs(client, 2)
+            assert second.state == RunState.COMPLETED
+            assert all(f["cached"] for f in second.summary["feeds"].values())
+            assert second.summary["applied"] == {}  # nothing new: no tool was changed
+            await schedules.pause(client, "intel", paused=False)
+            assert (await schedules.show(client, "intel"))["paused"] is False
+        finally:
+            try:
+                await client.get_schedule_handle(schedules.definition("intel").schedule_id).delete()
+            except RPCError:
+                pass
