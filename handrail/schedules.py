@@ -105,12 +105,14 @@ def _schedule(d: ScheduleDef, settings: Settings, every: timedelta, paused: bool
     )
 
 
-async def ensure(client: Client, settings: Settings, name: str, every: str | None = None) -> str:
-    """Create the schedule if absent; with `every`, set its interval. Returns what happened."""
+async def ensure(
+    client: Client, settings: Settings, name: str, every: str | None = None, paused: bool = False
+) -> str:
+    """Create the schedule if absent (paused if asked); with `every`, set its interval."""
     d = definition(name)
     interval = _interval(every or d.every)
     try:
-        await client.create_schedule(d.schedule_id, _schedule(d, settings, interval))
+        await client.create_schedule(d.schedule_id, _schedule(d, settings, interval, paused=paused))
         return "created"
     except ScheduleAlreadyRunningError:
         if every is None:
@@ -125,8 +127,9 @@ async def ensure(client: Client, settings: Settings, name: str, every: str | Non
     return "updated"
 
 
-async def ensure_all(client: Client, settings: Settings) -> dict[str, str]:
-    return {name: await ensure(client, settings, name) for name in SCHEDULES}
+async def ensure_all(client: Client, settings: Settings, paused: bool = False) -> dict[str, str]:
+    """Every schedule exists afterwards; new ones start paused if asked (existing ones keep their state)."""
+    return {name: await ensure(client, settings, name, paused=paused) for name in SCHEDULES}
 
 
 async def pause(client: Client, name: str, paused: bool = True) -> None:

@@ -56,20 +56,28 @@ async def _client(settings):
 @command
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy; `handrail down` stops it."),
+    schedules: bool = typer.Option(
+        False, "--schedules/--paused-schedules",
+        help="Create the pollers and the intel sync active (default: created paused; "
+        "`handrail schedule NAME --unpause` starts one)."),
     as_json: bool = JSON,
 ):
     """Start Temporal (dev server, SQLite), the lab and the worker, and supervise them."""
     from handrail import stack
+    from handrail import schedules as schedule_defs
 
     settings = _settings()
 
     def ready(info):
+        made = asyncio.run(_ensure_schedules(settings, schedule_defs, paused=not schedules))
         if as_json:
-            print_json(info.to_dict())
+            print_json({**info.to_dict(), "schedules": made})
         else:
             console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
             console.print(f"Web UI: [bold]{settings.ui_url}/namespaces/{settings.namespace}/workflows[/]")
             console.print(f"Logs: {settings.home / 'logs'}")
+            state = "active" if schedules else "paused (handrail schedule NAME --unpause)"
+            console.print(f"Schedules {', '.join(sorted(made))}: {state}")
             if not detach:
                 console.print("Ctrl-C stops everything.")
         sys.stdout.flush()
@@ -78,6 +86,11 @@ def up(
         stack.start(settings, detach=detach, on_ready=ready)
     except stack.StackError as exc:
         fail(str(exc))
+
+
+async def _ensure_schedules(settings, schedule_defs, paused: bool) -> dict[str, str]:
+    client = await connect(settings)
+    return await schedule_defs.ensure_all(client, settings, paused=paused)
 
 
 @app.command()
@@ -243,6 +256,9 @@ async def show(run_id: str = typer.Argument(..., help="The run id."), as_json: b
         _render_status(status, settings)
 
 
+_ENGINE_FACTS = {"compensating"}  # bookkeeping the gate keeps in the summary, not findings
+
+
 def _render_status(status: RunStatus, settings) -> None:
     state = status.state.value if hasattr(status.state, "value") else status.state
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
@@ -268,6 +284,12 @@ def _render_status(status: RunStatus, settings) -> None:
     console.print(table)
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
+    facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
+    if facts:
+        console.print("[bold]What the run found[/]")
+        for key, value in facts.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
     console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
 
 
