@@ -356,6 +356,16 @@ def audit_export(
         sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 
 
+def _check_settings_sections(policy) -> None:
+    """The `[settings.*]` tables belong to runbooks; each validates its own (PolicyError on a bad one)."""
+    from handrail.exfiltration import check_policy as exfiltration_settings
+    from handrail.intel.config import intel_settings
+    from handrail.trust import trust_settings
+
+    for check in (exfiltration_settings, intel_settings, trust_settings):
+        check(policy)
+
+
 @policy_app.command("check")
 @command
 def policy_check(
@@ -365,6 +375,7 @@ def policy_check(
     """Validate a policy file and summarise the trust mode of each action kind."""
     path = file or _settings().policy_path
     policy = load_policy(path)
+    _check_settings_sections(policy)
     rows: list[dict[str, Any]] = []
     for kind in sorted(policy.actions):
         gate = policy.gate_policy(kind)
