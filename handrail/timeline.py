@@ -73,5 +73,6 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
         elif event == "run.finished":
             status.state = RunState(data["state"])
             status.error = data.get("error")
+            status.summary = data.get("summary", {})
             status.finished_at = datetime.fromisoformat(row["at"])
     return status

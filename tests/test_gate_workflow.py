@@ -19,6 +19,7 @@ from handrail.models import (
     RunStatus,
     StepState,
 )
+from handrail.timeline import status_from_audit
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock
@@ -70,6 +71,12 @@ async def test_approved_block_reaches_the_firewall(time_env, tmp_path):
                          "decision.accepted", "approval.decided", "change.applied", "run.finished"):
             assert expected in events
         assert stack.ledger.verify().ok
+        # Once Temporal forgets the run, `handrail show` rebuilds the same story from the ledger.
+        rebuilt = status_from_audit(handle.id, list(stack.ledger.audit_rows(handle.id)))
+        assert rebuilt.state == RunState.COMPLETED and rebuilt.requested_by == "alice"
+        assert rebuilt.steps[0].state == StepState.APPLIED and rebuilt.steps[0].change_id == record.change_id
+        assert [d.decision.approver for d in rebuilt.steps[0].decisions] == ["bob"]
+        assert rebuilt.summary == result.summary
 
 
 async def test_denied_block_changes_nothing(time_env, tmp_path):

@@ -170,7 +170,7 @@ class Runbook:
         self.status.finished_at = workflow.now()
         self._set_state(final)
         self.audit("run.finished", state=final.value, error=self.status.error,
-                   changes=[r.change_id for _, r in self._saga])
+                   changes=[r.change_id for _, r in self._saga], summary=self.status.summary)
         await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
         if final == RunState.COMPLETED:
             await self._keep_time_to_live()
