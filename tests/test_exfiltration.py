@@ -257,7 +257,8 @@ async def test_isolation_is_held_for_a_production_host(time_env, tmp_path):
         verdicts = status.pending_step().verdicts
         assert [(v.guardrail, v.outcome.value) for v in verdicts] == [("protected_tags", "hold")]
         assert "production" in verdicts[0].reason
-        status = await handle.result()  # nobody answers: on_timeout deny
+        await decide(stack, handle, "edr.isolate", "alice", False, "production: take it to the change board")
+        status = await stack.wait_for(handle, done)
         assert status.summary["isolation"]["state"] == "denied"
         assert "guardrail holds" in " ".join(status.summary["decision_path"])
         assert not (await stack.tools.edr.get_host("lt-lwalker")).isolated
