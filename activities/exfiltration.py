@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import tool_failure
 from handrail.config import Settings
 from handrail.exfiltration import (
     AlertFacts,
@@ -44,10 +45,6 @@ from handrail.policy import PolicyError, load_policy
 from handrail.tools.errors import NotFound, ToolError
 
 
-def _failure(exc: ToolError, what: str) -> ApplicationError:
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
-
-
 class ExfiltrationActivities:
     def __init__(self, settings: Settings, tools: Any, ledger: Ledger):
         self.settings = settings
@@ -72,7 +69,7 @@ class ExfiltrationActivities:
         except ValidationError as exc:
             return Intake(problems=[f"DLP alert {request.alert_id} is malformed ({_first(exc)})"], settings=settings)
         except ToolError as exc:
-            raise _failure(exc, f"reading DLP alert {request.alert_id} failed") from None
+            raise tool_failure(exc, f"reading DLP alert {request.alert_id} failed") from None
         problems: list[str] = []
         user = (raw.user or "").strip()
         host = (raw.host or "").strip()
@@ -95,7 +92,7 @@ class ExfiltrationActivities:
                 except NotFound:
                     problems.append(f"host {host} of DLP alert {raw.id} is unknown to the EDR")
         except ToolError as exc:
-            raise _failure(exc, f"checking DLP alert {raw.id} failed") from None
+            raise tool_failure(exc, f"checking DLP alert {raw.id} failed") from None
         if problems:
             return Intake(problems=problems, settings=settings)
         alert = AlertFacts(
@@ -140,7 +137,7 @@ class ExfiltrationActivities:
         except NotFound:
             return HostFacts(host=request.host, known=False, problem=f"host {request.host} is unknown to the EDR")
         except ToolError as exc:
-            raise _failure(exc, f"looking up {request.host} failed") from None
+            raise tool_failure(exc, f"looking up {request.host} failed") from None
         return HostFacts(host=host.hostname, known=True, owner=host.owner, tags=list(host.tags))
 
     # -- investigation ------------------------------------------------------------------------
@@ -155,7 +152,7 @@ class ExfiltrationActivities:
                 await self.tools.cases.add_note(request.case_id, "handrail", text,
                                                 idempotency_key=f"{request.key}:scan-note")
         except ToolError as exc:
-            raise _failure(exc, f"scanning {request.host} failed") from None
+            raise tool_failure(exc, f"scanning {request.host} failed") from None
         return ScanFacts(host=request.host, verdict=result.verdict, indicators=list(result.indicators))
 
     @activity.defn
@@ -166,7 +163,7 @@ class ExfiltrationActivities:
                 run_id=request.run_id, idempotency_key=request.key,
             )
         except ToolError as exc:
-            raise _failure(exc, "opening the case failed") from None
+            raise tool_failure(exc, "opening the case failed") from None
         return case.id
 
     @activity.defn
@@ -182,7 +179,7 @@ class ExfiltrationActivities:
                 added = await self.tools.cases.add_note(entry.case_id, entry.author, entry.text,
                                                         idempotency_key=entry.key)
         except ToolError as exc:
-            raise _failure(exc, f"adding to case {entry.case_id} failed") from None
+            raise tool_failure(exc, f"adding to case {entry.case_id} failed") from None
         return added.id
 
     @activity.defn
@@ -201,7 +198,7 @@ class ExfiltrationActivities:
                         idempotency_key=f"{request.key}:case-{art.kind}",
                     )
         except ToolError as exc:
-            raise _failure(exc, f"collecting evidence from {request.host} failed") from None
+            raise tool_failure(exc, f"collecting evidence from {request.host} failed") from None
         return Evidence(host=request.host, memory=memory.id, disk=disk.id)
 
     @activity.defn
@@ -227,7 +224,7 @@ class ExfiltrationActivities:
                         idempotency_key=f"{request.key}:similar-{host.hostname}",
                     )
         except ToolError as exc:
-            raise _failure(exc, "searching endpoint telemetry failed") from None
+            raise tool_failure(exc, "searching endpoint telemetry failed") from None
         return Spread(indicators_searched=len(request.indicators), hosts=hosts)
 
     # -- intake from the DLP console ---------------------------------------------------------
@@ -241,7 +238,7 @@ class ExfiltrationActivities:
                 raw = await self.tools.http.json("GET", "/dlp/alerts", params={"status": "new"})
                 ids = [str(a["id"]) for a in raw.get("alerts", []) if isinstance(a, dict) and a.get("id")]
         except ToolError as exc:
-            raise _failure(exc, "listing new DLP alerts failed") from None
+            raise tool_failure(exc, "listing new DLP alerts failed") from None
         return [ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by) for i in ids[: poll.limit]]
 
     def all(self) -> list:

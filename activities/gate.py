@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import tool_failure
 from handrail.actions import UnknownAction, action_for
 from handrail.baseline import ThresholdCache
 from handrail.config import Settings
@@ -39,9 +40,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _tool_failure(exc: ToolError, what: str) -> ApplicationError:
-    """Retryable tool errors go back to Temporal's retry policy; the rest end the step."""
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
 
 
 class GateActivities:
@@ -106,7 +104,7 @@ class GateActivities:
         try:
             return await facts(self.tools, request.change)
         except ToolError as exc:
-            raise _tool_failure(exc, f"looking up {request.change.target} failed") from None
+            raise tool_failure(exc, f"looking up {request.change.target} failed") from None
 
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
@@ -144,7 +142,7 @@ class GateActivities:
                 record.inverse = action.inverse(request.change, record.before)
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
-            raise _tool_failure(exc, f"{request.change.describe()} failed") from None
+            raise tool_failure(exc, f"{request.change.describe()} failed") from None
         self.ledger.finish_change(record)
         self.ledger.append([_event(request.run_id, request.step_id, "change." + record.status, record)])
         log.info("change recorded", status=record.status, target=request.change.target)
@@ -172,7 +170,7 @@ class GateActivities:
                 await inverse.apply(self.tools, record.inverse, request.change_id + ":revert")
             state = await action_for(record.change.kind).read(self.tools, record.change)
         except ToolError as exc:
-            raise _tool_failure(exc, f"undoing {record.change.describe()} failed") from None
+            raise tool_failure(exc, f"undoing {record.change.describe()} failed") from None
         verified = state == record.before
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}"
@@ -199,7 +197,7 @@ class GateActivities:
                 run_id=request.run_id, tags=request.tags, idempotency_key=request.idempotency_key,
             )
         except ToolError as exc:
-            raise _tool_failure(exc, "raising the SOC alert failed") from None
+            raise tool_failure(exc, "raising the SOC alert failed") from None
         return alert.id
 
     @activity.defn

@@ -16,8 +16,8 @@ import json
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import tool_failure
 from handrail.config import Settings
 from handrail.ledger import Ledger
 from handrail.mail import MalformedMessage, parse_message
@@ -45,10 +45,6 @@ from handrail.phishing import (
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
 
-def _failure(exc: ToolError, what: str) -> ApplicationError:
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
-
-
 class PhishingActivities:
     def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
         self.settings = settings
@@ -64,7 +60,7 @@ class PhishingActivities:
             return MailReport(mailbox_id=request.mailbox_id,
                               rejected=f"there is no message {request.mailbox_id} in the phishing mailbox")
         except ToolError as exc:
-            raise _failure(exc, f"fetching {request.mailbox_id} from the mailbox failed") from None
+            raise tool_failure(exc, f"fetching {request.mailbox_id} from the mailbox failed") from None
         if not raw:
             return MailReport(mailbox_id=request.mailbox_id, rejected="the message is empty")
         try:
@@ -128,7 +124,7 @@ class PhishingActivities:
                     report.users.append(Recipient(email=email, username=user.username, how=how,
                                                   hosts=sorted(hosts)))
         except ToolError as exc:
-            raise _failure(exc, "mapping the recipients to users failed") from None
+            raise tool_failure(exc, "mapping the recipients to users failed") from None
         return report
 
     @activity.defn
@@ -142,7 +138,7 @@ class PhishingActivities:
                 report.results.append(HostScan(host=host, verdict="unknown"))
                 continue
             except ToolError as exc:
-                raise _failure(exc, f"scanning {host} failed") from None
+                raise tool_failure(exc, f"scanning {host} failed") from None
             report.results.append(HostScan(host=host, verdict=result.verdict, indicators=result.indicators))
         return report
 
@@ -151,7 +147,7 @@ class PhishingActivities:
         try:
             cases = await self.tools.cases.list_cases(run_id=request.run_id)
         except ToolError as exc:
-            raise _failure(exc, "looking up the run's case failed") from None
+            raise tool_failure(exc, "looking up the run's case failed") from None
         open_first = sorted(cases, key=lambda c: (c.status != "open", c.id))
         return CaseRef(case_id=open_first[0].id if open_first else None)
 
@@ -161,7 +157,7 @@ class PhishingActivities:
         try:
             messages = await self.tools.mailbox.list_messages(status="unprocessed")
         except ToolError as exc:
-            raise _failure(exc, "listing the phishing mailbox failed") from None
+            raise tool_failure(exc, "listing the phishing mailbox failed") from None
         return NewMessages(triggers=[
             PhishingTrigger(mailbox_id=m.id, message_id=m.message_id, requested_by=poll.requested_by)
             for m in sorted(messages, key=lambda m: m.id)[: poll.limit]
@@ -177,7 +173,7 @@ class PhishingActivities:
             except (Conflict, NotFound):
                 pass  # already processed (a retry), or deleted meanwhile
             except ToolError as exc:
-                raise _failure(exc, f"marking {mailbox_id} processed failed") from None
+                raise tool_failure(exc, f"marking {mailbox_id} processed failed") from None
         return marked
 
     def all(self) -> list:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import tool_failure
 from handrail.config import Settings
 from handrail.ledger import Ledger
 from handrail.policy import PolicyError, load_policy
@@ -22,8 +23,6 @@ from handrail.tools.errors import Conflict, NotFound, ToolError
 DEFAULT_HIGH_PROFILE_TAGS = ("executive",)
 
 
-def _failure(exc: ToolError, what: str) -> ApplicationError:
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
 
 
 def _when(value: str | None) -> datetime | None:
@@ -65,7 +64,7 @@ class PrivilegeActivities:
             facts.problem = f"IAM event {event_id} is malformed ({exc.error_count()} field error(s))"
             return facts
         except ToolError as exc:
-            raise _failure(exc, f"reading IAM event {event_id} failed") from None
+            raise tool_failure(exc, f"reading IAM event {event_id} failed") from None
         if not event.principal.strip() or not event.group.strip():
             facts.problem = f"IAM event {event_id} is malformed (no principal or no group)"
             return facts
@@ -77,7 +76,7 @@ class PrivilegeActivities:
             facts.problem = f"IAM event {event_id} names group {event.group!r}, which IAM does not have"
             return facts
         except ToolError as exc:
-            raise _failure(exc, f"reading IAM group {event.group} failed") from None
+            raise tool_failure(exc, f"reading IAM group {event.group} failed") from None
         facts.privileged = bool(event.privileged or group.privileged)
         facts.is_member = event.principal in group.members
         conf = self._settings()
@@ -94,7 +93,7 @@ class PrivilegeActivities:
                     facts.ticket_in_window = at is not None and (start is None or start <= at) and (end is None or at <= end)
             await self._profile(facts, list(conf.get("high_profile_tags") or DEFAULT_HIGH_PROFILE_TAGS))
         except ToolError as exc:
-            raise _failure(exc, f"gathering facts for IAM event {event_id} failed") from None
+            raise tool_failure(exc, f"gathering facts for IAM event {event_id} failed") from None
         return facts
 
     async def _profile(self, facts: PrivilegeFacts, wanted: list[str]) -> None:
@@ -114,7 +113,7 @@ class PrivilegeActivities:
         try:
             events = await self.tools.iam.list_events("new")
         except ToolError as exc:
-            raise _failure(exc, "listing new IAM events failed") from None
+            raise tool_failure(exc, "listing new IAM events failed") from None
         return [PrivilegeTrigger(event_id=e.id, requested_by=poll.requested_by) for e in events]
 
     @activity.defn
@@ -126,7 +125,7 @@ class PrivilegeActivities:
         except Conflict:
             return "already processed"
         except ToolError as exc:
-            raise _failure(exc, f"marking IAM event {request.event_id} processed failed") from None
+            raise tool_failure(exc, f"marking IAM event {request.event_id} processed failed") from None
         return "processed"
 
     def all(self) -> list:

@@ -9,16 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import tool_failure
 from handrail.config import Settings
 from handrail.ledger import Ledger
 from handrail.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
-
-
-def _failure(exc: ToolError, what: str) -> ApplicationError:
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not exc.retryable)
 
 
 class RogueActivities:
@@ -36,12 +32,12 @@ class RogueActivities:
         except NotFound:
             return RogueFacts(mac=mac, problem=f"NAC has never seen a device with MAC {mac}")
         except ToolError as exc:
-            raise _failure(exc, f"reading NAC device {mac} failed") from None
+            raise tool_failure(exc, f"reading NAC device {mac} failed") from None
         try:
             record = await self.tools.cmdb.find_by_mac(mac)
             approved = await self.tools.cmdb.approved()
         except ToolError as exc:
-            raise _failure(exc, f"looking {mac} up in the CMDB failed") from None
+            raise tool_failure(exc, f"looking {mac} up in the CMDB failed") from None
         return RogueFacts(
             mac=mac, ip=device.ip, vendor=device.vendor, type=device.type, hostname=device.hostname,
             network=device.network, port=device.port, ssid=device.ssid, connected=device.connected,
@@ -56,7 +52,7 @@ class RogueActivities:
             devices = await self.tools.nac.list_devices(connected=True)
             known = {d.mac for d in await self.tools.cmdb.list_devices()}
         except ToolError as exc:
-            raise _failure(exc, "listing NAC devices failed") from None
+            raise tool_failure(exc, "listing NAC devices failed") from None
         return [RogueTrigger(mac=d.mac, requested_by=poll.requested_by) for d in devices if d.mac not in known]
 
     @activity.defn
@@ -67,7 +63,7 @@ class RogueActivities:
                 idempotency_key=request.idempotency_key,
             )
         except ToolError as exc:
-            raise _failure(exc, "opening the case failed") from None
+            raise tool_failure(exc, "opening the case failed") from None
         return case.id
 
     @activity.defn
@@ -83,7 +79,7 @@ class RogueActivities:
                                            idempotency_key=request.idempotency_key + ":close")
                     return "closed"
         except ToolError as exc:
-            raise _failure(exc, f"updating case {request.case_id} failed") from None
+            raise tool_failure(exc, f"updating case {request.case_id} failed") from None
         return "noted"
 
     def all(self) -> list:
