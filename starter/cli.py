@@ -63,8 +63,8 @@ def up(
     as_json: bool = JSON,
 ):
     """Start Temporal (dev server, SQLite), the lab and the worker, and supervise them."""
-    from handrail import stack
     from handrail import schedules as schedule_defs
+    from handrail import stack
 
     settings = _settings()
 

@@ -1,8 +1,8 @@
 """Every runbook and engine workflow the worker registers."""
 
 from workflows.egress_block import EgressBlock
-from workflows.intel_sync import IntelApply, IntelSync
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
+from workflows.intel_sync import IntelApply, IntelSync
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
 from workflows.rogue_device import PollNacDevices, RogueDevice

@@ -9,9 +9,20 @@ rollback never removes a block that someone else put there.
 
 from __future__ import annotations
 
-from handrail.actions import cases, dns, edr_capture, firewall, siem, takedown
-from handrail.actions import dlp, edr, exfiltration, training  # exfiltration runbook (training shared)
-from handrail.actions import iam, nac  # privilege-guard and rogue-device runbooks
+from handrail.actions import (  # exfiltration runbook (training shared)  # privilege-guard and rogue-device runbooks
+    cases,
+    dlp,
+    dns,
+    edr,
+    edr_capture,
+    exfiltration,
+    firewall,
+    iam,
+    nac,
+    siem,
+    takedown,
+    training,
+)
 from handrail.actions.base import Action, UnknownAction
 
 ACTIONS: dict[str, Action] = {
