@@ -69,7 +69,8 @@ class PrivilegeActivities:
             facts.problem = f"IAM event {event_id} is malformed (no principal or no group)"
             return facts
         facts.kind, facts.principal, facts.principal_type = event.kind, event.principal, event.principal_type
-        facts.group, facts.actor, facts.at, facts.change_ticket = event.group, event.actor, event.at, event.change_ticket
+        facts.group, facts.actor, facts.at = event.group, event.actor, event.at
+        facts.change_ticket = event.change_ticket
         try:
             group = await iam.get_group(event.group)
         except NotFound:
@@ -90,7 +91,8 @@ class PrivilegeActivities:
                 facts.ticket_status = ticket.status if ticket else "unknown"
                 if ticket is not None:
                     at, start, end = _when(event.at), _when(ticket.window_start), _when(ticket.window_end)
-                    facts.ticket_in_window = at is not None and (start is None or start <= at) and (end is None or at <= end)
+                    facts.ticket_in_window = (at is not None and (start is None or start <= at)
+                                              and (end is None or at <= end))
             await self._profile(facts, list(conf.get("high_profile_tags") or DEFAULT_HIGH_PROFILE_TAGS))
         except ToolError as exc:
             raise tool_failure(exc, f"gathering facts for IAM event {event_id} failed") from None

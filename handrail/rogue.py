@@ -62,7 +62,8 @@ class RogueFacts(BaseModel):
     def describe(self) -> str:
         name = self.hostname or "no hostname"
         where = f"{self.network} port {self.port}" + (f", SSID {self.ssid!r}" if self.ssid else "")
-        return f"{self.vendor or 'unknown vendor'} {self.type or 'device'} {self.mac} ({name}, {self.ip or 'no IP'}) on {where}"
+        what = f"{self.vendor or 'unknown vendor'} {self.type or 'device'} {self.mac}"
+        return f"{what} ({name}, {self.ip or 'no IP'}) on {where}"
 
     def why_rogue(self) -> str:
         parts = []

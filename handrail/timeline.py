@@ -70,6 +70,8 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
                     reason = data.get("reason")
                     candidate.state = StepState.EXPIRED if reason == "expiry" else StepState.COMPENSATED
                     candidate.note = f"reverted by {reason} ({data.get('by')}): {data.get('detail', '')}"
+        elif event == "run.requester_set":  # a runbook that names the affected person as requester
+            status.requested_by = data.get("requested_by", status.requested_by)
         elif event == "run.finished":
             status.state = RunState(data["state"])
             status.error = data.get("error")

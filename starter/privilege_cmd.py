@@ -45,8 +45,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     async def run_privilege_guard(
         event_id: str = typer.Option(..., "--event-id", help="The IAM event to check, e.g. IAM-EVT-0003."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Who starts it (default HANDRAIL_USER); "
-                                                   "the run's requester becomes the affected principal."),
+        requested_by: Optional[str] = typer.Option(
+            None, "--requested-by",
+            help="Who starts it (default HANDRAIL_USER); the run's requester becomes the affected principal."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it (the recommit "
                                   "wait can last 24h)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),

@@ -135,8 +135,8 @@ async def test_executive_device_gets_priority_one(time_env, tmp_path):
 
 
 async def test_blast_radius_holds_the_third_revert_in_an_hour_across_runs(time_env, tmp_path):
-    policy = POLICY.replace('{ type = "rate_limit", per_hour = 10, outcome = "hold" },\n]\n\n[actions."iam.grant_privilege"]',
-                            '{ type = "rate_limit", per_hour = 2, outcome = "hold" },\n]\n\n[actions."iam.grant_privilege"]')
+    limit = '{ type = "rate_limit", per_hour = 10, outcome = "hold" },\n]\n\n[actions."iam.grant_privilege"]'
+    policy = POLICY.replace(limit, limit.replace("per_hour = 10", "per_hour = 2"))
     assert policy != POLICY
     async with running_stack(time_env.client, tmp_path, policy) as stack:
         first = await start(stack, NO_TICKET)
@@ -170,8 +170,12 @@ async def test_rollback_of_a_completed_run_restores_the_membership(time_env, tmp
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         event = await stack.tools.iam.get_event(REJECTED_TICKET)
         handle = await start(stack, REJECTED_TICKET)
-        result = await handle.result()
-        assert result.state == RunState.COMPLETED and not await stack.tools.iam.is_member(event.group, event.principal)
+        await stack.wait_for(handle, recommit_waiting)
+        await handle.signal(PrivilegeGuard.decide,
+                            Decision(id="no", approver="bob", approve=False, reason="not planned"))
+        result = await handle.result()  # no timer left to skip: the denial ends the wait
+        assert result.state == RunState.COMPLETED and "the revert stands" in result.summary["outcome"]
+        assert not await stack.tools.iam.is_member(event.group, event.principal)
         rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
                                      id=rollback_id(handle.id))
         report = await rollback.result()
@@ -211,3 +215,18 @@ def test_coverage_rules():
     pending = PrivilegeFacts(**base, change_ticket="CHG-2", ticket_status="pending")
     assert pending.covered_by() is None and "is pending" in pending.why_not_covered()
     assert privilege_run_id("IAM-EVT-0003") == "privilege-guard-IAM-EVT-0003"
+
+
+async def test_cancelling_the_run_keeps_the_revert(time_env, tmp_path):
+    """A cancel (or a failure) after the revert must not hand the privilege back."""
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        event = await stack.tools.iam.get_event(NO_TICKET)
+        handle = await start(stack, NO_TICKET)
+        await stack.wait_for(handle, recommit_waiting)
+        await handle.cancel()
+        result = await handle.result()
+        assert result.state == RunState.COMPENSATED
+        assert result.steps[0].state == StepState.APPLIED  # kept: it is protective
+        assert not await stack.tools.iam.is_member(event.group, event.principal)
+        skipped = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "compensation.skipped"]
+        assert len(skipped) == 1 and "protective" in skipped[0]["data"]["why"]

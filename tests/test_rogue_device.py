@@ -47,7 +47,8 @@ async def test_rogue_ap_is_disconnected_then_declared_legitimate_and_registered(
                                                          reason="facilities' test AP; register it"))
         result = await handle.result()
         assert result.state == RunState.COMPLETED
-        assert [s.change.kind for s in result.steps] == ["nac.disconnect", "nac.recommit_device", "cmdb.register_device"]
+        kinds = [s.change.kind for s in result.steps]
+        assert kinds == ["nac.disconnect", "nac.recommit_device", "cmdb.register_device"]
         assert all(s.state == StepState.APPLIED for s in result.steps)
         assert result.summary["declared_legitimate_by"] == ["bob"] and result.summary["registered"] == "applied"
         assert (await stack.tools.nac.get_device(ROGUE_AP)).connected
@@ -86,7 +87,8 @@ async def test_protected_network_holds_and_blast_radius_holds(time_env, tmp_path
         assert [v.guardrail for v in status.steps[0].verdicts] == ["protected_tags"]
         assert "network:corp-wired" in status.steps[0].verdicts[0].reason
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected
-        result = await handle.result()  # nobody approves the held disconnect: it is not made
+        await handle.signal(RogueDevice.decide, Decision(id="no", approver="bob", approve=False, reason="OT kit"))
+        result = await handle.result()  # the held disconnect is refused: it is not made
         assert result.state == RunState.COMPLETED and "not disconnected" in result.summary["outcome"]
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected
 

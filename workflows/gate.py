@@ -93,6 +93,7 @@ class Runbook:
         )
         book.status = self.status
         self._saga: list[tuple[StepRecord, ChangeRecord]] = []
+        self._protective: set[str] = set()
         self._pending_audit: list[AuditEvent] = []
         self._event_seq = 0
         self._last_state: RunState | None = None
@@ -219,6 +220,10 @@ class Runbook:
     async def _compensate(self) -> list[str]:
         failed: list[str] = []
         for step, record in reversed(self._saga):
+            if step.step_id in self._protective:
+                self.audit("compensation.skipped", step.step_id, change_id=record.change_id,
+                           why="a protective change is kept; roll it back by hand if it was wrong")
+                continue
             self.audit("compensation.started", step.step_id, change_id=record.change_id)
             if not await self._revert(step, record, "compensation"):
                 failed.append(record.change_id)
@@ -269,8 +274,15 @@ class Runbook:
         *,
         expires_after: timedelta | None = None,
         abort_on_deny: bool = True,
+        protective: bool = False,
     ) -> StepRecord:
-        """Run one change through the gate. Returns the step; raises StepDenied when refused."""
+        """Run one change through the gate. Returns the step; raises StepDenied when refused.
+
+        A `protective` change (reverting a rogue privilege, taking a rogue device off the
+        network) is never undone by compensation: a failure or a cancel later in the run
+        must not hand the attacker back what the run took away. It stays in the ledger with
+        its inverse, so a human can still roll it back on purpose.
+        """
         step = StepRecord(
             step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
             change=change,
@@ -343,6 +355,8 @@ class Runbook:
             return step
         step.state = StepState.APPLIED
         self._saga.append((step, record))
+        if protective:
+            self._protective.add(step.step_id)
         if expires_at is not None and record.inverse is not None:
             step.expires_at = expires_at
             self.status.summary["expiries_pending"] = self.status.summary.get("expiries_pending", 0) + 1

@@ -81,6 +81,7 @@ class PrivilegeGuard(RunbookWorkflow):
             Change(kind="iam.revoke_privilege", target=facts.principal,
                    params={"group": facts.group, "event_id": facts.event_id}),
             abort_on_deny=False,
+            protective=True,
         )
         summary["revert"] = revert.state.value
         outcome = _revert_outcome(revert)
@@ -100,7 +101,8 @@ class PrivilegeGuard(RunbookWorkflow):
             by = _approvers(recommit)
             summary["recommit"] = "re-granted"
             summary["recommitted_by"] = by
-            summary["outcome"] = f"reverted, then re-granted {facts.group} to {facts.principal} as legitimate ({', '.join(by)})"
+            summary["outcome"] = (f"reverted, then re-granted {facts.group} to {facts.principal} "
+                                  f"as legitimate ({', '.join(by)})")
         else:
             summary["recommit"] = recommit.note
             summary["outcome"] = f"reverted; the revert stands ({recommit.note})"

@@ -67,6 +67,7 @@ class RogueDevice(RunbookWorkflow):
                    params={"reason": f"rogue device ({facts.why_rogue()}); Handrail run {rb.run_id}",
                            "network": facts.network}),
             abort_on_deny=False,
+            protective=True,
         )
         summary["disconnect"] = disconnect.state.value
         outcome = _disconnect_outcome(disconnect, facts)
