@@ -32,6 +32,7 @@ class _OpenStep:
     approvals: list[str] = field(default_factory=list)
     denial: DecisionRecord | None = None
     escalated: bool = False
+    excluded: tuple[str, ...] = ()
 
 
 class ApprovalBook:
@@ -41,8 +42,9 @@ class ApprovalBook:
         self._events: list[tuple[str, str | None, dict[str, Any]]] = []
 
     # -- called by the gate ------------------------------------------------------------
-    def open(self, step: StepRecord, policy: GatePolicy) -> None:
-        self._open[step.step_id] = _OpenStep(step, policy)
+    def open(self, step: StepRecord, policy: GatePolicy, excluded: tuple[str, ...] = ()) -> None:
+        """Start taking decisions for a step; `excluded` people may never decide it (they made the change)."""
+        self._open[step.step_id] = _OpenStep(step, policy, excluded=tuple(excluded))
 
     def escalate(self, step: StepRecord) -> None:
         self._open[step.step_id].escalated = True
@@ -97,6 +99,8 @@ class ApprovalBook:
             return None, f"{who} is not a user in the policy"
         if self.status is not None and who == self.status.requested_by:
             return None, f"{who} requested this run and cannot decide on it (separation of duties)"
+        if who in entry.excluded:
+            return None, f"{who} made the change under review and cannot decide on it (separation of duties)"
         if who in entry.approvals or (entry.denial and entry.denial.decision.approver == who):
             return None, f"{who} already decided on step {entry.step.step_id}"
         if not self._eligible(who, policy, entry.escalated):

@@ -275,6 +275,7 @@ class Runbook:
         expires_after: timedelta | None = None,
         abort_on_deny: bool = True,
         protective: bool = False,
+        excluded_deciders: tuple[str, ...] = (),
     ) -> StepRecord:
         """Run one change through the gate. Returns the step; raises StepDenied when refused.
 
@@ -282,6 +283,8 @@ class Runbook:
         network) is never undone by compensation: a failure or a cancel later in the run
         must not hand the attacker back what the run took away. It stays in the ledger with
         its inverse, so a human can still roll it back on purpose.
+        `excluded_deciders` may never approve or deny this step (besides the run's requester),
+        e.g. the person whose change the step reviews.
         """
         step = StepRecord(
             step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
@@ -321,7 +324,7 @@ class Runbook:
             why = "policy mode is approve" if policy.mode == Mode.APPROVE else "a guardrail holds it: " + "; ".join(
                 v.reason for v in step.verdicts if v.outcome == Outcome.HOLD
             )
-            approved, approved_by, note = await self._ask_for_approval(step, policy, why)
+            approved, approved_by, note = await self._ask_for_approval(step, policy, why, excluded_deciders)
             if not approved:
                 step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
                 self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)
@@ -378,10 +381,12 @@ class Runbook:
                 )
                 return
 
-    async def _ask_for_approval(self, step: StepRecord, policy: GatePolicy, why: str) -> tuple[bool, list[str], str]:
+    async def _ask_for_approval(
+        self, step: StepRecord, policy: GatePolicy, why: str, excluded: tuple[str, ...] = ()
+    ) -> tuple[bool, list[str], str]:
         step.state = StepState.AWAITING_APPROVAL
         step.approvals_needed = policy.required_approvals
-        self.book.open(step, policy)
+        self.book.open(step, policy, excluded)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
         self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
                    approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)

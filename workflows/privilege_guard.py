@@ -96,6 +96,7 @@ class PrivilegeGuard(RunbookWorkflow):
             Change(kind="iam.recommit_privilege", target=facts.principal,
                    params={"group": facts.group, "event_id": facts.event_id}),
             abort_on_deny=False,
+            excluded_deciders=(facts.actor,) if facts.actor else (),  # who granted it cannot bless it
         )
         if recommit.state in (StepState.APPLIED, StepState.UNCHANGED):
             by = _approvers(recommit)
