@@ -150,3 +150,19 @@ async def running_stack(
             finally:
                 await stack.terminate_leftovers()
     ledger.close()
+
+
+async def schedule_results(client: Client, name: str, count: int, result_type=None, timeout: float = 30.0) -> list:
+    """The results of a Handrail schedule's first `count` runs, once each has finished."""
+    from handrail import schedules
+
+    handle = client.get_schedule_handle(schedules.definition(name).schedule_id)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        actions = (await handle.describe()).info.recent_actions
+        if len(actions) >= count:
+            ids = [a.action.workflow_id for a in actions[:count]]
+            return [await client.get_workflow_handle(i, result_type=result_type).result() for i in ids]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"schedule {name} ran {len(actions)} time(s), wanted {count}")
+        await asyncio.sleep(0.2)

@@ -12,25 +12,12 @@ from temporalio.service import RPCError
 from handrail import schedules
 from handrail.exfiltration import run_id_for
 from handrail.models import RunState, RunStatus
-from tests.support import running_stack
+from tests.support import running_stack, schedule_results
 from workflows.poller import PollReport
 
 pytestmark = pytest.mark.integration
 
 POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
-
-
-async def _reports(client, count: int, timeout: float = 30.0) -> list[PollReport]:
-    handle = client.get_schedule_handle(schedules.definition("dlp").schedule_id)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        desc = await handle.describe()
-        if len(desc.info.recent_actions) >= count:
-            ids = [a.action.workflow_id for a in desc.info.recent_actions[:count]]
-            return [await client.get_workflow_handle(i, result_type=PollReport).result() for i in ids]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"the dlp schedule ran {len(desc.info.recent_actions)} time(s), wanted {count}")
-        await asyncio.sleep(0.2)
 
 
 async def test_dlp_schedule_starts_one_run_per_new_alert(dev_env, tmp_path):
@@ -45,7 +32,7 @@ async def test_dlp_schedule_starts_one_run_per_new_alert(dev_env, tmp_path):
             assert await schedules.ensure(client, stack.settings, "dlp", every="1h") == "created"
             await schedules.pause(client, "dlp")  # only our triggers run it
             await schedules.trigger(client, "dlp")
-            [first] = await _reports(client, 1)
+            [first] = await schedule_results(client, "dlp", 1, PollReport)
             assert sorted(first.started) == items and first.already == []
             states = {}
             for rid in items:
@@ -60,7 +47,7 @@ async def test_dlp_schedule_starts_one_run_per_new_alert(dev_env, tmp_path):
                 states[rid] = status.state
             assert states == {items[0]: RunState.COMPLETED, items[1]: RunState.REJECTED}
             await schedules.trigger(client, "dlp")
-            _, second = await _reports(client, 2)
+            _, second = await schedule_results(client, "dlp", 2, PollReport)
             assert second.started == [] and second.already == [items[1]]  # DLP-0001 is closed as processed
         finally:
             try:

@@ -12,26 +12,12 @@ from temporalio.service import RPCError
 from handrail import schedules
 from handrail.privilege import privilege_run_id
 from handrail.rogue import rogue_run_id
-from tests.support import running_stack
+from tests.support import running_stack, schedule_results
 from workflows.poller import PollReport
 
 pytestmark = pytest.mark.integration
 
 POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
-
-
-async def _poll_reports(client, name: str, count: int, timeout: float = 30.0) -> list[PollReport]:
-    """The results of the schedule's first `count` poll runs, once they have finished."""
-    handle = client.get_schedule_handle(schedules.definition(name).schedule_id)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        desc = await handle.describe()
-        if len(desc.info.recent_actions) >= count:
-            ids = [a.action.workflow_id for a in desc.info.recent_actions[:count]]
-            return [await client.get_workflow_handle(i, result_type=PollReport).result() for i in ids]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"schedule {name} ran {len(desc.info.recent_actions)} time(s), wanted {count}")
-        await asyncio.sleep(0.2)
 
 
 async def _eventually(probe, timeout: float = 20.0) -> None:
@@ -81,7 +67,7 @@ async def test_poller_schedule_starts_one_run_per_item_and_no_duplicates(dev_env
             assert await schedules.ensure(client, stack.settings, name, every="1h") == "created"
             await schedules.pause(client, name)  # only our triggers run it
             await schedules.trigger(client, name)
-            [first] = await _poll_reports(client, name, 1)
+            [first] = await schedule_results(client, name, 1, PollReport)
             assert sorted(first.started) == sorted(items) and first.already == []
             for rid in items:
                 assert (await client.get_workflow_handle(rid).describe()).id == rid
@@ -97,7 +83,7 @@ async def test_poller_schedule_starts_one_run_per_item_and_no_duplicates(dev_env
                 await _eventually(lambda: _all_disconnected(stack, known))
                 await stack.tools.nac.reconnect("50:c7:bf:3a:91:0e")
             await schedules.trigger(client, name)
-            _, second = await _poll_reports(client, name, 2)
+            _, second = await schedule_results(client, name, 2, PollReport)
             assert second.started == [] and second.already == [again]  # seen again: no second run
             shown = await schedules.show(client, name)
             assert shown["runs_total"] == 2 and shown["paused"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -11,25 +10,12 @@ from temporalio.service import RPCError
 
 from handrail import schedules
 from handrail.models import RunState, RunStatus
-from tests.support import running_stack
+from tests.support import running_stack, schedule_results
 
 pytestmark = pytest.mark.integration
 
 POLICY = re.sub(r'(\[actions\."firewall\.egress_block"\][^\[]*?\nmode = )"approve"', r'\1"guarded"',
                 (Path(__file__).resolve().parents[1] / "policy.toml").read_text(), count=1)
-
-
-async def _runs(client, count: int, timeout: float = 30.0) -> list[RunStatus]:
-    handle = client.get_schedule_handle(schedules.definition("intel").schedule_id)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        desc = await handle.describe()
-        if len(desc.info.recent_actions) >= count:
-            ids = [a.action.workflow_id for a in desc.info.recent_actions[:count]]
-            return [await client.get_workflow_handle(i, result_type=RunStatus).result() for i in ids]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"the intel schedule ran {len(desc.info.recent_actions)} time(s), wanted {count}")
-        await asyncio.sleep(0.2)
 
 
 async def test_intel_schedule_create_show_retime_pause_trigger(dev_env, tmp_path):
@@ -45,13 +31,13 @@ async def test_intel_schedule_create_show_retime_pause_trigger(dev_env, tmp_path
             await schedules.pause(client, "intel")
             assert (await schedules.show(client, "intel"))["paused"] is True
             await schedules.trigger(client, "intel")  # runs even while paused
-            [first] = await _runs(client, 1)
+            [first] = await schedule_results(client, "intel", 1, RunStatus)
             assert first.runbook == "intel-sync" and first.state == RunState.COMPLETED, first.error
             assert first.requested_by == "schedule"
             assert first.summary["validated"] >= 3 and first.summary["rejected"] == 0
             assert "91.92.241.17" in await stack.edl()
             await schedules.trigger(client, "intel")
-            _, second = await _runs(client, 2)
+            _, second = await schedule_results(client, "intel", 2, RunStatus)
             assert second.state == RunState.COMPLETED
             assert all(f["cached"] for f in second.summary["feeds"].values())
             assert second.summary["applied"] == {}  # nothing new: no tool was changed

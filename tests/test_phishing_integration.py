@@ -7,12 +7,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
 
 from handrail import schedules
 from handrail.models import RunState
 from handrail.phishing import phishing_run_id
-from tests.support import FIXTURES, running_stack
+from tests.support import FIXTURES, running_stack, schedule_results
 from workflows.poller import PollReport
 
 pytestmark = pytest.mark.integration
@@ -30,25 +29,6 @@ async def _eventually(probe, timeout: float = 30.0):
             return value
         assert asyncio.get_running_loop().time() < deadline, "not reached in time"
         await asyncio.sleep(0.2)
-
-
-async def _poll_results(client, schedule_id: str, count: int) -> list[PollReport]:
-    """The results of the schedule's first `count` poller runs, once each has finished."""
-
-    async def probe():
-        desc = await client.get_schedule_handle(schedule_id).describe()
-        actions = desc.info.recent_actions
-        if len(actions) < count:
-            return None
-        reports = []
-        for action in actions[:count]:
-            handle = client.get_workflow_handle(action.action.workflow_id, result_type=PollReport)
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                return None
-            reports.append(await handle.result())
-        return reports
-
-    return await _eventually(probe)
 
 
 @pytest.mark.skipif(not PHISHING.is_dir(), reason=f"fixture folder {PHISHING} is absent")
@@ -69,7 +49,7 @@ async def test_the_mailbox_schedule_starts_one_run_per_message_and_no_duplicates
             assert await schedules.ensure(client, stack.settings, "mailbox") == "created"
             await schedules.pause(client, "mailbox")  # only our triggers start polls
             await schedules.trigger(client, "mailbox")
-            [first] = await _poll_results(client, schedule_id, 1)
+            [first] = await schedule_results(client, "mailbox", 1, PollReport)
             assert sorted(first.started) == run_ids and first.already == []
             for run_id in run_ids:
                 handle = client.get_workflow_handle(run_id)
@@ -81,7 +61,7 @@ async def test_the_mailbox_schedule_starts_one_run_per_message_and_no_duplicates
             # The same message again (forwarded twice): the next poll starts nothing new.
             await stack.tools.mailbox.mark_unprocessed(kept[0].id)
             await schedules.trigger(client, "mailbox")
-            _, second = await _poll_results(client, schedule_id, 2)
+            _, second = await schedule_results(client, "mailbox", 2, PollReport)
             assert second.started == [] and second.already == [phishing_run_id(kept[0].message_id)]
             assert await stack.tools.mailbox.list_messages(status="unprocessed") == []
             query = f'WorkflowType = "PhishingResponse" AND TaskQueue = "{stack.settings.task_queue}"'
