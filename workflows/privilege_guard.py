@@ -14,10 +14,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from handrail.models import Change, RunStatus, StepRecord, StepState
@@ -30,11 +27,8 @@ with workflow.unsafe.imports_passed_through():
         privilege_run_id,
     )
 
-from workflows.gate import REQUESTER_KEY, Rejected, Runbook, RunbookWorkflow
+from workflows.gate import REQUESTER_KEY, TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
-
-SIDE_OPTS = dict(start_to_close_timeout=timedelta(seconds=60),
-                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5))
 
 
 @workflow.defn(name="PrivilegeGuard")
@@ -135,7 +129,7 @@ class PrivilegeGuard(RunbookWorkflow):
         await workflow.execute_activity(
             "mark_iam_event",
             MarkEventRequest(event_id=facts.event_id, outcome=outcome, idempotency_key=f"{rb.run_id}/mark-event"),
-            **SIDE_OPTS,
+            **TOOL_OPTS,
         )
 
 
@@ -161,5 +155,5 @@ class PollIamEvents:
     @workflow.run
     async def run(self, poll: IamPoll) -> PollReport:
         triggers = await workflow.execute_activity(
-            "new_iam_events", poll, result_type=list[PrivilegeTrigger], **SIDE_OPTS)
+            "new_iam_events", poll, result_type=list[PrivilegeTrigger], **TOOL_OPTS)
         return await start_runs("iam", PrivilegeGuard.run, triggers, lambda t: privilege_run_id(t.event_id))

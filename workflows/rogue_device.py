@@ -14,10 +14,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from handrail.models import Change, RunStatus, StepRecord, StepState
@@ -31,11 +29,9 @@ with workflow.unsafe.imports_passed_through():
         rogue_run_id,
     )
 
-from workflows.gate import Rejected, Runbook, RunbookWorkflow
+from workflows.gate import TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
 
-SIDE_OPTS = dict(start_to_close_timeout=timedelta(seconds=60),
-                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5))
 REGISTER = re.compile(r"\bregister\b", re.IGNORECASE)
 
 
@@ -77,7 +73,7 @@ class RogueDevice(RunbookWorkflow):
             RogueCaseRequest(run_id=rb.run_id, title=f"Rogue device {facts.mac} on {facts.network}",
                              description=f"{facts.describe()}: {facts.why_rogue()}. {outcome}.",
                              idempotency_key=f"{rb.run_id}/case"),
-            result_type=str, **SIDE_OPTS,
+            result_type=str, **TOOL_OPTS,
         )
         summary["case_id"] = case_id
         applied = disconnect.state == StepState.APPLIED
@@ -124,7 +120,7 @@ class RogueDevice(RunbookWorkflow):
             "update_rogue_case",
             RogueCaseUpdate(case_id=case_id, author="handrail", note=note, close_resolution=close,
                             idempotency_key=f"{rb.run_id}/case-update"),
-            result_type=str, **SIDE_OPTS,
+            result_type=str, **TOOL_OPTS,
         )
 
 
@@ -143,5 +139,5 @@ class PollNacDevices:
     @workflow.run
     async def run(self, poll: NacPoll) -> PollReport:
         triggers = await workflow.execute_activity(
-            "new_nac_devices", poll, result_type=list[RogueTrigger], **SIDE_OPTS)
+            "new_nac_devices", poll, result_type=list[RogueTrigger], **TOOL_OPTS)
         return await start_runs("nac", RogueDevice.run, triggers, lambda t: rogue_run_id(t.mac))
