@@ -13,9 +13,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import all_activities
-from handrail.config import Settings, load_settings
-from handrail.ledger import Ledger
-from handrail.log import configure, get_logger
+from handrail.gate.ledger import Ledger
+from handrail.ops.config import Settings, load_settings
+from handrail.ops.log import configure, get_logger
 from handrail.tools import ToolClients
 from workflows import WORKFLOWS
 
@@ -42,7 +42,7 @@ def build_worker(
 
 
 async def main() -> None:
-    from handrail.temporal import connect
+    from handrail.ops.temporal import connect
 
     configure()
     settings = load_settings()

@@ -14,8 +14,8 @@ from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
-from handrail.config import Settings
-from handrail.ledger import Ledger
+from handrail.gate.ledger import Ledger
+from handrail.ops.config import Settings
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
 

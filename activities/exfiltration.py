@@ -18,8 +18,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
-from handrail.config import Settings
-from handrail.exfiltration import (
+from handrail.gate.ledger import Ledger
+from handrail.gate.policy import PolicyError, load_policy
+from handrail.ops.config import Settings
+from handrail.runbooks.exfiltration import (
     AlertFacts,
     CaseEntry,
     CaseOpen,
@@ -40,8 +42,6 @@ from handrail.exfiltration import (
     alert_id_problem,
     check_policy,
 )
-from handrail.ledger import Ledger
-from handrail.policy import PolicyError, load_policy
 from handrail.tools.errors import NotFound, ToolError
 
 

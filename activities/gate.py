@@ -16,11 +16,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.actions import UnknownAction, action_for
-from handrail.baseline import ThresholdCache
-from handrail.config import Settings
-from handrail.ledger import Ledger
-from handrail.log import get_logger
-from handrail.models import (
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import (
     AlertRequest,
     ApplyRequest,
     AuditEvent,
@@ -32,8 +29,11 @@ from handrail.models import (
     RunChangesRequest,
     StepCheck,
 )
-from handrail.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError, load_policy
+from handrail.ops.config import Settings
+from handrail.ops.log import get_logger
 from handrail.tools.errors import ToolError
+from handrail.trust.baseline import ThresholdCache
 
 
 def _now() -> datetime:

@@ -18,7 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from handrail.actions.intel import added_members, register_context
-from handrail.config import Settings
+from handrail.gate.ledger import Ledger
+from handrail.gate.policy import PolicyError, load_policy
 from handrail.intel.config import IntelConfigError, intel_settings
 from handrail.intel.normalize import FeedFormatError
 from handrail.intel.pipeline import guard_stored_set
@@ -36,9 +37,8 @@ from handrail.intel.sync import (
     plan_sync,
     store_json,
 )
-from handrail.ledger import Ledger
-from handrail.log import get_logger
-from handrail.policy import PolicyError, load_policy
+from handrail.ops.config import Settings
+from handrail.ops.log import get_logger
 from handrail.tools.errors import ToolError
 
 

@@ -18,10 +18,10 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import tool_failure
-from handrail.config import Settings
-from handrail.ledger import Ledger
-from handrail.mail import MalformedMessage, parse_message
-from handrail.phishing import (
+from handrail.gate.ledger import Ledger
+from handrail.ops.config import Settings
+from handrail.runbooks.phishing.mail import MalformedMessage, parse_message
+from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
     MAX_DOMAINS,
     MAX_RECIPIENTS,

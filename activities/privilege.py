@@ -14,10 +14,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
-from handrail.config import Settings
-from handrail.ledger import Ledger
-from handrail.policy import PolicyError, load_policy
-from handrail.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
+from handrail.gate.ledger import Ledger
+from handrail.gate.policy import PolicyError, load_policy
+from handrail.ops.config import Settings
+from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
 DEFAULT_HIGH_PROFILE_TAGS = ("executive",)

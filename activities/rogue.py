@@ -11,9 +11,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import tool_failure
-from handrail.config import Settings
-from handrail.ledger import Ledger
-from handrail.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
+from handrail.gate.ledger import Ledger
+from handrail.ops.config import Settings
+from handrail.runbooks.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
 
 

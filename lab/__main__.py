@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from handrail.config import load_settings
+from handrail.ops.config import load_settings
 from lab.app import create_app
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from handrail.config import Settings, load_settings
+from handrail.ops.config import Settings, load_settings
 from lab import admin
 from lab.errors import LabError, error_response
 from lab.faults import FaultBook

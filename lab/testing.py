@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from handrail.config import Settings, load_settings
+from handrail.ops.config import Settings, load_settings
 from handrail.tools import ToolClients
 from lab.app import create_app
 from lab.seed import fixtures_dir

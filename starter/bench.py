@@ -25,14 +25,14 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from handrail.config import load_settings
-from handrail.ledger import Ledger
-from handrail.log import configure
-from handrail.models import EgressBlockTrigger
-from handrail.policy import default_policy_path
-from handrail.stack import temporal_binary
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import EgressBlockTrigger
+from handrail.gate.policy import default_policy_path
+from handrail.ops.config import load_settings
+from handrail.ops.log import configure
+from handrail.ops.stack import temporal_binary
 from handrail.tools import ToolClients
-from handrail.trust import edit_mode_text
+from handrail.trust.advice import edit_mode_text
 from workflows.bare import BenchBare, bench_noop
 from workflows.egress_block import EgressBlock
 from workflows.gate import SEARCH_ATTRIBUTES

@@ -16,11 +16,11 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from handrail.config import load_settings
-from handrail.ledger import Ledger
-from handrail.models import RunStatus
-from handrail.policy import load_policy
-from handrail.temporal import connect
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import RunStatus
+from handrail.gate.policy import load_policy
+from handrail.ops.config import load_settings
+from handrail.ops.temporal import connect
 from starter import ops
 from starter.output import USAGE, command, console, fail, print_json
 
@@ -63,8 +63,8 @@ def up(
     as_json: bool = JSON,
 ):
     """Start Temporal (dev server, SQLite), the lab and the worker, and supervise them."""
-    from handrail import schedules as schedule_defs
-    from handrail import stack
+    from handrail.ops import schedules as schedule_defs
+    from handrail.ops import stack
 
     settings = _settings()
 
@@ -97,7 +97,7 @@ async def _ensure_schedules(settings, schedule_defs, paused: bool) -> dict[str, 
 @command
 def down(as_json: bool = JSON):
     """Stop the stack that `handrail up --detach` started from this HANDRAIL_HOME."""
-    from handrail import stack
+    from handrail.ops import stack
 
     stopped = stack.stop(_settings())
     if as_json:
@@ -111,7 +111,7 @@ def down(as_json: bool = JSON):
 @command
 def status(as_json: bool = JSON):
     """Show whether Temporal, the lab and the worker are running and answering."""
-    from handrail import stack
+    from handrail.ops import stack
 
     info = stack.status(_settings())
     if as_json:
@@ -358,9 +358,9 @@ def audit_export(
 
 def _check_settings_sections(policy) -> None:
     """The `[settings.*]` tables belong to runbooks; each validates its own (PolicyError on a bad one)."""
-    from handrail.exfiltration import check_policy as exfiltration_settings
     from handrail.intel.config import intel_settings
-    from handrail.trust import trust_settings
+    from handrail.runbooks.exfiltration import check_policy as exfiltration_settings
+    from handrail.trust.advice import trust_settings
 
     for check in (exfiltration_settings, intel_settings, trust_settings):
         check(policy)
@@ -440,7 +440,7 @@ def bench_baseline(
     as_json: bool = JSON,
 ):
     """Time the baseline over a synthetic ledger of ROWS rows (indexes and SQL aggregation)."""
-    from handrail.baseline_synth import bench_baseline as run_bench
+    from handrail.trust.synth import bench_baseline as run_bench
 
     result = run_bench(rows)
     if as_json:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from handrail.config import load_settings
+from handrail.ops.config import load_settings
 
 console = Console()
 

@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.config import Settings
-from handrail.exfiltration import ExfiltrationTrigger, alert_id_problem, run_id_for
+from handrail.ops.config import Settings
+from handrail.runbooks.exfiltration import ExfiltrationTrigger, alert_id_problem, run_id_for
 from starter.output import USAGE, fail
 
 

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handrail.config import load_settings
+from handrail.ops.config import load_settings
 from handrail.tools import ToolClients
 from handrail.tools.errors import ToolError, Unauthorized, Unavailable
 

@@ -17,11 +17,11 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from handrail.config import Settings
-from handrail.ledger import Ledger
-from handrail.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
-from handrail.policy import parse_duration
-from handrail.timeline import status_from_audit
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
+from handrail.gate.policy import parse_duration
+from handrail.gate.timeline import status_from_audit
+from handrail.ops.config import Settings
 from starter.output import USAGE, fail
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id

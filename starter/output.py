@@ -65,7 +65,7 @@ def _is_domain_error(exc: BaseException) -> bool:
 
 
 def crash_log(exc: BaseException) -> Path:
-    from handrail.config import load_settings
+    from handrail.ops.config import load_settings
 
     path = load_settings().home / "logs" / "cli-errors.log"
     try:

@@ -18,7 +18,7 @@ import typer
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.phishing import PhishingTrigger, normalise_message_id, phishing_run_id
+from handrail.runbooks.phishing.rules import PhishingTrigger, normalise_message_id, phishing_run_id
 from handrail.tools import ToolClients
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
 from starter.output import USAGE, command, fail

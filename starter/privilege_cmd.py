@@ -14,8 +14,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.config import Settings
-from handrail.privilege import PrivilegeTrigger, privilege_run_id, valid_event_id
+from handrail.ops.config import Settings
+from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id, valid_event_id
 from starter.output import USAGE, command, fail
 
 

@@ -16,8 +16,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.config import Settings
-from handrail.rogue import RogueTrigger, normalise_mac, rogue_run_id
+from handrail.ops.config import Settings
+from handrail.runbooks.rogue import RogueTrigger, normalise_mac, rogue_run_id
 from starter.output import USAGE, command, fail
 
 

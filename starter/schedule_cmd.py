@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from handrail import schedules
-from handrail.config import load_settings
-from handrail.temporal import connect
+from handrail.ops import schedules
+from handrail.ops.config import load_settings
+from handrail.ops.temporal import connect
 from starter.output import USAGE, CliError, console, fail, print_json
 
 

@@ -18,14 +18,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from handrail.baseline import Baseline, compute_baseline, derive_threshold
-from handrail.config import load_settings
-from handrail.ledger import Ledger
-from handrail.policy import Policy, load_policy, parse_duration
-from handrail.report_html import Line, render
-from handrail.review import mark, pending
-from handrail.trust import advise as advise_kinds
-from handrail.trust import set_mode, trust_settings
+from handrail.gate.ledger import Ledger
+from handrail.gate.policy import Policy, load_policy, parse_duration
+from handrail.ops.config import load_settings
+from handrail.trust.advice import advise as advise_kinds
+from handrail.trust.advice import set_mode, trust_settings
+from handrail.trust.baseline import Baseline, compute_baseline, derive_threshold
+from handrail.trust.report import Line, render
+from handrail.trust.review import mark, pending
 from starter.output import USAGE, command, console, fail, print_json
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import Change, RunStatus
+    from handrail.gate.models import Change, RunStatus
 
 from workflows.gate import RunbookWorkflow
 

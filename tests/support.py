@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from handrail.config import Settings, load_settings
-from handrail.ledger import Ledger
-from handrail.models import RunStatus
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import RunStatus
+from handrail.ops.config import Settings, load_settings
 from handrail.tools import ToolClients
 from lab.app import create_app
 from lab.testing import prepare
@@ -154,7 +154,7 @@ async def running_stack(
 
 async def schedule_results(client: Client, name: str, count: int, result_type=None, timeout: float = 30.0) -> list:
     """The results of a Handrail schedule's first `count` runs, once each has finished."""
-    from handrail import schedules
+    from handrail.ops import schedules
 
     handle = client.get_schedule_handle(schedules.definition(name).schedule_id)
     deadline = asyncio.get_running_loop().time() + timeout

@@ -6,8 +6,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handrail.approvals import ApprovalBook
-from handrail.models import Approver, Change, Decision, GatePolicy, Mode, RunState, RunStatus, StepRecord, StepState
+from handrail.gate.approvals import ApprovalBook
+from handrail.gate.models import (
+    Approver,
+    Change,
+    Decision,
+    GatePolicy,
+    Mode,
+    RunState,
+    RunStatus,
+    StepRecord,
+    StepState,
+)
 
 pytestmark = pytest.mark.unit
 

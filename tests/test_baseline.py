@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from handrail import guardrails
-from handrail.baseline import ThresholdCache, compute_baseline, derive_thresholds, distribution
-from handrail.baseline_synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
-from handrail.ledger import Ledger
-from handrail.models import Change, GuardrailContext, Outcome
-from handrail.policy import PolicyError, parse_policy
-from handrail.report_html import render
+from handrail.gate import guardrails
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import Change, GuardrailContext, Outcome
+from handrail.gate.policy import PolicyError, parse_policy
+from handrail.trust.baseline import ThresholdCache, compute_baseline, derive_thresholds, distribution
+from handrail.trust.report import render
+from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
 from starter.trust_cmd import build_report, write_html
 
 pytestmark = pytest.mark.unit
@@ -189,14 +189,14 @@ def test_empty_hours_count_as_zero_and_now_bounds_the_window(tmp_path):
 
 
 def test_the_benchmark_runs_on_a_small_ledger(tmp_path):
-    from handrail.baseline_synth import bench_baseline
+    from handrail.trust.synth import bench_baseline
 
     result = bench_baseline(rows=4000, directory=tmp_path)
     assert result["rows"] > 2000 and result["kinds"] == 9 and result["baseline_s"] >= 0
 
 
 def test_steady_history_for_end_to_end_tests(tmp_path):
-    from handrail.baseline_synth import steady_history
+    from handrail.trust.synth import steady_history
 
     ledger = Ledger(tmp_path / "l.db")
     now = KNOWN_NOW + timedelta(minutes=20)

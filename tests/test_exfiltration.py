@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from handrail.exfiltration import (
+from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.gate.policy import parse_policy
+from handrail.runbooks.exfiltration import (
     AlertFacts,
     DlpPoll,
     ExfiltrationTrigger,
@@ -20,8 +22,6 @@ from handrail.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from handrail.models import Decision, RollbackTrigger, RunState, StepState
-from handrail.policy import parse_policy
 from tests.support import running_stack
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id

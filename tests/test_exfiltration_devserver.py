@@ -9,9 +9,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from handrail import schedules
-from handrail.exfiltration import run_id_for
-from handrail.models import RunState, RunStatus
+from handrail.gate.models import RunState, RunStatus
+from handrail.ops import schedules
+from handrail.runbooks.exfiltration import run_id_for
 from tests.support import running_stack, schedule_results
 from workflows.poller import PollReport
 

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.models import (
+from handrail.gate.models import (
     Decision,
     EgressBlockTrigger,
     RollbackTrigger,
@@ -19,7 +19,7 @@ from handrail.models import (
     RunStatus,
     StepState,
 )
-from handrail.timeline import status_from_audit
+from handrail.gate.timeline import status_from_audit
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock
@@ -304,7 +304,7 @@ BASELINE_RAIL = ('{ type = "never_block" }, { type = "rate_limit", per_hour = 50
 async def test_baseline_derived_threshold_holds_and_is_shown(time_env, tmp_path):
     from datetime import UTC, datetime
 
-    from handrail.baseline_synth import steady_history
+    from handrail.trust.synth import steady_history
 
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded", guardrails=BASELINE_RAIL)) as stack:
         # Three weeks of four blocks an hour, and four in the last hour: a fifth exceeds the baseline.
@@ -322,7 +322,7 @@ async def test_baseline_derived_threshold_holds_and_is_shown(time_env, tmp_path)
 async def test_static_fallback_until_history_is_long_enough(time_env, tmp_path):
     from datetime import UTC, datetime
 
-    from handrail.baseline_synth import steady_history
+    from handrail.trust.synth import steady_history
 
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded", guardrails=BASELINE_RAIL)) as stack:
         steady_history(stack.ledger, "firewall.egress_block", datetime.now(UTC), days=3, per_hour=4, recent=4)

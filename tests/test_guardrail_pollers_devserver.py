@@ -9,9 +9,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from handrail import schedules
-from handrail.privilege import privilege_run_id
-from handrail.rogue import rogue_run_id
+from handrail.ops import schedules
+from handrail.runbooks.privilege import privilege_run_id
+from handrail.runbooks.rogue import rogue_run_id
 from tests.support import running_stack, schedule_results
 from workflows.poller import PollReport
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from handrail.models import Decision, EgressBlockTrigger, RunState
+from handrail.gate.models import Decision, EgressBlockTrigger, RunState
 from starter import ops
 from tests.support import make_policy, running_stack
 from workflows.egress_block import EgressBlock

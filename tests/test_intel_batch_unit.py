@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from handrail import guardrails
 from handrail.actions import action_for
 from handrail.actions.firewall import EgressBlock
 from handrail.actions.intel import SetOrSingle, suricata_rule
+from handrail.gate import guardrails
+from handrail.gate.models import Change, GuardrailContext, Outcome
+from handrail.gate.policy import PolicyError, parse_policy
 from handrail.intel.config import IntelConfigError, parse_intel_settings
 from handrail.intel.sets import IndicatorSet, cidr_interval
 from handrail.intel.state import IntelState, difference, entries_text, intersection, union
 from handrail.intel.store import IntelStore
-from handrail.models import Change, GuardrailContext, Outcome
-from handrail.policy import PolicyError, parse_policy
 from lab.ips import parse_rule
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from temporalio.service import RPCError
 
-from handrail import schedules
-from handrail.models import RunState, RunStatus
+from handrail.gate.models import RunState, RunStatus
+from handrail.ops import schedules
 from tests.support import running_stack, schedule_results
 
 pytestmark = pytest.mark.integration

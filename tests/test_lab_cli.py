@@ -8,7 +8,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from handrail.config import load_settings
+from handrail.ops.config import load_settings
 from handrail.tools import ToolClients
 from lab.app import create_app
 from lab.testing import lab_settings, prepare

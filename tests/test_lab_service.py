@@ -44,7 +44,7 @@ async def test_seed_is_deterministic(tmp_path):
 
 
 async def test_fresh_seed_without_template(tmp_path):
-    from handrail.config import load_settings
+    from handrail.ops.config import load_settings
     from lab.app import create_app
 
     settings = load_settings({"HANDRAIL_HOME": str(tmp_path / "deep" / "home")})

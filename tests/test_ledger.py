@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handrail.ledger import Ledger
-from handrail.models import AuditEvent, Change, ChangeRecord, Mode
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import AuditEvent, Change, ChangeRecord, Mode
 
 pytestmark = pytest.mark.unit
 

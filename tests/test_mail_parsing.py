@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from handrail import indicators
-from handrail.mail import LinkMismatch, MalformedMessage, ParsedMessage, parse_message
+from handrail.runbooks.phishing import indicators
+from handrail.runbooks.phishing.mail import LinkMismatch, MalformedMessage, ParsedMessage, parse_message
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from handrail import schedules
-from handrail.models import RunState
-from handrail.phishing import phishing_run_id
+from handrail.gate.models import RunState
+from handrail.ops import schedules
+from handrail.runbooks.phishing.rules import phishing_run_id
 from tests.support import FIXTURES, running_stack, schedule_results
 from workflows.poller import PollReport
 

@@ -22,8 +22,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.models import Decision, RollbackTrigger, RunState, RunStatus, StepState
-from handrail.phishing import MailboxPoll, PhishingTrigger, phishing_run_id
+from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus, StepState
+from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
 from tests.support import FIXTURES, running_stack
 from workflows.phishing import PhishingResponse, PollMailbox

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from handrail import guardrails
-from handrail.models import Change, GuardrailContext, Mode, Outcome
-from handrail.policy import PolicyError, load_policy, parse_duration, parse_policy
+from handrail.gate import guardrails
+from handrail.gate.models import Change, GuardrailContext, Mode, Outcome
+from handrail.gate.policy import PolicyError, load_policy, parse_duration, parse_policy
 
 pytestmark = pytest.mark.unit
 

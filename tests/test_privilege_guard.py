@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handrail.models import Decision, RollbackTrigger, RunState, StepState
-from handrail.privilege import PrivilegeTrigger, privilege_run_id
+from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
 from tests.support import running_stack
 from workflows.privilege_guard import PrivilegeGuard
 from workflows.rollback import RollbackRun, rollback_id
@@ -195,7 +195,7 @@ async def test_a_malformed_event_payload_is_a_problem_not_a_crash(tmp_path):
     from types import SimpleNamespace
 
     from activities.privilege import PrivilegeActivities
-    from handrail.config import load_settings
+    from handrail.ops.config import load_settings
 
     acts = PrivilegeActivities(load_settings({"HANDRAIL_HOME": str(tmp_path)}), SimpleNamespace(iam=_MalformedIam()))
     facts = await acts.privilege_facts(PrivilegeTrigger(event_id="IAM-EVT-0042"))
@@ -204,7 +204,7 @@ async def test_a_malformed_event_payload_is_a_problem_not_a_crash(tmp_path):
 
 @pytest.mark.unit
 def test_coverage_rules():
-    from handrail.privilege import PrivilegeFacts
+    from handrail.runbooks.privilege import PrivilegeFacts
 
     base = dict(event_id="E", kind="group_member_added", privileged=True)
     assert PrivilegeFacts(**base, standing_exception=True).covered_by() == "a standing exception in the policy"

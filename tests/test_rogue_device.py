@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handrail.models import Decision, RollbackTrigger, RunState, StepState
-from handrail.rogue import RogueTrigger, rogue_run_id
+from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.runbooks.rogue import RogueTrigger, rogue_run_id
 from tests.support import running_stack
 from workflows.rogue_device import RogueDevice
 from workflows.rollback import RollbackRun, rollback_id

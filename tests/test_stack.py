@@ -23,8 +23,8 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from handrail import stack
-from handrail.config import Settings, load_settings
+from handrail.ops import stack
+from handrail.ops.config import Settings, load_settings
 from workflows.gate import SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.e2e
@@ -190,8 +190,8 @@ async def test_stack_up_status_refuse_down_restart_and_side_by_side(tmp_path: Pa
 
 SUPERVISE = """
 import json, sys
-from handrail import stack
-from handrail.config import load_settings
+from handrail.ops import stack
+from handrail.ops.config import load_settings
 try:
     stack.start(load_settings(), detach=False,
                 on_ready=lambda info: print("READY", json.dumps(info.to_dict()), flush=True))

@@ -7,7 +7,7 @@ import pickle
 import httpx
 import pytest
 
-from handrail.config import load_settings
+from handrail.ops.config import load_settings
 from handrail.tools import ToolClients
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
 

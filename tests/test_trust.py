@@ -11,12 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from handrail.baseline_synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
-from handrail.ledger import Ledger
-from handrail.models import AuditEvent, Mode
-from handrail.policy import PolicyError, load_policy, parse_policy
-from handrail.review import ReviewError, last_review, mark, pending
-from handrail.trust import TrustError, advise, edit_mode_text, set_mode
+from handrail.gate.ledger import Ledger
+from handrail.gate.models import AuditEvent, Mode
+from handrail.gate.policy import PolicyError, load_policy, parse_policy
+from handrail.trust.advice import TrustError, advise, edit_mode_text, set_mode
+from handrail.trust.review import ReviewError, last_review, mark, pending
+from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
 from starter.trust_cmd import baseline, review, trust_app
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import Change, EgressBlockTrigger, RunStatus
+    from handrail.gate.models import Change, EgressBlockTrigger, RunStatus
 
 from workflows.gate import RunbookWorkflow
 

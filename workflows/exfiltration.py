@@ -1,7 +1,7 @@
 """Runbook: data exfiltration response — one run per DLP alert.
 
 1. Intake: the alert, checked against the estate (a bad alert ends `rejected`).
-2. Classify with the policy's rules (pure, in `handrail.exfiltration`); no rule matches →
+2. Classify with the policy's rules (pure, in `handrail.runbooks.exfiltration`); no rule matches →
    the analyst question, which is the gate's approval of `exfiltration.classify_malicious`
    (approve = malicious, deny = inadvertent, no answer = settings' on_unclassified_timeout).
 3. Inadvertent: enroll the user in the customer-data training module. Done.
@@ -19,28 +19,26 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.exfiltration import (
+    from activities.exfiltration import ExfiltrationActivities
+    from handrail.gate.models import Change, RunStatus, StepState
+    from handrail.runbooks.exfiltration import (
         CLASSIFY_KIND,
         CaseEntry,
         CaseOpen,
         DlpPoll,
-        Evidence,
         ExfilSettings,
         ExfiltrationTrigger,
         FollowUpTrigger,
-        HostFacts,
         HostRequest,
         Intake,
         IntakeRequest,
         ScanFacts,
-        Spread,
         SpreadRequest,
         alert_id_problem,
         classify,
         follow_up_id,
         run_id_for,
     )
-    from handrail.models import Change, RunStatus, StepState
 
 from workflows.gate import Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
@@ -59,7 +57,7 @@ class CaseFile:
         if not self.case_id:
             return
         self._n += 1
-        await self.rb.look("exfiltration_case_add", CaseEntry(
+        await self.rb.look(ExfiltrationActivities.exfiltration_case_add, CaseEntry(
             case_id=self.case_id, key=f"{self.rb.run_id}/case-{self._n}", text=text, **artefact))
 
 
@@ -76,8 +74,8 @@ async def contain_host(rb: Runbook, host: str, case: CaseFile, settings: ExfilSe
         expires_after=timedelta(seconds=ttl) if ttl else None,
     )
     await case.note(f"EDR telemetry on {host} raised to {settings.monitoring_level} ({monitor.state.value})")
-    scan = await rb.look("exfiltration_scan", HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id,
-                                                          key=f"{rb.run_id}/{host}"), result_type=ScanFacts)
+    scan = await rb.look(ExfiltrationActivities.exfiltration_scan, HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id,
+                                                          key=f"{rb.run_id}/{host}"))
     rb.status.summary["scan"] = scan.model_dump(mode="json")
     _path(rb, f"scan of {host}: {scan.verdict}" + (f" ({len(scan.indicators)} indicators)" if scan.indicators else ""))
     if scan.verdict != "compromised":
@@ -99,10 +97,9 @@ async def contain_host(rb: Runbook, host: str, case: CaseFile, settings: ExfilSe
           + (f"; guardrail holds: {'; '.join(holds)}" if holds else ""))
     await case.note(f"Isolation of {host}: {step.state.value}. {step.note}".strip())
 
-    evidence = await rb.look("exfiltration_collect_evidence",
+    evidence = await rb.look(ExfiltrationActivities.exfiltration_collect_evidence,
                              HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id,
-                                         key=f"{rb.run_id}/{host}/evidence"),
-                             result_type=Evidence, timeout=timedelta(minutes=10))
+                                         key=f"{rb.run_id}/{host}/evidence"), timeout=timedelta(minutes=10))
     rb.status.summary.setdefault("evidence", []).append(evidence.model_dump(mode="json"))
     await rb.alert(
         "P1", f"Compromised host {host} ({'isolated' if isolated else 'NOT isolated'})",
@@ -122,8 +119,7 @@ class ExfiltrationResponse(RunbookWorkflow):
             problem = alert_id_problem(trigger.alert_id)
             if problem:
                 raise Rejected(problem + "; nothing was changed")
-            intake = await rb.look("exfiltration_intake", IntakeRequest(alert_id=trigger.alert_id, run_id=rb.run_id),
-                                   result_type=Intake)
+            intake = await rb.look(ExfiltrationActivities.exfiltration_intake, IntakeRequest(alert_id=trigger.alert_id, run_id=rb.run_id))
             if intake.problems or intake.alert is None:
                 raise Rejected("; ".join(intake.problems) + "; nothing was changed")
             alert, settings = intake.alert, intake.settings
@@ -184,12 +180,12 @@ class ExfiltrationResponse(RunbookWorkflow):
 
     async def _malicious(self, rb: Runbook, intake: Intake) -> None:
         alert, settings = intake.alert, intake.settings
-        case_id = await rb.look("exfiltration_open_case", CaseOpen(
+        case_id = await rb.look(ExfiltrationActivities.exfiltration_open_case, CaseOpen(
             run_id=rb.run_id, key=f"{rb.run_id}/case",
             title=f"Suspected data exfiltration: {alert.user} ({alert.id})",
             description=f"DLP {alert.id}: {alert.detector} via {alert.channel} from {alert.host} — {alert.file_name} "
                         f"to {alert.destination}. Handled by Handrail run {rb.run_id}.",
-            severity="high"), result_type=str)
+            severity="high"))
         rb.status.summary["case_id"] = case_id
         case = CaseFile(rb, case_id)
         classification = rb.status.summary["classification"]
@@ -204,9 +200,8 @@ class ExfiltrationResponse(RunbookWorkflow):
 
     async def _proliferation(self, rb: Runbook, alert_id: str, host: str, indicators: list[str], case: CaseFile,
                              settings: ExfilSettings) -> None:
-        spread = await rb.look("exfiltration_proliferation", SpreadRequest(
-            indicators=indicators, exclude=[host], case_id=case.case_id, key=f"{rb.run_id}/spread"),
-            result_type=Spread, timeout=timedelta(minutes=5))
+        spread = await rb.look(ExfiltrationActivities.exfiltration_proliferation, SpreadRequest(
+            indicators=indicators, exclude=[host], case_id=case.case_id, key=f"{rb.run_id}/spread"), timeout=timedelta(minutes=5))
         found = [h.hostname for h in spread.hosts]
         rb.status.summary["similar_hosts"] = found
         capped, rest = spread.hosts[: settings.max_follow_ups], spread.hosts[settings.max_follow_ups:]
@@ -237,11 +232,10 @@ class ExfiltrationFollowUp(RunbookWorkflow):
             rb.status.summary["parent_run"] = trigger.parent_run
             rb.status.summary["parent_alert"] = trigger.parent_alert
             rb.status.summary["case_id"] = trigger.case_id
-            facts = await rb.look("exfiltration_host", HostRequest(host=trigger.host, run_id=rb.run_id),
-                                  result_type=HostFacts)
+            facts = await rb.look(ExfiltrationActivities.exfiltration_host, HostRequest(host=trigger.host, run_id=rb.run_id))
             if not facts.known:
                 raise Rejected(facts.problem + "; nothing was changed")
-            settings = await rb.look("exfiltration_settings", rb.run_id, result_type=ExfilSettings)
+            settings = await rb.look(ExfiltrationActivities.exfiltration_settings, rb.run_id)
             _path(rb, f"{trigger.host} saw {', '.join(trigger.indicators)} like the host of {trigger.parent_alert}")
             case = CaseFile(rb, trigger.case_id)
             await case.note(f"Follow-up run {rb.run_id} for {trigger.host} started")
@@ -256,8 +250,7 @@ class PollDlp:
 
     @workflow.run
     async def run(self, poll: DlpPoll) -> PollReport:
-        triggers = await workflow.execute_activity(
-            "exfiltration_new_alerts", poll, result_type=list[ExfiltrationTrigger],
-            start_to_close_timeout=timedelta(seconds=60),
-        )
+        triggers = await workflow.execute_activity_method(
+            ExfiltrationActivities.exfiltration_new_alerts, poll,
+            start_to_close_timeout=timedelta(seconds=60))
         return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id))

@@ -20,9 +20,10 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from handrail import guardrails
-    from handrail.approvals import ApprovalBook
-    from handrail.models import (
+    from activities.gate import GateActivities
+    from handrail.gate import guardrails
+    from handrail.gate.approvals import ApprovalBook
+    from handrail.gate.models import (
         AlertRequest,
         ApplyRequest,
         AuditEvent,
@@ -34,10 +35,8 @@ with workflow.unsafe.imports_passed_through():
         Mode,
         Outcome,
         RevertRequest,
-        RevertResult,
         RunState,
         RunStatus,
-        StepCheck,
         StepRecord,
         StepState,
     )
@@ -122,7 +121,7 @@ class Runbook:
     async def flush_audit(self) -> None:
         events = self._take_audit()
         if events:
-            await workflow.execute_activity("record_audit", events, **CHECK_OPTS)
+            await workflow.execute_activity_method(GateActivities.record_audit, events, **CHECK_OPTS)
 
     # -- state and search attributes ---------------------------------------------------
     def _set_state(self, state: RunState, awaiting: str = "") -> None:
@@ -232,11 +231,10 @@ class Runbook:
     async def _revert(self, step: StepRecord, record: ChangeRecord, reason: str) -> bool:
         """Undo one recorded change (compensation or expiry); False if it could not be undone."""
         try:
-            result = await workflow.execute_activity(
-                "revert_change",
+            result = await workflow.execute_activity_method(
+                GateActivities.revert_change,
                 RevertRequest(change_id=record.change_id, reason=reason, by="handrail",
                               run_id=self.run_id, audit=self._take_audit()),
-                result_type=RevertResult,
                 **COMPENSATE_OPTS,
             )
         except ActivityError as err:
@@ -250,19 +248,18 @@ class Runbook:
         return True
 
     # -- the gate ----------------------------------------------------------------------
-    async def look(self, activity: str, arg, *, result_type=None, timeout: timedelta = timedelta(seconds=60)):
-        """A read-only activity: no gate, no ledger; its audit rides along later."""
-        return await workflow.execute_activity(
-            activity, arg, result_type=result_type, start_to_close_timeout=timeout,
-            retry_policy=RetryPolicy(maximum_attempts=5),
+    async def look(self, activity, arg, *, timeout: timedelta = timedelta(seconds=60)):
+        """A read-only activity, called by reference: no gate, no ledger; its audit rides along later."""
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=timeout, retry_policy=RetryPolicy(maximum_attempts=5),
         )
 
     async def alert(self, priority: str, title: str, body: str, tags: list[str] | None = None) -> None:
         self._event_seq += 1
         key = f"{self.run_id}/alert-{self._event_seq}"
         self.audit("alert.raised", priority=priority, title=title)
-        await workflow.execute_activity(
-            "raise_alert",
+        await workflow.execute_activity_method(
+            GateActivities.raise_alert,
             AlertRequest(run_id=self.run_id, priority=priority, title=title, body=body, tags=tags or [],
                          idempotency_key=key, audit=self._take_audit()),
             **TOOL_OPTS,
@@ -294,10 +291,9 @@ class Runbook:
         self.status.steps.append(step)
         self.audit("step.requested", step.step_id, change=change.model_dump())
 
-        check = await workflow.execute_activity(
-            "check_step",
+        check = await workflow.execute_activity_method(
+            GateActivities.check_step,
             CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change, audit=self._take_audit()),
-            result_type=StepCheck,
             **CHECK_OPTS,
         )
         policy, context = check.policy, check.context
@@ -334,8 +330,8 @@ class Runbook:
 
         step.state = StepState.APPLYING
         expires_at = workflow.now() + expires_after if expires_after else None
-        record: ChangeRecord = await workflow.execute_activity(
-            "apply_change",
+        record: ChangeRecord = await workflow.execute_activity_method(
+            GateActivities.apply_change,
             ApplyRequest(
                 run_id=self.run_id,
                 step_id=step.step_id,
@@ -347,7 +343,6 @@ class Runbook:
                 expires_at=expires_at,
                 audit=self._take_audit(),
             ),
-            result_type=ChangeRecord,
             **TOOL_OPTS,
         )
         step.change_id = record.change_id

@@ -40,6 +40,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.intel import IntelActivities
+    from handrail.gate.models import Change, RunState, RunStatus, StepState
     from handrail.intel.sync import (
         CommitRequest,
         CommitResult,
@@ -53,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         SyncPlan,
         ToolWork,
     )
-    from handrail.models import Change, RunState, RunStatus, StepState
 
 from workflows.gate import RunbookWorkflow
 
@@ -69,13 +70,12 @@ class IntelSync(RunbookWorkflow):
         async with self.runbook("intel-sync", trigger.requested_by, subject="threat-intel sync") as rb:
             self._rb = rb
             summary = rb.status.summary
-            cfg: SyncConfig = await rb.look("intel_config", rb.run_id, result_type=SyncConfig)
+            cfg: SyncConfig = await rb.look(IntelActivities.intel_config, rb.run_id)
 
             # 1. aggregate: one activity per feed, in parallel
             outcomes: list[FeedOutcome] = await asyncio.gather(*(
-                workflow.execute_activity(
-                    "intel_feed", FeedRequest(run_id=rb.run_id, spec=spec, config=cfg),
-                    result_type=FeedOutcome, start_to_close_timeout=FEED_TIMEOUT,
+                workflow.execute_activity_method(
+                    IntelActivities.intel_feed, FeedRequest(run_id=rb.run_id, spec=spec, config=cfg), start_to_close_timeout=FEED_TIMEOUT,
                     retry_policy=LOOK_RETRY)
                 for spec in cfg.feeds))
             summary["feeds"] = {o.feed: o.summary() for o in outcomes}
@@ -93,10 +93,9 @@ class IntelSync(RunbookWorkflow):
 
             # 2. consensus and the work per tool
             sets = {o.feed: o.clean_set_sha256 for o in outcomes if o.clean_set_sha256}
-            plan: SyncPlan = await workflow.execute_activity(
-                "intel_plan",
-                PlanRequest(run_id=rb.run_id, now=workflow.now().timestamp(), sets=sets, config=cfg),
-                result_type=SyncPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
+            plan: SyncPlan = await workflow.execute_activity_method(
+                IntelActivities.intel_plan,
+                PlanRequest(run_id=rb.run_id, now=workflow.now().timestamp(), sets=sets, config=cfg), start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
             summary["validated"] = plan.consensus.validated.total
             summary["suspect"] = plan.consensus.suspect.total
             summary["validated_sha256"] = plan.consensus.validated_sha256
@@ -218,10 +217,9 @@ async def apply_works(rb, cfg: SyncConfig, works: list[ToolWork], comment: str, 
             denied = denied or f"{work.kind} part {work.part}/{work.parts}: {step.note}"
             continue
         if step.state in (StepState.APPLIED, StepState.UNCHANGED) and step.change_id:
-            done: CommitResult = await workflow.execute_activity(
-                "intel_commit", CommitRequest(change_id=step.change_id, applied_key=work.applied_key,
-                                              sign=sign),
-                result_type=CommitResult, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
+            done: CommitResult = await workflow.execute_activity_method(
+                IntelActivities.intel_commit, CommitRequest(change_id=step.change_id, applied_key=work.applied_key,
+                                              sign=sign), start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
             if sign > 0:
                 _count(into, work.kind, "added", done.count)
     return denied

@@ -25,20 +25,18 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import Change, RunStatus, StepRecord, StepState
-    from handrail.phishing import (
+    from activities.phishing import PhishingActivities
+    from handrail.gate.models import Change, RunStatus, StepRecord, StepState
+    from handrail.runbooks.phishing.rules import (
         RUNBOOK,
         CaseLookup,
-        CaseRef,
         MailboxPoll,
         MailReport,
         MarkProcessed,
-        NewMessages,
         ParseRequest,
         PhishingTrigger,
         RecipientsReport,
         RecipientsRequest,
-        ScanReport,
         ScanRequest,
         phishing_run_id,
     )
@@ -54,16 +52,14 @@ class PhishingResponse(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PhishingTrigger) -> RunStatus:
         async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id) as rb:
-            mail = await rb.look("phishing_parse", ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id),
-                                 result_type=MailReport)
+            mail = await rb.look(PhishingActivities.phishing_parse, ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id))
             if mail.rejected:
                 rb.status.summary["mailbox_id"] = trigger.mailbox_id
                 raise Rejected(mail.rejected)
             self._record_message(rb, mail)
 
             sinkholed = await self._block_egress(rb, trigger, mail)
-            people = await rb.look("phishing_recipients", RecipientsRequest(recipients=mail.recipients),
-                                   result_type=RecipientsReport)
+            people = await rb.look(PhishingActivities.phishing_recipients, RecipientsRequest(recipients=mail.recipients))
             hosts = await self._investigate_endpoints(rb, trigger, people)
             await self._pay_it_forward(rb, mail, sinkholed)
             await self._respond(rb, trigger, mail, hosts)
@@ -163,7 +159,7 @@ class PhishingResponse(RunbookWorkflow):
         if not hosts:
             rb.status.summary["scan"] = []
             return
-        scans = await rb.look("phishing_scan", ScanRequest(run_id=rb.run_id, hosts=hosts), result_type=ScanReport)
+        scans = await rb.look(PhishingActivities.phishing_scan, ScanRequest(run_id=rb.run_id, hosts=hosts))
         rb.status.summary["scan"] = [r.model_dump() for r in scans.results]
         rb.audit("phishing.scanned", results=rb.status.summary["scan"])
         compromised = scans.compromised
@@ -188,7 +184,7 @@ class PhishingResponse(RunbookWorkflow):
                            f"EDR scan found {names} compromised."[:2000],
             "artefacts": json.dumps(artefacts, sort_keys=True),
         }))
-        case = await rb.look("phishing_case", CaseLookup(run_id=rb.run_id), result_type=CaseRef)
+        case = await rb.look(PhishingActivities.phishing_case, CaseLookup(run_id=rb.run_id))
         rb.status.summary["case_id"] = case.case_id
         _narrate(opened, f"EDR scan: {names} compromised; case {case.case_id} opened with the message, "
                          f"indicators and scan results")
@@ -242,16 +238,14 @@ class PollMailbox:
 
     @workflow.run
     async def run(self, poll: MailboxPoll) -> PollReport:
-        new = await workflow.execute_activity(
-            "mailbox_new_messages", poll, result_type=NewMessages,
+        new = await workflow.execute_activity_method(
+            PhishingActivities.mailbox_new_messages, poll,
             start_to_close_timeout=_SECONDS_30,
         )
         report = await start_runs("mailbox", PhishingResponse.run, new.triggers,
                                   lambda t: phishing_run_id(t.message_id))
         if new.triggers:
-            await workflow.execute_activity(
-                "mailbox_mark_processed", MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),
-                result_type=int, start_to_close_timeout=_SECONDS_30,
-            )
+            await workflow.execute_activity_method(
+                PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]), start_to_close_timeout=_SECONDS_30)
         return report
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import Change, RunStatus, StepRecord, StepState
-    from handrail.privilege import (
+    from activities.privilege import PrivilegeActivities
+    from handrail.gate.models import Change, RunStatus, StepRecord, StepState
+    from handrail.runbooks.privilege import (
         RUNBOOK,
         IamPoll,
         MarkEventRequest,
@@ -36,7 +37,7 @@ class PrivilegeGuard(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PrivilegeTrigger) -> RunStatus:
         async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.event_id) as rb:
-            facts: PrivilegeFacts = await rb.look("privilege_facts", trigger, result_type=PrivilegeFacts)
+            facts: PrivilegeFacts = await rb.look(PrivilegeActivities.privilege_facts, trigger)
             if facts.problem:
                 raise Rejected(f"{facts.problem}; nothing was changed")
             self._the_affected_principal_requests(rb, facts)
@@ -126,8 +127,8 @@ class PrivilegeGuard(RunbookWorkflow):
 
     @staticmethod
     async def _mark(rb: Runbook, facts: PrivilegeFacts, outcome: str) -> None:
-        await workflow.execute_activity(
-            "mark_iam_event",
+        await workflow.execute_activity_method(
+            PrivilegeActivities.mark_iam_event,
             MarkEventRequest(event_id=facts.event_id, outcome=outcome, idempotency_key=f"{rb.run_id}/mark-event"),
             **TOOL_OPTS,
         )
@@ -154,6 +155,6 @@ class PollIamEvents:
 
     @workflow.run
     async def run(self, poll: IamPoll) -> PollReport:
-        triggers = await workflow.execute_activity(
-            "new_iam_events", poll, result_type=list[PrivilegeTrigger], **TOOL_OPTS)
+        triggers = await workflow.execute_activity_method(
+            PrivilegeActivities.new_iam_events, poll, **TOOL_OPTS)
         return await start_runs("iam", PrivilegeGuard.run, triggers, lambda t: privilege_run_id(t.event_id))

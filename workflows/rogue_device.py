@@ -18,8 +18,9 @@ import re
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import Change, RunStatus, StepRecord, StepState
-    from handrail.rogue import (
+    from activities.rogue import RogueActivities
+    from handrail.gate.models import Change, RunStatus, StepRecord, StepState
+    from handrail.runbooks.rogue import (
         RUNBOOK,
         NacPoll,
         RogueCaseRequest,
@@ -40,7 +41,7 @@ class RogueDevice(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: RogueTrigger) -> RunStatus:
         async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.mac) as rb:
-            facts: RogueFacts = await rb.look("rogue_facts", trigger, result_type=RogueFacts)
+            facts: RogueFacts = await rb.look(RogueActivities.rogue_facts, trigger)
             if facts.problem:
                 raise Rejected(f"{facts.problem}; nothing was changed")
             await self._respond(rb, facts)
@@ -68,12 +69,11 @@ class RogueDevice(RunbookWorkflow):
         summary["disconnect"] = disconnect.state.value
         outcome = _disconnect_outcome(disconnect, facts)
         summary["outcome"] = outcome
-        case_id = await workflow.execute_activity(
-            "open_rogue_case",
+        case_id = await workflow.execute_activity_method(
+            RogueActivities.open_rogue_case,
             RogueCaseRequest(run_id=rb.run_id, title=f"Rogue device {facts.mac} on {facts.network}",
                              description=f"{facts.describe()}: {facts.why_rogue()}. {outcome}.",
-                             idempotency_key=f"{rb.run_id}/case"),
-            result_type=str, **TOOL_OPTS,
+                             idempotency_key=f"{rb.run_id}/case"), **TOOL_OPTS,
         )
         summary["case_id"] = case_id
         applied = disconnect.state == StepState.APPLIED
@@ -116,11 +116,10 @@ class RogueDevice(RunbookWorkflow):
 
     @staticmethod
     async def _case(rb: Runbook, case_id: str, note: str, close: str | None) -> None:
-        await workflow.execute_activity(
-            "update_rogue_case",
+        await workflow.execute_activity_method(
+            RogueActivities.update_rogue_case,
             RogueCaseUpdate(case_id=case_id, author="handrail", note=note, close_resolution=close,
-                            idempotency_key=f"{rb.run_id}/case-update"),
-            result_type=str, **TOOL_OPTS,
+                            idempotency_key=f"{rb.run_id}/case-update"), **TOOL_OPTS,
         )
 
 
@@ -138,6 +137,6 @@ class PollNacDevices:
 
     @workflow.run
     async def run(self, poll: NacPoll) -> PollReport:
-        triggers = await workflow.execute_activity(
-            "new_nac_devices", poll, result_type=list[RogueTrigger], **TOOL_OPTS)
+        triggers = await workflow.execute_activity_method(
+            RogueActivities.new_nac_devices, poll, **TOOL_OPTS)
         return await start_runs("nac", RogueDevice.run, triggers, lambda t: rogue_run_id(t.mac))

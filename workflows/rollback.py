@@ -15,7 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from handrail.models import (
+    from activities.gate import GateActivities
+    from handrail.gate.models import (
         AuditEvent,
         ChangeRecord,
         RevertRequest,
@@ -41,10 +42,9 @@ def rollback_id(run_id: str) -> str:
 class RollbackRun:
     @workflow.run
     async def run(self, trigger: RollbackTrigger) -> RollbackReport:
-        changes: list[ChangeRecord] = await workflow.execute_activity(
-            "run_changes",
+        changes: list[ChangeRecord] = await workflow.execute_activity_method(
+            GateActivities.run_changes,
             RunChangesRequest(run_id=trigger.run_id),
-            result_type=list[ChangeRecord],
             start_to_close_timeout=timedelta(seconds=30),
         )
         report = RollbackReport(run_id=trigger.run_id, requested_by=trigger.requested_by, state="nothing_to_do")
@@ -61,11 +61,10 @@ class RollbackRun:
             if record.inverse is None or record.reverted_at is not None:
                 continue
             try:
-                result = await workflow.execute_activity(
-                    "revert_change",
+                result = await workflow.execute_activity_method(
+                    GateActivities.revert_change,
                     RevertRequest(change_id=record.change_id, reason="rollback", by=trigger.requested_by,
                                   run_id=trigger.run_id, audit=pending),
-                    result_type=RevertResult,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
                 )
@@ -81,6 +80,6 @@ class RollbackRun:
             report.state = "needs_attention" if report.failed else "rolled_back"
         pending.append(event("run." + report.state if report.results else "rollback.nothing_to_do",
                              by=trigger.requested_by, failed=report.failed))
-        await workflow.execute_activity("record_audit", pending, start_to_close_timeout=timedelta(seconds=30),
+        await workflow.execute_activity_method(GateActivities.record_audit, pending, start_to_close_timeout=timedelta(seconds=30),
                                         retry_policy=RetryPolicy(maximum_attempts=10))
         return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class UnknownAction(LookupError):

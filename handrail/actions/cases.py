@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 async def _open_cases(tools, run_id: str):

@@ -6,7 +6,7 @@ the queue the `dlp` poller reads; rolling the run back reopens it.
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class DlpMarkProcessed:

@@ -7,7 +7,7 @@ and the gate records "unchanged"), and undoing an unsinkhole puts the old entry 
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class DnsSinkhole:

@@ -10,7 +10,7 @@ level that was there before. Setting the level the host already has is "unchange
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 from handrail.tools.errors import NotFound
 
 

@@ -9,7 +9,7 @@ new capture for the same case.
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class EdrStartCapture:

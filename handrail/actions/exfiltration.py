@@ -10,7 +10,7 @@ run verifies trivially.
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 _STATE = {"tool": "none: a recorded decision"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class EgressBlock:

@@ -13,7 +13,7 @@ The state both sides compare is "is the target a member of the group".
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 def _group(change: Change) -> str:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handrail.actions.base import UnknownAction
-from handrail.models import Change
+from handrail.gate.models import Change
 
 SET_PREFIX = "set:"
 DEFAULT_BATCH = 5_000
@@ -61,9 +61,9 @@ def register_context(tools: Any, store: Any, state: Any) -> None:
 def context_for(tools: Any) -> IntelContext:
     ctx = _CONTEXTS.get(tools)
     if ctx is None:  # a process without the intel activities (e.g. a CLI rollback)
-        from handrail.config import load_settings
         from handrail.intel.state import IntelState
         from handrail.intel.store import IntelStore
+        from handrail.ops.config import load_settings
 
         settings = load_settings()
         store = IntelStore(settings.store_dir)

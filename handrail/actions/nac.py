@@ -13,7 +13,7 @@ The target is the device's MAC address throughout.
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 async def _connection(tools, change: Change) -> dict:

@@ -6,7 +6,7 @@ put there is never removed by a rollback, and undoing an unwatch restores its re
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 def _split(target: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from handrail.models import Change
+from handrail.gate.models import Change
 from handrail.tools.takedown import Evidence
 
 

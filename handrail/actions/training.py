@@ -8,7 +8,7 @@ is "unchanged" (and so never unenrolled by a rollback).
 
 from __future__ import annotations
 
-from handrail.models import Change
+from handrail.gate.models import Change
 
 
 class TrainingEnroll:

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.gate.policy import Policy, parse_duration
 from handrail.intel.models import FeedSpec
-from handrail.policy import Policy, parse_duration
 
 DEFAULT_GRACE_S = 7 * 86400.0
 

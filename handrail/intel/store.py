@@ -1,6 +1,6 @@
 """Content-addressed storage of feeds and normalized indicator sets.
 
-Layout under ``store_dir`` (``handrail.config.load_settings().store_dir``):
+Layout under ``store_dir`` (``handrail.ops.config.load_settings().store_dir``):
 
 * ``<sha256>.feed`` — raw feed bytes, named by their own SHA-256.
 * ``<sha256>.iset`` — a normalized :class:`IndicatorSet` in a small deterministic
@@ -100,7 +100,7 @@ class IntelStore:
 
     @classmethod
     def from_settings(cls) -> IntelStore:
-        from handrail.config import load_settings
+        from handrail.ops.config import load_settings
 
         return cls(load_settings().store_dir)
 

@@ -16,7 +16,7 @@ from typing import Any, Self
 import httpx
 from pydantic import Field
 
-from handrail.config import Settings
+from handrail.ops.config import Settings
 from handrail.tools.alerts import Alerts, LabAlerts
 from handrail.tools.cases import Cases, LabCases
 from handrail.tools.cmdb import Cmdb, LabCmdb

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from handrail.models import Change, GuardrailContext, Outcome, Verdict
+from handrail.gate.models import Change, GuardrailContext, Outcome, Verdict
 
 _SEVERITY = {Outcome.ALLOW: 0, Outcome.HOLD: 1, Outcome.DENY: 2}
 

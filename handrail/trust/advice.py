@@ -35,7 +35,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from handrail.baseline import (
+from handrail.gate.ledger import Ledger, iso
+from handrail.gate.models import AuditEvent, Mode
+from handrail.gate.policy import Policy, PolicyError, parse_policy
+from handrail.trust.baseline import (
     Approvals,
     GuardrailFigures,
     _approvals,
@@ -43,9 +46,6 @@ from handrail.baseline import (
     _overrides,
     _reverts,
 )
-from handrail.ledger import Ledger, iso
-from handrail.models import AuditEvent, Mode
-from handrail.policy import Policy, PolicyError, parse_policy
 
 LADDER = [Mode.APPROVE, Mode.LOGGED, Mode.GUARDED]
 TRUST_RUN_ID = "trust"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from handrail.models import (
+from handrail.gate.models import (
     Change,
     Decision,
     DecisionRecord,

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from handrail.ledger import Ledger, iso
-from handrail.models import AuditEvent
-from handrail.policy import Policy
+from handrail.gate.ledger import Ledger, iso
+from handrail.gate.models import AuditEvent
+from handrail.gate.policy import Policy
 
 REVIEW_RUN_ID = "review"
 

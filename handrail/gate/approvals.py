@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handrail.models import Decision, DecisionRecord, GatePolicy, RunStatus, StepRecord, StepState
+from handrail.gate.models import Decision, DecisionRecord, GatePolicy, RunStatus, StepRecord, StepState
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import httpx
 from temporalio.service import RPCError
 
-from handrail.config import Settings
+from handrail.ops.config import Settings
 
 ORDER = ("temporal", "lab", "worker")
 LABELS = {"temporal": "Temporal", "lab": "The lab", "worker": "The worker"}

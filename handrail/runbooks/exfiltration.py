@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handrail.policy import parse_duration
+from handrail.gate.policy import parse_duration
 
 Verdict = Literal["inadvertent", "malicious"]
 RuleVerdict = Literal["inadvertent", "malicious", "analyst"]

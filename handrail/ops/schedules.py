@@ -27,8 +27,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from handrail.config import Settings
-from handrail.policy import parse_duration
+from handrail.gate.policy import parse_duration
+from handrail.ops.config import Settings
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,16 @@ def _argument(module: str, factory: str) -> Callable[[], BaseModel]:
 
 
 # One entry per schedule. Add yours here, e.g.
-#   "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
+#   "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.runbooks.phishing.rules", "MailboxPoll"),
 #                          "1m", "Start a phishing run for each new message in the phishing mailbox."),
 SCHEDULES: dict[str, ScheduleDef] = {
-    "dlp": ScheduleDef("dlp", "PollDlp", _argument("handrail.exfiltration", "DlpPoll"),
+    "dlp": ScheduleDef("dlp", "PollDlp", _argument("handrail.runbooks.exfiltration", "DlpPoll"),
                        "1m", "Start a data exfiltration run for each new DLP alert."),
-    "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.phishing", "MailboxPoll"),
+    "mailbox": ScheduleDef("mailbox", "PollMailbox", _argument("handrail.runbooks.phishing.rules", "MailboxPoll"),
                            "1m", "Start a phishing run for each new message in the phishing mailbox."),
-    "iam": ScheduleDef("iam", "PollIamEvents", _argument("handrail.privilege", "IamPoll"),
+    "iam": ScheduleDef("iam", "PollIamEvents", _argument("handrail.runbooks.privilege", "IamPoll"),
                        "1m", "Start a privilege-guard run for each new IAM privilege-change event."),
-    "nac": ScheduleDef("nac", "PollNacDevices", _argument("handrail.rogue", "NacPoll"),
+    "nac": ScheduleDef("nac", "PollNacDevices", _argument("handrail.runbooks.rogue", "NacPoll"),
                        "5m", "Start a rogue-device run for each connected device NAC sees that the CMDB lacks."),
     "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.sync", "scheduled_trigger"),
                          "1h", "Sync the threat-intel feeds to the proxy, the egress blocklist and the IPS."),

@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from handrail.indicators import ip_host, registrable_domain, url_host
+from handrail.runbooks.phishing.indicators import ip_host, registrable_domain, url_host
 
 DAY = 86400.0
 MAX_DOMAINS = 100  # candidate domains a run is handed (the full parse is stored by reference)

@@ -38,8 +38,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from handrail.ledger import Ledger, iso
-from handrail.policy import BASELINE_STATS, BaselineSpec
+from handrail.gate.ledger import Ledger, iso
+from handrail.gate.policy import BASELINE_STATS, BaselineSpec
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from handrail.models import AuditEvent, ChangeRecord, Mode
-from handrail.redact import redact
+from handrail.gate.models import AuditEvent, ChangeRecord, Mode
+from handrail.gate.redact import redact
 
 GENESIS = "0" * 64
 
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS reverts (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reverts_time ON reverts(at);
--- baseline, trust and review (handrail.baseline): covering indexes so that figures over a
+-- baseline, trust and review (handrail.trust.baseline): covering indexes so that figures over a
 -- million rows are index-only scans with SQL aggregation.
 CREATE INDEX IF NOT EXISTS changes_kind_hour ON changes(kind, substr(applied_at, 1, 13), mode, applied_at);
 CREATE INDEX IF NOT EXISTS changes_kind_run ON changes(kind, run_id, applied_at);

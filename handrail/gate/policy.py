@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handrail.models import Approver, GatePolicy, Mode
+from handrail.gate.models import Approver, GatePolicy, Mode
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, None: 1}
@@ -76,7 +76,7 @@ BASELINE_STATS = {  # guardrail type -> the baseline statistics its threshold ma
 
 
 class BaselineSpec(_Strict):
-    """A threshold derived from the ledger (handrail.baseline.derive_thresholds).
+    """A threshold derived from the ledger (handrail.trust.baseline.derive_thresholds).
 
     `stat × factor`, rounded down, never below `floor`; the guardrail's static option
     applies until the kind has `min_days` of history. `window_days` bounds the history read.

@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-from handrail.redact import redact_processor
+from handrail.gate.redact import redact_processor
 
 _configured = False
 

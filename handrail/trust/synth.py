@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-from handrail.ledger import Ledger, canonical, iso
-from handrail.models import AuditEvent
+from handrail.gate.ledger import Ledger, canonical, iso
+from handrail.gate.models import AuditEvent
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -215,7 +215,7 @@ def bench_baseline(rows: int = 1_000_000, directory: Path | None = None, audit: 
     Measures, never asserts: returns the seconds for `compute_baseline` over everything and
     for one `derive_thresholds` call (the per-step cost in a worker without the cache).
     """
-    from handrail.baseline import compute_baseline, derive_thresholds
+    from handrail.trust.baseline import compute_baseline, derive_thresholds
 
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         path = Path(tmp) / "ledger.db"

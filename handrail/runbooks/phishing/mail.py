@@ -10,11 +10,11 @@ Why it is built this way:
   with a one-sentence reason for the analyst.
 * **Indicators are data, never targets.** Nothing here opens, fetches or resolves a URL,
   domain or IP; host names are only IDNA-encoded and matched against the public-suffix
-  snapshot bundled with ``tldextract`` (see :mod:`handrail.indicators`).
+  snapshot bundled with ``tldextract`` (see :mod:`handrail.runbooks.phishing.indicators`).
 * **The stdlib reads the structure.** ``email`` (``compat32`` policy: the most forgiving
   with broken MIME) walks nested multiparts and attached messages; ``html.parser`` reads
   HTML. Defanged text is re-fanged with ``ioc-fanger``; URL and domain rules live in
-  :mod:`handrail.indicators` so feeds and other parsers share them.
+  :mod:`handrail.runbooks.phishing.indicators` so feeds and other parsers share them.
 * **What a reader sees is what we extract.** URLs come from text/plain, HTML ``href``/
   ``src``-style attributes (``//host/x`` read as ``http://host/x``), visible HTML text,
   scripts, styles, comments, ``title``/``alt`` text, markup hidden as
@@ -54,7 +54,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict
 
-from handrail.indicators import (
+from handrail.runbooks.phishing.indicators import (
     find_bare_domains,
     find_urls,
     ip_host,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from html import escape
 
-from handrail.baseline import Baseline, KindBaseline
+from handrail.trust.baseline import Baseline, KindBaseline
 
 W, H = 880, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 28

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from handrail.config import Settings
+from handrail.ops.config import Settings
 
 
 class TemporalUnavailable(RuntimeError):

@@ -1,0 +1,2 @@
+"""Running Handrail: configuration, logging, the Temporal connection, schedules and the
+embedded stack's supervisor."""

@@ -1,0 +1,1 @@
+"""Earned trust: the baseline read from the ledger, trust advice, reviews and the report."""
