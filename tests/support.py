@@ -17,7 +17,7 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from handrail.gate.ledger import Ledger
-from handrail.gate.models import RunStatus
+from handrail.gate.models import Decision, RunStatus
 from handrail.ops.config import Settings, load_settings
 from handrail.tools import ToolClients
 from lab.app import create_app
@@ -166,3 +166,21 @@ async def schedule_results(client: Client, name: str, count: int, result_type=No
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"schedule {name} ran {len(actions)} time(s), wanted {count}")
         await asyncio.sleep(0.2)
+
+
+def make_decision(approver: str, approve: bool = True, step: str | None = None, reason: str = "",
+                  status: RunStatus | None = None) -> Decision:
+    """The one way tests build a decision signal (given the run's status when the decision must
+    be bound to the waiting step's change). Tests send decisions only through this and
+    `send_decision`, so how a decision is made (and signed) can change in one place."""
+    return Decision(id=uuid.uuid4().hex, approver=approver, approve=approve, step=step, reason=reason)
+
+
+async def send_decision(handle: WorkflowHandle, approver: str, approve: bool = True, reason: str = "",
+                        status: RunStatus | None = None) -> Decision:
+    """Decide the step the run waits on now (read from its status unless given)."""
+    status = status or await handle.query("status", result_type=RunStatus)
+    step = status.pending_step() if status else None
+    decision = make_decision(approver, approve, step.step_id if step else None, reason, status)
+    await handle.signal("decide", decision)
+    return decision
