@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import all_activities
+from activities.context import WorkerContext
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.log import configure, get_logger
@@ -23,20 +23,19 @@ from workflows import WORKFLOWS
 def build_worker(
     client: Client,
     settings: Settings,
-    tools,
+    tools: ToolClients,
     ledger: Ledger | None = None,
     extra_workflows=(),
     extra_activities=(),
     **options,
 ) -> Worker:
     """The worker every process uses (the real one, tests, benchmarks): same code, same settings."""
-    ledger = ledger or Ledger(settings.ledger_path)
+    ctx = WorkerContext.build(settings, tools, ledger)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=[*all_activities(settings, tools, ledger), *extra_activities],
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activities=[*all_activities(ctx), *extra_activities],
         **options,
     )
 

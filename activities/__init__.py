@@ -1,28 +1,32 @@
 """Every activity the worker registers, built around the worker's shared resources.
 
-Each module holds one area's side effects as a class whose methods are activities; add a
-new area by appending its class to `ACTIVITY_CLASSES`.
+Each module holds one area's side effects as a class whose `@activity.defn` methods are
+its activities; add a new area by appending its class to `ACTIVITY_CLASSES`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from activities.context import WorkerContext
 from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
-from handrail.gate.ledger import Ledger
-from handrail.ops.config import Settings
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities,
+                                RogueActivities, IntelActivities]
 
 
-def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:
-    """Instantiate each area once, sharing the ledger and the tool clients."""
-    activities: list = []
-    for cls in ACTIVITY_CLASSES:
-        activities.extend(cls(settings, tools, ledger).all())
-    return activities
+def activity_methods(instance: object) -> list:
+    """The bound `@activity.defn` methods of one area's instance (derived, never hand-listed)."""
+    return [
+        getattr(instance, name)
+        for name, member in vars(type(instance)).items()
+        if hasattr(member, "__temporal_activity_definition")
+    ]
+
+
+def all_activities(ctx: WorkerContext) -> list:
+    """Instantiate each area once around the worker's context."""
+    return [method for cls in ACTIVITY_CLASSES for method in activity_methods(cls(ctx))]

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import tool_failure
-from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
-from handrail.ops.config import Settings
+from activities.context import WorkerContext
+from activities.errors import policy_failure, tool_failure
 from handrail.runbooks.exfiltration import (
     AlertFacts,
     CaseEntry,
@@ -46,19 +42,21 @@ from handrail.tools.errors import NotFound, ToolError
 
 
 class ExfiltrationActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger):
-        self.settings = settings
-        self.tools = tools
-        self.ledger = ledger
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
+
+    def _exfil_settings(self) -> ExfilSettings:
+        try:
+            return check_policy(self.ctx.policy())
+        except SettingsError as exc:
+            raise policy_failure(exc) from None
 
     # -- intake -----------------------------------------------------------------------------
     @activity.defn
     async def exfiltration_intake(self, request: IntakeRequest) -> Intake:
         """The alert, checked against the estate, plus the policy's rules and the user's history."""
-        try:
-            settings = check_policy(load_policy(self.settings.policy_path))
-        except (PolicyError, SettingsError) as exc:
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        settings = self._exfil_settings()
         bad_id = alert_id_problem(request.alert_id)
         if bad_id:
             return Intake(problems=[bad_id], settings=settings)
@@ -125,10 +123,7 @@ class ExfiltrationActivities:
     @activity.defn
     async def exfiltration_settings(self, run_id: str) -> ExfilSettings:
         """The validated `[settings.exfiltration]` (follow-up runs need no alert)."""
-        try:
-            return check_policy(load_policy(self.settings.policy_path))
-        except (PolicyError, SettingsError) as exc:
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        return self._exfil_settings()
 
     @activity.defn
     async def exfiltration_host(self, request: HostRequest) -> HostFacts:
@@ -241,10 +236,6 @@ class ExfiltrationActivities:
             raise tool_failure(exc, "listing new DLP alerts failed") from None
         return [ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by) for i in ids[: poll.limit]]
 
-    def all(self) -> list:
-        return [self.exfiltration_intake, self.exfiltration_settings, self.exfiltration_host, self.exfiltration_scan,
-                self.exfiltration_open_case, self.exfiltration_case_add, self.exfiltration_collect_evidence,
-                self.exfiltration_proliferation, self.exfiltration_new_alerts]
 
 
 def _first(exc: ValidationError) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.actions import UnknownAction, action_for
-from handrail.gate.ledger import Ledger
+from handrail.actions import UnknownAction
 from handrail.gate.models import (
     AlertRequest,
     ApplyRequest,
@@ -29,8 +29,6 @@ from handrail.gate.models import (
     RunChangesRequest,
     StepCheck,
 )
-from handrail.gate.policy import PolicyError, load_policy
-from handrail.ops.config import Settings
 from handrail.ops.log import get_logger
 from handrail.tools.errors import ToolError
 from handrail.trust.baseline import ThresholdCache
@@ -45,33 +43,15 @@ def _now() -> datetime:
 class GateActivities:
     """Holds the worker's long-lived resources: the ledger, the tool clients, the policy."""
 
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.settings = settings
-        self.tools = tools
-        self.ledger = ledger or Ledger(settings.ledger_path)
-        self._policy = None
-        self._policy_mtime: float | None = None
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
         self.thresholds = ThresholdCache(self.ledger)
-
-    def policy(self):
-        """The policy file, re-read when it changes so `handrail trust set` takes effect."""
-        path = self.settings.policy_path
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            mtime = None
-        if self._policy is None or mtime != self._policy_mtime:
-            self._policy = load_policy(path)
-            self._policy_mtime = mtime
-        return self._policy
 
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
         self.ledger.append(request.audit)
-        try:
-            policy = self.policy()
-        except PolicyError as exc:
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        policy = self.ctx.policy()
         kind = request.change.kind
         allowlist: list[str] = []
         guardrails = policy.guardrails_for(kind)
@@ -96,7 +76,7 @@ class GateActivities:
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""
         try:
-            facts = getattr(action_for(request.change.kind), "facts", None)
+            facts = getattr(self.ctx.actions.for_kind(request.change.kind), "facts", None)
         except UnknownAction:
             return {}
         if facts is None:
@@ -111,7 +91,7 @@ class GateActivities:
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
         self.ledger.append(request.audit)
         try:
-            action = action_for(request.change.kind)
+            action = self.ctx.actions.for_kind(request.change.kind)
         except UnknownAction as exc:
             raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
         existing = self.ledger.change(request.idempotency_key)
@@ -163,12 +143,12 @@ class GateActivities:
             )
         if record.inverse is None:
             return RevertResult(change_id=request.change_id, reverted=False, detail="nothing to undo")
-        inverse = action_for(record.inverse.kind)
+        inverse = self.ctx.actions.for_kind(record.inverse.kind)
         try:
             current = await inverse.read(self.tools, record.inverse)
             if not inverse.wanted(record.inverse, current):
                 await inverse.apply(self.tools, record.inverse, request.change_id + ":revert")
-            state = await action_for(record.change.kind).read(self.tools, record.change)
+            state = await self.ctx.actions.for_kind(record.change.kind).read(self.tools, record.change)
         except ToolError as exc:
             raise tool_failure(exc, f"undoing {record.change.describe()} failed") from None
         verified = state == record.before
@@ -204,9 +184,6 @@ class GateActivities:
     async def run_changes(self, request: RunChangesRequest) -> list[ChangeRecord]:
         return self.ledger.changes_for_run(request.run_id)
 
-    def all(self) -> list:
-        return [self.check_step, self.apply_change, self.revert_change, self.record_audit,
-                self.raise_alert, self.run_changes]
 
 
 def _event(run_id: str, step_id: str | None, name: str, data: Any, suffix: str = "") -> AuditEvent:

@@ -1,6 +1,6 @@
 """The intel sync's side effects: download feeds, normalise, guard, plan, remember.
 
-Each activity takes and returns hashes and counts (``handrail.intel.sync`` models); the
+Each activity takes and returns hashes and counts (``handrail.intel.messages`` models); the
 feeds and sets themselves live in the content-addressed store (``settings.store_dir``)
 and the sync's memory in ``HANDRAIL_HOME/intel.db`` (:mod:`handrail.intel.state`).
 Nothing here decides trust: the per-indicator never-block checks *drop* entries and
@@ -12,20 +12,15 @@ Feeds are data: nothing here resolves or opens anything a feed names.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from handrail.actions.intel import added_members, register_context
-from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
+from activities.context import WorkerContext
+from activities.errors import policy_failure
+from handrail.actions.intel import added_members
 from handrail.intel.config import IntelConfigError, intel_settings
-from handrail.intel.normalize import FeedFormatError
-from handrail.intel.pipeline import guard_stored_set
-from handrail.intel.state import IntelState
-from handrail.intel.store import IntelStore
-from handrail.intel.sync import (
+from handrail.intel.messages import (
     MAX_HITS_SHOWN,
     CommitRequest,
     CommitResult,
@@ -34,41 +29,32 @@ from handrail.intel.sync import (
     PlanRequest,
     SyncConfig,
     SyncPlan,
-    plan_sync,
-    store_json,
 )
-from handrail.ops.config import Settings
+from handrail.intel.normalize import FeedFormatError
+from handrail.intel.pipeline import guard_stored_set
+from handrail.intel.planning import plan_sync, store_json
 from handrail.ops.log import get_logger
 from handrail.tools.errors import ToolError
 
 
 class IntelActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger) -> None:
-        self.settings = settings
-        self.tools = tools
-        self.ledger = ledger
-        self.store = IntelStore(settings.store_dir)
-        self.state = IntelState(settings.home / "intel.db", self.store)
-        register_context(tools, self.store, self.state)
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
+        self.store, self.state = ctx.intel.store, ctx.intel.state
 
     @activity.defn
     async def intel_config(self, run_id: str) -> SyncConfig:
         """``[settings.intel]`` and the protected networks, as this run will use them."""
+        policy = self.ctx.policy()
         try:
-            policy = load_policy(self.settings.policy_path)
             cfg = intel_settings(policy)
-        except (PolicyError, IntelConfigError) as exc:
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        except IntelConfigError as exc:
+            raise policy_failure(exc) from None
         if not cfg.feeds:
             raise ApplicationError("settings.intel names no feeds; nothing to sync.",
                                    type="PolicyError", non_retryable=True)
-        return SyncConfig(
-            feeds=cfg.feeds, threshold=cfg.threshold, grace_s=cfg.grace_s,
-            change_max_members=cfg.change_max_members,
-            child_after_parts=cfg.child_after_parts, tool_batch=cfg.tool_batch,
-            examples_per_feed=cfg.examples_per_feed, ips_action=cfg.ips_action,
-            ips_sid_base=cfg.ips_sid_base, alert_priority_faulty=cfg.alert_priority_faulty,
-            alert_priority_suspect=cfg.alert_priority_suspect, protected=policy.protected())
+        return SyncConfig(**cfg.model_dump(), protected=policy.protected())
 
     @activity.defn
     async def intel_feed(self, req: FeedRequest) -> FeedOutcome:
@@ -151,5 +137,3 @@ class IntelActivities:
                                        req.sign, others)
         return CommitResult(committed=done, count=count)
 
-    def all(self) -> list:
-        return [self.intel_config, self.intel_feed, self.intel_plan, self.intel_commit]

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from temporalio import activity
 
+from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.gate.ledger import Ledger
-from handrail.ops.config import Settings
 from handrail.runbooks.phishing.mail import MalformedMessage, parse_message
 from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
@@ -46,9 +44,9 @@ from handrail.tools.errors import Conflict, NotFound, ToolError
 
 
 class PhishingActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.settings = settings
-        self.tools = tools
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
 
     # -- the run ---------------------------------------------------------------------
     @activity.defn
@@ -176,6 +174,3 @@ class PhishingActivities:
                 raise tool_failure(exc, f"marking {mailbox_id} processed failed") from None
         return marked
 
-    def all(self) -> list:
-        return [self.phishing_parse, self.phishing_recipients, self.phishing_scan, self.phishing_case,
-                self.mailbox_new_messages, self.mailbox_mark_processed]

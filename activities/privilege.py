@@ -11,12 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
-from handrail.ops.config import Settings
 from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
@@ -35,17 +32,13 @@ def _when(value: str | None) -> datetime | None:
 
 
 class PrivilegeActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.settings = settings
-        self.tools = tools
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
 
     def _settings(self) -> dict[str, Any]:
         """`[settings.privilege]` of the policy: standing exceptions, high-profile tags."""
-        try:
-            policy = load_policy(self.settings.policy_path)
-        except PolicyError as exc:
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
-        return dict(policy.settings.get("privilege") or {})
+        return dict(self.ctx.policy().settings.get("privilege") or {})
 
     @activity.defn
     async def privilege_facts(self, trigger: PrivilegeTrigger) -> PrivilegeFacts:
@@ -130,5 +123,3 @@ class PrivilegeActivities:
             raise tool_failure(exc, f"marking IAM event {request.event_id} processed failed") from None
         return "processed"
 
-    def all(self) -> list:
-        return [self.privilege_facts, self.new_iam_events, self.mark_iam_event]

@@ -6,21 +6,18 @@ MAC and the provisioned types/vendors, and the workflow decides.
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio import activity
 
+from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.gate.ledger import Ledger
-from handrail.ops.config import Settings
 from handrail.runbooks.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
 
 
 class RogueActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.settings = settings
-        self.tools = tools
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
 
     @activity.defn
     async def rogue_facts(self, trigger: RogueTrigger) -> RogueFacts:
@@ -82,5 +79,3 @@ class RogueActivities:
             raise tool_failure(exc, f"updating case {request.case_id} failed") from None
         return "noted"
 
-    def all(self) -> list:
-        return [self.rogue_facts, self.new_nac_devices, self.open_rogue_case, self.update_rogue_case]

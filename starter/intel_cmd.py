@@ -44,7 +44,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Run one threat-intel sync now: feeds -> consensus -> proxy, EDL, IPS (inside guardrails)."""
-        from handrail.intel.sync import IntelSyncTrigger
+        from handrail.intel.messages import IntelSyncTrigger
         from starter.cli import _client, _settings, _started
         from workflows.intel_sync import IntelSync
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handrail.actions import action_for
+from handrail.actions import Actions, IntelContext
 from handrail.actions.firewall import EgressBlock
 from handrail.actions.intel import SetOrSingle, suricata_rule
 from handrail.gate import guardrails
@@ -78,7 +78,7 @@ def test_suricata_rule_kinds():
 
 
 def test_set_targets_go_to_the_batch_action_and_others_to_the_single():
-    action = action_for("firewall.egress_block")
+    action = Actions(IntelContext(store=None, state=None)).for_kind("firewall.egress_block")
     assert isinstance(action, SetOrSingle)
     assert action._pick(Change(kind="firewall.egress_block", target="1.2.3.4")).__class__ is EgressBlock
     assert action._pick(Change(kind="firewall.egress_block", target="set:" + "a" * 64)) is action.batch

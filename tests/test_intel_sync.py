@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus
-from handrail.intel.sync import IntelSyncTrigger
+from handrail.intel.messages import IntelSyncTrigger
 from tests.support import running_stack
 from workflows.intel_sync import IntelSync
 from workflows.rollback import RollbackRun, rollback_id

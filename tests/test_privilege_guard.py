@@ -194,10 +194,12 @@ class _MalformedIam:
 async def test_a_malformed_event_payload_is_a_problem_not_a_crash(tmp_path):
     from types import SimpleNamespace
 
+    from activities.context import WorkerContext
     from activities.privilege import PrivilegeActivities
     from handrail.ops.config import load_settings
 
-    acts = PrivilegeActivities(load_settings({"HANDRAIL_HOME": str(tmp_path)}), SimpleNamespace(iam=_MalformedIam()))
+    settings = load_settings({"HANDRAIL_HOME": str(tmp_path)})
+    acts = PrivilegeActivities(WorkerContext.build(settings, SimpleNamespace(iam=_MalformedIam())))
     facts = await acts.privilege_facts(PrivilegeTrigger(event_id="IAM-EVT-0042"))
     assert facts.problem and "malformed" in facts.problem
 

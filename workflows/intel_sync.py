@@ -42,7 +42,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.intel import IntelActivities
     from handrail.gate.models import Change, RunState, RunStatus, StepState
-    from handrail.intel.sync import (
+    from handrail.intel.messages import (
         CommitRequest,
         CommitResult,
         FeedOutcome,

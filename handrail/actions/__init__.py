@@ -24,8 +24,9 @@ from handrail.actions import (  # exfiltration runbook (training shared)  # priv
     training,
 )
 from handrail.actions.base import Action, UnknownAction
+from handrail.actions.intel import IntelContext, with_set_targets
 
-ACTIONS: dict[str, Action] = {
+SINGLE_ACTIONS: dict[str, Action] = {
     action.kind: action
     for action in (
         firewall.EgressBlock(),
@@ -61,18 +62,24 @@ ACTIONS: dict[str, Action] = {
     )
 }
 
-# Intel sync: proxy.*, firewall.egress_*, ips.* also take `set:<sha256>` batch targets
-# (handrail/actions/intel.py); other targets still go to the single-target action above.
-from handrail.actions.intel import with_set_targets  # noqa: E402
-
-ACTIONS = with_set_targets(ACTIONS)
 
 
-def action_for(kind: str) -> Action:
-    try:
-        return ACTIONS[kind]
-    except KeyError:
-        raise UnknownAction(f"no tool action is registered for kind {kind!r}") from None
+class Actions:
+    """The action table one worker uses: every single-target kind, and the intel sync's
+    batch kinds (``set:<sha256>`` targets of proxy.*, firewall.egress_*, ips.*) bound to
+    the worker's intel store. Built once by the worker and handed to its activities."""
+
+    def __init__(self, intel: IntelContext) -> None:
+        self._table = with_set_targets(SINGLE_ACTIONS, intel)
+
+    def for_kind(self, kind: str) -> Action:
+        try:
+            return self._table[kind]
+        except KeyError:
+            raise UnknownAction(f"no tool action is registered for kind {kind!r}") from None
+
+    def kinds(self) -> list[str]:
+        return sorted(self._table)
 
 
-__all__ = ["ACTIONS", "Action", "UnknownAction", "action_for"]
+__all__ = ["Action", "Actions", "IntelContext", "SINGLE_ACTIONS", "UnknownAction"]

@@ -33,7 +33,6 @@ holds a change whose ``params["count"]`` exceeds its threshold.
 from __future__ import annotations
 
 import ipaddress
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,30 +45,11 @@ DEFAULT_BATCH = 5_000
 
 @dataclass
 class IntelContext:
+    """Where the sets behind ``set:`` targets live; the worker builds one and hands it to
+    the batch actions when it builds the action table (`handrail.actions.Actions`)."""
+
     store: Any  # IntelStore
     state: Any  # IntelState
-
-
-_CONTEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def register_context(tools: Any, store: Any, state: Any) -> None:
-    """Called by the intel activities: where the sets behind ``set:`` targets live."""
-    _CONTEXTS[tools] = IntelContext(store, state)
-
-
-def context_for(tools: Any) -> IntelContext:
-    ctx = _CONTEXTS.get(tools)
-    if ctx is None:  # a process without the intel activities (e.g. a CLI rollback)
-        from handrail.intel.state import IntelState
-        from handrail.intel.store import IntelStore
-        from handrail.ops.config import load_settings
-
-        settings = load_settings()
-        store = IntelStore(settings.store_dir)
-        ctx = IntelContext(store, IntelState(settings.home / "intel.db", store))
-        _CONTEXTS[tools] = ctx
-    return ctx
 
 
 def set_target(sha256: str) -> str:
@@ -98,6 +78,9 @@ class _Batch:
 
     ips_only = False
 
+    def __init__(self, intel: IntelContext) -> None:
+        self.intel = intel
+
     def members(self, ctx: IntelContext, change: Change):
         """The member set and its entries as text (canonical order)."""
         from handrail.intel.state import difference, entries_text, only_ips
@@ -118,7 +101,7 @@ class _Batch:
     async def read(self, tools, change: Change) -> dict[str, Any]:
         from handrail.intel.state import subset_by_text
 
-        ctx = context_for(tools)
+        ctx = self.intel
         s, values = self.members(ctx, change)
         present = await self._present(tools, ctx, change, values)
         sub = subset_by_text(s, present, values)
@@ -164,7 +147,7 @@ class ProxyBlockSet(_Batch):
 
     async def apply(self, tools, change, key):
         comment = str(change.params.get("comment") or "Handrail intel sync")
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_block(chunk, comment=comment, idempotency_key=f"{key}:{i}")
 
@@ -173,7 +156,7 @@ class ProxyUnblockSet(ProxyBlockSet):
     kind, inverse_kind, adds = "proxy.unblock", "proxy.block", False
 
     async def apply(self, tools, change, key):
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_unblock(chunk, idempotency_key=f"{key}:{i}")
 
@@ -188,7 +171,7 @@ class ProxyTightenSet(_Batch):
         return out
 
     async def apply(self, tools, change, key):
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_tighten(chunk, logging="extra", packet_capture=True,
                                            idempotency_key=f"{key}:{i}")
@@ -198,7 +181,7 @@ class ProxyRelaxSet(ProxyTightenSet):
     kind, inverse_kind, adds = "proxy.relax", "proxy.tighten", False
 
     async def apply(self, tools, change, key):
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_relax(chunk, idempotency_key=f"{key}:{i}")
 
@@ -216,7 +199,7 @@ class EgressBlockSet(_Batch):
 
     async def apply(self, tools, change, key):
         comment = str(change.params.get("comment") or "Handrail intel sync")
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.firewall.egress_add_many(chunk, comment, idempotency_key=f"{key}:{i}")
 
@@ -225,7 +208,7 @@ class EgressUnblockSet(EgressBlockSet):
     kind, inverse_kind, adds = "firewall.egress_unblock", "firewall.egress_block", False
 
     async def apply(self, tools, change, key):
-        values = self.members(context_for(tools), change)[1]
+        values = self.members(self.intel, change)[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.firewall.egress_remove_many(chunk, idempotency_key=f"{key}:{i}")
 
@@ -285,7 +268,7 @@ class IpsDeploySet(_Batch):
         return out
 
     async def apply(self, tools, change, key):
-        ctx = context_for(tools)
+        ctx = self.intel
         values = self.members(ctx, change)[1]
         sids = ctx.state.sids(values, self._sid_base(change))
         action = str(change.params.get("rule_action") or "drop")
@@ -299,15 +282,15 @@ class IpsRemoveSet(IpsDeploySet):
     kind, inverse_kind, adds = "ips.remove_rule", "ips.deploy_rule", False
 
     async def apply(self, tools, change, key):
-        ctx = context_for(tools)
+        ctx = self.intel
         values = self.members(ctx, change)[1]
         sids = ctx.state.sids(values, self._sid_base(change))
         for i, chunk in _chunks(sids, self._batch(change)):
             await tools.ips.remove_rules(chunk, idempotency_key=f"{key}:{i}")
 
 
-BATCH_ACTIONS = (ProxyBlockSet(), ProxyUnblockSet(), ProxyTightenSet(), ProxyRelaxSet(),
-                 EgressBlockSet(), EgressUnblockSet(), IpsDeploySet(), IpsRemoveSet())
+BATCH_KINDS = (ProxyBlockSet, ProxyUnblockSet, ProxyTightenSet, ProxyRelaxSet,
+               EgressBlockSet, EgressUnblockSet, IpsDeploySet, IpsRemoveSet)
 
 
 class SetOrSingle:
@@ -345,9 +328,10 @@ class SetOrSingle:
         return self._pick(change).inverse(change, before)
 
 
-def with_set_targets(actions: dict[str, Any]) -> dict[str, Any]:
-    """The registry with every batch kind able to take ``set:`` targets too."""
+def with_set_targets(actions: dict[str, Any], intel: IntelContext) -> dict[str, Any]:
+    """The table with every batch kind able to take ``set:`` targets too."""
     out = dict(actions)
-    for batch in BATCH_ACTIONS:
+    for cls in BATCH_KINDS:
+        batch = cls(intel)
         out[batch.kind] = SetOrSingle(batch.kind, batch, actions.get(batch.kind))
     return out

@@ -67,7 +67,7 @@ SCHEDULES: dict[str, ScheduleDef] = {
                        "1m", "Start a privilege-guard run for each new IAM privilege-change event."),
     "nac": ScheduleDef("nac", "PollNacDevices", _argument("handrail.runbooks.rogue", "NacPoll"),
                        "5m", "Start a rogue-device run for each connected device NAC sees that the CMDB lacks."),
-    "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.sync", "scheduled_trigger"),
+    "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.messages", "scheduled_trigger"),
                          "1h", "Sync the threat-intel feeds to the proxy, the egress blocklist and the IPS."),
 }
 
