@@ -6,6 +6,7 @@ its activities; add a new area by appending its class to `ACTIVITY_CLASSES`.
 
 from __future__ import annotations
 
+from activities.cases import CaseActivities
 from activities.context import WorkerContext
 from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
@@ -14,7 +15,7 @@ from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities,
+ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities,
                                 RogueActivities, IntelActivities]
 
 

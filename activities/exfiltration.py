@@ -19,8 +19,6 @@ from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
 from handrail.runbooks.exfiltration import (
     AlertFacts,
-    CaseEntry,
-    CaseOpen,
     DlpPoll,
     Evidence,
     ExfilSettings,
@@ -149,33 +147,6 @@ class ExfiltrationActivities:
         except ToolError as exc:
             raise tool_failure(exc, f"scanning {request.host} failed") from None
         return ScanFacts(host=request.host, verdict=result.verdict, indicators=list(result.indicators))
-
-    @activity.defn
-    async def exfiltration_open_case(self, request: CaseOpen) -> str:
-        try:
-            case = await self.tools.cases.create_case(
-                request.title, description=request.description, severity=request.severity,
-                run_id=request.run_id, idempotency_key=request.key,
-            )
-        except ToolError as exc:
-            raise tool_failure(exc, "opening the case failed") from None
-        return case.id
-
-    @activity.defn
-    async def exfiltration_case_add(self, entry: CaseEntry) -> str:
-        """Add a note or an artefact reference to the case file."""
-        try:
-            if entry.artefact_kind and entry.artefact_ref:
-                added = await self.tools.cases.add_artefact(
-                    entry.case_id, entry.artefact_kind, entry.artefact_ref, description=entry.text,
-                    idempotency_key=entry.key,
-                )
-            else:
-                added = await self.tools.cases.add_note(entry.case_id, entry.author, entry.text,
-                                                        idempotency_key=entry.key)
-        except ToolError as exc:
-            raise tool_failure(exc, f"adding to case {entry.case_id} failed") from None
-        return added.id
 
     @activity.defn
     async def exfiltration_collect_evidence(self, request: HostRequest) -> Evidence:

@@ -24,8 +24,6 @@ from handrail.runbooks.phishing.rules import (
     MAX_DOMAINS,
     MAX_RECIPIENTS,
     MAX_URLS,
-    CaseLookup,
-    CaseRef,
     HostScan,
     MailboxPoll,
     MailReport,
@@ -140,16 +138,6 @@ class PhishingActivities:
             report.results.append(HostScan(host=host, verdict=result.verdict, indicators=result.indicators))
         return report
 
-    @activity.defn
-    async def phishing_case(self, request: CaseLookup) -> CaseRef:
-        try:
-            cases = await self.tools.cases.list_cases(run_id=request.run_id)
-        except ToolError as exc:
-            raise tool_failure(exc, "looking up the run's case failed") from None
-        open_first = sorted(cases, key=lambda c: (c.status != "open", c.id))
-        return CaseRef(case_id=open_first[0].id if open_first else None)
-
-    # -- the poller ------------------------------------------------------------------
     @activity.defn
     async def mailbox_new_messages(self, poll: MailboxPoll) -> NewMessages:
         try:

@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.runbooks.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
+from handrail.runbooks.rogue import NacPoll, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
 
 
@@ -51,31 +51,3 @@ class RogueActivities:
         except ToolError as exc:
             raise tool_failure(exc, "listing NAC devices failed") from None
         return [RogueTrigger(mac=d.mac, requested_by=poll.requested_by) for d in devices if d.mac not in known]
-
-    @activity.defn
-    async def open_rogue_case(self, request: RogueCaseRequest) -> str:
-        try:
-            case = await self.tools.cases.create_case(
-                request.title, description=request.description, severity="high", run_id=request.run_id,
-                idempotency_key=request.idempotency_key,
-            )
-        except ToolError as exc:
-            raise tool_failure(exc, "opening the case failed") from None
-        return case.id
-
-    @activity.defn
-    async def update_rogue_case(self, request: RogueCaseUpdate) -> str:
-        cases = self.tools.cases
-        try:
-            await cases.add_note(request.case_id, request.author, request.note,
-                                 idempotency_key=request.idempotency_key + ":note")
-            if request.close_resolution:
-                case = await cases.get_case(request.case_id)
-                if case.status == "open":
-                    await cases.close_case(request.case_id, request.close_resolution,
-                                           idempotency_key=request.idempotency_key + ":close")
-                    return "closed"
-        except ToolError as exc:
-            raise tool_failure(exc, f"updating case {request.case_id} failed") from None
-        return "noted"
-

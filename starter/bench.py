@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import EgressBlockTrigger
 from handrail.gate.policy import default_policy_path
+from handrail.gate.search import SEARCH_ATTRIBUTES
 from handrail.ops.config import load_settings
 from handrail.ops.log import configure
 from handrail.ops.stack import temporal_binary
@@ -35,7 +36,6 @@ from handrail.tools import ToolClients
 from handrail.trust.advice import edit_mode_text
 from workflows.bare import BenchBare, bench_noop
 from workflows.egress_block import EgressBlock
-from workflows.gate import SEARCH_ATTRIBUTES
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from workflows.gate import SEARCH_ATTRIBUTES
+from handrail.gate.search import SEARCH_ATTRIBUTES
 
 
 def _binary(name: str) -> str:

@@ -135,7 +135,7 @@ async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_
         assert status.summary["classification"] == {
             "verdict": "malicious", "by": "rule",
             "why": "rule 3: an encrypted archive sent out through the web gateway"}
-        assert kinds(status) == ["edr.set_telemetry", "dlp.mark_processed"]
+        assert kinds(status) == ["cases.open", "edr.set_telemetry", "dlp.mark_processed"]
         assert (await stack.tools.dlp.get_alert("DLP-0005")).status == "processed"
         assert (await stack.tools.edr.get_host("lt-ballen")).telemetry == "verbose"
         assert status.summary["scan"]["verdict"] == "clean"

@@ -22,7 +22,8 @@ NAC_LIMIT = '{ type = "rate_limit", per_hour = 10, outcome = "hold" },\n]\n\n[ac
 
 
 def recommit_waiting(status) -> bool:
-    return len(status.steps) == 2 and status.steps[1].state == StepState.AWAITING_APPROVAL
+    waiting = status.pending_step()
+    return waiting is not None and waiting.change.kind == "nac.recommit_device"
 
 
 async def start(stack, mac: str):
@@ -48,7 +49,7 @@ async def test_rogue_ap_is_disconnected_then_declared_legitimate_and_registered(
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         kinds = [s.change.kind for s in result.steps]
-        assert kinds == ["nac.disconnect", "nac.recommit_device", "cmdb.register_device"]
+        assert kinds == ["nac.disconnect", "cases.open", "nac.recommit_device", "cmdb.register_device", "cases.close"]
         assert all(s.state == StepState.APPLIED for s in result.steps)
         assert result.summary["declared_legitimate_by"] == ["bob"] and result.summary["registered"] == "applied"
         assert (await stack.tools.nac.get_device(ROGUE_AP)).connected
@@ -63,7 +64,8 @@ async def test_declared_legitimate_without_register_only_reconnects(time_env, tm
         await stack.wait_for(handle, recommit_waiting)
         await handle.signal(RogueDevice.decide, Decision(id="ok", approver="alice", approve=True, reason="lab kit"))
         result = await handle.result()
-        assert [s.change.kind for s in result.steps] == ["nac.disconnect", "nac.recommit_device"]
+        assert [s.change.kind for s in result.steps] == ["nac.disconnect", "cases.open", "nac.recommit_device",
+                                                         "cases.close"]
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected
         assert await stack.tools.cmdb.find_by_mac(ROGUE_PI) is None
 

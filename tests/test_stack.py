@@ -23,9 +23,9 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from handrail.gate.search import SEARCH_ATTRIBUTES
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
-from workflows.gate import SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.e2e
 

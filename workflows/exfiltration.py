@@ -23,8 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from handrail.gate.models import Change, RunStatus, StepState
     from handrail.runbooks.exfiltration import (
         CLASSIFY_KIND,
-        CaseEntry,
-        CaseOpen,
         DlpPoll,
         ExfilSettings,
         ExfiltrationTrigger,
@@ -40,25 +38,11 @@ with workflow.unsafe.imports_passed_through():
         run_id_for,
     )
 
-from workflows.gate import Rejected, Runbook, RunbookWorkflow
+from workflows.cases import CaseFile, open_case
+from workflows.gate import READ_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
 
 DONE = (StepState.APPLIED, StepState.UNCHANGED)
-
-
-class CaseFile:
-    """The run's case in the case tool, added to as the run goes (notes and artefacts)."""
-
-    def __init__(self, rb: Runbook, case_id: str | None):
-        self.rb, self.case_id, self._n = rb, case_id, 0
-
-    async def note(self, text: str, **artefact) -> None:
-        self.rb.status.summary.setdefault("case_log", []).append(text)
-        if not self.case_id:
-            return
-        self._n += 1
-        await self.rb.look(ExfiltrationActivities.exfiltration_case_add, CaseEntry(
-            case_id=self.case_id, key=f"{self.rb.run_id}/case-{self._n}", text=text, **artefact))
 
 
 def _path(rb: Runbook, line: str) -> None:
@@ -97,9 +81,11 @@ async def contain_host(rb: Runbook, host: str, case: CaseFile, settings: ExfilSe
           + (f"; guardrail holds: {'; '.join(holds)}" if holds else ""))
     await case.note(f"Isolation of {host}: {step.state.value}. {step.note}".strip())
 
-    evidence = await rb.look(ExfiltrationActivities.exfiltration_collect_evidence,
+    evidence = await rb.record(ExfiltrationActivities.exfiltration_collect_evidence,
                              HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id,
-                                         key=f"{rb.run_id}/{host}/evidence"), timeout=timedelta(minutes=10))
+                                         key=f"{rb.run_id}/{host}/evidence"),
+                               what=f"memory and disk images of {host} into case {case.case_id}",
+                               timeout=timedelta(minutes=10))
     rb.status.summary.setdefault("evidence", []).append(evidence.model_dump(mode="json"))
     await rb.alert(
         "P1", f"Compromised host {host} ({'isolated' if isolated else 'NOT isolated'})",
@@ -180,14 +166,12 @@ class ExfiltrationResponse(RunbookWorkflow):
 
     async def _malicious(self, rb: Runbook, intake: Intake) -> None:
         alert, settings = intake.alert, intake.settings
-        case_id = await rb.look(ExfiltrationActivities.exfiltration_open_case, CaseOpen(
-            run_id=rb.run_id, key=f"{rb.run_id}/case",
-            title=f"Suspected data exfiltration: {alert.user} ({alert.id})",
-            description=f"DLP {alert.id}: {alert.detector} via {alert.channel} from {alert.host} — {alert.file_name} "
-                        f"to {alert.destination}. Handled by Handrail run {rb.run_id}.",
-            severity="high"))
-        rb.status.summary["case_id"] = case_id
-        case = CaseFile(rb, case_id)
+        _, case = await open_case(
+            rb, f"Suspected data exfiltration: {alert.user} ({alert.id})",
+            f"DLP {alert.id}: {alert.detector} via {alert.channel} from {alert.host} — {alert.file_name} "
+            f"to {alert.destination}. Handled by Handrail run {rb.run_id}.",
+        )
+        case_id = case.case_id
         classification = rb.status.summary["classification"]
         await case.note(f"Classified malicious ({classification['by']}): {classification['why']}")
         await rb.alert("P2", f"Suspected data exfiltration by {alert.user} ({alert.id})",
@@ -251,6 +235,5 @@ class PollDlp:
     @workflow.run
     async def run(self, poll: DlpPoll) -> PollReport:
         triggers = await workflow.execute_activity_method(
-            ExfiltrationActivities.exfiltration_new_alerts, poll,
-            start_to_close_timeout=timedelta(seconds=60))
+            ExfiltrationActivities.exfiltration_new_alerts, poll, **READ_OPTS)
         return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id))

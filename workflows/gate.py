@@ -16,7 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -40,18 +40,11 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepState,
     )
+    from handrail.gate.search import AWAITING_KEY, REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
 
-STATE_KEY = SearchAttributeKey.for_keyword("HandrailState")
-RUNBOOK_KEY = SearchAttributeKey.for_keyword("HandrailRunbook")
-AWAITING_KEY = SearchAttributeKey.for_keyword("HandrailAwaiting")
-REQUESTER_KEY = SearchAttributeKey.for_keyword("HandrailRequestedBy")
-SEARCH_ATTRIBUTES = {
-    "HandrailState": "Keyword",
-    "HandrailRunbook": "Keyword",
-    "HandrailAwaiting": "Keyword",
-    "HandrailRequestedBy": "Keyword",
-}
 
+# One named set of timeouts and retries per kind of activity call.
+READ_OPTS = dict(start_to_close_timeout=timedelta(seconds=60), retry_policy=RetryPolicy(maximum_attempts=5))
 CHECK_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5))
 TOOL_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
@@ -248,11 +241,17 @@ class Runbook:
         return True
 
     # -- the gate ----------------------------------------------------------------------
-    async def look(self, activity, arg, *, timeout: timedelta = timedelta(seconds=60)):
+    async def look(self, activity, arg, *, timeout: timedelta | None = None):
         """A read-only activity, called by reference: no gate, no ledger; its audit rides along later."""
-        return await workflow.execute_activity_method(
-            activity, arg, start_to_close_timeout=timeout, retry_policy=RetryPolicy(maximum_attempts=5),
-        )
+        options = dict(READ_OPTS, start_to_close_timeout=timeout) if timeout else READ_OPTS
+        return await workflow.execute_activity_method(activity, arg, **options)
+
+    async def record(self, activity, arg, *, what: str, timeout: timedelta | None = None):
+        """A write that is not a security change (a case note, collected evidence): no
+        guardrail or approval and nothing to undo, but audited like every write."""
+        self.audit("record.written", what=what)
+        options = dict(TOOL_OPTS, start_to_close_timeout=timeout) if timeout else TOOL_OPTS
+        return await workflow.execute_activity_method(activity, arg, **options)
 
     async def alert(self, priority: str, title: str, body: str, tags: list[str] | None = None) -> None:
         self._event_seq += 1

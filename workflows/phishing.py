@@ -20,7 +20,6 @@ Every change goes through the step gate; the result's `summary["changes"]` names
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from temporalio import workflow
 
@@ -29,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from handrail.gate.models import Change, RunStatus, StepRecord, StepState
     from handrail.runbooks.phishing.rules import (
         RUNBOOK,
-        CaseLookup,
         MailboxPoll,
         MailReport,
         MarkProcessed,
@@ -41,10 +39,9 @@ with workflow.unsafe.imports_passed_through():
         phishing_run_id,
     )
 
-from workflows.gate import Rejected, Runbook, RunbookWorkflow
+from workflows.cases import open_case
+from workflows.gate import READ_OPTS, TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
-
-_SECONDS_30 = timedelta(seconds=30)
 
 
 @workflow.defn(name="PhishingResponse")
@@ -177,15 +174,12 @@ class PhishingResponse(RunbookWorkflow):
             for r in scans.results
         ]
         names = ", ".join(r.host for r in compromised)
-        opened = await rb.change(Change(kind="cases.open", target=rb.run_id, params={
-            "title": f"Phishing led to compromise of {names}"[:200],
-            "severity": "high",
-            "description": f"Run {rb.run_id}: message {mail.message_id} from {mail.sender} ({mail.subject}). "
-                           f"EDR scan found {names} compromised."[:2000],
-            "artefacts": json.dumps(artefacts, sort_keys=True),
-        }))
-        case = await rb.look(PhishingActivities.phishing_case, CaseLookup(run_id=rb.run_id))
-        rb.status.summary["case_id"] = case.case_id
+        opened, case = await open_case(
+            rb, f"Phishing led to compromise of {names}",
+            f"Run {rb.run_id}: message {mail.message_id} from {mail.sender} ({mail.subject}). "
+            f"EDR scan found {names} compromised.",
+            artefacts=artefacts,
+        )
         _narrate(opened, f"EDR scan: {names} compromised; case {case.case_id} opened with the message, "
                          f"indicators and scan results")
         rb.status.summary["compromised"] = [r.host for r in compromised]
@@ -240,12 +234,13 @@ class PollMailbox:
     async def run(self, poll: MailboxPoll) -> PollReport:
         new = await workflow.execute_activity_method(
             PhishingActivities.mailbox_new_messages, poll,
-            start_to_close_timeout=_SECONDS_30,
+            **READ_OPTS,
         )
         report = await start_runs("mailbox", PhishingResponse.run, new.triggers,
                                   lambda t: phishing_run_id(t.message_id))
         if new.triggers:
             await workflow.execute_activity_method(
-                PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]), start_to_close_timeout=_SECONDS_30)
+                PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),
+                **TOOL_OPTS)
         return report
 

@@ -23,13 +23,12 @@ with workflow.unsafe.imports_passed_through():
     from handrail.runbooks.rogue import (
         RUNBOOK,
         NacPoll,
-        RogueCaseRequest,
-        RogueCaseUpdate,
         RogueFacts,
         RogueTrigger,
         rogue_run_id,
     )
 
+from workflows.cases import open_case
 from workflows.gate import TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
 
@@ -69,13 +68,9 @@ class RogueDevice(RunbookWorkflow):
         summary["disconnect"] = disconnect.state.value
         outcome = _disconnect_outcome(disconnect, facts)
         summary["outcome"] = outcome
-        case_id = await workflow.execute_activity_method(
-            RogueActivities.open_rogue_case,
-            RogueCaseRequest(run_id=rb.run_id, title=f"Rogue device {facts.mac} on {facts.network}",
-                             description=f"{facts.describe()}: {facts.why_rogue()}. {outcome}.",
-                             idempotency_key=f"{rb.run_id}/case"), **TOOL_OPTS,
-        )
-        summary["case_id"] = case_id
+        _, case = await open_case(rb, f"Rogue device {facts.mac} on {facts.network}",
+                                  f"{facts.describe()}: {facts.why_rogue()}. {outcome}.", abort_on_deny=False)
+        case_id = case.case_id
         applied = disconnect.state == StepState.APPLIED
         await rb.alert(
             "P2", f"Rogue device {'disconnected' if applied else 'found'}: {facts.vendor} {facts.type} {facts.mac}",
@@ -92,7 +87,7 @@ class RogueDevice(RunbookWorkflow):
         if recommit.state not in (StepState.APPLIED, StepState.UNCHANGED):
             summary["recommit"] = recommit.note
             summary["outcome"] = f"disconnected; the disconnection stands ({recommit.note})"
-            await self._case(rb, case_id, f"Disconnection stands: {recommit.note}.", None)
+            await case.note(f"Disconnection stands: {recommit.note}.")
             return
         approvals = [d.decision for d in recommit.decisions if d.accepted and d.decision.approve]
         by = [d.approver for d in approvals]
@@ -110,17 +105,11 @@ class RogueDevice(RunbookWorkflow):
             summary["registered"] = register.state.value
             if register.state in (StepState.APPLIED, StepState.UNCHANGED):
                 summary["outcome"] += "; registered in the CMDB"
-        await self._case(rb, case_id, f"Declared legitimate by {', '.join(by)}; reconnected"
-                         + ("; registered in the CMDB" if summary.get("registered") == "applied" else "") + ".",
-                         "declared legitimate")
+        await case.note(f"Declared legitimate by {', '.join(by)}; reconnected"
+                        + ("; registered in the CMDB" if summary.get("registered") == "applied" else "") + ".")
+        await rb.change(Change(kind="cases.close", target=rb.run_id, params={"resolution": "declared legitimate"}),
+                        abort_on_deny=False)
 
-    @staticmethod
-    async def _case(rb: Runbook, case_id: str, note: str, close: str | None) -> None:
-        await workflow.execute_activity_method(
-            RogueActivities.update_rogue_case,
-            RogueCaseUpdate(case_id=case_id, author="handrail", note=note, close_resolution=close,
-                            idempotency_key=f"{rb.run_id}/case-update"), **TOOL_OPTS,
-        )
 
 
 def _disconnect_outcome(step: StepRecord, facts: RogueFacts) -> str:

@@ -135,7 +135,7 @@ def temporal_binary() -> str:
 
 
 def _search_attributes() -> dict[str, str]:
-    from workflows.gate import SEARCH_ATTRIBUTES
+    from handrail.gate.search import SEARCH_ATTRIBUTES
 
     return dict(SEARCH_ATTRIBUTES)
 

@@ -205,23 +205,6 @@ class ScanFacts(BaseModel):
     indicators: list[str] = Field(default_factory=list)
 
 
-class CaseOpen(BaseModel):
-    run_id: str
-    title: str
-    description: str
-    severity: Literal["low", "medium", "high", "critical"] = "high"
-    key: str
-
-
-class CaseEntry(BaseModel):
-    case_id: str
-    key: str
-    text: str = ""
-    author: str = "handrail"
-    artefact_kind: str | None = None
-    artefact_ref: str | None = None
-
-
 class Evidence(BaseModel):
     host: str
     memory: str

@@ -72,18 +72,3 @@ class RogueFacts(BaseModel):
         if not self.vendor_approved:
             parts.append(f"vendor {self.vendor!r} is not provisioned")
         return "not in the CMDB; " + " and ".join(parts)
-
-
-class RogueCaseRequest(BaseModel):
-    run_id: str
-    title: str
-    description: str
-    idempotency_key: str
-
-
-class RogueCaseUpdate(BaseModel):
-    case_id: str
-    author: str
-    note: str
-    close_resolution: str | None = None
-    idempotency_key: str

@@ -153,14 +153,6 @@ class ScanReport(BaseModel):
         return [r for r in self.results if r.verdict == "compromised"]
 
 
-class CaseLookup(BaseModel):
-    run_id: str
-
-
-class CaseRef(BaseModel):
-    case_id: str | None = None
-
-
 def malicious_sites(urls: list[str], mismatches: list[tuple[str, str]]) -> list[Site]:
     """Candidate sites in first-seen order of their URLs (see the module docstring)."""
     decoys = {registrable_domain(url_host(text)) for text, _ in mismatches}
