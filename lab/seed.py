@@ -91,10 +91,6 @@ class World:
     def person(self, username: str) -> Person:
         return next(p for p in self.people if p.username == username)
 
-    def machines_of(self, kind: str) -> list[Machine]:
-        return [m for m in self.machines if m.type == kind]
-
-
 def fixtures_dir() -> Path:
     env = os.environ.get("HANDRAIL_FIXTURES")
     if env:

@@ -183,14 +183,8 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
         fail(f"No run {run_id} is in the ledger, so there is nothing to roll back.")
     plan = []
     for record in reversed(changes):
-        if record.status == "unchanged":
-            action = "skip: the tool already was in that state before the run"
-        elif record.reverted_at is not None:
-            action = f"skip: already reverted by {record.reverted_by}"
-        elif record.inverse is None:
-            action = "skip: nothing to undo"
-        else:
-            action = f"{record.inverse.kind} {record.inverse.target}"
+        skip = record.why_not_undoable()
+        action = f"skip: {skip}" if skip else f"{record.inverse.kind} {record.inverse.target}"
         plan.append({
             "change_id": record.change_id,
             "change": record.change.describe(),

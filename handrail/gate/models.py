@@ -201,6 +201,20 @@ class ChangeRecord(BaseModel):
     reverted_at: datetime | None = None
     reverted_by: str | None = None
 
+    def why_not_undoable(self) -> str | None:
+        """None when undoing this change would run its inverse; otherwise why it is skipped.
+
+        The one rule for rollback plans, on-demand rollback, compensation and expiry: a
+        change that found the tool already in the wanted state is never undone (the block
+        someone else set stays), nor one already reverted or without an inverse."""
+        if self.status == "unchanged":
+            return "the tool already was in that state before the run"
+        if self.reverted_at is not None:
+            return f"already reverted by {self.reverted_by}"
+        if self.inverse is None:
+            return "nothing to undo"
+        return None
+
 
 class RevertRequest(BaseModel):
     change_id: str

@@ -179,10 +179,6 @@ class IntelState:
         row = self.db.execute("SELECT set_sha256 FROM applied WHERE tool=?", (tool,)).fetchone()
         return self.store.get_set(row[0]) if row else IndicatorSet.empty()
 
-    def applied_sha(self, tool: str) -> str | None:
-        row = self.db.execute("SELECT set_sha256 FROM applied WHERE tool=?", (tool,)).fetchone()
-        return row[0] if row else None
-
     def _set_applied(self, tool: str, s: IndicatorSet) -> str:
         sha = self.store.put_set(s)
         self.db.execute("INSERT OR REPLACE INTO applied(tool, set_sha256) VALUES (?, ?)", (tool, sha))

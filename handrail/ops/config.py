@@ -72,10 +72,6 @@ class Settings:
         """Content-addressed storage for big artefacts (feeds, messages) passed by reference."""
         return self.home / "store"
 
-    def with_(self, **changes) -> "Settings":
-        return replace(self, **changes)
-
-
 def _policy_path(env: dict[str, str]) -> Path:
     """HANDRAIL_POLICY, else ./policy.toml, else the policy shipped beside the code."""
     if env.get("HANDRAIL_POLICY"):

@@ -141,10 +141,6 @@ class ToolClients:
         await self.aclose()
 
     # -- lab helpers (tests, the demo and `handrail lab`) ---------------------------------
-    async def lab_health(self) -> bool:
-        data = await self.http.json("GET", "/_lab/health")
-        return bool(data.get("ok"))
-
     async def lab_state(self, *, counts_only: bool = False) -> LabState:
         params = {"counts_only": True} if counts_only else None
         return LabState.model_validate(await self.http.json("GET", "/_lab/state", params=params))
