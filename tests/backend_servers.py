@@ -1,0 +1,151 @@
+"""Real server software for the backend tests, each started by the test on loopback with its
+own config in a tmp dir: Unbound, Dovecot, rsyslog, and an nftables network namespace.
+
+Nothing here enables a system service or reads or changes the host's configuration. A
+missing binary skips the test naming the Debian package to install, except under
+CI=true, where it fails (CI installs them in .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def require(binary: str, package: str) -> str:
+    path = shutil.which(binary) or next((p for p in (f"/usr/sbin/{binary}", f"/sbin/{binary}")
+                                         if os.access(p, os.X_OK)), None)
+    if path is None:
+        message = f"{binary} is missing: install the Debian package {package} (apt-get install -y {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} needs root")
+        pytest.skip(f"{what} needs root")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path | None = None, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            detail = log.read_text()[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {detail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- Unbound with an RPZ zone --------------------------------------------------------------
+@contextmanager
+def unbound(tmp: Path, local_data: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Unbound on a loopback UDP/TCP port, answering from local zones and an RPZ zone file.
+
+    `example.` and `test.` are authoritative zones of its own (`local_data` are their records),
+    so nothing is ever asked of the internet. They are auth zones rather than local zones
+    because Unbound answers local zones before it applies RPZ, as a deployment's would not.
+    """
+    binary = require("unbound", "unbound")
+    control = require("unbound-control", "unbound")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    zone = tmp / "rpz.handrail.zone"
+    zone.write_text("$ORIGIN rpz.handrail.\n$TTL 60\n@ SOA localhost. hostmaster.localhost. 1 3600 600 86400 60\n"
+                    "@ NS localhost.\n")
+    conf = tmp / "unbound.conf"
+    sock = tmp / "control.sock"
+    zones = ""
+    for origin in ("example.", "test."):
+        records = "\n".join(d for d in local_data if d.split()[0].endswith("." + origin))
+        path = tmp / f"{origin}zone"
+        path.write_text(f"$ORIGIN {origin}\n$TTL 60\n@ SOA localhost. hostmaster.localhost. 1 3600 600 86400 60\n"
+                        f"@ NS localhost.\n{records}\n")
+        zones += (f'auth-zone:\n  name: "{origin}"\n  zonefile: "{path}"\n  for-upstream: yes\n'
+                  f"  for-downstream: no\n  fallback-enabled: no\n")
+    conf.write_text(f"""server:
+  interface: 127.0.0.1
+  port: {port}
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{tmp}"
+  pidfile: "{tmp}/unbound.pid"
+  logfile: "{tmp}/unbound.log"
+  use-syslog: no
+  verbosity: 1
+  module-config: "respip iterator"
+  access-control: 127.0.0.0/8 allow
+  do-ip6: no
+remote-control:
+  control-enable: yes
+  control-interface: "{sock}"
+rpz:
+  name: rpz.handrail.
+  zonefile: "{zone}"
+{zones}""")
+    proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, "unbound", tmp / "unbound.log")
+        yield {"port": port, "zone_file": zone, "reload": [control, "-c", str(conf), "auth_zone_reload", "{zone}"],
+               "flush": [control, "-c", str(conf), "flush_zone", "{domain}"], "conf": conf}
+    finally:
+        stop(proc)
+
+
+# -- nftables inside a network namespace of the test's own --------------------------------
+@contextmanager
+def netns() -> Iterator[str]:
+    require_root("an nftables network namespace")
+    ip = require("ip", "iproute2")
+    require("nft", "nftables")
+    name = f"hr-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ip, "netns", "add", name], check=True)
+    try:
+        subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run([ip, "netns", "del", name], check=False)
+
+
+def tcp_verdict(ns: str, address: str, port: int = 9) -> str:
+    """From inside `ns`: 'refused' when the packet left (nothing listens), 'dropped' when nftables stopped it."""
+    family = "AF_INET6" if ":" in address else "AF_INET"
+    code = (f"import socket,errno\ns=socket.socket(socket.{family});s.settimeout(2)\n"
+            f"try:\n s.connect(({address!r},{port}))\n print('open')\n"
+            "except OSError as e:\n"
+            " print({errno.ECONNREFUSED:'refused',errno.EPERM:'dropped'}.get(e.errno,'other:'+str(e.errno)))")
+    out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
