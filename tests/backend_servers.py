@@ -141,10 +141,11 @@ def netns() -> Iterator[str]:
 
 
 def tcp_verdict(ns: str, address: str, port: int = 9) -> str:
-    """From inside `ns`: 'refused' when the packet left (nothing listens), 'dropped' when nftables stopped it."""
+    """From inside `ns`: 'refused' when the SYN left (nothing listens), 'dropped' when nftables ate it (no answer)."""
     family = "AF_INET6" if ":" in address else "AF_INET"
-    code = (f"import socket,errno\ns=socket.socket(socket.{family});s.settimeout(2)\n"
+    code = (f"import socket,errno\ns=socket.socket(socket.{family});s.settimeout(0.5)\n"
             f"try:\n s.connect(({address!r},{port}))\n print('open')\n"
+            "except TimeoutError:\n print('dropped')\n"
             "except OSError as e:\n"
             " print({errno.ECONNREFUSED:'refused',errno.EPERM:'dropped'}.get(e.errno,'other:'+str(e.errno)))")
     out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code], capture_output=True, text=True, check=True)
