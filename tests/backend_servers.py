@@ -150,3 +150,92 @@ def tcp_verdict(ns: str, address: str, port: int = 9) -> str:
             " print({errno.ECONNREFUSED:'refused',errno.EPERM:'dropped'}.get(e.errno,'other:'+str(e.errno)))")
     out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+# -- Dovecot IMAP with a passwd-file user and a maildir of its own -------------------------
+def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
+    openssl = require("openssl", "openssl")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@contextmanager
+def dovecot(tmp: Path, user: str = "soc", password: str = "s3cret-imap") -> Iterator[dict]:
+    """Dovecot serving IMAP (STARTTLS-capable) and IMAPS on two loopback ports, as root, for one user."""
+    binary = require("dovecot", "dovecot-imapd")
+    if not Path("/usr/lib/dovecot/imap").exists():
+        require("imap-dovecot-binary", "dovecot-imapd")
+    require_root("Dovecot started by the test")
+    tmp.mkdir(parents=True, exist_ok=True)
+    tmp.chmod(0o755)
+    cert, key = self_signed_cert(tmp)
+    imap_port, imaps_port = free_port(), free_port()
+    (tmp / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
+    # Dovecot never stores mail as root: the maildir belongs to `nobody`, under a directory of
+    # its own in /tmp that nobody can traverse (pytest's tmp dirs are private to root).
+    import pwd
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    mail_root = Path(tempfile.mkdtemp(prefix="handrail-dovecot-"))
+    mail_root.chmod(0o711)
+    os.chown(mail_root, nobody.pw_uid, nobody.pw_gid)
+    conf = tmp / "dovecot.conf"
+    conf.write_text(f"""protocols = imap
+listen = 127.0.0.1
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+instance_name = handrail-test-{imap_port}
+log_path = {tmp}/dovecot.log
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+mail_location = maildir:{mail_root}/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {tmp}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={mail_root}/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+service auth {{
+  user = root
+}}
+service auth-worker {{
+  user = root
+}}
+""")
+    proc = subprocess.Popen([binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_port(imap_port, proc, "dovecot", tmp / "dovecot.log")
+        wait_port(imaps_port, proc, "dovecot", tmp / "dovecot.log")
+        yield {"imap_port": imap_port, "imaps_port": imaps_port, "user": user, "password": password,
+               "ca_file": cert, "log": tmp / "dovecot.log"}
+    finally:
+        stop(proc)
+        shutil.rmtree(mail_root, ignore_errors=True)

@@ -154,6 +154,11 @@ def parse_tools_config(data: dict, env: dict[str, str] | None = None, *, source:
     if not isinstance(table, dict):
         raise ToolsConfigError(f"{source}: [tools] must be a table.")
     table = {k: ({"backend": v} if isinstance(v, str) else v) for k, v in table.items()}
+    for name, tool in table.items():
+        for secret in ("password", "token"):
+            if isinstance(tool, dict) and secret in tool:
+                raise ToolsConfigError(f"{source}: tools.{name}.{secret} is not read from a file; put it in an "
+                                       f"environment variable and name that with {secret}_env.")
     try:
         cfg = ToolsConfig.model_validate(table)
     except ValidationError as exc:
