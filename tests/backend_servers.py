@@ -239,3 +239,39 @@ service auth-worker {{
     finally:
         stop(proc)
         shutil.rmtree(mail_root, ignore_errors=True)
+
+
+# -- rsyslog receiving RFC 5424 over TCP into a file -----------------------------------------
+@contextmanager
+def rsyslog(tmp: Path) -> Iterator[dict]:
+    """rsyslogd in the foreground with only imtcp loaded; each received message becomes one line
+    `pri|app-name|msgid|structured-data|msg` (parsed by rsyslog's RFC 5424 parser) in a file."""
+    binary = require("rsyslogd", "rsyslog")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    out = tmp / "received.log"
+    conf = tmp / "rsyslog.conf"
+    conf.write_text(f"""global(workDirectory="{tmp}")
+module(load="imtcp")
+input(type="imtcp" port="{port}" address="127.0.0.1")
+template(name="fields" type="string"
+         string="%pri%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+*.* action(type="omfile" file="{out}" template="fields")
+""")
+    proc = subprocess.Popen([binary, "-n", "-f", str(conf), "-i", str(tmp / "rsyslogd.pid")],
+                            stdout=subprocess.DEVNULL, stderr=(tmp / "rsyslogd.err").open("w"))
+    try:
+        wait_port(port, proc, "rsyslogd", tmp / "rsyslogd.err")
+        yield {"port": port, "file": out}
+    finally:
+        stop(proc)
+
+
+def read_lines(path: Path, count: int, timeout: float = 10.0) -> list[str]:
+    """The file's lines once it has at least `count` of them (rsyslog writes asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)

@@ -35,6 +35,7 @@ def build_backends(settings: Settings, fallback: dict[str, Any],
     if cfg.alerts.backend == "syslog":
         from handrail.tools.alerts_syslog import SyslogAlerts
         chosen["alerts"] = SyslogAlerts(cfg.alerts, journal)
+        closers.append(chosen["alerts"])
     if cfg.intel.backend == "taxii":
         from handrail.tools.intel_taxii import TaxiiIntel
         chosen["intel"] = TaxiiIntel(cfg.intel, fallback["intel"], journal)
