@@ -275,3 +275,18 @@ def read_lines(path: Path, count: int, timeout: float = 10.0) -> list[str]:
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
+
+
+def write_tools_file(path: Path, tools: dict[str, dict]) -> Path:
+    """A HANDRAIL_TOOLS file: one `[tools.<name>]` table per tool (JSON strings and lists are valid TOML)."""
+    import json
+
+    lines = []
+    for name, table in tools.items():
+        lines.append(f"[tools.{name}]")
+        for key, value in table.items():
+            value = str(value) if isinstance(value, Path) else value
+            lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else json.dumps(value)}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
