@@ -110,8 +110,7 @@ class SyslogAlerts:
     def close(self) -> None:
         self.sent.close()
 
-    async def send(self, frame: bytes) -> None:
-        """One octet-counted frame over a fresh TCP (or TLS) connection."""
+    async def _connect(self) -> asyncio.StreamWriter:
         where = f"{self.cfg.host}:{self.cfg.port}"
         context = None
         if self.cfg.tls:
@@ -129,6 +128,26 @@ class SyslogAlerts:
         except OSError as exc:
             raise Unavailable(f"The syslog server {where} is not answering ({exc.strerror or exc}).",
                               code="unreachable") from None
+        return writer
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.cfg.timeout)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+    async def probe(self) -> str:
+        """Connect (and complete TLS) without sending anything: what `handrail tools check` reports."""
+        await self._close(await self._connect())
+        sent = len(await self.list_alerts())
+        return (f"syslog {self.cfg.host}:{self.cfg.port} accepts connections{' over TLS' if self.cfg.tls else ''}; "
+                f"{sent} alert(s) sent from here")
+
+    async def send(self, frame: bytes) -> None:
+        """One octet-counted frame over a fresh TCP (or TLS) connection."""
+        where = f"{self.cfg.host}:{self.cfg.port}"
+        writer = await self._connect()
         try:
             writer.write(str(len(frame)).encode() + b" " + frame)
             await asyncio.wait_for(writer.drain(), self.cfg.timeout)
@@ -136,11 +155,7 @@ class SyslogAlerts:
             raise Unavailable(f"Sending to the syslog server {where} failed ({type(exc).__name__}).",
                               code="unreachable") from None
         finally:
-            writer.close()
-            try:
-                await asyncio.wait_for(writer.wait_closed(), self.cfg.timeout)
-            except (OSError, TimeoutError, ssl.SSLError):
-                pass
+            await self._close(writer)
 
     def _frame(self, alert: Alert, signature: str, name: str, extra: dict[str, str] | None = None) -> bytes:
         ext = {"externalId": alert.id, "rt": str(int(datetime.fromisoformat(alert.raised_at).timestamp() * 1000)),
