@@ -123,9 +123,11 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    client: Client, tmp_path: Path, policy: str | None = None, workflows=None, task_queue: str | None = None
+    client: Client, tmp_path: Path, policy: str | None = None, workflows=None, task_queue: str | None = None,
+    tools: Path | None = None,
 ):
-    """A worker with its own lab and ledger; reusing tmp_path (and task_queue) resumes the same estate."""
+    """A worker with its own lab and ledger; reusing tmp_path (and task_queue) resumes the same estate.
+    `tools` is a HANDRAIL_TOOLS file choosing real backends for some tools (the rest stay the lab)."""
     home = tmp_path / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "policy.toml").write_text(policy or make_policy())
@@ -135,6 +137,7 @@ async def running_stack(
             "HANDRAIL_POLICY": str(home / "policy.toml"),
             "HANDRAIL_TASK_QUEUE": task_queue or f"tq-{uuid.uuid4().hex[:8]}",
             "HANDRAIL_USER": "tester",
+            **({"HANDRAIL_TOOLS": str(tools)} if tools else {}),
         }
     )
     prepare(settings)  # a copy of a once-seeded estate: fast, and the same for every test

@@ -34,6 +34,7 @@ class Settings:
     policy_path: Path
     user: str
     ui_port: int
+    tools_path: Path | None = None  # HANDRAIL_TOOLS: the `[tools]` file choosing real backends
 
     @property
     def temporal_host(self) -> str:
@@ -96,4 +97,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         policy_path=_policy_path(env),
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
+        tools_path=Path(env["HANDRAIL_TOOLS"]).expanduser().resolve() if env.get("HANDRAIL_TOOLS") else None,
     )

@@ -125,13 +125,26 @@ class ToolClients:
             timeout=timeout,
             transport=transport,
         )
-        return cls(client, token=settings.lab_token)
+        tools = cls(client, token=settings.lab_token)
+        tools.use_backends(settings)
+        return tools
+
+    def use_backends(self, settings: Settings) -> None:
+        """Swap in the real backends that HANDRAIL_TOOLS chooses (every other tool stays the lab)."""
+        from handrail.tools.backends import build_backends
+
+        chosen, closers = build_backends(settings, {"intel": self.intel})
+        for name, client in chosen.items():
+            setattr(self, name, client)
+        self._closers = closers
 
     @property
     def base_url(self) -> str:
         return self.http.base_url
 
     async def aclose(self) -> None:
+        for resource in getattr(self, "_closers", ()):
+            resource.close()
         await self._client.aclose()
 
     async def __aenter__(self) -> Self:

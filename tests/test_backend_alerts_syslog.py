@@ -1,0 +1,80 @@
+"""The syslog/CEF alerts backend against a real rsyslog: what the SIEM receives, parsed by
+rsyslog's own RFC 5424 parser, and the lab's alerts contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from handrail.ops.tools_config import SyslogAlerts as SyslogConfig
+from handrail.tools.alerts_syslog import SyslogAlerts
+from handrail.tools.errors import Conflict, Invalid, NotFound, Unavailable
+from handrail.tools.journal import Journal
+from tests.backend_servers import free_port, read_lines, rsyslog
+
+pytestmark = pytest.mark.backends
+
+
+@pytest.fixture
+def server(tmp_path):
+    with rsyslog(tmp_path / "rsyslog") as srv:
+        yield srv
+
+
+def client(srv, tmp_path, **over) -> SyslogAlerts:
+    cfg = SyslogConfig(backend="syslog", **{"host": "127.0.0.1", "port": srv["port"], "hostname": "soc-worker-1",
+                                            **over})
+    return SyslogAlerts(cfg, Journal(tmp_path / "journal.db"))
+
+
+async def test_alert_arrives_as_rfc5424_with_cef(server, tmp_path):
+    a = client(server, tmp_path)
+    alert = await a.raise_alert("P1", "CFO phone | isolated", "line one\nline two = done", source="phishing",
+                                run_id="run-1", tags=["edr", "exec"])
+    [line] = read_lines(server["file"], 1)
+    pri, app, msgid, sd, msg = line.split("|", 4)
+    assert pri == str(20 * 8 + 2)  # local4.crit
+    assert app == "handrail" and msgid == "alert.raised"
+    assert f'id="{alert.id}"' in sd and 'priority="P1"' in sd and 'run_id="run-1"' in sd
+    assert msg.lstrip().startswith("CEF:0|Handrail|Handrail|0.1|alert.raised|CFO phone \\| isolated|10|")
+    assert f"externalId={alert.id}" in msg and "msg=line one\\nline two \\= done" in msg
+    assert "cs3=edr,exec" in msg and "cs2=run-1" in msg
+
+    assert (await a.get_alert(alert.id)) == alert and [x.id for x in await a.list_alerts()] == [alert.id]
+    acked = await a.acknowledge(alert.id, "alice")
+    assert acked.acknowledged and acked.acknowledged_by == "alice"
+    lines = read_lines(server["file"], 2)
+    assert "alert.acknowledged" in lines[1] and "suser=alice" in lines[1]
+    with pytest.raises(Conflict):
+        await a.acknowledge(alert.id, "bob")
+    with pytest.raises(NotFound):
+        await a.acknowledge("ALR-999999", "bob")
+
+
+async def test_priority_sets_severity_and_bad_priority_is_refused(server, tmp_path):
+    a = client(server, tmp_path)
+    for p in ("P2", "P3", "P4"):
+        await a.raise_alert(p, f"t-{p}", "b", source="x")
+    lines = read_lines(server["file"], 3)
+    assert [int(ln.split("|")[0]) % 8 for ln in lines] == [3, 4, 5]
+    assert [ln.split("|")[10] for ln in lines] == ["8", "5", "3"]  # CEF severity after the 5 rsyslog fields
+    with pytest.raises(Invalid):
+        await a.raise_alert("P9", "t", "b", source="x")  # type: ignore[arg-type]
+
+
+async def test_idempotent_replay_sends_once(server, tmp_path):
+    a = client(server, tmp_path)
+    first = await a.raise_alert("P2", "t", "b", source="x", idempotency_key="k")
+    assert await a.raise_alert("P2", "t", "b", source="x", idempotency_key="k") == first
+    await a.raise_alert("P3", "other", "b", source="x")
+    lines = read_lines(server["file"], 2)
+    assert len(lines) == 2 and sum(first.id in ln for ln in lines) == 1
+
+
+async def test_unreachable_siem_is_retryable_and_the_retry_sends(server, tmp_path):
+    down = client(server, tmp_path, port=free_port(), timeout=1)
+    with pytest.raises(Unavailable) as exc:
+        await down.raise_alert("P1", "t", "b", source="x", idempotency_key="k2")
+    assert exc.value.retryable
+    up = client(server, tmp_path)
+    alert = await up.raise_alert("P1", "t", "b", source="x", idempotency_key="k2")
+    assert alert.id in read_lines(server["file"], 1)[0]

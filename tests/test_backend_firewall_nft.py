@@ -1,0 +1,108 @@
+"""The nftables egress backend in a network namespace the test creates: the lab's firewall
+contract, and packets really dropped (never the host's own ruleset)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from handrail.ops.tools_config import NftFirewall as NftConfig
+from handrail.tools.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
+from handrail.tools.firewall_nft import NftFirewall
+from handrail.tools.journal import Journal
+from tests.backend_servers import netns, tcp_verdict
+
+pytestmark = pytest.mark.backends
+
+
+@pytest.fixture
+def ns():
+    with netns() as name:
+        yield name
+
+
+def client(ns: str, tmp_path, **over) -> NftFirewall:
+    cfg = NftConfig(backend="nftables", **{"nft_command": ["ip", "netns", "exec", ns, "nft"], **over})
+    return NftFirewall(cfg, Journal(tmp_path / "journal.db"))
+
+
+async def test_block_drops_egress_and_unblock_restores_it(ns, tmp_path):
+    subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.0.1/32", "dev", "lo"], check=True)
+    fw = client(ns, tmp_path)
+    assert await fw.egress_get("10.99.0.1") is None  # before-state (creates the table)
+    assert tcp_verdict(ns, "10.99.0.1") == "refused"
+    entry = await fw.egress_add("10.99.0.1", "phish C2 run-1")
+    assert entry.value == "10.99.0.1" and entry.comment == "phish C2 run-1" and entry.added_at
+    assert tcp_verdict(ns, "10.99.0.1") == "dropped"
+    assert (await fw.egress_get("10.99.0.1")) == entry  # after-state, read from the set
+    await fw.egress_remove("10.99.0.1")
+    assert tcp_verdict(ns, "10.99.0.1") == "refused"
+    assert await fw.egress_get("10.99.0.1") is None
+
+
+async def test_firewall_contract(ns, tmp_path):
+    fw = client(ns, tmp_path)
+    await fw.egress_add("203.0.113.9", "phish C2")
+    net = await fw.egress_add("198.51.100.0/24", "range")
+    assert (await fw.egress_get("198.51.100.0/24")) == net
+    v6 = await fw.egress_add("2001:DB8::/32", "v6")
+    assert v6.value == "2001:db8::/32"
+    host6 = await fw.egress_add("2001:db9::1", "v6 host")
+    assert host6.value == "2001:db9::1"
+    with pytest.raises(Conflict) as exc:
+        await fw.egress_add("203.0.113.9", "again")
+    assert exc.value.status == 409 and not exc.value.retryable
+    with pytest.raises(Conflict):  # inside a blocked network: the kernel refuses the overlap
+        await fw.egress_add("198.51.100.7", "inside")
+    for bad in ("not-an-ip", "198.51.100.1/24", "300.1.1.1"):
+        with pytest.raises(Invalid):
+            await fw.egress_add(bad, "x")
+    edl = (await fw.edl()).splitlines()
+    assert edl == sorted(e.value for e in await fw.egress_list())
+    assert set(edl) == {"203.0.113.9", "198.51.100.0/24", "2001:db8::/32", "2001:db9::1"}
+    await fw.egress_remove("198.51.100.0/24")
+    with pytest.raises(NotFound):
+        await fw.egress_remove("198.51.100.0/24")
+    bulk = await fw.egress_add_many(["192.0.2.1", "203.0.113.9", "192.0.2.128/25"], "feed")
+    assert bulk == {"added": ["192.0.2.1", "192.0.2.128/25"], "already": ["203.0.113.9"]}
+    assert await fw.egress_lookup_many(["192.0.2.1", "192.0.2.2"]) == ["192.0.2.1"]
+    gone = await fw.egress_remove_many(["192.0.2.1", "192.0.2.2"])
+    assert gone == {"removed": ["192.0.2.1"], "absent": ["192.0.2.2"]}
+
+
+async def test_idempotent_replay(ns, tmp_path):
+    fw = client(ns, tmp_path)
+    first = await fw.egress_add("203.0.113.50", "one", idempotency_key="run1-step1")
+    assert await fw.egress_add("203.0.113.50", "one", idempotency_key="run1-step1") == first
+    assert [e.value for e in await fw.egress_list()] == ["203.0.113.50"]
+    await fw.egress_remove("203.0.113.50", idempotency_key="run1-step1-undo")
+    await fw.egress_remove("203.0.113.50", idempotency_key="run1-step1-undo")  # replay: no 404
+    with pytest.raises(NotFound):
+        await fw.egress_remove("203.0.113.77", idempotency_key="k-err")
+    await fw.egress_add("203.0.113.77", "now present")
+    with pytest.raises(NotFound):  # replay of the stored refusal; nothing removed
+        await fw.egress_remove("203.0.113.77", idempotency_key="k-err")
+    assert await fw.egress_get("203.0.113.77") is not None
+
+
+async def test_missing_table_without_create_is_refused(ns, tmp_path):
+    fw = client(ns, tmp_path, create=False, table="absent")
+    with pytest.raises(NotFound) as exc:
+        await fw.egress_list()
+    assert not exc.value.retryable
+
+
+async def test_unprivileged_nft_is_unauthorized(ns, tmp_path):
+    fw = client(ns, tmp_path, nft_command=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                           "ip", "netns", "exec", ns, "nft"])
+    with pytest.raises(Unauthorized):
+        await fw.egress_list()
+
+
+async def test_nft_that_cannot_start_is_retryable(tmp_path):
+    fw = NftFirewall(NftConfig(backend="nftables", nft_command=[str(tmp_path / "no-nft")]),
+                     Journal(tmp_path / "journal.db"))
+    with pytest.raises(Unavailable) as exc:
+        await fw.egress_add("203.0.113.9", "x", idempotency_key="k")
+    assert exc.value.retryable

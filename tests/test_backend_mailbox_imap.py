@@ -1,0 +1,102 @@
+"""The IMAP mailbox backend against a real Dovecot: the lab's mailbox contract over IMAP,
+STARTTLS and implicit TLS, with the password from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from handrail.ops.tools_config import ImapMailbox as ImapConfig
+from handrail.ops.tools_config import ToolsConfigError, parse_tools_config
+from handrail.tools.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
+from handrail.tools.journal import Journal
+from handrail.tools.mailbox_imap import ImapMailbox
+from tests.backend_servers import dovecot, free_port
+
+pytestmark = pytest.mark.backends
+
+REPORT = (b"Message-ID: <report-1@corp.example>\r\nFrom: Alice <alice@corp.example>\r\n"
+          b"To: phish@corp.example\r\nSubject: Fwd: your invoice\r\n\r\nSee http://evil-login.example/a\r\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with dovecot(tmp_path_factory.mktemp("dovecot")) as srv:
+        yield srv
+
+
+def client(srv, tmp_path, folder="INBOX", **over) -> ImapMailbox:
+    fields = dict(host="127.0.0.1", port=srv["imap_port"], security="starttls", username=srv["user"],
+                  password=srv["password"], ca_file=srv["ca_file"], folder=folder, timeout=5)
+    return ImapMailbox(ImapConfig(backend="imap", **{**fields, **over}), Journal(tmp_path / "journal.db"))
+
+
+async def test_mailbox_contract_over_starttls(server, tmp_path):
+    m = client(server, tmp_path)
+    assert await m.list_messages() == []
+    d = await m.deliver(REPORT)
+    assert d.created and d.message_id == "<report-1@corp.example>"
+    again = await m.deliver(REPORT)
+    assert again.id == d.id and not again.created
+    [msg] = await m.list_messages("unprocessed")
+    assert msg.id == d.id and msg.subject == "Fwd: your invoice" and "alice@corp.example" in msg.sender
+    assert msg.size == len(REPORT) and msg.received_at
+    assert await m.fetch_raw(d.id) == REPORT  # byte for byte: evidence
+    assert (await m.get_message(d.id)) == msg
+    done = await m.mark_processed(d.id)  # before: unprocessed, after: processed, read back
+    assert done.status == "processed"
+    assert await m.list_messages("unprocessed") == []
+    assert [x.id for x in await m.list_messages("processed")] == [d.id]
+    with pytest.raises(Conflict):
+        await m.mark_processed(d.id)
+    assert (await m.mark_unprocessed(d.id)).status == "unprocessed"
+    with pytest.raises(NotFound):
+        await m.fetch_raw("MSG-999999")
+    with pytest.raises(NotFound):
+        await m.fetch_raw("424242")
+    with pytest.raises(Invalid):
+        await m.deliver(b"")
+    await m.delete_message(d.id)
+    with pytest.raises(NotFound):
+        await m.get_message(d.id)
+
+
+async def test_fetch_does_not_mark_seen_and_idempotent_replay(server, tmp_path):
+    m = client(server, tmp_path, security="tls", port=server["imaps_port"])  # implicit TLS
+    raw = REPORT.replace(b"report-1", b"report-2")
+    d = await m.deliver(raw)
+    await m.fetch_raw(d.id)
+    first = await m.mark_processed(d.id, idempotency_key="poll-1")
+    assert await m.mark_processed(d.id, idempotency_key="poll-1") == first  # replay, no Conflict
+    await m.mark_unprocessed(d.id, idempotency_key="undo-1")
+    await m.mark_unprocessed(d.id, idempotency_key="undo-1")
+    assert (await m.get_message(d.id)).status == "unprocessed"
+    with pytest.raises(Invalid) as exc:
+        await m.mark_processed(d.id, idempotency_key="undo-1")
+    assert exc.value.code == "idempotency_key_reused"
+    await m.delete_message(d.id)
+
+
+async def test_refusals_and_failures(server, tmp_path):
+    """Last in the module: after a failed login Dovecot delays that address's next logins."""
+    with pytest.raises(Unauthorized):  # the server's certificate is not trusted without its CA
+        await client(server, tmp_path, ca_file=None).list_messages()
+    with pytest.raises(NotFound):
+        await client(server, tmp_path, folder="NoSuchFolder").list_messages()
+    with pytest.raises(Unavailable) as exc:
+        await client(server, tmp_path, port=free_port()).list_messages()
+    assert exc.value.retryable
+    with pytest.raises(Unauthorized) as exc:
+        await client(server, tmp_path, password="wrong-password").list_messages()
+    assert "wrong-password" not in str(exc.value) and not exc.value.retryable
+
+
+def test_password_comes_from_the_environment_only():
+    data = {"tools": {"mailbox": {"backend": "imap", "host": "imap.corp.example", "username": "soc",
+                                  "password_env": "SOC_IMAP_PW"}}}
+    with pytest.raises(ToolsConfigError, match="SOC_IMAP_PW"):
+        parse_tools_config(data, env={})
+    cfg = parse_tools_config(data, env={"SOC_IMAP_PW": "pw"})
+    assert cfg.mailbox.password == "pw" and "pw" not in repr(cfg) and "password" not in cfg.model_dump()["mailbox"]
+    data["tools"]["mailbox"]["password"] = "in-the-file"
+    with pytest.raises(ToolsConfigError):
+        parse_tools_config(data, env={"SOC_IMAP_PW": "pw"})
