@@ -290,3 +290,41 @@ def write_tools_file(path: Path, tools: dict[str, dict]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+# -- medallion, a TAXII 2.1 server, with one empty writable collection ---------------------
+@contextmanager
+def medallion(tmp: Path, collections: tuple[str, ...] = ("phish-indicators",), page_size: int = 100,
+              user: str = "reader", password: str = "taxii-pw") -> Iterator[dict]:
+    import json
+    import sys
+
+    binary = str(Path(sys.executable).parent / "medallion")
+    if not Path(binary).exists():
+        binary = shutil.which("medallion")
+        if binary is None:
+            pytest.fail("medallion is missing: install the dev extras (pip install -e '.[dev]')")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    root = f"http://127.0.0.1:{port}/api1/"
+    ids = {title: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tmp}/{title}")) for title in collections}
+    data = {"/discovery": {"title": "test", "default": root, "api_roots": [root]},
+            "api1": {"information": {"title": "api1", "versions": ["application/taxii+json;version=2.1"],
+                                     "max_content_length": 50_000_000},
+                     "status": [],
+                     "collections": [{"id": cid, "title": title, "can_read": True, "can_write": True,
+                                      "media_types": ["application/stix+json;version=2.1"], "objects": [],
+                                      "manifest": []} for title, cid in ids.items()]}}
+    (tmp / "data.json").write_text(json.dumps(data))
+    (tmp / "config.json").write_text(json.dumps({
+        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                    "filename": str(tmp / "data.json")},
+        "users": {user: password}, "taxii": {"max_page_size": page_size}}))
+    log = tmp / "medallion.log"
+    proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", str(port), str(tmp / "config.json")],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, "medallion", log)
+        yield {"api_root": root, "collections": ids, "user": user, "password": password, "port": port}
+    finally:
+        stop(proc)

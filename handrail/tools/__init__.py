@@ -144,7 +144,10 @@ class ToolClients:
 
     async def aclose(self) -> None:
         for resource in getattr(self, "_closers", ()):
-            resource.close()
+            if hasattr(resource, "aclose"):
+                await resource.aclose()
+            else:
+                resource.close()
         await self._client.aclose()
 
     async def __aenter__(self) -> Self:
