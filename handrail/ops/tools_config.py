@@ -142,13 +142,19 @@ class ToolsConfig(BaseModel):
         return {name: getattr(self, name).backend for name in TOOL_NAMES}
 
 
+_TAGS = {"lab", "rpz", "nftables", "imap", "syslog", "taxii"}
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) > 1 and loc[1] in _TAGS:  # the union's tag, not a key the user wrote
+        del loc[1]
+    where = ".".join(loc)
     return f"tools.{where}: {err['msg']}"
 
 
-def parse_tools_config(data: dict, env: dict[str, str] | None = None, *, source: str = "the tools file") -> ToolsConfig:
+def parse_tools_config(data: dict, env: dict[str, str] | None = None, *, source: str = "The tools file") -> ToolsConfig:
     env = dict(os.environ if env is None else env)
     table = data.get("tools", {})
     if not isinstance(table, dict):
