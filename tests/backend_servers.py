@@ -243,17 +243,26 @@ service auth-worker {{
 
 # -- rsyslog receiving RFC 5424 over TCP into a file -----------------------------------------
 @contextmanager
-def rsyslog(tmp: Path) -> Iterator[dict]:
-    """rsyslogd in the foreground with only imtcp loaded; each received message becomes one line
-    `pri|app-name|msgid|structured-data|msg` (parsed by rsyslog's RFC 5424 parser) in a file."""
+def rsyslog(tmp: Path, tls: bool = False) -> Iterator[dict]:
+    """rsyslogd in the foreground with only imtcp loaded (TLS through the ossl driver when `tls`);
+    each received message becomes one line `pri|app-name|msgid|structured-data|msg` (parsed by
+    rsyslog's RFC 5424 parser) in a file."""
     binary = require("rsyslogd", "rsyslog")
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     out = tmp / "received.log"
     conf = tmp / "rsyslog.conf"
-    conf.write_text(f"""global(workDirectory="{tmp}")
-module(load="imtcp")
-input(type="imtcp" port="{port}" address="127.0.0.1")
+    if tls:
+        if not list(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")):
+            require("rsyslog-ossl-driver", "rsyslog-openssl")
+        cert, key = self_signed_cert(tmp)
+        head = (f'global(workDirectory="{tmp}" DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{cert}"'
+                f' DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")\n'
+                'module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")\n')
+    else:
+        cert = None
+        head = f'global(workDirectory="{tmp}")\nmodule(load="imtcp")\n'
+    conf.write_text(head + f"""input(type="imtcp" port="{port}" address="127.0.0.1")
 template(name="fields" type="string"
          string="%pri%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
 *.* action(type="omfile" file="{out}" template="fields")
@@ -262,7 +271,7 @@ template(name="fields" type="string"
                             stdout=subprocess.DEVNULL, stderr=(tmp / "rsyslogd.err").open("w"))
     try:
         wait_port(port, proc, "rsyslogd", tmp / "rsyslogd.err")
-        yield {"port": port, "file": out}
+        yield {"port": port, "file": out, "ca_file": cert}
     finally:
         stop(proc)
 

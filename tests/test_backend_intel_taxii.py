@@ -50,17 +50,10 @@ def server(tmp_path):
         yield srv
 
 
-class NoHttpFeeds:
-    """Stands in for the HTTP feed server when only TAXII feeds are read."""
-
-    async def list_feeds(self):
-        return []
-
-
 def client(srv, **over) -> TaxiiIntel:
     fields = dict(api_root=srv["api_root"], username=srv["user"], password=srv["password"], page_size=4,
-                  timeout=5)
-    return TaxiiIntel(TaxiiConfig(backend="taxii", **{**fields, **over}), NoHttpFeeds())
+                  timeout=5, http_feeds=False)
+    return TaxiiIntel(TaxiiConfig(backend="taxii", **{**fields, **over}), None)
 
 
 async def test_collection_pages_into_one_stix_bundle_the_sync_reads(server):
@@ -116,6 +109,8 @@ async def test_refusals_and_failures(server):
         await intel.fetch_feed("taxii:no-such-collection")
     with pytest.raises(Invalid):
         await intel.publish_feed("taxii:phish-indicators", b"{}")
+    with pytest.raises(NotFound):  # TAXII only: an HTTP feed name is not there
+        await intel.fetch_feed("lab-c2")
     await intel.aclose()
     down = client(server, api_root=f"http://127.0.0.1:{free_port()}/api1/")
     with pytest.raises(Unavailable) as exc:

@@ -110,6 +110,7 @@ class TaxiiIntel(_Backend):
     backend: Literal["taxii"]
     api_root: str  # e.g. https://taxii.example/api1/
     collections: list[str] = Field(default_factory=list)  # ids or titles; empty means every readable one
+    http_feeds: bool = True  # also list and read the HTTP feed server's lists (false: TAXII only)
     username: str | None = None
     password_env: str = "HANDRAIL_TAXII_PASSWORD"
     token_env: str | None = None  # a bearer token instead of basic auth

@@ -32,7 +32,7 @@ MAX_PAGES = 10_000
 class TaxiiIntel:
     def __init__(self, cfg: TaxiiConfig, http_feeds: Any, journal: Journal | None = None) -> None:
         self.cfg = cfg
-        self.http_feeds = http_feeds
+        self.http_feeds = http_feeds if cfg.http_feeds else None
         root = cfg.api_root if cfg.api_root.endswith("/") else cfg.api_root + "/"
         headers = {"Accept": TAXII_JSON}
         auth = None
@@ -116,9 +116,15 @@ class TaxiiIntel:
                                       sha256="", size=0))
         return feeds
 
+    def _http(self, name: str):
+        if self.http_feeds is None:
+            raise NotFound(f"There is no feed {name}: only TAXII collections (taxii:<name>) are configured.",
+                           status=404)
+        return self.http_feeds
+
     async def feed_info(self, name: str) -> FeedInfo:
         if not name.startswith(PREFIX):
-            return await self.http_feeds.feed_info(name)
+            return await self._http(name).feed_info(name)
         body = await self.fetch_feed(name)
         c = await self._collection(name)
         return FeedInfo(name=name, format="stix", description=c.get("description") or "", size=len(body),
@@ -126,7 +132,7 @@ class TaxiiIntel:
 
     async def fetch_feed(self, name: str) -> bytes:
         if not name.startswith(PREFIX):
-            return await self.http_feeds.fetch_feed(name)
+            return await self._http(name).fetch_feed(name)
         c = await self._collection(name)
         return self.bundle(c["id"], await self.indicators(c["id"]))
 
@@ -134,9 +140,9 @@ class TaxiiIntel:
                            idempotency_key: str | None = None) -> FeedInfo:
         if name.startswith(PREFIX):
             raise Invalid(f"{name} is a TAXII collection; Handrail only reads those.", status=422)
-        return await self.http_feeds.publish_feed(name, content, format=format, idempotency_key=idempotency_key)
+        return await self._http(name).publish_feed(name, content, format=format, idempotency_key=idempotency_key)
 
     async def delete_feed(self, name: str, *, idempotency_key: str | None = None) -> None:
         if name.startswith(PREFIX):
             raise Invalid(f"{name} is a TAXII collection; Handrail only reads those.", status=422)
-        await self.http_feeds.delete_feed(name, idempotency_key=idempotency_key)
+        await self._http(name).delete_feed(name, idempotency_key=idempotency_key)
