@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TOOL_NAMES = ("mailbox", "dns", "firewall", "alerts", "intel")
+_NFT_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 
 class ToolsConfigError(ValueError):
@@ -67,9 +68,9 @@ class NftFirewall(_Backend):
     backend: Literal["nftables"]
     nft_command: list[str] = Field(default_factory=lambda: ["nft"])  # e.g. ["ip", "netns", "exec", "edge", "nft"]
     family: Literal["inet"] = "inet"
-    table: str = "handrail"
-    set_v4: str = "egress_v4"
-    set_v6: str = "egress_v6"
+    table: str = Field(default="handrail", pattern=_NFT_NAME)
+    set_v4: str = Field(default="egress_v4", pattern=_NFT_NAME)
+    set_v6: str = Field(default="egress_v6", pattern=_NFT_NAME)
     create: bool = True  # create the table, sets and drop rules when the table is missing
     timeout: float = 10.0
 
