@@ -83,7 +83,8 @@ class ImapMailbox(_Backend):
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str
-    password_env: str = "HANDRAIL_IMAP_PASSWORD"
+    password_env: str = "HANDRAIL_IMAP_PASSWORD"  # holds the password, or the access token for xoauth2
+    auth: Literal["password", "xoauth2"] = "password"
     folder: str = "INBOX"
     processed_flag: str = "$HandrailProcessed"
     ca_file: Path | None = None

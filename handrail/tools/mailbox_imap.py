@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-import email.utils
 import imaplib
 import re
 import socket
@@ -56,7 +55,10 @@ class ImapMailbox:
         else:
             box = MailBoxUnencrypted(c.host, c.port, timeout=c.timeout)
         try:
-            box.login(c.username, c.password, initial_folder=None)
+            if c.auth == "xoauth2":  # the environment variable then holds an OAuth 2 access token
+                box.xoauth2(c.username, c.password, initial_folder=None)
+            else:
+                box.login(c.username, c.password, initial_folder=None)
         except MailboxLoginError:
             raise Unauthorized(f"The IMAP server {c.host} refused the login of {c.username}.", status=401) from None
         typ, _ = box.client.select(f'"{c.folder}"' if " " in c.folder else c.folder)
