@@ -148,7 +148,10 @@ def tcp_verdict(ns: str, address: str, port: int = 9) -> str:
             "except TimeoutError:\n print('dropped')\n"
             "except OSError as e:\n"
             " print({errno.ECONNREFUSED:'refused',errno.EPERM:'dropped'}.get(e.errno,'other:'+str(e.errno)))")
-    out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code], capture_output=True, text=True, check=True)
+    import sys
+
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
     return out.stdout.strip()
 
 
