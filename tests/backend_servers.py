@@ -148,7 +148,10 @@ def tcp_verdict(ns: str, address: str, port: int = 9) -> str:
             "except TimeoutError:\n print('dropped')\n"
             "except OSError as e:\n"
             " print({errno.ECONNREFUSED:'refused',errno.EPERM:'dropped'}.get(e.errno,'other:'+str(e.errno)))")
-    out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code], capture_output=True, text=True, check=True)
+    import sys
+
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
     return out.stdout.strip()
 
 
@@ -243,17 +246,26 @@ service auth-worker {{
 
 # -- rsyslog receiving RFC 5424 over TCP into a file -----------------------------------------
 @contextmanager
-def rsyslog(tmp: Path) -> Iterator[dict]:
-    """rsyslogd in the foreground with only imtcp loaded; each received message becomes one line
-    `pri|app-name|msgid|structured-data|msg` (parsed by rsyslog's RFC 5424 parser) in a file."""
+def rsyslog(tmp: Path, tls: bool = False) -> Iterator[dict]:
+    """rsyslogd in the foreground with only imtcp loaded (TLS through the ossl driver when `tls`);
+    each received message becomes one line `pri|app-name|msgid|structured-data|msg` (parsed by
+    rsyslog's RFC 5424 parser) in a file."""
     binary = require("rsyslogd", "rsyslog")
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     out = tmp / "received.log"
     conf = tmp / "rsyslog.conf"
-    conf.write_text(f"""global(workDirectory="{tmp}")
-module(load="imtcp")
-input(type="imtcp" port="{port}" address="127.0.0.1")
+    if tls:
+        if not list(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")):
+            require("rsyslog-ossl-driver", "rsyslog-openssl")
+        cert, key = self_signed_cert(tmp)
+        head = (f'global(workDirectory="{tmp}" DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{cert}"'
+                f' DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")\n'
+                'module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")\n')
+    else:
+        cert = None
+        head = f'global(workDirectory="{tmp}")\nmodule(load="imtcp")\n'
+    conf.write_text(head + f"""input(type="imtcp" port="{port}" address="127.0.0.1")
 template(name="fields" type="string"
          string="%pri%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
 *.* action(type="omfile" file="{out}" template="fields")
@@ -262,7 +274,7 @@ template(name="fields" type="string"
                             stdout=subprocess.DEVNULL, stderr=(tmp / "rsyslogd.err").open("w"))
     try:
         wait_port(port, proc, "rsyslogd", tmp / "rsyslogd.err")
-        yield {"port": port, "file": out}
+        yield {"port": port, "file": out, "ca_file": cert}
     finally:
         stop(proc)
 
@@ -290,3 +302,41 @@ def write_tools_file(path: Path, tools: dict[str, dict]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+# -- medallion, a TAXII 2.1 server, with one empty writable collection ---------------------
+@contextmanager
+def medallion(tmp: Path, collections: tuple[str, ...] = ("phish-indicators",), page_size: int = 100,
+              user: str = "reader", password: str = "taxii-pw") -> Iterator[dict]:
+    import json
+    import sys
+
+    binary = str(Path(sys.executable).parent / "medallion")
+    if not Path(binary).exists():
+        binary = shutil.which("medallion")
+        if binary is None:
+            pytest.fail("medallion is missing: install the dev extras (pip install -e '.[dev]')")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    root = f"http://127.0.0.1:{port}/api1/"
+    ids = {title: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tmp}/{title}")) for title in collections}
+    data = {"/discovery": {"title": "test", "default": root, "api_roots": [root]},
+            "api1": {"information": {"title": "api1", "versions": ["application/taxii+json;version=2.1"],
+                                     "max_content_length": 50_000_000},
+                     "status": [],
+                     "collections": [{"id": cid, "title": title, "can_read": True, "can_write": True,
+                                      "media_types": ["application/stix+json;version=2.1"], "objects": [],
+                                      "manifest": []} for title, cid in ids.items()]}}
+    (tmp / "data.json").write_text(json.dumps(data))
+    (tmp / "config.json").write_text(json.dumps({
+        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                    "filename": str(tmp / "data.json")},
+        "users": {user: password}, "taxii": {"max_page_size": page_size}}))
+    log = tmp / "medallion.log"
+    proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", str(port), str(tmp / "config.json")],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, "medallion", log)
+        yield {"api_root": root, "collections": ids, "user": user, "password": password, "port": port}
+    finally:
+        stop(proc)

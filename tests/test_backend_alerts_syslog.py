@@ -78,3 +78,19 @@ async def test_unreachable_siem_is_retryable_and_the_retry_sends(server, tmp_pat
     up = client(server, tmp_path)
     alert = await up.raise_alert("P1", "t", "b", source="x", idempotency_key="k2")
     assert alert.id in read_lines(server["file"], 1)[0]
+
+
+async def test_alerts_over_tls(tmp_path):
+    from handrail.tools.errors import Unauthorized
+    from tests.backend_servers import rsyslog as start_rsyslog
+
+    with start_rsyslog(tmp_path / "rsyslog-tls", tls=True) as srv:
+        a = client(srv, tmp_path, tls=True, ca_file=srv["ca_file"])
+        alert = await a.raise_alert("P2", "over TLS", "b", source="x")
+        [line] = read_lines(srv["file"], 1)
+        assert alert.id in line and line.startswith(f"{20 * 8 + 3}|handrail|alert.raised|")
+        untrusted = client(srv, tmp_path, tls=True)  # the system CAs do not know the test's certificate
+        with pytest.raises(Unauthorized) as exc:
+            await untrusted.raise_alert("P2", "t", "b", source="x")
+        assert not exc.value.retryable
+        assert len(read_lines(srv["file"], 1)) == 1

@@ -71,6 +71,20 @@ async def test_firewall_contract(ns, tmp_path):
     assert gone == {"removed": ["192.0.2.1"], "absent": ["192.0.2.2"]}
 
 
+async def test_bulk_with_an_address_inside_a_network_of_the_same_batch(ns, tmp_path):
+    fw = client(ns, tmp_path)
+    feed = ["91.92.241.17", "91.92.240.0/22", "2001:db8:1::5", "2001:db8::/32", "203.0.113.0/24"]
+    assert await fw.egress_add_many(feed, "intel") == {"added": feed, "already": []}
+    assert {e.value for e in await fw.egress_list()} == {"91.92.240.0/22", "2001:db8::/32", "203.0.113.0/24"}
+    assert await fw.egress_lookup_many(feed + ["91.92.244.1"]) == feed  # covered counts as blocked
+    again = await fw.egress_add_many(["91.92.242.9", "198.51.100.9"], "intel")
+    assert again == {"added": ["198.51.100.9"], "already": ["91.92.242.9"]}
+    with pytest.raises(Conflict, match="overlaps 203.0.113.0/24"):  # a wider network than an element
+        await fw.egress_add_many(["203.0.112.0/23"], "intel")
+    await fw.egress_remove_many(feed + ["198.51.100.9"])
+    assert await fw.egress_list() == [] and await fw.egress_lookup_many(feed) == []
+
+
 async def test_idempotent_replay(ns, tmp_path):
     fw = client(ns, tmp_path)
     first = await fw.egress_add("203.0.113.50", "one", idempotency_key="run1-step1")

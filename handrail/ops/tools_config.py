@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TOOL_NAMES = ("mailbox", "dns", "firewall", "alerts", "intel")
+_NFT_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 
 class ToolsConfigError(ValueError):
@@ -67,9 +68,9 @@ class NftFirewall(_Backend):
     backend: Literal["nftables"]
     nft_command: list[str] = Field(default_factory=lambda: ["nft"])  # e.g. ["ip", "netns", "exec", "edge", "nft"]
     family: Literal["inet"] = "inet"
-    table: str = "handrail"
-    set_v4: str = "egress_v4"
-    set_v6: str = "egress_v6"
+    table: str = Field(default="handrail", pattern=_NFT_NAME)
+    set_v4: str = Field(default="egress_v4", pattern=_NFT_NAME)
+    set_v6: str = Field(default="egress_v6", pattern=_NFT_NAME)
     create: bool = True  # create the table, sets and drop rules when the table is missing
     timeout: float = 10.0
 
@@ -82,7 +83,8 @@ class ImapMailbox(_Backend):
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str
-    password_env: str = "HANDRAIL_IMAP_PASSWORD"
+    password_env: str = "HANDRAIL_IMAP_PASSWORD"  # holds the password, or the access token for xoauth2
+    auth: Literal["password", "xoauth2"] = "password"
     folder: str = "INBOX"
     processed_flag: str = "$HandrailProcessed"
     ca_file: Path | None = None
@@ -110,6 +112,7 @@ class TaxiiIntel(_Backend):
     backend: Literal["taxii"]
     api_root: str  # e.g. https://taxii.example/api1/
     collections: list[str] = Field(default_factory=list)  # ids or titles; empty means every readable one
+    http_feeds: bool = True  # also list and read the HTTP feed server's lists (false: TAXII only)
     username: str | None = None
     password_env: str = "HANDRAIL_TAXII_PASSWORD"
     token_env: str | None = None  # a bearer token instead of basic auth
@@ -142,13 +145,19 @@ class ToolsConfig(BaseModel):
         return {name: getattr(self, name).backend for name in TOOL_NAMES}
 
 
+_TAGS = {"lab", "rpz", "nftables", "imap", "syslog", "taxii"}
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) > 1 and loc[1] in _TAGS:  # the union's tag, not a key the user wrote
+        del loc[1]
+    where = ".".join(loc)
     return f"tools.{where}: {err['msg']}"
 
 
-def parse_tools_config(data: dict, env: dict[str, str] | None = None, *, source: str = "the tools file") -> ToolsConfig:
+def parse_tools_config(data: dict, env: dict[str, str] | None = None, *, source: str = "The tools file") -> ToolsConfig:
     env = dict(os.environ if env is None else env)
     table = data.get("tools", {})
     if not isinstance(table, dict):

@@ -7,6 +7,8 @@ each for the lab's REST contract. A deployment swaps in clients for its own vend
         await tools.firewall.egress_add("203.0.113.9", "phish C2", idempotency_key=key)
 
 Tool clients know nothing of Temporal; errors are `handrail.tools.errors.ToolError`s.
+`HANDRAIL_TOOLS` (handrail/ops/tools_config.py) swaps in real backends for some tools:
+IMAP, RPZ, nftables, syslog/CEF and TAXII 2.1 (handrail/tools/backends.py).
 """
 
 from __future__ import annotations
@@ -144,7 +146,10 @@ class ToolClients:
 
     async def aclose(self) -> None:
         for resource in getattr(self, "_closers", ()):
-            resource.close()
+            if hasattr(resource, "aclose"):
+                await resource.aclose()
+            else:
+                resource.close()
         await self._client.aclose()
 
     async def __aenter__(self) -> Self:

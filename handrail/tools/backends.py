@@ -39,4 +39,5 @@ def build_backends(settings: Settings, fallback: dict[str, Any],
     if cfg.intel.backend == "taxii":
         from handrail.tools.intel_taxii import TaxiiIntel
         chosen["intel"] = TaxiiIntel(cfg.intel, fallback["intel"], journal)
+        closers.append(chosen["intel"])
     return chosen, closers

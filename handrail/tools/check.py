@@ -36,9 +36,12 @@ async def _read(name: str, client: Any) -> str:
     if name == "dns":
         sinkholes = await client.list_sinkholes()
         where = ""
-        if getattr(client, "cfg", None) is not None and client.cfg.resolver:
+        cfg = getattr(client, "cfg", None)
+        if cfg is not None and not cfg.zone_file.exists():
+            where += f"; zone file {cfg.zone_file} not created yet (the first sinkhole writes it)"
+        if cfg is not None and cfg.resolver:
             await client.resolve("handrail-check.invalid")  # the resolver answers (NXDOMAIN is an answer)
-            where = f"; resolver {client.cfg.resolver} answers"
+            where += f"; resolver {cfg.resolver} answers"
         return f"{len(sinkholes)} sinkholed domain(s){where}"
     if name == "firewall":
         return f"{len(await client.egress_list())} egress blocklist entr(y/ies)"

@@ -53,9 +53,14 @@ def normalise_domain(domain: str) -> str:
     return text
 
 
+def clean_comment(comment: str) -> str:
+    """What a zone file can hold verbatim in a TXT string: printable, one line, no quotes or backslashes."""
+    text = "".join(c if c.isprintable() else " " for c in str(comment or ""))
+    return " ".join(text.split()).replace("\\", "/").replace('"', "'")[:200]
+
+
 def _txt(added_at: str, comment: str) -> str:
-    comment = " ".join(comment.split())[:200].replace("\\", "").replace('"', "'")
-    return f'"{_META} added_at={added_at}" "{comment}"'
+    return f'"{_META} added_at={added_at}" "{clean_comment(comment)}"'
 
 
 class RpzZone:
@@ -175,7 +180,7 @@ class RpzSinkhole:
                     if resume and entries[name].address == addr:
                         return entries[name], False
                     raise Conflict(f"{name} is already sinkholed.", status=409)
-                entries[name] = Sinkhole(domain=name, address=addr, comment=comment,
+                entries[name] = Sinkhole(domain=name, address=addr, comment=clean_comment(comment),
                                          added_at=datetime.now(UTC).isoformat(timespec="seconds"))
                 return entries[name], True
 

@@ -10,6 +10,7 @@ that overlaps an existing one is refused as a conflict by the kernel, as it shou
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
 import json
 import re
@@ -53,6 +54,43 @@ def _value_of(val) -> str | None:
     if isinstance(val, dict) and "range" in val:  # not written by us; shown as its first address
         return None
     return None
+
+
+class Coverage:
+    """The set's elements as sorted, non-overlapping intervals (the kernel keeps an interval set so):
+    which element covers a value, and which one a new network would overlap."""
+
+    def __init__(self, values) -> None:
+        self._by_version: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+        for value in values:
+            net = ipaddress.ip_network(value)
+            self._by_version[net.version].append((int(net.network_address), int(net.broadcast_address), value))
+        for items in self._by_version.values():
+            items.sort()
+        self._starts = {v: [i[0] for i in items] for v, items in self._by_version.items()}
+
+    def add(self, net) -> None:
+        items = self._by_version[net.version]
+        item = (int(net.network_address), int(net.broadcast_address), text_of(net))
+        pos = bisect.bisect_left(items, item)
+        items.insert(pos, item)
+        self._starts[net.version].insert(pos, item[0])
+
+    def covering(self, net) -> str | None:
+        """The element whose range contains all of `net`, if any."""
+        items, start, end = self._by_version[net.version], int(net.network_address), int(net.broadcast_address)
+        pos = bisect.bisect_right(self._starts[net.version], start) - 1
+        if pos >= 0 and items[pos][1] >= end:
+            return items[pos][2]
+        return None
+
+    def overlapping(self, net) -> str | None:
+        """An element sharing any address with `net`."""
+        items, start, end = self._by_version[net.version], int(net.network_address), int(net.broadcast_address)
+        pos = bisect.bisect_right(self._starts[net.version], end) - 1
+        if pos >= 0 and items[pos][1] >= start:
+            return items[pos][2]
+        return None
 
 
 class NftFirewall:
@@ -174,6 +212,9 @@ class NftFirewall:
                     if resume:
                         return entries[key]
                     raise Conflict(f"{key} is already on the egress blocklist.", status=409)
+                overlap = Coverage(entries).overlapping(net)
+                if overlap is not None:
+                    raise Conflict(f"{key} overlaps {overlap}, already on the egress blocklist.", status=409)
                 added_at = datetime.now(UTC).isoformat(timespec="seconds")
                 await self._nft(["-j", "-f", "-"], f"add {key}",
                                 stdin=self._element_json("create", [net], comment, added_at))
@@ -201,28 +242,44 @@ class NftFirewall:
         return "".join(v + "\n" for v in values)
 
     async def egress_lookup_many(self, values: list[str]) -> list[str]:
-        nets = [text_of(normalise(v)) for v in values]
-        present = await self._entries()
-        return [v for v in nets if v in present]
+        """The values whose traffic the sets drop: an element itself, or inside a blocked network."""
+        nets = [normalise(v) for v in values]
+        cover = Coverage(await self._entries())
+        return [text_of(n) for n in nets if cover.covering(n) is not None]
 
     async def egress_add_many(self, values: list[str], comment: str, *,
                               idempotency_key: str | None = None) -> dict[str, list[str]]:
+        """Networks first (widest first), so an address inside a network of the same batch is covered by it
+        rather than refused; a value already covered is `already`. A network that would only partly overlap
+        an element is refused (the kernel cannot hold both)."""
         nets = {text_of(n): n for n in (normalise(v) for v in values)}
 
         async def act(resume: bool) -> dict[str, list[str]]:
             async with self._lock:
-                present = await self._entries()
-                new = [n for k, n in nets.items() if k not in present]
+                cover = Coverage(await self._entries())
+                already = {k for k, n in nets.items() if cover.covering(n) is not None}
+                new = []
+                for key, net in sorted(((k, n) for k, n in nets.items() if k not in already),
+                                       key=lambda kv: (kv[1].version, kv[1].prefixlen, int(kv[1].network_address))):
+                    if cover.covering(net) is not None:
+                        continue  # inside a network this batch adds
+                    overlap = cover.overlapping(net)
+                    if overlap is not None:
+                        raise Conflict(f"{key} overlaps {overlap}, already on the egress blocklist.", status=409)
+                    cover.add(net)
+                    new.append(net)
                 added_at = datetime.now(UTC).isoformat(timespec="seconds")
                 for i in range(0, len(new), BATCH):
                     await self._nft(["-j", "-f", "-"], f"add {len(new[i:i + BATCH])} elements",
                                     stdin=self._element_json("create", new[i:i + BATCH], comment, added_at))
-                return {"added": [text_of(n) for n in new], "already": [k for k in nets if k in present]}
+                return {"added": [k for k in nets if k not in already], "already": [k for k in nets if k in already]}
 
         return await self.journal.run("firewall", idempotency_key, fingerprint("add_many", sorted(nets), comment), act)
 
     async def egress_remove_many(self, values: list[str], *,
                                  idempotency_key: str | None = None) -> dict[str, list[str]]:
+        """Removes the values that are elements; a value only covered by another element stays blocked
+        (and `egress_lookup_many` keeps saying so) until that element goes."""
         nets = {text_of(n): n for n in (normalise(v) for v in values)}
 
         async def act(resume: bool) -> dict[str, list[str]]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-import email.utils
 import imaplib
 import re
 import socket
 import ssl
+import time
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 
@@ -55,7 +55,10 @@ class ImapMailbox:
         else:
             box = MailBoxUnencrypted(c.host, c.port, timeout=c.timeout)
         try:
-            box.login(c.username, c.password, initial_folder=None)
+            if c.auth == "xoauth2":  # the environment variable then holds an OAuth 2 access token
+                box.xoauth2(c.username, c.password, initial_folder=None)
+            else:
+                box.login(c.username, c.password, initial_folder=None)
         except MailboxLoginError:
             raise Unauthorized(f"The IMAP server {c.host} refused the login of {c.username}.", status=401) from None
         typ, _ = box.client.select(f'"{c.folder}"' if " " in c.folder else c.folder)
@@ -99,25 +102,29 @@ class ImapMailbox:
     def _summaries(self, box, uids: list[str]) -> list[MessageSummary]:
         if not uids:
             return []
-        out = []
         typ, data = box.client.uid("FETCH", ",".join(uids), "(UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])")
         if typ != "OK":
             raise ToolError(f"The IMAP server refused to fetch headers: {data!r:.100}.", code="imap_refused")
-        for item in data:
-            if not isinstance(item, tuple):
-                continue
-            meta = item[0].decode(errors="replace")
+        records: list[list[bytes]] = []  # [meta before and after the literal, header literal]
+        for item in data or ():
+            if isinstance(item, tuple):
+                records.append([item[0], item[1] or b""])
+            elif isinstance(item, bytes) and records:
+                records[-1][0] += b" " + item  # servers may send FLAGS after the literal
+        out = []
+        for meta_bytes, headers in records:
+            meta = meta_bytes.decode(errors="replace")
             uid = re.search(r"UID (\d+)", meta)
             if not uid:
                 continue
             flags = re.search(r"FLAGS \(([^)]*)\)", meta)
             size = re.search(r"RFC822\.SIZE (\d+)", meta)
-            internal = imaplib.Internaldate2tuple(item[0])
-            received = (datetime(*internal[:6], tzinfo=UTC).isoformat() if internal else "")
+            internal = imaplib.Internaldate2tuple(meta_bytes)  # local time, as imaplib gives it
+            received = datetime.fromtimestamp(time.mktime(internal), UTC).isoformat() if internal else ""
             processed = self.cfg.processed_flag.lower() in (flags.group(1).lower().split() if flags else [])
             out.append(MessageSummary(
-                id=uid.group(1), message_id=_header(item[1], "Message-ID"), subject=_header(item[1], "Subject"),
-                sender=_header(item[1], "From"), received_at=received,
+                id=uid.group(1), message_id=_header(headers, "Message-ID"), subject=_header(headers, "Subject"),
+                sender=_header(headers, "From"), received_at=received,
                 status="processed" if processed else "unprocessed", size=int(size.group(1)) if size else 0))
         return sorted(out, key=lambda m: int(m.id))
 

@@ -1,0 +1,148 @@
+"""Threat-intel feeds over TAXII 2.1, beside the HTTP lists the intel sync already reads.
+
+A TAXII collection is a feed named `taxii:<collection title or id>` in format `stix`:
+fetching it pages through the collection's indicators (`match[type]=indicator`, the
+server's `next` token while `more` is true, and `added_after` from the
+`X-TAXII-Date-Added-Last` header for servers that page by time only) and returns them as
+one STIX 2.1 bundle, byte-identical for the same indicators, so the intel sync's content
+cache and "last good" fallback work unchanged. Every other feed name goes to the HTTP
+feed server (the lab's client). TAXII feeds are read-only here: publishing is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import httpx
+
+from handrail.ops.tools_config import TaxiiIntel as TaxiiConfig
+from handrail.tools.errors import Invalid, NotFound, ToolError, Unauthorized
+from handrail.tools.http import LabHTTP, seg
+from handrail.tools.intel import FeedFormat, FeedInfo
+from handrail.tools.journal import Journal
+
+PREFIX = "taxii:"
+TAXII_JSON = "application/taxii+json;version=2.1"
+MAX_PAGES = 10_000
+
+
+class TaxiiIntel:
+    def __init__(self, cfg: TaxiiConfig, http_feeds: Any, journal: Journal | None = None) -> None:
+        self.cfg = cfg
+        self.http_feeds = http_feeds if cfg.http_feeds else None
+        root = cfg.api_root if cfg.api_root.endswith("/") else cfg.api_root + "/"
+        headers = {"Accept": TAXII_JSON}
+        auth = None
+        secret = ""
+        if cfg.token:
+            headers["Authorization"] = f"Bearer {cfg.token}"
+            secret = cfg.token
+        elif cfg.username:
+            auth = httpx.BasicAuth(cfg.username, cfg.password)
+            secret = cfg.password
+        self._client = httpx.AsyncClient(base_url=root, headers=headers, auth=auth, timeout=cfg.timeout,
+                                         verify=cfg.verify)
+        self.http = LabHTTP(self._client, secret=secret)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- TAXII -------------------------------------------------------------------------------
+    async def collections(self) -> list[dict]:
+        try:
+            data = await self.http.json("GET", "collections/")
+        except NotFound:
+            raise NotFound(f"There is no TAXII API root at {self.http.base_url}.", status=404) from None
+        found = [c for c in (data or {}).get("collections", []) if isinstance(c, dict) and c.get("id")]
+        if self.cfg.collections:
+            wanted = set(self.cfg.collections)
+            found = [c for c in found if c["id"] in wanted or c.get("title") in wanted]
+        return found
+
+    async def _collection(self, name: str) -> dict:
+        key = name[len(PREFIX):]
+        for c in await self.collections():
+            if key in (c["id"], c.get("title")):
+                if not c.get("can_read", False):
+                    raise Unauthorized(f"The TAXII collection {key} cannot be read with these credentials.",
+                                       status=403)
+                return c
+        raise NotFound(f"There is no readable TAXII collection {key}.", status=404)
+
+    async def indicators(self, collection_id: str) -> list[dict]:
+        path = f"collections/{seg(collection_id)}/objects/"
+        objects: dict[tuple[str, str], dict] = {}
+        params: dict[str, Any] = {"match[type]": "indicator", "limit": self.cfg.page_size}
+        for _ in range(MAX_PAGES):
+            resp = await self.http.request("GET", path, params=params)
+            try:
+                envelope = resp.json() if resp.content else {}
+            except ValueError:
+                raise ToolError(f"The TAXII server answered {path} with something that is not JSON.",
+                                code="bad_response") from None
+            page = [o for o in envelope.get("objects", []) or [] if isinstance(o, dict) and o.get("id")]
+            for obj in page:
+                objects[(obj["id"], str(obj.get("modified", "")))] = obj
+            if len(objects) > self.cfg.max_objects:
+                raise Invalid(f"The TAXII collection {collection_id} holds more than {self.cfg.max_objects} "
+                              "indicators (tools.intel.max_objects).", status=422)
+            if not envelope.get("more") or not page:
+                break
+            if envelope.get("next"):
+                params = {"match[type]": "indicator", "limit": self.cfg.page_size, "next": envelope["next"]}
+            elif resp.headers.get("X-TAXII-Date-Added-Last"):
+                params = {"match[type]": "indicator", "limit": self.cfg.page_size,
+                          "added_after": resp.headers["X-TAXII-Date-Added-Last"]}
+            else:
+                raise ToolError(f"The TAXII server said there is more in {collection_id} but gave no way to "
+                                "ask for it.", code="bad_response")
+        return [objects[k] for k in sorted(objects)]
+
+    def bundle(self, collection_id: str, objects: list[dict]) -> bytes:
+        bundle_id = uuid.uuid5(uuid.NAMESPACE_URL, self.http.base_url + "/" + collection_id)
+        return json.dumps({"type": "bundle", "id": f"bundle--{bundle_id}", "objects": objects},
+                          sort_keys=True, separators=(",", ":")).encode()
+
+    # -- the Intel protocol ------------------------------------------------------------------
+    async def list_feeds(self) -> list[FeedInfo]:
+        feeds = await self.http_feeds.list_feeds() if self.http_feeds is not None else []
+        for c in await self.collections():
+            if c.get("can_read", False):
+                feeds.append(FeedInfo(name=PREFIX + (c.get("title") or c["id"]), format="stix",
+                                      description=c.get("description") or f"TAXII 2.1 collection {c['id']}",
+                                      sha256="", size=0))
+        return feeds
+
+    def _http(self, name: str):
+        if self.http_feeds is None:
+            raise NotFound(f"There is no feed {name}: only TAXII collections (taxii:<name>) are configured.",
+                           status=404)
+        return self.http_feeds
+
+    async def feed_info(self, name: str) -> FeedInfo:
+        if not name.startswith(PREFIX):
+            return await self._http(name).feed_info(name)
+        body = await self.fetch_feed(name)
+        c = await self._collection(name)
+        return FeedInfo(name=name, format="stix", description=c.get("description") or "", size=len(body),
+                        sha256=hashlib.sha256(body).hexdigest(), lines=0)
+
+    async def fetch_feed(self, name: str) -> bytes:
+        if not name.startswith(PREFIX):
+            return await self._http(name).fetch_feed(name)
+        c = await self._collection(name)
+        return self.bundle(c["id"], await self.indicators(c["id"]))
+
+    async def publish_feed(self, name: str, content: bytes | str, *, format: FeedFormat | None = None,
+                           idempotency_key: str | None = None) -> FeedInfo:
+        if name.startswith(PREFIX):
+            raise Invalid(f"{name} is a TAXII collection; Handrail only reads those.", status=422)
+        return await self._http(name).publish_feed(name, content, format=format, idempotency_key=idempotency_key)
+
+    async def delete_feed(self, name: str, *, idempotency_key: str | None = None) -> None:
+        if name.startswith(PREFIX):
+            raise Invalid(f"{name} is a TAXII collection; Handrail only reads those.", status=422)
+        await self._http(name).delete_feed(name, idempotency_key=idempotency_key)
