@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
+from handrail.gate.rollback_outcome import apply_rollback_outcome, rollback_outcome
 from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
 from starter.output import USAGE, fail
@@ -90,9 +91,7 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         status = status_from_audit(run_id, rows)
         if status is None:
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
-    if any(r["event"] == "run.rolled_back" for r in rows):
-        status.state = RunState.ROLLED_BACK
-    return status
+    return apply_rollback_outcome(status, rows)
 
 
 OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
@@ -207,19 +206,35 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
         desc = await client.get_workflow_handle(run_id).describe()
         if desc.status == WorkflowExecutionStatus.RUNNING:
             status = await run_status(client, settings, run_id)
-            if status.state not in ("completed", "denied", "compensated", "failed", "rejected"):
+            if status.state not in ("completed", "denied", "compensated", "failed", "rejected",
+                                    "needs_attention", "rolled_back"):
                 fail(f"Run {run_id} is still {status.state}; let it finish (or deny it) before rolling it back.")
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
+    workflow_id = rollback_id(run_id)
+    for attempt in range(2, 1000):
+        try:
+            handle = await client.start_workflow(
+                RollbackRun.run,
+                RollbackTrigger(run_id=run_id, requested_by=requested_by),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            return await handle.result()
+        except WorkflowAlreadyStartedError:
+            if not _rollback_left_changes(settings, run_id):
+                fail(f"Run {run_id} has already been rolled back ({workflow_id}); a run is rolled back once.")
+            workflow_id = f"{rollback_id(run_id)}-retry-{attempt}"  # retry what the last one left
+    fail(f"Run {run_id} has been rolled back too many times; look at it in the Web UI.")
+
+
+def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
+    """True when the run's last rollback ended needing attention (so it may be retried)."""
+    ledger = Ledger(settings.ledger_path)
     try:
-        handle = await client.start_workflow(
-            RollbackRun.run,
-            RollbackTrigger(run_id=run_id, requested_by=requested_by),
-            id=rollback_id(run_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"Run {run_id} has already been rolled back ({rollback_id(run_id)}); a run is rolled back once.")
-    return await handle.result()
+        outcome = rollback_outcome(list(ledger.audit_rows(run_id)))
+    finally:
+        ledger.close()
+    return outcome is not None and outcome.state == RunState.NEEDS_ATTENTION

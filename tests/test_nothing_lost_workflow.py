@@ -124,3 +124,41 @@ async def test_a_replay_answered_with_an_error_reads_the_tool_first(time_env, tm
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert stack.ledger.change(result.steps[0].change_id).status == "applied"
+
+
+async def test_an_unfinished_rollback_needs_attention_and_a_second_one_retries_what_is_left(time_env, tmp_path):
+    from starter import ops
+
+    async with running_stack(time_env.client, tmp_path, policy()) as stack:
+        handle = await stack.start(EgressBlock.run, trigger())
+        await approve(stack, handle)
+        assert (await handle.result()).state == RunState.COMPLETED
+        await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=8)
+        first = await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+        assert first.state == "needs_attention" and len(first.failed) == 1
+        shown = await ops.run_status(stack.client, stack.settings, handle.id)
+        assert shown.state == RunState.NEEDS_ATTENTION and first.failed[0] in shown.error
+        assert IP in await stack.edl()
+        second = await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+        assert second.state == "rolled_back" and [r.change_id for r in second.results] == first.failed
+        assert IP not in await stack.edl()
+        assert (await ops.run_status(stack.client, stack.settings, handle.id)).state == RunState.ROLLED_BACK
+        from starter.output import CliError
+
+        with pytest.raises(CliError, match="rolled back once"):
+            await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+
+
+async def test_a_revert_whose_check_read_failed_is_settled_by_reading_again(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, policy()) as stack:
+        handle = await stack.start(EgressBlock.run, trigger())
+        await approve(stack, handle)
+        result = await handle.result()
+        await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=1, after_apply=True)
+        await stack.tools.lab_set_fault(GET, method="GET", error_rate=1.0, count=2, skip=1)
+        report = await stack.client.execute_workflow(
+            RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
+            id=rollback_id(handle.id), task_queue=stack.settings.task_queue)
+        assert report.state == "rolled_back" and report.results[0].verified
+        assert stack.ledger.revert_of(result.steps[0].change_id).verified
+        assert IP not in await stack.edl()
