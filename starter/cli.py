@@ -182,11 +182,16 @@ def _ui_link(settings, run_id: str) -> str:
 @command
 async def pending(as_json: bool = JSON):
     """List the runs waiting for a human decision."""
+    from handrail.ops.liveness import live_pollers, no_worker_sentence
+
     settings = _settings()
-    rows = await ops.pending(await _client(settings))
+    client = await _client(settings)
+    rows = await ops.pending(client, settings)
     if as_json:
         print_json(rows)
         return
+    if await live_pollers(client, settings.task_queue) == 0:
+        console.print(f"[yellow]{no_worker_sentence(settings.task_queue)}[/]")
     if not rows:
         console.print("Nothing is waiting for approval.")
         return
@@ -267,6 +272,8 @@ def _render_status(status: RunStatus, settings) -> None:
     console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
     if status.error:
         console.print(f"[red]{status.error}[/]")
+    if status.live_note:
+        console.print(f"[yellow]{status.live_note}[/]")
     table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
     for step in status.steps:
         verdicts = "\n".join(

@@ -253,6 +253,7 @@ class RunStatus(BaseModel):
     rejected_decisions: list[DecisionRecord] = Field(default_factory=list)
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+    live_note: str | None = None  # set when the live status could not be read and this was rebuilt from the ledger
 
     def pending_step(self) -> StepRecord | None:
         for step in self.steps:
