@@ -212,11 +212,13 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
             print_json(result)
         elif result["accepted"]:
             console.print(f"[green]Accepted[/]: {result['why']}. Run is now {result['state']}.")
+        elif result.get("kept"):
+            console.print(f"[yellow]Kept[/]: {result['why']}.")
         elif result["accepted"] is None:
             console.print(f"[yellow]Sent[/]: {result['why']}.")
         else:
             console.print(f"[red]Rejected[/]: {result['why']}.")
-        if not result["accepted"]:
+        if not result["accepted"] and not result.get("kept"):
             raise typer.Exit(1)
 
     return body()

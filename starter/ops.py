@@ -138,6 +138,10 @@ async def decide(
         except Exception:
             status = None
         if status is not None:
+            for record in status.kept_decisions:
+                if record.decision.id == decision.id:  # its step has not opened yet
+                    return {"run_id": run_id, "decision_id": decision.id, "accepted": None, "kept": True,
+                            "why": record.why, "state": status.state.value}
             for record in status.rejected_decisions + [d for s in status.steps for d in s.decisions]:
                 if record.decision.id == decision.id:
                     return {"run_id": run_id, "decision_id": decision.id, "accepted": record.accepted,

@@ -162,3 +162,37 @@ async def test_a_revert_whose_check_read_failed_is_settled_by_reading_again(time
         assert report.state == "rolled_back" and report.results[0].verified
         assert stack.ledger.revert_of(result.steps[0].change_id).verified
         assert IP not in await stack.edl()
+
+
+async def test_a_decision_sent_before_its_step_waits_is_kept_and_judged_when_it_opens(time_env, tmp_path):
+    from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
+    from tests.support import make_decision
+
+    async with running_stack(time_env.client, tmp_path, policy(), [BlockManyRunbook]) as stack:
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=[IP, "203.0.113.78"], requested_by="alice"))
+        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        early = make_decision("erin", step="s02-firewall.egress_block")
+        await handle.signal("decide", early)
+        status = await stack.wait_for(handle, lambda s: any(r.decision.id == early.id for r in s.kept_decisions))
+        kept = next(r for r in status.kept_decisions if r.decision.id == early.id)
+        assert kept.why == "no step is waiting yet; your decision is kept until one is"
+        await send_decision(handle, "bob")  # step 1; step 2 then opens and finds erin's approval
+        result = await handle.result()
+        assert result.state == RunState.COMPLETED
+        assert [d.decision.approver for d in result.steps[1].decisions] == ["erin"]
+        assert result.kept_decisions == []
+        events = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
+        assert "decision.kept" in events
+
+
+async def test_a_kept_decision_is_still_judged_by_the_rules(time_env, tmp_path):
+    from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
+    from tests.support import make_decision
+
+    async with running_stack(time_env.client, tmp_path, policy(), [BlockManyRunbook]) as stack:
+        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=[IP, "203.0.113.78"], requested_by="alice"))
+        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        await handle.signal("decide", make_decision("alice", step="s02-firewall.egress_block"))  # the requester
+        await send_decision(handle, "bob")
+        status = await stack.wait_for(handle, lambda s: len(s.steps) == 2 and s.state == RunState.AWAITING_APPROVAL)
+        assert any("separation of duties" in r.why for r in status.rejected_decisions)

@@ -251,6 +251,7 @@ class RunStatus(BaseModel):
     finished_at: datetime | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     rejected_decisions: list[DecisionRecord] = Field(default_factory=list)
+    kept_decisions: list[DecisionRecord] = Field(default_factory=list)  # sent before their step waited
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
     live_note: str | None = None  # set when the live status could not be read and this was rebuilt from the ledger
