@@ -13,11 +13,12 @@ from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
+from activities.reconcile import ReconcileActivities
 from activities.rogue import RogueActivities
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities, ReconcileActivities]
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

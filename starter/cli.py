@@ -468,6 +468,7 @@ COMMAND_MODULES = [
     "starter.privilege_cmd",
     "starter.rogue_cmd",
     "starter.intel_cmd",
+    "starter.drift_cmd",
 ]
 
 
