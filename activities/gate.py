@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
-from activities.settle import apply_written_ahead, settle
+from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction, action_for
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import (
@@ -118,6 +118,10 @@ class GateActivities:
         existing = self.ledger.change(request.idempotency_key)
         if existing is not None and existing.status != "pending":
             return existing  # a retry after the ledger write: the change is done
+        async with heartbeating():
+            return await self._apply_written_ahead(request, action, existing, log)
+
+    async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log) -> ChangeRecord:
         try:
             before = existing.before if existing else await action.read(self.tools, request.change)
             already = action.wanted(request.change, before)

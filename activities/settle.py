@@ -10,7 +10,12 @@ reports "nothing changed" while a tool holds its change, and rollback finds the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
+
+from temporalio import activity
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import ChangeRecord
@@ -67,3 +72,26 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
     record.after = await action.read(tools, record.change)
     ledger.finish_change(record)
     return record
+
+
+HEARTBEAT_EVERY_S = 2.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
+    """Heartbeat while a tool call is in flight, so a killed worker is noticed in seconds
+    (the heartbeat timeout), not after the whole start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.ensure_future(beat()) if activity.in_activity() else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

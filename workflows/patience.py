@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 ROUND_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),  # a killed worker's attempt is retried in seconds
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_attempts=3),
 )
