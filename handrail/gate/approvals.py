@@ -111,7 +111,7 @@ class ApprovalBook:
         step = decision.step
         if not step or step in self._open or step in self._closed:
             return False
-        number = re.match(r"s(\d+)-[\w.]+$", step)
+        number = re.match(r"s(\d+)-\w+\.[\w.]+$", step)  # sNN-<tool>.<action>
         if number is None:
             return False  # not a step id: judged (and refused) as usual
         started = len(self.status.steps) if self.status is not None else 0
