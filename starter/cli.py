@@ -442,6 +442,26 @@ def bench_runbooks(
             console.print(f"{key}: {value}")
 
 
+@bench_app.command("chaos")
+@command
+def bench_chaos(
+    runs: int = typer.Option(50, "--runs", min=1, max=2000, help="How many approved egress-block runs."),
+    seed: int = typer.Option(15, "--seed", help="Seed of the random kills, approvals and faults."),
+    as_json: bool = JSON,
+):
+    """Kill the worker, restart Temporal, fail the firewall; then report lost/duplicates/drift/stuck."""
+    from starter.bench import stdout_to_stderr
+    from starter.chaos import run_chaos
+
+    with stdout_to_stderr():
+        result = asyncio.run(run_chaos(runs, seed))
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
 @bench_app.command("baseline")
 @command
 def bench_baseline(
