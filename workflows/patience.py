@@ -87,12 +87,15 @@ async def call_patiently(rb: Any, step: Any, policy: Any, activity: Any, request
             waited = (now - first_failure).total_seconds()
             if not alerted and waited + pause.total_seconds() >= policy.tool_alert_after_s:
                 alerted = True
-                await rb.alert(
-                    policy.alert_priority, f"Tool failing for {step.change.describe()}",
-                    f"Run {rb.run_id} has retried {step.change.describe()} since {first_failure.isoformat()}: "
-                    f"{message}. Handrail keeps retrying until {deadline.isoformat()}.",
-                    tags=["tool", "retrying"],
-                )
+                try:
+                    await rb.alert(
+                        policy.alert_priority, f"Tool failing for {step.change.describe()}",
+                        f"Run {rb.run_id} has retried {step.change.describe()} since {first_failure.isoformat()}: "
+                        f"{message}. Handrail keeps retrying until {deadline.isoformat()}.",
+                        tags=["tool", "retrying"],
+                    )
+                except ActivityError as alert_err:  # the alert is a courtesy; the change goes on
+                    rb.audit("alert.failed", step.step_id, error=root_message(alert_err))
             await workflow.sleep(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
             continue
