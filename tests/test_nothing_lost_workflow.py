@@ -196,3 +196,18 @@ async def test_a_kept_decision_is_still_judged_by_the_rules(time_env, tmp_path):
         await send_decision(handle, "bob")
         status = await stack.wait_for(handle, lambda s: len(s.steps) == 2 and s.state == RunState.AWAITING_APPROVAL)
         assert any("separation of duties" in r.why for r in status.rejected_decisions)
+
+
+async def test_a_run_cancelled_while_waiting_for_the_tool_undoes_what_the_tool_took(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, policy()) as stack:
+        handle = await stack.start(EgressBlock.run, trigger())
+        await approve(stack, handle)
+        await stack.tools.lab_set_fault(POST, method="POST", error_rate=1.0, count=1, after_apply=True)
+        await stack.tools.lab_set_fault(GET, method="GET", error_rate=1.0, count=3, skip=1)
+        await stack.wait_for(handle, lambda s: s.state == RunState.WAITING_FOR_TOOL)
+        assert IP in await stack.edl()  # the firewall took it; the gate could not read it back
+        await handle.cancel()
+        result = await handle.result()
+        assert result.state == RunState.COMPENSATED, result.error
+        assert IP not in await stack.edl()
+        assert stack.ledger.change(result.steps[0].change_id).reverted_at is not None

@@ -378,7 +378,7 @@ class Runbook:
         )
         try:
             record: ChangeRecord = await call_patiently(self, step, policy, GateActivities.apply_change, request)
-        except ActivityError:
+        except (ActivityError, asyncio.CancelledError):
             # The outcome may be unknown (the ledger holds the written-ahead intent): compensation
             # asks the tool and undoes the change if it holds it, whatever the error said.
             step.state, step.finished_at = StepState.FAILED, workflow.now()
