@@ -108,11 +108,10 @@ async def _faults_on(tools: ToolClients, seed: int) -> None:
 
 async def _status(client, settings: Settings, run_id: str) -> RunStatus | None:
     from starter import ops
-    from starter.output import CliError
 
     try:
         return await ops.run_status(client, settings, run_id)
-    except (CliError, Exception):
+    except Exception:  # unknown yet, Temporal restarting: asked again on the next round
         return None
 
 
@@ -200,7 +199,7 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
             await tools.lab_clear_faults()
             edl = set((await tools.firewall.edl()).split())
             final = {r: await _status(client, settings, r) for r in ids}
-        result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks)), edl)
+        result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks, strict=True)), edl)
         result.update(runs=runs, seed=seed, worker_kills=chaos.kills, temporal_restarts=chaos.temporal_restarts,
                       outage_seconds=OUTAGE_S, fault_rate=FAULT_RATE,
                       wall_seconds=round(time.perf_counter() - began, 1))
