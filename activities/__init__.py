@@ -13,10 +13,11 @@ from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
+from activities.reconcile import ReconcileActivities
 from activities.rogue import RogueActivities
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities,
-                                RogueActivities, IntelActivities]
+                                RogueActivities, IntelActivities, ReconcileActivities]
 
 
 def activity_methods(instance: object) -> list:

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
+from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction
 from handrail.gate.models import (
     AlertRequest,
@@ -97,8 +98,14 @@ class GateActivities:
         existing = self.ledger.change(request.idempotency_key)
         if existing is not None and existing.status != "pending":
             return existing  # a retry after the ledger write: the change is done
+        async with heartbeating():
+            return await self._apply_written_ahead(request, action, existing, log)
+
+    async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log) -> ChangeRecord:
         try:
             before = existing.before if existing else await action.read(self.tools, request.change)
+            already = action.wanted(request.change, before)
+            # Write ahead: the intent, before-state and inverse are in the ledger before the call.
             record = self.ledger.begin_change(
                 ChangeRecord(
                     change_id=request.idempotency_key,
@@ -106,6 +113,7 @@ class GateActivities:
                     step_id=request.step_id,
                     change=request.change,
                     before=before,
+                    inverse=None if already else action.inverse(request.change, before),
                     mode=request.mode,
                     requested_by=request.requested_by,
                     approved_by=request.approved_by,
@@ -114,12 +122,11 @@ class GateActivities:
                 )
             )
             if action.wanted(request.change, record.before):
-                record.status, record.after = "unchanged", record.before
+                record.status, record.after, record.inverse = "unchanged", record.before, None
             else:
-                await action.apply(self.tools, request.change, request.idempotency_key)
-                record.status = "applied"
-                record.after = await action.read(self.tools, request.change)
-                record.inverse = action.inverse(request.change, record.before)
+                record.inverse = record.inverse or action.inverse(request.change, record.before)
+                record = await apply_written_ahead(self.ledger, action, self.tools, record,
+                                                   request.idempotency_key, retried=existing is not None)
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
@@ -134,7 +141,16 @@ class GateActivities:
         self.ledger.append(request.audit)
         record = self.ledger.change(request.change_id)
         if record is None:
-            raise ApplicationError(f"no change {request.change_id} in the ledger", non_retryable=True)
+            return RevertResult(change_id=request.change_id, reverted=False,
+                                detail="no such change was recorded: the tool was never called")
+        if record.status == "pending":  # written ahead, outcome unknown: the tool decides
+            try:
+                record = await settle(self.ledger, self.ctx.actions.for_kind(record.change.kind), self.tools, record)
+            except ToolError as exc:
+                raise tool_failure(exc, f"reading {record.change.describe()} to settle it failed") from None
+        if record.status in ("not_applied", "unchanged"):
+            return RevertResult(change_id=request.change_id, reverted=False,
+                                detail=f"the tool does not hold this change ({record.status}); nothing to undo")
         previous = self.ledger.revert_of(request.change_id)
         if previous is not None:
             return RevertResult(

@@ -18,7 +18,7 @@ from handrail.ops.config import Settings, load_settings
 from lab import admin
 from lab.errors import LabError, error_response
 from lab.faults import FaultBook
-from lab.middleware import LabMiddleware
+from lab.middleware import BODY_REJECTED, LabMiddleware
 from lab.registry import TOOLS, seed_all
 from lab.store import Store
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:
+            request.scope[BODY_REJECTED] = True  # "error parsing the body": never an answer to keep
         code = _STATUS_CODES.get(exc.status_code, "error")
         if exc.status_code == 404:
             message = f"There is no route {request.method} {request.url.path}."
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
+        request.scope[BODY_REJECTED] = True
         return error_response(422, "invalid_input", _validation_sentence(exc))
 
     app.include_router(admin.router)

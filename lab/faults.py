@@ -6,7 +6,9 @@ optionally by method. For each matching request, in the order rules were added: 
 `latency_ms`; answer the fixed `status` (a 4xx) if set; otherwise fail with
 `error_status` (5xx) with probability `error_rate`, drawn from `random.Random(seed)` so a
 test sees the same sequence every time. `count` (optional) limits how many requests a
-rule affects. Rules never apply to `/_lab/*`. They persist in SQLite; the random
+rule affects, after letting the first `skip` matching requests through. `after_apply` rules let the request run (the tool changes, the idempotency
+key is stored) and then answer the error instead of the real response: the "503 after the
+firewall accepted the block" a client cannot tell from a failure. Rules never apply to `/_lab/*`. They persist in SQLite; the random
 sequence restarts from its seed when the lab restarts or the rule is re-added.
 """
 
@@ -33,6 +35,8 @@ class FaultSpec(BaseModel):
     status: int | None = Field(default=None, ge=400, le=499)
     seed: int = 0
     count: int | None = Field(default=None, ge=1)
+    after_apply: bool = False
+    skip: int = Field(default=0, ge=0)  # let this many matching requests through first
 
     @field_validator("method")
     @classmethod
@@ -59,7 +63,7 @@ class FaultRule:
     def matches(self, method: str, path: str) -> bool:
         if self.spec.method and self.spec.method != method:
             return False
-        if self.spec.count is not None and self.hits >= self.spec.count:
+        if self.spec.count is not None and self.hits >= self.spec.count + self.spec.skip:
             return False
         route = self.spec.route
         if route.startswith("^"):
@@ -74,6 +78,7 @@ class FaultRule:
 class Decision:
     latency_ms: int = 0
     status: int | None = None
+    after_apply: bool = False  # the request ran; only the answer is replaced by `status`
 
 
 class FaultBook:
@@ -108,11 +113,15 @@ class FaultBook:
             if not rule.matches(method, path):
                 continue
             rule.hits += 1
+            if rule.hits <= rule.spec.skip:
+                continue
             decision.latency_ms += rule.spec.latency_ms
             if rule.spec.status is not None:
                 decision.status = rule.spec.status
+                decision.after_apply = rule.spec.after_apply
                 break
             if rule.spec.error_rate > 0 and rule.rng.random() < rule.spec.error_rate:
                 decision.status = rule.spec.error_status
+                decision.after_apply = rule.spec.after_apply
                 break
         return decision

@@ -6,7 +6,11 @@ idempotency and the call log — in that order.
 - Faults (`lab.faults`): latency then an injected error, never on `/_lab/*`.
 - Writes (POST/PUT/PATCH/DELETE) run one at a time under an asyncio lock, so SQLite sees a
   single writer and check-then-act handlers cannot interleave.
-- Idempotency (`lab.idempotency`) for tool writes carrying `Idempotency-Key`.
+- Idempotency (`lab.idempotency`) for tool writes carrying `Idempotency-Key`. A write's body
+  is read in full before its handler runs: a client that goes away mid-body never reaches
+  the handler, so it can never leave a "could not parse the body" answer under its key.
+  A response is stored only when the handler ran on the whole request, did not reject the
+  body itself, and did not fail with a 5xx.
 - Call log (`lab.calls`) for every tool request, including refused and replayed ones.
 """
 
@@ -73,11 +77,14 @@ class LabMiddleware:
             await _send_simple(send, status, body, extra=[(b"www-authenticate", b"Bearer")])
             return
 
+        after_fault: int | None = None
         if not internal:
             decision = self.faults.decide(method, path)
             if decision.latency_ms:
                 await asyncio.sleep(decision.latency_ms / 1000)
-            if decision.status is not None:
+            if decision.status is not None and decision.after_apply and method in WRITE_METHODS:
+                after_fault = decision.status
+            elif decision.status is not None:
                 status, body = _json_body(
                     decision.status, "fault_injected",
                     f"The lab injected a {decision.status} fault for {method} {path}.",
@@ -96,7 +103,8 @@ class LabMiddleware:
                         captured["ctype"] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            if after_fault is None:
+                await send(message)
 
         if method not in WRITE_METHODS:
             try:
@@ -121,10 +129,50 @@ class LabMiddleware:
                     await _send_simple(send, stored.status, stored.body, stored.content_type,
                                        extra=[(b"idempotent-replayed", b"true")])
                     return
+            whole, body_chunks = await _read_whole_body(receive)
+            if not whole:
+                log(499)  # the client went away before its request arrived: nothing ran
+                return
             try:
-                await self.app(scope, receive, capture)
+                await self.app(scope, _replay(body_chunks, receive), capture)
             finally:
-                if key and not internal:
+                if key and not internal and not scope.get(BODY_REJECTED):
                     idempotency.remember(self.store, key, method, path, captured["status"],
                                          captured["ctype"], b"".join(captured["body"]))
-                log(captured["status"])
+                log(after_fault or captured["status"])
+            if after_fault is not None:
+                status, body = _json_body(
+                    after_fault, "fault_injected",
+                    f"The lab applied {method} {path} and then injected a {after_fault} fault.",
+                )
+                await _send_simple(send, status, body)
+
+
+BODY_REJECTED = "lab.body_rejected"  # set in scope by the app when it could not parse a body
+
+
+async def _read_whole_body(receive) -> tuple[bool, list[bytes]]:
+    """Read the request body to its end; (False, _) if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False, chunks
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True, chunks
+
+
+def _replay(chunks: list[bytes], receive):
+    """A `receive` that hands the handler the body already read, then waits as the real one."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return await receive()
+
+    return replay

@@ -182,11 +182,16 @@ def _ui_link(settings, run_id: str) -> str:
 @command
 async def pending(as_json: bool = JSON):
     """List the runs waiting for a human decision."""
+    from handrail.ops.liveness import live_pollers, no_worker_sentence
+
     settings = _settings()
-    rows = await ops.pending(await _client(settings))
+    client = await _client(settings)
+    rows = await ops.pending(client, settings)
     if as_json:
         print_json(rows)
         return
+    if await live_pollers(client, settings.task_queue) == 0:
+        console.print(f"[yellow]{no_worker_sentence(settings.task_queue)}[/]")
     if not rows:
         console.print("Nothing is waiting for approval.")
         return
@@ -207,11 +212,13 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
             print_json(result)
         elif result["accepted"]:
             console.print(f"[green]Accepted[/]: {result['why']}. Run is now {result['state']}.")
+        elif result.get("kept"):
+            console.print(f"[yellow]Kept[/]: {result['why']}.")
         elif result["accepted"] is None:
             console.print(f"[yellow]Sent[/]: {result['why']}.")
         else:
             console.print(f"[red]Rejected[/]: {result['why']}.")
-        if not result["accepted"]:
+        if not result["accepted"] and not result.get("kept"):
             raise typer.Exit(1)
 
     return body()
@@ -267,6 +274,8 @@ def _render_status(status: RunStatus, settings) -> None:
     console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
     if status.error:
         console.print(f"[red]{status.error}[/]")
+    if status.live_note:
+        console.print(f"[yellow]{status.live_note}[/]")
     table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
     for step in status.steps:
         verdicts = "\n".join(
@@ -433,6 +442,26 @@ def bench_runbooks(
             console.print(f"{key}: {value}")
 
 
+@bench_app.command("chaos")
+@command
+def bench_chaos(
+    runs: int = typer.Option(50, "--runs", min=1, max=2000, help="How many approved egress-block runs."),
+    seed: int = typer.Option(15, "--seed", help="Seed of the random kills, approvals and faults."),
+    as_json: bool = JSON,
+):
+    """Kill the worker, restart Temporal, fail the firewall; then report lost/duplicates/drift/stuck."""
+    from starter.bench import stdout_to_stderr
+    from starter.chaos import run_chaos
+
+    with stdout_to_stderr():
+        result = asyncio.run(run_chaos(runs, seed))
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
 @bench_app.command("baseline")
 @command
 def bench_baseline(
@@ -460,6 +489,7 @@ COMMAND_MODULES = [
     "starter.rogue_cmd",
     "starter.intel_cmd",
     "starter.tools_cmd",
+    "starter.drift_cmd",
 ]
 
 

@@ -110,6 +110,9 @@ def faults(
     status: Annotated[int | None, typer.Option(help="Always answer this 4xx.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the error draw.")] = 0,
     count: Annotated[int | None, typer.Option(help="Affect only this many requests.")] = None,
+    after_apply: Annotated[bool, typer.Option("--after-apply",
+                                              help="Run the request, then answer the error (a lost response).")] = False,
+    skip: Annotated[int, typer.Option(min=0, help="Let this many matching requests through first.")] = 0,
     clear: Annotated[bool, typer.Option("--clear", help="Remove every fault rule.")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -127,7 +130,7 @@ def faults(
     if route:
         rule = _run(lambda t: t.lab_set_fault(
             route, method=method, error_rate=error_rate, error_status=error_status,
-            latency_ms=latency_ms, status=status, seed=seed, count=count))
+            latency_ms=latency_ms, status=status, seed=seed, count=count, after_apply=after_apply, skip=skip))
         if json_:
             _print_json(rule.model_dump())
         else:

@@ -20,8 +20,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
+from handrail.gate.rollback_outcome import apply_rollback_outcome, rollback_outcome
 from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
+from handrail.ops.liveness import live_pollers
 from starter.output import USAGE, fail
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
@@ -70,17 +72,17 @@ async def start_egress_block(
 
 
 async def run_status(client: Client, settings: Settings, run_id: str) -> RunStatus:
-    """The run's status from the workflow itself, or rebuilt from the ledger when Temporal no longer has it."""
+    """The run's status from the workflow itself, or rebuilt from the ledger when Temporal no longer has it
+    or no worker can answer the query (then `live_note` says the live status is unavailable)."""
     status: RunStatus | None = None
+    why_not_live = ""
     try:
         handle = client.get_workflow_handle(run_id)
         status = await handle.query("status", result_type=RunStatus, rpc_timeout=_seconds(5))
-    except RPCError as exc:
-        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE,
-                              RPCStatusCode.INVALID_ARGUMENT):
-            raise
-    except Exception:  # a query that fails (no worker, history gone) falls back to the ledger
-        status = None
+    except RPCError as exc:  # no worker, history gone, server busy: the ledger still answers
+        why_not_live = str(exc).splitlines()[0] if str(exc) else exc.status.name if exc.status else "RPC error"
+    except Exception as exc:  # a query that fails (no worker, history gone) falls back to the ledger
+        why_not_live = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     ledger = Ledger(settings.ledger_path)
     try:
         rows = list(ledger.audit_rows(run_id))
@@ -90,9 +92,9 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         status = status_from_audit(run_id, rows)
         if status is None:
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
-    if any(r["event"] == "run.rolled_back" for r in rows):
-        status.state = RunState.ROLLED_BACK
-    return status
+        if why_not_live and "not found" not in why_not_live.lower():
+            status.live_note = f"live status unavailable ({why_not_live}); this timeline is rebuilt from the ledger"
+    return apply_rollback_outcome(status, rows)
 
 
 OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
@@ -136,6 +138,10 @@ async def decide(
         except Exception:
             status = None
         if status is not None:
+            for record in status.kept_decisions:
+                if record.decision.id == decision.id:  # its step has not opened yet
+                    return {"run_id": run_id, "decision_id": decision.id, "accepted": None, "kept": True,
+                            "why": record.why, "state": status.state.value}
             for record in status.rejected_decisions + [d for s in status.steps for d in s.decisions]:
                 if record.decision.id == decision.id:
                     return {"run_id": run_id, "decision_id": decision.id, "accepted": record.accepted,
@@ -145,15 +151,26 @@ async def decide(
             "why": "the decision was delivered, but no worker has judged it yet; it will be judged when one runs"}
 
 
-async def pending(client: Client) -> list[dict[str, Any]]:
-    """Runs waiting for a human, found through the HandrailState search attribute."""
+async def pending(client: Client, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Runs waiting for a human, found through the HandrailState search attribute (visibility).
+
+    With no worker polling, the runs' queries cannot answer: each waiting step is then read
+    from the ledger timeline instead (rows say `"live": false`), so the list is never empty
+    just because the workers are down.
+    """
     found = []
+    workers = await live_pollers(client, settings.task_queue) if settings is not None else None
     async for execution in client.list_workflows('HandrailState = "awaiting_approval" AND ExecutionStatus = "Running"'):
-        try:
-            status = await client.get_workflow_handle(execution.id).query(
-                "status", result_type=RunStatus, rpc_timeout=_seconds(5))
-        except Exception:
-            continue
+        status: RunStatus | None = None
+        live = workers != 0
+        if live:
+            try:
+                status = await client.get_workflow_handle(execution.id).query(
+                    "status", result_type=RunStatus, rpc_timeout=_seconds(5))
+            except Exception:  # no worker answers: do not wait on the same timeout for every run
+                status, live, workers = None, False, 0
+        if status is None and settings is not None:
+            status = _status_from_ledger(settings, execution.id)
         step = status.pending_step() if status else None
         if step is None:
             continue
@@ -166,10 +183,23 @@ async def pending(client: Client) -> list[dict[str, Any]]:
             "requested_by": status.requested_by,
             "approvals": f"{sum(d.accepted and d.decision.approve for d in step.decisions)}/{step.approvals_needed}",
             "escalated": step.escalated,
-            "why": "; ".join(v.reason for v in step.verdicts) or f"mode {step.mode.value if step.mode else '?'}",
+            "why": "; ".join(v.reason for v in step.verdicts) or f"mode {_mode_name(step.mode)}",
             "waiting_since": step.started_at.isoformat() if step.started_at else None,
+            "live": live,
         })
     return sorted(found, key=lambda r: r["waiting_since"] or "")
+
+
+def _mode_name(mode) -> str:
+    return getattr(mode, "value", mode) or "?"
+
+
+def _status_from_ledger(settings: Settings, run_id: str) -> RunStatus | None:
+    ledger = Ledger(settings.ledger_path)
+    try:
+        return status_from_audit(run_id, list(ledger.audit_rows(run_id)))
+    finally:
+        ledger.close()
 
 
 def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
@@ -201,19 +231,35 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
         desc = await client.get_workflow_handle(run_id).describe()
         if desc.status == WorkflowExecutionStatus.RUNNING:
             status = await run_status(client, settings, run_id)
-            if status.state not in ("completed", "denied", "compensated", "failed", "rejected"):
+            if status.state not in ("completed", "denied", "compensated", "failed", "rejected",
+                                    "needs_attention", "rolled_back"):
                 fail(f"Run {run_id} is still {status.state}; let it finish (or deny it) before rolling it back.")
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
+    workflow_id = rollback_id(run_id)
+    for attempt in range(2, 1000):
+        try:
+            handle = await client.start_workflow(
+                RollbackRun.run,
+                RollbackTrigger(run_id=run_id, requested_by=requested_by),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            return await handle.result()
+        except WorkflowAlreadyStartedError:
+            if not _rollback_left_changes(settings, run_id):
+                fail(f"Run {run_id} has already been rolled back ({workflow_id}); a run is rolled back once.")
+            workflow_id = f"{rollback_id(run_id)}-retry-{attempt}"  # retry what the last one left
+    fail(f"Run {run_id} has been rolled back too many times; look at it in the Web UI.")
+
+
+def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
+    """True when the run's last rollback ended needing attention (so it may be retried)."""
+    ledger = Ledger(settings.ledger_path)
     try:
-        handle = await client.start_workflow(
-            RollbackRun.run,
-            RollbackTrigger(run_id=run_id, requested_by=requested_by),
-            id=rollback_id(run_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"Run {run_id} has already been rolled back ({rollback_id(run_id)}); a run is rolled back once.")
-    return await handle.result()
+        outcome = rollback_outcome(list(ledger.audit_rows(run_id)))
+    finally:
+        ledger.close()
+    return outcome is not None and outcome.state == RunState.NEEDS_ATTENTION

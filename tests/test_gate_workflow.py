@@ -190,7 +190,7 @@ async def test_failing_later_step_compensates_earlier_ones(time_env, tmp_path):
         handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.10", "203.0.113.11", "not-an-ip"]))
         result = await handle.result()
         assert result.state == RunState.COMPENSATED
-        assert [s.state for s in result.steps] == [StepState.COMPENSATED, StepState.COMPENSATED, StepState.APPLYING]
+        assert [s.state for s in result.steps] == [StepState.COMPENSATED, StepState.COMPENSATED, StepState.FAILED]
         assert await stack.edl() == before
         reverts = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "change.reverted"]
         assert [r["data"]["change_id"].rsplit("/", 1)[1] for r in reverts] == [

@@ -19,6 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.patience import call_patiently
+
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from handrail.gate import guardrails
@@ -85,6 +87,7 @@ class Runbook:
         )
         book.status = self.status
         self._saga: list[tuple[StepRecord, ChangeRecord]] = []
+        self._uncertain: list[StepRecord] = []  # failed steps whose tool may hold the change anyway
         self._protective: set[str] = set()
         self._pending_audit: list[AuditEvent] = []
         self._event_seq = 0
@@ -151,6 +154,15 @@ class Runbook:
             final, self.status.error = RunState.COMPENSATED, "the run was cancelled"
         else:
             final, self.status.error = RunState.COMPENSATED, _describe_failure(exc)
+        undone_uncertain = False
+        if exc is not None and self._uncertain:
+            failed_uncertain = await self._settle_uncertain_to_the_end()
+            undone_uncertain = any(s.state == StepState.COMPENSATED for s in self._uncertain)
+            if failed_uncertain:
+                final = RunState.NEEDS_ATTENTION
+                self.status.error = (self.status.error or "") + (
+                    f"; could not tell whether ledger change(s) {', '.join(failed_uncertain)} took effect"
+                )
         if exc is not None and self._saga:
             failed = await self._compensate_to_the_end()
             if failed:
@@ -158,7 +170,7 @@ class Runbook:
                 self.status.error = (self.status.error or "") + (
                     f"; compensation failed for ledger change(s) {', '.join(failed)}"
                 )
-        elif exc is not None and final == RunState.COMPENSATED:
+        elif exc is not None and final == RunState.COMPENSATED and not undone_uncertain:
             final = RunState.FAILED  # nothing had been changed, so nothing was compensated
         self.status.finished_at = workflow.now()
         self._set_state(final)
@@ -208,6 +220,30 @@ class Runbook:
         """Compensate in a task of its own and await it until done, cancel or not."""
         self.status.summary["compensating"] = True
         return await _keep_awaiting(asyncio.ensure_future(self._compensate()))
+
+    async def _settle_uncertain_to_the_end(self) -> list[str]:
+        """Undo failed steps whose tool holds the change after all (a 503 after it accepted)."""
+        return await _keep_awaiting(asyncio.ensure_future(self._settle_uncertain()))
+
+    async def _settle_uncertain(self) -> list[str]:
+        failed: list[str] = []
+        for step in reversed(self._uncertain):
+            try:
+                result = await workflow.execute_activity_method(
+                    GateActivities.revert_change,
+                    RevertRequest(change_id=step.change_id, reason="compensation", by="handrail",
+                                  run_id=self.run_id, audit=self._take_audit()),
+                    **COMPENSATE_OPTS,
+                )
+            except ActivityError as err:
+                failed.append(step.change_id)
+                step.note = f"could not tell whether it took effect: {_describe_failure(err)}"
+                continue
+            if result.reverted:
+                step.state = StepState.COMPENSATED
+                step.note = "the tool had applied it despite the error; " + result.detail
+                self.audit("compensation.settled", step.step_id, change_id=step.change_id, detail=result.detail)
+        return failed
 
     async def _compensate(self) -> list[str]:
         failed: list[str] = []
@@ -329,21 +365,27 @@ class Runbook:
 
         step.state = StepState.APPLYING
         expires_at = workflow.now() + expires_after if expires_after else None
-        record: ChangeRecord = await workflow.execute_activity_method(
-            GateActivities.apply_change,
-            ApplyRequest(
-                run_id=self.run_id,
-                step_id=step.step_id,
-                change=change,
-                idempotency_key=f"{self.run_id}/{step.step_id}",
-                mode=policy.mode,
-                requested_by=self.status.requested_by,
-                approved_by=approved_by,
-                expires_at=expires_at,
-                audit=self._take_audit(),
-            ),
-            **TOOL_OPTS,
+        request = ApplyRequest(
+            run_id=self.run_id,
+            step_id=step.step_id,
+            change=change,
+            idempotency_key=f"{self.run_id}/{step.step_id}",
+            mode=policy.mode,
+            requested_by=self.status.requested_by,
+            approved_by=approved_by,
+            expires_at=expires_at,
+            audit=self._take_audit(),
         )
+        try:
+            record: ChangeRecord = await call_patiently(self, step, policy, GateActivities.apply_change, request)
+        except (ActivityError, asyncio.CancelledError):
+            # The outcome may be unknown (the ledger holds the written-ahead intent): compensation
+            # asks the tool and undoes the change if it holds it, whatever the error said.
+            step.state, step.finished_at = StepState.FAILED, workflow.now()
+            step.change_id = request.idempotency_key
+            if not protective:
+                self._uncertain.append(step)
+            raise
         step.change_id = record.change_id
         step.finished_at = workflow.now()
         if record.status == "unchanged":

@@ -1,7 +1,9 @@
 """Roll back a finished run on demand: the ledger's inverses, newest first, each verified.
 
 Started as `rollback-<run id>` with a reuse policy that refuses a second one, so a run is
-rolled back at most once. Each revert checks the tool's state against the before-state the
+rolled back at most once — unless that rollback could not finish (`needs_attention`): then
+`handrail rollback RUN` starts `rollback-<run id>-retry-N`, which retries exactly the
+changes still held (reverted ones are skipped; pending ones are settled by reading the tool). Each revert checks the tool's state against the before-state the
 ledger recorded and reports any difference instead of hiding it.
 """
 
@@ -24,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
         RollbackTrigger,
         RunChangesRequest,
     )
+
+from workflows.gate import RUNBOOK_KEY, STATE_KEY
 
 
 class RollbackReport(BaseModel):
@@ -82,4 +86,6 @@ class RollbackRun:
                              by=trigger.requested_by, failed=report.failed))
         await workflow.execute_activity_method(GateActivities.record_audit, pending, start_to_close_timeout=timedelta(seconds=30),
                                         retry_policy=RetryPolicy(maximum_attempts=10))
+        if report.results:  # the Web UI finds a rollback that needs attention by HandrailState
+            workflow.upsert_search_attributes([STATE_KEY.value_set(report.state), RUNBOOK_KEY.value_set("rollback")])
         return report

@@ -6,10 +6,14 @@ with. Every decision, accepted or rejected, is kept (the `status` query shows bo
 audited. Rules: the approver must be a policy user allowed by user or role (the escalation
 group too, once escalated); the run's requester never decides their own run; one person
 counts once toward N-of-M; one accepted denial ends the step.
+
+A decision naming a step that has not opened yet (the run is still gathering facts) is
+kept, not dropped: it is judged by the same rules when that step opens (issue 15, item 6).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,16 +39,22 @@ class _OpenStep:
     excluded: tuple[str, ...] = ()
 
 
+KEPT_WHY = "no step is waiting yet; your decision is kept until one is"
+
+
 class ApprovalBook:
     def __init__(self) -> None:
         self.status: RunStatus | None = None
         self._open: dict[str, _OpenStep] = {}
         self._events: list[tuple[str, str | None, dict[str, Any]]] = []
+        self._closed: set[str] = set()
+        self._early: list[DecisionRecord] = []  # decisions for steps that have not opened yet
 
     # -- called by the gate ------------------------------------------------------------
     def open(self, step: StepRecord, policy: GatePolicy, excluded: tuple[str, ...] = ()) -> None:
         """Start taking decisions for a step; `excluded` people may never decide it (they made the change)."""
         self._open[step.step_id] = _OpenStep(step, policy, excluded=tuple(excluded))
+        self._judge_kept(step.step_id)
 
     def escalate(self, step: StepRecord) -> None:
         self._open[step.step_id].escalated = True
@@ -56,6 +66,7 @@ class ApprovalBook:
 
     def close(self, step: StepRecord) -> Outcome:
         entry = self._open.pop(step.step_id)
+        self._closed.add(step.step_id)
         if entry.denial is not None:
             d = entry.denial.decision
             return Outcome(False, False, [d.approver], d.reason)
@@ -73,6 +84,13 @@ class ApprovalBook:
 
     # -- called by the signal handler --------------------------------------------------
     def receive(self, decision: Decision, now: datetime) -> DecisionRecord:
+        if self._arrives_early(decision):
+            record = DecisionRecord(decision=decision, accepted=False, why=KEPT_WHY, at=now)
+            self._early.append(record)
+            if self.status is not None:
+                self.status.kept_decisions.append(record)
+            self._events.append(("decision.kept", decision.step, record.model_dump(mode="json")))
+            return record
         entry, why = self._judge(decision)
         record = DecisionRecord(decision=decision, accepted=entry is not None, why=why, at=now)
         if entry is None:
@@ -87,6 +105,28 @@ class ApprovalBook:
             entry.denial = record
         self._events.append(("decision.accepted", entry.step.step_id, record.model_dump(mode="json")))
         return record
+
+    def _arrives_early(self, decision: Decision) -> bool:
+        """A decision naming a later step of this run (`sNN-kind`, NN past the steps started so far)."""
+        step = decision.step
+        if not step or step in self._open or step in self._closed:
+            return False
+        number = re.match(r"s(\d+)-\w+\.[\w.]+$", step)  # sNN-<tool>.<action>
+        if number is None:
+            return False  # not a step id: judged (and refused) as usual
+        started = len(self.status.steps) if self.status is not None else 0
+        return int(number.group(1)) > started
+
+    def _judge_kept(self, step_id: str) -> None:
+        """Judge the decisions kept for a step, in arrival order, now that it waits."""
+        kept = [r for r in self._early if r.decision.step == step_id]
+        if not kept:
+            return
+        self._early = [r for r in self._early if r.decision.step != step_id]
+        if self.status is not None:
+            self.status.kept_decisions = [r for r in self.status.kept_decisions if r.decision.step != step_id]
+        for record in kept:
+            self.receive(record.decision, record.at)
 
     def _judge(self, decision: Decision) -> tuple[_OpenStep | None, str]:
         entry = self._find(decision.step)

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
 class RunState(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_FOR_TOOL = "waiting_for_tool"  # a tool call keeps failing retryably; retrying with backoff
     COMPLETED = "completed"
     DENIED = "denied"
     COMPENSATED = "compensated"
@@ -99,6 +100,8 @@ class GatePolicy(BaseModel):
     on_timeout: Literal["deny", "approve"] = "deny"
     user_roles: dict[str, list[str]] = Field(default_factory=dict)
     alert_priority: str = "P2"
+    tool_retry_s: float = 6 * 3600  # a retryable tool failure is retried this long (issue 15)
+    tool_alert_after_s: float = 15 * 60  # one alert once the tool has failed this long
 
 
 class GuardrailContext(BaseModel):
@@ -189,7 +192,9 @@ class ChangeRecord(BaseModel):
     run_id: str
     step_id: str
     change: Change
-    status: Literal["pending", "applied", "unchanged"] = "pending"
+    # pending: written ahead of the tool call (before-state and inverse known); settled by reading
+    # the tool to applied, or to not_applied when the tool does not hold the change.
+    status: Literal["pending", "applied", "unchanged", "not_applied"] = "pending"
     before: dict[str, Any] | None
     after: dict[str, Any] | None = None
     inverse: Change | None = None
@@ -260,8 +265,10 @@ class RunStatus(BaseModel):
     finished_at: datetime | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     rejected_decisions: list[DecisionRecord] = Field(default_factory=list)
+    kept_decisions: list[DecisionRecord] = Field(default_factory=list)  # sent before their step waited
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+    live_note: str | None = None  # set when the live status could not be read and this was rebuilt from the ledger
 
     def pending_step(self) -> StepRecord | None:
         for step in self.steps:

@@ -131,8 +131,10 @@ class ActionSpec(_Strict):
     alert_priority: str | None = None
     guardrails: list[GuardrailSpec] = Field(default_factory=list)
     description: str = ""
+    tool_retry: str | float | None = None  # how long a failing tool call keeps being retried
+    tool_alert_after: str | float | None = None  # when that waiting raises one alert
 
-    @field_validator("approval_timeout", "escalation_timeout")
+    @field_validator("approval_timeout", "escalation_timeout", "tool_retry", "tool_alert_after")
     @classmethod
     def _duration(cls, value):
         if value is not None:
@@ -155,6 +157,8 @@ class Defaults(_Strict):
     escalation_timeout: str | float = "4h"
     on_timeout: Literal["deny", "approve"] = "deny"
     alert_priority: str = "P2"
+    tool_retry: str | float | None = None  # None: 6h for approved kinds, 30m for automated ones
+    tool_alert_after: str | float = "15m"
 
 
 class Policy(_Strict):
@@ -212,6 +216,8 @@ class Policy(_Strict):
             on_timeout=spec.on_timeout or d.on_timeout,
             user_roles={name: list(u.roles) for name, u in self.users.items()},
             alert_priority=spec.alert_priority or d.alert_priority,
+            tool_retry_s=_tool_retry_s(spec, d, mode),
+            tool_alert_after_s=parse_duration(spec.tool_alert_after or d.tool_alert_after),
         )
 
     def guardrails_for(self, kind: str) -> list[dict[str, Any]]:
@@ -252,3 +258,11 @@ def load_policy(path: Path) -> Policy:
 def default_policy_path() -> Path:
     """The policy shipped at the repository root, used when HANDRAIL_POLICY is absent."""
     return Path(__file__).resolve().parents[1] / "policy.toml"
+
+
+def _tool_retry_s(spec: ActionSpec, defaults: Defaults, mode: Mode) -> float:
+    """An approved containment waits hours for a rebooting tool; an automated one less."""
+    value = spec.tool_retry or defaults.tool_retry
+    if value is not None:
+        return parse_duration(value)
+    return 6 * 3600.0 if mode == Mode.APPROVE else 30 * 60.0

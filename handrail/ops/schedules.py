@@ -38,6 +38,7 @@ class ScheduleDef:
     argument: Callable[[], BaseModel]
     every: str
     description: str
+    always_active: bool = False  # created active even when `handrail up` pauses the others (safety nets)
 
     @property
     def schedule_id(self) -> str:
@@ -69,6 +70,9 @@ SCHEDULES: dict[str, ScheduleDef] = {
                        "5m", "Start a rogue-device run for each connected device NAC sees that the CMDB lacks."),
     "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.messages", "scheduled_trigger"),
                          "1h", "Sync the threat-intel feeds to the proxy, the egress blocklist and the IPS."),
+    "reconcile": ScheduleDef("reconcile", "Reconcile", _argument("handrail.gate.reconcile", "ReconcileTrigger"),
+                             "5m", "Revert changes past their expiry that no live run reverts; report ledger/tool drift.",
+                             always_active=True),
 }
 
 
@@ -129,7 +133,8 @@ async def ensure(
 
 async def ensure_all(client: Client, settings: Settings, paused: bool = False) -> dict[str, str]:
     """Every schedule exists afterwards; new ones start paused if asked (existing ones keep their state)."""
-    return {name: await ensure(client, settings, name, paused=paused) for name in SCHEDULES}
+    return {name: await ensure(client, settings, name, paused=paused and not d.always_active)
+            for name, d in SCHEDULES.items()}
 
 
 async def pause(client: Client, name: str, paused: bool = True) -> None:

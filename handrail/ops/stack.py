@@ -364,7 +364,8 @@ def read_record(settings: Settings) -> dict[str, Any] | None:
 
 
 def _write_record(
-    settings: Settings, children: list[_Child], started_at: str, detached: bool
+    settings: Settings, children: list[_Child], started_at: str, detached: bool,
+    kept: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     data = {
         "home": str(settings.home),
@@ -393,6 +394,9 @@ def _write_record(
             for child in children
         },
     }
+    for name, entry in (kept or {}).items():  # still running from an earlier `up`: adopted as is
+        data["components"][name] = entry
+    data["components"] = {n: data["components"][n] for n in ORDER if n in data["components"]}
     path = record_path(settings)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -577,20 +581,22 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _check_ports(settings: Settings) -> None:
+def _check_ports(settings: Settings, kept: frozenset[str] | set[str] = frozenset()) -> None:
     ports = [
-        ("Temporal", settings.temporal_host, settings.temporal_port, "HANDRAIL_TEMPORAL_ADDRESS"),
-        ("the Temporal UI", settings.temporal_host, settings.ui_port, "HANDRAIL_UI_PORT"),
-        ("the lab", settings.lab_host, settings.lab_port, "HANDRAIL_LAB_URL"),
+        ("Temporal", settings.temporal_host, settings.temporal_port, "HANDRAIL_TEMPORAL_ADDRESS", "temporal"),
+        ("the Temporal UI", settings.temporal_host, settings.ui_port, "HANDRAIL_UI_PORT", "temporal"),
+        ("the lab", settings.lab_host, settings.lab_port, "HANDRAIL_LAB_URL", "lab"),
     ]
     seen: dict[int, str] = {}
-    for what, _, port, variable in ports:
+    for what, _, port, variable, _owner in ports:
         if port in seen:
             raise StackError(
                 f"{seen[port]} and {what} are both configured on port {port}; set {variable}."
             )
         seen[port] = what
-    for what, host, port, variable in ports:
+    for what, host, port, variable, owner in ports:
+        if owner in kept:
+            continue  # that port is held by our own component, still running
         if _port_in_use(host, port):
             raise StackError(
                 f"Port {port} is in use; set {variable} to use another port for {what} "
@@ -598,17 +604,30 @@ def _check_ports(settings: Settings) -> None:
             )
 
 
-def _refuse_if_running(settings: Settings) -> None:
+def _still_running(settings: Settings) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The recorded components still running (adopted by a new `up`), and the record's start time.
+
+    Refuses only when every component runs: then there is nothing to start.
+    """
     record = read_record(settings)
     if record is None:
-        return
-    pids = _running_pids(record)
-    if pids:
+        return {}, None
+    alive = {
+        name: entry
+        for name, entry in record["components"].items()
+        if name in ORDER and isinstance(entry.get("pid"), int)
+        and is_running(entry["pid"], list(entry.get("cmd") or []))
+    }
+    if set(alive) == set(ORDER):
+        pids = [alive[n]["pid"] for n in ORDER]
         raise StackError(
             f"A stack is already running from {settings.home} (pids {', '.join(map(str, pids))}); "
             "`handrail down` stops it."
         )
-    _remove_record(settings)  # stale: everything it names has exited
+    if not alive:
+        _remove_record(settings)  # stale: everything it names has exited
+        return {}, None
+    return alive, record.get("started_at")
 
 
 @contextlib.contextmanager
@@ -664,6 +683,9 @@ def start(
 ) -> StackInfo:
     """Start Temporal, the lab and the worker, each once the previous one answers.
 
+    Components this home's record names that still run are kept (a partly running stack:
+    the worker was killed, the lab crashed); only the missing ones are started.
+
     Both modes record the stack in `<home>/stack.json` and call `on_ready` once all answer.
     `detach=True` then returns, leaving the children running.
     `detach=False` then supervises until SIGINT/SIGTERM (returns the
@@ -673,18 +695,20 @@ def start(
     settings.home.mkdir(parents=True, exist_ok=True)
     log_dir(settings).mkdir(parents=True, exist_ok=True)
     with _start_lock(settings):
-        _refuse_if_running(settings)
-        _check_ports(settings)
+        kept, kept_since = _still_running(settings)  # `up` on a partly running stack starts the rest
+        _check_ports(settings, set(kept))
         cmds = commands(settings)
         env = child_env(settings)
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        started_at = kept_since or datetime.now(UTC).isoformat(timespec="seconds")
         children: list[_Child] = []
         try:
             for name in ORDER:
+                if name in kept:
+                    continue
                 launched = time.time()
                 child = _launch(name, cmds[name], settings, env)
                 children.append(child)
-                _write_record(settings, children, started_at, detach)  # so `down` can clean up
+                _write_record(settings, children, started_at, detach, kept)  # so `down` can clean up
                 _wait_ready(child, settings, launched)
                 if name == "temporal":
                     try:
@@ -698,6 +722,8 @@ def start(
                             log_path=child.log,
                             log_tail=log_tail(child.log, offset=child.log_offset),
                         ) from None
+            pids = {name: entry["pid"] for name, entry in kept.items()}
+            pids.update({c.name: c.pid for c in children})
             info = StackInfo(
                 home=settings.home,
                 log_dir=log_dir(settings),
@@ -706,12 +732,15 @@ def start(
                 task_queue=settings.task_queue,
                 ui_url=settings.ui_url,
                 lab_url=settings.lab_url,
-                pids={c.name: c.pid for c in children},
+                pids={n: pids[n] for n in ORDER if n in pids},
                 started_at=started_at,
             )
         except BaseException:
             _stop_children(children)
-            _remove_record(settings, {c.pid for c in children})
+            if kept:
+                _write_record(settings, [], started_at, detach, kept)
+            else:
+                _remove_record(settings, {c.pid for c in children})
             raise
     if not detach:
         return _supervise(settings, children, info, on_ready)

@@ -76,6 +76,8 @@ class LabFault(ToolModel):
     status: int | None = None
     seed: int = 0
     count: int | None = None
+    after_apply: bool = False
+    skip: int = 0
     hits: int = 0
 
 
@@ -174,10 +176,11 @@ class ToolClients:
     async def lab_set_fault(self, route: str, *, method: str | None = None,
                             error_rate: float = 0.0, error_status: int = 503,
                             latency_ms: int = 0, status: int | None = None, seed: int = 0,
-                            count: int | None = None) -> LabFault:
+                            count: int | None = None, after_apply: bool = False,
+                            skip: int = 0) -> LabFault:
         payload = {"route": route, "method": method, "error_rate": error_rate,
                    "error_status": error_status, "latency_ms": latency_ms, "status": status,
-                   "seed": seed, "count": count}
+                   "seed": seed, "count": count, "after_apply": after_apply, "skip": skip}
         return LabFault.model_validate(await self.http.json("POST", "/_lab/faults", json=payload))
 
     async def lab_faults(self) -> list[LabFault]:

@@ -1,0 +1,55 @@
+"""The reconciler's reads: expired changes from the ledger, and drift against the tools."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from temporalio import activity
+
+from activities.context import WorkerContext
+from handrail.actions import UnknownAction
+from handrail.gate.reconcile import DriftItem, ExpiredChange, ReconcileTrigger, expired_changes, latest_changes
+from handrail.tools.errors import ToolError
+
+
+class ReconcileActivities:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.tools, self.ledger = ctx.tools, ctx.ledger
+
+    @activity.defn
+    async def find_expired_changes(self, trigger: ReconcileTrigger) -> list[ExpiredChange]:
+        return expired_changes(self.ledger, datetime.now(timezone.utc), timedelta(seconds=trigger.grace_s))
+
+    @activity.defn
+    async def find_drift(self, trigger: ReconcileTrigger) -> list[DriftItem]:
+        """Compare the ledger's latest word on each (kind, target) with what the tool holds."""
+        drift: list[DriftItem] = []
+        grace_edge = datetime.now(timezone.utc) - timedelta(seconds=trigger.grace_s)
+        for record, reverted in latest_changes(self.ledger, trigger.drift_limit):
+            if record.status in ("unchanged", "not_applied"):
+                continue
+            try:
+                action = self.ctx.actions.for_kind(record.change.kind)
+            except UnknownAction:
+                continue
+            activity.heartbeat(record.change_id)
+            ledger_says = "reverted" if reverted else ("pending" if record.status == "pending" else "live")
+            try:
+                holds = action.wanted(record.change, await action.read(self.tools, record.change))
+            except ToolError as exc:
+                drift.append(DriftItem(change_id=record.change_id, run_id=record.run_id,
+                                       change=record.change.describe(), ledger=ledger_says, tool_holds=None,
+                                       detail=f"the tool could not be read: {exc}"))
+                continue
+            if ledger_says == "pending":
+                if record.applied_at < grace_edge:
+                    drift.append(DriftItem(change_id=record.change_id, run_id=record.run_id,
+                                           change=record.change.describe(), ledger="pending", tool_holds=holds,
+                                           detail="the outcome of this change was never settled"))
+            elif holds != (ledger_says == "live"):
+                detail = ("the ledger says it is live but the tool does not hold it" if ledger_says == "live"
+                          else "the ledger says it was reverted but the tool still holds it")
+                drift.append(DriftItem(change_id=record.change_id, run_id=record.run_id,
+                                       change=record.change.describe(), ledger=ledger_says, tool_holds=holds,
+                                       detail=detail))
+        return drift

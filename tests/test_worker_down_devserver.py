@@ -1,0 +1,67 @@
+"""With the worker down, `pending` and `show` still answer (issue 15, item 5), on the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from handrail.gate.models import EgressBlockTrigger, RunState
+from handrail.ops.liveness import live_pollers
+from starter import ops
+from tests.support import make_policy, running_stack, send_decision
+from workflows.egress_block import EgressBlock
+
+pytestmark = pytest.mark.integration
+
+
+async def _eventually(probe, timeout: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_worker(dev_env, tmp_path):
+    ips = ["203.0.113.81", "203.0.113.82", "203.0.113.83"]
+    async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve")) as stack:
+        handles = [await stack.start(EgressBlock.run, EgressBlockTrigger(ip=ip, reason="r", requested_by="alice"))
+                   for ip in ips]
+        for handle in handles:
+            await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        settings = stack.settings
+        assert await live_pollers(dev_env.client, settings.task_queue) >= 1
+        stack.started.clear()  # keep them waiting after the worker stops
+    # The worker is gone; the runs still wait in Temporal.
+    ids = {h.id for h in handles}
+
+    async def probe():
+        rows = [r for r in await ops.pending(dev_env.client, settings) if r["run_id"] in ids]
+        return rows if len(rows) == len(ids) else None
+
+    try:
+        rows = await _eventually(probe)
+        assert {r["target"] for r in rows} == set(ips)
+        assert all(r["step"] == "s01-firewall.egress_block" for r in rows)
+        later = datetime.now(timezone.utc) + timedelta(minutes=5)  # once the stopped worker's last poll is old
+        assert await live_pollers(dev_env.client, settings.task_queue, now=later) == 0
+
+        shown = await ops.run_status(dev_env.client, settings, handles[0].id)
+        assert shown.live_note and "live status unavailable" in shown.live_note
+        assert shown.pending_step() is not None and shown.pending_step().change.target == ips[0]
+        # A decision sent now is kept by Temporal; a worker that comes back judges it.
+        await send_decision(handles[0], "bob", status=shown)
+        async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve"),
+                                 task_queue=settings.task_queue) as stack:
+            assert (await handles[0].result()).state == RunState.COMPLETED
+            assert ips[0] in await stack.edl()
+    finally:
+        for handle in handles:
+            try:
+                await handle.terminate("test finished")
+            except Exception:
+                pass
