@@ -72,8 +72,23 @@ def test_each_wrapper_rule_unwraps_a_real_shaped_url(rule, wrapped, destination)
     assert not result.opaque
 
 
+OPAQUE = [
+    ("ESP click tracking (destination not in the URL)",
+     "https://u2918471.ct.sendgrid.net/ls/click?upn=u001.Yh2Kx-2FQ9mZ-2BqL7wA3dE&ZxY0=abc"),
+    ("ESP click tracking (destination not in the URL)",
+     "https://opsweekly.us21.list-manage.com/track/click?u=4b1f0c9e2d&id=77d2a1f0&e=5c1b9a"),
+]
+
+
+@pytest.mark.parametrize(("rule", "wrapped"), OPAQUE)
+def test_esp_trackers_that_hide_the_destination_are_wrappers_never_targets(rule, wrapped):
+    url = normalise_url(wrapped)
+    result = unwrap(url)
+    assert is_wrapper(url) and result.opaque and result.rules == [rule]
+
+
 def test_every_rule_in_the_table_has_a_case():
-    assert {rule.name for rule in RULES} == {case[0] for case in CASES}
+    assert {rule.name for rule in RULES} == {case[0] for case in CASES} | {case[0] for case in OPAQUE}
 
 
 def test_nested_wrappers_unwrap_recursively():

@@ -112,6 +112,10 @@ def _postmark(url: str) -> str | None:
     return None
 
 
+def _hidden(url: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Rule:
     """One wrapper: the hosts it owns and how to read the destination from its URLs."""
@@ -143,6 +147,13 @@ RULES: tuple[Rule, ...] = (
     Rule("Barracuda link protect", ("linkprotect.cudasvc.com",), query_param("a")),
     Rule("Amazon SES click tracking", ("awstrack.me",), _amazon_ses),
     Rule("Postmark click tracking", ("click.pstmrk.it",), _postmark),
+    # Mail-marketing click trackers that keep the destination on their side: the tracker is
+    # still never a target (sinkholing it breaks every mail of that sender, not the attacker).
+    Rule("ESP click tracking (destination not in the URL)",
+         ("ct.sendgrid.net", "list-manage.com", "mandrillapp.com", "hubspotlinks.com", "mailersend.net",
+          "responsys.net", "rs6.net", "exacttarget.com", "createsend1.com", "mailgun.org", "mjt.lu",
+          "sparkpostmail.com", "mcsv.net"),
+         _hidden),
 )
 
 # Query parameters that redirectors of every kind use for their destination.
