@@ -186,6 +186,28 @@ def popular_domain(change: Change, options: dict[str, Any], ctx: GuardrailContex
     return None
 
 
+_CONFIDENCE = {"low": 0, "medium": 1, "high": 2}
+
+
+def confidence(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold a change its runbook is not sure enough about: ``params["confidence"]`` below
+    ``at_least`` (default high). Changes that carry no confidence are not this guardrail's
+    business. The runbook's evidence (``params["evidence"]``) goes into the reason."""
+    level = change.params.get("confidence")
+    if level is None:
+        return None
+    needed = str(options.get("at_least", "high"))
+    if _CONFIDENCE.get(str(level), 0) >= _CONFIDENCE.get(needed, 2):
+        return None
+    evidence = str(change.params.get("evidence") or "")
+    return Verdict(
+        guardrail="confidence",
+        outcome=Outcome(options.get("outcome", "hold")),
+        reason=f"the runbook's confidence in {change.target} is {level}, {needed} is needed to act alone"
+               + (f" (evidence: {evidence})" if evidence else ""),
+    )
+
+
 GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]] = {
     "never_block": never_block,
     "no_reserved_space": no_reserved_space,
@@ -195,6 +217,7 @@ GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdi
     "protected_tags": protected_tags,
     "max_batch": max_batch,
     "popular_domain": popular_domain,
+    "confidence": confidence,
 }
 
 

@@ -131,7 +131,7 @@ def _with_words(tokens: list[str], brand_labels: frozenset[str]) -> tuple[str, s
     """A brand among the tokens (exactly, or glued to a lure word) next to lure words."""
     for i, token in enumerate(tokens):
         rest = tokens[:i] + tokens[i + 1:]
-        if token in brand_labels and rest and any(t in LURE_WORDS or t.isdigit() for t in rest):
+        if token in brand_labels and rest and any(t in LURE_WORDS or (t.isdigit() and len(t) <= 4) for t in rest):
             return token, "-".join(rest)
         for brand in _glued_brands(token, brand_labels):
             return brand, token

@@ -26,12 +26,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from handrail.runbooks.phishing.indicators import ip_host, normalise_host, registrable_domain
+from handrail.runbooks.phishing.indicators import _extractor, ip_host, normalise_host, registrable_domain
 
 DEFAULT_CUTOFF = 10_000
 DEFAULT_BRANDS_TOP = 10_000
 DEFAULT_FILE = Path("popular") / "top-sites.csv"  # under HANDRAIL_HOME unless the policy says
 MAX_LINES = 5_000_000  # a full Tranco list is 1M lines; refuse anything absurd
+
+
+# Hosts that a user-content platform serves itself, path-style, for every customer at once
+# (storage.googleapis.com/<bucket>/..., fonts.googleapis.com): the customer is in the path, so
+# the host stands where the platform stands. Generic service words, not a list of sites.
+PLATFORM_SERVICE_LABELS = frozenset("""
+www api apis ajax fonts storage static cdn content contents media img image images assets files
+file download downloads docs drive maps s3 blob blobs cloud login accounts auth js css
+""".split())
+
+
+def rank_key(host: str) -> str | None:
+    """The name a host is ranked by: its registrable domain (PSL private section included),
+    except a platform's own service host, ranked as the platform (``fonts.googleapis.com``)."""
+    parts = _extractor()(host)
+    if not parts.domain or not parts.suffix:
+        return None
+    if parts.is_private and parts.domain in PLATFORM_SERVICE_LABELS:
+        return parts.top_domain_under_registry_suffix or f"{parts.domain}.{parts.suffix}"
+    return f"{parts.domain}.{parts.suffix}"
 
 
 class RankingUnavailable(Exception):
@@ -85,7 +105,7 @@ class Ranking:
         if ip_host(host):
             return None, None
         domain = registrable_domain(host) or host
-        return domain, self.ranks.get(domain)
+        return domain, self.ranks.get(rank_key(host) or domain)
 
     def top(self, n: int) -> list[str]:
         """The domains ranked 1..n, best first."""

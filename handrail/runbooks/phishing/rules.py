@@ -1,7 +1,10 @@
 """The phishing runbook's domain: triggers, what crosses its activity boundaries, and the
 pure rules that decide which domains are malicious and which site goes to takedown.
 
-Which domains are "malicious" (the documented rule):
+Which domains are "malicious": see `verdict.py` (a verdict per link domain, with its
+evidence, after unwrapping link wrappers; only high confidence outside the popular list is
+sinkholed without a human). `malicious_sites` below is the earlier, every-link rule, kept
+for reference and its tests:
 
 * every **link host** of the message (URLs from the text, the HTML `href`/`src`-style
   attributes and visible text, text-like attachments and attachment names; IP literal
@@ -33,6 +36,8 @@ DAY = 86400.0
 MAX_DOMAINS = 100  # candidate domains a run is handed (the full parse is stored by reference)
 MAX_URLS = 20  # URLs shown in the run's summary
 MAX_RECIPIENTS = 20
+MAX_VERDICTS = 30  # verdict rows in the run's summary (the full table is in the stored parse)
+MAX_EGRESS = 5  # IP links proposed for an egress block per run
 RUNBOOK = "phishing"
 ENDPOINT_TYPES = ("laptop", "desktop", "phone")  # a mail recipient's own devices
 
@@ -89,6 +94,27 @@ class Site(BaseModel):
     domain: str
     url: str
     url_count: int
+    confidence: str = "high"  # the verdict's (verdict.py): high is sinkholed, medium holds
+    evidence: list[str] = Field(default_factory=list)
+
+
+class EgressCandidate(BaseModel):
+    """A bare IP address the message links to: proposed for an egress block."""
+
+    ip: str
+    url: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class DomainRow(BaseModel):
+    """One line of the run's verdict table (`handrail show`): domain, verdict, evidence, action."""
+
+    domain: str
+    verdict: str  # high | medium | low
+    score: int
+    action: str  # sinkhole | hold | report
+    rank: int | None = None
+    evidence: list[str] = Field(default_factory=list)
 
 
 class MailReport(BaseModel):
@@ -114,8 +140,13 @@ class MailReport(BaseModel):
     mismatch_count: int = 0
     urls: list[str] = Field(default_factory=list)  # the first MAX_URLS
     ips: list[str] = Field(default_factory=list)
-    sites: list[Site] = Field(default_factory=list)  # the first MAX_DOMAINS candidates
+    sites: list[Site] = Field(default_factory=list)  # the first MAX_DOMAINS to sinkhole or hold
     sites_total: int = 0
+    verdicts: list[DomainRow] = Field(default_factory=list)  # the first MAX_VERDICTS link domains
+    verdicts_total: int = 0
+    egress: list[EgressCandidate] = Field(default_factory=list)  # the first MAX_EGRESS IP links
+    wrappers: list[str] = Field(default_factory=list)  # link wrapper hosts (never targets)
+    ranking_problem: str | None = None  # why no top-sites list was available
 
 
 class RecipientsRequest(BaseModel):
