@@ -63,7 +63,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         settings = _popular_settings()
         try:
             from tranco import Tranco
-
+        except ImportError:
+            fail("The `tranco` package is not installed (pip install tranco: the optional extra 'refresh'); or copy a Tranco CSV "
+                 f"('rank,domain' lines) to {settings.path}.")
+        try:
             cache = settings.path.parent / "tranco-cache"
             cache.mkdir(parents=True, exist_ok=True)
             domains = Tranco(cache=True, cache_dir=str(cache)).list().top(top)

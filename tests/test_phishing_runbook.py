@@ -31,7 +31,11 @@ from workflows.rollback import RollbackRun, rollback_id
 
 pytestmark = pytest.mark.workflow
 
-POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
+# The repository's policy, with a small top-sites list of our own (tests/data) in place of
+# the one `handrail popular refresh` would fetch: without one every sinkhole would hold.
+TOP_SITES = Path(__file__).resolve().parent / "data" / "top-sites.csv"
+POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text().replace(
+    "[settings.popular]\n", f'[settings.popular]\npath = "{TOP_SITES}"\n', 1)
 PHISHING = FIXTURES / "phishing"
 needs_fixtures = pytest.mark.skipif(not PHISHING.is_dir(), reason=f"fixture folder {PHISHING} is absent")
 POT_USER = "kallen"  # the lab user whose alias is the samples' recipient phishing@pot
@@ -145,7 +149,9 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         pending = waiting.pending_step()
         assert pending.change.kind == "edr.isolate" and pending.change.target == f"lt-{COMPROMISED_USER}"
         s = waiting.summary
-        assert s["sinkholed"] == ["sso-verify-corp.example"] and s["sinkhole_denied"] == ["microsoft.com"]
+        assert s["sinkholed"] == ["sso-verify-corp.example"] and s["sinkhole_denied"] == []
+        row = next(r for r in s["verdicts"] if r["domain"] == "microsoft.com")
+        assert row["action"] == "report" and any("allowlist" in e for e in row["evidence"])
         assert s["compromised"] == [f"lt-{COMPROMISED_USER}"]
         case = await stack.tools.cases.get_case(s["case_id"])
         assert case.status == "open" and case.run_id == handle.id
@@ -160,7 +166,7 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         assert (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
         isolate = next(st for st in done.steps if st.change.kind == "edr.isolate")
         assert isolate.decisions[0].decision.approver == "bob"
-        assert [st.change.kind for st in done.steps if st.verdicts and st.state == StepState.DENIED] == ["dns.sinkhole"]
+        assert [st for st in done.steps if st.state == StepState.DENIED] == []
 
         report = await roll_back(stack, handle.id)
         assert report.state == "rolled_back", report
@@ -214,7 +220,7 @@ async def test_a_message_with_too_many_domains_holds_for_a_human(time_env, tmp_p
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example", "b-lure.example", "c-lure.example"]
-        assert done.summary["sinkhole_denied"] == ["google.com"]
+        assert done.summary["sinkhole_denied"] == []  # google.com is allowlisted: reported, never proposed
         assert done.summary["unmapped_recipients"] == ["nobody@elsewhere.example"]
         assert await stack.tools.dns.get_sinkhole("google.com") is None
 

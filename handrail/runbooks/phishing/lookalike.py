@@ -179,6 +179,10 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
             if hit:
                 return Lookalike(hit[0], "homoglyph", f"{label} reads as {reading}: {hit[0]} with {hit[1]}")
     tokens = _TOKEN.findall(label)
+    for brand in (b for b in brands.labels if "-" in b and f"-{b}-" in f"-{label}-"):
+        rest = [t for t in _TOKEN.findall(f"-{label}-".replace(f"-{brand}-", "-", 1))]
+        if rest and any(t in LURE_WORDS or (t.isdigit() and len(t) <= 4) for t in rest):
+            return Lookalike(brand, "brand-plus-words", f"{label}: the brand {brand} with {'-'.join(rest)}")
     for token in tokens:
         for reading in _deleet(token):
             if reading != token and reading in brands.labels:
