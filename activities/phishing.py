@@ -21,16 +21,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
-from handrail.ops.config import Settings
 from handrail.gate.policy import PolicyError
+from handrail.ops.config import Settings
 from handrail.runbooks.phishing.mail import MalformedMessage
 from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
     MAX_DOMAINS,
+    MAX_EGRESS,
     MAX_RECIPIENTS,
     MAX_URLS,
+    MAX_VERDICTS,
     CaseLookup,
     CaseRef,
+    DomainRow,
+    EgressCandidate,
     HostScan,
     MailboxPoll,
     MailReport,
@@ -43,11 +47,7 @@ from handrail.runbooks.phishing.rules import (
     RecipientsRequest,
     ScanReport,
     ScanRequest,
-    DomainRow,
-    EgressCandidate,
     Site,
-    MAX_VERDICTS,
-    MAX_EGRESS,
 )
 from handrail.runbooks.phishing.triage import Triage, load_context, triage
 from handrail.tools.errors import Conflict, NotFound, ToolError

@@ -28,7 +28,8 @@ def verdict_table(rows: list[dict[str, Any]]) -> Table:
     table = Table("domain", "verdict", "evidence", "action", title="Link domains")
     for row in rows:
         verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
-        table.add_row(str(row.get("domain", "")), verdict, "\n".join(row.get("evidence", [])), str(row.get("action", "")))
+        evidence = "\n".join(row.get("evidence", []))
+        table.add_row(str(row.get("domain", "")), verdict, evidence, str(row.get("action", "")))
     return table
 
 

@@ -64,7 +64,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         try:
             from tranco import Tranco
         except ImportError:
-            fail("The `tranco` package is not installed (pip install tranco: the optional extra 'refresh'); or copy a Tranco CSV "
+            fail("The `tranco` package is not installed (pip install tranco: the optional extra 'refresh'); "
+                 "or copy a Tranco CSV "
                  f"('rank,domain' lines) to {settings.path}.")
         try:
             cache = settings.path.parent / "tranco-cache"

@@ -94,7 +94,8 @@ def test_every_rule_in_the_table_has_a_case():
 def test_nested_wrappers_unwrap_recursively():
     inner = "https://urldefense.com/v3/__https://secure.paypa1-login-verify.example/signin__;!!T!x$"
     from urllib.parse import quote
-    outer = normalise_url("https://eur01.safelinks.protection.outlook.com/?url=" + quote(inner, safe="") + "&reserved=0")
+    outer = normalise_url("https://eur01.safelinks.protection.outlook.com/?url="
+                          + quote(inner, safe="") + "&reserved=0")
     result = unwrap(outer)
     assert result.url == "https://secure.paypa1-login-verify.example/signin"
     assert result.rules == ["Microsoft SafeLinks", "Proofpoint urldefense v3"]

@@ -78,7 +78,8 @@ def brand_label(domain: str) -> str | None:
     return label or None
 
 
-def make_brands(top_domains: list[str], protected: list[str], ranked: set[str] | frozenset[str] = frozenset()) -> Brands:
+def make_brands(top_domains: list[str], protected: list[str],
+                ranked: set[str] | frozenset[str] = frozenset()) -> Brands:
     """Brands from the ranking's top entries and the policy's protected names or domains."""
     labels = set()
     own = set(ranked)

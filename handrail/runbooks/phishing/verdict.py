@@ -195,7 +195,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         host = url_host(dest)
         ip = ip_host(host)
         if ip:
-            ips.setdefault(ip, IpCandidate(ip=ip, url=dest, evidence=["link to a bare IP address: no name to sinkhole"]))
+            first = ["link to a bare IP address: no name to sinkhole"]
+            ips.setdefault(ip, IpCandidate(ip=ip, url=dest, evidence=first))
             continue
         domain = registrable_domain(host)
         if not domain:
