@@ -224,3 +224,43 @@ def test_triage_over_the_real_corpus_never_sinkholes_a_popular_domain_or_a_wrapp
         for ip in message["ips"]:
             assert ip["action"] == "hold" and ip["evidence"]
     assert acted >= 10  # the corpus is phishing: the judgement does act on it
+
+
+# -- the CLI: popular check, triage on our own mail ----------------------------------------------
+def _cli_env(tmp_path: Path, ranking: Path | None) -> dict[str, str]:
+    policy = (ROOT / "policy.toml").read_text()
+    if ranking is not None:
+        policy = policy.replace("[settings.popular]\n", f'[settings.popular]\npath = "{ranking}"\n', 1)
+    (tmp_path / "policy.toml").write_text(policy)
+    return {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(tmp_path / "home")}
+
+
+def test_popular_check_says_where_a_domain_stands(tmp_path):
+    from starter.cli import app
+
+    env = _cli_env(tmp_path, TOP_SITES)
+    inside = json.loads(CliRunner().invoke(app, ["popular", "check", "https://www.linkedin.com/in/x", "--json"],
+                                           env=env).output)
+    assert inside["domain"] == "linkedin.com" and inside["popular"] and not inside["automatic_sinkhole_allowed"]
+    outside = json.loads(CliRunner().invoke(app, ["popular", "check", "paypa1.example", "--json"], env=env).output)
+    assert outside["rank"] is None and outside["automatic_sinkhole_allowed"]
+    missing = json.loads(CliRunner().invoke(app, ["popular", "check", "paypa1.example", "--json"],
+                                            env=_cli_env(tmp_path, None)).output)
+    assert missing["problem"] and not missing["automatic_sinkhole_allowed"]
+
+
+def test_triage_of_our_samples_changes_nothing_and_holds_everything_without_a_list(tmp_path):
+    from starter.cli import app
+
+    files = sorted(str(p) for p in SAMPLES_DIR.glob("*.eml"))
+    with_list = CliRunner().invoke(app, ["phishing", "triage", "--json", *files], env=_cli_env(tmp_path, TOP_SITES))
+    assert with_list.exit_code == 0, with_list.output
+    actions = {Path(m["file"]).name: sorted(r["domain"] for r in m["domains"] if r["action"] == "sinkhole")
+               for m in json.loads(with_list.output)["messages"]}
+    assert actions == {name: [target] if target else [] for name, (target, _) in EXPECTED.items()}
+    without = CliRunner().invoke(app, ["phishing", "triage", "--json", *files], env=_cli_env(tmp_path, None))
+    messages = json.loads(without.output)["messages"]
+    assert all(m["ranking_problem"] for m in messages)
+    assert not [r for m in messages for r in m["domains"] if r["action"] == "sinkhole"]
+    usage = CliRunner().invoke(app, ["phishing", "triage", "--json", str(tmp_path / "nope.eml")])
+    assert usage.exit_code == 2 and "Not a file" in json.loads(usage.output)["error"]
