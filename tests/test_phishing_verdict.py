@@ -264,3 +264,28 @@ def test_triage_of_our_samples_changes_nothing_and_holds_everything_without_a_li
     assert not [r for m in messages for r in m["domains"] if r["action"] == "sinkhole"]
     usage = CliRunner().invoke(app, ["phishing", "triage", "--json", str(tmp_path / "nope.eml")])
     assert usage.exit_code == 2 and "Not a file" in json.loads(usage.output)["error"]
+
+
+# -- intel: what the feeds already name is evidence ------------------------------------------
+def test_names_the_intel_sync_blocks_are_evidence(tmp_path):
+    import ipaddress
+
+    from handrail.intel.sets import IndicatorSet
+    from handrail.intel.state import IntelState
+    from handrail.intel.store import IntelStore
+    from handrail.runbooks.phishing.intel_named import named_by_intel
+
+    assert named_by_intel(tmp_path / "intel.db", tmp_path / "store") == frozenset()  # no sync yet
+    store = IntelStore(tmp_path / "store")
+    state = IntelState(tmp_path / "intel.db", store)
+    ip = int(ipaddress.ip_address("192.0.2.45"))
+    state._set_applied("proxy.block", IndicatorSet.build([ip], [ip], domains=["parcel-redelivery-fee.example"],
+                                                         urls=["https://remit-docs-portal.example/auth/post.php"]))
+    state.close()
+    named = named_by_intel(tmp_path / "intel.db", tmp_path / "store")
+    assert {"parcel-redelivery-fee.example", "remit-docs-portal.example", "192.0.2.45"} <= named
+    mail = parse_message((SAMPLES_DIR / "html-only.eml").read_bytes())
+    judgement = judge(mail, load_ranking(TOP_SITES), SETTINGS, intel=named)
+    [row] = [v for v in judgement.domains if v.domain == "parcel-redelivery-fee.example"]
+    assert "named by the threat-intel feeds (parcel-redelivery-fee.example)" in row.evidence
+    assert "named by the threat-intel feeds" in judgement.ips[0].evidence

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from handrail.gate.policy import load_policy
+from handrail.runbooks.phishing.intel_named import named_by_intel
 from handrail.runbooks.phishing.lookalike import Brands
 from handrail.runbooks.phishing.mail import ParsedMessage, parse_message
 from handrail.runbooks.phishing.popular import PopularSettings, Ranking, RankingUnavailable, load_ranking
@@ -29,6 +30,7 @@ class JudgeContext:
     ranking: Ranking | None
     problem: str | None
     brands: Brands
+    intel: frozenset[str] = frozenset()  # names and IPs the intel sync blocks now
 
 
 _brands_cache: dict[tuple, Brands] = {}
@@ -52,7 +54,8 @@ def load_context(policy_path: Path, home: Path) -> JudgeContext:
         with _lock:
             _brands_cache.clear()
             _brands_cache[key] = brands
-    return JudgeContext(settings, popular, ranking, problem, brands)
+    intel = named_by_intel(home / "intel.db", home / "store")
+    return JudgeContext(settings, popular, ranking, problem, brands, intel)
 
 
 class Triage(BaseModel):
@@ -66,4 +69,4 @@ def triage(raw: bytes, context: JudgeContext) -> Triage:
     """Parse and judge a raw message (raises MalformedMessage for what is not an e-mail)."""
     mail = parse_message(raw)
     return Triage(mail=mail, judgement=judge(mail, context.ranking, context.settings, context.brands,
-                                             ranking_problem=context.problem))
+                                             ranking_problem=context.problem, intel=context.intel))

@@ -7,6 +7,7 @@ decides what a run does:
 
 | evidence | points |
 | --- | --- |
+| already named by the threat-intel feeds the sync applies | 3 |
 | a link whose visible text shows another host goes here | 3 |
 | a form in the message sends what is typed into it here | 3 |
 | look-alike of a popular or protected brand (swap, homoglyph, brand plus words, subdomain) | 3 |
@@ -42,6 +43,7 @@ from handrail.runbooks.phishing.popular import Ranking, rank_key
 from handrail.runbooks.phishing.unwrap import unwrap
 
 POINTS = {
+    "intel": 3,
     "mismatch": 3,
     "form": 3,
     "lookalike": 3,
@@ -167,7 +169,8 @@ def _allowlisted(domain: str, allowlist: tuple[str, ...]) -> bool:
 
 
 def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSettings,
-          brands: Brands | None = None, ranking_problem: str | None = None) -> Judgement:
+          brands: Brands | None = None, ranking_problem: str | None = None,
+          intel: frozenset[str] = frozenset()) -> Judgement:
     """The verdict for every link domain of a parsed message (pure: strings in, verdicts out)."""
     brands = brands if brands is not None else brands_for(ranking, settings)
     candidates: OrderedDict[str, _Candidate] = OrderedDict()
@@ -196,6 +199,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         ip = ip_host(host)
         if ip:
             first = ["link to a bare IP address: no name to sinkhole"]
+            if ip in intel:
+                first.append("named by the threat-intel feeds")
             ips.setdefault(ip, IpCandidate(ip=ip, url=dest, evidence=first))
             continue
         domain = registrable_domain(host)
@@ -253,6 +258,10 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
 
     sender_host = mail.sender.rpartition("@")[2]
     sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
+    for domain, cand in candidates.items():
+        named = next((h for h in [domain, *cand.hosts] if h in intel), None)
+        if named:
+            cand.add("intel", f"named by the threat-intel feeds ({named})")
     verdicts = [_verdict(domain, cand, ranking, settings, brands, sender_domain) for domain, cand in candidates.items()]
     order = {"sinkhole": 0, "hold": 1, "report": 2}
     verdicts.sort(key=lambda v: (order[v.action], -v.score))
