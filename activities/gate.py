@@ -100,7 +100,11 @@ class GateActivities:
         """Where the target stands in the top-sites list, if a `popular_domain` guardrail asks."""
         if not any(g.get("type") == "popular_domain" for g in guardrails):
             return {}
-        settings = PopularSettings.from_policy(policy.settings, self.settings.home, self.settings.policy_path.parent)
+        try:
+            settings = PopularSettings.from_policy(policy.settings, self.settings.home,
+                                                   self.settings.policy_path.parent)
+        except PolicyError as exc:
+            return {"problem": str(exc)}  # the guardrail then holds: fail safe
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 

@@ -85,7 +85,7 @@ class PhishingActivities:
         stored = mail.model_dump(mode="json") | {"verdicts": judgement.model_dump(mode="json")}
         path.write_text(json.dumps(stored, indent=1, sort_keys=True))
         sites = [Site(domain=v.domain, url=v.url, url_count=v.url_count, confidence=v.confidence,
-                      evidence=v.evidence[:8]) for v in judgement.acting()]
+                      evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
         rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,
                           evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.domains]
         return MailReport(
@@ -111,6 +111,7 @@ class PhishingActivities:
             egress=[EgressCandidate(ip=c.ip, url=c.url, evidence=c.evidence) for c in judgement.ips[:MAX_EGRESS]],
             wrappers=judgement.wrappers[:MAX_URLS],
             ranking_problem=judgement.ranking_problem,
+            not_judged=judgement.not_judged,
         )
 
     def _judge(self, raw: bytes) -> Triage:

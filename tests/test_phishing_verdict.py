@@ -289,3 +289,18 @@ def test_names_the_intel_sync_blocks_are_evidence(tmp_path):
     [row] = [v for v in judgement.domains if v.domain == "parcel-redelivery-fee.example"]
     assert "named by the threat-intel feeds (parcel-redelivery-fee.example)" in row.evidence
     assert "named by the threat-intel feeds" in judgement.ips[0].evidence
+
+
+def test_invalid_thresholds_are_a_policy_error_and_hostile_mail_is_cut():
+    from handrail.gate.policy import PolicyError
+    from handrail.runbooks.phishing.verdict import MAX_CANDIDATES
+
+    with pytest.raises(PolicyError, match="invalid"):
+        VerdictSettings.from_policy({"phishing": {"sinkhole_at": "many"}}, [])
+    with pytest.raises(PolicyError, match="invalid"):
+        PopularSettings.from_policy({"popular": {"cutoff": [1]}}, Path("/h"), Path("/p"))
+    body = " ".join(f"https://lure-{i}.example/x" for i in range(MAX_CANDIDATES + 50))
+    raw = (b"From: a@b.example\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <m@b.example>\r\n\r\n"
+           + body.encode())
+    judgement = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS)
+    assert len(judgement.domains) == MAX_CANDIDATES and judgement.not_judged == 50

@@ -87,6 +87,8 @@ class PhishingResponse(RunbookWorkflow):
         if mail.verdicts_total > len(mail.verdicts):
             rb.status.summary["verdicts_not_shown"] = mail.verdicts_total - len(mail.verdicts)
         rb.status.summary["wrappers"] = mail.wrappers
+        if mail.not_judged:
+            rb.status.summary["domains_not_judged"] = mail.not_judged
         if mail.ranking_problem:
             rb.status.summary["ranking_problem"] = mail.ranking_problem + ": every sinkhole waits for a human"
         rb.audit("phishing.parsed", message_id=mail.message_id, sender=mail.sender, subject=mail.subject,

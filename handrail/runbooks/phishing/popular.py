@@ -73,6 +73,15 @@ class PopularSettings:
     @classmethod
     def from_policy(cls, settings: dict[str, Any], home: Path, policy_dir: Path) -> "PopularSettings":
         section = settings.get("popular", {}) if isinstance(settings, dict) else {}
+        try:
+            return cls._build(section, home, policy_dir)
+        except (TypeError, ValueError, AttributeError) as exc:
+            from handrail.gate.policy import PolicyError
+
+            raise PolicyError(f"[settings.popular] is invalid: {exc}") from None
+
+    @classmethod
+    def _build(cls, section: dict[str, Any], home: Path, policy_dir: Path) -> "PopularSettings":
         raw = section.get("path")
         if raw:
             path = Path(os.path.expandvars(str(raw))).expanduser()

@@ -147,6 +147,7 @@ class MailReport(BaseModel):
     egress: list[EgressCandidate] = Field(default_factory=list)  # the first MAX_EGRESS IP links
     wrappers: list[str] = Field(default_factory=list)  # link wrapper hosts (never targets)
     ranking_problem: str | None = None  # why no top-sites list was available
+    not_judged: int = 0  # link domains past the per-message limit (hostile mail)
 
 
 class RecipientsRequest(BaseModel):

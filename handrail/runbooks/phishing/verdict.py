@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.policy import PolicyError
 from handrail.runbooks.phishing.indicators import hostname, ip_host, registrable_domain, url_host
 from handrail.runbooks.phishing.lookalike import Brands, lookalike, make_brands
 from handrail.runbooks.phishing.mail import ParsedMessage
@@ -54,6 +55,7 @@ POINTS = {
     "only_destination": 1,
 }
 MAX_CTA_TEXT = 60  # longer link text is a sentence, not a button
+MAX_CANDIDATES = 500  # link domains judged per message; hostile mail with more is cut, and says so
 
 _CALL_TO_ACTION = re.compile(
     r"\b(verify|confirm|log\s?[io]n|sign\s?[io]n|update|unlock|restore|reactivate|re-activate|validate|"
@@ -85,8 +87,16 @@ class VerdictSettings:
 
     @classmethod
     def from_policy(cls, settings: dict[str, Any], allowlist: list[str]) -> "VerdictSettings":
+        """Read the thresholds; a wrong type is a PolicyError naming the setting."""
         phishing = settings.get("phishing", {}) if isinstance(settings, dict) else {}
         popular = settings.get("popular", {}) if isinstance(settings, dict) else {}
+        try:
+            return cls._build(phishing, popular, allowlist)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise PolicyError(f"[settings.phishing] or [settings.popular] is invalid: {exc}") from None
+
+    @classmethod
+    def _build(cls, phishing: dict[str, Any], popular: dict[str, Any], allowlist: list[str]) -> "VerdictSettings":
         return cls(
             sinkhole_at=int(phishing.get("sinkhole_at", 4)),
             hold_at=int(phishing.get("hold_at", 3)),
@@ -128,6 +138,7 @@ class Judgement(BaseModel):
     ips: list[IpCandidate] = Field(default_factory=list)
     wrappers: list[str] = Field(default_factory=list)  # wrapper hosts: never targets
     ranking_problem: str | None = None
+    not_judged: int = 0  # link domains past MAX_CANDIDATES (hostile mail): neither judged nor acted on
 
     def acting(self) -> list[DomainVerdict]:
         return [d for d in self.domains if d.action in ("sinkhole", "hold")]
@@ -177,6 +188,7 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
     ips: OrderedDict[str, IpCandidate] = OrderedDict()
     wrappers: set[str] = set()
     destination: dict[str, str | None] = {}
+    skipped = 0
 
     def resolve(url: str) -> str | None:
         if url not in destination:
@@ -205,6 +217,9 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
             continue
         domain = registrable_domain(host)
         if not domain:
+            continue
+        if domain not in candidates and len(candidates) >= MAX_CANDIDATES:
+            skipped += 1
             continue
         cand = candidates.setdefault(domain, _Candidate())
         cand.urls.append(dest)
@@ -266,7 +281,7 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
     order = {"sinkhole": 0, "hold": 1, "report": 2}
     verdicts.sort(key=lambda v: (order[v.action], -v.score))
     return Judgement(domains=verdicts, ips=list(ips.values()), wrappers=sorted(wrappers),
-                     ranking_problem=ranking_problem if ranking is None else None)
+                     ranking_problem=ranking_problem if ranking is None else None, not_judged=skipped)
 
 
 def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: VerdictSettings,
