@@ -304,3 +304,13 @@ def test_invalid_thresholds_are_a_policy_error_and_hostile_mail_is_cut():
            + body.encode())
     judgement = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS)
     assert len(judgement.domains) == MAX_CANDIDATES and judgement.not_judged == 50
+
+
+def test_a_redirect_parameter_does_not_launder_a_lure():
+    raw = (b"From: desk@helpdesk-mail.example\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <r@x.example>\r\n"
+           b"Content-Type: text/html\r\n\r\n"
+           b'<a href="https://sso-reset-portal.example/go?url=https%3A%2F%2Fwww.microsoft.com%2F">Verify now</a>')
+    judgement = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS)
+    rows = {v.domain: v for v in judgement.domains}
+    assert rows["sso-reset-portal.example"].action == "sinkhole"
+    assert rows["microsoft.com"].action == "report"  # allowlisted, and popular

@@ -188,6 +188,7 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
     ips: OrderedDict[str, IpCandidate] = OrderedDict()
     wrappers: set[str] = set()
     destination: dict[str, str | None] = {}
+    via: dict[str, list[str]] = {}  # unknown redirectors a link passes through: the click lands there first
     skipped = 0
 
     def resolve(url: str) -> str | None:
@@ -195,12 +196,14 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
             result = unwrap(url)
             wrappers.update(result.wrappers)
             destination[url] = None if result.opaque else result.url
+            via[url] = []
             for host in result.redirectors:
                 domain = registrable_domain(host)
                 if domain:
                     cand = candidates.setdefault(domain, _Candidate())
                     cand.urls.append(url)
                     cand.add("redirector", f"redirects to {url_host(result.url)} (its own link parameter)", 0)
+                    via[url].append(domain)
         return destination[url]
 
     for url in mail.urls:
@@ -241,16 +244,19 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
                         ips[ip].evidence.append(what)
             continue
         domain = registrable_domain(host)
-        if not domain or domain not in candidates:
-            continue
-        cand = candidates[domain]
-        if link.kind == "form":
-            cand.target = True
-            cand.add("form", f"a form in the message sends what is typed into it to {host}")
-        elif is_call_to_action(link.text):
-            cand.target = True
-            cta_domains.add(domain)
-            cand.add("call_to_action", f"destination of the call-to-action link {link.text!r}")
+        # A redirect parameter must not launder a lure (?url=https://www.microsoft.com/): the
+        # redirector is judged on the link's evidence as well as the destination.
+        for hop in dict.fromkeys([domain, *via.get(link.url, [])]):
+            if not hop or hop not in candidates:
+                continue
+            cand = candidates[hop]
+            if link.kind == "form":
+                cand.target = True
+                cand.add("form", f"a form in the message sends what is typed into it to {host}")
+            elif is_call_to_action(link.text):
+                cand.target = True
+                cta_domains.add(hop)
+                cand.add("call_to_action", f"destination of the call-to-action link {link.text!r}")
     if len(cta_domains) == 1:
         only = next(iter(cta_domains))
         candidates[only].evidence.append("the only destination of the message's calls to action")
@@ -265,9 +271,10 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         real = registrable_domain(url_host(dest)) if dest else None
         if not real or real == shown:
             continue  # a wrapper around the shown site: no deception
-        if real in candidates:
-            candidates[real].target = True
-            candidates[real].add("mismatch", f"a link showing {url_host(mismatch.text_url)} leads here")
+        for hop in dict.fromkeys([real, *via.get(mismatch.href_url, [])]):
+            if hop in candidates and hop != shown:
+                candidates[hop].target = True
+                candidates[hop].add("mismatch", f"a link showing {url_host(mismatch.text_url)} leads here")
         if shown in candidates:
             candidates[shown].decoy = True
 
