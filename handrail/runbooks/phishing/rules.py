@@ -1,23 +1,12 @@
 """The phishing runbook's domain: triggers, what crosses its activity boundaries, and the
 pure rules that decide which domains are malicious and which site goes to takedown.
 
-Which domains are "malicious": see `verdict.py` (a verdict per link domain, with its
-evidence, after unwrapping link wrappers; only high confidence outside the popular list is
-sinkholed without a human). `malicious_sites` below is the earlier, every-link rule, kept
-for reference and its tests:
-
-* every **link host** of the message (URLs from the text, the HTML `href`/`src`-style
-  attributes and visible text, text-like attachments and attachment names; IP literal
-  hosts excluded) is reduced to its **registrable domain** with the bundled public-suffix
-  list (private section included, so `evil.web.app` stays `evil.web.app`, never `web.app`);
-* a registrable domain that only appears as the *visible text* of a mismatched link
-  (`<a href="https://evil.example/">https://www.paypal.com/</a>`) is the brand being
-  impersonated, not the attacker's site, and is left out;
-* bare domains written in prose (no scheme) are not sinkholed: they are often the brand
-  named in the lure;
-* everything else is a candidate. The allowlist (the company's own domains and the SaaS
-  it depends on) is *not* filtered here: the `dns.sinkhole` guardrail `never_touch` denies
-  those, on the record, and the run goes on (`abort_on_deny=False`).
+Which domains are "malicious" is `verdict.py`'s business: every link is unwrapped
+(`unwrap.py`), each destination domain gets a verdict with its evidence, and only a
+high-confidence domain outside the popular list is sinkholed without a human; a medium one
+is proposed with `confidence="medium"` (the gate's `confidence` guardrail holds it), the
+rest is reported in the run's summary. Bare domains written in prose are never candidates
+(they are often the brand named in the lure). The allowlist is reported, never proposed.
 
 Nothing here fetches, resolves or opens anything: hosts are strings.
 """
@@ -25,12 +14,9 @@ Nothing here fetches, resolves or opens anything: hosts are strings.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from datetime import timedelta
 
 from pydantic import BaseModel, Field
-
-from handrail.runbooks.phishing.indicators import ip_host, registrable_domain, url_host
 
 DAY = 86400.0
 MAX_DOMAINS = 100  # candidate domains a run is handed (the full parse is stored by reference)
@@ -191,20 +177,3 @@ class CaseLookup(BaseModel):
 
 class CaseRef(BaseModel):
     case_id: str | None = None
-
-
-def malicious_sites(urls: list[str], mismatches: list[tuple[str, str]]) -> list[Site]:
-    """Candidate sites in first-seen order of their URLs (see the module docstring)."""
-    decoys = {registrable_domain(url_host(text)) for text, _ in mismatches}
-    targets = {registrable_domain(url_host(href)) for _, href in mismatches}
-    decoys -= targets
-    sites: OrderedDict[str, list[str]] = OrderedDict()
-    for url in urls:
-        host = url_host(url)
-        if not host or ip_host(host):
-            continue
-        domain = registrable_domain(host)
-        if not domain or domain in decoys:
-            continue
-        sites.setdefault(domain, []).append(url)
-    return [Site(domain=d, url=found[0], url_count=len(found)) for d, found in sites.items()]
