@@ -314,3 +314,17 @@ def test_a_redirect_parameter_does_not_launder_a_lure():
     rows = {v.domain: v for v in judgement.domains}
     assert rows["sso-reset-portal.example"].action == "sinkhole"
     assert rows["microsoft.com"].action == "report"  # allowlisted, and popular
+
+
+@needs_real
+def test_ordinary_sites_are_rarely_taken_for_lookalikes():
+    """Ranks 10,001-50,000 of the real list are real sites, not phishing: judged as if unranked,
+    almost none may look like a brand (brand-owned ones such as payments-amazon.com may)."""
+    from handrail.runbooks.phishing.lookalike import Brands
+
+    ranking = load_ranking(TRANCO)
+    brands = brands_for(ranking, VerdictSettings())
+    as_unranked = Brands(brands.labels, frozenset(ranking.top(10_000)), brands.well_known)
+    sites = [d for d, rank in ranking.ranks.items() if rank > 10_000]
+    strong = [d for d in sites if (found := lookalike(d, as_unranked)) and found.strong]
+    assert len(strong) < 0.005 * len(sites), strong[:20]

@@ -46,7 +46,15 @@ center centre app apps access session validate validation check protect protecti
 web my official info us usa hq desk care renew renewal activate activation restore storage drive
 delivery parcel tracking track package shipping order orders member members user users reward rewards
 bonus gift prize tax fee fees bank banking card cards pass pw sso mfa otp 2fa 365 envelope sign-in
+jobs job careers career hr payroll benefits resolution dispute limited suspended unusual activity
+settings profile quote quotes voicemail fax ticket tickets case claims message messages inbox
 """.split())
+# Lure words attackers glue straight onto a brand (``appleid``, ``paypalverify``): the strong
+# ones only, so ordinary compounds (``healthcare``, ``netflixfans``) stay unflagged.
+GLUE_WORDS = frozenset("""login logon signin signon verify verification secure security account accounts
+update support id auth billing wallet recovery unlock reset password passwd helpdesk service services
+365 sso mfa""".split())
+TYPO_TOP = 1000  # swaps and one-letter typos are judged against the best-known brands only
 
 _SWAPS = (("0", "o"), ("3", "e"), ("4", "a"), ("5", "s"), ("7", "t"), ("8", "b"), ("9", "g"),
           ("rn", "m"), ("vv", "w"), ("cl", "d"))
@@ -59,6 +67,7 @@ class Brands:
 
     labels: frozenset[str]
     own_domains: frozenset[str]  # ranked or protected domains: never look-alikes
+    well_known: frozenset[str] = frozenset()  # top TYPO_TOP + protected: what swaps and typos copy
 
 
 @dataclass(frozen=True)
@@ -82,8 +91,9 @@ def make_brands(top_domains: list[str], protected: list[str],
                 ranked: set[str] | frozenset[str] = frozenset()) -> Brands:
     """Brands from the ranking's top entries and the policy's protected names or domains."""
     labels = set()
+    typo = set()
     own = set(ranked)
-    for name in list(top_domains) + list(protected):
+    for index, name in enumerate(list(top_domains) + list(protected)):
         name = name.strip().lower().rstrip(".")
         if not name:
             continue
@@ -92,7 +102,9 @@ def make_brands(top_domains: list[str], protected: list[str],
             own.add(name)
         if label and len(label) >= MIN_BRAND and label not in LURE_WORDS and not label.isdigit():
             labels.add(label)
-    return Brands(frozenset(labels), frozenset(own))
+            if index < TYPO_TOP or index >= len(top_domains):
+                typo.add(label)
+    return Brands(frozenset(labels), frozenset(own), frozenset(typo))
 
 
 def _deleet(token: str) -> set[str]:
@@ -128,26 +140,44 @@ def _unicode_skeleton(label: str) -> str | None:
     return "".join(out)
 
 
+def _lure_only(tokens: list[str]) -> bool:
+    """Every token is a lure word or a short number: ``login-verify``, ``365``, not ``green``."""
+    return bool(tokens) and all(t in LURE_WORDS or (t.isdigit() and len(t) <= 4) for t in tokens)
+
+
 def _with_words(tokens: list[str], brand_labels: frozenset[str]) -> tuple[str, str] | None:
-    """A brand among the tokens (exactly, or glued to a lure word) next to lure words."""
+    """A brand among the tokens (exactly, or glued to a lure word) and only lure words besides.
+
+    Requiring *only* lure words besides the brand keeps ordinary names that happen to
+    contain a popular word (``green-energy-update``, ``summit-health-portal``) out.
+    """
     for i, token in enumerate(tokens):
         rest = tokens[:i] + tokens[i + 1:]
-        if token in brand_labels and rest and any(t in LURE_WORDS or (t.isdigit() and len(t) <= 4) for t in rest):
+        if token in brand_labels and _lure_only(rest):
             return token, "-".join(rest)
-        for brand in _glued_brands(token, brand_labels):
-            return brand, token
+        if not rest or _lure_only(rest):
+            for brand in _glued_brands(token, brand_labels):
+                return brand, token
     return None
 
 
 def _glued_brands(token: str, brand_labels: frozenset[str]):
     """``appleid`` -> apple, ``verifypaypal`` -> paypal: brand glued to a lure word."""
-    for word in LURE_WORDS:
+    for word in GLUE_WORDS:
         if len(word) < 2 or len(token) <= len(word) + MIN_BRAND - 1:
             continue
         if token.endswith(word) and token[: -len(word)] in brand_labels:
             yield token[: -len(word)]
         elif token.startswith(word) and token[len(word):] in brand_labels:
             yield token[len(word):]
+
+
+def _swapped_inside(token: str, reading: str) -> bool:
+    """True when the token and its reading differ somewhere other than the first/last letter."""
+    if len(token) != len(reading):
+        return True  # rn -> m and the like: a letter-pair swap, never a plain number
+    diff = [i for i, (a, b) in enumerate(zip(token, reading)) if a != b]
+    return any(0 < i < len(token) - 1 for i in diff)
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -181,12 +211,15 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
                 return Lookalike(hit[0], "homoglyph", f"{label} reads as {reading}: {hit[0]} with {hit[1]}")
     tokens = _TOKEN.findall(label)
     for brand in (b for b in brands.labels if "-" in b and f"-{b}-" in f"-{label}-"):
-        rest = [t for t in _TOKEN.findall(f"-{label}-".replace(f"-{brand}-", "-", 1))]
-        if rest and any(t in LURE_WORDS or (t.isdigit() and len(t) <= 4) for t in rest):
+        rest = _TOKEN.findall(f"-{label}-".replace(f"-{brand}-", "-", 1))
+        if _lure_only(rest):
             return Lookalike(brand, "brand-plus-words", f"{label}: the brand {brand} with {'-'.join(rest)}")
     for token in tokens:
         for reading in _deleet(token):
-            if reading != token and reading in brands.labels:
+            # A swap only at the token's edge (footba11, sport5, 1news) is as often a plain
+            # number: it counts for the best-known brands only; inside (micr0soft) for all.
+            pool = brands.labels if _swapped_inside(token, reading) else brands.well_known
+            if reading != token and reading in pool:
                 return Lookalike(reading, "swap", f"{token} is {reading} with digits or letters swapped")
     hit = _with_words(tokens, brands.labels)
     if hit:
@@ -194,7 +227,7 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
     for token in tokens:  # swapped *and* glued: paypa1verify
         for reading in _deleet(token):
             if reading != token:
-                glued = next(_glued_brands(reading, brands.labels), None)
+                glued = next(_glued_brands(reading, brands.well_known), None)
                 if glued:
                     return Lookalike(glued, "swap", f"{token} reads as {reading}: {glued} with a lure word")
     if host and host != domain:
@@ -203,7 +236,7 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
             if part in brands.labels:
                 return Lookalike(part, "brand-in-subdomain", f"{host} puts the brand {part} before another domain")
     if len(label) >= MIN_TYPO_BRAND:
-        for brand in brands.labels:
+        for brand in brands.well_known:
             if len(brand) >= MIN_TYPO_BRAND and abs(len(brand) - len(label)) <= 1 and _one_edit(label, brand):
                 return Lookalike(brand, "typo", f"{label} is one letter away from {brand}")
     return None

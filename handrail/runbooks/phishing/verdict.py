@@ -11,7 +11,7 @@ decides what a run does:
 | a link whose visible text shows another host goes here | 3 |
 | a form in the message sends what is typed into it here | 3 |
 | look-alike of a popular or protected brand (swap, homoglyph, brand plus words, subdomain) | 3 |
-| one letter away from such a brand | 2 |
+| one letter away from one of the best-known brands | 1 |
 | destination of a call-to-action link ("Verify now", "Pay the fee") | 2 |
 | not in the top-sites list at all | 1 |
 | not the sender's domain | 1 |
@@ -48,7 +48,7 @@ POINTS = {
     "mismatch": 3,
     "form": 3,
     "lookalike": 3,
-    "typo": 2,
+    "typo": 1,
     "call_to_action": 2,
     "unranked": 1,
     "sender_mismatch": 1,
