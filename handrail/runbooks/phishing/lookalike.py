@@ -23,7 +23,7 @@ Pure string work; the confusables table ships inside ``confusable_homoglyphs``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import idna
@@ -68,6 +68,17 @@ class Brands:
     labels: frozenset[str]
     own_domains: frozenset[str]  # ranked or protected domains: never look-alikes
     well_known: frozenset[str] = frozenset()  # top TYPO_TOP + protected: what swaps and typos copy
+    hyphenated: frozenset[str] = frozenset()  # brands with a hyphen (handrail-corp): matched whole
+    by_length: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)  # well_known
+
+    def __post_init__(self) -> None:
+        if not self.hyphenated and any("-" in b for b in self.labels):
+            object.__setattr__(self, "hyphenated", frozenset(b for b in self.labels if "-" in b))
+        if not self.by_length and self.well_known:
+            lengths: dict[int, list[str]] = {}
+            for brand in sorted(self.well_known):
+                lengths.setdefault(len(brand), []).append(brand)
+            object.__setattr__(self, "by_length", {n: tuple(v) for n, v in lengths.items()})
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,7 @@ def _swapped_inside(token: str, reading: str) -> bool:
     """True when the token and its reading differ somewhere other than the first/last letter."""
     if len(token) != len(reading):
         return True  # rn -> m and the like: a letter-pair swap, never a plain number
-    diff = [i for i, (a, b) in enumerate(zip(token, reading)) if a != b]
+    diff = [i for i, (a, b) in enumerate(zip(token, reading, strict=True)) if a != b]
     return any(0 < i < len(token) - 1 for i in diff)
 
 
@@ -210,7 +221,7 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
             if hit:
                 return Lookalike(hit[0], "homoglyph", f"{label} reads as {reading}: {hit[0]} with {hit[1]}")
     tokens = _TOKEN.findall(label)
-    for brand in (b for b in brands.labels if "-" in b and f"-{b}-" in f"-{label}-"):
+    for brand in (b for b in brands.hyphenated if f"-{b}-" in f"-{label}-"):
         rest = _TOKEN.findall(f"-{label}-".replace(f"-{brand}-", "-", 1))
         if _lure_only(rest):
             return Lookalike(brand, "brand-plus-words", f"{label}: the brand {brand} with {'-'.join(rest)}")
@@ -236,7 +247,8 @@ def lookalike(domain: str, brands: Brands, host: str | None = None) -> Lookalike
             if part in brands.labels:
                 return Lookalike(part, "brand-in-subdomain", f"{host} puts the brand {part} before another domain")
     if len(label) >= MIN_TYPO_BRAND:
-        for brand in brands.well_known:
-            if len(brand) >= MIN_TYPO_BRAND and abs(len(brand) - len(label)) <= 1 and _one_edit(label, brand):
+        nearby = [b for n in (len(label) - 1, len(label), len(label) + 1) for b in brands.by_length.get(n, ())]
+        for brand in nearby:
+            if len(brand) >= MIN_TYPO_BRAND and _one_edit(label, brand):
                 return Lookalike(brand, "typo", f"{label} is one letter away from {brand}")
     return None
