@@ -56,7 +56,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @popular_app.command("refresh")
     @command
     def refresh(
-        top: int = typer.Option(1_000_000, "--top", min=1, max=5_000_000, help="How many ranks to keep."),
+        top: int = typer.Option(100_000, "--top", min=1, max=5_000_000,
+                                help="How many ranks to keep (more: fewer unknown sites, more memory)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Fetch the current Tranco list with the `tranco` package and write it where the policy says."""

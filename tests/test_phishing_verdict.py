@@ -328,3 +328,42 @@ def test_ordinary_sites_are_rarely_taken_for_lookalikes():
     sites = sorted(d for d, rank in ranking.ranks.items() if rank > 10_000)[::4]  # 10,000 of them
     strong = [d for d in sites if (found := lookalike(d, as_unranked)) and found.strong]
     assert len(strong) < 0.005 * len(sites), strong[:20]
+
+
+def test_popular_refresh_writes_the_list_and_fails_clearly_offline(tmp_path, monkeypatch):
+    """One function with its network stubbed: the `tranco` package is replaced by a fake."""
+    import sys
+    import types
+
+    from starter.cli import app
+
+    class FakeList:
+        def top(self, n):
+            return ["google.com", "microsoft.com", "paypal.com"][:n]
+
+    class FakeTranco:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def list(self):
+            return FakeList()
+
+    fake = types.ModuleType("tranco")
+    fake.Tranco = FakeTranco
+    monkeypatch.setitem(sys.modules, "tranco", fake)
+    env = _cli_env(tmp_path, tmp_path / "popular.csv")
+    done = CliRunner().invoke(app, ["popular", "refresh", "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["domains"] == 3
+    assert (tmp_path / "popular.csv").read_text().splitlines() == ["1,google.com", "2,microsoft.com", "3,paypal.com"]
+    check = json.loads(CliRunner().invoke(app, ["popular", "check", "paypal.com", "--json"], env=env).output)
+    assert check["rank"] == 3 and check["popular"]
+
+    class Offline(FakeTranco):
+        def list(self):
+            raise ConnectionError("no route to host")
+
+    fake.Tranco = Offline
+    failed = CliRunner().invoke(app, ["popular", "refresh", "--json"], env=env)
+    assert failed.exit_code == 1 and "could not be fetched" in json.loads(failed.output)["error"]
+    assert (tmp_path / "popular.csv").read_text().startswith("1,google.com")  # the old list is kept
