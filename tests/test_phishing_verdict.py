@@ -367,3 +367,11 @@ def test_popular_refresh_writes_the_list_and_fails_clearly_offline(tmp_path, mon
     failed = CliRunner().invoke(app, ["popular", "refresh", "--json"], env=env)
     assert failed.exit_code == 1 and "could not be fetched" in json.loads(failed.output)["error"]
     assert (tmp_path / "popular.csv").read_text().startswith("1,google.com")  # the old list is kept
+
+
+def test_a_plain_text_lure_with_one_destination_holds_for_a_human():
+    raw = (b"From: alerts@bank-notice-mail.example\r\nTo: c@corp.example\r\nSubject: Account locked\r\n"
+           b"Message-ID: <p@x.example>\r\n\r\nYour account is locked. Unlock it here:\r\n"
+           b"https://unlock-portal-service.example/start\r\n")
+    [row] = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS).domains
+    assert row.action == "hold" and "every link in the message leads here" in row.evidence

@@ -260,7 +260,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
     if len(cta_domains) == 1:
         only = next(iter(cta_domains))
         candidates[only].evidence.append("the only destination of the message's calls to action")
-    linked = {registrable_domain(url_host(d)) for d in (resolve(link.url) for link in mail.links) if d}
+    followed = [link.url for link in mail.links] or mail.urls  # a plain-text message: its URLs are its links
+    linked = {registrable_domain(url_host(d)) for d in map(resolve, followed) if d}
     linked.discard(None)
     if len(linked) == 1 and next(iter(linked)) in candidates:
         candidates[next(iter(linked))].add("only_destination", "every link in the message leads here")
