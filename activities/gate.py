@@ -8,6 +8,7 @@ trips. These activities decide nothing: verdicts and approvals happen in the wor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -30,7 +31,9 @@ from handrail.gate.models import (
     RunChangesRequest,
     StepCheck,
 )
+from handrail.gate.policy import PolicyError
 from handrail.ops.log import get_logger
+from handrail.runbooks.phishing.popular import PopularSettings, standing
 from handrail.tools.errors import ToolError
 from handrail.trust.baseline import ThresholdCache
 
@@ -71,8 +74,21 @@ class GateActivities:
             recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
             recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
             guardrails=guardrails,
+            popularity=await self._popularity(request, guardrails, policy),
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
+
+    async def _popularity(self, request: CheckRequest, guardrails: list[dict[str, Any]], policy) -> dict[str, Any]:
+        """Where the target stands in the top-sites list, if a `popular_domain` guardrail asks."""
+        if not any(g.get("type") == "popular_domain" for g in guardrails):
+            return {}
+        try:
+            settings = PopularSettings.from_policy(policy.settings, self.settings.home,
+                                                   self.settings.policy_path.parent)
+        except PolicyError as exc:
+            return {"problem": str(exc)}  # the guardrail then holds: fail safe
+        found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
+        return found.as_fact()
 
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""

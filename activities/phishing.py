@@ -11,19 +11,25 @@ URL or domain from the message.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
 from temporalio import activity
 
 from activities.context import WorkerContext
-from activities.errors import tool_failure
-from handrail.runbooks.phishing.mail import MalformedMessage, parse_message
+from activities.errors import policy_failure, tool_failure
+from handrail.gate.policy import PolicyError
+from handrail.runbooks.phishing.mail import MalformedMessage
 from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
     MAX_DOMAINS,
+    MAX_EGRESS,
     MAX_RECIPIENTS,
     MAX_URLS,
+    MAX_VERDICTS,
+    DomainRow,
+    EgressCandidate,
     HostScan,
     MailboxPoll,
     MailReport,
@@ -36,8 +42,9 @@ from handrail.runbooks.phishing.rules import (
     RecipientsRequest,
     ScanReport,
     ScanRequest,
-    malicious_sites,
+    Site,
 )
+from handrail.runbooks.phishing.triage import Triage, load_context, triage
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
 
@@ -60,15 +67,22 @@ class PhishingActivities:
         if not raw:
             return MailReport(mailbox_id=request.mailbox_id, rejected="the message is empty")
         try:
-            mail = parse_message(raw)
+            judged = await asyncio.to_thread(self._judge, raw)
         except MalformedMessage as exc:
             return MailReport(mailbox_id=request.mailbox_id, rejected=f"the message is malformed: {exc.reason}")
+        except PolicyError as exc:
+            raise policy_failure(exc) from None
+        mail, judgement = judged.mail, judged.judgement
         digest = hashlib.sha256(raw).hexdigest()
         folder = self.settings.store_dir / "phishing"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{digest}.json"
-        path.write_text(json.dumps(mail.model_dump(mode="json"), indent=1, sort_keys=True))
-        sites = malicious_sites(mail.urls, [(m.text_url, m.href_url) for m in mail.link_mismatches])
+        stored = mail.model_dump(mode="json") | {"verdicts": judgement.model_dump(mode="json")}
+        path.write_text(json.dumps(stored, indent=1, sort_keys=True))
+        sites = [Site(domain=v.domain, url=v.url, url_count=v.url_count, confidence=v.confidence,
+                      evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
+        rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,
+                          evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.domains]
         return MailReport(
             mailbox_id=request.mailbox_id,
             message_id=mail.message_id,
@@ -87,7 +101,17 @@ class PhishingActivities:
             ips=mail.ips[:MAX_URLS],
             sites=sites[:MAX_DOMAINS],
             sites_total=len(sites),
+            verdicts=rows[:MAX_VERDICTS],
+            verdicts_total=len(rows),
+            egress=[EgressCandidate(ip=c.ip, url=c.url, evidence=c.evidence) for c in judgement.ips[:MAX_EGRESS]],
+            wrappers=judgement.wrappers[:MAX_URLS],
+            ranking_problem=judgement.ranking_problem,
+            not_judged=judgement.not_judged,
         )
+
+    def _judge(self, raw: bytes) -> Triage:
+        """Parse and judge (blocking: runs in a thread). The dry run uses the same code."""
+        return triage(raw, load_context(self.settings.policy_path, self.settings.home))
 
     @activity.defn
     async def phishing_recipients(self, request: RecipientsRequest) -> RecipientsReport:

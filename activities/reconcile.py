@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+
 from temporalio import activity
 
 from activities.context import WorkerContext

@@ -2,8 +2,9 @@
 
 `build_world()` invents people, machines and networks with `random.Random(SEED)`; each
 tool module turns the world into its own documents (`seed(world) -> {collection: {key:
-doc}}`). The mailbox is filled with the raw phishing fixtures (bytes only: nothing in
-them is ever fetched, resolved or opened).
+doc}}`). The mailbox is filled with Handrail's own sample mail (lab/samples) and, when
+present, the raw phishing fixtures (bytes only: nothing in them is ever fetched, resolved
+or opened).
 """
 
 from __future__ import annotations
@@ -122,11 +123,19 @@ def _phishing_domains(mails: list[Mail]) -> list[str]:
     return [d for f, d in PHISH_LINK_HOSTS.items() if f in present]
 
 
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"  # Handrail's own synthetic mail
+
+
+def own_samples() -> list[Mail]:
+    """The project's own sample messages (lab/samples): always there, even without ../shared."""
+    return [Mail(p.name, p.read_bytes()) for p in sorted(SAMPLES_DIR.glob("*.eml"))]
+
+
 def load_mails(folder: Path | None = None) -> list[Mail]:
+    """The mailbox's messages: our own samples first, then the real corpus when present."""
     base = (folder or fixtures_dir()) / "phishing"
-    if not base.is_dir():
-        return []
-    return [Mail(p.name, p.read_bytes()) for p in sorted(base.glob("*.eml"))]
+    real = [Mail(p.name, p.read_bytes()) for p in sorted(base.glob("*.eml"))] if base.is_dir() else []
+    return own_samples() + real
 
 
 @lru_cache(maxsize=4)

@@ -294,6 +294,10 @@ def _render_status(status: RunStatus, settings) -> None:
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
+    if isinstance(facts.get("verdicts"), list):
+        from starter.phishing_triage import verdict_table
+
+        console.print(verdict_table(facts.pop("verdicts")))
     if facts:
         console.print("[bold]What the run found[/]")
         for key, value in facts.items():
@@ -485,6 +489,8 @@ COMMAND_MODULES = [
     "starter.trust_cmd",
     "starter.exfiltration_cmd",
     "starter.phishing_cmd",
+    "starter.phishing_triage",
+    "starter.popular_cmd",
     "starter.privilege_cmd",
     "starter.rogue_cmd",
     "starter.intel_cmd",

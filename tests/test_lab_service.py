@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from lab.seed import own_samples
 from lab.testing import in_process_lab
 
 pytestmark = pytest.mark.unit
@@ -135,8 +136,10 @@ async def test_two_hundred_concurrent_requests(lab):
     assert {f"10.99.0.{i}" for i in range(100)} <= values
 
 
-async def test_mailbox_empty_without_fixtures(tmp_path, monkeypatch):
+async def test_mailbox_holds_our_own_samples_without_fixtures(tmp_path, monkeypatch):
     monkeypatch.setenv("HANDRAIL_FIXTURES", str(tmp_path / "nowhere"))
     async with in_process_lab(tmp_path / "home") as lab:
-        assert await lab.tools.mailbox.list_messages() == []
+        messages = await lab.tools.mailbox.list_messages()
+        assert len(messages) == len(own_samples()) >= 6
+        assert all(m.message_id.startswith("<hr-sample-") for m in messages)
         assert len(await lab.tools.edr.list_hosts()) > 250

@@ -11,14 +11,17 @@ import pytest
 from handrail.gate.models import RunState
 from handrail.ops import schedules
 from handrail.runbooks.phishing.rules import phishing_run_id
-from tests.support import FIXTURES, running_stack, schedule_results
+from lab.seed import SAMPLES_DIR
+from tests.support import running_stack, schedule_results
 from workflows.poller import PollReport
 
 pytestmark = pytest.mark.integration
 
-POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
-PHISHING = FIXTURES / "phishing"
-KEEP = ("sample-4588.eml", "sample-5193.eml")  # one link each, to the samples' recipient
+TOP_SITES = Path(__file__).resolve().parent / "data" / "top-sites.csv"  # our own small ranking
+POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text().replace(
+    "[settings.popular]\n", f'[settings.popular]\npath = "{TOP_SITES}"\n', 1)
+PHISHING = SAMPLES_DIR  # our own sample mail: runs with or without ../shared
+KEEP = ("lookalike-login.eml", "mixed-brand.eml")  # one high-confidence lure each
 
 
 async def _eventually(probe, timeout: float = 30.0):
@@ -31,7 +34,6 @@ async def _eventually(probe, timeout: float = 30.0):
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.skipif(not PHISHING.is_dir(), reason=f"fixture folder {PHISHING} is absent")
 async def test_the_mailbox_schedule_starts_one_run_per_message_and_no_duplicates(dev_env, tmp_path):
     client = dev_env.client
     async with running_stack(client, tmp_path, POLICY) as stack:

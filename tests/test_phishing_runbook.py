@@ -31,7 +31,11 @@ from workflows.rollback import RollbackRun, rollback_id
 
 pytestmark = pytest.mark.workflow
 
-POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
+# The repository's policy, with a small top-sites list of our own (tests/data) in place of
+# the one `handrail popular refresh` would fetch: without one every sinkhole would hold.
+TOP_SITES = Path(__file__).resolve().parent / "data" / "top-sites.csv"
+POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text().replace(
+    "[settings.popular]\n", f'[settings.popular]\npath = "{TOP_SITES}"\n', 1)
 PHISHING = FIXTURES / "phishing"
 needs_fixtures = pytest.mark.skipif(not PHISHING.is_dir(), reason=f"fixture folder {PHISHING} is absent")
 POT_USER = "kallen"  # the lab user whose alias is the samples' recipient phishing@pot
@@ -145,7 +149,9 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         pending = waiting.pending_step()
         assert pending.change.kind == "edr.isolate" and pending.change.target == f"lt-{COMPROMISED_USER}"
         s = waiting.summary
-        assert s["sinkholed"] == ["sso-verify-corp.example"] and s["sinkhole_denied"] == ["microsoft.com"]
+        assert s["sinkholed"] == ["sso-verify-corp.example"] and s["sinkhole_denied"] == []
+        row = next(r for r in s["verdicts"] if r["domain"] == "microsoft.com")
+        assert row["action"] == "report" and any("allowlist" in e for e in row["evidence"])
         assert s["compromised"] == [f"lt-{COMPROMISED_USER}"]
         case = await stack.tools.cases.get_case(s["case_id"])
         assert case.status == "open" and case.run_id == handle.id
@@ -160,7 +166,7 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         assert (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
         isolate = next(st for st in done.steps if st.change.kind == "edr.isolate")
         assert isolate.decisions[0].decision.approver == "bob"
-        assert [st.change.kind for st in done.steps if st.verdicts and st.state == StepState.DENIED] == ["dns.sinkhole"]
+        assert [st for st in done.steps if st.state == StepState.DENIED] == []
 
         report = await roll_back(stack, handle.id)
         assert report.state == "rolled_back", report
@@ -214,7 +220,7 @@ async def test_a_message_with_too_many_domains_holds_for_a_human(time_env, tmp_p
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example", "b-lure.example", "c-lure.example"]
-        assert done.summary["sinkhole_denied"] == ["google.com"]
+        assert done.summary["sinkhole_denied"] == []  # google.com is allowlisted: reported, never proposed
         assert done.summary["unmapped_recipients"] == ["nobody@elsewhere.example"]
         assert await stack.tools.dns.get_sinkhole("google.com") is None
 
@@ -313,3 +319,97 @@ async def test_no_extracted_url_is_ever_requested(time_env, tmp_path, monkeypatc
         asked = {call.path.split("/", 3)[-1] for call in calls if call.path.startswith("/dns/resolve/")}
         assert not asked & hosts  # not even the lab's resolver was asked about a link host
     assert attempts == []
+
+
+# -- judgement: verdicts, the popular list, wrappers, IP links (our own sample mail) ---------
+async def own_sample_trigger(stack, name: str) -> PhishingTrigger:
+    from lab.seed import SAMPLES_DIR
+
+    digest = hashlib.sha256((SAMPLES_DIR / name).read_bytes()).hexdigest()
+    message = next(m for m in await stack.tools.mailbox.list_messages() if m.sha256 == digest)
+    return PhishingTrigger(mailbox_id=message.id, message_id=message.message_id, requested_by="alice")
+
+
+async def test_our_lookalike_sample_sinkholes_the_fake_and_reports_the_brand(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        handle = await start(stack, await own_sample_trigger(stack, "lookalike-login.eml"))
+        status = await stack.wait_for(handle, completed)
+        assert status.state == RunState.COMPLETED, status.error
+        s = status.summary
+        assert s["sinkholed"] == ["paypa1-login-verify.example"]
+        rows = {r["domain"]: r for r in s["verdicts"]}
+        assert rows["paypa1-login-verify.example"]["verdict"] == "high"
+        assert any("look-alike of paypal" in e for e in rows["paypa1-login-verify.example"]["evidence"])
+        assert rows["paypal.com"]["action"] == "report"
+        assert await stack.tools.dns.get_sinkhole("paypal.com") is None
+        [submission] = await stack.tools.takedown.list_submissions()
+        assert submission.domain.endswith("paypa1-login-verify.example")
+
+
+async def test_a_popular_domain_holds_for_a_human_with_its_rank_whatever_the_mode(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:  # dns.sinkhole is `logged`
+        raw = make_eml("alice@corp.example", ["https://www.dropbox.com/s/q1w2e3/invoice.pdf"])
+        handle = await start(stack, await deliver(stack, raw))
+        waiting = await stack.wait_for(handle, awaiting)
+        step = waiting.pending_step()
+        assert step.change.kind == "dns.sinkhole" and step.change.target == "dropbox.com"
+        [verdict] = [v for v in step.verdicts if v.guardrail == "popular_domain"]
+        assert "rank 22" in verdict.reason and "never automatic" in verdict.reason
+        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="real"))
+        done = await stack.wait_for(handle, completed)
+        assert done.state == RunState.COMPLETED and done.summary["sinkholed"] == []
+        assert await stack.tools.dns.get_sinkhole("dropbox.com") is None
+
+
+async def test_without_a_top_sites_list_every_sinkhole_holds_and_the_run_says_why(time_env, tmp_path):
+    policy = POLICY.replace(f'path = "{TOP_SITES}"', f'path = "{tmp_path / "missing.csv"}"', 1)
+    async with running_stack(time_env.client, tmp_path, policy) as stack:
+        handle = await start(stack, await own_sample_trigger(stack, "mixed-brand.eml"))
+        waiting = await stack.wait_for(handle, awaiting)
+        step = waiting.pending_step()
+        assert step.change.target == "docusign-envelope-review.example"
+        assert any(v.guardrail == "popular_domain" and "cannot be read" in v.reason for v in step.verdicts)
+        assert "cannot be read" in waiting.summary["ranking_problem"]
+        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        takedown = await stack.wait_for(
+            handle, lambda s: awaiting(s) and s.pending_step().change.kind == "takedown.submit")
+        assert [v.guardrail for v in takedown.pending_step().verdicts] == ["popular_domain"]
+        await handle.signal(PhishingResponse.decide, Decision(id="d2", approver="bob", approve=True))
+        done = await stack.wait_for(handle, completed)
+        assert done.summary["sinkholed"] == ["docusign-envelope-review.example"]
+
+
+async def test_a_medium_verdict_holds_and_a_refusal_does_not_stop_the_rest(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        msg = EmailMessage()  # a call to action, but to the sender's own domain: evidence is thin
+        msg["From"] = "news@parcel-news.example"
+        msg["To"] = "alice@corp.example"
+        msg["Subject"] = "Weekly digest"
+        msg["Message-ID"] = "<digest-1@parcel-news.example>"
+        msg.set_content("x")
+        msg.add_alternative('<p><a href="https://parcel-news.example/a">Confirm your subscription</a></p>'
+                            '<p><a href="https://paypa1-billing.example/x">Verify now</a></p>', subtype="html")
+        handle = await start(stack, await deliver(stack, msg.as_bytes()))
+        waiting = await stack.wait_for(handle, awaiting)
+        step = waiting.pending_step()
+        assert step.change.target == "parcel-news.example"
+        assert [v.guardrail for v in step.verdicts] == ["confidence"] and "medium" in step.verdicts[0].reason
+        assert await stack.tools.dns.get_sinkhole("paypa1-billing.example") is not None  # high went first
+        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="legit"))
+        done = await stack.wait_for(handle, completed)
+        assert done.summary["sinkholed"] == ["paypa1-billing.example"]
+        assert done.summary["sinkhole_denied"] == ["parcel-news.example"]
+
+
+async def test_a_bare_ip_link_becomes_a_held_egress_block(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        handle = await start(stack, await own_sample_trigger(stack, "html-only.eml"))
+        waiting = await stack.wait_for(handle, awaiting)
+        step = waiting.pending_step()
+        assert step.change.kind == "firewall.egress_block" and step.change.target == "192.0.2.45"
+        assert waiting.summary["sinkholed"] == ["parcel-redelivery-fee.example"]
+        assert "call-to-action" in step.change.params["evidence"]
+        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        done = await stack.wait_for(handle, completed)
+        assert done.summary["egress_blocked"] == ["192.0.2.45"]
+        assert "192.0.2.45" in {e.value for e in await stack.tools.firewall.egress_list()}

@@ -5,8 +5,8 @@ from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, P
 from workflows.intel_sync import IntelApply, IntelSync
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
-from workflows.rogue_device import PollNacDevices, RogueDevice
 from workflows.reconcile import Reconcile
+from workflows.rogue_device import PollNacDevices, RogueDevice
 from workflows.rollback import RollbackRun
 
 WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp, PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile]

@@ -4,9 +4,12 @@
    per message, id `phishing-<hash of Message-ID>`, so a message seen twice runs once.
 2. Parse    — an activity fetches the raw message and parses it offline; a malformed one
    ends the run `rejected` with the reason, nothing changed.
-3. Block    — sinkhole each malicious domain (`dns.sinkhole`, TTL 30 days by default);
-   allowlisted ones are denied by the guardrail and the run goes on; past the per-run limit
-   each further domain waits for a human, and the first one refused stops the sinkholing.
+3. Block    — a verdict per link domain, with evidence (`verdict.py`, after unwrapping link
+   wrappers): a high-confidence domain is sinkholed (`dns.sinkhole`, TTL 30 days by
+   default), a medium one waits for a human (the `confidence` guardrail), the rest is only
+   reported. A popular domain (top-sites cut-off) always waits for a human (`popular_domain`).
+   Past the per-run limit each further domain waits for a human, and the first one refused
+   there stops the sinkholing. Links to bare IPs become egress blocks (held by default), last.
 4. Endpoint — raise EDR telemetry on the recipients' devices for a period (then it drops
    back by itself) and put each recipient on the SIEM/UBA watchlist.
 5. Takedown — submit each sinkholed site with the extracted evidence.
@@ -60,6 +63,7 @@ class PhishingResponse(RunbookWorkflow):
             hosts = await self._investigate_endpoints(rb, trigger, people)
             await self._pay_it_forward(rb, mail, sinkholed)
             await self._respond(rb, trigger, mail, hosts)
+            await self._block_ip_links(rb, trigger, mail)
             rb.status.summary["changes"] = _changes(rb)
         return rb.report()
 
@@ -76,30 +80,57 @@ class PhishingResponse(RunbookWorkflow):
         )
         if mail.sites_total > len(mail.sites):
             rb.status.summary["malicious_domains_not_handled"] = mail.sites_total - len(mail.sites)
+        rb.status.summary["verdicts"] = [row.model_dump() for row in mail.verdicts]
+        if mail.verdicts_total > len(mail.verdicts):
+            rb.status.summary["verdicts_not_shown"] = mail.verdicts_total - len(mail.verdicts)
+        rb.status.summary["wrappers"] = mail.wrappers
+        if mail.not_judged:
+            rb.status.summary["domains_not_judged"] = mail.not_judged
+        if mail.ranking_problem:
+            rb.status.summary["ranking_problem"] = mail.ranking_problem + ": every sinkhole waits for a human"
         rb.audit("phishing.parsed", message_id=mail.message_id, sender=mail.sender, subject=mail.subject,
                  counts=rb.status.summary["counts"], parse_ref=mail.parse_ref)
 
     # -- 3. block egress ---------------------------------------------------------------------
     async def _block_egress(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport) -> list[str]:
         sinkholed, denied, skipped = [], [], []
-        for i, site in enumerate(mail.sites):
+        for i, site in enumerate(mail.sites):  # high confidence first, then the ones to hold
             step = await rb.change(
                 Change(kind="dns.sinkhole", target=site.domain,
-                       params={"comment": f"phishing {mail.message_id} (run {rb.run_id})"}),
+                       params={"comment": f"phishing {mail.message_id} (run {rb.run_id})",
+                               "confidence": site.confidence, "evidence": "; ".join(site.evidence)[:600]}),
                 expires_after=trigger.ttl(trigger.sinkhole_ttl_s),
                 abort_on_deny=False,
             )
             if step.state in (StepState.APPLIED, StepState.UNCHANGED):
                 sinkholed.append(site.domain)
                 _narrate(step, f"{site.domain} now resolves to the awareness page ({site.url_count} link(s) in the message)")
-            elif _guardrail_denied(step):
-                denied.append(site.domain)  # allowlisted: on the record, and the run goes on
-            else:  # a human (or the approval timeout) refused a held domain: stop asking
+            elif _guardrail_denied(step) or not _held_by(step, "per_run_limit"):
+                denied.append(site.domain)  # allowlisted, or a human said no to this one: the run goes on
+            else:  # a human (or the approval timeout) refused past the per-run limit: stop asking
                 denied.append(site.domain)
                 skipped = [s.domain for s in mail.sites[i + 1:]]
                 break
         rb.status.summary.update(sinkholed=sinkholed, sinkhole_denied=denied, sinkhole_skipped=skipped)
         return sinkholed
+
+    # -- 3b. links to bare IP addresses: an egress block each (the policy holds these by default)
+    async def _block_ip_links(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport) -> None:
+        blocked, refused = [], []
+        for candidate in mail.egress:
+            step = await rb.change(
+                Change(kind="firewall.egress_block", target=candidate.ip,
+                       params={"comment": f"phishing {mail.message_id} (run {rb.run_id}): {candidate.url}"[:300],
+                               "evidence": "; ".join(candidate.evidence)[:600]}),
+                expires_after=trigger.ttl(trigger.sinkhole_ttl_s),
+                abort_on_deny=False,
+            )
+            if step.state in (StepState.APPLIED, StepState.UNCHANGED):
+                blocked.append(candidate.ip)
+                _narrate(step, f"egress to {candidate.ip} blocked (a link in the message points at it)")
+            else:
+                refused.append(candidate.ip)
+        rb.status.summary.update(egress_blocked=blocked, egress_refused=refused)
 
     # -- 4. investigate the endpoint ---------------------------------------------------------
     async def _investigate_endpoints(self, rb: Runbook, trigger: PhishingTrigger, people: RecipientsReport) -> list[str]:
@@ -201,6 +232,10 @@ class PhishingResponse(RunbookWorkflow):
                 isolated.append(result.host)
                 _narrate(step, f"{result.host} quarantined (case {case.case_id})")
         rb.status.summary["isolated"] = isolated
+
+
+def _held_by(step: StepRecord, guardrail: str) -> bool:
+    return any(v.guardrail == guardrail and v.outcome.value == "hold" for v in step.verdicts)
 
 
 def _narrate(step: StepRecord, text: str) -> None:

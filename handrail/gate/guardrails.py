@@ -162,6 +162,52 @@ def max_batch(change: Change, options: dict[str, Any], ctx: GuardrailContext) ->
     return None
 
 
+def popular_domain(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold a change to a popular site (inside the top-sites cut-off), in every trust mode.
+
+    Phishing mail links to the services a company runs on; sinkholing one takes the
+    company down. Fails safe: when the list cannot be read, every such change holds.
+    The facts (rank, cut-off, list, problem) are gathered by the check_step activity.
+    """
+    fact = ctx.popularity
+    outcome = Outcome(options.get("outcome", "hold"))
+    if not fact:
+        return Verdict(guardrail="popular_domain", outcome=outcome,
+                       reason=f"no top-sites standing was gathered for {change.target}: a human decides")
+    if fact.get("problem"):
+        return Verdict(guardrail="popular_domain", outcome=outcome,
+                       reason=f"{fact['problem']}: without it every {change.kind} waits for a human")
+    rank, cutoff = fact.get("rank"), fact.get("cutoff")
+    if rank is not None and cutoff is not None and rank <= cutoff:
+        return Verdict(guardrail="popular_domain", outcome=outcome,
+                       reason=f"{fact.get('domain')} is rank {rank:,} in the top-sites list ({fact.get('source')}), "
+                              f"inside the cut-off {cutoff:,}: never automatic",
+                       threshold=float(cutoff), threshold_source="static")
+    return None
+
+
+_CONFIDENCE = {"low": 0, "medium": 1, "high": 2}
+
+
+def confidence(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Hold a change its runbook is not sure enough about: ``params["confidence"]`` below
+    ``at_least`` (default high). Changes that carry no confidence are not this guardrail's
+    business. The runbook's evidence (``params["evidence"]``) goes into the reason."""
+    level = change.params.get("confidence")
+    if level is None:
+        return None
+    needed = str(options.get("at_least", "high"))
+    if _CONFIDENCE.get(str(level), 0) >= _CONFIDENCE.get(needed, 2):
+        return None
+    evidence = str(change.params.get("evidence") or "")
+    return Verdict(
+        guardrail="confidence",
+        outcome=Outcome(options.get("outcome", "hold")),
+        reason=f"the runbook's confidence in {change.target} is {level}, {needed} is needed to act alone"
+               + (f" (evidence: {evidence})" if evidence else ""),
+    )
+
+
 GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]] = {
     "never_block": never_block,
     "no_reserved_space": no_reserved_space,
@@ -170,6 +216,8 @@ GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdi
     "per_run_limit": per_run_limit,
     "protected_tags": protected_tags,
     "max_batch": max_batch,
+    "popular_domain": popular_domain,
+    "confidence": confidence,
 }
 
 

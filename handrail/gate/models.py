@@ -115,6 +115,8 @@ class GuardrailContext(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     threshold_sources: dict[str, str] = Field(default_factory=dict)
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    # where the target stands in the top-sites list (`popular_domain`; see runbooks/phishing/popular.py)
+    popularity: dict[str, Any] = Field(default_factory=dict)
 
 
 class StepCheck(BaseModel):

@@ -25,6 +25,8 @@ GUARDRAIL_TYPES = {
     "never_block",  # targets overlapping the protected networks: deny + alert
     "no_reserved_space",  # private, loopback, link-local, multicast, reserved: deny
     "never_touch",  # domains or hosts listed in the guardrail (or the policy allowlists): deny
+    "popular_domain",  # inside the top-sites cut-off ([settings.popular]), or no readable list: hold
+    "confidence",  # the runbook's params["confidence"] is below `at_least` (default high): hold
     "rate_limit",  # more than `per_hour` changes of this kind across runs: hold (blast radius)
     "per_run_limit",  # more than `per_run` changes of this kind in one run: hold
     "protected_tags",  # a target carrying one of `tags` (CMDB): hold

@@ -52,7 +52,7 @@ from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from handrail.runbooks.phishing.indicators import (
     find_bare_domains,
@@ -112,6 +112,19 @@ class LinkMismatch(BaseModel):
     href_url: str
 
 
+class Link(BaseModel):
+    """Where an ``<a>`` (``kind="anchor"``) or a ``<form>`` (``kind="form"``) sends the reader,
+    and the words on it: the phishing verdict looks for calls to action ("Verify now")."""
+
+    model_config = ConfigDict(frozen=True)
+    url: str
+    text: str = ""
+    kind: str = "anchor"
+
+
+MAX_LINKS = 500  # links kept with their text (a message with more is summarised by its URLs)
+
+
 class Attachment(BaseModel):
     """A non-body MIME part: identified by name and hash, never opened."""
 
@@ -139,6 +152,7 @@ class ParsedMessage(BaseModel):
     link_mismatches: list[LinkMismatch]
     attachments: list[Attachment]
     size: int
+    links: list[Link] = Field(default_factory=list)  # the first MAX_LINKS anchors and forms
 
 
 def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
@@ -202,6 +216,7 @@ class _Findings:
     bare_domains: list[str] = field(default_factory=list)
     mismatches: list[LinkMismatch] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
 
     def scan_text(self, text: str) -> None:
         urls, rest = find_urls(text)
@@ -218,6 +233,7 @@ class _Findings:
         code = reader.code_text()
         self.urls.extend(find_urls(code)[0])
         self.mismatches.extend(reader.mismatches)
+        self.links.extend(reader.links[: max(0, MAX_LINKS - len(self.links))])
         if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
             self.scan_html(unquote(code), depth=1)
 
@@ -299,6 +315,7 @@ class _HtmlReader(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.attribute_urls: list[str] = []
         self.mismatches: list[LinkMismatch] = []
+        self.links: list[Link] = []
         self._visible: list[str] = []
         self._code: list[str] = []
         self._hidden_depth = 0
@@ -321,6 +338,10 @@ class _HtmlReader(HTMLParser):
             self._close_anchor()
             self._visible.append(" ")
             self._anchor = (_attr_url(dict(attrs).get("href")), [])
+        if tag == "form" and len(self.links) < MAX_LINKS:
+            action = _attr_url(dict(attrs).get("action"))
+            if action:
+                self.links.append(Link(url=action, kind="form"))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -369,6 +390,8 @@ class _HtmlReader(HTMLParser):
             return
         href_url, text = self._anchor
         self._anchor = None
+        if href_url and len(self.links) < MAX_LINKS:
+            self.links.append(Link(url=href_url, text=_collapse_space("".join(text))[:120]))
         text_url = _text_as_url("".join(text))
         if href_url and text_url and _host_key(text_url) != _host_key(href_url):
             self.mismatches.append(LinkMismatch(text_url=text_url, href_url=href_url))
@@ -491,6 +514,7 @@ def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
         link_mismatches=_unique(found.mismatches),
         attachments=found.attachments,
         size=len(raw),
+        links=found.links,
     )
 
 

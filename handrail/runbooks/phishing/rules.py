@@ -1,20 +1,12 @@
 """The phishing runbook's domain: triggers, what crosses its activity boundaries, and the
 pure rules that decide which domains are malicious and which site goes to takedown.
 
-Which domains are "malicious" (the documented rule):
-
-* every **link host** of the message (URLs from the text, the HTML `href`/`src`-style
-  attributes and visible text, text-like attachments and attachment names; IP literal
-  hosts excluded) is reduced to its **registrable domain** with the bundled public-suffix
-  list (private section included, so `evil.web.app` stays `evil.web.app`, never `web.app`);
-* a registrable domain that only appears as the *visible text* of a mismatched link
-  (`<a href="https://evil.example/">https://www.paypal.com/</a>`) is the brand being
-  impersonated, not the attacker's site, and is left out;
-* bare domains written in prose (no scheme) are not sinkholed: they are often the brand
-  named in the lure;
-* everything else is a candidate. The allowlist (the company's own domains and the SaaS
-  it depends on) is *not* filtered here: the `dns.sinkhole` guardrail `never_touch` denies
-  those, on the record, and the run goes on (`abort_on_deny=False`).
+Which domains are "malicious" is `verdict.py`'s business: every link is unwrapped
+(`unwrap.py`), each destination domain gets a verdict with its evidence, and only a
+high-confidence domain outside the popular list is sinkholed without a human; a medium one
+is proposed with `confidence="medium"` (the gate's `confidence` guardrail holds it), the
+rest is reported in the run's summary. Bare domains written in prose are never candidates
+(they are often the brand named in the lure). The allowlist is reported, never proposed.
 
 Nothing here fetches, resolves or opens anything: hosts are strings.
 """
@@ -22,17 +14,16 @@ Nothing here fetches, resolves or opens anything: hosts are strings.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from datetime import timedelta
 
 from pydantic import BaseModel, Field
-
-from handrail.runbooks.phishing.indicators import ip_host, registrable_domain, url_host
 
 DAY = 86400.0
 MAX_DOMAINS = 100  # candidate domains a run is handed (the full parse is stored by reference)
 MAX_URLS = 20  # URLs shown in the run's summary
 MAX_RECIPIENTS = 20
+MAX_VERDICTS = 30  # verdict rows in the run's summary (the full table is in the stored parse)
+MAX_EGRESS = 5  # IP links proposed for an egress block per run
 RUNBOOK = "phishing"
 ENDPOINT_TYPES = ("laptop", "desktop", "phone")  # a mail recipient's own devices
 
@@ -89,6 +80,27 @@ class Site(BaseModel):
     domain: str
     url: str
     url_count: int
+    confidence: str = "high"  # the verdict's (verdict.py): high is sinkholed, medium holds
+    evidence: list[str] = Field(default_factory=list)
+
+
+class EgressCandidate(BaseModel):
+    """A bare IP address the message links to: proposed for an egress block."""
+
+    ip: str
+    url: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class DomainRow(BaseModel):
+    """One line of the run's verdict table (`handrail show`): domain, verdict, evidence, action."""
+
+    domain: str
+    verdict: str  # high | medium | low
+    score: int
+    action: str  # sinkhole | hold | report
+    rank: int | None = None
+    evidence: list[str] = Field(default_factory=list)
 
 
 class MailReport(BaseModel):
@@ -114,8 +126,14 @@ class MailReport(BaseModel):
     mismatch_count: int = 0
     urls: list[str] = Field(default_factory=list)  # the first MAX_URLS
     ips: list[str] = Field(default_factory=list)
-    sites: list[Site] = Field(default_factory=list)  # the first MAX_DOMAINS candidates
+    sites: list[Site] = Field(default_factory=list)  # the first MAX_DOMAINS to sinkhole or hold
     sites_total: int = 0
+    verdicts: list[DomainRow] = Field(default_factory=list)  # the first MAX_VERDICTS link domains
+    verdicts_total: int = 0
+    egress: list[EgressCandidate] = Field(default_factory=list)  # the first MAX_EGRESS IP links
+    wrappers: list[str] = Field(default_factory=list)  # link wrapper hosts (never targets)
+    ranking_problem: str | None = None  # why no top-sites list was available
+    not_judged: int = 0  # link domains past the per-message limit (hostile mail)
 
 
 class RecipientsRequest(BaseModel):
@@ -153,18 +171,3 @@ class ScanReport(BaseModel):
         return [r for r in self.results if r.verdict == "compromised"]
 
 
-def malicious_sites(urls: list[str], mismatches: list[tuple[str, str]]) -> list[Site]:
-    """Candidate sites in first-seen order of their URLs (see the module docstring)."""
-    decoys = {registrable_domain(url_host(text)) for text, _ in mismatches}
-    targets = {registrable_domain(url_host(href)) for _, href in mismatches}
-    decoys -= targets
-    sites: OrderedDict[str, list[str]] = OrderedDict()
-    for url in urls:
-        host = url_host(url)
-        if not host or ip_host(host):
-            continue
-        domain = registrable_domain(host)
-        if not domain or domain in decoys:
-            continue
-        sites.setdefault(domain, []).append(url)
-    return [Site(domain=d, url=found[0], url_count=len(found)) for d, found in sites.items()]

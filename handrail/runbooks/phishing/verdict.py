@@ -1,0 +1,340 @@
+"""A verdict per link domain of a reported message, with the evidence behind it.
+
+Phishing mail links to real brands on purpose (logos, footers, the real login page next
+to the fake one) and hides its real destination behind wrappers. So a domain is not
+"malicious" because it is linked: each piece of evidence adds points and the total
+decides what a run does:
+
+| evidence | points |
+| --- | --- |
+| already named by the threat-intel feeds the sync applies | 3 |
+| a link whose visible text shows another host goes here | 3 |
+| a form in the message sends what is typed into it here | 3 |
+| look-alike of a popular or protected brand (swap, homoglyph, brand plus words, subdomain) | 3 |
+| one letter away from one of the best-known brands | 1 |
+| destination of a call-to-action link ("Verify now", "Pay the fee") | 2 |
+| not in the top-sites list at all | 1 |
+| not the sender's domain | 1 |
+
+At `sinkhole_at` points or more (policy, default 4) the verdict is *high* and the domain is
+sinkholed through the gate; at `hold_at` (default 3) it is *medium* and the sinkhole waits for
+a human; below, it is reported only. Whatever the points, a domain ranked inside the
+top-sites cut-off is never sinkholed automatically (the gate's `popular_domain` guardrail
+holds it), link wrappers are never targets (`unwrap.py`), and a domain shown only as the text
+of a link to somewhere else is the brand being impersonated, not the attacker.
+
+A link to a bare IP address has no name to sinkhole: it becomes a candidate for an egress
+block, which the policy holds for a human by default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from handrail.gate.policy import PolicyError
+from handrail.runbooks.phishing.indicators import hostname, ip_host, registrable_domain, url_host
+from handrail.runbooks.phishing.lookalike import Brands, lookalike, make_brands
+from handrail.runbooks.phishing.mail import ParsedMessage
+from handrail.runbooks.phishing.popular import Ranking, rank_key
+from handrail.runbooks.phishing.unwrap import unwrap
+
+POINTS = {
+    "intel": 3,
+    "mismatch": 3,
+    "form": 3,
+    "lookalike": 3,
+    "typo": 1,
+    "call_to_action": 2,
+    "unranked": 1,
+    "sender_mismatch": 1,
+    "only_destination": 1,
+}
+MAX_CTA_TEXT = 60  # longer link text is a sentence, not a button
+MAX_CANDIDATES = 500  # link domains judged per message; hostile mail with more is cut, and says so
+
+_CALL_TO_ACTION = re.compile(
+    r"\b(verify|confirm|log\s?[io]n|sign\s?[io]n|update|unlock|restore|reactivate|re-activate|validate|"
+    r"secure\s+(?:your|my)|review\s+(?:the\s+)?(?:document|file|invoice)|review\s+and\s+sign|"
+    r"(?:view|open|download|access)\s+(?:the\s+|your\s+|my\s+)?(?:document|invoice|file|message|attachment|"
+    r"statement|voicemail|fax|pdf|account|mailbox)|pay\b|pay\s+(?:now|the|your)|click\s+here|"
+    r"track\s+(?:your\s+)?(?:parcel|package|order|shipment)|claim|reset|keep\s+(?:my|your|the)\s+"
+    r"(?:current\s+)?password|get\s+started|accept|release\s+(?:pending\s+)?messages|"
+    # the same calls in the languages lures arrive in most (pt, es, fr, de, it, nl)
+    r"pagamento|pagar|pague|efetuar|acompanhar|rastrear|confirmar|verificar|acessar|acceder|atualizar|"
+    r"actualizar|regularizar|clique\s+aqui|haga\s+clic|cliquez|v[ée]rifier|confirmer|payer|"
+    r"mettre\s+[àa]\s+jour|acc[ée]der|best[äa]tigen|verifizieren|anmelden|aktualisieren|bezahlen|"
+    r"verificare|accedi|aggiorna|pagare|bevestigen|verifi[ëe]ren|inloggen|betalen)\b",
+    re.IGNORECASE,
+)
+_NOT_AN_ACTION = re.compile(r"unsubscribe|privacy|terms|preferences|opt.?out|help\s*cent", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    """The thresholds and brand names from the policy (`[settings.phishing]`, `[settings.popular]`)."""
+
+    sinkhole_at: int = 4
+    hold_at: int = 3
+    cutoff: int = 10_000
+    brands_top: int = 10_000
+    brands: tuple[str, ...] = ()  # extra protected names or domains
+    allowlist: tuple[str, ...] = ()  # the company's own domains and SaaS (never proposed)
+
+    @classmethod
+    def from_policy(cls, settings: dict[str, Any], allowlist: list[str]) -> "VerdictSettings":
+        """Read the thresholds; a wrong type is a PolicyError naming the setting."""
+        phishing = settings.get("phishing", {}) if isinstance(settings, dict) else {}
+        popular = settings.get("popular", {}) if isinstance(settings, dict) else {}
+        try:
+            return cls._build(phishing, popular, allowlist)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise PolicyError(f"[settings.phishing] or [settings.popular] is invalid: {exc}") from None
+
+    @classmethod
+    def _build(cls, phishing: dict[str, Any], popular: dict[str, Any], allowlist: list[str]) -> "VerdictSettings":
+        return cls(
+            sinkhole_at=int(phishing.get("sinkhole_at", 4)),
+            hold_at=int(phishing.get("hold_at", 3)),
+            cutoff=int(popular.get("cutoff", 10_000)),
+            brands_top=int(popular.get("brands_top", 10_000)),
+            brands=tuple(str(b) for b in phishing.get("brands", [])),
+            allowlist=tuple(a.lower() for a in allowlist),
+        )
+
+
+class DomainVerdict(BaseModel):
+    """One link domain: how sure the run is that it is malicious, why, and what it does."""
+
+    domain: str
+    url: str  # the first destination URL (what a takedown gets)
+    url_count: int = 0
+    score: int = 0
+    confidence: str = "low"  # high | medium | low
+    action: str = "report"  # sinkhole | hold | report
+    evidence: list[str] = Field(default_factory=list)
+    rank: int | None = None
+
+    def line(self) -> str:
+        return "; ".join(self.evidence)
+
+
+class IpCandidate(BaseModel):
+    """A link to a bare IP address: a candidate for an egress block (held by default)."""
+
+    ip: str
+    url: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Judgement(BaseModel):
+    """Every link domain's verdict (most confident first), the IP candidates, and what was skipped."""
+
+    domains: list[DomainVerdict] = Field(default_factory=list)
+    ips: list[IpCandidate] = Field(default_factory=list)
+    wrappers: list[str] = Field(default_factory=list)  # wrapper hosts: never targets
+    ranking_problem: str | None = None
+    not_judged: int = 0  # link domains past MAX_CANDIDATES (hostile mail): neither judged nor acted on
+
+    def acting(self) -> list[DomainVerdict]:
+        return [d for d in self.domains if d.action in ("sinkhole", "hold")]
+
+
+@dataclass
+class _Candidate:
+    urls: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    points: dict[str, int] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+    decoy: bool = False
+    target: bool = False  # something in the message sends the reader here
+
+    def add(self, key: str, text: str, points: int | None = None) -> None:
+        if key in self.points:
+            return
+        self.points[key] = POINTS.get(key, 0) if points is None else points
+        self.evidence.append(text)
+
+
+def brands_for(ranking: Ranking | None, settings: VerdictSettings) -> Brands:
+    """The popular list's top names plus the policy's protected names (never from mail)."""
+    top = ranking.top(settings.brands_top) if ranking else []
+    ranked = frozenset(ranking.ranks) if ranking else frozenset()
+    return make_brands(top, list(settings.brands) + list(settings.allowlist), ranked)
+
+
+def is_call_to_action(text: str) -> bool:
+    text = text.strip()
+    if "://" in text or text.lower().startswith("www."):
+        return False  # a URL shown as text is a mismatch matter, not a button
+    return bool(text) and len(text) <= MAX_CTA_TEXT and not _NOT_AN_ACTION.search(text) \
+        and bool(_CALL_TO_ACTION.search(text))
+
+
+def _allowlisted(domain: str, allowlist: tuple[str, ...]) -> bool:
+    return any(domain == entry or domain.endswith("." + entry) for entry in allowlist)
+
+
+def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSettings,
+          brands: Brands | None = None, ranking_problem: str | None = None,
+          intel: frozenset[str] = frozenset()) -> Judgement:
+    """The verdict for every link domain of a parsed message (pure: strings in, verdicts out)."""
+    brands = brands if brands is not None else brands_for(ranking, settings)
+    candidates: OrderedDict[str, _Candidate] = OrderedDict()
+    ips: OrderedDict[str, IpCandidate] = OrderedDict()
+    wrappers: set[str] = set()
+    destination: dict[str, str | None] = {}
+    via: dict[str, list[str]] = {}  # unknown redirectors a link passes through: the click lands there first
+    skipped = 0
+
+    def resolve(url: str) -> str | None:
+        if url not in destination:
+            result = unwrap(url)
+            wrappers.update(result.wrappers)
+            destination[url] = None if result.opaque else result.url
+            via[url] = []
+            for host in result.redirectors:
+                domain = registrable_domain(host)
+                if domain:
+                    cand = candidates.setdefault(domain, _Candidate())
+                    cand.urls.append(url)
+                    cand.add("redirector", f"redirects to {url_host(result.url)} (its own link parameter)", 0)
+                    via[url].append(domain)
+        return destination[url]
+
+    for url in mail.urls:
+        dest = resolve(url)
+        if dest is None:
+            continue
+        host = url_host(dest)
+        ip = ip_host(host)
+        if ip:
+            first = ["link to a bare IP address: no name to sinkhole"]
+            if ip in intel:
+                first.append("named by the threat-intel feeds")
+            ips.setdefault(ip, IpCandidate(ip=ip, url=dest, evidence=first))
+            continue
+        domain = registrable_domain(host)
+        if not domain:
+            continue
+        if domain not in candidates and len(candidates) >= MAX_CANDIDATES:
+            skipped += 1
+            continue
+        cand = candidates.setdefault(domain, _Candidate())
+        cand.urls.append(dest)
+        if host not in cand.hosts:
+            cand.hosts.append(host)
+
+    cta_domains: set[str] = set()
+    for link in mail.links:
+        dest = resolve(link.url)
+        if dest is None:
+            continue
+        host = url_host(dest)
+        if ip_host(host):
+            if link.kind == "form" or is_call_to_action(link.text):
+                ip = ip_host(host)
+                if ip in ips and len(ips[ip].evidence) < 3:
+                    what = "a form posts to it" if link.kind == "form" else f"call-to-action link {link.text!r}"
+                    if what not in ips[ip].evidence:
+                        ips[ip].evidence.append(what)
+            continue
+        domain = registrable_domain(host)
+        # A redirect parameter must not launder a lure (?url=https://www.microsoft.com/): the
+        # redirector is judged on the link's evidence as well as the destination.
+        for hop in dict.fromkeys([domain, *via.get(link.url, [])]):
+            if not hop or hop not in candidates:
+                continue
+            cand = candidates[hop]
+            if link.kind == "form":
+                cand.target = True
+                cand.add("form", f"a form in the message sends what is typed into it to {host}")
+            elif is_call_to_action(link.text):
+                cand.target = True
+                cta_domains.add(hop)
+                cand.add("call_to_action", f"destination of the call-to-action link {link.text!r}")
+    if len(cta_domains) == 1:
+        only = next(iter(cta_domains))
+        candidates[only].evidence.append("the only destination of the message's calls to action")
+    followed = [link.url for link in mail.links] or mail.urls  # a plain-text message: its URLs are its links
+    linked = {registrable_domain(url_host(d)) for d in map(resolve, followed) if d}
+    linked.discard(None)
+    if len(linked) == 1 and next(iter(linked)) in candidates:
+        candidates[next(iter(linked))].add("only_destination", "every link in the message leads here")
+
+    for mismatch in mail.link_mismatches:
+        shown = registrable_domain(url_host(mismatch.text_url))
+        dest = resolve(mismatch.href_url)
+        real = registrable_domain(url_host(dest)) if dest else None
+        if not real or real == shown:
+            continue  # a wrapper around the shown site: no deception
+        for hop in dict.fromkeys([real, *via.get(mismatch.href_url, [])]):
+            if hop in candidates and hop != shown:
+                candidates[hop].target = True
+                candidates[hop].add("mismatch", f"a link showing {url_host(mismatch.text_url)} leads here")
+        if shown in candidates:
+            candidates[shown].decoy = True
+
+    sender_host = mail.sender.rpartition("@")[2]
+    sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
+    for domain, cand in candidates.items():
+        named = next((h for h in [domain, *cand.hosts] if h in intel), None)
+        if named:
+            cand.add("intel", f"named by the threat-intel feeds ({named})")
+    verdicts = [_verdict(domain, cand, ranking, settings, brands, sender_domain) for domain, cand in candidates.items()]
+    order = {"sinkhole": 0, "hold": 1, "report": 2}
+    verdicts.sort(key=lambda v: (order[v.action], -v.score))
+    return Judgement(domains=verdicts, ips=list(ips.values()), wrappers=sorted(wrappers),
+                     ranking_problem=ranking_problem if ranking is None else None, not_judged=skipped)
+
+
+def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: VerdictSettings,
+             brands: Brands, sender_domain: str | None) -> DomainVerdict:
+    rank = ranking.rank(rank_key(cand.hosts[0] if cand.hosts else domain) or domain) if ranking else None
+    popular = rank is not None and rank <= settings.cutoff
+    if not popular:
+        for host in cand.hosts or [domain]:
+            found = lookalike(domain, brands, host)
+            if found:
+                key = "lookalike" if found.strong else "typo"
+                cand.add(key, f"look-alike of {found.brand} ({found.how}: {found.detail})")
+                break
+    if ranking is None:
+        cand.add("rank", "rank unknown: no readable top-sites list", 0)
+    elif rank is None:
+        cand.add("unranked", "not in the top-sites list")
+    else:
+        where = "inside" if popular else "outside"
+        cand.add("rank", f"rank {rank:,} in the top-sites list, {where} the cut-off {settings.cutoff:,}", 0)
+    if sender_domain is None:
+        cand.add("sender_mismatch", "the sender's address has no valid domain")
+    elif sender_domain != domain:
+        cand.add("sender_mismatch", f"not the sender's domain ({sender_domain})")
+    else:
+        cand.add("sender", "the sender's own domain", 0)
+    if cand.decoy and not cand.target:
+        cand.add("decoy", "shown as the text of a link that goes elsewhere: the brand being imitated", 0)
+    score = sum(cand.points.values())
+    confidence = "high" if score >= settings.sinkhole_at else "medium" if score >= settings.hold_at else "low"
+    if cand.decoy and not cand.target:
+        confidence = "low"
+    if _allowlisted(domain, settings.allowlist):
+        action = "report"
+        cand.evidence.append("on the company's allowlist: never sinkholed")
+    elif confidence == "low":
+        action = "report"
+    elif popular:
+        action = "hold"
+        cand.evidence.append("popular: the sinkhole waits for a human")
+    elif ranking is None:
+        action = "hold"
+        cand.evidence.append("no top-sites list: the sinkhole waits for a human")
+    else:
+        action = "sinkhole" if confidence == "high" else "hold"
+    return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
+                         url_count=len(cand.urls), score=score, confidence=confidence, action=action,
+                         evidence=cand.evidence, rank=rank)

@@ -1,0 +1,108 @@
+"""`handrail phishing triage FILE.eml ...`: what a run would do with each message, changing nothing.
+
+For each message: the verdict per link domain with its evidence and the action a run would
+take (sinkhole / hold / report), the bare-IP links (egress-block candidates, held by
+default) and the link wrappers that were looked through. The same code as the run's parse
+activity (`handrail.runbooks.phishing.triage`) with the same policy and top-sites list, so
+the dry run and the run agree. Nothing is fetched, resolved, posted or changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from handrail.gate.policy import PolicyError
+from handrail.runbooks.phishing.mail import MalformedMessage
+from handrail.runbooks.phishing.triage import JudgeContext, load_context, triage
+from starter.output import USAGE, command, console, fail, print_json
+
+MAX_FILE = 8 * 1024 * 1024
+
+
+def verdict_table(rows: list[dict[str, Any]]) -> Table:
+    """The run's (or the dry run's) table: domain, verdict, evidence, action."""
+    table = Table("domain", "verdict", "evidence", "action", title="Link domains")
+    for row in rows:
+        verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
+        evidence = "\n".join(row.get("evidence", []))
+        table.add_row(str(row.get("domain", "")), verdict, evidence, str(row.get("action", "")))
+    return table
+
+
+def triage_file(path: Path, context: JudgeContext) -> dict[str, Any]:
+    """One file's dry run as a JSON-ready document."""
+    try:
+        if path.stat().st_size > MAX_FILE:
+            return {"file": str(path), "rejected": f"larger than {MAX_FILE // (1024 * 1024)} MB"}
+        raw = path.read_bytes()
+    except OSError as exc:
+        return {"file": str(path), "rejected": f"cannot be read ({exc.strerror or exc})"}
+    try:
+        result = triage(raw, context)
+    except MalformedMessage as exc:
+        return {"file": str(path), "rejected": f"the message is malformed: {exc.reason}"}
+    mail, judgement = result.mail, result.judgement
+    return {
+        "file": str(path),
+        "message_id": mail.message_id,
+        "sender": mail.sender,
+        "subject": mail.subject,
+        "ranking_problem": judgement.ranking_problem,
+        "wrappers": judgement.wrappers,
+        "domains": [{"domain": v.domain, "verdict": v.confidence, "score": v.score, "action": v.action,
+                     "rank": v.rank, "url": v.url, "evidence": v.evidence} for v in judgement.domains],
+        "ips": [{"ip": c.ip, "action": "hold", "change": "firewall.egress_block", "url": c.url,
+                 "evidence": c.evidence} for c in judgement.ips],
+    }
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    phishing_app = typer.Typer(help="Phishing tools that change nothing.", no_args_is_help=True)
+    app.add_typer(phishing_app, name="phishing")
+
+    @phishing_app.command("triage")
+    @command
+    def triage_cmd(
+        files: list[Path] = typer.Argument(..., help="One or more .eml files."),
+        show_all: bool = typer.Option(False, "--all", help="Also list the domains that are only reported."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
+    ):
+        """Dry run: what a phishing run would sinkhole, hold or report for each message, and why."""
+        from starter.cli import _settings
+
+        missing = [str(f) for f in files if not Path(f).is_file()]
+        if missing:
+            fail(f"Not a file: {', '.join(missing[:3])}.", USAGE)
+        settings = _settings()
+        try:
+            context = load_context(settings.policy_path, settings.home)
+        except PolicyError as exc:
+            fail(str(exc))
+        results = [triage_file(Path(f), context) for f in files]
+        if as_json:
+            print_json({"dry_run": True, "messages": results})
+            return
+        for result in results:
+            console.print(f"[bold]{result['file']}[/]", highlight=False)
+            if "rejected" in result:
+                console.print(f"  [red]rejected:[/] {result['rejected']}", highlight=False)
+                continue
+            console.print(f"  from {result['sender']}: {result['subject']}", highlight=False)
+            if result["ranking_problem"]:
+                console.print(f"  [yellow]{result['ranking_problem']}: every sinkhole would wait for a human[/]",
+                              highlight=False)
+            rows = [r for r in result["domains"] if show_all or r["action"] != "report"]
+            if rows:
+                console.print(verdict_table(rows))
+            hidden = len(result["domains"]) - len(rows)
+            if hidden:
+                console.print(f"  {hidden} more domain(s) only reported (--all shows them)")
+            for ip in result["ips"]:
+                console.print(f"  egress block {ip['ip']} (held): {'; '.join(ip['evidence'])}", highlight=False)
+            if result["wrappers"]:
+                console.print(f"  looked through wrappers: {', '.join(result['wrappers'])}", highlight=False)
+        console.print("Dry run: nothing was changed.")

@@ -1,0 +1,86 @@
+"""`handrail popular refresh|check`: the top-sites list behind the `popular_domain` guardrail.
+
+    handrail popular refresh [--top N]   fetch the current Tranco list (network needed)
+    handrail popular check DOMAIN        where a domain (host or URL) stands, and why
+
+The list's path and cut-off are in the policy (`[settings.popular]`). Without a readable
+list the guardrail fails safe: every sinkhole and takedown waits for a human.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from handrail.gate.policy import PolicyError, load_policy
+from handrail.runbooks.phishing.popular import PopularSettings, load_ranking, standing, write_ranking
+from starter.output import USAGE, command, console, fail, print_json
+
+
+def _popular_settings() -> PopularSettings:
+    from starter.cli import _settings
+
+    settings = _settings()
+    try:
+        policy = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        fail(str(exc))
+    return PopularSettings.from_policy(policy.settings, settings.home, settings.policy_path.parent)
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    popular_app = typer.Typer(help="The top-sites list that keeps popular domains from automatic blocking.",
+                              no_args_is_help=True)
+    app.add_typer(popular_app, name="popular")
+
+    @popular_app.command("check")
+    @command
+    def check(
+        domain: str = typer.Argument(..., help="A domain, host or URL."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
+    ):
+        """Where a domain stands in the top-sites list, and whether sinkholing it would hold."""
+        if not domain.strip() or len(domain) > 2048:
+            fail("Give a domain, host or URL.", USAGE)
+        found = standing(domain, _popular_settings())
+        holds = found.problem is not None or found.popular
+        document = found.as_fact() | {"popular": found.popular, "automatic_sinkhole_allowed": not holds,
+                                      "why": found.describe()}
+        if as_json:
+            print_json(document)
+            return
+        colour = "yellow" if holds else "green"
+        console.print(f"[{colour}]{found.describe()}[/]", highlight=False)
+        console.print("a sinkhole or takedown of it waits for a human" if holds
+                      else "not popular: the phishing verdict decides", highlight=False)
+
+    @popular_app.command("refresh")
+    @command
+    def refresh(
+        top: int = typer.Option(100_000, "--top", min=1, max=5_000_000,
+                                help="How many ranks to keep (more: fewer unknown sites, more memory)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
+    ):
+        """Fetch the current Tranco list with the `tranco` package and write it where the policy says."""
+        settings = _popular_settings()
+        try:
+            from tranco import Tranco
+        except ImportError:
+            fail("The `tranco` package is not installed (pip install tranco: the optional extra 'refresh'); "
+                 "or copy a Tranco CSV "
+                 f"('rank,domain' lines) to {settings.path}.")
+        try:
+            cache = settings.path.parent / "tranco-cache"
+            cache.mkdir(parents=True, exist_ok=True)
+            domains = Tranco(cache=True, cache_dir=str(cache)).list().top(top)
+        except Exception as exc:  # the package raises requests' and its own errors
+            fail(f"The Tranco list could not be fetched ({type(exc).__name__}); with no network, copy a "
+                 f"Tranco CSV ('rank,domain' lines) to {settings.path}.")
+        if not domains:
+            fail("The Tranco list came back empty; the previous list is kept.")
+        count = write_ranking(list(enumerate(domains, start=1)), settings.path)
+        load_ranking(settings.path)  # proves it reads back
+        document = {"path": str(settings.path), "domains": count, "cutoff": settings.cutoff}
+        if as_json:
+            print_json(document)
+        else:
+            console.print(f"wrote {count:,} domains to {settings.path} (cut-off {settings.cutoff:,})", highlight=False)
