@@ -43,8 +43,9 @@ from handrail.ops.stack import child_env, temporal_binary
 from handrail.tools import ToolClients
 from handrail.trust.advice import edit_mode_text
 from starter.bare_workflow import BenchBare, bench_noop
+from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
 from workflows.egress_block import EgressBlock
-from workflows.gate import SEARCH_ATTRIBUTES
+from workflows.gate import SEARCH_ATTRIBUTES, start_attributes
 
 WARM_UP_RUNS = 5
 LAG_TICK_S = 0.01
@@ -265,7 +266,8 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
 
         def gated_start(wid: str, i: int):
             trigger = EgressBlockTrigger(ip=_bench_ip(i), reason="bench", requested_by="bench")
-            return lambda: client.start_workflow(EgressBlock.run, trigger, id=wid, task_queue="bench")
+            return lambda: client.start_workflow(EgressBlock.run, trigger, id=wid, task_queue="bench",
+                                                 search_attributes=start_attributes(EGRESS_BLOCK, "bench"))
 
         async with ToolClients.from_settings(settings) as tools:
             worker = build_worker(client, settings, tools, ledger, extra_workflows=[BenchBare],

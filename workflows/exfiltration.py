@@ -253,4 +253,5 @@ class PollDlp:
         triggers = await workflow.execute_activity_method(
             ExfiltrationActivities.exfiltration_new_alerts, poll,
             start_to_close_timeout=timedelta(seconds=60))
-        return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id))
+        return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id),
+                                runbook="exfiltration")
