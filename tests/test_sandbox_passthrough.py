@@ -162,3 +162,28 @@ def test_each_workflow_module_imports_only_what_it_needs():
                   and m not in PASSTHROUGH_MODULES]
         assert others == [], f"{name} imports {others}"
     assert _empty_package("workflows")
+
+
+NONDETERMINISTIC_CALLS = {
+    ("datetime", "now"), ("datetime", "utcnow"), ("date", "today"), ("time", "time"), ("time", "monotonic"),
+    ("time", "perf_counter"), ("uuid", "uuid1"), ("uuid", "uuid4"), ("os", "environ"), ("os", "getenv"),
+}
+NONDETERMINISTIC_MODULES = {"random", "secrets", "time", "socket", "threading", "subprocess", "sqlite3", "httpx"}
+
+
+@pytest.mark.parametrize("name", PASSTHROUGH_MODULES)
+def test_passed_through_modules_use_no_clock_randomness_or_io(name):
+    """The sandbox no longer guards a passed-through module at run time, so check its source:
+    time and ids come from `workflow.now()` / `workflow.uuid4()`, never from the host."""
+    import ast
+
+    tree = ast.parse(inspect.getsource(importlib.import_module(name)))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) in NONDETERMINISTIC_CALLS:
+                found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"line {node.lineno}: import {n}" for n in names if n.split(".")[0] in NONDETERMINISTIC_MODULES]
+    assert found == []
