@@ -201,6 +201,12 @@ async def _batch(starts, variant: Variant, meter: CpuMeter) -> None:
                      for k in cpu_before})
 
 
+def _cpu_ratio(bare: dict, gated: dict) -> float | None:
+    if None in bare.values() or None in gated.values():
+        return None
+    return round(sum(bare.values()) / sum(gated.values()), 3)
+
+
 async def _history_size(client, workflow_id: str) -> dict:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     return {"events": len(history.events), "bytes": sum(e.ByteSize() for e in history.events)}
@@ -309,6 +315,9 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
         "bare_p50_seconds": b["p50_seconds"],
         "bare_p99_seconds": b["p99_seconds"],
         "cpu_ms_per_run": {"handrail": g["cpu_ms_per_run"], "bare": b["cpu_ms_per_run"]},
+        # CPU per bare run over CPU per gated run (worker + server + lab): the ratio when the cores
+        # are the bottleneck; less sensitive to neighbours than runs/s. Null if a process was unreadable.
+        "cpu_ratio_to_bare": _cpu_ratio(b["cpu_ms_per_run"], g["cpu_ms_per_run"]),
         "loop_lag_ms": {"handrail": g["loop_lag_ms"], "bare": b["loop_lag_ms"]},
         "history": histories,
     }
