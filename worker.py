@@ -16,8 +16,21 @@ from activities.context import WorkerContext
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.log import configure, get_logger
+from handrail.ops.sandbox import workflow_runner
 from handrail.tools import ToolClients
-from workflows import WORKFLOWS
+from workflows.egress_block import EgressBlock
+from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
+from workflows.intel_sync import IntelApply, IntelSync
+from workflows.phishing import PhishingResponse, PollMailbox
+from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
+from workflows.reconcile import Reconcile
+from workflows.rogue_device import PollNacDevices, RogueDevice
+from workflows.rollback import RollbackRun
+
+# Every runbook and engine workflow the worker registers. Kept here, outside the sandboxed
+# `workflows` package, so that no run pays for importing the others.
+WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp,
+             PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile]
 
 
 def build_worker(
@@ -36,7 +49,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[*all_activities(ctx), *extra_activities],
-        **options,
+        **{"workflow_runner": workflow_runner(), **options},
     )
 
 

@@ -42,6 +42,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+async def _off_loop(call, *args):
+    """Run a ledger call (synchronous SQLite) in a thread: the event loop, which every activity
+    and workflow task of the worker shares, never waits on the disk. The ledger's own lock
+    makes its one connection safe to use from these threads."""
+    return await asyncio.to_thread(call, *args)
 
 
 class GateActivities:
@@ -54,7 +59,7 @@ class GateActivities:
 
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
-        self.ledger.append(request.audit)
+        await _off_loop(self.ledger.append, request.audit)
         policy = self.ctx.policy()
         kind = request.change.kind
         allowlist: list[str] = []
@@ -64,15 +69,16 @@ class GateActivities:
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
         facts = await self._facts(request)
-        thresholds, sources = self.thresholds.derive(kind, guardrails, _now())
+        thresholds, sources = await _off_loop(self.thresholds.derive, kind, guardrails, _now())
+        recent_hour, recent_run = await _off_loop(self._recent_counts, kind, request.run_id)
         context = GuardrailContext(
             thresholds=thresholds,
             threshold_sources=sources,
             protected=policy.protected(),
             allowlist=allowlist,
             target_tags=list(facts.get("tags", [])),
-            recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
-            recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
+            recent_count_hour=recent_hour,
+            recent_count_run=recent_run,
             guardrails=guardrails,
             popularity=await self._popularity(request, guardrails, policy),
         )
@@ -90,6 +96,10 @@ class GateActivities:
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 
+    def _recent_counts(self, kind: str, run_id: str) -> tuple[int, int]:
+        """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input)."""
+        return self.ledger.count_changes(kind, _now() - timedelta(hours=1)), self.ledger.count_run_changes(kind, run_id)
+
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""
         try:
@@ -106,12 +116,12 @@ class GateActivities:
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
-        self.ledger.append(request.audit)
+        await _off_loop(self.ledger.append, request.audit)
         try:
             action = self.ctx.actions.for_kind(request.change.kind)
         except UnknownAction as exc:
             raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
-        existing = self.ledger.change(request.idempotency_key)
+        existing = await _off_loop(self.ledger.change, request.idempotency_key)
         if existing is not None and existing.status != "pending":
             return existing  # a retry after the ledger write: the change is done
         async with heartbeating():
@@ -122,7 +132,8 @@ class GateActivities:
             before = existing.before if existing else await action.read(self.tools, request.change)
             already = action.wanted(request.change, before)
             # Write ahead: the intent, before-state and inverse are in the ledger before the call.
-            record = self.ledger.begin_change(
+            record = await _off_loop(
+                self.ledger.begin_change,
                 ChangeRecord(
                     change_id=request.idempotency_key,
                     run_id=request.run_id,
@@ -135,7 +146,7 @@ class GateActivities:
                     approved_by=request.approved_by,
                     applied_at=_now(),
                     expires_at=request.expires_at,
-                )
+                ),
             )
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
@@ -146,16 +157,17 @@ class GateActivities:
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        self.ledger.finish_change(record)
-        self.ledger.append([_event(request.run_id, request.step_id, "change." + record.status, record)])
+        await _off_loop(self.ledger.finish_change, record)
+        done = _event(request.run_id, request.step_id, "change." + record.status, record)
+        await _off_loop(self.ledger.append, [done])
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 
     @activity.defn
     async def revert_change(self, request: RevertRequest) -> RevertResult:
         """Apply a recorded change's inverse and check the tool is back in its before-state."""
-        self.ledger.append(request.audit)
-        record = self.ledger.change(request.change_id)
+        await _off_loop(self.ledger.append, request.audit)
+        record = await _off_loop(self.ledger.change, request.change_id)
         if record is None:
             return RevertResult(change_id=request.change_id, reverted=False,
                                 detail="no such change was recorded: the tool was never called")
@@ -167,7 +179,7 @@ class GateActivities:
         if record.status in ("not_applied", "unchanged"):
             return RevertResult(change_id=request.change_id, reverted=False,
                                 detail=f"the tool does not hold this change ({record.status}); nothing to undo")
-        previous = self.ledger.revert_of(request.change_id)
+        previous = await _off_loop(self.ledger.revert_of, request.change_id)
         if previous is not None:
             return RevertResult(
                 change_id=request.change_id, reverted=False, already=True,
@@ -187,22 +199,24 @@ class GateActivities:
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}"
         )
-        self.ledger.record_revert(request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail)
-        self.ledger.append(
+        await _off_loop(self.ledger.record_revert, request.change_id, request.run_id, request.reason, request.by,
+                        _now(), verified, detail)
+        await _off_loop(
+            self.ledger.append,
             [_event(request.run_id, record.step_id, "change.reverted", {
                 "change_id": request.change_id, "reason": request.reason, "by": request.by,
                 "inverse": record.inverse.model_dump(), "verified": verified, "detail": detail,
-            }, suffix=":reverted")]
+            }, suffix=":reverted")],
         )
         return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
 
     @activity.defn
     async def record_audit(self, events: list[AuditEvent]) -> int:
-        return self.ledger.append(events)
+        return await _off_loop(self.ledger.append, events)
 
     @activity.defn
     async def raise_alert(self, request: AlertRequest) -> str:
-        self.ledger.append(request.audit)
+        await _off_loop(self.ledger.append, request.audit)
         try:
             alert = await self.tools.alerts.raise_alert(
                 request.priority, request.title, request.body, source="handrail",
@@ -214,7 +228,7 @@ class GateActivities:
 
     @activity.defn
     async def run_changes(self, request: RunChangesRequest) -> list[ChangeRecord]:
-        return self.ledger.changes_for_run(request.run_id)
+        return await _off_loop(self.ledger.changes_for_run, request.run_id)
 
 
 

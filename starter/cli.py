@@ -430,15 +430,16 @@ async def schedule(
 @bench_app.command("runbooks")
 @command
 def bench_runbooks(
-    runs: int = typer.Option(200, "--runs", help="How many runs of each kind."),
+    runs: int = typer.Option(200, "--runs", help="How many runs of each kind per round."),
+    rounds: int = typer.Option(2, "--rounds", min=1, help="Alternating bare/gated batches of --runs each."),
     as_json: bool = JSON,
 ):
-    """Throughput of fully automated egress-block runs against bare one-activity workflows."""
+    """Throughput of fully automated egress-block runs against a minimal bare workflow."""
     from starter.bench import bench_runbooks as run_bench
     from starter.bench import stdout_to_stderr
 
     with stdout_to_stderr():  # the server and the SDK's core write to stdout; --json promises only JSON
-        result = asyncio.run(run_bench(runs))
+        result = asyncio.run(run_bench(runs, rounds))
     if as_json:
         print_json(result)
     else:

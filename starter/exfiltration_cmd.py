@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
-from handrail.runbooks.exfiltration import ExfiltrationTrigger, alert_id_problem, run_id_for
+from handrail.runbooks.exfiltration import RUNBOOK, ExfiltrationTrigger, alert_id_problem, run_id_for
 from starter.output import USAGE, fail
 
 
@@ -24,6 +24,7 @@ async def start_exfiltration(client: Client, settings: Settings, alert_id: str, 
     if problem:
         fail(f"--alert-id {problem}.", USAGE)
     from workflows.exfiltration import ExfiltrationResponse
+    from workflows.gate import start_attributes
 
     run_id = run_id_for(alert_id)
     try:
@@ -33,6 +34,7 @@ async def start_exfiltration(client: Client, settings: Settings, alert_id: str, 
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=start_attributes(RUNBOOK, requested_by),
         )
     except WorkflowAlreadyStartedError:
         fail(f"DLP alert {alert_id} already has its run {run_id} (`handrail show {run_id}`).")

@@ -25,7 +25,9 @@ from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
 from handrail.ops.liveness import live_pollers
 from starter.output import USAGE, fail
+from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
 from workflows.egress_block import EgressBlock
+from workflows.gate import start_attributes
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
 
 DECISION_WAIT_S = 10.0
@@ -66,6 +68,7 @@ async def start_egress_block(
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=start_attributes(EGRESS_BLOCK, requested_by),
         )
     except WorkflowAlreadyStartedError:
         fail(f"This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.")

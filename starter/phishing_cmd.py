@@ -18,7 +18,7 @@ import typer
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.runbooks.phishing.rules import PhishingTrigger, normalise_message_id, phishing_run_id
+from handrail.runbooks.phishing.rules import RUNBOOK, PhishingTrigger, normalise_message_id, phishing_run_id
 from handrail.tools import ToolClients
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
 from starter.output import USAGE, command, fail
@@ -58,6 +58,7 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
     except Unavailable:
         fail(f"The lab at {tools.base_url} is not answering; start it with `handrail up`.")
     run_id = phishing_run_id(header_id)
+    from workflows.gate import start_attributes
     from workflows.phishing import PhishingResponse
 
     try:
@@ -67,6 +68,7 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=start_attributes(RUNBOOK, requested_by),
         )
     except WorkflowAlreadyStartedError:
         fail(f"This message already ran as {run_id} (`handrail show {run_id}`).")

@@ -15,7 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
-from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id, valid_event_id
+from handrail.runbooks.privilege import RUNBOOK, PrivilegeTrigger, privilege_run_id, valid_event_id
 from starter.output import USAGE, command, fail
 
 
@@ -23,6 +23,7 @@ async def start_privilege_guard(client: Client, settings: Settings, event_id: st
     event_id = event_id.strip()
     if not valid_event_id(event_id):
         fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
+    from workflows.gate import start_attributes
     from workflows.privilege_guard import PrivilegeGuard
 
     run_id = privilege_run_id(event_id)
@@ -33,6 +34,7 @@ async def start_privilege_guard(client: Client, settings: Settings, event_id: st
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=start_attributes(RUNBOOK, requested_by),
         )
     except WorkflowAlreadyStartedError:
         fail(f"IAM event {event_id} already has its run {run_id} (`handrail show {run_id}`).")

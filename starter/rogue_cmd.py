@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
-from handrail.runbooks.rogue import RogueTrigger, normalise_mac, rogue_run_id
+from handrail.runbooks.rogue import RUNBOOK, RogueTrigger, normalise_mac, rogue_run_id
 from starter.output import USAGE, command, fail
 
 
@@ -25,6 +25,7 @@ async def start_rogue_device(client: Client, settings: Settings, mac: str, reque
     normal = normalise_mac(mac)
     if normal is None:
         fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
+    from workflows.gate import start_attributes
     from workflows.rogue_device import RogueDevice
 
     run_id = rogue_run_id(normal)
@@ -35,6 +36,7 @@ async def start_rogue_device(client: Client, settings: Settings, mac: str, reque
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=start_attributes(RUNBOOK, requested_by),
         )
     except WorkflowAlreadyStartedError:
         fail(f"Device {normal} already has its run {run_id} (`handrail show {run_id}`).")

@@ -1,12 +1,6 @@
-"""Every runbook and engine workflow the worker registers."""
+"""Temporal workflow code only, deterministic: the gate (`workflows.gate`) and one module per runbook.
 
-from workflows.egress_block import EgressBlock
-from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
-from workflows.intel_sync import IntelApply, IntelSync
-from workflows.phishing import PhishingResponse, PollMailbox
-from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
-from workflows.reconcile import Reconcile
-from workflows.rogue_device import PollNacDevices, RogueDevice
-from workflows.rollback import RollbackRun
-
-WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp, PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile]
+Deliberately empty. The sandbox imports this package for every run, so anything imported
+here is paid per run by every workflow; each workflow module imports only what it needs.
+The list of workflows the worker registers is `worker.WORKFLOWS`.
+"""

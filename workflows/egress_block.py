@@ -11,12 +11,14 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.gate import RunbookWorkflow
 
+RUNBOOK = "egress-block"
+
 
 @workflow.defn(name="EgressBlock")
 class EgressBlock(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: EgressBlockTrigger) -> RunStatus:
-        async with self.runbook("egress-block", trigger.requested_by, subject=trigger.ip) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.ip) as rb:
             await rb.change(
                 Change(kind="firewall.egress_block", target=trigger.ip, params={"comment": trigger.reason}),
                 expires_after=timedelta(seconds=trigger.ttl_s) if trigger.ttl_s else None,

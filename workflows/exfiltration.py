@@ -236,4 +236,5 @@ class PollDlp:
     async def run(self, poll: DlpPoll) -> PollReport:
         triggers = await workflow.execute_activity_method(
             ExfiltrationActivities.exfiltration_new_alerts, poll, **READ_OPTS)
-        return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id))
+        return await start_runs("dlp", ExfiltrationResponse.run, triggers, lambda t: run_id_for(t.alert_id),
+                                runbook="exfiltration")

@@ -16,7 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError
 
 from workflows.patience import call_patiently
@@ -43,6 +43,20 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from handrail.gate.search import AWAITING_KEY, REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
+
+
+
+def start_attributes(runbook: str, requested_by: str) -> TypedSearchAttributes:
+    """The search attributes a run is started with (`search_attributes=` on start).
+
+    A run started with them needs no upsert for its first state (`Runbook.__aenter__`
+    checks); a run started without them (a test, an old starter) still gets them by upsert.
+    """
+    return TypedSearchAttributes([
+        SearchAttributePair(STATE_KEY, RunState.RUNNING.value),
+        SearchAttributePair(RUNBOOK_KEY, runbook),
+        SearchAttributePair(REQUESTER_KEY, requested_by),
+    ])
 
 
 # One named set of timeouts and retries per kind of activity call.
@@ -114,9 +128,13 @@ class Runbook:
         events, self._pending_audit = self._pending_audit, []
         return events
 
-    async def flush_audit(self) -> None:
+    async def flush_audit(self, *, local: bool = False) -> None:
+        """Write the queued audit events now; `local` runs the write in the workflow task itself
+        (a local activity: no activity task, no extra round trip), for the run's last write."""
         events = self._take_audit()
-        if events:
+        if events and local:
+            await workflow.execute_local_activity_method(GateActivities.record_audit, events, **CHECK_OPTS)
+        elif events:
             await workflow.execute_activity_method(GateActivities.record_audit, events, **CHECK_OPTS)
 
     # -- state and search attributes ---------------------------------------------------
@@ -131,13 +149,15 @@ class Runbook:
 
     # -- the saga ----------------------------------------------------------------------
     async def __aenter__(self) -> "Runbook":
-        workflow.upsert_search_attributes(
-            [
-                STATE_KEY.value_set(RunState.RUNNING.value),
-                RUNBOOK_KEY.value_set(self.status.runbook),
-                REQUESTER_KEY.value_set(self.status.requested_by),
-            ]
-        )
+        started = workflow.info().typed_search_attributes
+        if any(started.get(p.key) != p.value for p in start_attributes(self.status.runbook, self.status.requested_by)):
+            workflow.upsert_search_attributes(
+                [
+                    STATE_KEY.value_set(RunState.RUNNING.value),
+                    RUNBOOK_KEY.value_set(self.status.runbook),
+                    REQUESTER_KEY.value_set(self.status.requested_by),
+                ]
+            )
         self._last_state = RunState.RUNNING
         self.audit("run.started", runbook=self.status.runbook, requested_by=self.status.requested_by,
                    subject=self.status.subject)
@@ -176,7 +196,10 @@ class Runbook:
         self._set_state(final)
         self.audit("run.finished", state=final.value, error=self.status.error,
                    changes=[r.change_id for _, r in self._saga], summary=self.status.summary)
-        await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
+        # A run that ends here writes its last audit in its last workflow task (a local activity);
+        # one that lives on for its changes' TTLs keeps the ordinary activity.
+        lives_on = final == RunState.COMPLETED and any(s.expires_at for s, _ in self._saga)
+        await _keep_awaiting(asyncio.ensure_future(self.flush_audit(local=not lives_on)))
         if final == RunState.COMPLETED:
             await self._keep_time_to_live()
         # The outcome is in the status and the audit; the run itself ends normally so that a

@@ -272,7 +272,7 @@ class PollMailbox:
             **READ_OPTS,
         )
         report = await start_runs("mailbox", PhishingResponse.run, new.triggers,
-                                  lambda t: phishing_run_id(t.message_id))
+                                  lambda t: phishing_run_id(t.message_id), runbook=RUNBOOK)
         if new.triggers:
             await workflow.execute_activity_method(
                 PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),

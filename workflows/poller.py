@@ -17,6 +17,8 @@ from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from workflows.gate import start_attributes
+
 
 class PollReport(BaseModel):
     source: str
@@ -30,11 +32,17 @@ async def start_runs(
     run: Callable[..., Any],
     triggers: Sequence[BaseModel],
     run_id: Callable[[Any], str],
+    runbook: str | None = None,
 ) -> PollReport:
-    """Start `run` once per trigger; a trigger whose run id exists already is skipped."""
+    """Start `run` once per trigger; a trigger whose run id exists already is skipped.
+
+    Given the `runbook` name, each run starts with its search attributes set (see
+    `workflows.gate.start_attributes`), which spares it an upsert.
+    """
     report = PollReport(source=source, seen=len(triggers))
     for trigger in triggers:
         rid = run_id(trigger)
+        attributes = start_attributes(runbook, trigger.requested_by) if runbook else None
         try:
             await workflow.start_child_workflow(
                 run,
@@ -42,6 +50,7 @@ async def start_runs(
                 id=rid,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=attributes,
             )
             report.started.append(rid)
         except WorkflowAlreadyStartedError:

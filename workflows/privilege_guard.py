@@ -157,4 +157,5 @@ class PollIamEvents:
     async def run(self, poll: IamPoll) -> PollReport:
         triggers = await workflow.execute_activity_method(
             PrivilegeActivities.new_iam_events, poll, **TOOL_OPTS)
-        return await start_runs("iam", PrivilegeGuard.run, triggers, lambda t: privilege_run_id(t.event_id))
+        return await start_runs("iam", PrivilegeGuard.run, triggers, lambda t: privilege_run_id(t.event_id),
+                                runbook=RUNBOOK)

@@ -128,4 +128,4 @@ class PollNacDevices:
     async def run(self, poll: NacPoll) -> PollReport:
         triggers = await workflow.execute_activity_method(
             RogueActivities.new_nac_devices, poll, **TOOL_OPTS)
-        return await start_runs("nac", RogueDevice.run, triggers, lambda t: rogue_run_id(t.mac))
+        return await start_runs("nac", RogueDevice.run, triggers, lambda t: rogue_run_id(t.mac), runbook=RUNBOOK)

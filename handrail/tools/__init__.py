@@ -128,6 +128,9 @@ class ToolClients:
             headers={"Authorization": f"Bearer {settings.lab_token}"},
             timeout=timeout,
             transport=transport,
+            # Keep every connection the worker opens: with httpx's default of 20 kept alive, a
+            # worker running more activities at once than that reconnects for most calls.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
         tools = cls(client, token=settings.lab_token)
         tools.use_backends(settings)

@@ -1,0 +1,75 @@
+"""Which modules the workflow sandbox passes through, and why that is safe.
+
+Temporal runs each workflow run in a sandbox that re-imports the workflow's module, and
+everything it imports that is not passed through, so that no run can see another's
+module state. That isolation is paid per run: importing the gate and the runbooks' rules
+again for every run cost more Python than the rest of a one-step run together.
+
+The modules below are passed through instead (imported once, shared by every run). The
+rule for being on this list:
+
+1. Deterministic: no clock, randomness, I/O, environment or threads at import or call time
+   (workflow code gets time and ids from `workflow.now()` / `workflow.uuid4()`).
+2. State-free: no module-level mutable state (no caches, registries filled at run time,
+   counters, singletons); constants only, and the few module-level tables that are
+   containers are read-only by convention and listed in `DOCUMENTED_CONSTANTS`.
+3. Closed: whatever a listed module imports from this project is listed too.
+
+`tests/test_sandbox_passthrough.py` checks 2 and 3 by inspecting module globals, and
+`tests/test_replay.py` replays recorded histories through `Replayer` with this same runner,
+so a change that made a listed module nondeterministic shows up as a replay failure.
+Runbook workflow modules themselves (`workflows/<runbook>.py`) are never listed: they are
+what the sandbox isolates. Activity modules are imported by workflows only to name
+activities (`imports_passed_through`); their code never runs inside a workflow.
+"""
+
+from __future__ import annotations
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+PASSTHROUGH_MODULES: tuple[str, ...] = (
+    # the engine: the gate and saga, the poller helper, the models, the approval judge, guardrails
+    "workflows.gate",
+    "workflows.poller",
+    "workflows.patience",
+    "workflows.cases",
+    "handrail.gate.search",
+    "handrail.gate.models",
+    "handrail.gate.approvals",
+    "handrail.gate.guardrails",
+    "handrail.gate.policy",
+    # the runbooks' pure rules
+    "handrail.runbooks.phishing.rules",
+    "handrail.runbooks.phishing.mail",
+    "handrail.runbooks.phishing.indicators",
+    "handrail.runbooks.exfiltration",
+    "handrail.runbooks.privilege",
+    "handrail.runbooks.rogue",
+    "handrail.runbooks.cases",
+)
+
+# Module-level containers that are constant tables: filled at import, never written after.
+DOCUMENTED_CONSTANTS: dict[str, str] = {
+    "handrail.gate.search.SEARCH_ATTRIBUTES": "names and types of the search attributes",
+    "workflows.gate.READ_OPTS": "activity options, read with ** only",
+    "workflows.patience.ROUND_OPTS": "activity options, read with ** only",
+    "workflows.gate.CHECK_OPTS": "activity options, read with ** only",
+    "workflows.gate.TOOL_OPTS": "activity options, read with ** only",
+    "workflows.gate.COMPENSATE_OPTS": "activity options, read with ** only",
+    "handrail.gate.guardrails.GUARDRAILS": "guardrail type -> pure function",
+    "handrail.gate.guardrails._SEVERITY": "outcome ordering",
+    "handrail.gate.guardrails._CONFIDENCE": "verdict confidence ordering",
+    "handrail.gate.guardrails.SPECIAL_SPACE": "reserved networks",
+    "handrail.gate.policy._UNIT_SECONDS": "duration units",
+    "handrail.gate.policy.GUARDRAIL_TYPES": "known guardrail types",
+    "handrail.gate.policy.BASELINE_STATS": "baseline statistic names",
+    "handrail.runbooks.phishing.indicators.DEFAULT_PORTS": "URL scheme default ports",
+    "handrail.runbooks.phishing.indicators._CLOSERS": "bracket pairs",
+}
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker and every replay uses: the defaults plus PASSTHROUGH_MODULES."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )

@@ -1,0 +1,98 @@
+"""Recorded histories replay without nondeterminism through the worker's own sandbox.
+
+Representative runs (egress block approved, denied and expired by TTL, a phishing run with
+its mailbox poll, a rollback; the phishing run is replayed as far as it got, waiting on
+its changes' TTLs) are recorded on the time-skipping server, then replayed with
+Temporal's `Replayer` using the same workflow list and passthrough configuration as the
+worker (`worker.WORKFLOWS`, `handrail.ops.sandbox.workflow_runner`). A passed-through module
+that kept state, or read the clock, would make a replay diverge from its recording.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState
+from handrail.ops.sandbox import workflow_runner
+from handrail.runbooks.phishing.rules import MailboxPoll, phishing_run_id
+from tests.replay_decoy import DecoyEgressBlock
+from tests.support import make_policy, running_stack, send_decision
+from tests.test_phishing_runbook import POLICY, closed, deliver, make_eml
+from worker import WORKFLOWS
+from workflows.egress_block import EgressBlock
+from workflows.phishing import PollMailbox
+from workflows.rollback import RollbackRun, rollback_id
+
+pytestmark = pytest.mark.workflow
+
+
+def trigger(ip: str, ttl_s: float | None = None) -> EgressBlockTrigger:
+    return EgressBlockTrigger(ip=ip, reason="replay test", requested_by="alice", ttl_s=ttl_s)
+
+
+def replayer(workflows=WORKFLOWS) -> Replayer:
+    return Replayer(workflows=workflows, workflow_runner=workflow_runner(), data_converter=pydantic_data_converter)
+
+
+async def replay(handles: list[WorkflowHandle]) -> None:
+    histories = [await h.fetch_history() for h in handles]
+
+    async def each():
+        for history in histories:
+            yield history
+
+    results = await replayer().replay_workflows(each(), raise_on_replay_failure=False)
+    failures = {run_id: repr(err) for run_id, err in results.replay_failures.items()}
+    assert failures == {}
+
+
+async def test_egress_block_approved_denied_and_expired_replay(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path) as stack:
+        approved = await stack.start(EgressBlock.run, trigger("203.0.113.61"))
+        await stack.wait_for(approved, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        await send_decision(approved, "bob")
+        denied = await stack.start(EgressBlock.run, trigger("203.0.113.62"))
+        await stack.wait_for(denied, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        await send_decision(denied, "bob", approve=False, reason="that is our VPN")
+        assert (await approved.result()).state == RunState.COMPLETED
+        assert (await denied.result()).state == RunState.DENIED
+        stack.set_policy(make_policy(mode="logged"))
+        expiring = await stack.start(EgressBlock.run, trigger("203.0.113.63", ttl_s=86400))
+        result = await expiring.result()  # the server skips the day
+        assert result.steps[0].state.value == "expired"
+        await replay([approved, denied, expiring])
+
+
+async def test_phishing_poll_run_and_rollback_replay(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        for message in await stack.tools.mailbox.list_messages(status="unprocessed"):
+            await stack.tools.mailbox.mark_processed(message.id)
+        delivered = await deliver(stack, make_eml("alice@corp.example", ["http://parcel-fees.example/pay"]))
+        poll = await stack.start(PollMailbox.run, MailboxPoll())
+        await closed(poll)
+        run = stack.client.get_workflow_handle(phishing_run_id(delivered.message_id))
+        stack.started.append(run)
+        status = await stack.wait_for(run, lambda s: s.state == RunState.COMPLETED)
+        assert status.summary["sinkholed"] == ["parcel-fees.example"]
+        rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=run.id, requested_by="carol"),
+                                     id=rollback_id(run.id))
+        await closed(rollback)
+        assert (await rollback.result()).state == "rolled_back"
+        await replay([poll, run, rollback])
+
+
+async def test_a_diverging_workflow_fails_replay(time_env, tmp_path):
+    """The replay check has teeth: a different EgressBlock cannot replay a recorded one."""
+    stack_policy = make_policy(mode="logged")
+    async with running_stack(time_env.client, tmp_path, stack_policy) as stack:
+        handle = await stack.start(EgressBlock.run, trigger("203.0.113.64"), id=f"replay-{uuid.uuid4().hex[:8]}")
+        assert (await handle.result()).state == RunState.COMPLETED
+        history = await handle.fetch_history()
+    with pytest.raises(NondeterminismError):
+        await replayer([DecoyEgressBlock]).replay_workflow(history)

@@ -1,0 +1,71 @@
+"""A gated one-step run costs few round trips: its first state comes with its start, and its
+last audit write rides in its last workflow task (a local activity), not an activity of its own."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+
+from handrail.gate.models import EgressBlockTrigger, RunState
+from tests.support import make_policy, running_stack
+from tests.test_replay import replay
+from workflows.egress_block import RUNBOOK, EgressBlock
+from workflows.gate import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY, start_attributes
+
+pytestmark = pytest.mark.workflow
+
+
+def trigger(ip: str) -> EgressBlockTrigger:
+    return EgressBlockTrigger(ip=ip, reason="round trips", requested_by="alice")
+
+
+def kinds(history) -> list[str]:
+    return [EventType.Name(e.event_type) for e in history.events]
+
+
+async def test_a_run_started_with_its_attributes_upserts_only_its_final_state(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded")) as stack:
+        handle = await stack.start(EgressBlock.run, trigger("203.0.113.71"),
+                                   search_attributes=start_attributes(RUNBOOK, "alice"))
+        assert (await handle.result()).state == RunState.COMPLETED
+        history = await handle.fetch_history()
+        events = kinds(history)
+        assert events.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1  # completed, nothing else
+        assert events.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 2  # check_step, apply_change
+        assert events.count("EVENT_TYPE_MARKER_RECORDED") == 1  # the final audit write
+        attributes = (await handle.describe()).typed_search_attributes
+        assert attributes.get(STATE_KEY) == RunState.COMPLETED.value
+        assert attributes.get(RUNBOOK_KEY) == RUNBOOK and attributes.get(REQUESTER_KEY) == "alice"
+        audit = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
+        assert audit[0] == "run.started" and audit[-1] == "run.finished"
+        assert stack.ledger.verify().ok
+        await replay([handle])
+
+
+async def test_a_run_started_without_attributes_still_gets_them(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded")) as stack:
+        handle = await stack.start(EgressBlock.run, trigger("203.0.113.72"))
+        assert (await handle.result()).state == RunState.COMPLETED
+        events = kinds(await handle.fetch_history())
+        assert events.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 2
+        attributes = (await handle.describe()).typed_search_attributes
+        assert attributes.get(RUNBOOK_KEY) == RUNBOOK and attributes.get(REQUESTER_KEY) == "alice"
+        assert attributes.get(STATE_KEY) == RunState.COMPLETED.value
+        assert [row["event"] for row in stack.ledger.audit_rows(handle.id)][-1] == "run.finished"
+        await replay([handle])
+
+
+async def test_a_run_with_a_ttl_keeps_its_audit_writes_as_activities(time_env, tmp_path):
+    """A run that lives on for its TTL writes its audit as before (histories of runs waiting on a
+    TTL when this changed still replay), and its final write comes after the expiry."""
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded")) as stack:
+        handle = await stack.start(EgressBlock.run, EgressBlockTrigger(
+            ip="203.0.113.73", reason="round trips", requested_by="alice", ttl_s=3600),
+            search_attributes=start_attributes(RUNBOOK, "alice"))
+        result = await handle.result()
+        assert result.steps[0].state.value == "expired"
+        events = kinds(await handle.fetch_history())
+        assert "EVENT_TYPE_MARKER_RECORDED" not in events
+        audit = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
+        assert "run.finished" in audit and audit[-1] == "change.reverted"
+        await replay([handle])
