@@ -8,6 +8,7 @@ trips. These activities decide nothing: verdicts and approvals happen in the wor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,6 +28,7 @@ from handrail.gate.models import (
     RevertRequest,
     RevertResult,
     RunChangesRequest,
+    SetCheck,
     StepCheck,
 )
 from handrail.gate.policy import PolicyError, load_policy
@@ -40,6 +42,27 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+
+
+async def _set_check(tools: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
+    """Member-by-member IP guardrail check of a ``set:<sha256>`` batch target (off the event
+    loop: a set can be large). A set that cannot be read yields an error: the gate refuses."""
+    if not target.startswith("set:") or not any(
+            g.get("type") in ("never_block", "no_reserved_space") for g in guardrails):
+        return None
+    sha = target.removeprefix("set:")
+
+    def check() -> SetCheck:
+        from handrail.actions.intel import context_for
+        from handrail.intel.guardrails import check_set_members
+
+        try:
+            members = context_for(tools).store.get_set(sha)
+        except (OSError, ValueError) as exc:
+            return SetCheck(sha256=sha, error=f"the set cannot be read ({type(exc).__name__})")
+        return check_set_members(sha, members, {cidr: name for name, cidr in protected})
+
+    return await asyncio.to_thread(check)
 
 
 class GateActivities:
@@ -90,6 +113,7 @@ class GateActivities:
             recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
             recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
             guardrails=guardrails,
+            set_check=await _set_check(self.tools, request.change.target, guardrails, policy.protected()),
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
 

@@ -101,6 +101,17 @@ class GatePolicy(BaseModel):
     alert_priority: str = "P2"
 
 
+class SetCheck(BaseModel):
+    """The member-by-member guardrail check of one ``set:<sha256>`` batch target, made by
+    the gate's context activity with the intel guardrails; ``sha256`` binds it to the set."""
+
+    sha256: str
+    members: int = 0
+    protected_hits: list[str] = Field(default_factory=list)  # "entry: reason", capped
+    special_hits: list[str] = Field(default_factory=list)
+    error: str | None = None  # the set could not be read: the batch is refused
+
+
 class GuardrailContext(BaseModel):
     """Facts gathered by an activity so that guardrail evaluation can stay pure."""
 
@@ -112,6 +123,7 @@ class GuardrailContext(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     threshold_sources: dict[str, str] = Field(default_factory=dict)
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    set_check: SetCheck | None = None  # for set:<sha256> targets under IP guardrails
 
 
 class StepCheck(BaseModel):

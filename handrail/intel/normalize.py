@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
+from handrail.gate.canon import canonical_domain
 from handrail.intel.models import FeedFormat, FeedParse, RejectExample
 from handrail.intel.sets import IndicatorSet
 
@@ -178,18 +179,11 @@ def _suffix_extractor():
 def normalize_domain(text: str) -> str:
     """Lower-case ASCII (IDNA) form of a registrable domain or host name, or raise."""
     d = text.strip()
-    d = d.removesuffix(".")
     if not d or any(ch.isspace() for ch in d) or "/" in d or "@" in d or ":" in d:
         raise Rejected(R_BAD_DOMAIN)
-    if d.isascii():
-        d = d.lower()
-    else:
-        import idna
-
-        try:
-            d = idna.encode(d, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise Rejected(R_IDNA) from None
+    d = canonical_domain(d)  # the gate's reading: NFKC, dots, zero-width, IDNA (UTS 46)
+    if not d.isascii():
+        raise Rejected(R_IDNA)
     labels = d.split(".")
     if len(d) > 253 or not all(_LABEL.match(x) for x in labels):
         raise Rejected(R_BAD_DOMAIN)
