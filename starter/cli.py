@@ -459,6 +459,7 @@ COMMAND_MODULES = [
     "starter.privilege_cmd",
     "starter.rogue_cmd",
     "starter.intel_cmd",
+    "starter.hostile_cmd",
 ]
 
 

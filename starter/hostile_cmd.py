@@ -1,0 +1,35 @@
+"""Commands about hostile input: `handrail bench parse` (the pathological mail corpus) and
+`handrail codec-server` (decrypts Temporal payloads for the Web UI)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from starter.output import command, console, print_json
+
+JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    from starter.cli import bench_app
+
+    @bench_app.command("parse")
+    @command
+    def bench_parse(
+        size: int = typer.Option(4 * 1024 * 1024 - 4096, "--size", help="Hostile bytes per message (default: the cap)."),
+        case: Optional[list[str]] = typer.Option(None, "--case", help="Only these corpus entries."),
+        as_json: bool = JSON,
+    ):
+        """Parse the pathological mail corpus once each; report the worst case against the budget."""
+        from handrail.runbooks.phishing.hostile import bench
+
+        result = bench(size, case or None)
+        if as_json:
+            print_json(result)
+            return
+        for name, row in result["cases"].items():
+            console.print(f"{name:18s} {row['seconds']:8.3f}s  {row['outcome']}")
+        console.print(f"worst: {result['worst_case']} {result['worst_seconds']}s "
+                      f"(budget {result['budget_seconds']}s)")
