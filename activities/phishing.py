@@ -70,6 +70,9 @@ class PhishingActivities:
             raise tool_failure(exc, f"fetching {request.mailbox_id} from the mailbox failed") from None
         if not raw:
             return MailReport(mailbox_id=request.mailbox_id, rejected="the message is empty")
+        if request.sha256 and hashlib.sha256(raw).hexdigest() != request.sha256.lower():
+            return MailReport(mailbox_id=request.mailbox_id,
+                              rejected="the message's content changed since it was reported (hash mismatch)")
         try:
             mail, digest, path, sites = await run_bounded(self._parse_and_store, raw, deadline_s=PARSE_DEADLINE_S)
         except MalformedMessage as exc:
@@ -174,7 +177,7 @@ class PhishingActivities:
         except ToolError as exc:
             raise tool_failure(exc, "listing the phishing mailbox failed") from None
         return NewMessages(triggers=[
-            PhishingTrigger(mailbox_id=m.id, message_id=m.message_id, requested_by=poll.requested_by)
+            PhishingTrigger(mailbox_id=m.id, message_id=m.message_id, sha256=m.sha256, requested_by=poll.requested_by)
             for m in sorted(messages, key=lambda m: m.id)[: poll.limit]
         ])
 

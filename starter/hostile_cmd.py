@@ -18,7 +18,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @bench_app.command("parse")
     @command
     def bench_parse(
-        size: int = typer.Option(4 * 1024 * 1024 - 4096, "--size", help="Hostile bytes per message (default: the cap)."),
+        size: int = typer.Option(4 * 1024 * 1024 - 4096, "--size", help="Hostile bytes per message (default: cap)."),
         case: Optional[list[str]] = typer.Option(None, "--case", help="Only these corpus entries."),
         as_json: bool = JSON,
     ):

@@ -52,18 +52,19 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
             except Invalid as exc:
                 fail(f"The mailbox refused {eml}: {exc}")
             mailbox_id, header_id = delivered.id, delivered.message_id
+            digest = (await tools.mailbox.get_message(mailbox_id)).sha256  # the entry kept (may be older)
         else:
             message = await find_message(tools, message_id)
-            mailbox_id, header_id = message.id, message.message_id
+            mailbox_id, header_id, digest = message.id, message.message_id, message.sha256
     except Unavailable:
         fail(f"The lab at {tools.base_url} is not answering; start it with `handrail up`.")
-    run_id = phishing_run_id(header_id)
+    run_id = phishing_run_id(digest, mailbox_id, header_id)
     from workflows.phishing import PhishingResponse
 
     try:
         handle = await client.start_workflow(
             PhishingResponse.run,
-            PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, requested_by=requested_by),
+            PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, sha256=digest, requested_by=requested_by),
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
