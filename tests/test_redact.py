@@ -77,7 +77,8 @@ def test_redacting_hostile_text_is_linear():
 def test_audit_is_redacted_but_stored_inverses_and_before_states_are_not(tmp_path):
     ledger = Ledger(tmp_path / "l.db")
     ledger.append([AuditEvent(id="r:1", at=T0, run_id="r", event="alert.raised",
-                              data={"note": "curl https://svc:Hunter2pass@db.example/ -H 'Authorization: Bearer qwertyuiop'",
+                              data={"note": "curl https://svc:Hunter2pass@db.example/ "
+                                                    "-H 'Authorization: Bearer qwertyuiop'",
                                     "tokens_used": 7})])
     row = next(ledger.audit_rows())
     assert "Hunter2pass" not in json.dumps(row) and "qwertyuiop" not in json.dumps(row)
@@ -111,7 +112,8 @@ async def test_case_evidence_is_redacted(tmp_path):
         change = Change(kind="cases.open", target="run-r", params={
             "title": "Compromise: login with password=hunter2", "severity": "high",
             "description": "attacker used https://admin:Hunter2pass@vpn.example/",
-            "artefacts": json.dumps([{"kind": "log", "ref": "siem:1", "description": "Authorization: Bearer qwertyuiop1"}]),
+            "artefacts": json.dumps([{"kind": "log", "ref": "siem:1",
+                                      "description": "Authorization: Bearer qwertyuiop1"}]),
         })
         await CasesOpen().apply(lab.tools, change, "r/s1")
         [case] = await lab.tools.cases.list_cases(run_id="run-r")
