@@ -21,6 +21,7 @@ from temporalio import activity
 from activities.errors import tool_failure
 from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.ledger import Ledger
+from handrail.gate.limits import clip_header
 from handrail.ops.config import Settings
 from handrail.runbooks.phishing.mail import MalformedMessage, ParsedMessage, parse_message
 from handrail.runbooks.phishing.rules import (
@@ -177,7 +178,8 @@ class PhishingActivities:
         except ToolError as exc:
             raise tool_failure(exc, "listing the phishing mailbox failed") from None
         return NewMessages(triggers=[
-            PhishingTrigger(mailbox_id=m.id, message_id=m.message_id, sha256=m.sha256, requested_by=poll.requested_by)
+            PhishingTrigger(mailbox_id=m.id, message_id=clip_header(m.message_id), sha256=m.sha256,
+                            requested_by=poll.requested_by)
             for m in sorted(messages, key=lambda m: m.id)[: poll.limit]
         ])
 

@@ -18,6 +18,7 @@ import typer
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from handrail.gate.limits import clip_header
 from handrail.runbooks.phishing.rules import PhishingTrigger, normalise_message_id, phishing_run_id
 from handrail.tools import ToolClients
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
@@ -64,7 +65,8 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
     try:
         handle = await client.start_workflow(
             PhishingResponse.run,
-            PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, sha256=digest, requested_by=requested_by),
+            PhishingTrigger(mailbox_id=mailbox_id, message_id=clip_header(header_id), sha256=digest,
+                            requested_by=requested_by),
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import AddressText, Identifier, Principal, Reason
+
 Scalar = str | int | float | bool | None
 
 
@@ -269,12 +271,12 @@ class RunStatus(BaseModel):
 
 
 class EgressBlockTrigger(BaseModel):
-    ip: str
-    reason: str
-    requested_by: str
+    ip: AddressText
+    reason: Reason
+    requested_by: Principal
     ttl_s: float | None = None
 
 
 class RollbackTrigger(BaseModel):
-    run_id: str
-    requested_by: str
+    run_id: Identifier
+    requested_by: Principal

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import Principal, Reason
 from handrail.intel.consensus import attribute, find_consensus
 from handrail.intel.models import ConsensusResult, FeedFormat, FeedSpec, RejectExample
 from handrail.intel.sets import IndicatorSet
@@ -44,8 +45,8 @@ ADD_ORDER = ("proxy.block", "ips.deploy_rule", "firewall.egress_block")
 
 
 class IntelSyncTrigger(BaseModel):
-    requested_by: str = "schedule"
-    reason: str = "scheduled threat-intel sync"
+    requested_by: Principal = "schedule"
+    reason: Reason = "scheduled threat-intel sync"
 
 
 def scheduled_trigger() -> IntelSyncTrigger:

@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import HeaderValue, Identifier, Principal, Sha256Hex
 from handrail.runbooks.phishing.indicators import ip_host, registrable_domain, url_host
 
 DAY = 86400.0
@@ -57,10 +58,10 @@ def phishing_run_id(sha256: str, mailbox_id: str, message_id: str = "") -> str:
 class PhishingTrigger(BaseModel):
     """One reported message in the phishing mailbox (the raw bytes stay there)."""
 
-    mailbox_id: str  # the mailbox's own id, e.g. MSG-000012
-    message_id: str  # the Message-ID header, as the mailbox reports it (searchable, never the key)
-    sha256: str = ""  # the raw message's content hash, as the mailbox reports it: the run's key
-    requested_by: str = "mailbox"
+    mailbox_id: Identifier  # the mailbox's own id, e.g. MSG-000012
+    message_id: HeaderValue  # the Message-ID header, as the mailbox reports it (searchable, never the key)
+    sha256: Sha256Hex = ""  # the raw message's content hash, as the mailbox reports it: the run's key
+    requested_by: Principal = "mailbox"
     sinkhole_ttl_s: float = 30 * DAY
     telemetry_level: str = "elevated"
     telemetry_period_s: float = 7 * DAY
