@@ -156,3 +156,37 @@ def test_ipv4_views_read_each_embedding():
     assert ("6to4", "161.71.5.5") in view("2002:a147:505::1")
     assert ("Teredo client", "161.71.5.5") in view("2001:0:4136:e378:8000:63bf:5eb8:fafa")
     assert canon.v4_intervals(ipaddress.ip_network("2606:4700::1")) == []
+
+
+# --- one URL normaliser ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, canonical", [
+    ("HTTP://Evil.Example.COM:80/Path?q=1", "http://evil.example.com/Path?q=1"),
+    ("https://[2001:DB8::1]:8443", "https://[2001:db8::1]:8443/"),
+    ("http://x4z9arb.cn/4712/%7e", "http://x4z9arb.cn/4712/%7E"),
+    ("http://bücher.de/ü", "http://xn--bcher-kva.de/%C3%BC"),
+    ("http://ｇｏｏｇｌｅ。com/x", "http://google.com/x"),
+    ("https://evil.com:8443/a[1]?b=[2]", "https://evil.com:8443/a[1]?b=[2]"),
+])
+def test_feeds_and_mail_share_one_url_normaliser(url, canonical):
+    from handrail.intel.normalize import normalize_url
+    from handrail.runbooks.phishing.indicators import normalise_url
+
+    assert normalize_url(url) == canonical == normalise_url(url)
+
+
+def test_the_fragment_is_evidence_in_mail_and_dropped_for_blocking():
+    from handrail.intel.normalize import normalize_url
+    from handrail.runbooks.phishing.indicators import normalise_url
+
+    assert normalise_url("https://a.example.com/x#frag") == "https://a.example.com/x#frag"
+    assert normalize_url("https://a.example.com/x#frag") == "https://a.example.com/x"
+
+
+@pytest.mark.parametrize("text", ["see http://evil\u3002example/login", "see http://evil.example\u200b/login",
+                                  "see http://ｅｖｉｌ.example/login"])
+def test_unicode_dots_and_zero_width_in_mail_links_do_not_hide_the_host(text):
+    from handrail.runbooks.phishing.indicators import find_urls
+
+    assert find_urls(text)[0] == ["http://evil.example/login"]

@@ -237,3 +237,72 @@ def domain_within(name: str, listed: str) -> bool:
     both compared in canonical form."""
     n, entry = canonical_domain(name), canonical_domain(listed)
     return bool(entry) and (n == entry or n.endswith("." + entry))
+
+
+# --- URLs -----------------------------------------------------------------------------
+
+URL_SCHEMES = {"http": 80, "https": 443, "ftp": 21}
+_URL_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
+_PCT_ESCAPE = None  # compiled on first use
+
+
+class UrlError(ValueError):
+    """Not a URL Handrail accepts; ``reason`` is ``"url"``, ``"scheme"`` or ``"host"``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _quote(part: str) -> str:
+    """Percent-encode what is unsafe; every escape in upper case (RFC 3986 section 6.2.2.1)."""
+    global _PCT_ESCAPE
+    import re
+    from urllib.parse import quote
+
+    if _PCT_ESCAPE is None:
+        _PCT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+    return _PCT_ESCAPE.sub(lambda m: m.group(0).upper(), quote(part, safe=_URL_SAFE))
+
+
+def canonical_url(text: str, host_rule, *, keep_fragment: bool) -> str:
+    """The one canonical text of an http(s)/ftp URL, or raise :class:`UrlError`.
+
+    Scheme and host lower case, host through ``host_rule`` (a function returning the
+    normalised host — IP literal without brackets or IDNA name — or None to refuse), default
+    port dropped, empty path ``/``, unsafe characters percent-encoded with upper-case
+    escapes, userinfo kept (encoded). The fragment never reaches a server: kept only when
+    asked (evidence), dropped for blocking. Nothing is fetched or resolved.
+    """
+    from urllib.parse import urlsplit
+
+    u = text.strip()
+    if not u or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in u):
+        raise UrlError("url")
+    try:
+        parts = urlsplit(u)
+        port = parts.port
+        raw_host = parts.hostname
+    except ValueError:
+        raise UrlError("url") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "//" not in u:
+        raise UrlError("url")
+    if scheme not in URL_SCHEMES:
+        raise UrlError("scheme")
+    if not raw_host:
+        raise UrlError("url")
+    host = host_rule(raw_host)
+    if not host:
+        raise UrlError("host")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != URL_SCHEMES[scheme]:
+        netloc = f"{netloc}:{port}"
+    if "@" in parts.netloc:
+        netloc = f"{_quote(parts.netloc.rpartition('@')[0])}@{netloc}"
+    url = f"{scheme}://{netloc}{_quote(parts.path) or '/'}"
+    if parts.query:
+        url += "?" + _quote(parts.query)
+    if keep_fragment and parts.fragment:
+        url += "#" + _quote(parts.fragment)
+    return url

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ValidationError
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # and bidi overrides
 
 
 def _bounded(max_len: int, pattern: str | None, what: str, *, allow_empty: bool = False):
@@ -37,7 +37,10 @@ def _bounded(max_len: int, pattern: str | None, what: str, *, allow_empty: bool 
 # who asked: a user name or a poller name
 Principal = Annotated[str, _bounded(64, r"[A-Za-z0-9][A-Za-z0-9._@+-]*",
                                     "letters, digits and . _ @ + - (starting with a letter or digit)")]
-# an id from a tool or from Handrail (MSG-000012, DLP-1, run ids, event ids)
+# an id a tool reported (DLP-1, IAM-EVT-7, a MAC): bounded and printable only, so that a
+# malformed one still starts a run that the runbook rejects *on the record* with its reason
+ToolId = Annotated[str, _bounded(128, None, "")]
+# an id Handrail or a person typed (run ids)
 Identifier = Annotated[str, _bounded(128, r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]*",
                                      "letters, digits and . _ : @ / + = -")]
 OptionalIdentifier = Annotated[str, _bounded(128, r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]*",
@@ -52,7 +55,6 @@ Sha256Hex = Annotated[str, _bounded(64, r"[0-9a-fA-F]{64}", "64 hexadecimal digi
 AddressText = Annotated[str, _bounded(64, r"[0-9A-Fa-f.:/]+", "an IPv4 or IPv6 address or network")]
 # a host name or a MAC address
 HostName = Annotated[str, _bounded(253, r"[A-Za-z0-9][A-Za-z0-9._-]*", "letters, digits and . _ -")]
-MacAddress = Annotated[str, _bounded(32, r"[0-9A-Fa-f][0-9A-Fa-f:.-]*", "hexadecimal digits and : . -")]
 # an indicator (hash, domain, URL) carried along
 Indicator = Annotated[str, _bounded(2048, None, "")]
 

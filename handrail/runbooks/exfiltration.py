@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handrail.gate.limits import HostName, Identifier, Indicator, Principal
+from handrail.gate.limits import HostName, Identifier, Indicator, Principal, ToolId
 from handrail.gate.policy import parse_duration
 
 Verdict = Literal["inadvertent", "malicious"]
@@ -126,7 +126,7 @@ def check_policy(policy) -> ExfilSettings:
 
 # -- what crosses the workflow boundary -----------------------------------------------------
 class ExfiltrationTrigger(BaseModel):
-    alert_id: Identifier
+    alert_id: ToolId
     requested_by: Principal = "dlp-poller"
 
 
@@ -135,8 +135,8 @@ class FollowUpTrigger(BaseModel):
 
     host: HostName
     parent_run: Identifier
-    parent_alert: Identifier
-    case_id: Identifier | None = None
+    parent_alert: ToolId
+    case_id: ToolId | None = None
     indicators: list[Indicator] = Field(default_factory=list, max_length=1000)
     requested_by: Principal = "dlp-poller"
 

@@ -12,7 +12,7 @@ import re
 
 from pydantic import BaseModel
 
-from handrail.gate.limits import MacAddress, Principal
+from handrail.gate.limits import Principal, ToolId
 
 RUNBOOK = "rogue-device"
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -31,7 +31,7 @@ def rogue_run_id(mac: str) -> str:
 
 
 class RogueTrigger(BaseModel):
-    mac: MacAddress
+    mac: ToolId
     requested_by: Principal = "nac-poller"
 
 

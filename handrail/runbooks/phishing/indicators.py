@@ -30,11 +30,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import idna
 import tldextract
 from ioc_fanger import fang as _fang
+
+from handrail.gate.canon import UrlError, canonical_domain, canonical_url
 
 URL_SCHEMES = frozenset({"http", "https", "ftp"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
@@ -119,8 +121,9 @@ def _ascii_label(label: str) -> str | None:
 
 def hostname(host: str) -> str | None:
     """Lower-case IDNA host name with a known public suffix, else None."""
-    labels = host.strip().rstrip(".").split(".")
-    if len(labels) < 2 or len(host) > 253:
+    name = canonical_domain(host)  # the gate's reading: NFKC, "。" and "．" dots, no zero-width
+    labels = name.split(".")
+    if len(labels) < 2 or len(name) > 253:
         return None
     ascii_labels = [_ascii_label(label) for label in labels]
     if None in ascii_labels:
@@ -151,35 +154,15 @@ def normalise_url(candidate: str) -> str | None:
 
 
 def _normalise_fanged(text: str) -> str | None:
-    """:func:`normalise_url` of text already re-fanged (find_urls fangs the whole text once)."""
+    """:func:`normalise_url` of text already re-fanged (find_urls fangs the whole text once).
+
+    The one URL normaliser (:func:`handrail.gate.canon.canonical_url`, shared with the feed
+    parser) with this module's host rule; the fragment is kept, as evidence of what was sent.
+    """
     try:
-        parts = urlsplit(text)
-        port = parts.port
-        raw_host = parts.hostname
-    except ValueError:
+        return canonical_url(text, normalise_host, keep_fragment=True)
+    except UrlError:
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in URL_SCHEMES or not raw_host:
-        return None
-    host = normalise_host(raw_host)
-    if host is None:
-        return None
-    return _assemble(scheme, parts, host, port)
-
-
-def _assemble(scheme: str, parts, host: str, port: int | None) -> str:
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    if userinfo:
-        netloc = f"{quote(userinfo, safe=_PATH_SAFE)}@{netloc}"
-    url = f"{scheme}://{netloc}{quote(parts.path or '/', safe=_PATH_SAFE)}"
-    if parts.query:
-        url += "?" + quote(parts.query, safe=_PATH_SAFE)
-    if parts.fragment:
-        url += "#" + quote(parts.fragment, safe=_PATH_SAFE)
-    return url
 
 
 def url_host(url: str) -> str:

@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from handrail.gate.limits import HeaderValue, Identifier, Principal, Sha256Hex
+from handrail.gate.limits import HeaderValue, Principal, Sha256Hex, ToolId
 from handrail.runbooks.phishing.indicators import ip_host, registrable_domain, url_host
 
 DAY = 86400.0
@@ -58,7 +58,7 @@ def phishing_run_id(sha256: str, mailbox_id: str, message_id: str = "") -> str:
 class PhishingTrigger(BaseModel):
     """One reported message in the phishing mailbox (the raw bytes stay there)."""
 
-    mailbox_id: Identifier  # the mailbox's own id, e.g. MSG-000012
+    mailbox_id: ToolId  # the mailbox's own id, e.g. MSG-000012
     message_id: HeaderValue  # the Message-ID header, as the mailbox reports it (searchable, never the key)
     sha256: Sha256Hex = ""  # the raw message's content hash, as the mailbox reports it: the run's key
     requested_by: Principal = "mailbox"
