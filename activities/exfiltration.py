@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
+from handrail.gate.limits import valid_only
 from handrail.gate.policy import PolicyError, load_policy
 from handrail.ops.config import Settings
 from handrail.runbooks.exfiltration import (
@@ -239,7 +240,7 @@ class ExfiltrationActivities:
                 ids = [str(a["id"]) for a in raw.get("alerts", []) if isinstance(a, dict) and a.get("id")]
         except ToolError as exc:
             raise tool_failure(exc, "listing new DLP alerts failed") from None
-        return [ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by) for i in ids[: poll.limit]]
+        return valid_only(lambda i: ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by), ids[: poll.limit])
 
     def all(self) -> list:
         return [self.exfiltration_intake, self.exfiltration_settings, self.exfiltration_host, self.exfiltration_scan,

@@ -21,7 +21,7 @@ from temporalio import activity
 from activities.errors import tool_failure
 from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.ledger import Ledger
-from handrail.gate.limits import clip_header
+from handrail.gate.limits import clip_header, valid_only
 from handrail.ops.config import Settings
 from handrail.runbooks.phishing.mail import MalformedMessage, ParsedMessage, parse_message
 from handrail.runbooks.phishing.rules import (
@@ -177,11 +177,10 @@ class PhishingActivities:
             messages = await self.tools.mailbox.list_messages(status="unprocessed")
         except ToolError as exc:
             raise tool_failure(exc, "listing the phishing mailbox failed") from None
-        return NewMessages(triggers=[
-            PhishingTrigger(mailbox_id=m.id, message_id=clip_header(m.message_id), sha256=m.sha256,
-                            requested_by=poll.requested_by)
-            for m in sorted(messages, key=lambda m: m.id)[: poll.limit]
-        ])
+        return NewMessages(triggers=valid_only(
+            lambda m: PhishingTrigger(mailbox_id=m.id, message_id=clip_header(m.message_id), sha256=m.sha256,
+                                      requested_by=poll.requested_by),
+            sorted(messages, key=lambda m: m.id)[: poll.limit]))
 
     @activity.defn
     async def mailbox_mark_processed(self, request: MarkProcessed) -> int:

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
+from handrail.gate.limits import valid_only
 from handrail.gate.policy import PolicyError, load_policy
 from handrail.ops.config import Settings
 from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
@@ -116,7 +117,7 @@ class PrivilegeActivities:
             events = await self.tools.iam.list_events("new")
         except ToolError as exc:
             raise tool_failure(exc, "listing new IAM events failed") from None
-        return [PrivilegeTrigger(event_id=e.id, requested_by=poll.requested_by) for e in events]
+        return valid_only(lambda e: PrivilegeTrigger(event_id=e.id, requested_by=poll.requested_by), events)
 
     @activity.defn
     async def mark_iam_event(self, request: MarkEventRequest) -> str:

@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
+from handrail.gate.limits import valid_only
 from handrail.ops.config import Settings
 from handrail.runbooks.rogue import NacPoll, RogueCaseRequest, RogueCaseUpdate, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
@@ -53,7 +54,8 @@ class RogueActivities:
             known = {d.mac for d in await self.tools.cmdb.list_devices()}
         except ToolError as exc:
             raise tool_failure(exc, "listing NAC devices failed") from None
-        return [RogueTrigger(mac=d.mac, requested_by=poll.requested_by) for d in devices if d.mac not in known]
+        return valid_only(lambda d: RogueTrigger(mac=d.mac, requested_by=poll.requested_by),
+                          [d for d in devices if d.mac not in known])
 
     @activity.defn
     async def open_rogue_case(self, request: RogueCaseRequest) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handrail.gate.limits import HostName, Identifier, Indicator, Principal, ToolId
+from handrail.gate.limits import Principal, ToolId
 from handrail.gate.policy import parse_duration
 
 Verdict = Literal["inadvertent", "malicious"]
@@ -133,11 +133,11 @@ class ExfiltrationTrigger(BaseModel):
 class FollowUpTrigger(BaseModel):
     """A device found by proliferation search: scanned and contained in a run of its own."""
 
-    host: HostName
-    parent_run: Identifier
-    parent_alert: ToolId
-    case_id: ToolId | None = None
-    indicators: list[Indicator] = Field(default_factory=list, max_length=1000)
+    host: str  # built in workflow code from tool data: no limit here may fail a workflow task
+    parent_run: str
+    parent_alert: str
+    case_id: str | None = None
+    indicators: list[str] = Field(default_factory=list)
     requested_by: Principal = "dlp-poller"
 
 
