@@ -77,6 +77,11 @@ def test_junk_next_to_a_name_is_denied_on_a_kind_that_takes_names():
     assert gate("evil.example\n161.71.0.0/16", kind="proxy.block")[0] == Outcome.DENY
     assert gate("evil.example", kind="proxy.block")[0] == Outcome.ALLOW
     assert gate("http://[::ffff:161.71.5.5]/x", kind="proxy.block")[0] == Outcome.DENY
+    for legacy in ("http://2705786117/", "http://0xa1470505/", "http://0241.0107.5.5/", "http://161.71.1285/"):
+        assert gate(legacy, kind="proxy.block")[0] == Outcome.DENY, legacy
+    assert gate("http://2130706433/", {"type": "no_reserved_space"}, kind="proxy.block")[0] == Outcome.DENY
+    assert gate("http://[::1/", kind="proxy.block")[0] == Outcome.DENY
+    assert gate("http://8.8.8.8/x", kind="proxy.block")[0] == Outcome.ALLOW
 
 
 @pytest.mark.parametrize("target", ["ｇｏｏｇｌｅ.com", "google。com", "google.com\u200b", "GOOGLE.com.",

@@ -77,6 +77,34 @@ def parse_one_network(text: str) -> Network:
         raise TargetError(f"the target {_shown(text)} is not one IP address or network") from None
 
 
+def legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address a browser reads from a legacy IPv4 host (``inet_aton`` rules):
+    ``2705786117``, ``0xa1470505``, ``0241.0107.5.5``, ``161.71.1285``. None otherwise."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or len(host) > 64:
+        return None
+    values = []
+    for part in parts:
+        try:
+            if part[:2].lower() == "0x":
+                values.append(int(part[2:] or "0", 16))
+            elif len(part) > 1 and part[0] == "0":
+                values.append(int(part[1:], 8))
+            else:
+                values.append(int(part, 10) if part.isdigit() else -1)
+        except ValueError:
+            return None
+    if any(v < 0 for v in values) or any(v > 255 for v in values[:-1]):
+        return None
+    last_bits = 8 * (5 - len(values))
+    if values[-1] >= 1 << last_bits:
+        return None
+    value = 0
+    for v in values[:-1]:
+        value = (value << 8) | v
+    return ipaddress.IPv4Address((value << last_bits) | values[-1])
+
+
 def looks_like_ip(text: str) -> bool:
     """Whether a target is written with address characters only (digits, hex, ``.:/``),
     i.e. meant as an address: such a target must then parse as exactly one."""

@@ -55,11 +55,15 @@ def _ip_target(change: Change, ctx: GuardrailContext, guardrail: str,
         except canon.TargetError as exc:
             return deny(f"{exc.reason}; refused rather than guessed")
     if "://" in target:
-        host = urlsplit(target).hostname or ""
+        try:
+            host = urlsplit(target).hostname or ""
+        except ValueError:
+            return deny(f"the target {target[:60]!r} is not a readable URL; refused rather than guessed")
         try:
             return canon.parse_one_network(host), None
         except canon.TargetError:
-            return None, None
+            legacy = canon.legacy_ipv4(host)  # http://2705786117/ is 161.71.5.5 to a browser
+            return (ipaddress.ip_network(legacy), None) if legacy else (None, None)
     return None, None
 
 
