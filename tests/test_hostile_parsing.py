@@ -145,3 +145,47 @@ def test_a_stix_pattern_of_one_long_word_is_rejected_not_stalled():
                                              "pattern": "[" + "a" * 200_000 + "]"}]}
     report = parse_feed(json.dumps(bundle).encode(), feed="f", format="stix").report
     assert report.rejected == 1
+
+
+async def test_a_message_not_parsed_in_time_is_rejected_with_the_reason(tmp_path, monkeypatch):
+    """phishing_parse, one function, with a stand-in mailbox and a parser that never ends."""
+    from types import SimpleNamespace
+
+    import activities.phishing as phishing
+    from handrail.runbooks.phishing.rules import ParseRequest
+
+    release = threading.Event()
+
+    class Mailbox:
+        async def fetch_raw(self, mailbox_id):
+            return hostile("word-run")
+
+    def stuck(raw):
+        release.wait(30)
+        raise MalformedMessage("released")
+
+    monkeypatch.setattr(phishing, "parse_message", stuck)
+    monkeypatch.setattr(phishing, "PARSE_DEADLINE_S", 0.3)
+    acts = phishing.PhishingActivities(SimpleNamespace(store_dir=tmp_path), SimpleNamespace(mailbox=Mailbox()))
+    try:
+        report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    finally:
+        release.set()
+    assert report.rejected == "the message could not be parsed within 0.3 s"
+
+
+async def test_a_message_whose_bytes_changed_since_it_was_reported_is_rejected(tmp_path):
+    from types import SimpleNamespace
+
+    import activities.phishing as phishing
+    from handrail.runbooks.phishing.rules import ParseRequest
+
+    class Mailbox:
+        async def fetch_raw(self, mailbox_id):
+            return hostile("deep-nesting")
+
+    acts = phishing.PhishingActivities(SimpleNamespace(store_dir=tmp_path), SimpleNamespace(mailbox=Mailbox()))
+    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r", sha256="0" * 64))
+    assert "hash mismatch" in report.rejected
+    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    assert report.rejected is None and report.urls == ["http://deep.example/x"]
