@@ -4,8 +4,9 @@
     handrail run phishing --message-id '<abc@mail.example>' (its mailbox id or Message-ID)
     handrail run phishing --eml suspicious.eml [--wait]    post the file to the mailbox first
 
-The run id is `phishing-<hash of Message-ID>`, the same one the mailbox poller uses, so a
-message is never handled twice whichever way it came in. Once the run exists the message
+The run id is `phishing-<hash of the message's content hash and mailbox entry>` (never the
+attacker-chosen Message-ID alone), the same one the mailbox poller uses, so a message is
+never handled twice whichever way it came in. Once the run exists the message
 is marked processed, as the poller would.
 """
 
