@@ -44,3 +44,20 @@ async def test_a_batch_is_checked_member_by_member_at_the_gate(time_env, tmp_pat
         missing = "e" * 64  # a set nobody stored: refused, not waved through
         result = await (await stack.start(BlockManyRunbook.run, BlockMany(targets=[f"set:{missing}"]))).result()
         assert result.state == RunState.DENIED and "cannot be cleared" in result.error
+
+
+async def test_the_intel_sync_drops_embedded_forms_and_blocks_the_rest(time_env, tmp_path):
+    from tests.test_intel_sync import intel_policy, sync
+
+    async with running_stack(time_env.client, tmp_path, intel_policy()) as stack:
+        body = (await stack.tools.intel.fetch_feed("lab-drop")).decode()
+        forms = ["::ffff:161.71.5.5", "64:ff9b::a147:0/112", "2002:924b::/32", "64:ff9b::/96",
+                 "2001:0:4136:e378:8000:63bf:5eb8:fafa"]  # mapped, NAT64, 6to4, all of IPv4, Teredo
+        await stack.tools.intel.publish_feed("lab-drop", body + "\n".join(forms) + "\n")
+        result = await sync(stack)
+        assert result.state == RunState.COMPLETED, result.error
+        assert result.summary["faulty_feeds"] == ["lab-drop"]
+        assert result.summary["feeds"]["lab-drop"]["dropped"] == len(forms)
+        edl = await stack.edl()
+        assert not any(form.split("/")[0] in edl or "161.71" in edl for form in forms)
+        assert "91.92.241.17" in edl  # the rest of the update went through
