@@ -27,8 +27,10 @@ Pure and deterministic (no I/O, no clock): safe in workflow code.
 from __future__ import annotations
 
 import ipaddress
+import re
 import unicodedata
 from collections.abc import Iterable
+from urllib.parse import quote, urlsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Interval = tuple[int, int]  # inclusive [start, end] of IPv4 integers
@@ -271,7 +273,7 @@ def domain_within(name: str, listed: str) -> bool:
 
 URL_SCHEMES = {"http": 80, "https": 443, "ftp": 21}
 _URL_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
-_PCT_ESCAPE = None  # compiled on first use
+_PCT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 
 
 class UrlError(ValueError):
@@ -284,12 +286,6 @@ class UrlError(ValueError):
 
 def _quote(part: str) -> str:
     """Percent-encode what is unsafe; every escape in upper case (RFC 3986 section 6.2.2.1)."""
-    global _PCT_ESCAPE
-    import re
-    from urllib.parse import quote
-
-    if _PCT_ESCAPE is None:
-        _PCT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
     return _PCT_ESCAPE.sub(lambda m: m.group(0).upper(), quote(part, safe=_URL_SAFE))
 
 
@@ -302,8 +298,6 @@ def canonical_url(text: str, host_rule, *, keep_fragment: bool) -> str:
     escapes, userinfo kept (encoded). The fragment never reaches a server: kept only when
     asked (evidence), dropped for blocking. Nothing is fetched or resolved.
     """
-    from urllib.parse import urlsplit
-
     u = text.strip()
     if not u or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in u):
         raise UrlError("url")

@@ -32,8 +32,7 @@ def as_network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | N
 IP_ONLY_PREFIXES = ("firewall.",)
 
 
-def _ip_target(change: Change, ctx: GuardrailContext, guardrail: str,
-               options: dict[str, Any]) -> tuple[Any, Verdict | None]:
+def _ip_target(change: Change, guardrail: str, options: dict[str, Any]) -> tuple[Any, Verdict | None]:
     """The network a target stands for (fail closed), or a deny saying why it cannot be read.
 
     ``set:<sha256>`` batch targets return ``"set"``: they are judged on the member check
@@ -88,7 +87,7 @@ def _set_verdict(change: Change, ctx: GuardrailContext, guardrail: str,
 def never_block(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
     """Deny anything that overlaps a protected network, in either family (an IPv4-mapped,
     NAT64, 6to4 or Teredo form of a protected address counts), or a network covering it."""
-    net, refused = _ip_target(change, ctx, "never_block", options)
+    net, refused = _ip_target(change, "never_block", options)
     if refused or net is None:
         return refused
     if net == "set":
@@ -129,7 +128,7 @@ def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailCon
     and so would ``::ffff:0:0/96`` or ``64:ff9b::/96``, which embed all of IPv4.
     Documentation ranges (TEST-NET) are not special here: blocking them harms nothing.
     """
-    net, refused = _ip_target(change, ctx, "no_reserved_space", options)
+    net, refused = _ip_target(change, "no_reserved_space", options)
     if refused or net is None:
         return refused
     if net == "set":
