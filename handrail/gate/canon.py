@@ -135,6 +135,11 @@ _6TO4 = _net("2002::/16")
 _TEREDO = _net("2001::/32")
 
 
+EMBEDDING_RANGES: tuple[tuple[int, int], ...] = tuple(
+    (int(p.network_address), int(p.broadcast_address))
+    for p in (*(n for n, _ in _LOW32_PREFIXES), _NAT64_LOCAL, _6TO4, _TEREDO))
+
+
 def _clip(start: int, end: int, prefix: ipaddress.IPv6Network) -> Interval | None:
     lo = max(start, int(prefix.network_address))
     hi = min(end, int(prefix.broadcast_address))

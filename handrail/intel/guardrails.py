@@ -206,7 +206,11 @@ def _drop_embedded_v4(start: np.ndarray, end: np.ndarray, alive: np.ndarray,
     same reading the gate uses) overlaps a protected network or IPv4 special-use space.
     Only entries inside an embedding prefix cost a Python step; the rest are skipped."""
     n_protected = 0
-    for i in np.flatnonzero(alive).tolist():
+    embeds = np.zeros(start.size, dtype=bool)
+    if start.size:
+        for lo, hi in canon.EMBEDDING_RANGES:
+            embeds |= (start <= hi) & (end >= lo)
+    for i in np.flatnonzero(alive & embeds).tolist():
         views = canon.ipv4_views(int(start[i]), int(end[i]))
         reason = None
         for table in tables:
