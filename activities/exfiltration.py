@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
+from handrail.gate.limits import valid_only
 from handrail.runbooks.exfiltration import (
     AlertFacts,
     DlpPoll,
@@ -205,7 +206,7 @@ class ExfiltrationActivities:
                 ids = [str(a["id"]) for a in raw.get("alerts", []) if isinstance(a, dict) and a.get("id")]
         except ToolError as exc:
             raise tool_failure(exc, "listing new DLP alerts failed") from None
-        return [ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by) for i in ids[: poll.limit]]
+        return valid_only(lambda i: ExfiltrationTrigger(alert_id=i, requested_by=poll.requested_by), ids[: poll.limit])
 
 
 

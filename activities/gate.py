@@ -29,6 +29,7 @@ from handrail.gate.models import (
     RevertRequest,
     RevertResult,
     RunChangesRequest,
+    SetCheck,
     StepCheck,
 )
 from handrail.gate.policy import PolicyError
@@ -47,6 +48,26 @@ async def _off_loop(call, *args):
     and workflow task of the worker shares, never waits on the disk. The ledger's own lock
     makes its one connection safe to use from these threads."""
     return await asyncio.to_thread(call, *args)
+
+
+async def _set_check(store: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
+    """Member-by-member IP guardrail check of a ``set:<sha256>`` batch target (off the event
+    loop: a set can be large). A set that cannot be read yields an error: the gate refuses."""
+    if not target.startswith("set:") or not any(
+            g.get("type") in ("never_block", "no_reserved_space") for g in guardrails):
+        return None
+    sha = target.removeprefix("set:")
+
+    def check() -> SetCheck:
+        from handrail.intel.guardrails import check_set_members
+
+        try:
+            members = store.get_set(sha)
+        except (OSError, ValueError) as exc:
+            return SetCheck(sha256=sha, error=f"the set cannot be read ({type(exc).__name__})")
+        return check_set_members(sha, members, {cidr: name for name, cidr in protected})
+
+    return await asyncio.to_thread(check)
 
 
 class GateActivities:
@@ -81,6 +102,7 @@ class GateActivities:
             recent_count_run=recent_run,
             guardrails=guardrails,
             popularity=await self._popularity(request, guardrails, policy),
+            set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected()),
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
 

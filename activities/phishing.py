@@ -11,14 +11,16 @@ URL or domain from the message.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+from pathlib import Path
 
 from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
+from activities.offloop import DeadlineExceeded, run_bounded
+from handrail.gate.limits import clip_header, valid_only
 from handrail.gate.policy import PolicyError
 from handrail.runbooks.phishing.mail import MalformedMessage
 from handrail.runbooks.phishing.rules import (
@@ -47,6 +49,10 @@ from handrail.runbooks.phishing.rules import (
 from handrail.runbooks.phishing.triage import Triage, load_context, triage
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
+# Inside rb.look's 60 s start-to-close; the worst of the pathological corpus takes a few
+# seconds (`handrail bench parse`), so only a pathological *and* new input reaches it.
+PARSE_DEADLINE_S = 40.0
+
 
 class PhishingActivities:
     def __init__(self, ctx: WorkerContext) -> None:
@@ -66,19 +72,19 @@ class PhishingActivities:
             raise tool_failure(exc, f"fetching {request.mailbox_id} from the mailbox failed") from None
         if not raw:
             return MailReport(mailbox_id=request.mailbox_id, rejected="the message is empty")
+        if request.sha256 and hashlib.sha256(raw).hexdigest() != request.sha256.lower():
+            return MailReport(mailbox_id=request.mailbox_id,
+                              rejected="the message's content changed since it was reported (hash mismatch)")
         try:
-            judged = await asyncio.to_thread(self._judge, raw)
+            judged, digest, path = await run_bounded(self._judge_and_store, raw, deadline_s=PARSE_DEADLINE_S)
         except MalformedMessage as exc:
             return MailReport(mailbox_id=request.mailbox_id, rejected=f"the message is malformed: {exc.reason}")
+        except DeadlineExceeded:
+            return MailReport(mailbox_id=request.mailbox_id,
+                              rejected=f"the message could not be parsed within {PARSE_DEADLINE_S:g} s")
         except PolicyError as exc:
             raise policy_failure(exc) from None
         mail, judgement = judged.mail, judged.judgement
-        digest = hashlib.sha256(raw).hexdigest()
-        folder = self.settings.store_dir / "phishing"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{digest}.json"
-        stored = mail.model_dump(mode="json") | {"verdicts": judgement.model_dump(mode="json")}
-        path.write_text(json.dumps(stored, indent=1, sort_keys=True))
         sites = [Site(domain=v.domain, url=v.url, url_count=v.url_count, confidence=v.confidence,
                       evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
         rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,
@@ -109,9 +115,17 @@ class PhishingActivities:
             not_judged=judgement.not_judged,
         )
 
-    def _judge(self, raw: bytes) -> Triage:
-        """Parse and judge (blocking: runs in a thread). The dry run uses the same code."""
-        return triage(raw, load_context(self.settings.policy_path, self.settings.home))
+    def _judge_and_store(self, raw: bytes) -> tuple[Triage, str, Path]:
+        """Blocking, so it runs off the loop with a deadline: parse and judge offline (the dry
+        run uses the same code) and store the full parse with its verdicts by content hash."""
+        judged = triage(raw, load_context(self.settings.policy_path, self.settings.home))
+        digest = hashlib.sha256(raw).hexdigest()
+        folder = self.settings.store_dir / "phishing"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{digest}.json"
+        stored = judged.mail.model_dump(mode="json") | {"verdicts": judged.judgement.model_dump(mode="json")}
+        path.write_text(json.dumps(stored, indent=1, sort_keys=True))
+        return judged, digest, path
 
     @activity.defn
     async def phishing_recipients(self, request: RecipientsRequest) -> RecipientsReport:
@@ -168,10 +182,10 @@ class PhishingActivities:
             messages = await self.tools.mailbox.list_messages(status="unprocessed")
         except ToolError as exc:
             raise tool_failure(exc, "listing the phishing mailbox failed") from None
-        return NewMessages(triggers=[
-            PhishingTrigger(mailbox_id=m.id, message_id=m.message_id, requested_by=poll.requested_by)
-            for m in sorted(messages, key=lambda m: m.id)[: poll.limit]
-        ])
+        return NewMessages(triggers=valid_only(
+            lambda m: PhishingTrigger(mailbox_id=m.id, message_id=clip_header(m.message_id), sha256=m.sha256,
+                                      requested_by=poll.requested_by),
+            sorted(messages, key=lambda m: m.id)[: poll.limit]))
 
     @activity.defn
     async def mailbox_mark_processed(self, request: MarkProcessed) -> int:

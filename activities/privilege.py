@@ -14,6 +14,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
+from handrail.gate.limits import valid_only
 from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
 from handrail.tools.errors import Conflict, NotFound, ToolError
 
@@ -109,7 +110,7 @@ class PrivilegeActivities:
             events = await self.tools.iam.list_events("new")
         except ToolError as exc:
             raise tool_failure(exc, "listing new IAM events failed") from None
-        return [PrivilegeTrigger(event_id=e.id, requested_by=poll.requested_by) for e in events]
+        return valid_only(lambda e: PrivilegeTrigger(event_id=e.id, requested_by=poll.requested_by), events)
 
     @activity.defn
     async def mark_iam_event(self, request: MarkEventRequest) -> str:

@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
+from handrail.gate.limits import valid_only
 from handrail.runbooks.rogue import NacPoll, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
 
@@ -50,4 +51,5 @@ class RogueActivities:
             known = {d.mac for d in await self.tools.cmdb.list_devices()}
         except ToolError as exc:
             raise tool_failure(exc, "listing NAC devices failed") from None
-        return [RogueTrigger(mac=d.mac, requested_by=poll.requested_by) for d in devices if d.mac not in known]
+        return valid_only(lambda d: RogueTrigger(mac=d.mac, requested_by=poll.requested_by),
+                          [d for d in devices if d.mac not in known])

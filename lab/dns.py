@@ -23,6 +23,7 @@ import re
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from handrail.gate.canon import canonical_domain
 from lab.clock import now_iso, seed_time
 from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
@@ -37,7 +38,7 @@ _FAKE_FIRST_OCTETS = (23, 37, 45, 62, 77, 85, 91, 104, 151, 176, 185, 193, 212, 
 
 
 def normalise_domain(domain: str) -> str:
-    d = domain.strip().lower().rstrip(".")
+    d = canonical_domain(domain)  # the gate's reading: ｇｏｏｇｌｅ.com is google.com
     labels = d.split(".")
     if len(d) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
         raise invalid(f"'{domain}' is not a valid domain name.")

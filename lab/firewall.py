@@ -20,6 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from handrail.gate.canon import parse_one_network
 from lab.clock import now_iso, seed_time
 from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
@@ -32,11 +33,12 @@ router = APIRouter(prefix="/firewall", tags=["firewall"], route_class=LabRoute)
 def normalise(value: str) -> str:
     value = value.strip()
     try:
+        parse_one_network(value)  # the gate's reading: exactly one address or network
         if "/" in value:
             return str(ipaddress.ip_network(value, strict=True))
         return str(ipaddress.ip_address(value))
     except ValueError as exc:
-        raise invalid(f"'{value}' is not a valid IP address or network.") from exc
+        raise invalid(f"{value[:60]!r} is not a valid IP address or network.") from exc
 
 
 def seed(world, store) -> dict:

@@ -6,8 +6,8 @@ Routes:
 - `GET /mailbox/messages/{id}` -> that summary; 404.
 - `GET /mailbox/messages/{id}/raw` -> `message/rfc822` bytes exactly as received.
 - `POST /mailbox/messages` (raw body, `Content-Type: message/rfc822`) -> 201 `{"id",
-  "message_id", "created": true}`; a Message-ID already in the mailbox -> 200 with the
-  existing id and `"created": false`. 422 if the body is empty or has no headers.
+  "message_id", "created": true}`; the same bytes already in the mailbox -> 200 with the
+  existing id and `"created": false` (a new message reusing a Message-ID is a new message). 422 if the body is empty or has no headers.
 - `DELETE /mailbox/messages/{id}` -> `{"removed": id}` (inverse of delivery).
 - `POST /mailbox/messages/{id}/processed` -> the summary; 409 if already processed.
 - `POST /mailbox/messages/{id}/unprocessed` -> the summary; 409 if not processed.
@@ -109,8 +109,8 @@ async def deliver(request: Request, store: StoreDep):
     if not raw.strip() or not BytesHeaderParser().parsebytes(raw).keys():
         raise invalid("The request body must be a raw RFC 5322 message with headers.")
     doc = summarise(raw, "", now_iso())
-    for existing in store.all(TOOL, "messages"):
-        if existing["message_id"] == doc["message_id"]:
+    for existing in store.all(TOOL, "messages"):  # the same bytes, not merely the same Message-ID
+        if existing["sha256"] == doc["sha256"]:
             return JSONResponse({"id": existing["id"], "message_id": existing["message_id"],
                                  "created": False}, status_code=200)
     with store.batch():

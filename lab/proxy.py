@@ -23,6 +23,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from handrail.gate.canon import canonical_domain
 from lab.clock import now_iso, seed_time
 from lab.deps import LabRoute, StoreDep
 from lab.errors import conflict, invalid, not_found
@@ -40,7 +41,7 @@ def normalise(value: str) -> str:
         scheme, rest = v.split("://", 1)
         host, sep, path = rest.partition("/")
         return f"{scheme.lower()}://{host.lower()}{sep}{path}"
-    return v.lower().rstrip(".")
+    return canonical_domain(v)  # the gate's reading: ｇｏｏｇｌｅ.com is google.com
 
 
 def seed(world, store) -> dict:

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import httpx
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import EgressBlockTrigger
 from handrail.gate.policy import default_policy_path
 from handrail.gate.search import SEARCH_ATTRIBUTES
+from handrail.ops.codec import data_converter
 from handrail.ops.config import load_settings
 from handrail.ops.log import configure
 from handrail.ops.stack import child_env, temporal_binary
@@ -255,7 +255,7 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
         await _wait_for_lab(settings, lab)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
             search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
             dev_server_extra_args=[
                 "--db-filename", str(home / "temporal.db"),

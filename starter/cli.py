@@ -497,6 +497,7 @@ COMMAND_MODULES = [
     "starter.intel_cmd",
     "starter.tools_cmd",
     "starter.drift_cmd",
+    "starter.hostile_cmd",
 ]
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pydantic
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -98,6 +99,13 @@ def command(target):
             emit_error(exc, json_mode)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except pydantic.ValidationError as exc:
+            if exc.title.endswith("Trigger"):  # a trigger field over its limits: the user's input
+                from handrail.gate.limits import explain
+
+                emit_error(CliError(explain(exc), USAGE), json_mode)
+            log = crash_log(exc)
+            emit_error(CliError(f"Handrail failed unexpectedly (invalid {exc.title}); details in {log}."), json_mode)
         except sqlite3.Error as exc:
             emit_error(CliError(f"The ledger could not be read: {exc}."), json_mode)
         except Exception as exc:

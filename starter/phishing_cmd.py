@@ -4,8 +4,9 @@
     handrail run phishing --message-id '<abc@mail.example>' (its mailbox id or Message-ID)
     handrail run phishing --eml suspicious.eml [--wait]    post the file to the mailbox first
 
-The run id is `phishing-<hash of Message-ID>`, the same one the mailbox poller uses, so a
-message is never handled twice whichever way it came in. Once the run exists the message
+The run id is `phishing-<hash of the message's content hash and mailbox entry>` (never the
+attacker-chosen Message-ID alone), the same one the mailbox poller uses, so a message is
+never handled twice whichever way it came in. Once the run exists the message
 is marked processed, as the poller would.
 """
 
@@ -18,6 +19,7 @@ import typer
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from handrail.gate.limits import clip_header
 from handrail.runbooks.phishing.rules import RUNBOOK, PhishingTrigger, normalise_message_id, phishing_run_id
 from handrail.tools import ToolClients
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
@@ -52,19 +54,21 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
             except Invalid as exc:
                 fail(f"The mailbox refused {eml}: {exc}")
             mailbox_id, header_id = delivered.id, delivered.message_id
+            digest = (await tools.mailbox.get_message(mailbox_id)).sha256  # the entry kept (may be older)
         else:
             message = await find_message(tools, message_id)
-            mailbox_id, header_id = message.id, message.message_id
+            mailbox_id, header_id, digest = message.id, message.message_id, message.sha256
     except Unavailable:
         fail(f"The lab at {tools.base_url} is not answering; start it with `handrail up`.")
-    run_id = phishing_run_id(header_id)
+    run_id = phishing_run_id(digest, mailbox_id, header_id)
     from workflows.gate import start_attributes
     from workflows.phishing import PhishingResponse
 
     try:
         handle = await client.start_workflow(
             PhishingResponse.run,
-            PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, requested_by=requested_by),
+            PhishingTrigger(mailbox_id=mailbox_id, message_id=clip_header(header_id), sha256=digest,
+                            requested_by=requested_by),
             id=run_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

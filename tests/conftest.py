@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from handrail.gate.search import SEARCH_ATTRIBUTES
+from handrail.ops.codec import data_converter
 
 
 def _binary(name: str) -> str:
@@ -31,7 +31,7 @@ def _binary(name: str) -> str:
 async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
@@ -69,7 +69,7 @@ async def dev_env():
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
         search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
         dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
         ui=False,

@@ -46,7 +46,8 @@ async def test_reported_message_to_unbound_sinkhole_and_back(time_env, tmp_path,
             assert await a_records(dns_server["port"], "www.parcel-fees.example") == [ORIGINAL]
             delivered = await stack.tools.mailbox.deliver(
                 make_eml("alice@corp.example", ["http://parcel-fees.example/pay"]))
-            run_id = phishing_run_id(delivered.message_id)
+            entry = await stack.tools.mailbox.get_message(delivered.id)
+            run_id = phishing_run_id(entry.sha256, entry.id, entry.message_id)
 
             poll = await stack.start(PollMailbox.run, MailboxPoll())
             await closed(poll)

@@ -45,7 +45,7 @@ async def test_the_mailbox_schedule_starts_one_run_per_message_and_no_duplicates
             else:
                 await stack.tools.mailbox.mark_processed(message.id)  # a small mailbox: two new messages
         assert len(kept) == 2
-        run_ids = sorted(phishing_run_id(m.message_id) for m in kept)
+        run_ids = sorted(phishing_run_id(m.sha256, m.id) for m in kept)
         schedule_id = schedules.definition("mailbox").schedule_id
         try:
             assert await schedules.ensure(client, stack.settings, "mailbox") == "created"
@@ -64,7 +64,7 @@ async def test_the_mailbox_schedule_starts_one_run_per_message_and_no_duplicates
             await stack.tools.mailbox.mark_unprocessed(kept[0].id)
             await schedules.trigger(client, "mailbox")
             _, second = await schedule_results(client, "mailbox", 2, PollReport)
-            assert second.started == [] and second.already == [phishing_run_id(kept[0].message_id)]
+            assert second.started == [] and second.already == [phishing_run_id(kept[0].sha256, kept[0].id)]
             assert await stack.tools.mailbox.list_messages(status="unprocessed") == []
             query = f'WorkflowType = "PhishingResponse" AND TaskQueue = "{stack.settings.task_queue}"'
 

@@ -56,17 +56,19 @@ def make_eml(to: str, links: list[str], *, message_id: str | None = None, subjec
 
 async def deliver(stack, raw: bytes, by: str = "alice") -> PhishingTrigger:
     delivered = await stack.tools.mailbox.deliver(raw)
-    return PhishingTrigger(mailbox_id=delivered.id, message_id=delivered.message_id, requested_by=by)
+    return PhishingTrigger(mailbox_id=delivered.id, message_id=delivered.message_id,
+                           sha256=hashlib.sha256(raw).hexdigest(), requested_by=by)
 
 
 async def sample_trigger(stack, name: str) -> PhishingTrigger:
     digest = hashlib.sha256((PHISHING / name).read_bytes()).hexdigest()
     message = next(m for m in await stack.tools.mailbox.list_messages() if m.sha256 == digest)
-    return PhishingTrigger(mailbox_id=message.id, message_id=message.message_id, requested_by="alice")
+    return PhishingTrigger(mailbox_id=message.id, message_id=message.message_id, sha256=message.sha256,
+                           requested_by="alice")
 
 
 async def start(stack, trigger: PhishingTrigger):
-    return await stack.start(PhishingResponse.run, trigger, id=phishing_run_id(trigger.message_id),
+    return await stack.start(PhishingResponse.run, trigger, id=trigger.run_id(),
                              id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
 
 
@@ -182,7 +184,7 @@ async def test_the_same_message_twice_runs_once(time_env, tmp_path):
             await stack.tools.mailbox.mark_processed(message.id)
         raw = make_eml("alice@corp.example", ["http://parcel-fees.example/pay"])
         trigger = await deliver(stack, raw)
-        run_id = phishing_run_id(trigger.message_id)
+        run_id = trigger.run_id()
 
         poll = await stack.start(PollMailbox.run, MailboxPoll())
         await closed(poll)
@@ -203,6 +205,30 @@ async def test_the_same_message_twice_runs_once(time_env, tmp_path):
             await start(stack, trigger)
         status = await stack.wait_for(stack.client.get_workflow_handle(run_id), completed)
         assert status.state == RunState.COMPLETED and status.summary["sinkholed"] == ["parcel-fees.example"]
+
+
+async def test_a_new_message_reusing_a_handled_message_id_gets_its_own_run(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        for message in await stack.tools.mailbox.list_messages(status="unprocessed"):
+            await stack.tools.mailbox.mark_processed(message.id)
+        handled = await deliver(stack, make_eml("alice@corp.example", ["http://parcel-fees.example/pay"],
+                                                message_id="<reused@notify-mailer.example>"))
+        poll = await stack.start(PollMailbox.run, MailboxPoll())
+        await closed(poll)
+        assert (await poll.result()).started == [handled.run_id()]
+        stack.started.append(stack.client.get_workflow_handle(handled.run_id()))
+
+        # The attacker sends a new lure with the same Message-ID: it is a new message, and it runs.
+        lure = await deliver(stack, make_eml("alice@corp.example", ["http://other-lure.example/x"],
+                                             message_id="<reused@notify-mailer.example>"))
+        assert lure.mailbox_id != handled.mailbox_id and lure.run_id() != handled.run_id()
+        assert phishing_run_id(lure.sha256, lure.mailbox_id) == lure.run_id()
+        poll2 = await stack.start(PollMailbox.run, MailboxPoll())
+        await closed(poll2)
+        assert (await poll2.result()).started == [lure.run_id()]
+        status = await stack.wait_for(stack.client.get_workflow_handle(lure.run_id()), completed)
+        assert status.summary["sinkholed"] == ["other-lure.example"]
+        assert status.summary["message_id"] == "reused@notify-mailer.example"  # still searchable
 
 
 async def test_a_message_with_too_many_domains_holds_for_a_human(time_env, tmp_path):

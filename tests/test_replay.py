@@ -20,7 +20,7 @@ from temporalio.workflow import NondeterminismError
 
 from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState
 from handrail.ops.sandbox import workflow_runner
-from handrail.runbooks.phishing.rules import MailboxPoll, phishing_run_id
+from handrail.runbooks.phishing.rules import MailboxPoll
 from tests.replay_decoy import DecoyEgressBlock
 from tests.support import make_policy, running_stack, send_decision
 from tests.test_phishing_runbook import POLICY, closed, deliver, make_eml
@@ -76,7 +76,7 @@ async def test_phishing_poll_run_and_rollback_replay(time_env, tmp_path):
         delivered = await deliver(stack, make_eml("alice@corp.example", ["http://parcel-fees.example/pay"]))
         poll = await stack.start(PollMailbox.run, MailboxPoll())
         await closed(poll)
-        run = stack.client.get_workflow_handle(phishing_run_id(delivered.message_id))
+        run = stack.client.get_workflow_handle(delivered.run_id())
         stack.started.append(run)
         status = await stack.wait_for(run, lambda s: s.state == RunState.COMPLETED)
         assert status.summary["sinkholed"] == ["parcel-fees.example"]

@@ -1,7 +1,8 @@
 """Runbook: respond to a reported phishing message, and attach it to incident response.
 
 1. Receive  — `PollMailbox` (schedule "mailbox") or `handrail run phishing` starts one run
-   per message, id `phishing-<hash of Message-ID>`, so a message seen twice runs once.
+   per message, id `phishing-<hash of content hash + mailbox entry>` (never the attacker's
+   Message-ID alone), so a message seen twice runs once.
 2. Parse    — an activity fetches the raw message and parses it offline; a malformed one
    ends the run `rejected` with the reason, nothing changed.
 3. Block    — a verdict per link domain, with evidence (`verdict.py`, after unwrapping link
@@ -39,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         RecipientsReport,
         RecipientsRequest,
         ScanRequest,
-        phishing_run_id,
     )
 
 from workflows.cases import open_case
@@ -52,7 +52,7 @@ class PhishingResponse(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PhishingTrigger) -> RunStatus:
         async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id) as rb:
-            mail = await rb.look(PhishingActivities.phishing_parse, ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id))
+            mail = await rb.look(PhishingActivities.phishing_parse, ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id, sha256=trigger.sha256))
             if mail.rejected:
                 rb.status.summary["mailbox_id"] = trigger.mailbox_id
                 raise Rejected(mail.rejected)
@@ -272,7 +272,7 @@ class PollMailbox:
             **READ_OPTS,
         )
         report = await start_runs("mailbox", PhishingResponse.run, new.triggers,
-                                  lambda t: phishing_run_id(t.message_id), runbook=RUNBOOK)
+                                  lambda t: t.run_id(), runbook=RUNBOOK)
         if new.triggers:
             await workflow.execute_activity_method(
                 PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from handrail.gate.models import Change
+from handrail.gate.redact import redact_text
 
 
 async def _open_cases(tools, run_id: str):
@@ -31,16 +32,16 @@ class CasesOpen:
 
     async def apply(self, tools, change, key):
         p = change.params
-        case = await tools.cases.create_case(
-            str(p.get("title") or f"Handrail run {change.target}"),
-            description=str(p.get("description") or ""),
+        case = await tools.cases.create_case(  # evidence is kept: no credential goes into it
+            redact_text(str(p.get("title") or f"Handrail run {change.target}")),
+            description=redact_text(str(p.get("description") or "")),
             severity=str(p.get("severity") or "high"),
             run_id=change.target,
             idempotency_key=key,
         )
         for i, art in enumerate(json.loads(str(p.get("artefacts") or "[]")), start=1):
             await tools.cases.add_artefact(case.id, art["kind"], art["ref"],
-                                           description=art.get("description", ""),
+                                           description=redact_text(art.get("description", "")),
                                            idempotency_key=f"{key}:artefact-{i}")
 
     def inverse(self, change, before):

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 
 from handrail.gate.models import Change
+from handrail.gate.redact import redact_text
 from handrail.tools.takedown import Evidence
 
 
 def _evidence(raw) -> list[Evidence]:
     if not raw:
         return []
-    return [Evidence.model_validate(e) for e in json.loads(str(raw))]
+    items = [Evidence.model_validate(e) for e in json.loads(str(raw))]
+    # refs are indicators (the phishing URL itself) and stay; descriptions lose credentials
+    return [e.model_copy(update={"description": redact_text(e.description)}) for e in items]
 
 
 class TakedownSubmit:

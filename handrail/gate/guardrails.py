@@ -9,35 +9,99 @@ same verdicts, which is what makes a replayed run and an audited decision agree.
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+from handrail.gate import canon
 from handrail.gate.models import Change, GuardrailContext, Outcome, Verdict
 
 _SEVERITY = {Outcome.ALLOW: 0, Outcome.HOLD: 1, Outcome.DENY: 2}
 
 
 def as_network(target: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """The target as a network (an address is a /32 or /128), or None for non-IP targets."""
+    """The target as exactly one network (an address is a /32 or /128), or None."""
     try:
-        return ipaddress.ip_network(target.strip(), strict=False)
-    except ValueError:
+        return canon.parse_one_network(target)
+    except canon.TargetError:
         return None
+
+
+# Kinds whose targets can only be addresses: anything else there is refused outright.
+IP_ONLY_PREFIXES = ("firewall.",)
+
+
+def _ip_target(change: Change, guardrail: str, options: dict[str, Any]) -> tuple[Any, Verdict | None]:
+    """The network a target stands for (fail closed), or a deny saying why it cannot be read.
+
+    ``set:<sha256>`` batch targets return ``"set"``: they are judged on the member check
+    the gate's context activity made (``ctx.set_check``). A URL is judged by its IP host.
+    A name (a domain on ``proxy.block``) returns None: not an address, nothing to check.
+    """
+    target = change.target
+
+    def deny(reason: str) -> tuple[None, Verdict]:
+        return None, Verdict(guardrail=guardrail, outcome=Outcome.DENY, reason=reason, alert=True)
+
+    if target.startswith("set:"):
+        return "set", None
+    ip_only = bool(options.get("ip_only", change.kind.startswith(IP_ONLY_PREFIXES)))
+    if ip_only or canon.looks_like_ip(target) or any(
+            ch.isspace() or ch in ",;|" or unicodedata.category(ch)[0] == "C" for ch in target):
+        try:
+            return canon.parse_one_network(target), None
+        except canon.TargetError as exc:
+            return deny(f"{exc.reason}; refused rather than guessed")
+    if "://" in target:
+        try:
+            host = urlsplit(target).hostname or ""
+        except ValueError:
+            return deny(f"the target {target[:60]!r} is not a readable URL; refused rather than guessed")
+        try:
+            return canon.parse_one_network(host), None
+        except canon.TargetError:
+            legacy = canon.legacy_ipv4(host)  # http://2705786117/ is 161.71.5.5 to a browser
+            return (ipaddress.ip_network(legacy), None) if legacy else (None, None)
+    return None, None
+
+
+def _set_verdict(change: Change, ctx: GuardrailContext, guardrail: str,
+                 options: dict[str, Any], hits_of: str) -> Verdict | None:
+    """A batch target passes only with a member check of exactly this set that found nothing."""
+    sha = change.target.removeprefix("set:")
+    check = ctx.set_check
+    outcome = Outcome(options.get("outcome", "deny"))
+    if check is None or check.sha256 != sha or check.error:
+        why = check.error if check is not None and check.error else "its members were not checked"
+        return Verdict(guardrail=guardrail, outcome=Outcome.DENY, alert=True,
+                       reason=f"the batch {change.target[:16]}… cannot be cleared: {why}")
+    hits = check.protected_hits if hits_of == "protected" else check.special_hits
+    if not hits:
+        return None
+    shown = "; ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
+    return Verdict(guardrail=guardrail, outcome=outcome, alert=hits_of == "protected",
+                   reason=f"{len(hits)} of the {check.members} members of the batch are refused: {shown}")
 
 
 def never_block(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
-    """Deny anything that overlaps a protected network, including a network covering it."""
-    net = as_network(change.target)
-    if net is None:
-        return None
+    """Deny anything that overlaps a protected network, in either family (an IPv4-mapped,
+    NAT64, 6to4 or Teredo form of a protected address counts), or a network covering it."""
+    net, refused = _ip_target(change, "never_block", options)
+    if refused or net is None:
+        return refused
+    if net == "set":
+        return _set_verdict(change, ctx, "never_block", options, "protected")
     for name, cidr in ctx.protected:
         protected = ipaddress.ip_network(cidr)
-        if net.version == protected.version and net.overlaps(protected):
-            how = "is inside" if net.subnet_of(protected) else "overlaps"
+        how_met = canon.overlaps(net, protected)
+        if how_met:
+            how = "is inside" if canon.contains(protected, net) else "overlaps"
+            via = "" if how_met == "directly" else f" ({how_met})"
             return Verdict(
                 guardrail="never_block",
                 outcome=Outcome(options.get("outcome", "deny")),
-                reason=f"{change.target} {how} the protected network {name} ({cidr})",
+                reason=f"{change.target} {how} the protected network {name} ({cidr}){via}",
                 alert=True,
             )
     return None
@@ -60,29 +124,38 @@ SPECIAL_SPACE: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] =
 def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
     """Deny blocking private, shared, loopback, link-local, multicast or reserved space.
 
-    Overlap, not containment: 0.0.0.0/0 or 8.0.0.0/4 would take internal space down too.
+    Overlap, not containment: 0.0.0.0/0 or 8.0.0.0/4 would take internal space down too,
+    and so would ``::ffff:0:0/96`` or ``64:ff9b::/96``, which embed all of IPv4.
     Documentation ranges (TEST-NET) are not special here: blocking them harms nothing.
     """
-    net = as_network(change.target)
-    if net is None:
-        return None
+    net, refused = _ip_target(change, "no_reserved_space", options)
+    if refused or net is None:
+        return refused
+    if net == "set":
+        return _set_verdict(change, ctx, "no_reserved_space", options, "special")
     for label, special in SPECIAL_SPACE:
-        if net.version == special.version and net.overlaps(special):
-            how = "is" if net.subnet_of(special) else "overlaps"
+        how_met = canon.overlaps(net, special)
+        if how_met:
+            how = "is" if canon.contains(special, net) else "overlaps"
+            via = "" if how_met == "directly" else f" ({how_met})"
             return Verdict(
                 guardrail="no_reserved_space",
                 outcome=Outcome(options.get("outcome", "deny")),
-                reason=f"{change.target} {how} {label} address space ({special})",
+                reason=f"{change.target} {how} {label} address space ({special}){via}",
             )
     return None
 
 
 def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
-    """Deny changes to a listed name or any name under it (corp.example covers a.corp.example)."""
-    target = change.target.strip().lower().rstrip(".")
-    listed = [v.lower().rstrip(".") for v in list(options.get("values", [])) + ctx.allowlist]
-    for entry in listed:
-        if target == entry or target.endswith("." + entry):
+    """Deny changes to a listed name or any name under it (corp.example covers a.corp.example).
+
+    Both sides are compared in canonical form (NFKC, IDNA/UTS 46, lower case, no trailing
+    dot or zero-width characters): ``ｇｏｏｇｌｅ.com`` and ``google。com`` are google.com.
+    """
+    target = canon.canonical_domain(change.target)
+    for raw in list(options.get("values", [])) + ctx.allowlist:
+        entry = canon.canonical_domain(raw)
+        if entry and (target == entry or target.endswith("." + entry)):
             return Verdict(
                 guardrail="never_touch",
                 outcome=Outcome(options.get("outcome", "deny")),

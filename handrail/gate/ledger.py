@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from handrail.gate.models import AuditEvent, ChangeRecord, Mode
-from handrail.gate.redact import redact
+from handrail.gate.redact import redact, redact_record
 
 GENESIS = "0" * 64
 
@@ -225,12 +225,12 @@ class Ledger:
         return stored
 
     def finish_change(self, record: ChangeRecord) -> None:
-        body = canonical(redact(record.model_dump(mode="json")))
+        body = canonical(redact_record(record.model_dump(mode="json")))
         with self._lock:
             self._db.execute("UPDATE changes SET body = ? WHERE change_id = ?", (body, record.change_id))
 
     def _insert_change(self, record: ChangeRecord) -> None:
-        body = canonical(redact(record.model_dump(mode="json")))
+        body = canonical(redact_record(record.model_dump(mode="json")))
         with self._lock:
             self._db.execute(
                 _INSERT_CHANGE,

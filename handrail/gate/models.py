@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import AddressText, Identifier, Principal, Reason
+
 Scalar = str | int | float | bool | None
 
 
@@ -104,6 +106,17 @@ class GatePolicy(BaseModel):
     tool_alert_after_s: float = 15 * 60  # one alert once the tool has failed this long
 
 
+class SetCheck(BaseModel):
+    """The member-by-member guardrail check of one ``set:<sha256>`` batch target, made by
+    the gate's context activity with the intel guardrails; ``sha256`` binds it to the set."""
+
+    sha256: str
+    members: int = 0
+    protected_hits: list[str] = Field(default_factory=list)  # "entry: reason", capped
+    special_hits: list[str] = Field(default_factory=list)
+    error: str | None = None  # the set could not be read: the batch is refused
+
+
 class GuardrailContext(BaseModel):
     """Facts gathered by an activity so that guardrail evaluation can stay pure."""
 
@@ -117,6 +130,7 @@ class GuardrailContext(BaseModel):
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
     # where the target stands in the top-sites list (`popular_domain`; see runbooks/phishing/popular.py)
     popularity: dict[str, Any] = Field(default_factory=dict)
+    set_check: SetCheck | None = None  # for set:<sha256> targets under IP guardrails
 
 
 class StepCheck(BaseModel):
@@ -280,12 +294,12 @@ class RunStatus(BaseModel):
 
 
 class EgressBlockTrigger(BaseModel):
-    ip: str
-    reason: str
-    requested_by: str
+    ip: AddressText
+    reason: Reason
+    requested_by: Principal
     ttl_s: float | None = None
 
 
 class RollbackTrigger(BaseModel):
-    run_id: str
-    requested_by: str
+    run_id: Identifier
+    requested_by: Principal

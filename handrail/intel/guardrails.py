@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handrail.gate import canon
+from handrail.gate.models import SetCheck
 from handrail.intel.models import GuardrailDrop, GuardrailReport, VolumeVerdict
 from handrail.intel.sets import IndicatorSet, cidr_interval, interval_text, merge, overlapping
 
@@ -152,6 +154,9 @@ def apply_guardrails(
     for version, start, end in ((4, indicators.v4_start, indicators.v4_end),
                                 (6, indicators.v6_start, indicators.v6_end)):
         alive = np.ones(start.size, dtype=bool)
+        if version == 6:  # IPv4 carried inside IPv6 (mapped, NAT64, 6to4, Teredo) first
+            n_protected += _drop_embedded_v4(start, end, alive, True, prot[4], counts, hits,
+                                             examples, max_examples)
         for is_protected, tables in ((True, prot[version]), (False, _SPECIAL_TABLES[version])):
             for table in tables:
                 idx = np.flatnonzero(alive)
@@ -176,6 +181,9 @@ def apply_guardrails(
                         target.append(GuardrailDrop(
                             entry=interval_text(version, int(start[i]), int(end[i])),
                             reason=reason))
+        if version == 6:  # then special-use IPv4 carried inside what IPv6 rules kept
+            _drop_embedded_v4(start, end, alive, False, _SPECIAL_TABLES[4], counts, hits,
+                              examples, max_examples)
         keep[version] = alive
     kept = indicators.select(keep[4], keep[6])
     dropped = len(indicators) - len(kept)
@@ -189,6 +197,60 @@ def apply_guardrails(
         feed=feed, kept=len(kept), dropped=dropped, dropped_by_reason=dict(sorted(counts.items())),
         protected_hits=hits, examples=examples, faulty=n_protected > 0, alert=alert)
     return kept, report
+
+
+def _drop_embedded_v4(start: np.ndarray, end: np.ndarray, alive: np.ndarray,
+                      is_protected: bool, tables: list[_Table], counts: dict[str, int], hits: list[GuardrailDrop],
+                      examples: list[GuardrailDrop], max_examples: int) -> int:
+    """Drop IPv6 entries whose embedded IPv4 (:func:`handrail.gate.canon.ipv4_views`, the
+    same reading the gate uses) overlaps a protected network or IPv4 special-use space.
+    Only entries inside an embedding prefix cost a Python step; the rest are skipped."""
+    n_protected = 0
+    embeds = np.zeros(start.size, dtype=bool)
+    if start.size:
+        for lo, hi in canon.EMBEDDING_RANGES:
+            embeds |= (start <= hi) & (end >= lo)
+    for i in np.flatnonzero(alive & embeds).tolist():
+        views = canon.ipv4_views(int(start[i]), int(end[i]))
+        reason = None
+        for table in tables:
+            for how, (s, e) in views:
+                t = int(table.hit(np.array([s], dtype=np.int64), np.array([e], dtype=np.int64))[0])
+                if t >= 0:
+                    reason = f"{table.labels[t]} (as {how})"
+                    break
+            if reason:
+                break
+        if not reason:
+            continue
+        alive[i] = False
+        counts[reason] = counts.get(reason, 0) + 1
+        drop = GuardrailDrop(entry=interval_text(6, int(start[i]), int(end[i])), reason=reason)
+        if is_protected:
+            n_protected += 1
+            if len(hits) < MAX_PROTECTED_HITS:
+                hits.append(drop)
+        elif sum(1 for x in examples if x.reason == reason) < max_examples:
+            examples.append(drop)
+    return n_protected
+
+
+def check_set_members(sha256: str, indicators: IndicatorSet,
+                      protected: Mapping[str, str] | Sequence[str], *, cap: int = 20) -> SetCheck:
+    """The gate's member-by-member check of a ``set:<sha256>`` batch target: the same
+    guardrails the sync applied, run again on exactly the set the change names."""
+    _, report = apply_guardrails("gate", indicators, protected, max_examples=cap)
+    protected_hits = [f"{h.entry}: {h.reason}" for h in report.protected_hits[:cap]]
+    n_protected = sum(n for r, n in report.dropped_by_reason.items()
+                      if r.startswith("overlaps protected"))
+    if n_protected > len(protected_hits):
+        protected_hits.append(f"... {n_protected - len(protected_hits)} more in protected networks")
+    special = [f"{x.entry}: {x.reason}" for x in report.examples[:cap]]
+    n_special = report.dropped - n_protected
+    if n_special > len(special):
+        special.append(f"... {n_special - len(special)} more in special-use space")
+    return SetCheck(sha256=sha256, members=len(indicators), protected_hits=protected_hits,
+                    special_hits=special)
 
 
 def volume_verdict(additions: int, threshold: int, *,

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import Principal, Reason
 from handrail.intel.config import IntelSettings
 from handrail.intel.models import ConsensusResult, FeedFormat, FeedSpec, RejectExample
 
@@ -29,8 +30,8 @@ ADD_ORDER = ("proxy.block", "ips.deploy_rule", "firewall.egress_block")
 
 
 class IntelSyncTrigger(BaseModel):
-    requested_by: str = "schedule"
-    reason: str = "scheduled threat-intel sync"
+    requested_by: Principal = "schedule"
+    reason: Reason = "scheduled threat-intel sync"
 
 
 def scheduled_trigger() -> IntelSyncTrigger:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from handrail.ops.codec import data_converter
 from handrail.ops.config import Settings
 
 
@@ -17,7 +17,7 @@ async def connect(settings: Settings) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
         )
     except RuntimeError as exc:
         raise TemporalUnavailable(

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.gate.limits import Principal, ToolId
 from handrail.gate.policy import parse_duration
 
 Verdict = Literal["inadvertent", "malicious"]
@@ -125,19 +126,19 @@ def check_policy(policy) -> ExfilSettings:
 
 # -- what crosses the workflow boundary -----------------------------------------------------
 class ExfiltrationTrigger(BaseModel):
-    alert_id: str
-    requested_by: str = "dlp-poller"
+    alert_id: ToolId
+    requested_by: Principal = "dlp-poller"
 
 
 class FollowUpTrigger(BaseModel):
     """A device found by proliferation search: scanned and contained in a run of its own."""
 
-    host: str
+    host: str  # built in workflow code from tool data: no limit here may fail a workflow task
     parent_run: str
     parent_alert: str
     case_id: str | None = None
     indicators: list[str] = Field(default_factory=list)
-    requested_by: str = "dlp-poller"
+    requested_by: Principal = "dlp-poller"
 
 
 class DlpPoll(BaseModel):

@@ -13,6 +13,8 @@ import re
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import Principal, ToolId
+
 RUNBOOK = "privilege-guard"
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -28,8 +30,8 @@ def privilege_run_id(event_id: str) -> str:
 
 
 class PrivilegeTrigger(BaseModel):
-    event_id: str
-    requested_by: str = "iam-poller"  # who started the run; the run's requester becomes the principal
+    event_id: ToolId
+    requested_by: Principal = "iam-poller"  # who started the run; the run's requester becomes the principal
 
 
 class IamPoll(BaseModel):

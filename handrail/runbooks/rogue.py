@@ -12,6 +12,8 @@ import re
 
 from pydantic import BaseModel
 
+from handrail.gate.limits import Principal, ToolId
+
 RUNBOOK = "rogue-device"
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -29,8 +31,8 @@ def rogue_run_id(mac: str) -> str:
 
 
 class RogueTrigger(BaseModel):
-    mac: str
-    requested_by: str = "nac-poller"
+    mac: ToolId
+    requested_by: Principal = "nac-poller"
 
 
 class NacPoll(BaseModel):

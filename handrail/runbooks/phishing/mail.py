@@ -65,6 +65,10 @@ from handrail.runbooks.phishing.indicators import (
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_PARTS = 1000
+# Decoded text read per part, and per header: past these an attacker only buys time.
+MAX_PART_CHARS = 1_000_000
+MAX_HEADER_CHARS = 16_384
+MAX_MESSAGE_CHARS = 2_000_000  # over all parts: later parts are hashed, not read
 _MB = 1024 * 1024
 
 TEXT_TYPES = frozenset({"text/plain", "text/calendar", "text/x-vcalendar", "text/enriched"})
@@ -217,6 +221,7 @@ class _Findings:
     mismatches: list[LinkMismatch] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    chars_left: int = MAX_MESSAGE_CHARS
 
     def scan_text(self, text: str) -> None:
         urls, rest = find_urls(text)
@@ -226,7 +231,7 @@ class _Findings:
     def scan_html(self, markup: str, depth: int = 0) -> None:
         reader = _HtmlReader()
         with contextlib.suppress(AssertionError, ValueError):  # keep what was read
-            reader.feed(markup)
+            reader.feed(_defuse_markup(markup))
             reader.close()
         self.urls.extend(reader.attribute_urls)
         self.scan_text(reader.visible_text())
@@ -238,6 +243,17 @@ class _Findings:
             self.scan_html(unquote(code), depth=1)
 
 
+# A "<" that no ">" closes before the next "<" cannot start a tag or comment. The standard
+# library's HTMLParser re-scans the rest of the input from each such "<" (floods of "</",
+# "<a" or "<!--" are quadratic), so they are escaped to text first. Linear: each scan
+# stops at the next "<". The text still reaches the URL scanner, so nothing is hidden.
+_UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
+
+
+def _defuse_markup(markup: str) -> str:
+    return _UNCLOSED_LT.sub("&lt;", markup)
+
+
 def _read_part(part: Message, found: _Findings) -> None:
     content_type = part.get_content_type()
     filename = _filename(part)
@@ -247,10 +263,13 @@ def _read_part(part: Message, found: _Findings) -> None:
         found.attachments.append(_attachment(filename, content_type, payload))
         if filename:
             found.scan_text(filename)
-    if content_type in HTML_TYPES:
-        found.scan_html(_decode_text(part, payload))
-    elif content_type in TEXT_TYPES:
-        found.scan_text(_decode_text(part, payload))
+    if content_type in HTML_TYPES | TEXT_TYPES and found.chars_left > 0:
+        text = _decode_text(part, payload[: 4 * MAX_PART_CHARS])[: min(MAX_PART_CHARS, found.chars_left)]
+        found.chars_left -= len(text)
+        if content_type in HTML_TYPES:
+            found.scan_html(text)
+        else:
+            found.scan_text(text)
 
 
 def _payload(part: Message) -> bytes:
@@ -444,6 +463,8 @@ def _decode_header_value(value: object) -> str:
     """
     if value is None:
         return ""
+    if isinstance(value, str) and len(value) > MAX_HEADER_CHARS:
+        value = value[:MAX_HEADER_CHARS]
     if isinstance(value, Header):
         text = "".join(_decode_bytes(data, None) for data, _ in decode_header(value))
     else:

@@ -18,6 +18,8 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.limits import HeaderValue, Principal, Sha256Hex, ToolId
+
 DAY = 86400.0
 MAX_DOMAINS = 100  # candidate domains a run is handed (the full parse is stored by reference)
 MAX_URLS = 20  # URLs shown in the run's summary
@@ -32,23 +34,34 @@ def normalise_message_id(message_id: str) -> str:
     return message_id.strip().strip("<>").strip()
 
 
-def phishing_run_id(message_id: str) -> str:
-    """`phishing-<hash of Message-ID>`: a message forwarded (or polled) twice runs once."""
-    digest = hashlib.sha256(normalise_message_id(message_id).encode("utf-8", "surrogateescape")).hexdigest()
+def phishing_run_id(sha256: str, mailbox_id: str, message_id: str = "") -> str:
+    """`phishing-<hash of the message's content hash and its mailbox entry>`.
+
+    Not the Message-ID: an attacker chooses that header, and a new message reusing the
+    Message-ID of one already handled would otherwise be taken for it and never looked at.
+    The same mailbox entry polled (or forwarded byte for byte) twice still runs once. The
+    Message-ID is only the fallback when a mailbox backend reports no content hash.
+    """
+    key = sha256.strip().lower() or "message-id:" + normalise_message_id(message_id)
+    digest = hashlib.sha256(f"{key}\0{mailbox_id.strip()}".encode("utf-8", "surrogateescape")).hexdigest()
     return f"phishing-{digest[:16]}"
 
 
 class PhishingTrigger(BaseModel):
     """One reported message in the phishing mailbox (the raw bytes stay there)."""
 
-    mailbox_id: str  # the mailbox's own id, e.g. MSG-000012
-    message_id: str  # the Message-ID header, as the mailbox reports it
-    requested_by: str = "mailbox"
+    mailbox_id: ToolId  # the mailbox's own id, e.g. MSG-000012
+    message_id: HeaderValue  # the Message-ID header, as the mailbox reports it (searchable, never the key)
+    sha256: Sha256Hex = ""  # the raw message's content hash, as the mailbox reports it: the run's key
+    requested_by: Principal = "mailbox"
     sinkhole_ttl_s: float = 30 * DAY
     telemetry_level: str = "elevated"
     telemetry_period_s: float = 7 * DAY
     watch_ttl_s: float = 30 * DAY
     capture_ttl_s: float = 1 * DAY
+
+    def run_id(self) -> str:
+        return phishing_run_id(self.sha256, self.mailbox_id, self.message_id)
 
     def ttl(self, seconds: float) -> timedelta | None:
         return timedelta(seconds=seconds) if seconds and seconds > 0 else None
@@ -72,6 +85,7 @@ class MarkProcessed(BaseModel):
 class ParseRequest(BaseModel):
     mailbox_id: str
     run_id: str
+    sha256: str = ""  # when set, the fetched bytes must hash to it (the run is keyed by it)
 
 
 class Site(BaseModel):

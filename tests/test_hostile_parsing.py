@@ -1,0 +1,197 @@
+"""Hostile mail: the parser is linear and capped, and it runs off the worker's event loop.
+
+Speed itself is measured by `handrail bench parse`, never asserted here: these tests
+parse the pathological corpus (at a size where the old quadratic code took minutes, so
+the suite's timeout would catch a regression) and check behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from activities.offloop import DeadlineExceeded, run_bounded
+from handrail.gate.policy import default_policy_path
+from handrail.runbooks.phishing.hostile import bench, corpus
+from handrail.runbooks.phishing.indicators import _trim, fang, find_urls
+from handrail.runbooks.phishing.mail import MalformedMessage, ParsedMessage, parse_message
+
+pytestmark = pytest.mark.unit
+
+SIZE = 256 * 1024  # the old e-mail regex needed ~3 minutes for this many "x"
+
+
+@functools.cache
+def hostile(name: str) -> bytes:
+    return _CORPUS()[name]
+
+
+@functools.cache
+def _CORPUS() -> dict[str, bytes]:
+    return corpus(SIZE)
+
+
+@pytest.mark.parametrize("name", sorted(corpus(1024)))
+def test_every_pathological_message_parses_or_is_rejected_with_a_reason(name):
+    raw = hostile(name)
+    try:
+        parsed = parse_message(raw)
+    except MalformedMessage as exc:
+        assert exc.reason and "\n" not in exc.reason
+        return
+    assert isinstance(parsed, ParsedMessage)
+
+
+def test_links_are_still_found_in_the_corpus():
+    parsed = parse_message(hostile("many-anchors"))
+    assert "http://a0.example/" in parsed.urls
+    assert parse_message(hostile("deep-nesting")).urls == ["http://deep.example/x"]
+
+
+def test_bench_reports_the_worst_case_against_the_budget():
+    result = bench(4096, ["word-run", "endtag-flood"])
+    assert set(result["cases"]) == {"word-run", "endtag-flood"}
+    assert result["worst_case"] in result["cases"] and result["budget_seconds"] > 0
+    assert isinstance(result["within_budget"], bool)
+
+
+def test_trailing_brackets_are_trimmed_in_one_pass():
+    assert _trim("http://a.example/(x))") == "http://a.example/(x)"
+    assert _trim("http://a.example/x" + ")" * 100_000 + ".,") == "http://a.example/x"
+    assert _trim("http://a.example/[a]]") == "http://a.example/[a]"
+
+
+def test_defanging_survives_bracket_floods_and_keeps_working():
+    assert fang("hxxps://login[.]evil[.]com/x") == "https://login.evil.com/x"
+    assert fang("[" * 200_000).startswith("[")  # cut to a few, instantly
+    urls, _ = find_urls("see hxxp://bad(.)com/x and " + "x" * 200_000 + " a@b.example")
+    assert urls == ["http://bad.com/x"]
+
+
+def test_unclosed_markup_is_read_as_text_so_its_links_still_count():
+    html = b'<p>hi <a title="<b>" href="http://hidden.example/x">click</a> <!-- ' + b"</" * 50_000
+    raw = (b"From: a@evil.example\r\nMessage-ID: <m@x>\r\nContent-Type: text/html\r\n\r\n" + html)
+    assert "http://hidden.example/x" in parse_message(raw).urls
+
+
+def test_text_beyond_the_per_message_cap_is_not_read():
+    from handrail.runbooks.phishing import mail
+
+    late = b"http://late.example/"
+    raw = (b"From: a@evil.example\r\nMessage-ID: <m@x>\r\nContent-Type: text/plain\r\n\r\n"
+           + b"x " * (mail.MAX_PART_CHARS // 2) + late)
+    assert "http://late.example/" not in parse_message(raw).urls
+
+
+_TOKENS = st.sampled_from([
+    "<", "</", "<a", ">", "<!--", "-->", "\"", "'", "=", "href=", "http://", "hxxp://", "[.]", "(.)", "DOT",
+    "@", ".", "x", "xx.example", " ", "\r\n", "%3C", "&amp;", "&#", ")", "(", "[", "]", "=?utf-8?q?", "?=",
+    "--b\r\n", "Content-Type: multipart/mixed; boundary=b\r\n\r\n", "\u200b", "ｇ", "。",
+])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.lists(_TOKENS, max_size=400).map("".join),
+       ctype=st.sampled_from(["text/plain", "text/html", "multipart/mixed; boundary=b"]),
+       noise=st.binary(max_size=200))
+def test_fuzzed_messages_never_crash_the_parser(body, ctype, noise):
+    raw = (f"From: a@evil.example\r\nMessage-ID: <f@x>\r\nContent-Type: {ctype}\r\n\r\n".encode()
+           + body.encode("utf-8") + noise)
+    try:
+        parse_message(raw)
+    except MalformedMessage:
+        pass
+
+
+@given(st.binary(max_size=2000))
+@settings(max_examples=100, deadline=None)
+def test_fuzzed_bytes_are_parsed_or_rejected(raw):
+    try:
+        parse_message(raw)
+    except MalformedMessage:
+        pass
+
+
+async def test_slow_work_runs_off_the_event_loop_and_ends_at_its_deadline():
+    release = threading.Event()
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while not release.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    with pytest.raises(DeadlineExceeded):
+        await run_bounded(release.wait, 30, deadline_s=0.3, heartbeat_every_s=0.05)
+    seen = ticks
+    release.set()
+    await ticking
+    assert seen > 1  # the loop kept running while the work was blocked
+    assert await run_bounded(lambda: threading.current_thread().name, deadline_s=5) != threading.current_thread().name
+
+
+def test_a_stix_pattern_of_one_long_word_is_rejected_not_stalled():
+    import json
+
+    from handrail.intel.normalize import parse_feed
+
+    bundle = {"type": "bundle", "objects": [{"type": "indicator", "id": "indicator--1", "pattern_type": "stix",
+                                             "pattern": "[" + "a" * 200_000 + "]"}]}
+    report = parse_feed(json.dumps(bundle).encode(), feed="f", format="stix").report
+    assert report.rejected == 1
+
+
+async def test_a_message_not_parsed_in_time_is_rejected_with_the_reason(tmp_path, monkeypatch):
+    """phishing_parse, one function, with a stand-in mailbox and a parser that never ends."""
+    from types import SimpleNamespace
+
+    import activities.phishing as phishing
+    from handrail.runbooks.phishing.rules import ParseRequest
+
+    release = threading.Event()
+
+    class Mailbox:
+        async def fetch_raw(self, mailbox_id):
+            return hostile("word-run")
+
+    def stuck(raw, context):
+        release.wait(30)
+        raise MalformedMessage("released")
+
+    monkeypatch.setattr(phishing, "triage", stuck)
+    monkeypatch.setattr(phishing, "load_context", lambda *args: None)
+    monkeypatch.setattr(phishing, "PARSE_DEADLINE_S", 0.3)
+    acts = phishing.PhishingActivities(SimpleNamespace(
+        settings=SimpleNamespace(store_dir=tmp_path, policy_path=default_policy_path(), home=tmp_path),
+        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None))
+    try:
+        report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    finally:
+        release.set()
+    assert report.rejected == "the message could not be parsed within 0.3 s"
+
+
+async def test_a_message_whose_bytes_changed_since_it_was_reported_is_rejected(tmp_path):
+    from types import SimpleNamespace
+
+    import activities.phishing as phishing
+    from handrail.runbooks.phishing.rules import ParseRequest
+
+    class Mailbox:
+        async def fetch_raw(self, mailbox_id):
+            return hostile("deep-nesting")
+
+    acts = phishing.PhishingActivities(SimpleNamespace(
+        settings=SimpleNamespace(store_dir=tmp_path, policy_path=default_policy_path(), home=tmp_path),
+        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None))
+    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r", sha256="0" * 64))
+    assert "hash mismatch" in report.rejected
+    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    assert report.rejected is None and report.urls == ["http://deep.example/x"]
