@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.actions import UnknownAction, action_for
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, UntrustedRecord
 from handrail.gate.models import (
     AlertRequest,
     ApplyRequest,
@@ -143,8 +143,8 @@ class GateActivities:
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        self.ledger.finish_change(record)
-        self.ledger.append([_event(request.run_id, request.step_id, "change." + record.status, record)])
+        # the record and its chained audit twin land together (what rollback later trusts)
+        self.ledger.finish_change(record, _event(request.run_id, request.step_id, "change." + record.status, record))
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 
@@ -152,10 +152,17 @@ class GateActivities:
     async def revert_change(self, request: RevertRequest) -> RevertResult:
         """Apply a recorded change's inverse and check the tool is back in its before-state."""
         self.ledger.append(request.audit)
-        record = self.ledger.change(request.change_id)
+        try:  # only the hash-chained record is trusted: an inverse edited in the file is refused
+            record = self.ledger.verified_change(request.change_id)
+            previous = self.ledger.verified_revert(request.change_id)
+        except UntrustedRecord as exc:
+            raise ApplicationError(str(exc), type="UntrustedRecord", non_retryable=True) from None
         if record is None:
             raise ApplicationError(f"no change {request.change_id} in the ledger", non_retryable=True)
-        previous = self.ledger.revert_of(request.change_id)
+        if request.expected_inverse is not None and record.inverse != request.expected_inverse:
+            raise ApplicationError(
+                f"the inverse of change {request.change_id} is not the one the gate approved; refusing to act on it",
+                type="UntrustedRecord", non_retryable=True)
         if previous is not None:
             return RevertResult(
                 change_id=request.change_id, reverted=False, already=True,
@@ -175,12 +182,12 @@ class GateActivities:
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}"
         )
-        self.ledger.record_revert(request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail)
-        self.ledger.append(
-            [_event(request.run_id, record.step_id, "change.reverted", {
+        self.ledger.record_revert(
+            request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail,
+            event=_event(request.run_id, record.step_id, "change.reverted", {
                 "change_id": request.change_id, "reason": request.reason, "by": request.by,
                 "inverse": record.inverse.model_dump(), "verified": verified, "detail": detail,
-            }, suffix=":reverted")]
+            }, suffix=":reverted"),
         )
         return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
 

@@ -335,9 +335,11 @@ def audit_verify(as_json: bool = JSON):
     result = ledger.verify()
     if as_json:
         print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
-                    "reason": result.reason})
+                    "reason": result.reason, "bad_change": result.bad_change})
     elif result.ok:
         console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
+    elif result.bad_change:
+        console.print(f"[red]The ledger record of change {result.bad_change} was tampered with[/]: {result.reason}.")
     else:
         console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
     if not result.ok:

@@ -208,6 +208,7 @@ class RevertRequest(BaseModel):
     by: str
     run_id: str
     audit: list[AuditEvent] = Field(default_factory=list)
+    expected_inverse: Change | None = None  # a rollback's: the inverse its gate step approved
 
 
 class RevertResult(BaseModel):
