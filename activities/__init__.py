@@ -14,10 +14,12 @@ from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
+from activities.rollback import RollbackActivities
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities,
+                                   RollbackActivities]
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

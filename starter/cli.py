@@ -301,7 +301,9 @@ async def rollback(
     as_: Optional[str] = typer.Option(None, "--as", help="Who asks for the rollback (default HANDRAIL_USER)."),
     as_json: bool = JSON,
 ):
-    """Undo a run's changes, newest first, checking each tool is back in its before-state."""
+    """Undo a run's changes, newest first, each inverse through the gate (guardrails, approvals);
+    checks each tool is back in its before-state. Only users `[settings.rollback]` allows, never the
+    run's requester or an excluded decider."""
     settings = _settings()
     if dry_run:
         plan = ops.rollback_plan(settings, run_id)
@@ -322,7 +324,9 @@ async def rollback(
         for result in report.results:
             done = "reverted" if result.reverted else "not reverted"
             console.print(f" - {result.change_id}: {done}; {result.detail}")
-    if report.state == "needs_attention":
+        if report.waiting:
+            console.print(f" - {report.waiting}")
+    if report.state in ("needs_attention", "denied", "partly_rolled_back"):
         raise typer.Exit(1)
 
 
@@ -364,7 +368,9 @@ def _check_settings_sections(policy) -> None:
     from handrail.runbooks.exfiltration import check_policy as exfiltration_settings
     from handrail.trust.advice import trust_settings
 
-    for check in (exfiltration_settings, intel_settings, trust_settings):
+    from handrail.gate.rollback import check_policy as rollback_settings
+
+    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings):
         check(policy)
 
 

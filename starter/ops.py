@@ -12,7 +12,7 @@ import ipaddress
 import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -202,6 +202,11 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
 
 
 async def rollback(client: Client, settings: Settings, run_id: str, requested_by: str) -> RollbackReport:
+    """Start the gated rollback and report its outcome, or that an inverse now waits for approval.
+
+    A refused request fails its workflow (so someone allowed may ask again); one that ran
+    or waits keeps its id, so a run is rolled back once.
+    """
     rollback_plan(settings, run_id)  # refuses unknown runs with a clear sentence
     try:
         desc = await client.get_workflow_handle(run_id).describe()
@@ -218,8 +223,37 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
             RollbackTrigger(run_id=run_id, requested_by=requested_by),
             id=rollback_id(run_id),
             task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )
     except WorkflowAlreadyStartedError:
-        fail(f"Run {run_id} has already been rolled back ({rollback_id(run_id)}); a run is rolled back once.")
-    return await handle.result()
+        fail(f"Run {run_id} has already been rolled back ({rollback_id(run_id)}, see `handrail show "
+             f"{rollback_id(run_id)}`); a run is rolled back once.")
+    return await _rollback_outcome(handle, run_id, requested_by)
+
+
+async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: str) -> RollbackReport:
+    result = asyncio.ensure_future(handle.result())
+    try:
+        while not result.done():
+            await asyncio.wait({result}, timeout=0.5)
+            if result.done():
+                break
+            try:
+                status = await handle.query("status", result_type=RunStatus)
+            except Exception:  # not started yet, or between tasks
+                continue
+            step = status.pending_step() if status else None
+            if step is not None:
+                return RollbackReport(run_id=run_id, requested_by=requested_by, state="awaiting_approval",
+                                      rollback_id=handle.id, results=[], failed=[], denied=[],
+                                      waiting=f"{step.change.describe()} waits for approval "
+                                              f"(`handrail approve {handle.id}`; {requested_by} cannot approve it)")
+        return result.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause
+        fail(str(cause or exc).rstrip(".") + ".")
+    finally:
+        if not result.done():
+            result.cancel()

@@ -22,7 +22,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -220,9 +220,13 @@ async def test_compromise_isolation_approved_evidence_proliferation_and_rollback
             assert records["edr.isolate"].approved_by == ["alice"]
 
             # rollback of the completed run: isolation, monitoring and the classification undone, verified
-            report = await stack.client.execute_workflow(
-                RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
-                id=rollback_id(handle.id), task_queue=stack.settings.task_queue)
+            rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
+                                         id=rollback_id(handle.id))
+            # releasing the host is a change too: edr.release waits for an analyst's approval
+            waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+            assert waiting.pending_step().change.kind == "edr.release"
+            await send_decision(rollback, "bob", status=waiting)
+            report = await rollback.result()
             assert report.state == "rolled_back" and not report.failed
             host = await stack.tools.edr.get_host("lt-cjones")
             assert not host.isolated and host.telemetry == "normal"

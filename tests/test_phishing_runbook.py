@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus, StepState
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
-from tests.support import FIXTURES, running_stack
+from tests.support import FIXTURES, running_stack, send_decision
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -83,10 +83,21 @@ async def closed(handle, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def roll_back(stack, run_id: str):
+async def roll_back(stack, run_id: str, approver: str = "bob"):
+    """Roll back as carol; an inverse whose kind needs approval (edr.release) is approved by `approver`."""
     handle = await stack.start(RollbackRun.run, RollbackTrigger(run_id=run_id, requested_by="carol"),
                                id=rollback_id(run_id))
-    await closed(handle)
+    deadline = asyncio.get_running_loop().time() + 20
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert asyncio.get_running_loop().time() < deadline, f"{handle.id} did not finish"
+        try:
+            status = await stack.status(handle)
+        except Exception:
+            status = None
+        step = status.pending_step() if status else None
+        if step is not None and not step.decisions:
+            await send_decision(handle, approver, status=status)
+        await asyncio.sleep(0.05)
     return await handle.result()
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
 from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.privilege_guard import PrivilegeGuard
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -178,6 +178,10 @@ async def test_rollback_of_a_completed_run_restores_the_membership(time_env, tmp
         assert not await stack.tools.iam.is_member(event.group, event.principal)
         rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
                                      id=rollback_id(handle.id))
+        # the re-grant is a change too: iam.grant_privilege waits for an analyst other than carol
+        waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        assert waiting.pending_step().change.kind == "iam.grant_privilege"
+        await send_decision(rollback, "bob")
         report = await rollback.result()
         assert report.state == "rolled_back" and all(r.verified for r in report.results)
         assert await stack.tools.iam.is_member(event.group, event.principal)

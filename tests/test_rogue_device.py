@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
 from handrail.runbooks.rogue import RogueTrigger, rogue_run_id
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.rogue_device import RogueDevice
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -111,6 +111,11 @@ async def test_timeout_keeps_the_disconnection_and_rollback_reconnects(time_env,
         assert not (await stack.tools.nac.get_device(ROGUE_PI)).connected
         rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
                                      id=rollback_id(handle.id))
+        # reconnecting is a change too: nac.reconnect waits for an analyst's approval
+        waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        assert waiting.pending_step().change.kind == "nac.reconnect"
+        assert not (await stack.tools.nac.get_device(ROGUE_PI)).connected
+        await send_decision(rollback, "bob")
         report = await rollback.result()
         assert report.state == "rolled_back" and all(r.verified for r in report.results)
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Mode,
         Outcome,
         RevertRequest,
+        RevertResult,
         RunState,
         RunStatus,
         StepRecord,
@@ -96,6 +97,7 @@ class Runbook:
         self._pending_audit: list[AuditEvent] = []
         self._event_seq = 0
         self._last_state: RunState | None = None
+        self.undone: dict[str, RevertResult] = {}  # a rollback's results, by the change undone
 
     # -- audit -------------------------------------------------------------------------
     def audit(self, event: str, step_id: str | None = None, **data) -> None:
@@ -273,6 +275,7 @@ class Runbook:
         abort_on_deny: bool = True,
         protective: bool = False,
         excluded_deciders: tuple[str, ...] = (),
+        reverts: ChangeRecord | None = None,
     ) -> StepRecord:
         """Run one change through the gate. Returns the step; raises StepDenied when refused.
 
@@ -282,6 +285,9 @@ class Runbook:
         its inverse, so a human can still roll it back on purpose.
         `excluded_deciders` may never approve or deny this step (besides the run's requester),
         e.g. the person whose change the step reviews.
+        `reverts` makes the step a rollback's undo of that recorded change (`change` is its
+        inverse): same guardrails and approvals, then the ledger's verified inverse is applied
+        and the tool checked against the recorded before-state; it is never compensated.
         """
         step = StepRecord(
             step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
@@ -289,7 +295,8 @@ class Runbook:
             started_at=workflow.now(),
         )
         self.status.steps.append(step)
-        self.audit("step.requested", step.step_id, change=change.model_dump())
+        self.audit("step.requested", step.step_id, change=change.model_dump(),
+                   **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}))
 
         check = await workflow.execute_activity_method(
             GateActivities.check_step,
@@ -328,6 +335,8 @@ class Runbook:
                     raise StepDenied(step, note)
                 return step
 
+        if reverts is not None:
+            return await self._undo(step, reverts)
         step.state = StepState.APPLYING
         expires_at = workflow.now() + expires_after if expires_after else None
         record: ChangeRecord = await workflow.execute_activity_method(
@@ -360,6 +369,28 @@ class Runbook:
             self.status.summary["expiries_pending"] = self.status.summary.get("expiries_pending", 0) + 1
             self.audit("expiry.scheduled", step.step_id, change_id=record.change_id,
                        expires_at=expires_at.isoformat())
+        return step
+
+    async def _undo(self, step: StepRecord, record: ChangeRecord) -> StepRecord:
+        """Apply a recorded change's inverse for a rollback, once the gate let it through."""
+        step.state = StepState.APPLYING
+        try:
+            result = await workflow.execute_activity_method(
+                GateActivities.revert_change,
+                RevertRequest(change_id=record.change_id, reason="rollback", by=self.status.requested_by,
+                              run_id=record.run_id, audit=self._take_audit(), expected_inverse=step.change),
+                **COMPENSATE_OPTS,
+            )
+        except ActivityError as err:
+            result = RevertResult(change_id=record.change_id, reverted=False, verified=False,
+                                  detail=_describe_failure(err))
+            step.state = StepState.FAILED
+        else:
+            step.state = StepState.APPLIED if result.reverted else StepState.UNCHANGED
+        step.change_id, step.note, step.finished_at = record.change_id, result.detail, workflow.now()
+        self.undone[record.change_id] = result
+        self.audit("change.undone", step.step_id, change_id=record.change_id, reverted=result.reverted,
+                   verified=result.verified, detail=result.detail)
         return step
 
     async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
