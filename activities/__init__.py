@@ -12,6 +12,7 @@ from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
+from activities.phishing_intake import PhishingIntakeActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
 from activities.rollback import RollbackActivities
@@ -19,7 +20,7 @@ from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities,
-                                   RollbackActivities]
+                                   RollbackActivities, PhishingIntakeActivities]
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

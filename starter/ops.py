@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, UntrustedRecord
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
 from handrail.gate.timeline import status_from_audit
@@ -175,7 +175,7 @@ async def pending(client: Client) -> list[dict[str, Any]]:
 def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     ledger = Ledger(settings.ledger_path)
     try:
-        changes = ledger.changes_for_run(run_id)
+        changes = ledger.verified_changes_for_run(run_id)
         known = changes or list(ledger.audit_rows(run_id))
     finally:
         ledger.close()
@@ -183,6 +183,10 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
         fail(f"No run {run_id} is in the ledger, so there is nothing to roll back.")
     plan = []
     for record in reversed(changes):
+        if isinstance(record, UntrustedRecord):  # shown, never run: its row disagrees with the chain
+            plan.append({"change_id": record.change_id, "change": record.change_id, "before": None,
+                         "undo": f"refuse: {record}", "will_run": False})
+            continue
         if record.status == "unchanged":
             action = "skip: the tool already was in that state before the run"
         elif record.reverted_at is not None:

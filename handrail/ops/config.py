@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-DEFAULT_LAB_TOKEN = "handrail-dev-token"
+from handrail.ops.credentials import DEFAULT_LAB_ADMIN_TOKEN, DEFAULT_LAB_TOKEN  # noqa: F401 (re-exported)
 
 
 def _default_user() -> str:
@@ -34,6 +34,7 @@ class Settings:
     policy_path: Path
     user: str
     ui_port: int
+    lab_admin_token: str = DEFAULT_LAB_ADMIN_TOKEN  # `handrail lab …` only; never a tool token
 
     @property
     def temporal_host(self) -> str:
@@ -100,4 +101,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         policy_path=_policy_path(env),
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
+        lab_admin_token=env.get("HANDRAIL_LAB_ADMIN_TOKEN", DEFAULT_LAB_ADMIN_TOKEN),
     )
