@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from activities import all_activities
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings, load_settings
+from handrail.ops.credentials import CredentialError
 from handrail.ops.log import configure, get_logger
 from handrail.tools import ToolClients
 from workflows import WORKFLOWS
@@ -47,8 +48,12 @@ async def main() -> None:
     configure()
     settings = load_settings()
     log = get_logger(task_queue=settings.task_queue)
+    try:  # a tool URL off loopback never runs with an empty or built-in token
+        tools_for_worker = ToolClients.from_settings(settings)
+    except CredentialError as exc:
+        raise SystemExit(f"worker: {exc}") from None
     client = await connect(settings)
-    async with ToolClients.from_settings(settings) as tools:
+    async with tools_for_worker as tools:
         worker = build_worker(client, settings, tools)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
