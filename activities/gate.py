@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.actions import UnknownAction, action_for
+from handrail.gate.freeze import active_freeze
 from handrail.gate.ledger import Ledger, UntrustedRecord
 from handrail.gate.models import (
     AlertRequest,
@@ -90,6 +91,7 @@ class GateActivities:
             recent_count_hour=self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
             recent_count_run=self.ledger.count_run_changes(kind, request.run_id),
             guardrails=guardrails,
+            freeze=active_freeze(policy.freeze, _now()),
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
 

@@ -112,6 +112,7 @@ class GuardrailContext(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     threshold_sources: dict[str, str] = Field(default_factory=dict)
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    freeze: str | None = None  # the reason of the change freeze in force, if any (every change holds)
 
 
 class StepCheck(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.gate.freeze import FreezeWindow
 from handrail.gate.models import Approver, GatePolicy, Mode
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
@@ -164,6 +165,7 @@ class Policy(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
+    freeze: list[FreezeWindow] = Field(default_factory=list)  # change freezes (handrail.gate.freeze)
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> "Policy":
