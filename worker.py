@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from handrail.gate.ledger import Ledger
+from handrail.ops.checkpointer import Checkpointer
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.credentials import CredentialError
 from handrail.ops.log import configure, get_logger
@@ -60,8 +61,12 @@ async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker started", temporal=settings.temporal_address, namespace=settings.namespace)
+        checkpointer = Checkpointer(settings, Ledger(settings.ledger_path), tools)
+        ticking = asyncio.ensure_future(checkpointer.run(stop))  # a signed audit checkpoint every 5 min
         async with worker:
             await stop.wait()
+        await ticking
+        await checkpointer.checkpoint_safely()  # the shutdown checkpoint, once the last activity wrote
         log.info("worker stopped")
 
 

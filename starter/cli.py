@@ -334,19 +334,29 @@ async def rollback(
 @audit_app.command("verify")
 @command
 def audit_verify(as_json: bool = JSON):
-    """Walk the hash chain and report the first row that was altered, if any."""
-    ledger = Ledger(_settings().ledger_path)
+    """Walk the hash chain, check change and revert records against it, and check the ledger
+    against the signed checkpoints (a removed tail or a rewritten chain); names the first bad one."""
+    from handrail.gate.checkpoints import verify_ledger
+
+    settings = _settings()
+    ledger = Ledger(settings.ledger_path)
     result = ledger.verify()
+    checkpoints = verify_ledger(settings.home, ledger)
+    ok = result.ok and checkpoints.ok
     if as_json:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
-                    "reason": result.reason, "bad_change": result.bad_change})
-    elif result.ok:
-        console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
-    elif result.bad_change:
+        print_json({"ok": ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
+                    "reason": result.reason or checkpoints.reason, "bad_change": result.bad_change,
+                    "checkpoints": checkpoints.checked, "bad_checkpoint": checkpoints.bad})
+    elif not result.ok and result.bad_change:
         console.print(f"[red]The ledger record of change {result.bad_change} was tampered with[/]: {result.reason}.")
-    else:
+    elif not result.ok:
         console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
-    if not result.ok:
+    elif not checkpoints.ok:
+        console.print(f"[red]The audit no longer matches its signed checkpoints[/]: {checkpoints.reason}.")
+    else:
+        console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified, "
+                      f"{checkpoints.checked} signed checkpoint(s) matched.")
+    if not ok:
         raise typer.Exit(1)
 
 

@@ -440,6 +440,26 @@ class Ledger:
                 "SELECT COUNT(*) FROM changes WHERE kind = ? AND run_id = ?", (kind, run_id)
             ).fetchone()[0]
 
+    def head(self) -> tuple[int, str]:
+        """(number of audit rows, hash of the last one): what a signed checkpoint covers."""
+        with self._lock:  # one statement: one snapshot, even with other processes appending
+            count, digest = self._db.execute(
+                "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) FROM audit").fetchone()
+        return count, digest or GENESIS
+
+    def iter_hashes(self, chunk: int = 50_000) -> Iterator[str]:
+        """Every audit row's hash in chain order, read in chunks (checkpoint verification)."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT seq, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                                        (last, chunk)).fetchall()
+            if not rows:
+                return
+            for seq, digest in rows:
+                yield digest
+            last = rows[-1][0]
+
     def run_ids(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT run_id FROM audit ORDER BY run_id")]

@@ -35,6 +35,7 @@ class Settings:
     user: str
     ui_port: int
     lab_admin_token: str = DEFAULT_LAB_ADMIN_TOKEN  # `handrail lab …` only; never a tool token
+    checkpoint_every: str = "5m"  # how often the worker signs a checkpoint of the audit chain
 
     @property
     def temporal_host(self) -> str:
@@ -102,4 +103,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
         lab_admin_token=env.get("HANDRAIL_LAB_ADMIN_TOKEN", DEFAULT_LAB_ADMIN_TOKEN),
+        checkpoint_every=env.get("HANDRAIL_CHECKPOINT_EVERY", "5m"),
     )
