@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from handrail.gate import guardrails
+    from handrail.gate.decisions import change_digest
     from handrail.gate.approvals import ApprovalBook
     from handrail.gate.models import (
         AlertRequest,
@@ -381,10 +382,12 @@ class Runbook:
     ) -> tuple[bool, list[str], str]:
         step.state = StepState.AWAITING_APPROVAL
         step.approvals_needed = policy.required_approvals
+        step.change_digest = change_digest(step)  # what a signed decision must name
         self.book.open(step, policy, excluded)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
         self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
-                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)
+                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s,
+                   change_digest=step.change_digest, keys=policy.user_keys)
         await self.flush_audit()
 
         if not await self._wait_for_decision(step, policy.approval_timeout_s):
