@@ -197,12 +197,19 @@ async def pending(as_json: bool = JSON):
     console.print(table)
 
 
-def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool):
+def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool,
+            key: Optional[Path] = None):
     async def body():
+        from starter import signing
+
         settings = _settings()
-        if not approver:
-            fail("--as is required: say who decides (it is checked against the policy).", USAGE)
-        result = await ops.decide(await _client(settings), run_id, approver, approve, step, reason)
+        signer = signing.load_signer(settings, key, approver)  # the key says who decides; --as only checks
+
+        async def sign(client):
+            return await signing.signed_decision_for(client, run_id, signer, approve, step, reason)
+
+        result = await ops.decide(await _client(settings), run_id, signer.user, approve, step, reason, sign=sign)
+        result["signer"], result["key"] = signer.user, signer.public.fingerprint
         if as_json:
             print_json(result)
         elif result["accepted"]:
@@ -222,12 +229,15 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
 def approve(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who approves (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Signing key: an OpenSSH private key file, or a .pub "
+                                       "file to sign through ssh-agent or a hardware key (default "
+                                       "HANDRAIL_SIGNING_KEY, then HANDRAIL_HOME/keys/USER_ed25519)."),
     as_json: bool = JSON,
 ):
-    """Approve a waiting step; reports whether the run accepted the decision."""
-    return _decide(run_id, as_, True, step, reason, as_json)
+    """Approve a waiting step with a signed decision bound to its change digest (see `handrail show`)."""
+    return _decide(run_id, as_, True, step, reason, as_json, key)
 
 
 @app.command()
@@ -235,12 +245,13 @@ def approve(
 def deny(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who denies (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
     reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Signing key (as for `handrail approve`)."),
     as_json: bool = JSON,
 ):
-    """Deny a waiting step; the run compensates what it already changed."""
-    return _decide(run_id, as_, False, step, reason, as_json)
+    """Deny a waiting step with a signed decision; the run compensates what it already changed."""
+    return _decide(run_id, as_, False, step, reason, as_json, key)
 
 
 # -- inspection ---------------------------------------------------------------------------
@@ -282,6 +293,9 @@ def _render_status(status: RunStatus, settings) -> None:
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
         table.add_row(step.step_id, step.change.describe(), mode, step.state.value, verdicts, decisions, note)
     console.print(table)
+    for step in status.steps:
+        if step.state.value == "awaiting_approval" and step.change_digest:
+            _render_digest(step)
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
@@ -291,6 +305,21 @@ def _render_status(status: RunStatus, settings) -> None:
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
     console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
+
+
+def _render_digest(step) -> None:
+    """What a signed decision on this step approves: compare it before signing."""
+    from handrail.gate.decisions import digest_covers
+
+    covers = digest_covers(step)
+    console.print(f"[bold]{step.step_id}[/] change digest [bold]{step.change_digest}[/] covers:", highlight=False)
+    for name in ("kind", "target", "params", "mode"):
+        console.print(f"  {name}: {json.dumps(covers[name], default=str)}", highlight=False)
+    for v in covers["verdicts"]:
+        console.print(f"  verdict: {v['outcome']} {v['guardrail']} — {v['reason']}", highlight=False)
+    for name, used in covers["thresholds"].items():
+        console.print(f"  threshold: {name} {used}", highlight=False)
+    console.print(f"  approve it: handrail approve RUN --step {step.step_id} (signed with your key)", highlight=False)
 
 
 @app.command()
@@ -459,6 +488,7 @@ COMMAND_MODULES = [
     "starter.privilege_cmd",
     "starter.rogue_cmd",
     "starter.intel_cmd",
+    "starter.keys_cmd",
 ]
 
 
