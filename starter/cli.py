@@ -22,7 +22,7 @@ from handrail.gate.policy import load_policy
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
 from starter import ops
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import command, console, fail, print_json
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -358,18 +358,36 @@ async def rollback(
 # -- audit and policy ---------------------------------------------------------------------
 @audit_app.command("verify")
 @command
-def audit_verify(as_json: bool = JSON):
+def audit_verify(
+    signatures: bool = typer.Option(False, "--signatures", help="Also re-verify every accepted decision's SSH "
+                                    "signature against the keys of the policy in force for its step."),
+    as_json: bool = JSON,
+):
     """Walk the hash chain and report the first row that was altered, if any."""
     ledger = Ledger(_settings().ledger_path)
     result = ledger.verify()
+    signed = None
+    if signatures:
+        from handrail.gate.decision_audit import verify_decision_signatures
+
+        signed = verify_decision_signatures(ledger.audit_rows())
     if as_json:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
-                    "reason": result.reason})
-    elif result.ok:
-        console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
+        doc = {"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq, "reason": result.reason}
+        if signed is not None:
+            doc["ok"] = result.ok and signed.ok
+            doc["signatures"] = {"ok": signed.ok, "decisions": signed.checked, "failures": signed.failures}
+        print_json(doc)
     else:
-        console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
-    if not result.ok:
+        if result.ok:
+            console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
+        else:
+            console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
+        if signed is not None and signed.ok:
+            console.print(f"[green]Decision signatures verify[/]: {signed.checked} accepted decision(s).")
+        for failure in (signed.failures if signed is not None else []):
+            console.print(f"[red]Decision in row {failure['seq']} ({failure['run_id']} {failure['step_id']}) "
+                          f"does not verify[/]: {failure['why']}.", highlight=False)
+    if not result.ok or (signed is not None and not signed.ok):
         raise typer.Exit(1)
 
 

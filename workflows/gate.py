@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         Change,
         ChangeRecord,
         CheckRequest,
-        Decision,
         GatePolicy,
         Mode,
         Outcome,
@@ -466,8 +466,9 @@ class RunbookWorkflow:
         return Runbook(self._book, runbook, requested_by, subject)
 
     @workflow.signal
-    def decide(self, decision: Decision) -> None:
-        self._book.receive(decision, workflow.now())
+    def decide(self, decision: Any) -> None:
+        """A decision; typed `Any` so that a malformed raw signal is judged (and audited), not dropped."""
+        self._book.receive_payload(decision, workflow.now())
 
     @workflow.query
     def status(self) -> RunStatus | None:

@@ -79,6 +79,21 @@ class ApprovalBook:
         return events
 
     # -- called by the signal handler --------------------------------------------------
+    def receive_payload(self, payload: Any, now: datetime) -> DecisionRecord:
+        """Any signal payload (a raw one from the Web UI or `temporal workflow signal` too)."""
+        if isinstance(payload, Decision):
+            return self.receive(payload, now)
+        try:
+            decision = Decision.model_validate(payload)
+        except ValueError:
+            record = DecisionRecord(decision=Decision(id="malformed"), accepted=False, at=now,
+                                    why="the decision signal is malformed (it is not a signed decision)")
+            if self.status is not None:
+                self.status.rejected_decisions.append(record)
+            self._events.append(("decision.rejected", None, record.model_dump(mode="json")))
+            return record
+        return self.receive(decision, now)
+
     def receive(self, decision: Decision, now: datetime) -> DecisionRecord:
         try:
             entry, document, fingerprint = self._verify(decision, now)
