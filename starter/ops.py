@@ -115,9 +115,13 @@ def _seconds(n: float):
 
 
 async def decide(
-    client: Client, run_id: str, approver: str, approve: bool, step: str | None, reason: str
+    client: Client, run_id: str, approver: str, approve: bool, step: str | None, reason: str,
+    sign=None,
 ) -> dict[str, Any]:
-    """Send a decision and read back, through the status query, whether the run accepted it."""
+    """Send a decision and read back, through the status query, whether the run accepted it.
+
+    `sign(client)` returns the signed Decision (starter.signing); only signed decisions count.
+    """
     handle = client.get_workflow_handle(run_id)
     try:
         desc = await handle.describe()
@@ -127,7 +131,10 @@ async def decide(
         raise
     if desc.status != WorkflowExecutionStatus.RUNNING:
         fail(f"Run {run_id} has already finished ({desc.status.name.lower()}); there is nothing to decide.")
-    decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
+    if sign is not None:
+        decision = await sign(client)
+    else:
+        decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
     await handle.signal("decide", decision)
     deadline = asyncio.get_running_loop().time() + DECISION_WAIT_S
     while asyncio.get_running_loop().time() < deadline:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.gate.policy import parse_policy
 from handrail.runbooks.exfiltration import (
     AlertFacts,
@@ -22,7 +22,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from tests.support import running_stack, send_decision
+from tests.support import make_decision, running_stack, send_decision
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -88,8 +88,7 @@ def waiting_on(kind: str):
 async def decide(stack, handle, kind: str, approver: str, approve: bool, reason: str = "") -> None:
     status = await stack.wait_for(handle, waiting_on(kind))
     step = status.pending_step()
-    await handle.signal("decide", Decision(id=uuid.uuid4().hex, step=step.step_id, approver=approver,
-                                           approve=approve, reason=reason))
+    await handle.signal("decide", make_decision(approver, approve, step.step_id, reason, status))
 
 
 def done(s) -> bool:

@@ -22,7 +22,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus, StepState
+from handrail.gate.models import RollbackTrigger, RunState, RunStatus, StepState
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
 from tests.support import FIXTURES, running_stack, send_decision
@@ -165,7 +165,7 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         assert capture is not None and capture.case_id == case.id
         assert not (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
 
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED and done.summary["isolated"] == [f"lt-{COMPROMISED_USER}"]
         assert (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
@@ -221,7 +221,7 @@ async def test_a_message_with_too_many_domains_holds_for_a_human(time_env, tmp_p
         assert step.change.kind == "dns.sinkhole" and step.change.target == "c-lure.example"
         assert [v.guardrail for v in step.verdicts] == ["per_run_limit"]
         assert await stack.tools.dns.get_sinkhole("c-lure.example") is None
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example", "b-lure.example", "c-lure.example"]
@@ -237,7 +237,7 @@ async def test_a_refused_hold_stops_sinkholing_the_rest(time_env, tmp_path):
                        ["http://a-lure.example/1", "http://b-lure.example/2", "http://c-lure.example/3"])
         handle = await start(stack, await deliver(stack, raw))
         await stack.wait_for(handle, awaiting)
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="ok"))
+        await send_decision(handle, "bob", False, "ok")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example"]

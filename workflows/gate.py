@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -22,6 +23,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from handrail.gate import guardrails
+    from handrail.gate.decisions import change_digest
     from handrail.gate.approvals import ApprovalBook
     from handrail.gate.models import (
         AlertRequest,
@@ -30,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         Change,
         ChangeRecord,
         CheckRequest,
-        Decision,
         GatePolicy,
         Mode,
         Outcome,
@@ -412,10 +413,12 @@ class Runbook:
     ) -> tuple[bool, list[str], str]:
         step.state = StepState.AWAITING_APPROVAL
         step.approvals_needed = policy.required_approvals
+        step.change_digest = change_digest(step)  # what a signed decision must name
         self.book.open(step, policy, excluded)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
         self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
-                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)
+                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s,
+                   change_digest=step.change_digest, keys=policy.user_keys)
         await self.flush_audit()
 
         if not await self._wait_for_decision(step, policy.approval_timeout_s):
@@ -494,8 +497,9 @@ class RunbookWorkflow:
         return Runbook(self._book, runbook, requested_by, subject)
 
     @workflow.signal
-    def decide(self, decision: Decision) -> None:
-        self._book.receive(decision, workflow.now())
+    def decide(self, decision: Any) -> None:
+        """A decision; typed `Any` so that a malformed raw signal is judged (and audited), not dropped."""
+        self._book.receive_payload(decision, workflow.now())
 
     @workflow.query
     def status(self) -> RunStatus | None:

@@ -99,6 +99,7 @@ class GatePolicy(BaseModel):
     on_timeout: Literal["deny", "approve"] = "deny"
     user_roles: dict[str, list[str]] = Field(default_factory=dict)
     alert_priority: str = "P2"
+    user_keys: dict[str, list[str]] = Field(default_factory=dict)  # SSH public keys per user: decisions are signed
 
 
 class GuardrailContext(BaseModel):
@@ -123,13 +124,20 @@ class StepCheck(BaseModel):
 
 
 class Decision(BaseModel):
-    """An approver's answer, sent as a signal. `id` lets the sender find its verdict."""
+    """An approver's answer, sent as a signal. `id` lets the sender find its verdict.
 
-    id: str
+    Only `document` (the canonical decision document, handrail.gate.decisions) and its SSH
+    `signature` count; the other fields are a readable copy that must agree with them.
+    They all have defaults so that a raw, unsigned signal still arrives and is rejected.
+    """
+
+    id: str = ""
     step: str | None = None
-    approver: str
-    approve: bool
+    approver: str = ""
+    approve: bool = False
     reason: str = ""
+    document: str = ""
+    signature: str = ""
 
 
 class DecisionRecord(BaseModel):
@@ -137,6 +145,7 @@ class DecisionRecord(BaseModel):
     accepted: bool
     why: str
     at: datetime
+    signer_fingerprint: str | None = None  # the verified key (SHA256:…), for accepted decisions
 
 
 class AuditEvent(BaseModel):
@@ -227,6 +236,7 @@ class StepRecord(BaseModel):
     mode: Mode | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     thresholds: dict[str, str] = Field(default_factory=dict)  # derived guardrail thresholds used, with source
+    change_digest: str = ""  # what a signed decision must name (handrail.gate.decisions.change_digest)
     decisions: list[DecisionRecord] = Field(default_factory=list)
     approvals_needed: int = 0
     escalated: bool = False

@@ -55,6 +55,19 @@ class _Strict(BaseModel):
 
 class UserSpec(_Strict):
     roles: list[str] = Field(default_factory=list)
+    keys: list[str] = Field(default_factory=list)  # OpenSSH public key lines; decisions are signed with them
+
+    @field_validator("keys")
+    @classmethod
+    def _valid_keys(cls, value: list[str]) -> list[str]:
+        from handrail.gate.signatures import SignatureError, parse_public_key
+
+        for line in value:
+            try:
+                parse_public_key(line)
+            except SignatureError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class ProtectedNetwork(_Strict):
@@ -188,6 +201,18 @@ class Policy(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _keys_unique(self) -> "Policy":
+        from handrail.gate.signatures import parse_public_key
+
+        owner: dict[bytes, str] = {}
+        for name, user in self.users.items():
+            for line in user.keys:
+                blob = parse_public_key(line).blob
+                if owner.setdefault(blob, name) != name:
+                    raise ValueError(f"users.{name}: a key of {owner[blob]} is listed for {name} too (one key, one person)")
+        return self
+
     def _eligible(self, group: Approver) -> set[str]:
         return {
             name
@@ -214,6 +239,7 @@ class Policy(_Strict):
             on_timeout=spec.on_timeout or d.on_timeout,
             user_roles={name: list(u.roles) for name, u in self.users.items()},
             alert_priority=spec.alert_priority or d.alert_priority,
+            user_keys={name: list(u.keys) for name, u in self.users.items() if u.keys},
         )
 
     def guardrails_for(self, kind: str) -> list[dict[str, Any]]:
