@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError
+from handrail.gate.policy_signing import PolicyKeeper  # runbook settings come from the signed policy too
 from handrail.ops.config import Settings
 from handrail.runbooks.exfiltration import (
     AlertFacts,
@@ -56,7 +57,7 @@ class ExfiltrationActivities:
     async def exfiltration_intake(self, request: IntakeRequest) -> Intake:
         """The alert, checked against the estate, plus the policy's rules and the user's history."""
         try:
-            settings = check_policy(load_policy(self.settings.policy_path))
+            settings = check_policy(PolicyKeeper(self.settings.home).load(self.settings.policy_path))
         except (PolicyError, SettingsError) as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
         bad_id = alert_id_problem(request.alert_id)
@@ -126,7 +127,7 @@ class ExfiltrationActivities:
     async def exfiltration_settings(self, run_id: str) -> ExfilSettings:
         """The validated `[settings.exfiltration]` (follow-up runs need no alert)."""
         try:
-            return check_policy(load_policy(self.settings.policy_path))
+            return check_policy(PolicyKeeper(self.settings.home).load(self.settings.policy_path))
         except (PolicyError, SettingsError) as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
 

@@ -30,7 +30,8 @@ from handrail.gate.models import (
     RunChangesRequest,
     StepCheck,
 )
-from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError
+from handrail.gate.policy_signing import PolicyKeeper, signature_path
 from handrail.ops.config import Settings
 from handrail.ops.log import get_logger
 from handrail.tools.errors import ToolError
@@ -39,6 +40,13 @@ from handrail.trust.baseline import ThresholdCache
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _mtime(path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 
@@ -51,20 +59,40 @@ class GateActivities:
         self.tools = tools
         self.ledger = ledger or Ledger(settings.ledger_path)
         self._policy = None
-        self._policy_mtime: float | None = None
+        self._policy_mtime: tuple | None = None
+        self._keeper = PolicyKeeper(settings.home)
+        self._alerted: set[str] = set()
         self.thresholds = ThresholdCache(self.ledger)
 
     def policy(self):
-        """The policy file, re-read when it changes so `handrail trust set` takes effect."""
+        """The policy file, re-read when it or its signatures change so `handrail trust set` takes
+        effect; with `[policy_admins]`, an edit counts only once enough admins signed it, and until
+        then the last signed policy stays in force (handrail.gate.policy_signing)."""
         path = self.settings.policy_path
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            mtime = None
+        mtime = (_mtime(path), _mtime(signature_path(path)))
         if self._policy is None or mtime != self._policy_mtime:
-            self._policy = load_policy(path)
+            self._policy = self._keeper.load(path)
             self._policy_mtime = mtime
         return self._policy
+
+    async def _report_refused_policy(self, run_id: str) -> None:
+        """Audit and raise (P1, once per edit) a policy edit the keeper refused to run."""
+        refused = self._keeper.refused
+        if refused is None or refused.digest in self._alerted:
+            return
+        self.ledger.append([AuditEvent(id=f"policy-refused-{refused.digest}", at=_now(), run_id="handrail-policy",
+                                       event="policy.refused", data={"why": refused.why, "sha256": refused.digest})])
+        try:
+            await self.tools.alerts.raise_alert(
+                "P1", "Unsigned policy edit refused",
+                f"{refused.why}. Handrail keeps running on the last signed policy; `handrail policy diff` "
+                "shows what the edit would change.",
+                source="handrail", run_id=run_id, tags=["policy", "tamper"],
+                idempotency_key=f"policy-refused-{refused.digest[:32]}")
+        except ToolError as exc:
+            get_logger(run_id=run_id).error("could not raise the policy alert", error=str(exc))
+            return
+        self._alerted.add(refused.digest)
 
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
@@ -73,6 +101,7 @@ class GateActivities:
             policy = self.policy()
         except PolicyError as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        await self._report_refused_policy(request.run_id)
         kind = request.change.kind
         allowlist: list[str] = []
         guardrails = policy.guardrails_for(kind)

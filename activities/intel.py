@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 
 from handrail.actions.intel import added_members, register_context
 from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError
+from handrail.gate.policy_signing import PolicyKeeper  # runbook settings come from the signed policy too
 from handrail.intel.config import IntelConfigError, intel_settings
 from handrail.intel.normalize import FeedFormatError
 from handrail.intel.pipeline import guard_stored_set
@@ -55,7 +56,7 @@ class IntelActivities:
     async def intel_config(self, run_id: str) -> SyncConfig:
         """``[settings.intel]`` and the protected networks, as this run will use them."""
         try:
-            policy = load_policy(self.settings.policy_path)
+            policy = PolicyKeeper(self.settings.home).load(self.settings.policy_path)
             cfg = intel_settings(policy)
         except (PolicyError, IntelConfigError) as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None

@@ -15,7 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
-from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError
+from handrail.gate.policy_signing import PolicyKeeper  # runbook settings come from the signed policy too
 from handrail.ops.config import Settings
 from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
 from handrail.tools.errors import Conflict, NotFound, ToolError
@@ -42,7 +43,7 @@ class PrivilegeActivities:
     def _settings(self) -> dict[str, Any]:
         """`[settings.privilege]` of the policy: standing exceptions, high-profile tags."""
         try:
-            policy = load_policy(self.settings.policy_path)
+            policy = PolicyKeeper(self.settings.home).load(self.settings.policy_path)
         except PolicyError as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
         return dict(policy.settings.get("privilege") or {})

@@ -11,7 +11,8 @@ from typing import Any
 from temporalio import activity
 
 from handrail.gate.ledger import Ledger, UntrustedRecord
-from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.policy import PolicyError
+from handrail.gate.policy_signing import PolicyKeeper
 from handrail.gate.rollback import (
     RollbackItem,
     RollbackPlan,
@@ -34,7 +35,7 @@ class RollbackActivities:
         runbook, parties = parties_from_audit(rows)
         plan = RollbackPlan(run_id=request.run_id, runbook=runbook, known=bool(rows), parties=parties)
         try:
-            policy = load_policy(self.settings.policy_path)
+            policy = PolicyKeeper(self.settings.home).load(self.settings.policy_path)  # the signed one
             plan.allowed = allowed_for(policy, runbook)
             plan.user_roles = {name: list(user.roles) for name, user in policy.users.items()}
         except (PolicyError, RollbackSettingsError) as exc:

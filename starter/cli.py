@@ -442,6 +442,11 @@ def policy_check(
     path = file or _settings().policy_path
     policy = load_policy(path)
     _check_settings_sections(policy)
+    from starter.policy_cmd import signing_status
+
+    signing = signing_status(_settings().home, path)
+    if not signing["ok"]:
+        fail(signing["why"].rstrip(".") + ".")
     rows: list[dict[str, Any]] = []
     for kind in sorted(policy.actions):
         gate = policy.gate_policy(kind)
@@ -526,6 +531,7 @@ COMMAND_MODULES = [
     "starter.rogue_cmd",
     "starter.intel_cmd",
     "starter.keys_cmd",
+    "starter.policy_cmd",
 ]
 
 

@@ -113,10 +113,12 @@ async def test_the_affected_user_of_a_privilege_guard_run_cannot_roll_it_back(ti
         await send_decision(handle, "bob", approve=False, reason="not planned")
         await handle.result()
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="alice"),
-                               id=rollback_id(handle.id), id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+                               id=rollback_id(handle.id),
+                               id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
         with pytest.raises(WorkflowFailureError) as failure:
             await rb.result()
-        assert "alice is someone run" in str(failure.value.cause) and "can never roll it back" in str(failure.value.cause)
+        why = str(failure.value.cause)
+        assert "alice is someone run" in why and "can never roll it back" in why
         assert "alice" not in sorted((await stack.tools.iam.get_group("server-admins")).members)
 
 

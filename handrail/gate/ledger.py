@@ -456,7 +456,7 @@ class Ledger:
                                         (last, chunk)).fetchall()
             if not rows:
                 return
-            for seq, digest in rows:
+            for _, digest in rows:
                 yield digest
             last = rows[-1][0]
 

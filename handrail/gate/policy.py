@@ -160,6 +160,14 @@ class ActionSpec(_Strict):
         return self
 
 
+class PolicyAdmins(_Strict):
+    """Who signs policy edits (handrail.gate.policy_signing): `required` distinct users or role holders."""
+
+    users: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    required: int = Field(default=1, ge=1)
+
+
 class Defaults(_Strict):
     mode: Mode = Mode.APPROVE
     approvers: Approver = Field(default_factory=lambda: Approver(roles=["soc-analyst"]))
@@ -179,6 +187,21 @@ class Policy(_Strict):
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     freeze: list[FreezeWindow] = Field(default_factory=list)  # change freezes (handrail.gate.freeze)
+    policy_admins: PolicyAdmins | None = None  # who must sign policy edits (handrail.gate.policy_signing)
+
+    @model_validator(mode="after")
+    def _policy_admins_can_sign(self) -> "Policy":
+        admins = self.policy_admins
+        if admins is None:
+            return self
+        for user in admins.users:
+            if user not in self.users:
+                raise ValueError(f"policy_admins names unknown user {user!r}")
+        signers = [n for n, u in self.users.items() if (n in admins.users or set(u.roles) & set(admins.roles)) and u.keys]
+        if len(signers) < admins.required:
+            raise ValueError(f"policy_admins needs {admins.required} signer(s) but only {len(signers)} admin(s) "
+                             "have a key in the policy")
+        return self
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> "Policy":
