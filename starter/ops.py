@@ -242,29 +242,25 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
     return await _rollback_outcome(handle, run_id, requested_by)
 
 
-async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: str) -> RollbackReport:
-    result = asyncio.ensure_future(handle.result())
+async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: str,
+                            poll_s: float = 0.3) -> RollbackReport:
+    """The rollback's report once it ends, or an `awaiting_approval` report as soon as an inverse waits."""
     try:
-        while not result.done():
-            await asyncio.wait({result}, timeout=0.5)
-            if result.done():
-                break
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             try:
                 status = await handle.query("status", result_type=RunStatus)
             except Exception:  # not started yet, or between tasks
-                continue
+                status = None
             step = status.pending_step() if status else None
             if step is not None:
                 return RollbackReport(run_id=run_id, requested_by=requested_by, state="awaiting_approval",
-                                      rollback_id=handle.id, results=[], failed=[], denied=[],
+                                      rollback_id=handle.id,
                                       waiting=f"{step.change.describe()} waits for approval "
                                               f"(`handrail approve {handle.id}`; {requested_by} cannot approve it)")
-        return result.result()
+            await asyncio.sleep(poll_s)
+        return await handle.result()
     except WorkflowFailureError as exc:
         cause = exc.cause
         while getattr(cause, "cause", None) is not None:
             cause = cause.cause
-        fail(str(cause or exc).rstrip(".") + ".")
-    finally:
-        if not result.done():
-            result.cancel()
+        fail(str(getattr(cause, "message", None) or cause or exc).rstrip(".") + ".")

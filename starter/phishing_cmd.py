@@ -46,7 +46,7 @@ async def start_phishing(client, settings, *, message_id: str | None, eml: Path 
         cause = exc.cause
         while getattr(cause, "cause", None) is not None:
             cause = cause.cause
-        fail(str(cause or exc))
+        fail(str(getattr(cause, "message", None) or cause or exc))
     if report.already:
         fail(f"This message already ran as {report.run_id} (`handrail show {report.run_id}`).")
     return client.get_workflow_handle(report.run_id)

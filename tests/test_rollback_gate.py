@@ -146,3 +146,25 @@ async def test_a_privilege_guard_rollback_by_an_analyst_holds_for_approval_of_th
         assert report.state == "rolled_back" and report.results[0].verified
         assert await stack.tools.iam.is_member(event.group, event.principal)
         assert stack.ledger.revert_of(report.results[0].change_id).by == "bob"
+
+
+async def test_the_cli_rollback_reports_a_wait_for_approval_and_a_refusal(time_env, tmp_path):
+    from starter import ops
+    from starter.output import CliError
+
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        event = await stack.tools.iam.get_event(NO_TICKET)
+        handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=NO_TICKET),
+                                   id=f"{privilege_run_id(NO_TICKET)}-{uuid.uuid4().hex[:6]}")
+        await stack.wait_for(handle, recommit_waiting)
+        await send_decision(handle, "alice", approve=False, reason="not planned")
+        await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
+
+        with pytest.raises(CliError, match=f"Rollback refused: {event.principal} is someone run"):
+            await ops.rollback(stack.client, stack.settings, handle.id, event.principal)
+        report = await ops.rollback(stack.client, stack.settings, handle.id, "bob")  # allowed again after a refusal
+        stack.started.append(stack.client.get_workflow_handle(report.rollback_id))
+        assert report.state == "awaiting_approval" and report.rollback_id == rollback_id(handle.id)
+        assert "iam.grant_privilege" in report.waiting and "bob cannot approve it" in report.waiting
+        with pytest.raises(CliError, match="already been rolled back"):
+            await ops.rollback(stack.client, stack.settings, handle.id, "carol")

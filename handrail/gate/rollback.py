@@ -118,11 +118,11 @@ def refusal(who: str, plan: RollbackPlan) -> str | None:
         return plan.policy_error
     if not plan.known:
         return f"no run {plan.run_id} is in the ledger, so there is nothing to roll back"
-    if who not in plan.user_roles:
-        return f"{who} is not a user in the policy and cannot roll back runs"
     if who in plan.parties:
         return (f"{who} is someone run {plan.run_id} acted against (its requester or an excluded decider) "
                 "and can never roll it back")
+    if who not in plan.user_roles:
+        return f"{who} is not a user in the policy and cannot roll back runs"
     roles = set(plan.user_roles.get(who, []))
     if who not in plan.allowed.users and not roles & set(plan.allowed.roles):
         allowed = ", ".join([f"role {r}" for r in plan.allowed.roles] + [f"user {u}" for u in plan.allowed.users])
