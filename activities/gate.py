@@ -174,8 +174,7 @@ class GateActivities:
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        # the record and its chained audit twin land together (what rollback later trusts)
-        self.ledger.finish_change(record, _event(request.run_id, request.step_id, "change." + record.status, record))
+        self.ledger.finish_change(record)  # the row and its chained twin (what rollback later trusts)
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 

@@ -88,3 +88,22 @@ def test_a_forged_or_removed_revert_is_refused(tmp_path):
     tamper(tmp_path / "m.db", "DELETE FROM reverts")
     with pytest.raises(UntrustedRecord, match="revert row was removed"):
         other.verified_change(CHANGE_ID)
+
+
+def test_an_intent_written_ahead_with_its_inverse_is_chained_at_once(tmp_path):
+    """A change recorded before its tool call, inverse included, can be undone safely before it finishes."""
+    ledger = Ledger(tmp_path / "l.db")
+    record = ChangeRecord(change_id=CHANGE_ID, run_id="run-1", step_id="s01", before={"blocked": False},
+                          change=Change(kind="firewall.egress_block", target="203.0.113.1"),
+                          inverse=Change(kind="firewall.egress_unblock", target="203.0.113.1"),
+                          mode=Mode.LOGGED, requested_by="alice", applied_at=T0)
+    ledger.begin_change(record)
+    ledger.begin_change(record)  # a retry chains nothing twice
+    assert ledger.verified_change(CHANGE_ID).inverse.kind == "firewall.egress_unblock"
+    assert [r["event"] for r in ledger.audit_rows("run-1")] == ["change.pending"]
+    record.status, record.after = "applied", {"blocked": True}
+    ledger.finish_change(record)  # settled later: chained again, under its new status
+    assert ledger.verified_change(CHANGE_ID).status == "applied" and ledger.verify().ok
+    tamper(tmp_path / "l.db", BLOCK_THE_CRM)
+    with pytest.raises(UntrustedRecord, match="differs from the audit event"):
+        ledger.verified_change(CHANGE_ID)

@@ -104,6 +104,17 @@ def _chained(prev: str, events: list[AuditEvent]) -> Iterator[tuple]:
         prev = digest
 
 
+def chained_twin(record: ChangeRecord) -> AuditEvent:
+    """The audit event that carries a change record into the hash chain (`change.<status>`).
+
+    Its id is stable per change and status, so a retried write never chains it twice, and
+    `Ledger.verified_change` finds it again to check the row against it.
+    """
+    return AuditEvent(id=f"{record.change_id}:change.{record.status}", at=datetime.now(timezone.utc),
+                      run_id=record.run_id, step_id=record.step_id, event=f"change.{record.status}",
+                      data=record.model_dump(mode="json"))
+
+
 def canonical(value: Any) -> str:
     """Stable JSON: sorted keys, no spaces, UTF-8 — the form that is hashed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -240,41 +251,43 @@ class Ledger:
 
         Keeping the first before-state matters: if the tool call succeeded but the activity
         died before finishing, the retry would otherwise read the changed state as "before".
+        An intent that already carries its inverse (written ahead of the tool call) is
+        chained at once, since a rollback may act on it before it is finished.
         """
-        self._insert_change(record)
+        row = self._change_row(record)
+        if record.inverse is None:
+            with self._lock:
+                self._db.execute(_INSERT_CHANGE, row)
+        else:
+            with self._transaction():
+                if self._db.execute(_INSERT_CHANGE, row).rowcount == 1:
+                    self._append_locked([chained_twin(record)])
         stored = self.change(record.change_id)
         assert stored is not None
         return stored
 
     def finish_change(self, record: ChangeRecord, event: AuditEvent | None = None) -> None:
-        """Store the finished record; with `event` (its chained twin) both land in one transaction."""
+        """Store the record's new state together with its chained twin, `change.<status>` (or
+        `event`), in one transaction: the row is only an index, the chain is the record."""
         body = canonical(redact(record.model_dump(mode="json")))
-        if event is None:
-            with self._lock:
-                self._db.execute("UPDATE changes SET body = ? WHERE change_id = ?", (body, record.change_id))
-            return
         with self._transaction():
             self._db.execute("UPDATE changes SET body = ? WHERE change_id = ?", (body, record.change_id))
-            self._append_locked([event])
+            self._append_locked([event or chained_twin(record)])
 
-    def _insert_change(self, record: ChangeRecord) -> None:
-        body = canonical(redact(record.model_dump(mode="json")))
-        with self._lock:
-            self._db.execute(
-                _INSERT_CHANGE,
-                (
-                    record.change_id,
-                    record.run_id,
-                    record.step_id,
-                    record.change.kind,
-                    record.change.target,
-                    record.mode.value,
-                    int(record.mode != Mode.APPROVE),
-                    iso(record.applied_at),
-                    iso(record.expires_at) if record.expires_at else None,
-                    body,
-                ),
-            )
+    @staticmethod
+    def _change_row(record: ChangeRecord) -> tuple:
+        return (
+            record.change_id,
+            record.run_id,
+            record.step_id,
+            record.change.kind,
+            record.change.target,
+            record.mode.value,
+            int(record.mode != Mode.APPROVE),
+            iso(record.applied_at),
+            iso(record.expires_at) if record.expires_at else None,
+            canonical(redact(record.model_dump(mode="json"))),
+        )
 
     def change(self, change_id: str) -> ChangeRecord | None:
         with self._lock:
@@ -360,14 +373,12 @@ class Ledger:
             return None
         stored = json.loads(row[0])
         try:
-            chained = (self._chained_event(f"{change_id}:change.applied")
-                       or self._chained_event(f"{change_id}:change.unchanged"))
+            chained = self._chained_event(f"{change_id}:change.{stored.get('status')}")
         except ValueError as exc:
             raise UntrustedRecord(change_id, str(exc)) from None
         if chained is None:
             if stored.get("status") == "pending" and stored.get("inverse") is None:
-                record = ChangeRecord.model_validate(stored)  # begun, never finished: nothing to undo
-                return record
+                return ChangeRecord.model_validate(stored)  # begun, never finished: nothing to undo
             raise UntrustedRecord(change_id, "no audit event records it")
         if chained.get("data") != stored:
             raise UntrustedRecord(change_id, "its row differs from the audit event that recorded it")
