@@ -36,8 +36,9 @@ def _refuse(message: str) -> ApplicationError:
 
 
 class PhishingIntakeActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.tools = tools
+    def __init__(self, settings: Settings, tools: Any = None, ledger: Ledger | None = None):
+        """Built around the worker's resources: (settings, tools, ledger) or one context holding them."""
+        self.tools = settings.tools if hasattr(settings, "tools") and tools is None else tools
 
     @activity.defn
     async def phishing_intake(self, request: IntakeRequest) -> PhishingTrigger:

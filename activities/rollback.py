@@ -25,9 +25,12 @@ from handrail.ops.config import Settings
 
 
 class RollbackActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger):
+    def __init__(self, settings: Settings, tools: Any = None, ledger: Ledger | None = None):
+        """Built around the worker's resources: (settings, tools, ledger) or one context holding them."""
+        if hasattr(settings, "ledger") and hasattr(settings, "settings"):  # a worker context
+            settings, ledger = settings.settings, settings.ledger
         self.settings = settings
-        self.ledger = ledger
+        self.ledger = ledger or Ledger(settings.ledger_path)
 
     @activity.defn
     def rollback_plan(self, request: RollbackPlanRequest) -> RollbackPlan:
