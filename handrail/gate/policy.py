@@ -197,7 +197,8 @@ class Policy(_Strict):
         for user in admins.users:
             if user not in self.users:
                 raise ValueError(f"policy_admins names unknown user {user!r}")
-        signers = [n for n, u in self.users.items() if (n in admins.users or set(u.roles) & set(admins.roles)) and u.keys]
+        signers = [n for n, u in self.users.items()
+                   if (n in admins.users or set(u.roles) & set(admins.roles)) and u.keys]
         if len(signers) < admins.required:
             raise ValueError(f"policy_admins needs {admins.required} signer(s) but only {len(signers)} admin(s) "
                              "have a key in the policy")
