@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -14,7 +15,9 @@ from temporalio.worker import Worker
 from activities import all_activities
 from activities.context import WorkerContext
 from handrail.gate.ledger import Ledger
+from handrail.ops.checkpointer import Checkpointer
 from handrail.ops.config import Settings, load_settings
+from handrail.ops.credentials import CredentialError
 from handrail.ops.log import configure, get_logger
 from handrail.ops.sandbox import workflow_runner
 from handrail.tools import ToolClients
@@ -22,6 +25,7 @@ from workflows.egress_block import EgressBlock
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.intel_sync import IntelApply, IntelSync
 from workflows.phishing import PhishingResponse, PollMailbox
+from workflows.phishing_intake import PhishingIntake
 from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
 from workflows.reconcile import Reconcile
 from workflows.rogue_device import PollNacDevices, RogueDevice
@@ -30,7 +34,8 @@ from workflows.rollback import RollbackRun
 # Every runbook and engine workflow the worker registers. Kept here, outside the sandboxed
 # `workflows` package, so that no run pays for importing the others.
 WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp,
-             PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile]
+             PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile,
+             PhishingIntake]
 
 
 def build_worker(
@@ -49,6 +54,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[*all_activities(ctx), *extra_activities],
+        activity_executor=ThreadPoolExecutor(max_workers=8),  # for the sync (blocking) activities
         **{"workflow_runner": workflow_runner(), **options},
     )
 
@@ -59,16 +65,24 @@ async def main() -> None:
     configure()
     settings = load_settings()
     log = get_logger(task_queue=settings.task_queue)
+    try:  # a tool URL off loopback never runs with an empty or built-in token
+        tools_for_worker = ToolClients.from_settings(settings)
+    except CredentialError as exc:
+        raise SystemExit(f"worker: {exc}") from None
     client = await connect(settings)
-    async with ToolClients.from_settings(settings) as tools:
+    async with tools_for_worker as tools:
         worker = build_worker(client, settings, tools)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker started", temporal=settings.temporal_address, namespace=settings.namespace)
+        checkpointer = Checkpointer(settings, Ledger(settings.ledger_path), tools)
+        ticking = asyncio.ensure_future(checkpointer.run(stop))  # a signed audit checkpoint every 5 min
         async with worker:
             await stop.wait()
+        await ticking
+        await checkpointer.checkpoint_safely()  # the shutdown checkpoint, once the last activity wrote
         log.info("worker stopped")
 
 

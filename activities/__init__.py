@@ -12,12 +12,15 @@ from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
+from activities.phishing_intake import PhishingIntakeActivities
 from activities.privilege import PrivilegeActivities
 from activities.reconcile import ReconcileActivities
 from activities.rogue import RogueActivities
+from activities.rollback import RollbackActivities
 
-ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities,
-                                RogueActivities, IntelActivities, ReconcileActivities]
+ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActivities, ExfiltrationActivities,
+                                PrivilegeActivities, RogueActivities, IntelActivities, ReconcileActivities,
+                                RollbackActivities, PhishingIntakeActivities]
 
 
 def activity_methods(instance: object) -> list:

@@ -14,7 +14,8 @@ from pathlib import Path
 from activities.errors import policy_failure
 from handrail.actions import Actions, IntelContext
 from handrail.gate.ledger import Ledger
-from handrail.gate.policy import Policy, PolicyError, load_policy
+from handrail.gate.policy import Policy, PolicyError
+from handrail.gate.policy_signing import PolicyKeeper, signature_path
 from handrail.intel.state import IntelState
 from handrail.intel.store import IntelStore
 from handrail.ops.config import Settings
@@ -24,8 +25,16 @@ from handrail.tools import ToolClients
 @dataclass
 class _PolicyCache:
     path: Path
+    keeper: PolicyKeeper
     policy: Policy | None = None
-    mtime: float | None = None
+    mtime: tuple | None = None
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 @dataclass
@@ -42,20 +51,23 @@ class WorkerContext:
         store = IntelStore(settings.store_dir)
         intel = IntelContext(store, IntelState(settings.home / "intel.db", store))
         return cls(settings=settings, tools=tools, ledger=ledger or Ledger(settings.ledger_path),
-                   intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path))
+                   intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 
     def policy(self) -> Policy:
-        """The policy file, re-read when it changes (so `handrail trust set` takes effect at the
-        next step); a broken policy is a non-retryable `PolicyError` for the activity."""
+        """The policy in force, re-read when the file or its signatures change (so `handrail
+        trust set` takes effect at the next step). With `[policy_admins]`, an edit counts only
+        once enough admins signed it; until then the last signed policy stays in force
+        (`handrail.gate.policy_signing`). A broken policy is a non-retryable `PolicyError`."""
         cache = self._policy
-        try:
-            mtime = cache.path.stat().st_mtime
-        except OSError:
-            mtime = None
+        mtime = (_mtime(cache.path), _mtime(signature_path(cache.path)))
         if cache.policy is None or mtime != cache.mtime:
             try:
-                cache.policy = load_policy(cache.path)
+                cache.policy = cache.keeper.load(cache.path)
             except PolicyError as exc:
                 raise policy_failure(exc) from None
             cache.mtime = mtime
         return cache.policy
+
+    def refused_policy(self):
+        """The unsigned edit of the policy file being refused right now, if any."""
+        return self._policy.keeper.refused

@@ -19,6 +19,8 @@ from activities.context import WorkerContext
 from activities.errors import tool_failure
 from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction
+from handrail.gate.freeze import active_freeze
+from handrail.gate.ledger import UntrustedRecord
 from handrail.gate.models import (
     AlertRequest,
     ApplyRequest,
@@ -43,11 +45,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def _off_loop(call, *args):
+async def _off_loop(call, *args, **kwargs):
     """Run a ledger call (synchronous SQLite) in a thread: the event loop, which every activity
     and workflow task of the worker shares, never waits on the disk. The ledger's own lock
     makes its one connection safe to use from these threads."""
-    return await asyncio.to_thread(call, *args)
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 async def _set_check(store: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
@@ -77,11 +79,33 @@ class GateActivities:
         self.ctx = ctx
         self.settings, self.tools, self.ledger = ctx.settings, ctx.tools, ctx.ledger
         self.thresholds = ThresholdCache(self.ledger)
+        self._alerted: set[str] = set()
+
+    async def _report_refused_policy(self, run_id: str) -> None:
+        """Audit and raise (P1, once per edit) a policy edit the worker refused to run."""
+        refused = self.ctx.refused_policy()
+        if refused is None or refused.digest in self._alerted:
+            return
+        await _off_loop(self.ledger.append, [AuditEvent(
+            id=f"policy-refused-{refused.digest}", at=_now(), run_id="handrail-policy",
+            event="policy.refused", data={"why": refused.why, "sha256": refused.digest})])
+        try:
+            await self.tools.alerts.raise_alert(
+                "P1", "Unsigned policy edit refused",
+                f"{refused.why}. Handrail keeps running on the last signed policy; `handrail policy diff` "
+                "shows what the edit would change.",
+                source="handrail", run_id=run_id, tags=["policy", "tamper"],
+                idempotency_key=f"policy-refused-{refused.digest[:32]}")
+        except ToolError as exc:
+            get_logger(run_id=run_id).error("could not raise the policy alert", error=str(exc))
+            return
+        self._alerted.add(refused.digest)
 
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
         await _off_loop(self.ledger.append, request.audit)
         policy = self.ctx.policy()
+        await self._report_refused_policy(request.run_id)
         kind = request.change.kind
         allowlist: list[str] = []
         guardrails = policy.guardrails_for(kind)
@@ -103,6 +127,7 @@ class GateActivities:
             guardrails=guardrails,
             popularity=await self._popularity(request, guardrails, policy),
             set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected()),
+            freeze=active_freeze(policy.freeze, _now()),
         )
         return StepCheck(policy=policy.gate_policy(kind), context=context)
 
@@ -179,9 +204,7 @@ class GateActivities:
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        await _off_loop(self.ledger.finish_change, record)
-        done = _event(request.run_id, request.step_id, "change." + record.status, record)
-        await _off_loop(self.ledger.append, [done])
+        await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 
@@ -189,10 +212,18 @@ class GateActivities:
     async def revert_change(self, request: RevertRequest) -> RevertResult:
         """Apply a recorded change's inverse and check the tool is back in its before-state."""
         await _off_loop(self.ledger.append, request.audit)
-        record = await _off_loop(self.ledger.change, request.change_id)
+        try:  # only the hash-chained record is trusted: an inverse edited in the file is refused
+            record = await _off_loop(self.ledger.verified_change, request.change_id)
+            previous = await _off_loop(self.ledger.verified_revert, request.change_id)
+        except UntrustedRecord as exc:
+            raise ApplicationError(str(exc), type="UntrustedRecord", non_retryable=True) from None
         if record is None:
             return RevertResult(change_id=request.change_id, reverted=False,
                                 detail="no such change was recorded: the tool was never called")
+        if request.expected_inverse is not None and record.inverse != request.expected_inverse:
+            raise ApplicationError(
+                f"the inverse of change {request.change_id} is not the one the gate approved; refusing to act on it",
+                type="UntrustedRecord", non_retryable=True)
         if record.status == "pending":  # written ahead, outcome unknown: the tool decides
             try:
                 record = await settle(self.ledger, self.ctx.actions.for_kind(record.change.kind), self.tools, record)
@@ -201,7 +232,6 @@ class GateActivities:
         if record.status in ("not_applied", "unchanged"):
             return RevertResult(change_id=request.change_id, reverted=False,
                                 detail=f"the tool does not hold this change ({record.status}); nothing to undo")
-        previous = await _off_loop(self.ledger.revert_of, request.change_id)
         if previous is not None:
             return RevertResult(
                 change_id=request.change_id, reverted=False, already=True,
@@ -221,14 +251,13 @@ class GateActivities:
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}"
         )
-        await _off_loop(self.ledger.record_revert, request.change_id, request.run_id, request.reason, request.by,
-                        _now(), verified, detail)
         await _off_loop(
-            self.ledger.append,
-            [_event(request.run_id, record.step_id, "change.reverted", {
+            self.ledger.record_revert,
+            request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail,
+            event=_event(request.run_id, record.step_id, "change.reverted", {
                 "change_id": request.change_id, "reason": request.reason, "by": request.by,
                 "inverse": record.inverse.model_dump(), "verified": verified, "detail": detail,
-            }, suffix=":reverted")],
+            }, suffix=":reverted"),
         )
         return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
 

@@ -86,5 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     for tool in TOOLS:
         app.include_router(tool.router)
-    app.add_middleware(LabMiddleware, store=store, faults=faults, token=settings.lab_token)
+    app.add_middleware(LabMiddleware, store=store, faults=faults, token=settings.lab_token,
+                       admin_token=settings.lab_admin_token)
     return app

@@ -1,8 +1,10 @@
 """One ASGI middleware in front of every route: auth, faults, write serialization,
 idempotency and the call log — in that order.
 
-- Auth: `Authorization: Bearer <token>` on everything but `GET /_lab/health`; the token is
-  compared in constant time and never written anywhere.
+- Auth: `Authorization: Bearer <token>` on everything but `GET /_lab/health`; tool routes
+  take the tool token only, the lab's own `/_lab/*` routes the admin token only (a tool token
+  never administers the lab, and the admin token reaches no tool). Tokens are compared in
+  constant time and never written anywhere.
 - Faults (`lab.faults`): latency then an injected error, never on `/_lab/*`.
 - Writes (POST/PUT/PATCH/DELETE) run one at a time under an asyncio lock, so SQLite sees a
   single writer and check-then-act handlers cannot interleave.
@@ -41,17 +43,19 @@ async def _send_simple(send, status: int, body: bytes, content_type: str = "appl
 
 
 class LabMiddleware:
-    def __init__(self, app: Any, *, store: Store, faults: FaultBook, token: str) -> None:
+    def __init__(self, app: Any, *, store: Store, faults: FaultBook, token: str, admin_token: str = "") -> None:
         self.app = app
         self.store = store
         self.faults = faults
         self.token = token.encode()
+        self.admin_token = admin_token.encode()
         self.write_lock = asyncio.Lock()
 
-    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+    def _authorized(self, headers: dict[bytes, bytes], internal: bool = False) -> bool:
         value = headers.get(b"authorization", b"")
         scheme, _, supplied = value.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(supplied.strip(), self.token)
+        wanted = self.admin_token if internal else self.token
+        return bool(wanted) and scheme.lower() == b"bearer" and hmac.compare_digest(supplied.strip(), wanted)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -69,9 +73,11 @@ class LabMiddleware:
             if not internal:
                 calls.record(self.store, method, path, key, status)
 
-        if not (internal and path == "/_lab/health") and not self._authorized(headers):
+        if not (internal and path == "/_lab/health") and not self._authorized(headers, internal):
             status, body = _json_body(
-                401, "unauthorized", "A valid bearer token is required for the lab."
+                401, "unauthorized",
+                "The lab's admin routes need the admin token (HANDRAIL_LAB_ADMIN_TOKEN); tool tokens are refused here."
+                if internal else "A valid bearer token is required for the lab.",
             )
             log(status)
             await _send_simple(send, status, body, extra=[(b"www-authenticate", b"Bearer")])

@@ -7,6 +7,8 @@ Routes:
 - `POST /siem/watchlist` `{"kind", "value", "reason"?}` -> 201; 404 if the user/host is not
   in the estate (IAM users / EDR hosts); 409 if already watched; 422 on a bad kind.
 - `DELETE /siem/watchlist/{kind}/{value}` -> `{"removed": "kind:value"}`, 404.
+- `POST /siem/events` `{"source", "message", "severity"?, "action"?, "dest"?}` -> 201 the
+  stored event (id `LOG-…`): the log sink (Handrail ships its signed audit checkpoints here).
 - `GET /siem/events?q=...&limit=100` -> `{"events": [...], "total"}` newest first. `q` is
   whitespace-separated terms, all of which must match: `field:value` (case-insensitive
   equality on that field, `*` globs allowed) or a bare word (substring of any field).
@@ -148,3 +150,20 @@ async def events(store: StoreDep, q: str = "", limit: int = Query(100, ge=1, le=
     found = [e for e in store.all(TOOL, "events") if _matches(e, terms)]
     found.reverse()
     return {"events": found[:limit], "total": len(found)}
+
+
+class EventIn(BaseModel):
+    source: str = Field(min_length=1, max_length=100)
+    message: str = Field(min_length=1, max_length=20_000)
+    severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    action: str = Field(default="", max_length=100)
+    dest: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/events", status_code=201)
+async def ingest(body: EventIn, store: StoreDep) -> dict:
+    """Append one event to the SIEM (never edited or deleted afterwards)."""
+    eid = f"LOG-{store.next_id('siem-log'):06d}"
+    doc = {"id": eid, "at": now_iso(), "user": None, "host": None, "src_ip": None, **body.model_dump()}
+    store.put(TOOL, "events", eid, doc)
+    return doc

@@ -22,7 +22,7 @@ from handrail.gate.policy import load_policy
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
 from starter import ops
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import command, console, fail, print_json
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -202,12 +202,19 @@ async def pending(as_json: bool = JSON):
     console.print(table)
 
 
-def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool):
+def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool,
+            key: Optional[Path] = None):
     async def body():
+        from starter import signing
+
         settings = _settings()
-        if not approver:
-            fail("--as is required: say who decides (it is checked against the policy).", USAGE)
-        result = await ops.decide(await _client(settings), run_id, approver, approve, step, reason)
+        signer = signing.load_signer(settings, key, approver)  # the key says who decides; --as only checks
+
+        async def sign(client):
+            return await signing.signed_decision_for(client, run_id, signer, approve, step, reason)
+
+        result = await ops.decide(await _client(settings), run_id, signer.user, approve, step, reason, sign=sign)
+        result["signer"], result["key"] = signer.user, signer.public.fingerprint
         if as_json:
             print_json(result)
         elif result["accepted"]:
@@ -229,12 +236,15 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
 def approve(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who approves (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Signing key: an OpenSSH private key file, or a .pub "
+                                       "file to sign through ssh-agent or a hardware key (default "
+                                       "HANDRAIL_SIGNING_KEY, then HANDRAIL_HOME/keys/USER_ed25519)."),
     as_json: bool = JSON,
 ):
-    """Approve a waiting step; reports whether the run accepted the decision."""
-    return _decide(run_id, as_, True, step, reason, as_json)
+    """Approve a waiting step with a signed decision bound to its change digest (see `handrail show`)."""
+    return _decide(run_id, as_, True, step, reason, as_json, key)
 
 
 @app.command()
@@ -242,12 +252,13 @@ def approve(
 def deny(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who denies (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
     reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Signing key (as for `handrail approve`)."),
     as_json: bool = JSON,
 ):
-    """Deny a waiting step; the run compensates what it already changed."""
-    return _decide(run_id, as_, False, step, reason, as_json)
+    """Deny a waiting step with a signed decision; the run compensates what it already changed."""
+    return _decide(run_id, as_, False, step, reason, as_json, key)
 
 
 # -- inspection ---------------------------------------------------------------------------
@@ -291,6 +302,9 @@ def _render_status(status: RunStatus, settings) -> None:
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
         table.add_row(step.step_id, step.change.describe(), mode, step.state.value, verdicts, decisions, note)
     console.print(table)
+    for step in status.steps:
+        if step.state.value == "awaiting_approval" and step.change_digest:
+            _render_digest(step)
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
@@ -306,6 +320,21 @@ def _render_status(status: RunStatus, settings) -> None:
     console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
 
 
+def _render_digest(step) -> None:
+    """What a signed decision on this step approves: compare it before signing."""
+    from handrail.gate.decisions import digest_covers
+
+    covers = digest_covers(step)
+    console.print(f"[bold]{step.step_id}[/] change digest [bold]{step.change_digest}[/] covers:", highlight=False)
+    for name in ("kind", "target", "params", "mode"):
+        console.print(f"  {name}: {json.dumps(covers[name], default=str)}", highlight=False)
+    for v in covers["verdicts"]:
+        console.print(f"  verdict: {v['outcome']} {v['guardrail']} — {v['reason']}", highlight=False)
+    for name, used in covers["thresholds"].items():
+        console.print(f"  threshold: {name} {used}", highlight=False)
+    console.print(f"  approve it: handrail approve RUN --step {step.step_id} (signed with your key)", highlight=False)
+
+
 @app.command()
 @command
 async def rollback(
@@ -314,7 +343,9 @@ async def rollback(
     as_: Optional[str] = typer.Option(None, "--as", help="Who asks for the rollback (default HANDRAIL_USER)."),
     as_json: bool = JSON,
 ):
-    """Undo a run's changes, newest first, checking each tool is back in its before-state."""
+    """Undo a run's changes, newest first, each inverse through the gate (guardrails, approvals);
+    checks each tool is back in its before-state. Only users `[settings.rollback]` allows, never the
+    run's requester or an excluded decider."""
     settings = _settings()
     if dry_run:
         plan = ops.rollback_plan(settings, run_id)
@@ -335,25 +366,58 @@ async def rollback(
         for result in report.results:
             done = "reverted" if result.reverted else "not reverted"
             console.print(f" - {result.change_id}: {done}; {result.detail}")
-    if report.state == "needs_attention":
+        if report.waiting:
+            console.print(f" - {report.waiting}")
+    if report.state in ("needs_attention", "denied", "partly_rolled_back"):
         raise typer.Exit(1)
 
 
 # -- audit and policy ---------------------------------------------------------------------
 @audit_app.command("verify")
 @command
-def audit_verify(as_json: bool = JSON):
-    """Walk the hash chain and report the first row that was altered, if any."""
-    ledger = Ledger(_settings().ledger_path)
+def audit_verify(
+    signatures: bool = typer.Option(False, "--signatures", help="Also re-verify every accepted decision's SSH "
+                                    "signature against the keys of the policy in force for its step."),
+    as_json: bool = JSON,
+):
+    """Walk the hash chain, check change and revert records against it, and check the ledger
+    against the signed checkpoints (a removed tail or a rewritten chain); names the first bad one."""
+    from handrail.gate.checkpoints import verify_ledger
+
+    settings = _settings()
+    ledger = Ledger(settings.ledger_path)
     result = ledger.verify()
+    checkpoints = verify_ledger(settings.home, ledger)
+    signed = None
+    if signatures:
+        from handrail.gate.decision_audit import verify_decision_signatures
+
+        signed = verify_decision_signatures(ledger.audit_rows())
+    ok = result.ok and checkpoints.ok and (signed is None or signed.ok)
     if as_json:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
-                    "reason": result.reason})
-    elif result.ok:
-        console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified.")
+        doc = {"ok": ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
+               "reason": result.reason or checkpoints.reason, "bad_change": result.bad_change,
+               "checkpoints": checkpoints.checked, "bad_checkpoint": checkpoints.bad}
+        if signed is not None:
+            doc["signatures"] = {"ok": signed.ok, "decisions": signed.checked, "failures": signed.failures}
+        print_json(doc)
     else:
-        console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
-    if not result.ok:
+        if not result.ok and result.bad_change:
+            console.print(f"[red]The ledger record of change {result.bad_change} was tampered with[/]: "
+                          f"{result.reason}.")
+        elif not result.ok:
+            console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
+        elif not checkpoints.ok:
+            console.print(f"[red]The audit no longer matches its signed checkpoints[/]: {checkpoints.reason}.")
+        else:
+            console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified, "
+                          f"{checkpoints.checked} signed checkpoint(s) matched.")
+        if signed is not None and signed.ok:
+            console.print(f"[green]Decision signatures verify[/]: {signed.checked} accepted decision(s).")
+        for failure in (signed.failures if signed is not None else []):
+            console.print(f"[red]Decision in row {failure['seq']} ({failure['run_id']} {failure['step_id']}) "
+                          f"does not verify[/]: {failure['why']}.", highlight=False)
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -371,11 +435,12 @@ def audit_export(
 
 def _check_settings_sections(policy) -> None:
     """The `[settings.*]` tables belong to runbooks; each validates its own (PolicyError on a bad one)."""
+    from handrail.gate.rollback import check_policy as rollback_settings
     from handrail.intel.config import intel_settings
     from handrail.runbooks.exfiltration import check_policy as exfiltration_settings
     from handrail.trust.advice import trust_settings
 
-    for check in (exfiltration_settings, intel_settings, trust_settings):
+    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings):
         check(policy)
 
 
@@ -389,6 +454,11 @@ def policy_check(
     path = file or _settings().policy_path
     policy = load_policy(path)
     _check_settings_sections(policy)
+    from starter.policy_cmd import signing_status
+
+    signing = signing_status(_settings().home, path)
+    if not signing["ok"]:
+        fail(signing["why"].rstrip(".") + ".")
     rows: list[dict[str, Any]] = []
     for kind in sorted(policy.actions):
         gate = policy.gate_policy(kind)
@@ -498,6 +568,8 @@ COMMAND_MODULES = [
     "starter.tools_cmd",
     "starter.drift_cmd",
     "starter.hostile_cmd",
+    "starter.keys_cmd",
+    "starter.policy_cmd",
 ]
 
 

@@ -77,6 +77,13 @@ def main() -> None:
     stamp = now.strftime("%H:%M:%S")
     ip = f"203.0.113.{20 + int(now.timestamp()) % 200}"  # a fresh address when the demo is run again
     console.rule("[bold]Handrail demo: the trust ladder")
+    from starter.keys_cmd import demo_policy
+
+    settings = load_settings()
+    policy = demo_policy(settings, settings.policy_path)
+    os.environ["HANDRAIL_POLICY"] = str(policy)  # the stack and every command below use the demo keys
+    console.print(f"Demo signing keys for the policy's users are in {settings.home / 'keys'}; "
+                  f"{policy} lists them.", highlight=False)
     status = subprocess.run(_handrail() + ["status", "--json"], capture_output=True, text=True)
     healthy = status.returncode == 0 and all(
         c.get("healthy") for c in json.loads(status.stdout or "{}").get("components", {}).values()
@@ -96,10 +103,13 @@ def main() -> None:
         if row["run_id"] == run_id:
             console.print(f"  → waiting: {row['action']} {row['target']} asked by {row['requested_by']} "
                           f"({row['approvals']} approvals; {row['why']})")
-    console.print("dave has no approver role, and alice asked for the block herself:")
+    shown = sh("show", run_id, quiet=True)
+    waiting = next(s for s in shown["steps"] if s["state"] == "awaiting_approval")
+    console.print(f"  → each decision is signed over the change digest {waiting['change_digest'][:23]}…")
+    console.print("dave has no approver role, and alice asked for the block herself (each signs with their key):")
     sh("approve", run_id, "--as", "dave", check=False)
     sh("approve", run_id, "--as", "alice", check=False)
-    console.print("bob is a second analyst:")
+    console.print("bob is a second analyst; his key signs the decision:")
     sh("approve", run_id, "--as", "bob", "--reason", "matches the EDR detection")
     shown = wait_until(["show", run_id], lambda s: s["state"] == "completed")
     console.print(f"  → run {run_id} is [green]{shown['state']}[/]; EDL now lists {ip}: {ip in edl()}")

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handrail.ops.config import load_settings
+from handrail.ops.credentials import CredentialError
 from handrail.tools import ToolClients
 from handrail.tools.errors import ToolError, Unauthorized, Unavailable
 
@@ -34,8 +35,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 
 def _clients() -> ToolClients:
-    """Build the clients (tests replace this to talk to an in-process lab)."""
-    return ToolClients.from_settings(load_settings())
+    """The lab's admin client: HANDRAIL_LAB_ADMIN_TOKEN only, never the tool token (tests replace this)."""
+    return ToolClients.for_admin(load_settings())
 
 
 def _fail(message: str) -> None:
@@ -58,7 +59,9 @@ def _run(op: Callable[[ToolClients], Awaitable[T]]) -> T:
     except _LabDown as exc:
         _fail(f"The lab at {exc.url} is not answering; start it with `handrail up`.")
     except Unauthorized:
-        _fail("The lab refused the token; check HANDRAIL_LAB_TOKEN.")
+        _fail("The lab refused the admin token; check HANDRAIL_LAB_ADMIN_TOKEN.")
+    except CredentialError as exc:
+        _fail(str(exc))
     except ToolError as exc:
         _fail(str(exc))
     raise AssertionError("unreachable")  # pragma: no cover

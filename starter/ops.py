@@ -12,12 +12,12 @@ import ipaddress
 import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, UntrustedRecord
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
 from handrail.gate.rollback_outcome import apply_rollback_outcome, rollback_outcome
@@ -120,9 +120,13 @@ def _seconds(n: float):
 
 
 async def decide(
-    client: Client, run_id: str, approver: str, approve: bool, step: str | None, reason: str
+    client: Client, run_id: str, approver: str, approve: bool, step: str | None, reason: str,
+    sign=None,
 ) -> dict[str, Any]:
-    """Send a decision and read back, through the status query, whether the run accepted it."""
+    """Send a decision and read back, through the status query, whether the run accepted it.
+
+    `sign(client)` returns the signed Decision (starter.signing); only signed decisions count.
+    """
     handle = client.get_workflow_handle(run_id)
     try:
         desc = await handle.describe()
@@ -132,7 +136,10 @@ async def decide(
         raise
     if desc.status != WorkflowExecutionStatus.RUNNING:
         fail(f"Run {run_id} has already finished ({desc.status.name.lower()}); there is nothing to decide.")
-    decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
+    if sign is not None:
+        decision = await sign(client)
+    else:
+        decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
     await handle.signal("decide", decision)
     deadline = asyncio.get_running_loop().time() + DECISION_WAIT_S
     while asyncio.get_running_loop().time() < deadline:
@@ -208,7 +215,7 @@ def _status_from_ledger(settings: Settings, run_id: str) -> RunStatus | None:
 def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     ledger = Ledger(settings.ledger_path)
     try:
-        changes = ledger.changes_for_run(run_id)
+        changes = ledger.verified_changes_for_run(run_id)
         known = changes or list(ledger.audit_rows(run_id))
     finally:
         ledger.close()
@@ -216,6 +223,10 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
         fail(f"No run {run_id} is in the ledger, so there is nothing to roll back.")
     plan = []
     for record in reversed(changes):
+        if isinstance(record, UntrustedRecord):  # shown, never run: its row disagrees with the chain
+            plan.append({"change_id": record.change_id, "change": record.change_id, "before": None,
+                         "undo": f"refuse: {record}", "will_run": False})
+            continue
         skip = record.why_not_undoable()
         action = f"skip: {skip}" if skip else f"{record.inverse.kind} {record.inverse.target}"
         plan.append({
@@ -229,6 +240,11 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
 
 
 async def rollback(client: Client, settings: Settings, run_id: str, requested_by: str) -> RollbackReport:
+    """Start the gated rollback and report its outcome, or that an inverse now waits for approval.
+
+    A refused request fails its workflow (so someone allowed may ask again); one that ran
+    or waits keeps its id, so a run is rolled back once.
+    """
     rollback_plan(settings, run_id)  # refuses unknown runs with a clear sentence
     try:
         desc = await client.get_workflow_handle(run_id).describe()
@@ -248,9 +264,9 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
                 RollbackTrigger(run_id=run_id, requested_by=requested_by),
                 id=workflow_id,
                 task_queue=settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             )
-            return await handle.result()
+            return await _rollback_outcome(handle, run_id, requested_by)
         except WorkflowAlreadyStartedError:
             if not _rollback_left_changes(settings, run_id):
                 fail(f"Run {run_id} has already been rolled back ({workflow_id}); a run is rolled back once.")
@@ -266,3 +282,27 @@ def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
     finally:
         ledger.close()
     return outcome is not None and outcome.state == RunState.NEEDS_ATTENTION
+
+
+async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: str,
+                            poll_s: float = 0.3) -> RollbackReport:
+    """The rollback's report once it ends, or an `awaiting_approval` report as soon as an inverse waits."""
+    try:
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            try:
+                status = await handle.query("status", result_type=RunStatus)
+            except Exception:  # not started yet, or between tasks
+                status = None
+            step = status.pending_step() if status else None
+            if step is not None:
+                return RollbackReport(run_id=run_id, requested_by=requested_by, state="awaiting_approval",
+                                      rollback_id=handle.id,
+                                      waiting=f"{step.change.describe()} waits for approval "
+                                              f"(`handrail approve {handle.id}`; {requested_by} cannot approve it)")
+            await asyncio.sleep(poll_s)
+        return await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause
+        fail(str(getattr(cause, "message", None) or cause or exc).rstrip(".") + ".")

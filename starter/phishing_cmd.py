@@ -6,83 +6,51 @@
 
 The run id is `phishing-<hash of the message's content hash and mailbox entry>` (never the
 attacker-chosen Message-ID alone), the same one the mailbox poller uses, so a message is
-never handled twice whichever way it came in. Once the run exists the message
-is marked processed, as the poller would.
+never handled twice whichever way it came in. Once the run exists the message is marked
+processed, as the poller would. The mailbox work happens in the worker (the
+`PhishingIntake` workflow): the CLI holds no tool token.
 """
 
 from __future__ import annotations
 
+import base64
+import uuid
 from pathlib import Path
 from typing import Optional
 
 import typer
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import WorkflowFailureError
 
-from handrail.gate.limits import clip_header
-from handrail.runbooks.phishing.rules import RUNBOOK, PhishingTrigger, normalise_message_id, phishing_run_id
-from handrail.tools import ToolClients
-from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
+from activities.phishing_intake import MAX_EML_BYTES, IntakeRequest
 from starter.output import USAGE, command, fail
+from workflows.phishing_intake import IntakeReport, PhishingIntake
 
 
-async def find_message(tools: ToolClients, wanted: str):
-    """A mailbox message by its mailbox id (MSG-…) or by its Message-ID header."""
-    try:
-        return await tools.mailbox.get_message(wanted.strip())
-    except NotFound:
-        pass
-    key = normalise_message_id(wanted)
-    for message in await tools.mailbox.list_messages():
-        if normalise_message_id(message.message_id) == key:
-            return message
-    fail(f"There is no message {wanted} in the phishing mailbox (see `handrail lab state`).")
-
-
-async def start_phishing(client, settings, tools: ToolClients, *, message_id: str | None, eml: Path | None,
-                         requested_by: str):
+async def start_phishing(client, settings, *, message_id: str | None, eml: Path | None, requested_by: str):
+    """Ask the worker to find (or deliver) the message and start its run; the CLI holds no tool token."""
     if bool(message_id) == bool(eml):
         fail("Give exactly one of --message-id ID or --eml FILE.", USAGE)
+    request = IntakeRequest(message_id=message_id, requested_by=requested_by)
+    if eml is not None:
+        try:
+            raw = Path(eml).read_bytes()
+        except OSError as exc:
+            fail(f"--eml {eml} cannot be read ({exc.strerror or exc}).", USAGE)
+        if len(raw) > MAX_EML_BYTES:
+            fail(f"--eml {eml} is larger than {MAX_EML_BYTES // 1024} KiB.", USAGE)
+        request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml), requested_by=requested_by)
     try:
-        if eml is not None:
-            try:
-                raw = Path(eml).read_bytes()
-            except OSError as exc:
-                fail(f"--eml {eml} cannot be read ({exc.strerror or exc}).", USAGE)
-            try:
-                delivered = await tools.mailbox.deliver(raw)
-            except Invalid as exc:
-                fail(f"The mailbox refused {eml}: {exc}")
-            mailbox_id, header_id = delivered.id, delivered.message_id
-            digest = (await tools.mailbox.get_message(mailbox_id)).sha256  # the entry kept (may be older)
-        else:
-            message = await find_message(tools, message_id)
-            mailbox_id, header_id, digest = message.id, message.message_id, message.sha256
-    except Unavailable:
-        fail(f"The lab at {tools.base_url} is not answering; start it with `handrail up`.")
-    run_id = phishing_run_id(digest, mailbox_id, header_id)
-    from workflows.gate import start_attributes
-    from workflows.phishing import PhishingResponse
-
-    try:
-        handle = await client.start_workflow(
-            PhishingResponse.run,
-            PhishingTrigger(mailbox_id=mailbox_id, message_id=clip_header(header_id), sha256=digest,
-                            requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=start_attributes(RUNBOOK, requested_by),
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"This message already ran as {run_id} (`handrail show {run_id}`).")
-    try:
-        await tools.mailbox.mark_processed(mailbox_id)
-    except (Conflict, NotFound):
-        pass
-    except ToolError:
-        pass  # the poller marks it on its next pass: the run exists, so nothing is lost
-    return handle
+        report = await client.execute_workflow(
+            PhishingIntake.run, request, id=f"phishing-intake-{uuid.uuid4().hex[:12]}",
+            task_queue=settings.task_queue, result_type=IntakeReport)
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause
+        fail(str(getattr(cause, "message", None) or cause or exc))
+    if report.already:
+        fail(f"This message already ran as {report.run_id} (`handrail show {report.run_id}`).")
+    return client.get_workflow_handle(report.run_id)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -105,7 +73,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--eml {eml} is not a file.", USAGE)
         settings = _settings()
         client = await _client(settings)
-        async with ToolClients.from_settings(settings) as tools:
-            handle = await start_phishing(client, settings, tools, message_id=message_id, eml=eml,
-                                          requested_by=requested_by or settings.user)
+        handle = await start_phishing(client, settings, message_id=message_id, eml=eml,
+                                      requested_by=requested_by or settings.user)
         await _started(client, settings, handle, wait, as_json)

@@ -11,11 +11,14 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from handrail.gate import decisions as signed
+from handrail.gate import signatures, signing
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import Decision, RunStatus
 from handrail.ops.config import Settings, load_settings
@@ -26,13 +29,35 @@ from worker import build_worker
 
 FIXTURES = Path(os.environ.get("HANDRAIL_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real")
 
-USERS = """
+# One SSH key per test user, made once per session: decisions in tests are signed like real ones.
+TEST_KEYS = {user: signatures.new_ed25519_key() for user in ("alice", "bob", "erin", "carol", "dave")}
+_ROLES = {"alice": "soc-analyst", "bob": "soc-analyst", "erin": "soc-analyst", "carol": "soc-lead", "dave": None}
+
+
+def public_line(user: str) -> str:
+    return signatures.public_key_of(TEST_KEYS[user], f"{user}@test").line()
+
+
+def key_file(user: str, directory: Path) -> Path:
+    """The user's private key as an OpenSSH key file (for the CLI and ssh-keygen)."""
+    path = Path(directory) / f"{user}_ed25519"
+    if not path.exists():
+        path.write_bytes(signatures.private_key_file(TEST_KEYS[user]))
+        path.chmod(0o600)
+    return path
+
+
+def user_lines() -> str:
+    def line(user: str) -> str:
+        roles = f'"{_ROLES[user]}"' if _ROLES[user] else ""
+        return f'{user} = {{ roles = [{roles}], keys = ["{public_line(user)}"] }}'
+
+    return "\n".join(line(u) for u in TEST_KEYS)
+
+
+USERS = f"""
 [users]
-alice = { roles = ["soc-analyst"] }
-bob = { roles = ["soc-analyst"] }
-erin = { roles = ["soc-analyst"] }
-carol = { roles = ["soc-lead"] }
-dave = { roles = [] }
+{user_lines()}
 
 [[protected_networks]]
 name = "SaaS CRM"
@@ -42,6 +67,16 @@ cidr = "161.71.0.0/16"
 name = "Largest customer"
 cidr = "146.75.0.0/16"
 """
+
+
+def with_test_keys(policy: str) -> str:
+    """Give the test users of any policy text (the shipped one too) their test keys."""
+    import re
+
+    def add(match: re.Match) -> str:
+        return f'{match.group(1)} = {{ roles = {match.group(2)}, keys = ["{public_line(match.group(1))}"] }}'
+
+    return re.sub(r"^(alice|bob|erin|carol|dave) = \{ roles = (\[[^\]]*\]) \}\s*$", add, policy, flags=re.M)
 
 
 def make_policy(
@@ -130,7 +165,7 @@ async def running_stack(
     `tools` is a HANDRAIL_TOOLS file choosing real backends for some tools (the rest stay the lab)."""
     home = tmp_path / "home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "policy.toml").write_text(policy or make_policy())
+    (home / "policy.toml").write_text(with_test_keys(policy or make_policy()))
     settings = load_settings(
         {
             "HANDRAIL_HOME": str(home),
@@ -172,18 +207,39 @@ async def schedule_results(client: Client, name: str, count: int, result_type=No
 
 
 def make_decision(approver: str, approve: bool = True, step: str | None = None, reason: str = "",
-                  status: RunStatus | None = None) -> Decision:
-    """The one way tests build a decision signal (given the run's status when the decision must
-    be bound to the waiting step's change). Tests send decisions only through this and
-    `send_decision`, so how a decision is made (and signed) can change in one place."""
-    return Decision(id=uuid.uuid4().hex, approver=approver, approve=approve, step=step, reason=reason)
+                  status: RunStatus | None = None, *, key=None, issued_at: datetime | None = None,
+                  valid_for: timedelta = timedelta(hours=24), digest: str | None = None,
+                  run_id: str | None = None, nonce: str | None = None) -> Decision:
+    """The one way tests build a decision signal: signed by `approver`'s test key (or `key`),
+    bound to the step (the waiting one unless named) and its change digest read from `status`.
+
+    `issued_at` defaults to the workflow time the status last showed (the time-skipping
+    server's clock runs ahead of the wall clock); tests decide within a day of it.
+    """
+    if status is None:
+        return Decision(id=uuid.uuid4().hex, approver=approver, approve=approve, step=step, reason=reason)
+    record = next((s for s in status.steps if s.step_id == step), None) if step else status.pending_step()
+    if record is None:
+        record = status.steps[-1] if status.steps else None
+    if record is None:
+        raise AssertionError("make_decision: the run has no step to decide")
+    seen = [status.started_at] + [s.started_at for s in status.steps if s.started_at]
+    seen += [d.at for s in status.steps for d in s.decisions] + [d.at for d in status.rejected_decisions]
+    document = signed.DecisionDocument(
+        run_id=run_id or status.run_id, step_id=step or record.step_id,
+        change_digest=digest or record.change_digest, decision="approve" if approve else "deny", reason=reason,
+        signer=approver, issued_at=issued_at or max(seen), not_after=(issued_at or max(seen)) + valid_for,
+        nonce=nonce or uuid.uuid4().hex,
+    )
+    signer_key = key if key is not None else TEST_KEYS.get(approver) or signatures.new_ed25519_key()
+    return signing.sign_decision(signer_key, document, decision_id=uuid.uuid4().hex)
 
 
 async def send_decision(handle: WorkflowHandle, approver: str, approve: bool = True, reason: str = "",
-                        status: RunStatus | None = None) -> Decision:
-    """Decide the step the run waits on now (read from its status unless given)."""
+                        status: RunStatus | None = None, **signing) -> Decision:
+    """Decide the step the run waits on now (read from its status unless given), signed."""
     status = status or await handle.query("status", result_type=RunStatus)
     step = status.pending_step() if status else None
-    decision = make_decision(approver, approve, step.step_id if step else None, reason, status)
+    decision = make_decision(approver, approve, step.step_id if step else None, reason, status, **signing)
     await handle.signal("decide", decision)
     return decision

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from handrail.gate.approvals import ApprovalBook
+from handrail.gate.decisions import change_digest
 from handrail.gate.models import (
     Approver,
     Change,
-    Decision,
     GatePolicy,
     Mode,
     RunState,
@@ -18,6 +18,7 @@ from handrail.gate.models import (
     StepRecord,
     StepState,
 )
+from tests.support import make_decision, public_line
 
 pytestmark = pytest.mark.unit
 
@@ -30,23 +31,28 @@ def book_with_step(required: int = 1, excluded: tuple[str, ...] = ()) -> tuple[A
     book = ApprovalBook()
     book.status = RunStatus(run_id="r", runbook="t", state=RunState.AWAITING_APPROVAL, requested_by="alice",
                             subject="x", started_at=NOW)
-    step = StepRecord(step_id="s01-x", change=Change(kind="x", target="t"), state=StepState.AWAITING_APPROVAL)
+    step = StepRecord(step_id="s01-x", change=Change(kind="x", target="t"), state=StepState.AWAITING_APPROVAL,
+                      mode=Mode.APPROVE, started_at=NOW)
+    step.change_digest = change_digest(step)
+    book.status.steps.append(step)
     policy = GatePolicy(kind="x", mode=Mode.APPROVE, approvers=Approver(roles=["soc-analyst"]),
-                        escalate_to=Approver(roles=["soc-lead"]), required_approvals=required, user_roles=USERS)
+                        escalate_to=Approver(roles=["soc-lead"]), required_approvals=required, user_roles=USERS,
+                        user_keys={user: [public_line(user)] for user in USERS})
     book.open(step, policy, excluded)
     return book, step
 
 
-def decide(book, who: str, approve: bool = True, step: str | None = None, reason: str = "r"):
-    return book.receive(Decision(id=f"{who}-{approve}", approver=who, approve=approve, step=step, reason=reason), NOW)
+def decide(book, who: str, approve: bool = True, step: str | None = None, reason: str = "r", **signing):
+    """A decision signed by `who`'s test key, received at NOW."""
+    return book.receive(make_decision(who, approve, step, reason, book.status, issued_at=NOW, **signing), NOW)
 
 
 def test_requester_unknown_and_roleless_people_are_refused():
     book, step = book_with_step()
     assert "separation of duties" in decide(book, "alice").why
-    assert "not a user in the policy" in decide(book, "mallory").why
+    assert "no key for mallory in the policy" in decide(book, "mallory").why
     assert "dave may not decide" in decide(book, "dave").why
-    assert "s09 is not waiting" in decide(book, "bob", step="s09").why
+    assert "the signature is for step s09, this run waits on s01-x" in decide(book, "bob", step="s09").why
     assert not book.decided(step) and len(book.status.rejected_decisions) == 4
 
 

@@ -43,6 +43,10 @@ def stack_env(tmp_path_factory):
         "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
         "HANDRAIL_POLICY": str(REPO / "policy.toml"),
         "HANDRAIL_TASK_QUEUE": "e2e",
+        # the workers' tool token is a secret only `handrail up` passes to the lab and the worker:
+        # every other CLI command below runs without it (tool credentials stay with the workers)
+        "HANDRAIL_LAB_TOKEN": "e2e-tool-token-only-workers-hold",
+        "HANDRAIL_LAB_ADMIN_TOKEN": "e2e-lab-admin-token",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     up = subprocess.run([_handrail_exe(), "up", "--detach", "--json"], env=env, capture_output=True, text=True,
@@ -55,8 +59,9 @@ def stack_env(tmp_path_factory):
 
 
 def cli(env, *args: str, ok: bool = True):
-    proc = subprocess.run([_handrail_exe(), *args, "--json"], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+    without_tool_token = {k: v for k, v in env.items() if k != "HANDRAIL_LAB_TOKEN"}
+    proc = subprocess.run([_handrail_exe(), *args, "--json"], env=without_tool_token, capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
     if ok:
         assert proc.returncode == 0, f"handrail {' '.join(args)} -> {proc.returncode}: {proc.stdout} {proc.stderr}"
     return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None)
@@ -74,7 +79,7 @@ def wait_show(env, run_id: str, state: str, timeout: float = 30.0) -> dict:
 
 def edl(env) -> list[str]:
     response = httpx.get(env["HANDRAIL_LAB_URL"] + "/firewall/edl.txt",
-                         headers={"Authorization": "Bearer handrail-dev-token"}, timeout=10)
+                         headers={"Authorization": f"Bearer {env['HANDRAIL_LAB_TOKEN']}"}, timeout=10)
     response.raise_for_status()
     return response.text.split()
 
@@ -130,7 +135,7 @@ def test_guardrail_denial_alerts_and_bad_input(stack_env):
     _, started = cli(env, "run", "egress-block", "--ip", "146.75.1.1", "--reason", "feed", "--requested-by", "alice")
     shown = wait_show(env, started["run_id"], "denied")
     assert "Largest customer" in shown["error"]
-    alerts = httpx.get(env["HANDRAIL_LAB_URL"] + "/alerts", headers={"Authorization": "Bearer handrail-dev-token"}).json()
+    alerts = httpx.get(env["HANDRAIL_LAB_URL"] + "/alerts", headers={"Authorization": f"Bearer {env['HANDRAIL_LAB_TOKEN']}"}).json()
     assert any("146.75.1.1" in a["body"] and a["priority"] == "P1" for a in alerts["alerts"])
 
     code, error = cli(env, "run", "egress-block", "--ip", "999.1.1.1", "--reason", "x", ok=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.gate.policy import parse_policy
 from handrail.runbooks.exfiltration import (
     AlertFacts,
@@ -22,7 +22,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from tests.support import running_stack
+from tests.support import make_decision, running_stack, send_decision
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -88,8 +88,7 @@ def waiting_on(kind: str):
 async def decide(stack, handle, kind: str, approver: str, approve: bool, reason: str = "") -> None:
     status = await stack.wait_for(handle, waiting_on(kind))
     step = status.pending_step()
-    await handle.signal("decide", Decision(id=uuid.uuid4().hex, step=step.step_id, approver=approver,
-                                           approve=approve, reason=reason))
+    await handle.signal("decide", make_decision(approver, approve, step.step_id, reason, status))
 
 
 def done(s) -> bool:
@@ -220,9 +219,13 @@ async def test_compromise_isolation_approved_evidence_proliferation_and_rollback
             assert records["edr.isolate"].approved_by == ["alice"]
 
             # rollback of the completed run: isolation, monitoring and the classification undone, verified
-            report = await stack.client.execute_workflow(
-                RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
-                id=rollback_id(handle.id), task_queue=stack.settings.task_queue)
+            rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
+                                         id=rollback_id(handle.id))
+            # releasing the host is a change too: edr.release waits for an analyst's approval
+            waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+            assert waiting.pending_step().change.kind == "edr.release"
+            await send_decision(rollback, "bob", status=waiting)
+            report = await rollback.result()
             assert report.state == "rolled_back" and not report.failed
             host = await stack.tools.edr.get_host("lt-cjones")
             assert not host.isolated and host.telemetry == "normal"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from handrail.gate.models import (
 )
 from handrail.gate.timeline import status_from_audit
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
-from tests.support import make_policy, running_stack
+from tests.support import make_decision, make_policy, running_stack
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -34,8 +33,9 @@ def trigger(ip: str = IP, by: str = "alice", ttl_s: float | None = None) -> Egre
     return EgressBlockTrigger(ip=ip, reason="C2 beacon seen by EDR", requested_by=by, ttl_s=ttl_s)
 
 
-def decision(approver: str, approve: bool = True, step: str | None = None, reason: str = "") -> Decision:
-    return Decision(id=uuid.uuid4().hex, approver=approver, approve=approve, step=step, reason=reason)
+async def decision(handle, approver: str, approve: bool = True, step: str | None = None, reason: str = "") -> Decision:
+    """A decision signed by `approver`'s test key, bound to the run's step (the waiting one unless named)."""
+    return make_decision(approver, approve, step, reason, await handle.query("status", result_type=RunStatus))
 
 
 async def finished(handle, timeout: float = 20.0) -> None:
@@ -56,7 +56,7 @@ async def test_approved_block_reaches_the_firewall(time_env, tmp_path):
         waiting = await stack.wait_for(handle, awaiting)
         assert waiting.pending_step().change.target == IP
         assert IP not in await stack.edl()
-        await handle.signal(EgressBlock.decide, decision("bob"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob"))
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert result.steps[0].state == StepState.APPLIED
@@ -83,7 +83,7 @@ async def test_denied_block_changes_nothing(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path) as stack:
         handle = await stack.start(EgressBlock.run, trigger())
         await stack.wait_for(handle, awaiting)
-        await handle.signal(EgressBlock.decide, decision("bob", approve=False, reason="that is our VPN"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob", approve=False, reason="that is our VPN"))
         result = await handle.result()
         assert result.state == RunState.DENIED
         assert "denied by bob" in result.error
@@ -96,20 +96,20 @@ async def test_unauthorized_self_and_unknown_decisions_are_rejected(time_env, tm
         handle = await stack.start(EgressBlock.run, trigger(by="alice"))
         status = await stack.wait_for(handle, awaiting)
         step = status.pending_step().step_id
-        await handle.signal(EgressBlock.decide, decision("alice"))  # the requester
-        await handle.signal(EgressBlock.decide, decision("dave"))  # no role
-        await handle.signal(EgressBlock.decide, decision("mallory"))  # not in the policy
-        await handle.signal(EgressBlock.decide, decision("bob", step="s09-nope"))  # unknown step
-        await handle.signal(EgressBlock.decide, decision("carol"))  # soc-lead before escalation
+        await handle.signal(EgressBlock.decide, await decision(handle, "alice"))  # the requester
+        await handle.signal(EgressBlock.decide, await decision(handle, "dave"))  # no role
+        await handle.signal(EgressBlock.decide, await decision(handle, "mallory"))  # not in the policy
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob", step="s09-nope"))  # unknown step
+        await handle.signal(EgressBlock.decide, await decision(handle, "carol"))  # soc-lead before escalation
         status = await stack.wait_for(handle, lambda s: len(s.rejected_decisions) == 5)
         whys = [r.why for r in status.rejected_decisions]
         assert "separation of duties" in whys[0]
         assert "dave may not decide" in whys[1]
-        assert "mallory is not a user" in whys[2]
-        assert "s09-nope is not waiting" in whys[3]
+        assert "no key for mallory in the policy" in whys[2]
+        assert "the signature is for step s09-nope, this run waits on s01" in whys[3]
         assert "carol may not decide" in whys[4]
         assert status.state == RunState.AWAITING_APPROVAL and IP not in await stack.edl()
-        await handle.signal(EgressBlock.decide, decision("bob", step=step))
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob", step=step))
         assert (await handle.result()).state == RunState.COMPLETED
         rejected = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "decision.rejected"]
         assert len(rejected) == 5
@@ -119,12 +119,12 @@ async def test_two_of_three_needs_two_different_people(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(required=2)) as stack:
         handle = await stack.start(EgressBlock.run, trigger(by="carol"))
         await stack.wait_for(handle, awaiting)
-        await handle.signal(EgressBlock.decide, decision("alice"))
-        await handle.signal(EgressBlock.decide, decision("alice"))  # counts once
+        await handle.signal(EgressBlock.decide, await decision(handle, "alice"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "alice"))  # counts once
         status = await stack.wait_for(handle, lambda s: len(s.rejected_decisions) == 1)
         assert "already decided" in status.rejected_decisions[0].why
         assert status.state == RunState.AWAITING_APPROVAL
-        await handle.signal(EgressBlock.decide, decision("bob"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob"))
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert stack.ledger.changes_for_run(handle.id)[0].approved_by == ["alice", "bob"]
@@ -150,7 +150,7 @@ async def test_escalated_lead_can_approve(time_env, tmp_path):
         await stack.wait_for(handle, awaiting)
         await time_env.sleep(timedelta(hours=1, minutes=5))
         await stack.wait_for(handle, lambda s: s.steps[0].escalated)
-        await handle.signal(EgressBlock.decide, decision("carol"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "carol"))
         assert (await handle.result()).state == RunState.COMPLETED
 
 
@@ -316,7 +316,7 @@ async def test_baseline_derived_threshold_holds_and_is_shown(time_env, tmp_path)
         assert verdict.guardrail == "rate_limit" and verdict.threshold == 4
         assert verdict.threshold_source.startswith("baseline: p99 of hourly changes (4)")
         assert status.steps[0].thresholds["rate_limit"].startswith("4 (baseline")
-        await handle.signal(EgressBlock.decide, decision("bob"))
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob"))
         assert (await handle.result()).state == RunState.COMPLETED
 
 

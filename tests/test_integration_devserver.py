@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from handrail.gate.models import Decision, EgressBlockTrigger, RunState
+from handrail.gate.models import EgressBlockTrigger, RunState
 from starter import ops
-from tests.support import make_policy, running_stack
+from tests.support import make_policy, running_stack, send_decision
 from workflows.egress_block import EgressBlock
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ async def test_pending_lists_only_runs_waiting_for_a_human(dev_env, tmp_path):
         assert row["step"] == "s01-firewall.egress_block"
         query = f'HandrailRunbook = "egress-block" AND HandrailState = "completed" AND WorkflowId = "{done.id}"'
         assert await _eventually(lambda: _count(dev_env.client, query))
-        await waiting.signal(EgressBlock.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(waiting, "bob")
         assert (await waiting.result()).state == RunState.COMPLETED
 
 
@@ -59,10 +59,10 @@ async def test_waiting_run_survives_a_worker_restart(dev_env, tmp_path):
         handle = await stack.client.start_workflow(
             EgressBlock.run, EgressBlockTrigger(ip="203.0.113.60", reason="r", requested_by="alice"),
             id=f"durable-{uuid.uuid4().hex[:8]}", task_queue=stack.settings.task_queue)
-        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        waiting = await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
         task_queue = stack.settings.task_queue
     # No worker now: the approval is a signal, stored by Temporal until a worker picks it up.
-    await handle.signal(EgressBlock.decide, Decision(id="d2", approver="bob", approve=True))
+    await send_decision(handle, "bob", status=waiting)
     async with running_stack(dev_env.client, queue_home, make_policy(mode="approve"), task_queue=task_queue) as stack:
         result = await asyncio.wait_for(handle.result(), timeout=30)
         assert result.state == RunState.COMPLETED

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus
+from handrail.gate.models import RollbackTrigger, RunState, RunStatus
 from handrail.intel.messages import IntelSyncTrigger
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.intel_sync import IntelSync
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -37,10 +37,6 @@ def intel_policy(edl_mode: str = "guarded", extra_feeds: str = "", grace: str | 
 
 def trigger() -> IntelSyncTrigger:
     return IntelSyncTrigger(requested_by="schedule")
-
-
-def decision(approver: str) -> Decision:
-    return Decision(id=uuid.uuid4().hex, approver=approver, approve=True)
 
 
 async def proxy_blocked(stack, values: list[str]) -> set[str]:
@@ -152,7 +148,7 @@ async def test_volume_anomaly_holds_then_approval_applies(time_env, tmp_path):
         assert not await proxy_blocked(stack, ["23.0.0.1"])
         approved = []
         while True:  # proxy, IPS and EDL batches each hold: approve each as it comes
-            await handle.signal(IntelSync.decide, decision("bob"))
+            await send_decision(handle, "bob")
             approved.append(step.change.kind)
             status = await stack.wait_for(handle, _moved_past(step.step_id), timeout=30)
             if status.pending_step() is None:

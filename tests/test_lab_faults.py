@@ -85,7 +85,7 @@ async def test_faults_never_apply_to_lab_routes_and_validate(lab):
     assert await lab.tools.lab_calls() is not None
     assert len(await lab.tools.lab_faults()) == 1
     await lab.tools.lab_clear_faults()
-    async with lab.client(lab.settings.lab_token) as c:
+    async with lab.client(lab.settings.lab_admin_token) as c:
         for bad in ({"route": "/x", "error_rate": 2}, {"route": "^(", "status": 418},
                     {"route": "/x", "status": 503}, {"error_rate": 0.1}):
             r = await c.post("/_lab/faults", json=bad)

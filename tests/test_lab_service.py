@@ -91,9 +91,9 @@ async def test_call_log_records_tool_calls_newest_last_without_secrets(lab):
         ("GET", "/edr/hosts", 401)]
     assert calls[1].idempotency_key == "k1"
     assert [c.path for c in await lab.tools.lab_calls(limit=1)] == ["/edr/hosts"]
-    async with lab.client(lab.settings.lab_token) as c:
+    async with lab.client(lab.settings.lab_admin_token) as c:
         text = (await c.get("/_lab/calls")).text
-    assert lab.settings.lab_token not in text
+    assert lab.settings.lab_token not in text and lab.settings.lab_admin_token not in text
 
 
 async def test_reset_restores_seed_and_clears_calls_keys_and_faults(lab):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from handrail.gate.decisions import change_digest
 from handrail.gate.models import ChangeRecord, EgressBlockTrigger, Mode, RollbackTrigger, RunState, StepState
 from tests.support import make_policy, running_stack, send_decision
 from workflows.egress_block import EgressBlock
@@ -25,6 +26,16 @@ def policy(extra: str = "") -> str:
 
 def trigger(ip: str = IP) -> EgressBlockTrigger:
     return EgressBlockTrigger(ip=ip, reason="C2 beacon", requested_by="alice")
+
+
+def with_second_step(status, target: str = "203.0.113.78"):
+    """The status as it will look once BlockMany's second step opens: a signer who knows the
+    change it approves can sign for it before it waits (its digest covers what will be shown)."""
+    first = status.steps[0]
+    second = first.model_copy(update={"step_id": "s02-firewall.egress_block",
+                                      "change": first.change.model_copy(update={"target": target})})
+    second.change_digest = change_digest(second)
+    return status.model_copy(update={"steps": [*status.steps, second]})
 
 
 async def approve(stack, handle):
@@ -170,8 +181,8 @@ async def test_a_decision_sent_before_its_step_waits_is_kept_and_judged_when_it_
 
     async with running_stack(time_env.client, tmp_path, policy(), [BlockManyRunbook]) as stack:
         handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=[IP, "203.0.113.78"], requested_by="alice"))
-        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
-        early = make_decision("erin", step="s02-firewall.egress_block")
+        status = await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        early = make_decision("erin", step="s02-firewall.egress_block", status=with_second_step(status))
         await handle.signal("decide", early)
         status = await stack.wait_for(handle, lambda s: any(r.decision.id == early.id for r in s.kept_decisions))
         kept = next(r for r in status.kept_decisions if r.decision.id == early.id)
@@ -191,8 +202,9 @@ async def test_a_kept_decision_is_still_judged_by_the_rules(time_env, tmp_path):
 
     async with running_stack(time_env.client, tmp_path, policy(), [BlockManyRunbook]) as stack:
         handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=[IP, "203.0.113.78"], requested_by="alice"))
-        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
-        await handle.signal("decide", make_decision("alice", step="s02-firewall.egress_block"))  # the requester
+        status = await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        await handle.signal("decide", make_decision("alice", step="s02-firewall.egress_block",
+                                                    status=with_second_step(status)))  # the requester
         await send_decision(handle, "bob")
         status = await stack.wait_for(handle, lambda s: len(s.steps) == 2 and s.state == RunState.AWAITING_APPROVAL)
         assert any("separation of duties" in r.why for r in status.rejected_decisions)

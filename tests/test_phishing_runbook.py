@@ -22,10 +22,10 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, RunStatus, StepState
+from handrail.gate.models import RollbackTrigger, RunState, RunStatus, StepState
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
-from tests.support import FIXTURES, running_stack
+from tests.support import FIXTURES, running_stack, send_decision
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -89,10 +89,21 @@ async def closed(handle, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def roll_back(stack, run_id: str):
+async def roll_back(stack, run_id: str, approver: str = "bob"):
+    """Roll back as carol; an inverse whose kind needs approval (edr.release) is approved by `approver`."""
     handle = await stack.start(RollbackRun.run, RollbackTrigger(run_id=run_id, requested_by="carol"),
                                id=rollback_id(run_id))
-    await closed(handle)
+    deadline = asyncio.get_running_loop().time() + 20
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert asyncio.get_running_loop().time() < deadline, f"{handle.id} did not finish"
+        try:
+            status = await stack.status(handle)
+        except Exception:
+            status = None
+        step = status.pending_step() if status else None
+        if step is not None and not step.decisions:
+            await send_decision(handle, approver, status=status)
+        await asyncio.sleep(0.05)
     return await handle.result()
 
 
@@ -162,7 +173,7 @@ async def test_compromise_opens_a_case_captures_and_isolates_after_approval(time
         assert capture is not None and capture.case_id == case.id
         assert not (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
 
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED and done.summary["isolated"] == [f"lt-{COMPROMISED_USER}"]
         assert (await stack.tools.edr.get_host(f"lt-{COMPROMISED_USER}")).isolated
@@ -242,7 +253,7 @@ async def test_a_message_with_too_many_domains_holds_for_a_human(time_env, tmp_p
         assert step.change.kind == "dns.sinkhole" and step.change.target == "c-lure.example"
         assert [v.guardrail for v in step.verdicts] == ["per_run_limit"]
         assert await stack.tools.dns.get_sinkhole("c-lure.example") is None
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example", "b-lure.example", "c-lure.example"]
@@ -258,7 +269,7 @@ async def test_a_refused_hold_stops_sinkholing_the_rest(time_env, tmp_path):
                        ["http://a-lure.example/1", "http://b-lure.example/2", "http://c-lure.example/3"])
         handle = await start(stack, await deliver(stack, raw))
         await stack.wait_for(handle, awaiting)
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="ok"))
+        await send_decision(handle, "bob", False, "ok")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED
         assert done.summary["sinkholed"] == ["a-lure.example"]
@@ -381,7 +392,7 @@ async def test_a_popular_domain_holds_for_a_human_with_its_rank_whatever_the_mod
         assert step.change.kind == "dns.sinkhole" and step.change.target == "dropbox.com"
         [verdict] = [v for v in step.verdicts if v.guardrail == "popular_domain"]
         assert "rank 22" in verdict.reason and "never automatic" in verdict.reason
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="real"))
+        await send_decision(handle, "bob", approve=False, reason="real")
         done = await stack.wait_for(handle, completed)
         assert done.state == RunState.COMPLETED and done.summary["sinkholed"] == []
         assert await stack.tools.dns.get_sinkhole("dropbox.com") is None
@@ -396,11 +407,11 @@ async def test_without_a_top_sites_list_every_sinkhole_holds_and_the_run_says_wh
         assert step.change.target == "docusign-envelope-review.example"
         assert any(v.guardrail == "popular_domain" and "cannot be read" in v.reason for v in step.verdicts)
         assert "cannot be read" in waiting.summary["ranking_problem"]
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob", approve=True)
         takedown = await stack.wait_for(
             handle, lambda s: awaiting(s) and s.pending_step().change.kind == "takedown.submit")
         assert [v.guardrail for v in takedown.pending_step().verdicts] == ["popular_domain"]
-        await handle.signal(PhishingResponse.decide, Decision(id="d2", approver="bob", approve=True))
+        await send_decision(handle, "bob", approve=True)
         done = await stack.wait_for(handle, completed)
         assert done.summary["sinkholed"] == ["docusign-envelope-review.example"]
 
@@ -421,7 +432,7 @@ async def test_a_medium_verdict_holds_and_a_refusal_does_not_stop_the_rest(time_
         assert step.change.target == "parcel-news.example"
         assert [v.guardrail for v in step.verdicts] == ["confidence"] and "medium" in step.verdicts[0].reason
         assert await stack.tools.dns.get_sinkhole("paypa1-billing.example") is not None  # high went first
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=False, reason="legit"))
+        await send_decision(handle, "bob", approve=False, reason="legit")
         done = await stack.wait_for(handle, completed)
         assert done.summary["sinkholed"] == ["paypa1-billing.example"]
         assert done.summary["sinkhole_denied"] == ["parcel-news.example"]
@@ -435,7 +446,7 @@ async def test_a_bare_ip_link_becomes_a_held_egress_block(time_env, tmp_path):
         assert step.change.kind == "firewall.egress_block" and step.change.target == "192.0.2.45"
         assert waiting.summary["sinkholed"] == ["parcel-redelivery-fee.example"]
         assert "call-to-action" in step.change.params["evidence"]
-        await handle.signal(PhishingResponse.decide, Decision(id="d1", approver="bob", approve=True))
+        await send_decision(handle, "bob", approve=True)
         done = await stack.wait_for(handle, completed)
         assert done.summary["egress_blocked"] == ["192.0.2.45"]
         assert "192.0.2.45" in {e.value for e in await stack.tools.firewall.egress_list()}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.privilege_guard import PrivilegeGuard
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -80,12 +80,12 @@ async def test_recommit_needs_someone_other_than_the_affected_user_and_restores_
         assert status.requested_by == "alice" and status.summary["actor"]
         assert "alice" not in await members(stack, "server-admins")
 
-        await handle.signal(PrivilegeGuard.decide, Decision(id="self", approver="alice", approve=True))
+        await send_decision(handle, "alice")
         status = await stack.wait_for(handle, lambda s: s.rejected_decisions)
         assert "separation of duties" in status.rejected_decisions[0].why
         assert status.steps[1].state == StepState.AWAITING_APPROVAL
 
-        await handle.signal(PrivilegeGuard.decide, Decision(id="peer", approver="bob", approve=True, reason="planned"))
+        await send_decision(handle, "bob", True, "planned")
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         assert result.steps[1].state == StepState.APPLIED
@@ -149,7 +149,7 @@ async def test_blast_radius_holds_the_third_revert_in_an_hour_across_runs(time_e
         assert [v.guardrail for v in status.steps[0].verdicts] == ["rate_limit"]
         event = await stack.tools.iam.get_event(UNKNOWN_TICKET)
         assert await stack.tools.iam.is_member(event.group, event.principal)  # held: not reverted yet
-        await third.signal(PrivilegeGuard.decide, Decision(id="no", approver="bob", approve=False, reason="bad feed"))
+        await send_decision(third, "bob", False, "bad feed")
         status = await stack.wait_for(third, lambda s: s.steps[0].state == StepState.DENIED)
         result = await third.result()
         assert result.state == RunState.COMPLETED and "not reverted" in result.summary["outcome"]
@@ -171,13 +171,16 @@ async def test_rollback_of_a_completed_run_restores_the_membership(time_env, tmp
         event = await stack.tools.iam.get_event(REJECTED_TICKET)
         handle = await start(stack, REJECTED_TICKET)
         await stack.wait_for(handle, recommit_waiting)
-        await handle.signal(PrivilegeGuard.decide,
-                            Decision(id="no", approver="bob", approve=False, reason="not planned"))
+        await send_decision(handle, "bob", False, "not planned")
         result = await handle.result()  # no timer left to skip: the denial ends the wait
         assert result.state == RunState.COMPLETED and "the revert stands" in result.summary["outcome"]
         assert not await stack.tools.iam.is_member(event.group, event.principal)
         rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
                                      id=rollback_id(handle.id))
+        # the re-grant is a change too: iam.grant_privilege waits for an analyst other than carol
+        waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        assert waiting.pending_step().change.kind == "iam.grant_privilege"
+        await send_decision(rollback, "bob")
         report = await rollback.result()
         assert report.state == "rolled_back" and all(r.verified for r in report.results)
         assert await stack.tools.iam.is_member(event.group, event.principal)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from handrail.gate.models import Decision, RollbackTrigger, RunState, StepState
+from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.runbooks.rogue import RogueTrigger, rogue_run_id
-from tests.support import running_stack
+from tests.support import running_stack, send_decision
 from workflows.rogue_device import RogueDevice
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -44,8 +44,7 @@ async def test_rogue_ap_is_disconnected_then_declared_legitimate_and_registered(
         case = await stack.tools.cases.get_case(status.summary["case_id"])
         assert case.status == "open" and case.run_id == handle.id and ROGUE_AP in case.title
 
-        await handle.signal(RogueDevice.decide, Decision(id="legit", approver="bob", approve=True,
-                                                         reason="facilities' test AP; register it"))
+        await send_decision(handle, "bob", True, "facilities' test AP; register it")
         result = await handle.result()
         assert result.state == RunState.COMPLETED
         kinds = [s.change.kind for s in result.steps]
@@ -62,7 +61,7 @@ async def test_declared_legitimate_without_register_only_reconnects(time_env, tm
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         handle = await start(stack, ROGUE_PI)
         await stack.wait_for(handle, recommit_waiting)
-        await handle.signal(RogueDevice.decide, Decision(id="ok", approver="alice", approve=True, reason="lab kit"))
+        await send_decision(handle, "alice", True, "lab kit")
         result = await handle.result()
         assert [s.change.kind for s in result.steps] == ["nac.disconnect", "cases.open", "nac.recommit_device",
                                                          "cases.close"]
@@ -89,7 +88,7 @@ async def test_protected_network_holds_and_blast_radius_holds(time_env, tmp_path
         assert [v.guardrail for v in status.steps[0].verdicts] == ["protected_tags"]
         assert "network:corp-wired" in status.steps[0].verdicts[0].reason
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected
-        await handle.signal(RogueDevice.decide, Decision(id="no", approver="bob", approve=False, reason="OT kit"))
+        await send_decision(handle, "bob", False, "OT kit")
         result = await handle.result()  # the held disconnect is refused: it is not made
         assert result.state == RunState.COMPLETED and "not disconnected" in result.summary["outcome"]
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected
@@ -113,6 +112,11 @@ async def test_timeout_keeps_the_disconnection_and_rollback_reconnects(time_env,
         assert not (await stack.tools.nac.get_device(ROGUE_PI)).connected
         rollback = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
                                      id=rollback_id(handle.id))
+        # reconnecting is a change too: nac.reconnect waits for an analyst's approval
+        waiting = await stack.wait_for(rollback, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        assert waiting.pending_step().change.kind == "nac.reconnect"
+        assert not (await stack.tools.nac.get_device(ROGUE_PI)).connected
+        await send_decision(rollback, "bob")
         report = await rollback.result()
         assert report.state == "rolled_back" and all(r.verified for r in report.results)
         assert (await stack.tools.nac.get_device(ROGUE_PI)).connected

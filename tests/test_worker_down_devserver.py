@@ -31,8 +31,7 @@ async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_wo
     async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve")) as stack:
         handles = [await stack.start(EgressBlock.run, EgressBlockTrigger(ip=ip, reason="r", requested_by="alice"))
                    for ip in ips]
-        for handle in handles:
-            await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        seen = [await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL) for handle in handles]
         settings = stack.settings
         assert await live_pollers(dev_env.client, settings.task_queue) >= 1
         stack.started.clear()  # keep them waiting after the worker stops
@@ -53,8 +52,9 @@ async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_wo
         shown = await ops.run_status(dev_env.client, settings, handles[0].id)
         assert shown.live_note and "live status unavailable" in shown.live_note
         assert shown.pending_step() is not None and shown.pending_step().change.target == ips[0]
-        # A decision sent now is kept by Temporal; a worker that comes back judges it.
-        await send_decision(handles[0], "bob", status=shown)
+        # A decision sent now is kept by Temporal; a worker that comes back judges it. (It is signed
+        # over the change digest the approver saw while the run was live.)
+        await send_decision(handles[0], "bob", status=seen[0])
         async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve"),
                                  task_queue=settings.task_queue) as stack:
             assert (await handles[0].result()).state == RunState.COMPLETED

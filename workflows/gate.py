@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from handrail.gate import guardrails
     from handrail.gate.approvals import ApprovalBook
+    from handrail.gate.decisions import change_digest
     from handrail.gate.models import (
         AlertRequest,
         ApplyRequest,
@@ -32,11 +34,11 @@ with workflow.unsafe.imports_passed_through():
         Change,
         ChangeRecord,
         CheckRequest,
-        Decision,
         GatePolicy,
         Mode,
         Outcome,
         RevertRequest,
+        RevertResult,
         RunState,
         RunStatus,
         StepRecord,
@@ -65,6 +67,13 @@ CHECK_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=Ret
 TOOL_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
+)
+# A rollback's undo: a few quick attempts; what still fails leaves the rollback `needs_attention`
+# and the next `handrail rollback RUN` retries exactly what is left (a person is watching).
+UNDO_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
+                             maximum_attempts=5),
 )
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
@@ -106,6 +115,7 @@ class Runbook:
         self._pending_audit: list[AuditEvent] = []
         self._event_seq = 0
         self._last_state: RunState | None = None
+        self.undone: dict[str, RevertResult] = {}  # a rollback's results, by the change undone
 
     # -- audit -------------------------------------------------------------------------
     def audit(self, event: str, step_id: str | None = None, **data) -> None:
@@ -331,6 +341,7 @@ class Runbook:
         abort_on_deny: bool = True,
         protective: bool = False,
         excluded_deciders: tuple[str, ...] = (),
+        reverts: ChangeRecord | None = None,
     ) -> StepRecord:
         """Run one change through the gate. Returns the step; raises StepDenied when refused.
 
@@ -340,6 +351,9 @@ class Runbook:
         its inverse, so a human can still roll it back on purpose.
         `excluded_deciders` may never approve or deny this step (besides the run's requester),
         e.g. the person whose change the step reviews.
+        `reverts` makes the step a rollback's undo of that recorded change (`change` is its
+        inverse): same guardrails and approvals, then the ledger's verified inverse is applied
+        and the tool checked against the recorded before-state; it is never compensated.
         """
         step = StepRecord(
             step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
@@ -347,7 +361,8 @@ class Runbook:
             started_at=workflow.now(),
         )
         self.status.steps.append(step)
-        self.audit("step.requested", step.step_id, change=change.model_dump())
+        self.audit("step.requested", step.step_id, change=change.model_dump(),
+                   **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}))
 
         check = await workflow.execute_activity_method(
             GateActivities.check_step,
@@ -386,6 +401,8 @@ class Runbook:
                     raise StepDenied(step, note)
                 return step
 
+        if reverts is not None:
+            return await self._undo(step, reverts)
         step.state = StepState.APPLYING
         expires_at = workflow.now() + expires_after if expires_after else None
         request = ApplyRequest(
@@ -426,6 +443,28 @@ class Runbook:
                        expires_at=expires_at.isoformat())
         return step
 
+    async def _undo(self, step: StepRecord, record: ChangeRecord) -> StepRecord:
+        """Apply a recorded change's inverse for a rollback, once the gate let it through."""
+        step.state = StepState.APPLYING
+        try:
+            result = await workflow.execute_activity_method(
+                GateActivities.revert_change,
+                RevertRequest(change_id=record.change_id, reason="rollback", by=self.status.requested_by,
+                              run_id=record.run_id, audit=self._take_audit(), expected_inverse=step.change),
+                **UNDO_OPTS,
+            )
+        except ActivityError as err:
+            result = RevertResult(change_id=record.change_id, reverted=False, verified=False,
+                                  detail=_describe_failure(err))
+            step.state = StepState.FAILED
+        else:
+            step.state = StepState.APPLIED if result.reverted else StepState.UNCHANGED
+        step.change_id, step.note, step.finished_at = record.change_id, result.detail, workflow.now()
+        self.undone[record.change_id] = result
+        self.audit("change.undone", step.step_id, change_id=record.change_id, reverted=result.reverted,
+                   verified=result.verified, detail=result.detail)
+        return step
+
     async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
         step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
         self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)
@@ -445,10 +484,12 @@ class Runbook:
     ) -> tuple[bool, list[str], str]:
         step.state = StepState.AWAITING_APPROVAL
         step.approvals_needed = policy.required_approvals
+        step.change_digest = change_digest(step)  # what a signed decision must name
         self.book.open(step, policy, excluded)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
         self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
-                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s)
+                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s,
+                   change_digest=step.change_digest, keys=policy.user_keys)
         await self.flush_audit()
 
         if not await self._wait_for_decision(step, policy.approval_timeout_s):
@@ -527,8 +568,9 @@ class RunbookWorkflow:
         return Runbook(self._book, runbook, requested_by, subject)
 
     @workflow.signal
-    def decide(self, decision: Decision) -> None:
-        self._book.receive(decision, workflow.now())
+    def decide(self, decision: Any) -> None:
+        """A decision; typed `Any` so that a malformed raw signal is judged (and audited), not dropped."""
+        self._book.receive_payload(decision, workflow.now())
 
     @workflow.query
     def status(self) -> RunStatus | None:

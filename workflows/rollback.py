@@ -1,41 +1,49 @@
-"""Roll back a finished run on demand: the ledger's inverses, newest first, each verified.
+"""Roll back a finished run on demand: each inverse through the step gate, newest first.
 
-Started as `rollback-<run id>` with a reuse policy that refuses a second one, so a run is
-rolled back at most once — unless that rollback could not finish (`needs_attention`): then
-`handrail rollback RUN` starts `rollback-<run id>-retry-N`, which retries exactly the
-changes still held (reverted ones are skipped; pending ones are settled by reading the tool). Each revert checks the tool's state against the before-state the
-ledger recorded and reports any difference instead of hiding it.
+Undoing a change is a change. The rollback first checks who asks (`handrail.gate.rollback`:
+a policy user allowed to roll back that runbook, and never someone the run acted against),
+then sends every inverse through `Runbook.change` under its own kind's policy —
+guardrails, trust mode, approvals (`iam.grant_privilege`, `nac.reconnect`, `edr.release`
+wait for a human; the asker and the run's parties never decide) — and applies only the
+inverse the hash chain recorded, checking the tool is back in its before-state. A change
+that found the tool already in the wanted state has no inverse and is never undone.
+
+Started as `rollback-<run id>`; a refused request fails the workflow, so someone allowed
+may ask again, while a rollback that ran is never started twice.
+
+A rollback that could not finish (`needs_attention`) may be asked for again: `handrail
+rollback RUN` then starts `rollback-<run id>-retry-N`, which retries exactly the changes
+still held (reverted ones are skipped; pending ones are settled by reading the tool).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
-    from handrail.gate.models import (
-        AuditEvent,
-        ChangeRecord,
-        RevertRequest,
-        RevertResult,
-        RollbackTrigger,
-        RunChangesRequest,
-    )
+    from activities.rollback import RollbackActivities
+    from handrail.gate.models import AuditEvent, RevertResult, RollbackTrigger, StepState
+    from handrail.gate.rollback import RollbackPlan, RollbackPlanRequest, refusal
+    from handrail.gate.search import STATE_KEY
 
-from workflows.gate import RUNBOOK_KEY, STATE_KEY
+from workflows.gate import CHECK_OPTS, RunbookWorkflow
+
+RUNBOOK = "rollback"
 
 
 class RollbackReport(BaseModel):
     run_id: str
     requested_by: str
-    state: str  # rolled_back | needs_attention | nothing_to_do
+    state: str  # rolled_back | partly_rolled_back | denied | needs_attention | nothing_to_do
     results: list[RevertResult] = Field(default_factory=list)
     failed: list[str] = Field(default_factory=list)
+    denied: list[str] = Field(default_factory=list)
+    rollback_id: str = ""
+    waiting: str = ""  # set by the CLI when an inverse waits for a human
 
 
 def rollback_id(run_id: str) -> str:
@@ -43,49 +51,70 @@ def rollback_id(run_id: str) -> str:
 
 
 @workflow.defn(name="RollbackRun")
-class RollbackRun:
+class RollbackRun(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: RollbackTrigger) -> RollbackReport:
-        changes: list[ChangeRecord] = await workflow.execute_activity_method(
-            GateActivities.run_changes,
-            RunChangesRequest(run_id=trigger.run_id),
-            start_to_close_timeout=timedelta(seconds=30),
-        )
-        report = RollbackReport(run_id=trigger.run_id, requested_by=trigger.requested_by, state="nothing_to_do")
+        plan: RollbackPlan = await workflow.execute_activity_method(
+            RollbackActivities.rollback_plan, RollbackPlanRequest(run_id=trigger.run_id), **CHECK_OPTS)
         seq = 0
 
-        def event(name: str, **data) -> AuditEvent:
+        def on_original(name: str, **data) -> AuditEvent:
+            """An event in the rolled-back run's own audit, so its timeline tells the story."""
             nonlocal seq
             seq += 1
-            return AuditEvent(id=f"{workflow.info().workflow_id}:{seq}", at=workflow.now(),
-                              run_id=trigger.run_id, event=name, data=data)
+            return AuditEvent(id=f"{workflow.info().workflow_id}:{workflow.info().run_id}:orig-{seq}",
+                              at=workflow.now(), run_id=trigger.run_id, event=name, data=data)
 
-        pending = [event("rollback.started", by=trigger.requested_by)]
-        for record in reversed(changes):
-            if record.inverse is None or record.reverted_at is not None:
-                continue
-            try:
-                result = await workflow.execute_activity_method(
-                    GateActivities.revert_change,
-                    RevertRequest(change_id=record.change_id, reason="rollback", by=trigger.requested_by,
-                                  run_id=trigger.run_id, audit=pending),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
-                )
+        why = refusal(trigger.requested_by, plan)
+        if why is not None:
+            if plan.known:
+                await self._record([on_original("rollback.refused", by=trigger.requested_by, why=why)])
+            raise ApplicationError(f"Rollback refused: {why}.", type="RollbackRefused", non_retryable=True)
+
+        report = RollbackReport(run_id=trigger.run_id, requested_by=trigger.requested_by, state="nothing_to_do",
+                                rollback_id=workflow.info().workflow_id)
+        await self._record([on_original("rollback.started", by=trigger.requested_by,
+                                        rollback=workflow.info().workflow_id)])
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.run_id) as rb:
+            rb.status.summary.update(rolls_back=trigger.run_id, parties=plan.parties)
+            for item in plan.to_undo():
+                if item.untrusted:
+                    report.failed.append(item.change_id)
+                    report.results.append(RevertResult(change_id=item.change_id, reverted=False, verified=False,
+                                                       detail=item.untrusted))
+                    rb.audit("rollback.untrusted_record", change_id=item.change_id, why=item.untrusted)
+                    continue
+                step = await rb.change(item.record.inverse, abort_on_deny=False,
+                                       excluded_deciders=tuple(plan.parties), reverts=item.record)
+                result = rb.undone.get(item.change_id) or RevertResult(
+                    change_id=item.change_id, reverted=False, verified=False, detail=step.note)
                 report.results.append(result)
-                if not result.verified:
-                    report.failed.append(record.change_id)
-            except ActivityError as err:
-                report.failed.append(record.change_id)
-                report.results.append(RevertResult(change_id=record.change_id, reverted=False, verified=False,
-                                                   detail=str(err.cause or err)))
-            pending = []
+                if step.state == StepState.DENIED:
+                    report.denied.append(item.change_id)
+                elif step.state == StepState.FAILED or not result.verified:
+                    report.failed.append(item.change_id)
+            report.state = _outcome(report)
+            rb.status.summary.update(outcome=report.state, failed=report.failed, denied=report.denied)
         if report.results:
-            report.state = "needs_attention" if report.failed else "rolled_back"
-        pending.append(event("run." + report.state if report.results else "rollback.nothing_to_do",
-                             by=trigger.requested_by, failed=report.failed))
-        await workflow.execute_activity_method(GateActivities.record_audit, pending, start_to_close_timeout=timedelta(seconds=30),
-                                        retry_policy=RetryPolicy(maximum_attempts=10))
+            name = "run." + report.state if report.state in ("rolled_back", "needs_attention") else (
+                "rollback." + report.state)
+            await self._record([on_original(name, by=trigger.requested_by, failed=report.failed,
+                                            denied=report.denied)])
         if report.results:  # the Web UI finds a rollback that needs attention by HandrailState
-            workflow.upsert_search_attributes([STATE_KEY.value_set(report.state), RUNBOOK_KEY.value_set("rollback")])
+            workflow.upsert_search_attributes([STATE_KEY.value_set(report.state)])
         return report
+
+    async def _record(self, events: list[AuditEvent]) -> None:
+        await workflow.execute_activity_method(GateActivities.record_audit, events, **{
+            **CHECK_OPTS, "retry_policy": RetryPolicy(maximum_attempts=10)})
+
+
+def _outcome(report: RollbackReport) -> str:
+    if not report.results:
+        return "nothing_to_do"
+    if report.failed:
+        return "needs_attention"
+    undone = len(report.results) - len(report.denied)
+    if report.denied:
+        return "partly_rolled_back" if undone else "denied"
+    return "rolled_back"

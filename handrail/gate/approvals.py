@@ -7,6 +7,11 @@ audited. Rules: the approver must be a policy user allowed by user or role (the 
 group too, once escalated); the run's requester never decides their own run; one person
 counts once toward N-of-M; one accepted denial ends the step.
 
+A decision counts only when it is signed (handrail.gate.decisions): the signature must
+verify against a key the step's policy snapshot lists for the claimed user, name this run,
+the waiting step and its change digest, carry a nonce unused in the run, and be inside its
+validity window (workflow time). Every rule above then applies to the *verified* signer.
+
 A decision naming a step that has not opened yet (the run is still gathering facts) is
 kept, not dropped: it is judged by the same rules when that step opens (issue 15, item 6).
 """
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from handrail.gate import decisions
 from handrail.gate.models import Decision, DecisionRecord, GatePolicy, RunStatus, StepRecord, StepState
 
 
@@ -49,6 +55,7 @@ class ApprovalBook:
         self._events: list[tuple[str, str | None, dict[str, Any]]] = []
         self._closed: set[str] = set()
         self._early: list[DecisionRecord] = []  # decisions for steps that have not opened yet
+        self._nonces: set[str] = set()
 
     # -- called by the gate ------------------------------------------------------------
     def open(self, step: StepRecord, policy: GatePolicy, excluded: tuple[str, ...] = ()) -> None:
@@ -83,16 +90,41 @@ class ApprovalBook:
         return events
 
     # -- called by the signal handler --------------------------------------------------
+    def receive_payload(self, payload: Any, now: datetime) -> DecisionRecord:
+        """Any signal payload (a raw one from the Web UI or `temporal workflow signal` too)."""
+        if isinstance(payload, Decision):
+            return self.receive(payload, now)
+        try:
+            decision = Decision.model_validate(payload)
+        except ValueError:
+            record = DecisionRecord(decision=Decision(id="malformed"), accepted=False, at=now,
+                                    why="the decision signal is malformed (it is not a signed decision)")
+            if self.status is not None:
+                self.status.rejected_decisions.append(record)
+            self._events.append(("decision.rejected", None, record.model_dump(mode="json")))
+            return record
+        return self.receive(decision, now)
+
     def receive(self, decision: Decision, now: datetime) -> DecisionRecord:
         if self._arrives_early(decision):
-            record = DecisionRecord(decision=decision, accepted=False, why=KEPT_WHY, at=now)
+            record = DecisionRecord(decision=_bounded(decision), accepted=False, why=KEPT_WHY, at=now)
             self._early.append(record)
             if self.status is not None:
                 self.status.kept_decisions.append(record)
             self._events.append(("decision.kept", decision.step, record.model_dump(mode="json")))
             return record
-        entry, why = self._judge(decision)
-        record = DecisionRecord(decision=decision, accepted=entry is not None, why=why, at=now)
+        try:
+            entry, document, fingerprint = self._verify(decision, now)
+        except decisions.Refused as refused:
+            entry, why, fingerprint = None, str(refused), None
+        else:  # from here on, the signed document is the decision
+            decision = decision.model_copy(update={
+                "approver": document.signer, "step": document.step_id,
+                "approve": document.decision == "approve", "reason": document.reason})
+            entry, why = self._judge(decision)
+        decision = _bounded(decision)
+        record = DecisionRecord(decision=decision, accepted=entry is not None, why=why, at=now,
+                                signer_fingerprint=fingerprint if entry is not None else None)
         if entry is None:
             if self.status is not None:
                 self.status.rejected_decisions.append(record)
@@ -108,7 +140,7 @@ class ApprovalBook:
 
     def _arrives_early(self, decision: Decision) -> bool:
         """A decision naming a later step of this run (`sNN-kind`, NN past the steps started so far)."""
-        step = decision.step
+        step = _claimed_step(decision)
         if not step or step in self._open or step in self._closed:
             return False
         number = re.match(r"s(\d+)-\w+\.[\w.]+$", step)  # sNN-<tool>.<action>
@@ -127,6 +159,27 @@ class ApprovalBook:
             self.status.kept_decisions = [r for r in self.status.kept_decisions if r.decision.step != step_id]
         for record in kept:
             self.receive(record.decision, record.at)
+
+    def _verify(self, decision: Decision, now: datetime) -> tuple[_OpenStep, decisions.DecisionDocument, str]:
+        """The signature checks; raises decisions.Refused with the reason."""
+        document = decisions.read_document(decision)
+        if self.status is not None and document.run_id != self.status.run_id:
+            raise decisions.Refused(f"the signature is for run {document.run_id[:80]}, not {self.status.run_id}")
+        entry = self._open.get(document.step_id)
+        if entry is None or entry.step.state != StepState.AWAITING_APPROVAL:
+            waiting = [e.step.step_id for e in self._open.values() if e.step.state == StepState.AWAITING_APPROVAL]
+            now_waiting = f"this run waits on {', '.join(waiting)}" if waiting else "this run waits on no step"
+            raise decisions.Refused(f"the signature is for step {document.step_id[:80]}, {now_waiting}")
+        fingerprint = decisions.verify_signer(decision, document, entry.policy.user_keys)
+        if document.change_digest != entry.step.change_digest:
+            raise decisions.Refused(
+                f"the signature approves change {document.change_digest[:19]}…, but step {entry.step.step_id} "
+                f"would run {entry.step.change_digest[:19]}… (the change or its guardrail verdicts differ)")
+        if document.nonce in self._nonces:
+            raise decisions.Refused("this signed decision was already used in this run (replay)")
+        self._nonces.add(document.nonce)
+        decisions.check_window(document, now)
+        return entry, document, fingerprint
 
     def _judge(self, decision: Decision) -> tuple[_OpenStep | None, str]:
         entry = self._find(decision.step)
@@ -167,3 +220,20 @@ class ApprovalBook:
         groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
         parts = [f"role {r}" for g in groups for r in g.roles] + [f"user {u}" for g in groups for u in g.users]
         return ", ".join(parts) or "nobody"
+
+
+def _claimed_step(decision: Decision) -> str | None:
+    """The step a decision is for: the signed document's, else the field (unsigned: judged and refused)."""
+    try:
+        return decisions.read_document(decision).step_id
+    except decisions.Refused:
+        return decision.step
+
+
+def _bounded(decision: Decision) -> Decision:
+    """A hostile signal may carry megabytes; what is kept and audited stays small."""
+    if len(decision.document) <= decisions.MAX_DOCUMENT and len(decision.signature) <= decisions.MAX_SIGNATURE \
+            and len(decision.reason) <= 2000 and len(decision.approver) <= 200 and len(decision.id) <= 200:
+        return decision
+    return Decision(id=decision.id[:200], step=(decision.step or "")[:200] or None, approver=decision.approver[:200],
+                    approve=decision.approve, reason=decision.reason[:2000], document="", signature="")

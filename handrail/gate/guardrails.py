@@ -294,13 +294,25 @@ GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdi
 }
 
 
+def change_freeze(change: Change, ctx: GuardrailContext) -> Verdict | None:
+    """Hold every change while a policy `[[freeze]]` window is in force, whatever its mode."""
+    if not ctx.freeze:
+        return None
+    return Verdict(guardrail="change_freeze", outcome=Outcome.HOLD,
+                   reason=f"a change freeze is in force ({ctx.freeze}): every change needs a human")
+
+
 def evaluate(change: Change, ctx: GuardrailContext) -> list[Verdict]:
-    """Run every guardrail configured for the change's kind; only the ones that object speak."""
+    """Run every guardrail configured for the change's kind, then the freeze (which applies to
+    every kind); only the ones that object speak."""
     verdicts = []
     for options in ctx.guardrails:
         verdict = GUARDRAILS[options["type"]](change, options, ctx)
         if verdict is not None:
             verdicts.append(verdict)
+    frozen = change_freeze(change, ctx)
+    if frozen is not None:
+        verdicts.append(frozen)
     return verdicts
 
 

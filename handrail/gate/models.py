@@ -104,6 +104,7 @@ class GatePolicy(BaseModel):
     alert_priority: str = "P2"
     tool_retry_s: float = 6 * 3600  # a retryable tool failure is retried this long (issue 15)
     tool_alert_after_s: float = 15 * 60  # one alert once the tool has failed this long
+    user_keys: dict[str, list[str]] = Field(default_factory=dict)  # SSH public keys per user: decisions are signed
 
 
 class SetCheck(BaseModel):
@@ -131,6 +132,7 @@ class GuardrailContext(BaseModel):
     # where the target stands in the top-sites list (`popular_domain`; see runbooks/phishing/popular.py)
     popularity: dict[str, Any] = Field(default_factory=dict)
     set_check: SetCheck | None = None  # for set:<sha256> targets under IP guardrails
+    freeze: str | None = None  # the reason of the change freeze in force, if any (every change holds)
 
 
 class StepCheck(BaseModel):
@@ -141,13 +143,20 @@ class StepCheck(BaseModel):
 
 
 class Decision(BaseModel):
-    """An approver's answer, sent as a signal. `id` lets the sender find its verdict."""
+    """An approver's answer, sent as a signal. `id` lets the sender find its verdict.
 
-    id: str
+    Only `document` (the canonical decision document, handrail.gate.decisions) and its SSH
+    `signature` count; the other fields are a readable copy that must agree with them.
+    They all have defaults so that a raw, unsigned signal still arrives and is rejected.
+    """
+
+    id: str = ""
     step: str | None = None
-    approver: str
-    approve: bool
+    approver: str = ""
+    approve: bool = False
     reason: str = ""
+    document: str = ""
+    signature: str = ""
 
 
 class DecisionRecord(BaseModel):
@@ -155,6 +164,7 @@ class DecisionRecord(BaseModel):
     accepted: bool
     why: str
     at: datetime
+    signer_fingerprint: str | None = None  # the verified key (SHA256:…), for accepted decisions
 
 
 class AuditEvent(BaseModel):
@@ -243,6 +253,7 @@ class RevertRequest(BaseModel):
     by: str
     run_id: str
     audit: list[AuditEvent] = Field(default_factory=list)
+    expected_inverse: Change | None = None  # a rollback's: the inverse its gate step approved
 
 
 class RevertResult(BaseModel):
@@ -260,6 +271,7 @@ class StepRecord(BaseModel):
     mode: Mode | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     thresholds: dict[str, str] = Field(default_factory=dict)  # derived guardrail thresholds used, with source
+    change_digest: str = ""  # what a signed decision must name (handrail.gate.decisions.change_digest)
     decisions: list[DecisionRecord] = Field(default_factory=list)
     approvals_needed: int = 0
     escalated: bool = False

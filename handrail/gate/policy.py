@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.gate.freeze import FreezeWindow
 from handrail.gate.models import Approver, GatePolicy, Mode
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
@@ -56,6 +57,19 @@ class _Strict(BaseModel):
 
 class UserSpec(_Strict):
     roles: list[str] = Field(default_factory=list)
+    keys: list[str] = Field(default_factory=list)  # OpenSSH public key lines; decisions are signed with them
+
+    @field_validator("keys")
+    @classmethod
+    def _valid_keys(cls, value: list[str]) -> list[str]:
+        from handrail.gate.signatures import SignatureError, parse_public_key
+
+        for line in value:
+            try:
+                parse_public_key(line)
+            except SignatureError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class ProtectedNetwork(_Strict):
@@ -150,6 +164,14 @@ class ActionSpec(_Strict):
         return self
 
 
+class PolicyAdmins(_Strict):
+    """Who signs policy edits (handrail.gate.policy_signing): `required` distinct users or role holders."""
+
+    users: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    required: int = Field(default=1, ge=1)
+
+
 class Defaults(_Strict):
     mode: Mode = Mode.APPROVE
     approvers: Approver = Field(default_factory=lambda: Approver(roles=["soc-analyst"]))
@@ -170,6 +192,23 @@ class Policy(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
+    freeze: list[FreezeWindow] = Field(default_factory=list)  # change freezes (handrail.gate.freeze)
+    policy_admins: PolicyAdmins | None = None  # who must sign policy edits (handrail.gate.policy_signing)
+
+    @model_validator(mode="after")
+    def _policy_admins_can_sign(self) -> "Policy":
+        admins = self.policy_admins
+        if admins is None:
+            return self
+        for user in admins.users:
+            if user not in self.users:
+                raise ValueError(f"policy_admins names unknown user {user!r}")
+        signers = [n for n, u in self.users.items()
+                   if (n in admins.users or set(u.roles) & set(admins.roles)) and u.keys]
+        if len(signers) < admins.required:
+            raise ValueError(f"policy_admins needs {admins.required} signer(s) but only {len(signers)} admin(s) "
+                             "have a key in the policy")
+        return self
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> "Policy":
@@ -190,6 +229,18 @@ class Policy(_Strict):
                 raise ValueError(
                     f"actions.{kind} needs {needed} approvals but only {len(eligible)} user(s) may approve"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> "Policy":
+        from handrail.gate.signatures import parse_public_key
+
+        owner: dict[bytes, str] = {}
+        for name, user in self.users.items():
+            for line in user.keys:
+                blob = parse_public_key(line).blob
+                if owner.setdefault(blob, name) != name:
+                    raise ValueError(f"users.{name}: a key of {owner[blob]} is listed for {name} too (one key, one person)")
         return self
 
     def _eligible(self, group: Approver) -> set[str]:
@@ -220,6 +271,7 @@ class Policy(_Strict):
             alert_priority=spec.alert_priority or d.alert_priority,
             tool_retry_s=_tool_retry_s(spec, d, mode),
             tool_alert_after_s=parse_duration(spec.tool_alert_after or d.tool_alert_after),
+            user_keys={name: list(u.keys) for name, u in self.users.items() if u.keys},
         )
 
     def guardrails_for(self, kind: str) -> list[dict[str, Any]]:

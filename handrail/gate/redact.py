@@ -93,7 +93,13 @@ def _random_looking(value: str) -> bool:
             and sum(c.isdigit() for c in value) >= 2)
 
 
+# `SHA256:<base64>` is a key fingerprint or a digest (what ssh-keygen -l prints): public, never a secret.
+_DIGEST_LABELS = frozenset({"md5", "sha1", "sha224", "sha256", "sha384", "sha512"})
+
+
 def _by_shape(match: re.Match[str]) -> str:
+    if match.group(1).lower() in _DIGEST_LABELS:
+        return match.group(0)
     if _random_looking(match.group(3)):
         return match.group(1) + match.group(2) + REDACTED
     return match.group(0)

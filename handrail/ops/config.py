@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-DEFAULT_LAB_TOKEN = "handrail-dev-token"
+from handrail.ops.credentials import DEFAULT_LAB_ADMIN_TOKEN, DEFAULT_LAB_TOKEN  # noqa: F401 (re-exported)
 
 
 def _default_user() -> str:
@@ -35,6 +35,8 @@ class Settings:
     user: str
     ui_port: int
     tools_path: Path | None = None  # HANDRAIL_TOOLS: the `[tools]` file choosing real backends
+    lab_admin_token: str = DEFAULT_LAB_ADMIN_TOKEN  # `handrail lab …` only; never a tool token
+    checkpoint_every: str = "5m"  # how often the worker signs a checkpoint of the audit chain
 
     @property
     def temporal_host(self) -> str:
@@ -98,4 +100,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
         tools_path=Path(env["HANDRAIL_TOOLS"]).expanduser().resolve() if env.get("HANDRAIL_TOOLS") else None,
+        lab_admin_token=env.get("HANDRAIL_LAB_ADMIN_TOKEN", DEFAULT_LAB_ADMIN_TOKEN),
+        checkpoint_every=env.get("HANDRAIL_CHECKPOINT_EVERY", "5m"),
     )

@@ -36,6 +36,8 @@ PASSTHROUGH_MODULES: tuple[str, ...] = (
     "handrail.gate.search",
     "handrail.gate.models",
     "handrail.gate.approvals",
+    "handrail.gate.decisions",
+    "handrail.gate.signatures",
     "handrail.gate.guardrails",
     "handrail.gate.policy",
     # the runbooks' pure rules
@@ -56,6 +58,9 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "workflows.gate.CHECK_OPTS": "activity options, read with ** only",
     "workflows.gate.TOOL_OPTS": "activity options, read with ** only",
     "workflows.gate.COMPENSATE_OPTS": "activity options, read with ** only",
+    "workflows.gate.UNDO_OPTS": "activity options, read with ** only",
+    "handrail.gate.signatures._CURVES": "SSH curve name -> cryptography curve",
+    "handrail.gate.signatures._HASHES": "SSHSIG hash name -> hashlib constructor",
     "handrail.gate.guardrails.GUARDRAILS": "guardrail type -> pure function",
     "handrail.gate.guardrails._SEVERITY": "outcome ordering",
     "handrail.gate.guardrails._CONFIDENCE": "verdict confidence ordering",

@@ -112,7 +112,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         HANDRAIL_NAMESPACE=settings.namespace,
         HANDRAIL_TASK_QUEUE=settings.task_queue,
         HANDRAIL_LAB_URL=settings.lab_url,
-        HANDRAIL_LAB_TOKEN=settings.lab_token,
+        HANDRAIL_LAB_TOKEN=settings.lab_token,  # the lab and the worker; the CLI never uses it
+        HANDRAIL_LAB_ADMIN_TOKEN=settings.lab_admin_token,
         HANDRAIL_POLICY=str(settings.policy_path),
         HANDRAIL_USER=settings.user,
         HANDRAIL_UI_PORT=str(settings.ui_port),

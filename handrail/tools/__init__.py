@@ -19,6 +19,7 @@ import httpx
 from pydantic import Field
 
 from handrail.ops.config import Settings
+from handrail.ops.credentials import check_token
 from handrail.tools.alerts import Alerts, LabAlerts
 from handrail.tools.cases import Cases, LabCases
 from handrail.tools.cmdb import Cmdb, LabCmdb
@@ -99,9 +100,11 @@ class ToolClients:
     training: Training
     takedown: Takedown
 
-    def __init__(self, client: httpx.AsyncClient, *, token: str = "") -> None:
+    def __init__(self, client: httpx.AsyncClient, *, token: str = "", admin_token: str = "") -> None:
         self._client = client
-        self.http = LabHTTP(client, secret=token)
+        self.http = LabHTTP(client, secret=token or admin_token)
+        # the lab's own /_lab routes take the admin credential only, never the tool token
+        self._admin = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.firewall = LabFirewall(self.http)
         self.alerts = LabAlerts(self.http)
         self.mailbox = LabMailbox(self.http)
@@ -123,6 +126,7 @@ class ToolClients:
     def from_settings(cls, settings: Settings,
                       transport: httpx.AsyncBaseTransport | None = None,
                       *, timeout: float = DEFAULT_TIMEOUT) -> ToolClients:
+        check_token(settings.lab_token, settings.lab_url, "HANDRAIL_LAB_TOKEN")
         client = httpx.AsyncClient(
             base_url=settings.lab_url,
             headers={"Authorization": f"Bearer {settings.lab_token}"},
@@ -132,7 +136,7 @@ class ToolClients:
             # worker running more activities at once than that reconnects for most calls.
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
-        tools = cls(client, token=settings.lab_token)
+        tools = cls(client, token=settings.lab_token, admin_token=settings.lab_admin_token)
         tools.use_backends(settings)
         return tools
 
@@ -144,6 +148,18 @@ class ToolClients:
         for name, client in chosen.items():
             setattr(self, name, client)
         self._closers = closers
+
+    @classmethod
+    def for_admin(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
+                  *, timeout: float = DEFAULT_TIMEOUT) -> ToolClients:
+        """Clients for `handrail lab …`: the admin credential only, so only the `lab_*` helpers work.
+
+        The CLI never reads the tool token (HANDRAIL_LAB_TOKEN): tools are reached through
+        the workers' activities, and the lab refuses the admin token on every tool route.
+        """
+        check_token(settings.lab_admin_token, settings.lab_url, "HANDRAIL_LAB_ADMIN_TOKEN")
+        client = httpx.AsyncClient(base_url=settings.lab_url, timeout=timeout, transport=transport)
+        return cls(client, admin_token=settings.lab_admin_token)
 
     @property
     def base_url(self) -> str:
@@ -166,14 +182,14 @@ class ToolClients:
     # -- lab helpers (tests, the demo and `handrail lab`) ---------------------------------
     async def lab_state(self, *, counts_only: bool = False) -> LabState:
         params = {"counts_only": True} if counts_only else None
-        return LabState.model_validate(await self.http.json("GET", "/_lab/state", params=params))
+        return LabState.model_validate(await self.http.json("GET", "/_lab/state", params=params, headers=self._admin))
 
     async def lab_reset(self) -> str:
         """Reload the seed; returns the fresh estate's hash."""
-        return (await self.http.json("POST", "/_lab/reset"))["hash"]
+        return (await self.http.json("POST", "/_lab/reset", headers=self._admin))["hash"]
 
     async def lab_calls(self, limit: int = 100) -> list[LabCall]:
-        data = await self.http.json("GET", "/_lab/calls", params={"limit": limit})
+        data = await self.http.json("GET", "/_lab/calls", params={"limit": limit}, headers=self._admin)
         return [LabCall.model_validate(c) for c in data["calls"]]
 
     async def lab_set_fault(self, route: str, *, method: str | None = None,
@@ -184,11 +200,11 @@ class ToolClients:
         payload = {"route": route, "method": method, "error_rate": error_rate,
                    "error_status": error_status, "latency_ms": latency_ms, "status": status,
                    "seed": seed, "count": count, "after_apply": after_apply, "skip": skip}
-        return LabFault.model_validate(await self.http.json("POST", "/_lab/faults", json=payload))
+        return LabFault.model_validate(await self.http.json("POST", "/_lab/faults", json=payload, headers=self._admin))
 
     async def lab_faults(self) -> list[LabFault]:
-        data = await self.http.json("GET", "/_lab/faults")
+        data = await self.http.json("GET", "/_lab/faults", headers=self._admin)
         return [LabFault.model_validate(f) for f in data["faults"]]
 
     async def lab_clear_faults(self) -> int:
-        return int((await self.http.json("DELETE", "/_lab/faults"))["cleared"])
+        return int((await self.http.json("DELETE", "/_lab/faults", headers=self._admin))["cleared"])

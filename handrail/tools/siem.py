@@ -37,6 +37,8 @@ class Siem(Protocol):
     async def unwatch(self, kind: WatchKind, value: str, *,
                       idempotency_key: str | None = None) -> None: ...
     async def search_events(self, q: str = "", *, limit: int = 100) -> list[SiemEvent]: ...
+    async def ingest(self, source: str, message: str, *, severity: str = "info", action: str = "",
+                     idempotency_key: str | None = None) -> SiemEvent: ...
 
 
 class LabSiem:
@@ -66,3 +68,11 @@ class LabSiem:
     async def search_events(self, q: str = "", *, limit: int = 100) -> list[SiemEvent]:
         data = await self.http.json("GET", "/siem/events", params={"q": q, "limit": limit})
         return [SiemEvent.model_validate(e) for e in data["events"]]
+
+    async def ingest(self, source: str, message: str, *, severity: str = "info", action: str = "",
+                     idempotency_key: str | None = None) -> SiemEvent:
+        """Append an event to the SIEM's log (Handrail's signed audit checkpoints go here)."""
+        data = await self.http.json("POST", "/siem/events", idempotency_key=idempotency_key,
+                                    json={"source": source, "message": message, "severity": severity,
+                                          "action": action})
+        return SiemEvent.model_validate(data)

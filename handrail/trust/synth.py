@@ -46,12 +46,14 @@ class SyntheticLedger:
     def event(self, run_id: str, step_id: str | None, name: str, at: datetime, **data: Any) -> None:
         self.event_data(run_id, step_id, name, at, data)
 
-    def event_data(self, run_id: str, step_id: str | None, name: str, at: datetime, data: dict) -> None:
+    def event_data(self, run_id: str, step_id: str | None, name: str, at: datetime, data: dict,
+                   event_id: str | None = None) -> None:
+        """`event_id` gives change and revert events the gate's ids, so their records verify."""
         if not self.audit:
             return
         self._seq += 1
-        self._events.append(AuditEvent(id=f"{self.prefix}-{self._seq}", at=at, run_id=run_id, step_id=step_id,
-                                       event=name, data=data))
+        self._events.append(AuditEvent(id=event_id or f"{self.prefix}-{self._seq}", at=at, run_id=run_id,
+                                       step_id=step_id, event=name, data=data))
         if len(self._events) >= self.buffer:
             self._flush_events()
 
@@ -88,7 +90,7 @@ class SyntheticLedger:
         self.event(run_id, step_id, "step.requested", at, change=change)
         self.event(run_id, step_id, "guardrails.evaluated", at, kind=kind, mode=mode, outcome=outcome,
                    verdicts=verdicts or [])
-        self.event_data(run_id, step_id, "change." + status, at, record)
+        self.event_data(run_id, step_id, "change." + status, at, record, event_id=f"{change_id}:change.{status}")
         if len(self._changes) >= self.buffer:
             self._flush_changes()
         return change_id
@@ -123,8 +125,8 @@ class SyntheticLedger:
 
     def revert(self, change_id: str, run_id: str, reason: str, by: str, at: datetime) -> None:
         self._reverts.append((change_id, run_id, reason, by, iso(at), 1, "synthetic"))
-        self.event(run_id, None, "change.reverted", at, change_id=change_id, reason=reason, by=by,
-                   verified=True, detail="synthetic")
+        self.event_data(run_id, None, "change.reverted", at, dict(change_id=change_id, reason=reason, by=by,
+                        verified=True, detail="synthetic"), event_id=f"{change_id}:reverted:change.reverted")
 
     # -- writing ---------------------------------------------------------------------------
     def _flush_changes(self) -> None:

@@ -1,0 +1,150 @@
+"""Signing on the analyst's side: find the key, prove who you are, sign the document.
+
+Which key signs, first found wins: `--key PATH`, `HANDRAIL_SIGNING_KEY`, then the key
+`handrail keys init` made for the user under `HANDRAIL_HOME/keys/`. A private key file
+(ed25519 or ECDSA, unencrypted) signs in-process; a public key file (`….pub`) or an
+encrypted private key signs through `ssh-keygen -Y sign`, which asks ssh-agent or the
+hardware key (FIDO `sk-` keys) — the private key never has to be readable by Handrail.
+
+The signer's identity comes from the key: the policy user who lists it. `--as NAME` is
+only a check ("your key belongs to bob, not carol").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from handrail.gate import signatures
+from handrail.gate.policy import PolicyError, load_policy
+from handrail.ops.config import Settings
+from starter.output import USAGE, fail
+
+
+def keys_dir(settings: Settings) -> Path:
+    return settings.home / "keys"
+
+
+def default_key_path(settings: Settings, user: str) -> Path:
+    return keys_dir(settings) / f"{user}_ed25519"
+
+
+@dataclass
+class Signer:
+    """A key that can sign, and the policy user it belongs to."""
+
+    path: Path
+    public: signatures.PublicKey
+    user: str
+    private: object | None = None  # None: sign through ssh-keygen (agent or hardware key)
+
+    def sign(self, message: bytes, namespace: str) -> str:
+        if self.private is not None:
+            return signatures.sign(self.private, message, namespace)
+        return _ssh_keygen_sign(self.path, message, namespace)
+
+
+def find_key(settings: Settings, explicit: Path | None, claimed: str | None) -> Path:
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+    elif os.environ.get("HANDRAIL_SIGNING_KEY"):
+        path = Path(os.environ["HANDRAIL_SIGNING_KEY"]).expanduser()
+    else:
+        path = default_key_path(settings, claimed or settings.user)
+        if not path.exists():
+            fail("No signing key: give --key PATH, set HANDRAIL_SIGNING_KEY, or create one with `handrail keys init`.",
+                 USAGE)
+    if not path.is_file():
+        fail(f"The signing key {path} is not a file.", USAGE)
+    return path
+
+
+def load_signer(settings: Settings, explicit: Path | None = None, claimed: str | None = None) -> Signer:
+    """The key to sign with, and whose it is according to the policy; `claimed` (--as) must agree."""
+    path = find_key(settings, explicit, claimed)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"The signing key {path} cannot be read ({exc.strerror}).")
+    private = None
+    if path.suffix == ".pub" or data.lstrip().startswith(tuple(k.encode() for k in signatures.KEY_TYPES)):
+        try:
+            public = signatures.parse_public_key(data.decode(errors="replace"))
+        except signatures.SignatureError as exc:
+            fail(f"The public key {path} is unusable: {exc}.")
+    else:
+        try:
+            private = signatures.load_private_key(data)
+            public = signatures.public_key_of(private)
+        except signatures.SignatureError as exc:
+            pub = path.with_name(path.name + ".pub")
+            if "encrypted" in str(exc) and pub.is_file():  # let ssh-agent sign with it
+                return load_signer(settings, pub, claimed)
+            fail(f"The signing key {path} is unusable: {exc}.")
+    owner = key_owner(settings, public)
+    if owner is None:
+        fail(f"Your key {public.fingerprint} is not listed for any user in the policy "
+             f"({settings.policy_path}); add it with the line `handrail keys init` prints.")
+    if claimed and claimed != owner:
+        fail(f"Your key belongs to {owner}, not {claimed}.")
+    return Signer(path=path, public=public, user=owner, private=private)
+
+
+def key_owner(settings: Settings, public: signatures.PublicKey) -> str | None:
+    try:
+        policy = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        fail(str(exc))
+    for name, user in policy.users.items():
+        for line in user.keys:
+            if signatures.parse_public_key(line).blob == public.blob:
+                return name
+    return None
+
+
+def _ssh_keygen_sign(public_path: Path, message: bytes, namespace: str) -> str:
+    """Sign through `ssh-keygen -Y sign -f KEY.pub`: ssh-agent or a FIDO key does the signing."""
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        fail("Signing with ssh-agent or a hardware key needs ssh-keygen (openssh-client), which is not installed.")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "decision"
+        target.write_bytes(message)
+        proc = subprocess.run([keygen, "-Y", "sign", "-n", namespace, "-f", str(public_path), str(target)],
+                              capture_output=True, text=True, timeout=120)
+        sig = target.with_name("decision.sig")
+        if proc.returncode != 0 or not sig.is_file():
+            detail = (proc.stderr.strip().splitlines() or ["no signature made"])[-1]
+            fail(f"ssh-keygen could not sign with {public_path}: {detail}.")
+        return sig.read_text()
+
+
+async def signed_decision_for(client, run_id: str, signer: Signer, approve: bool, step: str | None,
+                              reason: str, valid_for_s: float | None = None):
+    """Read the run's waiting step and its change digest, and sign a decision bound to them."""
+    from datetime import timedelta
+
+    from handrail.gate import decisions, signing
+    from handrail.gate.models import RunStatus
+
+    try:
+        status = await client.get_workflow_handle(run_id).query("status", result_type=RunStatus)
+    except Exception:
+        fail(f"Run {run_id} did not answer its status query; is a worker running (`handrail status`)?")
+    waiting = [s for s in (status.steps if status else []) if s.state.value == "awaiting_approval"]
+    if not waiting:
+        fail(f"Run {run_id} waits on no step; there is nothing to decide.")
+    chosen = next((s for s in waiting if s.step_id == step), None) if step else waiting[0]
+    if chosen is None:
+        fail(f"Step {step} is not waiting; run {run_id} waits on {', '.join(s.step_id for s in waiting)}.")
+    if not chosen.change_digest:
+        fail(f"Step {chosen.step_id} shows no change digest (is the worker older than this CLI?).")
+    valid_for = timedelta(seconds=valid_for_s) if valid_for_s else decisions.DEFAULT_VALIDITY
+    document = signing.new_document(run_id=run_id, step=chosen, signer=signer.user, approve=approve,
+                                      reason=reason, valid_for=valid_for)
+    armored = signer.sign(document.canonical().encode(), signatures.DECISION_NAMESPACE)
+    return signing.signed_decision(document, armored)

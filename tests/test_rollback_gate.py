@@ -1,0 +1,170 @@
+"""Undoing is a change too: rollback through the gate, and only from records the chain vouches for."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
+
+from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState, StepState
+from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
+from tests.support import make_policy, running_stack, send_decision
+from workflows.egress_block import EgressBlock
+from workflows.privilege_guard import PrivilegeGuard
+from workflows.rollback import RollbackRun, rollback_id
+
+pytestmark = pytest.mark.workflow
+
+IP = "203.0.113.7"
+POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
+NO_TICKET = "IAM-EVT-0003"  # a Marketing user added to domain-admins by svc-backup, no ticket
+ANALYST = "IAM-EVT-0009"  # alice (a policy analyst) made a server admin, no ticket
+BLOCK_THE_CRM = ("UPDATE changes SET body = json_set(body, '$.inverse.kind', 'firewall.egress_block',"
+                 " '$.inverse.target', '161.71.0.0/16')")
+
+
+def tamper(stack, sql: str) -> None:
+    db = sqlite3.connect(stack.settings.ledger_path)
+    db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def recommit_waiting(status) -> bool:
+    return len(status.steps) == 2 and status.steps[1].state == StepState.AWAITING_APPROVAL
+
+
+def block(by: str = "alice", ttl_s: float | None = None) -> EgressBlockTrigger:
+    return EgressBlockTrigger(ip=IP, reason="C2 beacon", requested_by=by, ttl_s=ttl_s)
+
+
+async def test_expiry_refuses_an_inverse_edited_in_the_ledger(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, block(ttl_s=3600))
+        status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
+        change_id = status.steps[0].change_id
+        tamper(stack, BLOCK_THE_CRM)
+        result = await handle.result()
+        assert result.state == RunState.NEEDS_ATTENTION
+        assert result.steps[0].state == StepState.COMPENSATION_FAILED
+        assert change_id in result.steps[0].note and "does not verify" in result.steps[0].note
+        assert "161.71.0.0/16" not in await stack.edl()
+        verdict = stack.ledger.verify()
+        assert not verdict.ok and verdict.bad_change == change_id
+
+
+async def test_rollback_refuses_an_inverse_edited_in_the_ledger(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, block())
+        result = await handle.result()
+        tamper(stack, BLOCK_THE_CRM)
+        rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
+                               id=rollback_id(handle.id))
+        report = await rb.result()
+        change_id = result.steps[0].change_id
+        assert report.state == "needs_attention" and report.failed == [change_id]
+        assert "does not verify" in report.results[0].detail and change_id in report.results[0].detail
+        edl = await stack.edl()
+        assert "161.71.0.0/16" not in edl and IP in edl  # neither the forged block nor the undo ran
+
+
+async def test_egress_block_rollback_goes_through_the_gate_and_restores_the_edl(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, block())
+        await handle.result()
+        rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
+                               id=rollback_id(handle.id))
+        report = await rb.result()
+        assert report.state == "rolled_back" and all(r.verified for r in report.results)
+        assert IP not in await stack.edl()
+        status = await stack.status(rb)
+        [step] = status.steps
+        assert step.change.kind == "firewall.egress_unblock" and step.mode.value == "guarded"
+        assert step.state == StepState.APPLIED and step.change_id == report.results[0].change_id
+        events = [r["event"] for r in stack.ledger.audit_rows(handle.id)]
+        assert events[-1] == "run.rolled_back" and "change.reverted" in events
+        assert stack.ledger.verify().ok
+
+
+async def test_the_requester_of_a_run_can_never_roll_it_back(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, block(by="alice"))
+        await handle.result()
+        for who, why in (("alice", "acted against"), ("dave", "may not roll back"), ("mallory", "not a user")):
+            rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by=who))
+            with pytest.raises(WorkflowFailureError) as failure:
+                await rb.result()
+            assert why in str(failure.value.cause)
+        assert IP in await stack.edl()
+        refused = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "rollback.refused"]
+        assert [r["data"]["by"] for r in refused] == ["alice", "dave", "mallory"]
+
+
+async def test_the_affected_user_of_a_privilege_guard_run_cannot_roll_it_back(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=ANALYST),
+                                   id=f"{privilege_run_id(ANALYST)}-{uuid.uuid4().hex[:6]}")
+        status = await stack.wait_for(handle, recommit_waiting)
+        assert status.requested_by == "alice"  # alice is the user whose privilege the run reverted
+        await send_decision(handle, "bob", approve=False, reason="not planned")
+        await handle.result()
+        rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="alice"),
+                               id=rollback_id(handle.id),
+                               id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await rb.result()
+        why = str(failure.value.cause)
+        assert "alice is someone run" in why and "can never roll it back" in why
+        assert "alice" not in sorted((await stack.tools.iam.get_group("server-admins")).members)
+
+
+async def test_a_privilege_guard_rollback_by_an_analyst_holds_for_approval_of_the_regrant(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        event = await stack.tools.iam.get_event(NO_TICKET)
+        handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=NO_TICKET),
+                                   id=f"{privilege_run_id(NO_TICKET)}-{uuid.uuid4().hex[:6]}")
+        await stack.wait_for(handle, recommit_waiting)
+        await send_decision(handle, "alice", approve=False, reason="not planned")
+        await handle.result()
+        assert not await stack.tools.iam.is_member(event.group, event.principal)
+
+        rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
+                               id=rollback_id(handle.id))
+        waiting = await stack.wait_for(rb, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        step = waiting.pending_step()
+        assert step.change.kind == "iam.grant_privilege" and step.mode.value == "approve"
+        assert not await stack.tools.iam.is_member(event.group, event.principal)  # nothing yet
+        await send_decision(rb, "bob")  # the rollback's requester cannot approve its own re-grant
+        waiting = await stack.wait_for(rb, lambda s: s.rejected_decisions)
+        assert "separation of duties" in waiting.rejected_decisions[0].why
+        await send_decision(rb, "alice", reason="the revert was a mistake")
+        report = await rb.result()
+        assert report.state == "rolled_back" and report.results[0].verified
+        assert await stack.tools.iam.is_member(event.group, event.principal)
+        assert stack.ledger.revert_of(report.results[0].change_id).by == "bob"
+
+
+async def test_the_cli_rollback_reports_a_wait_for_approval_and_a_refusal(time_env, tmp_path):
+    from starter import ops
+    from starter.output import CliError
+
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        event = await stack.tools.iam.get_event(NO_TICKET)
+        handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=NO_TICKET),
+                                   id=f"{privilege_run_id(NO_TICKET)}-{uuid.uuid4().hex[:6]}")
+        await stack.wait_for(handle, recommit_waiting)
+        await send_decision(handle, "alice", approve=False, reason="not planned")
+        await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
+
+        with pytest.raises(CliError, match=f"Rollback refused: {event.principal} is someone run"):
+            await ops.rollback(stack.client, stack.settings, handle.id, event.principal)
+        report = await ops.rollback(stack.client, stack.settings, handle.id, "bob")  # allowed again after a refusal
+        stack.started.append(stack.client.get_workflow_handle(report.rollback_id))
+        assert report.state == "awaiting_approval" and report.rollback_id == rollback_id(handle.id)
+        assert "iam.grant_privilege" in report.waiting and "bob cannot approve it" in report.waiting
+        with pytest.raises(CliError, match="already been rolled back"):
+            await ops.rollback(stack.client, stack.settings, handle.id, "carol")
