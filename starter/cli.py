@@ -152,7 +152,7 @@ async def run_egress_block(
     """Block an IP on the egress firewall (EDL) through the step gate."""
     settings = _settings()
     client = await _client(settings)
-    handle = await ops.start_egress_block(client, settings, ip, reason, requested_by or settings.user, ttl)
+    handle = await ops.start_egress_block(client, settings, ip, reason, requested_by, ttl)
     await _started(client, settings, handle, wait, as_json)
 
 

@@ -10,32 +10,28 @@ from typing import Optional
 
 import typer
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
 from handrail.runbooks.exfiltration import ExfiltrationTrigger, alert_id_problem, run_id_for
 from starter.output import USAGE, fail
 
 
-async def start_exfiltration(client: Client, settings: Settings, alert_id: str, requested_by: str) -> WorkflowHandle:
+async def start_exfiltration(client: Client, settings: Settings, alert_id: str,
+                             requested_by: str | None) -> WorkflowHandle:
     alert_id = alert_id.strip()
     problem = alert_id_problem(alert_id)
     if problem:
         fail(f"--alert-id {problem}.", USAGE)
     from workflows.exfiltration import ExfiltrationResponse
 
-    run_id = run_id_for(alert_id)
-    try:
-        return await client.start_workflow(
-            ExfiltrationResponse.run,
-            ExfiltrationTrigger(alert_id=alert_id, requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"DLP alert {alert_id} already has its run {run_id} (`handrail show {run_id}`).")
+    from starter.start import start_run
+
+    return await start_run(
+        client, settings, ExfiltrationResponse.run,
+        lambda who: ExfiltrationTrigger(alert_id=alert_id, requested_by=who), run_id_for(alert_id),
+        requested_by=requested_by,
+        duplicate=f"DLP alert {alert_id} already has its run {{run_id}} (`handrail show {{run_id}}`).",
+    )
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -56,5 +52,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--alert-id {problem}.", USAGE)
         settings = cli._settings()
         client = await cli._client(settings)
-        handle = await start_exfiltration(client, settings, alert_id, requested_by or settings.user)
+        handle = await start_exfiltration(client, settings, alert_id, requested_by)
         await cli._started(client, settings, handle, wait, as_json)

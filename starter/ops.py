@@ -56,17 +56,15 @@ async def start_egress_block(
             ttl_s = parse_duration(ttl)
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
-    run_id = egress_block_run_id(target, reason, requested_by)
-    try:
-        return await client.start_workflow(
-            EgressBlock.run,
-            EgressBlockTrigger(ip=target, reason=reason, requested_by=requested_by, ttl_s=ttl_s),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.")
+    from starter.start import start_run
+
+    return await start_run(
+        client, settings, EgressBlock.run,
+        lambda who: EgressBlockTrigger(ip=target, reason=reason, requested_by=who, ttl_s=ttl_s),
+        lambda t: egress_block_run_id(t.ip, t.reason, t.requested_by),
+        requested_by=requested_by,
+        duplicate="This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.",
+    )
 
 
 async def run_status(client: Client, settings: Settings, run_id: str) -> RunStatus:

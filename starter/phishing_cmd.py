@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.runbooks.phishing.rules import PhishingTrigger, normalise_message_id, phishing_run_id
 from handrail.tools import ToolClients
@@ -38,7 +36,7 @@ async def find_message(tools: ToolClients, wanted: str):
 
 
 async def start_phishing(client, settings, tools: ToolClients, *, message_id: str | None, eml: Path | None,
-                         requested_by: str):
+                         requested_by: str | None):
     if bool(message_id) == bool(eml):
         fail("Give exactly one of --message-id ID or --eml FILE.", USAGE)
     try:
@@ -60,16 +58,14 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
     run_id = phishing_run_id(header_id)
     from workflows.phishing import PhishingResponse
 
-    try:
-        handle = await client.start_workflow(
-            PhishingResponse.run,
-            PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"This message already ran as {run_id} (`handrail show {run_id}`).")
+    from starter.start import start_run
+
+    handle = await start_run(
+        client, settings, PhishingResponse.run,
+        lambda who: PhishingTrigger(mailbox_id=mailbox_id, message_id=header_id, requested_by=who), run_id,
+        requested_by=requested_by,
+        duplicate="This message already ran as {run_id} (`handrail show {run_id}`).",
+    )
     try:
         await tools.mailbox.mark_processed(mailbox_id)
     except (Conflict, NotFound):
@@ -101,5 +97,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         client = await _client(settings)
         async with ToolClients.from_settings(settings) as tools:
             handle = await start_phishing(client, settings, tools, message_id=message_id, eml=eml,
-                                          requested_by=requested_by or settings.user)
+                                          requested_by=requested_by)
         await _started(client, settings, handle, wait, as_json)

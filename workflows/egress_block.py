@@ -16,7 +16,7 @@ from workflows.gate import RunbookWorkflow
 class EgressBlock(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: EgressBlockTrigger) -> RunStatus:
-        async with self.runbook("egress-block", trigger.requested_by, subject=trigger.ip) as rb:
+        async with self.runbook("egress-block", trigger.requested_by, subject=trigger.ip, trigger=trigger) as rb:
             await rb.change(
                 Change(kind="firewall.egress_block", target=trigger.ip, params={"comment": trigger.reason}),
                 expires_after=timedelta(seconds=trigger.ttl_s) if trigger.ttl_s else None,
