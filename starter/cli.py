@@ -480,6 +480,23 @@ def bench_runbooks(
             console.print(f"{key}: {value}")
 
 
+@bench_app.command("signatures")
+@command
+def bench_signatures_cmd(
+    rounds: int = typer.Option(2000, "--rounds", min=1, help="Verifications per key kind."),
+    as_json: bool = JSON,
+):
+    """Time the verification of one signed decision (document + SSH signature), per key kind."""
+    from starter.bench import bench_signatures
+
+    result = bench_signatures(rounds)
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
 @bench_app.command("baseline")
 @command
 def bench_baseline(

@@ -277,4 +277,4 @@ def load_policy(path: Path) -> Policy:
 
 def default_policy_path() -> Path:
     """The policy shipped at the repository root, used when HANDRAIL_POLICY is absent."""
-    return Path(__file__).resolve().parents[1] / "policy.toml"
+    return Path(__file__).resolve().parents[2] / "policy.toml"
