@@ -60,7 +60,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @keys_app.command("init")
     @command
     def keys_init(
-        user: Optional[str] = typer.Option(None, "--user", help="The policy user the key is for (default HANDRAIL_USER)."),
+        user: Optional[str] = typer.Option(None, "--user",
+                                           help="The policy user the key is for (default HANDRAIL_USER)."),
         key: Optional[Path] = typer.Option(None, "--key", help="Use this existing key (private or .pub) instead of "
                                            "creating one; ssh-agent and FIDO keys work through their .pub."),
         as_json: bool = JSON,
@@ -125,7 +126,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                 if not path.is_file() or path.stat().st_size > 65536:
                     continue
                 try:
-                    public = read_public(path) if path.suffix != ".pub" else signatures.parse_public_key(path.read_text())
+                    if path.suffix == ".pub":
+                        public = signatures.parse_public_key(path.read_text())
+                    else:
+                        public = read_public(path)
                     local.setdefault(public.blob, str(path.with_suffix("") if path.suffix == ".pub" else path))
                 except (OSError, signatures.SignatureError, CliError):
                     continue

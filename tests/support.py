@@ -135,7 +135,8 @@ class Stack:
             from tests.runbooks_for_tests import Launch, ServiceLauncher
 
             launcher = await self.client.start_workflow(
-                ServiceLauncher.run, Launch(workflow=definition.name, run_id=run_id, trigger=arg.model_dump(mode="json")),
+                ServiceLauncher.run,
+                Launch(workflow=definition.name, run_id=run_id, trigger=arg.model_dump(mode="json")),
                 id=f"launch-{run_id}", task_queue=self.settings.task_queue)
             self.started.append(launcher)
             handle = self.client.get_workflow_handle_for(workflow, run_id)
@@ -144,8 +145,10 @@ class Stack:
             await _until_started(handle)
         else:
             if signed and requester in TEST_KEYS:
-                kw.setdefault("memo", signed_request_memo(workflow, run_id, arg, requester, now=await self.server_now()))
-            handle = await self.client.start_workflow(workflow, arg, id=run_id, task_queue=self.settings.task_queue, **kw)
+                now = await self.server_now()
+                kw.setdefault("memo", signed_request_memo(workflow, run_id, arg, requester, now=now))
+            handle = await self.client.start_workflow(workflow, arg, id=run_id, task_queue=self.settings.task_queue,
+                                                      **kw)
         self.started.append(handle)
         return handle
 
@@ -164,7 +167,7 @@ class Stack:
 
     async def terminate_leftovers(self) -> None:
         """A failed test must not leave timers behind on the shared time-skipping server."""
-        for handle in self.started:
+        for handle in reversed(self.started):  # a run before the launcher that waits for it
             try:
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                     await handle.terminate("test finished")
