@@ -82,7 +82,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         message_id: Optional[str] = typer.Option(
             None, "--message-id", help="The message's mailbox id (MSG-000012) or its Message-ID header."),
         eml: Optional[Path] = typer.Option(None, "--eml", help="An .eml file: posted to the phishing mailbox first."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):

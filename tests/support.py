@@ -139,10 +139,11 @@ class Stack:
                 Launch(workflow=definition.name, run_id=run_id, trigger=arg.model_dump(mode="json")),
                 id=f"launch-{run_id}", task_queue=self.settings.task_queue)
             self.started.append(launcher)
-            handle = self.client.get_workflow_handle_for(workflow, run_id)
+            started = await _until_started(self.client.get_workflow_handle(run_id))
+            handle = self.client.get_workflow_handle_for(workflow, run_id, run_id=started,
+                                                         first_execution_run_id=started)
             if hasattr(launcher, "env"):  # the time-skipping server's handle: result() lets time skip
                 handle.__class__, handle.env = launcher.__class__, launcher.env
-            await _until_started(handle)
         else:
             if signed and requester in TEST_KEYS:
                 now = await self.server_now()
@@ -192,14 +193,14 @@ class Stack:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
 
 
-async def _until_started(handle: WorkflowHandle, timeout: float = 20.0) -> None:
+async def _until_started(handle: WorkflowHandle, timeout: float = 20.0) -> str:
+    """The run id of a workflow once it exists."""
     from temporalio.service import RPCError
 
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            await handle.describe()
-            return
+            return (await handle.describe()).run_id
         except RPCError:
             if asyncio.get_running_loop().time() > deadline:
                 raise
