@@ -76,12 +76,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _guarded_policy(home: Path) -> Path:
-    """The shipped policy with egress blocks automated and no hourly cap (200 at once is the point)."""
+def _guarded_policy(home: Path, requester_key: str = "") -> Path:
+    """The shipped policy with egress blocks automated and no hourly cap (200 at once is the point);
+    the `bench` user's key signs each run's request, as `handrail run` does."""
     text = edit_mode_text(default_policy_path().read_text(), "firewall.egress_block", "guarded")
+    if requester_key:
+        text = text.replace("[users]\n", f'[users]\nbench = {{ roles = [], keys = ["{requester_key}"] }}\n', 1)
     path = home / "policy.toml"
     path.write_text(text.replace("per_hour = 500", "per_hour = 1000000"))
     return path
+
+
+def _signed_request(key, run_id: str, trigger) -> dict:
+    from handrail.gate import requests, signatures, signing
+
+    document = signing.new_request("EgressBlock", run_id, trigger, "bench")
+    armored = signatures.sign(key, document.canonical().encode(), signatures.REQUEST_NAMESPACE)
+    return {requests.REQUEST_MEMO: requests.request_memo(document, armored)}
+
+
+def bench_signatures(rounds: int = 2000) -> dict:
+    """Microseconds to verify one signed decision, per key kind (the workflow does this per decision)."""
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from handrail.gate import decisions, signatures, signing
+    from handrail.gate.models import Change, Decision, Mode, StepRecord
+
+    step = StepRecord(step_id="s01-firewall.egress_block", change=Change(kind="firewall.egress_block",
+                      target="203.0.113.7"), mode=Mode.APPROVE)
+    result: dict = {"rounds": rounds}
+    for name, key in (("ssh-ed25519", signatures.new_ed25519_key()),
+                      ("ecdsa-sha2-nistp256", ec.generate_private_key(ec.SECP256R1())),
+                      ("ecdsa-sha2-nistp384", ec.generate_private_key(ec.SECP384R1()))):
+        keys = {"bob": [signatures.public_key_of(key).line()]}
+        document = signing.new_document(run_id="r", step=step, signer="bob", approve=True,
+                                          issued_at=datetime.now(timezone.utc))
+        signed: Decision = signing.sign_decision(key, document)
+        began = time.perf_counter()
+        for _ in range(rounds):
+            doc = decisions.read_document(signed)
+            decisions.verify_signer(signed, doc, keys)
+        result[f"{name}_verify_us"] = round((time.perf_counter() - began) / rounds * 1e6, 1)
+    return result
 
 
 # -- measuring ----------------------------------------------------------------------------
@@ -242,10 +280,14 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
     from worker import build_worker
 
     home = Path(tempfile.mkdtemp(prefix="handrail-bench-"))
+    from handrail.gate import signatures
+
+    bench_key = signatures.new_ed25519_key()  # runs started by a person carry a signed request
+    lab_port = _free_port()
     settings = load_settings({
         "HANDRAIL_HOME": str(home),
-        "HANDRAIL_POLICY": str(_guarded_policy(home)),
-        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
+        "HANDRAIL_POLICY": str(_guarded_policy(home, signatures.public_key_of(bench_key).line())),
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{lab_port}",
         "HANDRAIL_TASK_QUEUE": "bench",
         "HANDRAIL_USER": "bench",
     })
@@ -274,7 +316,8 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
         def gated_start(wid: str, i: int):
             trigger = EgressBlockTrigger(ip=_bench_ip(i), reason="bench", requested_by="bench")
             return lambda: client.start_workflow(EgressBlock.run, trigger, id=wid, task_queue="bench",
-                                                 search_attributes=start_attributes(EGRESS_BLOCK, "bench"))
+                                                 search_attributes=start_attributes(EGRESS_BLOCK, "bench"),
+                                                 memo=_signed_request(bench_key, wid, trigger))
 
         async with ToolClients.from_settings(settings) as tools:
             worker = build_worker(client, settings, tools, ledger, extra_workflows=[BenchBare],

@@ -144,7 +144,7 @@ def demo():
 async def run_egress_block(
     ip: str = typer.Option(..., "--ip", help="Address or network to block, e.g. 203.0.113.7 or 198.51.100.0/24."),
     reason: str = typer.Option(..., "--reason", help="Why: it is kept in the ledger and shown to approvers."),
-    requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+    requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
     ttl: Optional[str] = typer.Option(None, "--ttl", help="Revert automatically after this long, e.g. 24h, 30d."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the run to finish and print its result."),
     as_json: bool = JSON,
@@ -152,7 +152,7 @@ async def run_egress_block(
     """Block an IP on the egress firewall (EDL) through the step gate."""
     settings = _settings()
     client = await _client(settings)
-    handle = await ops.start_egress_block(client, settings, ip, reason, requested_by or settings.user, ttl)
+    handle = await ops.start_egress_block(client, settings, ip, reason, requested_by, ttl)
     await _started(client, settings, handle, wait, as_json)
 
 
@@ -530,6 +530,23 @@ def bench_chaos(
 
     with stdout_to_stderr():
         result = asyncio.run(run_chaos(runs, seed))
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
+@bench_app.command("signatures")
+@command
+def bench_signatures_cmd(
+    rounds: int = typer.Option(2000, "--rounds", min=1, help="Verifications per key kind."),
+    as_json: bool = JSON,
+):
+    """Time the verification of one signed decision (document + SSH signature), per key kind."""
+    from starter.bench import bench_signatures
+
+    result = bench_signatures(rounds)
     if as_json:
         print_json(result)
     else:

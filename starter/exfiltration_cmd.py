@@ -10,34 +10,27 @@ from typing import Optional
 
 import typer
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
 from handrail.runbooks.exfiltration import RUNBOOK, ExfiltrationTrigger, alert_id_problem, run_id_for
 from starter.output import USAGE, fail
 
 
-async def start_exfiltration(client: Client, settings: Settings, alert_id: str, requested_by: str) -> WorkflowHandle:
+async def start_exfiltration(client: Client, settings: Settings, alert_id: str,
+                             requested_by: str | None) -> WorkflowHandle:
     alert_id = alert_id.strip()
     problem = alert_id_problem(alert_id)
     if problem:
         fail(f"--alert-id {problem}.", USAGE)
+    from starter.start import start_run
     from workflows.exfiltration import ExfiltrationResponse
-    from workflows.gate import start_attributes
 
-    run_id = run_id_for(alert_id)
-    try:
-        return await client.start_workflow(
-            ExfiltrationResponse.run,
-            ExfiltrationTrigger(alert_id=alert_id, requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=start_attributes(RUNBOOK, requested_by),
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"DLP alert {alert_id} already has its run {run_id} (`handrail show {run_id}`).")
+    return await start_run(
+        client, settings, ExfiltrationResponse.run,
+        lambda who: ExfiltrationTrigger(alert_id=alert_id, requested_by=who), run_id_for(alert_id),
+        requested_by=requested_by, runbook=RUNBOOK,
+        duplicate=f"DLP alert {alert_id} already has its run {{run_id}} (`handrail show {{run_id}}`).",
+    )
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -48,7 +41,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     async def run_exfiltration(
         alert_id: str = typer.Option(..., "--alert-id", help="The DLP alert to handle, e.g. DLP-0005."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
@@ -58,5 +51,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--alert-id {problem}.", USAGE)
         settings = cli._settings()
         client = await cli._client(settings)
-        handle = await start_exfiltration(client, settings, alert_id, requested_by or settings.user)
+        handle = await start_exfiltration(client, settings, alert_id, requested_by)
         await cli._started(client, settings, handle, wait, as_json)

@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import typer
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from starter.output import USAGE, command, console, fail, print_json
 
@@ -39,7 +37,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @run_app.command("intel-sync")
     @command
     async def run_intel_sync(
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
@@ -51,14 +49,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         settings = _settings()
         client = await _client(settings)
         run_id = manual_run_id()
-        who = requested_by or settings.user
-        try:
-            handle = await client.start_workflow(
-                IntelSync.run, IntelSyncTrigger(requested_by=who, reason="manual sync"),
-                id=run_id, task_queue=settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        except WorkflowAlreadyStartedError:
-            fail(f"A sync already ran as {run_id} this minute (`handrail show {run_id}`).")
+        from starter.start import start_run
+
+        handle = await start_run(
+            client, settings, IntelSync.run, lambda who: IntelSyncTrigger(requested_by=who, reason="manual sync"),
+            run_id, requested_by=requested_by,
+            duplicate="A sync already ran as {run_id} this minute (`handrail show {run_id}`).")
         await _started(client, settings, handle, wait, as_json)
 
     bench = _bench_group(app)

@@ -17,7 +17,7 @@ import typer
 
 from handrail.gate import signatures
 from handrail.gate.policy import PolicyError, load_policy
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, CliError, command, console, fail, print_json
 
 keys_app = typer.Typer(help="Signing keys: create one, list the policy's keys.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
@@ -60,7 +60,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @keys_app.command("init")
     @command
     def keys_init(
-        user: Optional[str] = typer.Option(None, "--user", help="The policy user the key is for (default HANDRAIL_USER)."),
+        user: Optional[str] = typer.Option(None, "--user",
+                                           help="The policy user the key is for (default HANDRAIL_USER)."),
         key: Optional[Path] = typer.Option(None, "--key", help="Use this existing key (private or .pub) instead of "
                                            "creating one; ssh-agent and FIDO keys work through their .pub."),
         as_json: bool = JSON,
@@ -121,10 +122,16 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         local = {}
         folder = keys_dir(settings)
         if folder.is_dir():
-            for pub in folder.glob("*.pub"):
+            for path in sorted(folder.iterdir()):
+                if not path.is_file() or path.stat().st_size > 65536:
+                    continue
                 try:
-                    local[signatures.parse_public_key(pub.read_text()).blob] = str(pub.with_suffix(""))
-                except (OSError, signatures.SignatureError):
+                    if path.suffix == ".pub":
+                        public = signatures.parse_public_key(path.read_text())
+                    else:
+                        public = read_public(path)
+                    local.setdefault(public.blob, str(path.with_suffix("") if path.suffix == ".pub" else path))
+                except (OSError, signatures.SignatureError, CliError):
                     continue
         rows = []
         for name, spec in policy.users.items():

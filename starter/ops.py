@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import ipaddress
 import uuid
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -60,18 +61,15 @@ async def start_egress_block(
             ttl_s = parse_duration(ttl)
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
-    run_id = egress_block_run_id(target, reason, requested_by)
-    try:
-        return await client.start_workflow(
-            EgressBlock.run,
-            EgressBlockTrigger(ip=target, reason=reason, requested_by=requested_by, ttl_s=ttl_s),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=start_attributes(EGRESS_BLOCK, requested_by),
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.")
+    from starter.start import start_run
+
+    return await start_run(
+        client, settings, EgressBlock.run,
+        lambda who: EgressBlockTrigger(ip=target, reason=reason, requested_by=who, ttl_s=ttl_s),
+        lambda t: egress_block_run_id(t.ip, t.reason, t.requested_by),
+        requested_by=requested_by, runbook=EGRESS_BLOCK,
+        duplicate="This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.",
+    )
 
 
 async def run_status(client: Client, settings: Settings, run_id: str) -> RunStatus:
@@ -239,7 +237,8 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     return plan
 
 
-async def rollback(client: Client, settings: Settings, run_id: str, requested_by: str) -> RollbackReport:
+async def rollback(client: Client, settings: Settings, run_id: str, requested_by: str, *,
+                   now: datetime | None = None) -> RollbackReport:
     """Start the gated rollback and report its outcome, or that an inverse now waits for approval.
 
     A refused request fails its workflow (so someone allowed may ask again); one that ran
@@ -256,15 +255,23 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
+    from starter.signing import load_signer
+    from starter.start import signed_request
+
+    signer = load_signer(settings, None, requested_by)  # the rollback is a request too: signed
+    requested_by = signer.user
+    trigger = RollbackTrigger(run_id=run_id, requested_by=requested_by)
     workflow_id = rollback_id(run_id)
     for attempt in range(2, 1000):
         try:
             handle = await client.start_workflow(
                 RollbackRun.run,
-                RollbackTrigger(run_id=run_id, requested_by=requested_by),
+                trigger,
                 id=workflow_id,
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                memo=signed_request(signer, RollbackRun.run, workflow_id, trigger, issued_at=now),
+                search_attributes=start_attributes("rollback", requested_by),
             )
             return await _rollback_outcome(handle, run_id, requested_by)
         except WorkflowAlreadyStartedError:

@@ -6,9 +6,9 @@
 
 The run id is `phishing-<hash of the message's content hash and mailbox entry>` (never the
 attacker-chosen Message-ID alone), the same one the mailbox poller uses, so a message is
-never handled twice whichever way it came in. Once the run exists the message is marked
-processed, as the poller would. The mailbox work happens in the worker (the
-`PhishingIntake` workflow): the CLI holds no tool token.
+never handled twice whichever way it came in. The mailbox work happens in the worker (the
+`PhishingIntake` workflow): the CLI holds no tool token; the run itself is started by the
+CLI, signed by the person who asks. The poller marks the message processed on its next pass.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ import typer
 from temporalio.client import WorkflowFailureError
 
 from activities.phishing_intake import MAX_EML_BYTES, IntakeRequest
+from handrail.runbooks.phishing.rules import RUNBOOK
 from starter.output import USAGE, command, fail
 from workflows.phishing_intake import IntakeReport, PhishingIntake
 
 
-async def start_phishing(client, settings, *, message_id: str | None, eml: Path | None, requested_by: str):
-    """Ask the worker to find (or deliver) the message and start its run; the CLI holds no tool token."""
+async def start_phishing(client, settings, *, message_id: str | None, eml: Path | None, requested_by: str | None):
+    """Ask the worker to find (or deliver) the message, then start its run signed by the
+    person who asks; the CLI holds no tool token."""
     if bool(message_id) == bool(eml):
         fail("Give exactly one of --message-id ID or --eml FILE.", USAGE)
-    request = IntakeRequest(message_id=message_id, requested_by=requested_by)
+    request = IntakeRequest(message_id=message_id, requested_by=requested_by or settings.user)
     if eml is not None:
         try:
             raw = Path(eml).read_bytes()
@@ -38,7 +40,7 @@ async def start_phishing(client, settings, *, message_id: str | None, eml: Path 
             fail(f"--eml {eml} cannot be read ({exc.strerror or exc}).", USAGE)
         if len(raw) > MAX_EML_BYTES:
             fail(f"--eml {eml} is larger than {MAX_EML_BYTES // 1024} KiB.", USAGE)
-        request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml), requested_by=requested_by)
+        request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml), requested_by=requested_by or settings.user)
     try:
         report = await client.execute_workflow(
             PhishingIntake.run, request, id=f"phishing-intake-{uuid.uuid4().hex[:12]}",
@@ -48,9 +50,15 @@ async def start_phishing(client, settings, *, message_id: str | None, eml: Path 
         while getattr(cause, "cause", None) is not None:
             cause = cause.cause
         fail(str(getattr(cause, "message", None) or cause or exc))
-    if report.already:
-        fail(f"This message already ran as {report.run_id} (`handrail show {report.run_id}`).")
-    return client.get_workflow_handle(report.run_id)
+    from starter.start import start_run
+    from workflows.phishing import PhishingResponse
+
+    return await start_run(
+        client, settings, PhishingResponse.run,
+        lambda who: report.trigger.model_copy(update={"requested_by": who}), report.run_id,
+        requested_by=requested_by, runbook=RUNBOOK,
+        duplicate="This message already ran as {run_id} (`handrail show {run_id}`).",
+    )
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -60,7 +68,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         message_id: Optional[str] = typer.Option(
             None, "--message-id", help="The message's mailbox id (MSG-000012) or its Message-ID header."),
         eml: Optional[Path] = typer.Option(None, "--eml", help="An .eml file: posted to the phishing mailbox first."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
@@ -73,6 +81,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--eml {eml} is not a file.", USAGE)
         settings = _settings()
         client = await _client(settings)
-        handle = await start_phishing(client, settings, message_id=message_id, eml=eml,
-                                      requested_by=requested_by or settings.user)
+        handle = await start_phishing(client, settings, message_id=message_id, eml=eml, requested_by=requested_by)
         await _started(client, settings, handle, wait, as_json)

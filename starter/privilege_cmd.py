@@ -11,33 +11,26 @@ from typing import Optional
 
 import typer
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
 from handrail.runbooks.privilege import RUNBOOK, PrivilegeTrigger, privilege_run_id, valid_event_id
 from starter.output import USAGE, command, fail
 
 
-async def start_privilege_guard(client: Client, settings: Settings, event_id: str, requested_by: str) -> WorkflowHandle:
+async def start_privilege_guard(client: Client, settings: Settings, event_id: str,
+                                requested_by: str | None) -> WorkflowHandle:
     event_id = event_id.strip()
     if not valid_event_id(event_id):
         fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
-    from workflows.gate import start_attributes
+    from starter.start import start_run
     from workflows.privilege_guard import PrivilegeGuard
 
-    run_id = privilege_run_id(event_id)
-    try:
-        return await client.start_workflow(
-            PrivilegeGuard.run,
-            PrivilegeTrigger(event_id=event_id, requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=start_attributes(RUNBOOK, requested_by),
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"IAM event {event_id} already has its run {run_id} (`handrail show {run_id}`).")
+    return await start_run(
+        client, settings, PrivilegeGuard.run,
+        lambda who: PrivilegeTrigger(event_id=event_id, requested_by=who), privilege_run_id(event_id),
+        requested_by=requested_by, runbook=RUNBOOK,
+        duplicate=f"IAM event {event_id} already has its run {{run_id}} (`handrail show {{run_id}}`).",
+    )
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -59,5 +52,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
         settings = cli._settings()
         client = await cli._client(settings)
-        handle = await start_privilege_guard(client, settings, event_id, requested_by or settings.user)
+        handle = await start_privilege_guard(client, settings, event_id, requested_by)
         await cli._started(client, settings, handle, wait, as_json)

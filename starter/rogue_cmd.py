@@ -13,33 +13,26 @@ from typing import Optional
 
 import typer
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.ops.config import Settings
 from handrail.runbooks.rogue import RUNBOOK, RogueTrigger, normalise_mac, rogue_run_id
 from starter.output import USAGE, command, fail
 
 
-async def start_rogue_device(client: Client, settings: Settings, mac: str, requested_by: str) -> WorkflowHandle:
+async def start_rogue_device(client: Client, settings: Settings, mac: str,
+                             requested_by: str | None) -> WorkflowHandle:
     normal = normalise_mac(mac)
     if normal is None:
         fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
-    from workflows.gate import start_attributes
+    from starter.start import start_run
     from workflows.rogue_device import RogueDevice
 
-    run_id = rogue_run_id(normal)
-    try:
-        return await client.start_workflow(
-            RogueDevice.run,
-            RogueTrigger(mac=normal, requested_by=requested_by),
-            id=run_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=start_attributes(RUNBOOK, requested_by),
-        )
-    except WorkflowAlreadyStartedError:
-        fail(f"Device {normal} already has its run {run_id} (`handrail show {run_id}`).")
+    return await start_run(
+        client, settings, RogueDevice.run,
+        lambda who: RogueTrigger(mac=normal, requested_by=who), rogue_run_id(normal),
+        requested_by=requested_by, runbook=RUNBOOK,
+        duplicate=f"Device {normal} already has its run {{run_id}} (`handrail show {{run_id}}`).",
+    )
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -49,7 +42,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     async def run_rogue_device(
         mac: str = typer.Option(..., "--mac", help="The device's MAC address, e.g. 50:c7:bf:3a:91:0e."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Requester (default HANDRAIL_USER)."),
+        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it (the recommit "
                                   "wait can last 24h)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
@@ -59,5 +52,5 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
         settings = cli._settings()
         client = await cli._client(settings)
-        handle = await start_rogue_device(client, settings, mac, requested_by or settings.user)
+        handle = await start_rogue_device(client, settings, mac, requested_by)
         await cli._started(client, settings, handle, wait, as_json)

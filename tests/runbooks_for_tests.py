@@ -34,3 +34,23 @@ class BlockManyRunbook(RunbookWorkflow):
                 if i == 0 and trigger.pause_after_first_s:
                     await workflow.sleep(timedelta(seconds=trigger.pause_after_first_s))
         return rb.report()
+
+
+class Launch(BaseModel):
+    workflow: str
+    run_id: str
+    trigger: dict
+
+
+@workflow.defn(name="TestServiceLauncher")
+class ServiceLauncher:
+    """Starts a runbook as a child, the way Handrail's pollers do: the run is the service's own
+    (requester `mailbox`, `dlp-poller`, …) without a person's signature."""
+
+    @workflow.run
+    async def run(self, launch: Launch) -> str:
+        # It waits for its child: the time-skipping test server stops skipping time for good
+        # when a parent closes before its abandoned child does.
+        await workflow.execute_child_workflow(launch.workflow, launch.trigger, id=launch.run_id,
+                                              parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+        return launch.run_id

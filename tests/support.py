@@ -11,10 +11,11 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+from temporalio import workflow as temporal_workflow
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from handrail.gate import decisions as signed
@@ -115,6 +116,7 @@ class Stack:
     ledger: Ledger
     home: Path
     started: list = field(default_factory=list)
+    _skipping: bool | None = None
 
     def set_policy(self, text: str) -> None:
         path = self.settings.policy_path
@@ -122,16 +124,51 @@ class Stack:
         stat = path.stat()  # make sure the worker sees a new mtime even within one second
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
-    async def start(self, workflow, arg, *, id: str | None = None, **kw) -> WorkflowHandle:
-        handle = await self.client.start_workflow(
-            workflow, arg, id=id or f"test-{uuid.uuid4().hex[:10]}", task_queue=self.settings.task_queue, **kw
-        )
+    async def start(self, workflow, arg, *, id: str | None = None, signed: bool = True, **kw) -> WorkflowHandle:
+        """Start a run as Handrail would: a test user's trigger carries that user's signed request
+        (like `handrail run …`); a service-named trigger (`mailbox`, `dlp-poller`) is started by a
+        parent workflow, like a poller's run. `signed=False` starts it bare, as a raw client would."""
+        run_id = id or f"test-{uuid.uuid4().hex[:10]}"
+        requester = getattr(arg, "requested_by", None)
+        definition = temporal_workflow._Definition.must_from_run_fn(workflow)
+        if signed and requester is not None and requester not in TEST_KEYS and _is_runbook(definition.cls):
+            from tests.runbooks_for_tests import Launch, ServiceLauncher
+
+            launcher = await self.client.start_workflow(
+                ServiceLauncher.run,
+                Launch(workflow=definition.name, run_id=run_id, trigger=arg.model_dump(mode="json")),
+                id=f"launch-{run_id}", task_queue=self.settings.task_queue)
+            self.started.append(launcher)
+            started = await _until_started(self.client.get_workflow_handle(run_id))
+            handle = self.client.get_workflow_handle_for(workflow, run_id, run_id=started,
+                                                         first_execution_run_id=started)
+            if hasattr(launcher, "env"):  # the time-skipping server's handle: result() lets time skip
+                handle.__class__, handle.env = launcher.__class__, launcher.env
+        else:
+            if signed and requester in TEST_KEYS:
+                now = await self.server_now()
+                kw.setdefault("memo", signed_request_memo(workflow, run_id, arg, requester, now=now))
+            handle = await self.client.start_workflow(workflow, arg, id=run_id, task_queue=self.settings.task_queue,
+                                                      **kw)
         self.started.append(handle)
         return handle
 
+    async def server_now(self) -> datetime:
+        """The server's clock: the time-skipping server's runs ahead of the wall clock."""
+        if self._skipping is not False:
+            try:
+                import google.protobuf.empty_pb2
+
+                resp = await self.client.test_service.get_current_time(google.protobuf.empty_pb2.Empty())
+                self._skipping = True
+                return resp.time.ToDatetime().replace(tzinfo=timezone.utc)
+            except Exception:
+                self._skipping = False
+        return datetime.now(timezone.utc)
+
     async def terminate_leftovers(self) -> None:
         """A failed test must not leave timers behind on the shared time-skipping server."""
-        for handle in self.started:
+        for handle in reversed(self.started):  # a run before the launcher that waits for it
             try:
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                     await handle.terminate("test finished")
@@ -156,6 +193,39 @@ class Stack:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
 
 
+async def _until_started(handle: WorkflowHandle, timeout: float = 20.0) -> str:
+    """The run id of a workflow once it exists."""
+    from temporalio.service import RPCError
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return (await handle.describe()).run_id
+        except RPCError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def _is_runbook(cls) -> bool:
+    from workflows.gate import RunbookWorkflow
+
+    return isinstance(cls, type) and issubclass(cls, RunbookWorkflow)
+
+
+def signed_request_memo(workflow, run_id: str, trigger, requester: str, key=None, now: datetime | None = None,
+                        valid_for: timedelta = timedelta(minutes=15)) -> dict:
+    """The memo `handrail run …` attaches: `requester`'s signature over the trigger, issued at `now`
+    (the server's clock: Stack.server_now)."""
+    from handrail.gate import requests
+
+    name = temporal_workflow._Definition.must_from_run_fn(workflow).name
+    issued = (now or datetime.now(timezone.utc)) - timedelta(seconds=30)
+    document = signing.new_request(name, run_id, trigger, requester, issued_at=issued, valid_for=valid_for)
+    armored = signatures.sign(key or TEST_KEYS[requester], document.canonical().encode(), signatures.REQUEST_NAMESPACE)
+    return {requests.REQUEST_MEMO: requests.request_memo(document, armored)}
+
+
 @asynccontextmanager
 async def running_stack(
     client: Client, tmp_path: Path, policy: str | None = None, workflows=None, task_queue: str | None = None,
@@ -176,11 +246,16 @@ async def running_stack(
         }
     )
     prepare(settings)  # a copy of a once-seeded estate: fast, and the same for every test
+    for user in TEST_KEYS:  # where the CLI looks for a user's key (`handrail keys init` puts it there)
+        (home / "keys").mkdir(parents=True, exist_ok=True)
+        key_file(user, home / "keys")
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     ledger = Ledger(settings.ledger_path)
     async with ToolClients.from_settings(settings, transport=transport) as tools:
-        worker = build_worker(client, settings, tools, ledger, extra_workflows=workflows or ())
+        from tests.runbooks_for_tests import ServiceLauncher
+
+        worker = build_worker(client, settings, tools, ledger, extra_workflows=(*(workflows or ()), ServiceLauncher))
         async with worker:
             stack = Stack(client=client, settings=settings, tools=tools, ledger=ledger, home=home)
             try:

@@ -33,7 +33,14 @@ def _handrail_exe() -> str:
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory):
+    from tests.support import key_file, with_test_keys
+
     home = tmp_path_factory.mktemp("e2e-home")
+    policy = home / "policy.toml"  # the shipped policy, with each test user's key (decisions are signed)
+    policy.write_text(with_test_keys((REPO / "policy.toml").read_text()))
+    (home / "keys").mkdir()
+    for user in ("alice", "bob", "carol", "dave"):
+        key_file(user, home / "keys")  # where `handrail keys init` puts a user's key
     temporal_port = _free_port()
     env = {
         **os.environ,
@@ -41,7 +48,7 @@ def stack_env(tmp_path_factory):
         "HANDRAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "HANDRAIL_UI_PORT": str(_free_port()),
         "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
-        "HANDRAIL_POLICY": str(REPO / "policy.toml"),
+        "HANDRAIL_POLICY": str(policy),
         "HANDRAIL_TASK_QUEUE": "e2e",
         # the workers' tool token is a secret only `handrail up` passes to the lab and the worker:
         # every other CLI command below runs without it (tool credentials stay with the workers)
@@ -144,3 +151,49 @@ def test_guardrail_denial_alerts_and_bad_input(stack_env):
     assert code == 1 and "No run no-such-run" in error["error"]
     code, error = cli(env, "approve", "no-such-run", "--as", "bob", ok=False)
     assert code == 1 and "No run no-such-run" in error["error"]
+
+
+def test_signed_decisions_through_the_cli(stack_env):
+    """Identity comes from the key; forged, raw and self decisions are rejected with their reason."""
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    env = stack_env
+    keys = Path(env["HANDRAIL_HOME"]) / "keys"
+    _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.98", "--reason", "e2e signed", "--requested-by",
+                     "alice")
+    run_id = started["run_id"]
+    shown = wait_show(env, run_id, "awaiting_approval")
+    digest = shown["steps"][0]["change_digest"]
+    assert digest.startswith("sha256:")
+    text = subprocess.run([_handrail_exe(), "show", run_id], env=env, capture_output=True, text=True, cwd=REPO)
+    assert digest in text.stdout and "covers" in text.stdout
+
+    code, error = cli(env, "approve", run_id, "--as", "carol", "--key", str(keys / "bob_ed25519"), ok=False)
+    assert code == 1 and error["error"] == "Your key belongs to bob, not carol."
+    code, own = cli(env, "approve", run_id, "--key", str(keys / "alice_ed25519"), ok=False)
+    assert code == 1 and own["signer"] == "alice" and "alice requested this run" in own["why"]
+
+    async def raw_signal():
+        client = await Client.connect(env["HANDRAIL_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter)
+        await client.get_workflow_handle(run_id).signal("decide", {"id": "raw", "approver": "bob", "approve": True})
+
+    asyncio.run(raw_signal())
+    deadline = time.monotonic() + 20
+    while True:
+        _, shown = cli(env, "show", run_id)
+        whys = [r["why"] for r in shown["rejected_decisions"]]
+        if len(whys) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert any(w.startswith("this decision is not signed") for w in whys), whys
+
+    code, accepted = cli(env, "approve", run_id, "--as", "bob", "--reason", "EDR confirms")
+    assert accepted["accepted"] is True and accepted["signer"] == "bob" and accepted["key"].startswith("SHA256:")
+    wait_show(env, run_id, "completed")
+    _, verified = cli(env, "audit", "verify", "--signatures")
+    assert verified["ok"] and verified["signatures"]["ok"] and verified["signatures"]["decisions"] >= 1
+    _, listed = cli(env, "keys", "list")
+    assert {row["user"] for row in listed["keys"] if row["local_key"]} >= {"alice", "bob"}

@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import EgressBlockTrigger, RunState
 from starter import ops
-from tests.support import make_policy, running_stack, send_decision
+from tests.support import make_policy, running_stack, send_decision, signed_request_memo
 from workflows.egress_block import EgressBlock
 
 pytestmark = pytest.mark.integration
@@ -56,12 +56,15 @@ async def _count(client, query: str) -> int:
 async def test_waiting_run_survives_a_worker_restart(dev_env, tmp_path):
     queue_home = tmp_path / "a"
     async with running_stack(dev_env.client, queue_home, make_policy(mode="approve")) as stack:
+        trigger = EgressBlockTrigger(ip="203.0.113.60", reason="r", requested_by="alice")
+        run_id = f"durable-{uuid.uuid4().hex[:8]}"
         handle = await stack.client.start_workflow(
-            EgressBlock.run, EgressBlockTrigger(ip="203.0.113.60", reason="r", requested_by="alice"),
-            id=f"durable-{uuid.uuid4().hex[:8]}", task_queue=stack.settings.task_queue)
+            EgressBlock.run, trigger, id=run_id, task_queue=stack.settings.task_queue,
+            memo=signed_request_memo(EgressBlock.run, run_id, trigger, "alice"))
         waiting = await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
         task_queue = stack.settings.task_queue
-    # No worker now: the approval is a signal, stored by Temporal until a worker picks it up.
+    # No worker now: the approval is a signal, stored by Temporal until a worker picks it up
+    # (signed over the step the status showed before the worker stopped).
     await send_decision(handle, "bob", status=waiting)
     async with running_stack(dev_env.client, queue_home, make_policy(mode="approve"), task_queue=task_queue) as stack:
         result = await asyncio.wait_for(handle.result(), timeout=30)

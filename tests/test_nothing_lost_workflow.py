@@ -53,9 +53,9 @@ async def test_503_after_the_firewall_accepted_is_settled_applied_and_rolls_back
         record = stack.ledger.change(result.steps[0].change_id)
         assert record.status == "applied" and record.inverse is not None
         assert IP in await stack.edl()
-        rollback = await stack.client.execute_workflow(
+        rollback = await (await stack.start(
             RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
-            id=rollback_id(handle.id), task_queue=stack.settings.task_queue)
+            id=rollback_id(handle.id))).result()
         assert rollback.state == "rolled_back"
         assert IP not in await stack.edl()
 
@@ -89,9 +89,9 @@ async def test_a_pending_row_the_tool_holds_is_settled_and_undone_by_rollback(ti
             inverse=Change(kind="firewall.egress_unblock", target=IP), mode=Mode.APPROVE,
             requested_by="alice", applied_at=datetime.now(timezone.utc)))
         await stack.tools.firewall.egress_add(IP, "x", idempotency_key="lost-run/s01")
-        report = await stack.client.execute_workflow(
+        report = await (await stack.start(
             RollbackRun.run, RollbackTrigger(run_id="lost-run", requested_by="carol"),
-            id=rollback_id("lost-run"), task_queue=stack.settings.task_queue)
+            id=rollback_id("lost-run"))).result()
         assert report.state == "rolled_back", report
         assert IP not in await stack.edl()
         assert stack.ledger.change("lost-run/s01").status == "applied"
@@ -145,19 +145,19 @@ async def test_an_unfinished_rollback_needs_attention_and_a_second_one_retries_w
         await approve(stack, handle)
         assert (await handle.result()).state == RunState.COMPLETED
         await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=8)
-        first = await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+        first = await ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now())
         assert first.state == "needs_attention" and len(first.failed) == 1
         shown = await ops.run_status(stack.client, stack.settings, handle.id)
         assert shown.state == RunState.NEEDS_ATTENTION and first.failed[0] in shown.error
         assert IP in await stack.edl()
-        second = await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+        second = await ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now())
         assert second.state == "rolled_back" and [r.change_id for r in second.results] == first.failed
         assert IP not in await stack.edl()
         assert (await ops.run_status(stack.client, stack.settings, handle.id)).state == RunState.ROLLED_BACK
         from starter.output import CliError
 
         with pytest.raises(CliError, match="rolled back once"):
-            await ops.rollback(stack.client, stack.settings, handle.id, "carol")
+            await ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now())
 
 
 async def test_a_revert_whose_check_read_failed_is_settled_by_reading_again(time_env, tmp_path):
@@ -167,9 +167,9 @@ async def test_a_revert_whose_check_read_failed_is_settled_by_reading_again(time
         result = await handle.result()
         await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=1, after_apply=True)
         await stack.tools.lab_set_fault(GET, method="GET", error_rate=1.0, count=2, skip=1)
-        report = await stack.client.execute_workflow(
+        report = await (await stack.start(
             RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="carol"),
-            id=rollback_id(handle.id), task_queue=stack.settings.task_queue)
+            id=rollback_id(handle.id))).result()
         assert report.state == "rolled_back" and report.results[0].verified
         assert stack.ledger.revert_of(result.steps[0].change_id).verified
         assert IP not in await stack.edl()

@@ -25,24 +25,24 @@ async def intake(stack, request: IntakeRequest):
     return await handle.result()
 
 
-async def test_intake_by_message_id_starts_the_run_once_and_marks_the_message(time_env, tmp_path):
+async def test_intake_finds_the_message_by_either_id_and_keys_the_run_by_its_content(time_env, tmp_path):
+    """The worker finds the message (the CLI holds no tool token) and hands back the trigger the
+    CLI then starts, signed by the person who asks; the same message always gets the same run."""
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         raw = b"Message-ID: <reported-1@mail.example>\r\nSubject: hi\r\nFrom: a@b.example\r\n\r\nbody\r\n"
         message = await stack.tools.mailbox.deliver(raw)  # reported by a user, waiting in the mailbox
         report = await intake(stack, IntakeRequest(message_id=message.message_id, requested_by="alice"))
         entry = await stack.tools.mailbox.get_message(message.id)
-        assert report.run_id == phishing_run_id(entry.sha256, entry.id, entry.message_id) and not report.already
-        stack.started.append(stack.client.get_workflow_handle(report.run_id))
-        assert (await stack.tools.mailbox.get_message(message.id)).status == "processed"
+        assert report.run_id == phishing_run_id(entry.sha256, entry.id, entry.message_id)
+        assert report.trigger.sha256 == hashlib.sha256(raw).hexdigest() and report.trigger.mailbox_id == message.id
         again = await intake(stack, IntakeRequest(message_id=message.id, requested_by="alice"))
-        assert again.run_id == report.run_id and again.already
+        assert again.run_id == report.run_id
 
 
 async def test_intake_delivers_an_eml_and_refuses_unknown_ids_in_one_sentence(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         raw = b"Message-ID: <intake-1@mail.example>\r\nSubject: hi\r\nFrom: a@b.example\r\n\r\nbody\r\n"
         report = await intake(stack, IntakeRequest(eml_b64=base64.b64encode(raw).decode(), requested_by="alice"))
-        stack.started.append(stack.client.get_workflow_handle(report.run_id))
         [entry] = [m for m in await stack.tools.mailbox.list_messages() if m.message_id == "<intake-1@mail.example>"]
         assert report.run_id == phishing_run_id(hashlib.sha256(raw).hexdigest(), entry.id)
         with pytest.raises(WorkflowFailureError) as failure:

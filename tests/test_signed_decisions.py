@@ -63,7 +63,8 @@ def _mpint(value: int) -> bytes:
     return _s(value.to_bytes((value.bit_length() + 8) // 8, "big"))
 
 
-def sk_sign(private, message: bytes, application: bytes = b"ssh:", flags: int = 0x01, counter: int = 7) -> tuple[str, str]:
+def sk_sign(private, message: bytes, application: bytes = b"ssh:", flags: int = 0x01,
+            counter: int = 7) -> tuple[str, str]:
     """An SSHSIG from a FIDO key, per PROTOCOL.u2f, made with a software key: (public line, armored)."""
     data = signatures.signed_data(message, NS, "sha512")
     to_sign = hashlib.sha256(application).digest() + bytes([flags]) + struct.pack(">I", counter) + \
@@ -170,7 +171,8 @@ def test_policy_keys_are_checked_and_one_key_is_one_person():
     with pytest.raises(PolicyError, match="users.bob.keys"):
         parse_policy('[users]\nbob = { roles = ["r"], keys = ["ssh-ed25519 nope"] }\n')
     with pytest.raises(PolicyError, match="one key, one person"):
-        parse_policy(f'[users]\nbob = {{ keys = ["{public_line("bob")}"] }}\neve = {{ keys = ["{public_line("bob")}"] }}\n')
+        bob = public_line("bob")
+        parse_policy(f'[users]\nbob = {{ keys = ["{bob}"] }}\neve = {{ keys = ["{bob}"] }}\n')
 
 
 # -- the rules --------------------------------------------------------------------------

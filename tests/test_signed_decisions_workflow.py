@@ -88,3 +88,40 @@ async def test_a_replayed_decision_and_n_of_m_distinct_signers(time_env, tmp_pat
         assert result.state == RunState.COMPLETED
         assert stack.ledger.changes_for_run(handle.id)[0].approved_by == ["bob", "erin"]
         assert verify_decision_signatures(stack.ledger.audit_rows()).checked == 2
+
+
+async def test_requester_must_be_the_signer_of_the_request(time_env, tmp_path):
+    from handrail.gate.models import StepState
+    from tests.support import signed_request_memo
+
+    async with running_stack(time_env.client, tmp_path) as stack:
+        unsigned = await stack.start(EgressBlock.run, EgressBlockTrigger(ip="203.0.113.72", reason="r",
+                                                                         requested_by="bob"), signed=False)
+        result = await unsigned.result()
+        assert result.state == RunState.REJECTED
+        assert "names bob as requester but carries no signature from bob" in result.error
+        assert result.steps[0].state == StepState.DENIED and "203.0.113.72" not in await stack.edl()
+
+        trigger = EgressBlockTrigger(ip="203.0.113.73", reason="r", requested_by="bob")
+        now = await stack.server_now()
+        forged = signed_request_memo(EgressBlock.run, "forged-run", trigger, "bob", key=TEST_KEYS["alice"], now=now)
+        handle = await stack.start(EgressBlock.run, trigger, id="forged-run", memo=forged, signed=False)
+        assert "signed with alice's key, not bob's" in (await handle.result()).error
+
+        other = signed_request_memo(EgressBlock.run, "other-trigger", trigger.model_copy(update={"ip": "203.0.113.9"}),
+                                    "bob", now=now)
+        handle = await stack.start(EgressBlock.run, trigger, id="other-trigger", memo=other, signed=False)
+        assert "for another trigger" in (await handle.result()).error
+        refused = [r for r in stack.ledger.audit_rows() if r["event"] == "run.request_refused"]
+        assert len(refused) == 3 and "203.0.113.73" not in await stack.edl()
+
+        proven = await stack.start(EgressBlock.run, EgressBlockTrigger(ip="203.0.113.74", reason="r",
+                                                                       requested_by="bob"))
+        await stack.wait_for(proven, awaiting)
+        [row] = [r for r in stack.ledger.audit_rows(proven.id) if r["event"] == "run.requester_proven"]
+        assert row["data"]["how"] == "signed request" and row["data"]["signer_fingerprint"].startswith("SHA256:")
+        await send_decision(proven, "bob")  # the proven requester cannot approve, whatever name is typed
+        status = await stack.wait_for(proven, lambda s: s.rejected_decisions)
+        assert "bob requested this run" in status.rejected_decisions[0].why
+        await send_decision(proven, "erin")
+        assert (await proven.result()).state == RunState.COMPLETED

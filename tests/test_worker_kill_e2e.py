@@ -21,7 +21,7 @@ from handrail.ops import stack
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
 from handrail.tools import ToolClients
-from tests.support import make_policy, send_decision
+from tests.support import make_policy, send_decision, signed_request_memo
 from tests.test_stack import stack_env
 from tests.test_stack_partial import _wait_gone
 from workflows.egress_block import EgressBlock
@@ -50,9 +50,10 @@ async def test_a_worker_killed_mid_call_loses_nothing_and_applies_once(tmp_path:
         client = await connect(settings)
         async with ToolClients.from_settings(settings) as tools:
             await tools.lab_set_fault("/firewall/egress", method="POST", latency_ms=1500, count=1)
+            trigger = EgressBlockTrigger(ip=IP, reason="C2", requested_by="alice")
             handle = await client.start_workflow(
-                EgressBlock.run, EgressBlockTrigger(ip=IP, reason="C2", requested_by="alice"),
-                id="kill-mid-call", task_queue=settings.task_queue)
+                EgressBlock.run, trigger, id="kill-mid-call", task_queue=settings.task_queue,
+                memo=signed_request_memo(EgressBlock.run, "kill-mid-call", trigger, "alice"))
 
             async def waiting():
                 status = await handle.query("status", result_type=RunStatus)

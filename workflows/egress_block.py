@@ -18,7 +18,7 @@ RUNBOOK = "egress-block"
 class EgressBlock(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: EgressBlockTrigger) -> RunStatus:
-        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.ip) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.ip, trigger=trigger) as rb:
             await rb.change(
                 Change(kind="firewall.egress_block", target=trigger.ip, params={"comment": trigger.reason}),
                 expires_after=timedelta(seconds=trigger.ttl_s) if trigger.ttl_s else None,

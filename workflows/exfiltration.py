@@ -101,7 +101,7 @@ async def contain_host(rb: Runbook, host: str, case: CaseFile, settings: ExfilSe
 class ExfiltrationResponse(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: ExfiltrationTrigger) -> RunStatus:
-        async with self.runbook("exfiltration", trigger.requested_by, subject=trigger.alert_id) as rb:
+        async with self.runbook("exfiltration", trigger.requested_by, subject=trigger.alert_id, trigger=trigger) as rb:
             problem = alert_id_problem(trigger.alert_id)
             if problem:
                 raise Rejected(problem + "; nothing was changed")

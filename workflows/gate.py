@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from handrail.gate import guardrails
     from handrail.gate.approvals import ApprovalBook
-    from handrail.gate.decisions import change_digest
+    from handrail.gate.decisions import Refused, change_digest
     from handrail.gate.models import (
         AlertRequest,
         ApplyRequest,
@@ -44,7 +44,9 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepState,
     )
+    from handrail.gate.requests import trigger_digest
     from handrail.gate.search import AWAITING_KEY, REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
+    from workflows.requester import prove_requester
 
 
 
@@ -96,8 +98,11 @@ class Rejected(Exception):
 class Runbook:
     """One run's gate, saga and status. Create it with `RunbookWorkflow.runbook(...)`."""
 
-    def __init__(self, book: ApprovalBook, runbook: str, requested_by: str, subject: str):
+    def __init__(self, book: ApprovalBook, runbook: str, requested_by: str, subject: str, trigger=None):
         info = workflow.info()
+        self._trigger_digest = trigger_digest(trigger) if trigger is not None else None
+        self._requester_proof: dict | None = None  # how the requester is proven, once the first change asks
+        self._claimed_requester = requested_by  # who started the run (a runbook may name another requester later)
         self.run_id = info.workflow_id
         self.book = book
         self.status = RunStatus(
@@ -370,6 +375,8 @@ class Runbook:
             **CHECK_OPTS,
         )
         policy, context = check.policy, check.context
+        if self._requester_proof is None:
+            self._prove_requester(step, policy)
         step.mode = policy.mode
         step.verdicts = guardrails.evaluate(change, context)
         outcome = guardrails.overall(step.verdicts)
@@ -464,6 +471,17 @@ class Runbook:
         self.audit("change.undone", step.step_id, change_id=record.change_id, reverted=result.reverted,
                    verified=result.verified, detail=result.detail)
         return step
+
+    def _prove_requester(self, step: StepRecord, policy: GatePolicy) -> None:
+        """Before the first change: the requester is the verified signer (or the service itself)."""
+        try:
+            self._requester_proof = prove_requester(self._claimed_requester, self._trigger_digest, policy,
+                                                    self.status.started_at)
+        except Refused as refused:
+            step.state, step.note, step.finished_at = StepState.DENIED, str(refused), workflow.now()
+            self.audit("run.request_refused", step.step_id, requested_by=self._claimed_requester, reason=str(refused))
+            raise Rejected(f"{refused}; nothing was changed") from None
+        self.audit("run.requester_proven", requested_by=self._claimed_requester, **self._requester_proof)
 
     async def _refuse(self, step: StepRecord, note: str, policy: GatePolicy) -> None:
         step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
@@ -564,8 +582,9 @@ class RunbookWorkflow:
     def __init__(self) -> None:
         self._book = ApprovalBook()
 
-    def runbook(self, runbook: str, requested_by: str, subject: str) -> Runbook:
-        return Runbook(self._book, runbook, requested_by, subject)
+    def runbook(self, runbook: str, requested_by: str, subject: str, trigger=None) -> Runbook:
+        """`trigger`: the run's input, bound by the requester's signature (handrail.gate.requests)."""
+        return Runbook(self._book, runbook, requested_by, subject, trigger)
 
     @workflow.signal
     def decide(self, decision: Any) -> None:

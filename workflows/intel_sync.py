@@ -67,7 +67,7 @@ LOOK_RETRY = RetryPolicy(maximum_attempts=5)
 class IntelSync(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: IntelSyncTrigger) -> RunStatus:
-        async with self.runbook("intel-sync", trigger.requested_by, subject="threat-intel sync") as rb:
+        async with self.runbook("intel-sync", trigger.requested_by, subject="threat-intel sync", trigger=trigger) as rb:
             self._rb = rb
             summary = rb.status.summary
             cfg: SyncConfig = await rb.look(IntelActivities.intel_config, rb.run_id)

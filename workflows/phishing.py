@@ -51,7 +51,7 @@ from workflows.poller import PollReport, start_runs
 class PhishingResponse(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PhishingTrigger) -> RunStatus:
-        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id, trigger=trigger) as rb:
             mail = await rb.look(PhishingActivities.phishing_parse, ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id, sha256=trigger.sha256))
             if mail.rejected:
                 rb.status.summary["mailbox_id"] = trigger.mailbox_id

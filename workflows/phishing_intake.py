@@ -1,8 +1,10 @@
-"""Start a phishing run for a reported message on behalf of the CLI, which holds no tool token.
+"""Find (or deliver) a reported message for `handrail run phishing`, which holds no tool token.
 
-The intake's activity finds (or delivers) the message with the worker's tool clients; the
-run is then started as an abandoned child with the id derived from its content hash and
-mailbox entry (the same message twice still runs once) and the message is marked processed, as the poller does.
+The intake's activity finds the message in the phishing mailbox, or posts an .eml file
+there first, with the worker's tool clients, and returns the run's trigger (keyed by the
+message's content hash and mailbox entry). The CLI then starts the run itself, signed by
+the person who asks, so the requester is proven like every other person-started run; the
+mailbox poller marks the message processed on its next pass (the run exists already).
 """
 
 from __future__ import annotations
@@ -11,18 +13,15 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.phishing import PhishingActivities
     from activities.phishing_intake import IntakeRequest, PhishingIntakeActivities
-    from handrail.runbooks.phishing.rules import RUNBOOK, MarkProcessed
+    from handrail.runbooks.phishing.rules import PhishingTrigger
 
-from workflows.gate import READ_OPTS, TOOL_OPTS
-from workflows.phishing import PhishingResponse
-from workflows.poller import start_runs
+from workflows.gate import READ_OPTS
 
 
 class IntakeReport(BaseModel):
     run_id: str
-    already: bool = False
+    trigger: PhishingTrigger
 
 
 @workflow.defn(name="PhishingIntake")
@@ -31,8 +30,4 @@ class PhishingIntake:
     async def run(self, request: IntakeRequest) -> IntakeReport:
         trigger = await workflow.execute_activity_method(
             PhishingIntakeActivities.phishing_intake, request, **READ_OPTS)
-        report = await start_runs("cli", PhishingResponse.run, [trigger], lambda t: t.run_id(), runbook=RUNBOOK)
-        await workflow.execute_activity_method(
-            PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[trigger.mailbox_id]),
-            **TOOL_OPTS)
-        return IntakeReport(run_id=trigger.run_id(), already=bool(report.already))
+        return IntakeReport(run_id=trigger.run_id(), trigger=trigger)

@@ -36,7 +36,7 @@ from workflows.poller import PollReport, start_runs
 class PrivilegeGuard(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PrivilegeTrigger) -> RunStatus:
-        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.event_id) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.event_id, trigger=trigger) as rb:
             facts: PrivilegeFacts = await rb.look(PrivilegeActivities.privilege_facts, trigger)
             if facts.problem:
                 raise Rejected(f"{facts.problem}; nothing was changed")

@@ -39,7 +39,7 @@ REGISTER = re.compile(r"\bregister\b", re.IGNORECASE)
 class RogueDevice(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: RogueTrigger) -> RunStatus:
-        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.mac) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.mac, trigger=trigger) as rb:
             facts: RogueFacts = await rb.look(RogueActivities.rogue_facts, trigger)
             if facts.problem:
                 raise Rejected(f"{facts.problem}; nothing was changed")

@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateActivities
     from activities.rollback import RollbackActivities
-    from handrail.gate.models import AuditEvent, RevertResult, RollbackTrigger, StepState
+    from handrail.gate.models import AuditEvent, RevertResult, RollbackTrigger, RunState, StepState
     from handrail.gate.rollback import RollbackPlan, RollbackPlanRequest, refusal
     from handrail.gate.search import STATE_KEY
 
@@ -75,7 +75,7 @@ class RollbackRun(RunbookWorkflow):
                                 rollback_id=workflow.info().workflow_id)
         await self._record([on_original("rollback.started", by=trigger.requested_by,
                                         rollback=workflow.info().workflow_id)])
-        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.run_id) as rb:
+        async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.run_id, trigger=trigger) as rb:
             rb.status.summary.update(rolls_back=trigger.run_id, parties=plan.parties)
             for item in plan.to_undo():
                 if item.untrusted:
@@ -95,6 +95,9 @@ class RollbackRun(RunbookWorkflow):
                     report.failed.append(item.change_id)
             report.state = _outcome(report)
             rb.status.summary.update(outcome=report.state, failed=report.failed, denied=report.denied)
+        if rb.status.state == RunState.REJECTED:  # the request itself was not proven: nothing was undone
+            await self._record([on_original("rollback.refused", by=trigger.requested_by, why=rb.status.error)])
+            raise ApplicationError(f"Rollback refused: {rb.status.error}.", type="RollbackRefused", non_retryable=True)
         if report.results:
             name = "run." + report.state if report.state in ("rolled_back", "needs_attention") else (
                 "rollback." + report.state)

@@ -137,7 +137,8 @@ def check_window(document: DecisionDocument, now: datetime) -> None:
     if now > document.not_after:
         raise Refused(f"this decision expired {_ago(now - document.not_after)} ago")
     if document.issued_at - now > CLOCK_SKEW:
-        raise Refused(f"this decision is issued {_ago(document.issued_at - now)} in the future (check the signer's clock)")
+        ahead = _ago(document.issued_at - now)
+        raise Refused(f"this decision is issued {ahead} in the future (check the signer's clock)")
 
 
 def _ago(delta: timedelta) -> str:

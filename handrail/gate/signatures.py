@@ -138,7 +138,8 @@ def parse_public_key(line: str) -> PublicKey:
                 parts = [word] + rest[i + 1:i + 2] + ([" ".join(rest[i + 2:])] if len(rest) > i + 2 else [])
                 break
     if len(parts) < 2:
-        raise SignatureError("a public key line must read 'TYPE BASE64 [comment]' (e.g. 'ssh-ed25519 AAAA… bob@laptop')")
+        raise SignatureError("a public key line must read 'TYPE BASE64 [comment]' "
+                             "(e.g. 'ssh-ed25519 AAAA… bob@laptop')")
     kind, b64 = parts[0], parts[1]
     if kind not in KEY_TYPES:
         raise SignatureError(f"key type {kind[:40]!r} is not supported (use one of {', '.join(KEY_TYPES)})")
@@ -252,7 +253,8 @@ def signed_data(message: bytes, namespace: str, hash_algorithm: str = "sha512") 
     return MAGIC + _string(namespace) + _string(b"") + _string(hash_algorithm) + _string(digest)
 
 
-def verify(armored: str, message: bytes, namespace: str, allowed: list[str] | tuple[str, ...] | None = None) -> Signature:
+def verify(armored: str, message: bytes, namespace: str,
+           allowed: list[str] | tuple[str, ...] | None = None) -> Signature:
     """Verify an armored SSHSIG over `message` in `namespace`; return it, or raise SignatureError.
 
     With `allowed` (public key lines), the signing key must be one of them.

@@ -1,4 +1,4 @@
-"""The approver's side of a decision: write the document and sign it.
+"""The signer's side of a decision or a run request: write the document, sign it.
 
 Kept apart from `handrail.gate.decisions`, which the workflow uses to *verify* (and which
 must therefore stay free of clocks and randomness): making a decision needs both, a fresh
@@ -10,9 +10,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta, timezone
 
+from pydantic import BaseModel
+
 from handrail.gate import signatures
 from handrail.gate.decisions import DEFAULT_VALIDITY, DecisionDocument, change_digest
 from handrail.gate.models import Decision, StepRecord
+from handrail.gate.requests import RequestDocument, trigger_digest
 
 
 def new_document(*, run_id: str, step: StepRecord, signer: str, approve: bool, reason: str = "",
@@ -39,3 +42,11 @@ def sign_decision(private_key, document: DecisionDocument, decision_id: str | No
     """Sign in-process with an OpenSSH private key (ed25519 or ECDSA)."""
     armored = signatures.sign(private_key, document.canonical().encode(), signatures.DECISION_NAMESPACE)
     return signed_decision(document, armored, decision_id)
+
+
+def new_request(workflow: str, run_id: str, trigger: BaseModel, requested_by: str,
+                issued_at: datetime | None = None, valid_for: timedelta = DEFAULT_VALIDITY) -> RequestDocument:
+    issued = issued_at or datetime.now(timezone.utc)
+    return RequestDocument(workflow=workflow, run_id=run_id, trigger_digest=trigger_digest(trigger),
+                           requested_by=requested_by, issued_at=issued, not_after=issued + valid_for,
+                           nonce=secrets.token_hex(16))

@@ -38,6 +38,8 @@ PASSTHROUGH_MODULES: tuple[str, ...] = (
     "handrail.gate.approvals",
     "handrail.gate.decisions",
     "handrail.gate.signatures",
+    "handrail.gate.requests",
+    "workflows.requester",
     "handrail.gate.guardrails",
     "handrail.gate.policy",
     # the runbooks' pure rules
