@@ -206,7 +206,9 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
         if as_json:
             print_json(result)
         elif result["accepted"]:
-            console.print(f"[green]Accepted[/]: {result['why']}. Run is now {result['state']}.")
+            step_note = (f" Step {result['step']} is {result['step_state']} ({result['approvals']} approvals);"
+                         if result.get("step") else "")
+            console.print(f"[green]Accepted[/]: {result['why']}.{step_note} Run is now {result['state']}.")
         elif result["accepted"] is None:
             console.print(f"[yellow]Sent[/]: {result['why']}.")
         else:

@@ -129,18 +129,11 @@ async def decide(
         fail(f"Run {run_id} has already finished ({desc.status.name.lower()}); there is nothing to decide.")
     decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
     await handle.signal("decide", decision)
-    deadline = asyncio.get_running_loop().time() + DECISION_WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            status = await handle.query("status", result_type=RunStatus, rpc_timeout=_seconds(3))
-        except Exception:
-            status = None
-        if status is not None:
-            for record in status.rejected_decisions + [d for s in status.steps for d in s.decisions]:
-                if record.decision.id == decision.id:
-                    return {"run_id": run_id, "decision_id": decision.id, "accepted": record.accepted,
-                            "why": record.why, "state": status.state.value}
-        await asyncio.sleep(0.2)
+    from starter.settle import outcome_of, settled_status
+
+    status = await settled_status(handle, decision.id, DECISION_WAIT_S)
+    if status is not None:
+        return {"run_id": run_id, "decision_id": decision.id, **outcome_of(status, decision.id)}
     return {"run_id": run_id, "decision_id": decision.id, "accepted": None,
             "why": "the decision was delivered, but no worker has judged it yet; it will be judged when one runs"}
 
