@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from handrail.gate.ledger import Ledger
@@ -22,7 +23,9 @@ from handrail.gate.policy import load_policy
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
 from starter import ops
+from starter.console_views import change_text, enrich_pending
 from starter.output import USAGE, command, console, fail, print_json
+from starter.tables import print_rows, print_url
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -74,7 +77,7 @@ def up(
             print_json({**info.to_dict(), "schedules": made})
         else:
             console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
-            console.print(f"Web UI: [bold]{settings.ui_url}/namespaces/{settings.namespace}/workflows[/]")
+            print_url(console, "Web UI", f"{settings.ui_url}/namespaces/{settings.namespace}/workflows")
             console.print(f"Logs: {settings.home / 'logs'}")
             state = "active" if schedules else "paused (handrail schedule NAME --unpause)"
             console.print(f"Schedules {', '.join(sorted(made))}: {state}")
@@ -162,7 +165,8 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
             print_json({"run_id": handle.id})
         else:
             console.print(f"Started run [bold]{handle.id}[/]")
-            console.print(f"Follow it: handrail show {handle.id}   (Web UI: {_ui_link(settings, handle.id)})")
+            console.print(f"Follow it: handrail show {handle.id}")
+            print_url(console, "Web UI", _ui_link(settings, handle.id))
         return
     result = await ops.wait_for_outcome(client, settings, handle.id)
     if as_json:
@@ -183,18 +187,16 @@ def _ui_link(settings, run_id: str) -> str:
 async def pending(as_json: bool = JSON):
     """List the runs waiting for a human decision."""
     settings = _settings()
-    rows = await ops.pending(await _client(settings))
+    rows = enrich_pending(await ops.pending(await _client(settings)), settings)
     if as_json:
         print_json(rows)
         return
     if not rows:
         console.print("Nothing is waiting for approval.")
         return
-    table = Table("run", "step", "action", "target", "requested by", "approvals", "why")
-    for r in rows:
-        table.add_row(r["run_id"], r["step"], r["action"], r["target"], r["requested_by"],
-                      r["approvals"] + (" (escalated)" if r["escalated"] else ""), r["why"])
-    console.print(table)
+    from starter.console_views import print_pending
+
+    print_pending(console, rows)
 
 
 def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool):
@@ -248,12 +250,26 @@ def deny(
 # -- inspection ---------------------------------------------------------------------------
 @app.command()
 @command
-async def show(run_id: str = typer.Argument(..., help="The run id."), as_json: bool = JSON):
+async def show(
+    run_id: str = typer.Argument(..., help="The run id."),
+    members: bool = typer.Option(False, "--members", help="List the members of the run's batch (set:) changes."),
+    page: int = typer.Option(1, "--page", min=1, help="With --members: which page."),
+    per_page: int = typer.Option(50, "--per-page", min=1, help="With --members: members per page."),
+    as_json: bool = JSON,
+):
     """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
     settings = _settings()
     status = await ops.run_status(await _client(settings), settings, run_id)
+    if members:
+        from starter.console_views import members_page, print_members
+
+        doc = members_page(status, settings, page, per_page)
+        print_json(doc) if as_json else print_members(console, doc)
+        return
     if as_json:
-        print_json(status)
+        from starter.console_views import with_batches
+
+        print_json(with_batches(status, settings))
     else:
         _render_status(status, settings)
 
@@ -269,7 +285,8 @@ def _render_status(status: RunStatus, settings) -> None:
     console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
     if status.error:
         console.print(f"[red]{status.error}[/]")
-    table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
+    headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
+    rows = []
     for step in status.steps:
         verdicts = "\n".join(
             f"{v.outcome.value}: {v.guardrail} — {v.reason}"
@@ -282,8 +299,8 @@ def _render_status(status: RunStatus, settings) -> None:
         )
         note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
-        table.add_row(step.step_id, step.change.describe(), mode, step.state.value, verdicts, decisions, note)
-    console.print(table)
+        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode, step.state.value, verdicts, decisions, note))
+    print_rows(console, headers, rows)
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
@@ -292,7 +309,7 @@ def _render_status(status: RunStatus, settings) -> None:
         for key, value in facts.items():
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
-    console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
+    print_url(console, "Web UI", _ui_link(settings, status.run_id))
 
 
 @app.command()

@@ -156,6 +156,7 @@ async def pending(client: Client) -> list[dict[str, Any]]:
             "step": step.step_id,
             "action": step.change.kind,
             "target": step.change.target,
+            "change": step.change.model_dump(mode="json"),
             "requested_by": status.requested_by,
             "approvals": f"{sum(d.accepted and d.decision.approve for d in step.decisions)}/{step.approvals_needed}",
             "escalated": step.escalated,

@@ -44,3 +44,46 @@ def test_approve_reports_the_state_that_resulted(stack_env):
     assert result["accepted"] is True
     assert result["state"] != "awaiting_approval", result
     assert result["step_state"] in ("applied", "unchanged") and result["approvals"] == "1/1"
+
+
+def _lines_fit(out: str, width: int = 80) -> list[str]:
+    """Lines wider than the terminal, except commands and URLs printed whole on purpose."""
+    return [line for line in out.splitlines()
+            if len(line) > width and not line.lstrip().startswith(("approve:", "deny:", "http", "next:"))]
+
+
+def test_pending_and_show_read_at_80_columns_with_the_id_whole(stack_env):
+    env = stack_env
+    _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.62", "--reason", "console width",
+                     "--requested-by", "alice")
+    run_id = started["run_id"]
+    wait_pending(env, run_id)
+    out = text(env, "pending").stdout
+    assert run_id in out.splitlines(), out
+    assert f"handrail approve {run_id} --as YOU" in out
+    assert "comment=console width" in out and "then deny" in out
+    assert not _lines_fit(out), out
+    shown = text(env, "show", run_id).stdout
+    assert f"{run_id}  egress-block  awaiting_approval" in shown
+    assert any(line.endswith(f"/workflows/{run_id}") and line.startswith("http") for line in shown.splitlines())
+    assert not _lines_fit(shown), shown
+    cli(env, "deny", run_id, "--as", "bob", "--reason", "test over")
+
+
+def test_a_batch_shows_its_members_not_a_hash(stack_env):
+    env = stack_env
+    _, started = cli(env, "run", "intel-sync", "--requested-by", "alice")
+    run_id = started["run_id"]
+    row = wait_pending(env, run_id, timeout=60)
+    assert row["target"].startswith("set:")
+    out = text(env, "pending").stdout
+    assert "members to block; first:" in out and f"handrail show {run_id} --members" in out
+    _, shown = cli(env, "show", run_id)
+    batch = next(s["batch"] for s in shown["steps"] if s["step_id"] == row["step"])
+    assert batch["count"] >= 1 and batch["first"] and "new" in batch
+    _, page = cli(env, "show", run_id, "--members", "--per-page", "2")
+    step = next(s for s in page["steps"] if s["step"] == row["step"])
+    assert step["count"] == batch["count"] and step["members"] == batch["first"][:2]
+    _, rest = cli(env, "show", run_id, "--members", "--per-page", "1000")
+    assert set(batch["first"]) <= set(next(s for s in rest["steps"] if s["step"] == row["step"])["members"])
+    cli(env, "deny", run_id, "--as", "bob", "--reason", "test over")
