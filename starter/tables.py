@@ -70,8 +70,8 @@ def print_record(console: Console, headers: Sequence[str], row: Sequence[str], *
             short.append(f"[dim]{escape(name)}[/] {cell}")
         else:
             long.append((name, cell))
-    if short:
-        console.print(Padding(Text.from_markup(" · ".join(short)), (0, 0, 0, 2)))
+    for line in _pack(short, console.width - 2):
+        console.print(Padding(Text.from_markup(line), (0, 0, 0, 2)))
     for name, cell in long:
         lines = cell.split("\n")
         console.print(Padding(Text.from_markup(f"[dim]{escape(name)}:[/] {lines[0]}"), (0, 0, 0, 2)))
@@ -83,3 +83,18 @@ def print_url(console: Console, label: str, url: str) -> None:
     """A label, then the URL whole on its own line (a terminal may fold it, but never splits it)."""
     console.print(f"{label}:")
     console.print(Text(url), soft_wrap=True)
+
+
+def _pack(fields: list[str], width: int) -> list[str]:
+    """Join short fields with " · ", starting a new line rather than splitting a field."""
+    lines: list[str] = []
+    current, used = "", 0
+    for field in fields:
+        size = len(_plain(field))
+        if current and used + 3 + size > width:
+            lines.append(current)
+            current, used = "", 0
+        current, used = (f"{current} · {field}", used + 3 + size) if current else (field, size)
+    if current:
+        lines.append(current)
+    return lines
