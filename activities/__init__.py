@@ -12,12 +12,14 @@ from activities.exfiltration import ExfiltrationActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
+from activities.preflight import PreflightActivities
 from activities.privilege import PrivilegeActivities
 from activities.rogue import RogueActivities
 from handrail.gate.ledger import Ledger
 from handrail.ops.config import Settings
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
+ACTIVITY_CLASSES.append(PreflightActivities)  # read-only checks before a run starts
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

@@ -22,6 +22,7 @@ from handrail.gate.models import RunStatus
 from handrail.gate.policy import load_policy
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
+from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
 from starter import ops
 from starter.console_views import change_text, enrich_pending
 from starter.output import USAGE, command, console, fail, print_json
@@ -70,6 +71,16 @@ def up(
     from handrail.ops import stack
 
     settings = _settings()
+    from starter.stack_view import all_healthy, print_status
+
+    running = stack.status(settings)
+    if running.get("running") and all_healthy(running):  # already up: say so, with where to look
+        if as_json:
+            print_json({**running, "healthy": True, "already_running": True})
+        else:
+            console.print(f"[green]Handrail is already up[/] from {settings.home}.")
+            print_status(console, running, f"{settings.ui_url}/namespaces/{settings.namespace}/workflows")
+        return
 
     def ready(info):
         made = asyncio.run(_ensure_schedules(settings, schedule_defs, paused=not schedules))
@@ -116,17 +127,15 @@ def status(as_json: bool = JSON):
     """Show whether Temporal, the lab and the worker are running and answering."""
     from handrail.ops import stack
 
+    from starter.stack_view import all_healthy, print_status
+
     info = stack.status(_settings())
     if as_json:
-        print_json(info)
-        return
-    table = Table("component", "pid", "alive", "healthy", "where")
-    for name, comp in info.get("components", {}).items():
-        table.add_row(name, str(comp.get("pid") or "-"), _yes(comp.get("alive")), _yes(comp.get("healthy")),
-                      str(comp.get("url") or comp.get("address") or ""))
-    console.print(table)
-    if info.get("ui_url"):
-        console.print(f"Web UI: {info['ui_url']}")
+        print_json({**info, "healthy": all_healthy(info)})
+    else:
+        print_status(console, info)
+    if not all_healthy(info):
+        raise typer.Exit(1)
 
 
 def _yes(value) -> str:
@@ -134,11 +143,14 @@ def _yes(value) -> str:
 
 
 @app.command()
-def demo():
+@command
+def demo(as_json: bool = JSON):
     """Bring the stack up (detached) and walk through approval, a guardrail denial and a rollback."""
     from starter.demo import main as run_demo
 
-    run_demo()
+    summary = run_demo(as_json=as_json)
+    if as_json:
+        print_json(summary)
 
 
 # -- runbooks -----------------------------------------------------------------------------
@@ -226,7 +238,7 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
 def approve(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who approves (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Who approves (a user in the policy). Required."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
     as_json: bool = JSON,
 ):
@@ -239,7 +251,7 @@ def approve(
 def deny(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Who denies (a user in the policy)."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Who denies (a user in the policy). Required."),
     reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
     as_json: bool = JSON,
 ):
@@ -367,7 +379,8 @@ def audit_verify(as_json: bool = JSON):
 @command
 def audit_export(
     run_id: Optional[str] = typer.Option(None, "--run", help="Only this run's events."),
-    as_json: bool = typer.Option(True, "--json/--no-json", help="JSON lines (the only format)."),
+    as_json: bool = typer.Option(True, "--json", show_default=False,
+                                 help="JSON lines: the only format, so always on."),
 ):
     """Write the audit ledger as JSON lines (one event per line) to stdout."""
     ledger = Ledger(_settings().ledger_path)
@@ -499,8 +512,10 @@ def main() -> None:
     flush and leave directly.
     """
     code = 0
+    from starter.entry import run
+
     try:
-        app()
+        code = run(app)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:

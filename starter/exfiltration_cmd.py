@@ -26,6 +26,9 @@ async def start_exfiltration(client: Client, settings: Settings, alert_id: str, 
     from workflows.exfiltration import ExfiltrationResponse
 
     run_id = run_id_for(alert_id)
+    from starter import preflight
+
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="exfiltration", dlp_alert=alert_id))
     try:
         return await client.start_workflow(
             ExfiltrationResponse.run,

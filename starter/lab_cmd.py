@@ -104,9 +104,10 @@ def reset(json_: JsonOpt = False) -> None:
 def faults(
     route: Annotated[str | None, typer.Option(help="Glob over the path (or ^regex).")] = None,
     method: Annotated[str | None, typer.Option(help="Only this HTTP method.")] = None,
-    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                              help="Share of matching requests that fail (0 to 1).")] = 0.0,
     error_status: Annotated[int, typer.Option(help="5xx used for random errors.")] = 503,
-    latency_ms: Annotated[int, typer.Option(min=0)] = 0,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to each matching request, in ms.")] = 0,
     status: Annotated[int | None, typer.Option(help="Always answer this 4xx.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the error draw.")] = 0,
     count: Annotated[int | None, typer.Option(help="Affect only this many requests.")] = None,

@@ -57,6 +57,10 @@ async def start_egress_block(
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
     run_id = egress_block_run_id(target, reason, requested_by)
+    from starter import preflight
+
+    await preflight.check(client, settings, preflight.PreflightRequest(
+        runbook="egress-block", changes=[preflight.egress_change(target, reason)]))
     try:
         return await client.start_workflow(
             EgressBlock.run,

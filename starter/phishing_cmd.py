@@ -34,7 +34,20 @@ async def find_message(tools: ToolClients, wanted: str):
     for message in await tools.mailbox.list_messages():
         if normalise_message_id(message.message_id) == key:
             return message
-    fail(f"There is no message {wanted} in the phishing mailbox (see `handrail lab state`).")
+    fail(f"There is no message {wanted} in the phishing mailbox (`handrail lab list mailbox` lists them).")
+
+
+def eml_problem(raw: bytes) -> str | None:
+    """Why the runbook would reject this file (parsed here, offline, before it reaches the mailbox)."""
+    from handrail.runbooks.phishing.mail import MalformedMessage, parse_message
+
+    if not raw.strip():
+        return "is empty"
+    try:
+        parse_message(raw)
+    except MalformedMessage as exc:
+        return f"is not a message the runbook can handle ({exc.reason})"
+    return None
 
 
 async def start_phishing(client, settings, tools: ToolClients, *, message_id: str | None, eml: Path | None,
@@ -47,6 +60,9 @@ async def start_phishing(client, settings, tools: ToolClients, *, message_id: st
                 raw = Path(eml).read_bytes()
             except OSError as exc:
                 fail(f"--eml {eml} cannot be read ({exc.strerror or exc}).", USAGE)
+            problem = eml_problem(raw)
+            if problem:
+                fail(f"--eml {eml} {problem}; nothing was posted to the mailbox.")
             try:
                 delivered = await tools.mailbox.deliver(raw)
             except Invalid as exc:

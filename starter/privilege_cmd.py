@@ -26,6 +26,9 @@ async def start_privilege_guard(client: Client, settings: Settings, event_id: st
     from workflows.privilege_guard import PrivilegeGuard
 
     run_id = privilege_run_id(event_id)
+    from starter import preflight
+
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="privilege-guard", iam_event=event_id))
     try:
         return await client.start_workflow(
             PrivilegeGuard.run,

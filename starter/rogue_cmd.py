@@ -28,6 +28,9 @@ async def start_rogue_device(client: Client, settings: Settings, mac: str, reque
     from workflows.rogue_device import RogueDevice
 
     run_id = rogue_run_id(normal)
+    from starter import preflight
+
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="rogue-device", nac_mac=normal))
     try:
         return await client.start_workflow(
             RogueDevice.run,

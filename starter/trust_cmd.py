@@ -189,8 +189,8 @@ def advise(as_json: bool = JSON):
 def set_(
     kind: str = typer.Argument(..., help="The action kind, e.g. dns.sinkhole."),
     mode: str = typer.Argument(..., help="approve, logged or guarded."),
-    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy)."),
-    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit)."),
+    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy). Required."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit). Required."),
     as_json: bool = JSON,
 ):
     """Change a kind's trust mode in the policy file (in place, comments kept) and audit it."""

@@ -87,3 +87,55 @@ def test_a_batch_shows_its_members_not_a_hash(stack_env):
     _, rest = cli(env, "show", run_id, "--members", "--per-page", "1000")
     assert set(batch["first"]) <= set(next(s for s in rest["steps"] if s["step"] == row["step"])["members"])
     cli(env, "deny", run_id, "--as", "bob", "--reason", "test over")
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["egress-block", "--ip", "10.0.0.1", "--reason", "x"], "private address space"),
+    (["egress-block", "--ip", "0.0.0.0/0", "--reason", "x"], "protected network"),
+    (["exfiltration", "--alert-id", "DLP-9999"], "no DLP alert DLP-9999"),
+    (["privilege-guard", "--event-id", "IAM-EVT-9999"], "no event IAM-EVT-9999"),
+    (["rogue-device", "--mac", "aa:bb:cc:dd:ee:99"], "never seen a device"),
+])
+def test_run_refuses_early_and_starts_nothing(stack_env, args, reason):
+    env = stack_env
+    code, refused = cli(env, "run", *args, ok=False)
+    assert code == 1 and reason in refused["error"] and "Nothing was started" in refused["error"]
+    if args[0] == "exfiltration":  # the id was not taken: the same alert id stays free
+        code, _ = cli(env, "show", "exfiltration-DLP-9999", ok=False)
+        assert code == 1
+
+
+def test_a_file_that_is_no_mail_never_reaches_the_mailbox(stack_env, tmp_path):
+    env = stack_env
+    _, before = cli(env, "lab", "state")
+    code, refused = cli(env, "run", "phishing", "--eml", "/etc/passwd", ok=False)
+    assert code == 1 and "nothing was posted to the mailbox" in refused["error"]
+    _, after = cli(env, "lab", "state")
+    assert after["tools"]["mailbox"] == before["tools"]["mailbox"]
+
+
+def test_status_and_up_tell_the_truth(stack_env, tmp_path):
+    env = stack_env
+    code, info = cli(env, "status")
+    assert code == 0 and info["healthy"] is True
+    proc = text(env, "up", "--detach")
+    assert proc.returncode == 0 and "already up" in proc.stdout
+    assert any(line.startswith("http") and line.endswith("/workflows") for line in proc.stdout.splitlines())
+    dead = {**env, "HANDRAIL_HOME": str(tmp_path), "HANDRAIL_TEMPORAL_ADDRESS": "127.0.0.1:9",
+            "HANDRAIL_LAB_URL": "http://127.0.0.1:9"}
+    code, info = cli(dead, "status", ok=False)
+    assert code == 1 and info["healthy"] is False
+    assert "Down: temporal, lab, worker" in text(dead, "status").stdout
+
+
+def test_a_paused_schedule_shows_no_next_run(stack_env):
+    env = stack_env
+    _, shown = cli(env, "schedule", "mailbox", "--pause")
+    assert shown["paused"] is True and shown["next_runs"] == []
+    assert "No next run while paused" in text(env, "schedule", "mailbox").stdout
+
+
+def test_trust_tables_read_at_80_columns(stack_env):
+    for args in (["trust", "advise"], ["baseline"]):
+        out = text(stack_env, *args).stdout
+        assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
