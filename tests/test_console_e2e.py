@@ -139,3 +139,21 @@ def test_trust_tables_read_at_80_columns(stack_env):
     for args in (["trust", "advise"], ["baseline"]):
         out = text(stack_env, *args).stdout
         assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
+
+
+def test_lab_list_shows_the_inputs_and_how_to_start_a_run(stack_env):
+    env = stack_env
+    _, dlp = cli(env, "lab", "list", "dlp")
+    assert dlp["count"] == len(dlp["items"]) > 0 and dlp["items"][0]["id"].startswith("DLP-")
+    _, iam = cli(env, "lab", "list", "iam")
+    assert all(item["id"].startswith("IAM-EVT-") for item in iam["items"])
+    _, nac = cli(env, "lab", "list", "nac")
+    assert nac["items"] and not any(item["in_cmdb"] for item in nac["items"])
+    _, mailbox = cli(env, "lab", "list", "mailbox")
+    assert mailbox["start_with"].startswith("handrail run phishing")
+    out = text(env, "lab", "list", "dlp").stdout
+    assert "Start a run: handrail run exfiltration --alert-id DLP-" in out
+    code, error = cli(env, "lab", "list", "printers", ok=False)
+    assert code == 2 and "mailbox, dlp, iam, nac" in error["error"]
+    code, error = cli(env, "run", "exfiltration", "--alert-id", "DLP-9998", ok=False)
+    assert "handrail lab list dlp" in error["error"]
