@@ -180,13 +180,28 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
             console.print(f"Follow it: handrail show {handle.id}")
             print_url(console, "Web UI", _ui_link(settings, handle.id))
         return
-    result = await ops.wait_for_outcome(client, settings, handle.id)
+    result = await _follow(client, settings, handle.id, as_json)
     if as_json:
         print_json({"run_id": handle.id, **result.model_dump(mode="json")})
     else:
         _render_status(result, settings)
     if result.state.value not in ("completed",):
         raise typer.Exit(1)
+
+
+async def _follow(client, settings, run_id: str, as_json: bool) -> RunStatus:
+    """Print the run id at once, then one line per step event until the run has an outcome."""
+    from handrail.gate.policy import load_policy
+    from starter.progress import follow
+
+    if not as_json:
+        console.print(f"Started run [bold]{run_id}[/]", soft_wrap=True)
+    try:
+        policy = load_policy(settings.policy_path)
+    except Exception:
+        policy = None
+    return await follow(lambda: ops.run_status(client, settings, run_id), lambda s: s.state in ops.OUTCOMES,
+                        run_id, console, policy, quiet=as_json)
 
 
 def _ui_link(settings, run_id: str) -> str:

@@ -157,3 +157,42 @@ def test_lab_list_shows_the_inputs_and_how_to_start_a_run(stack_env):
     assert code == 2 and "mailbox, dlp, iam, nac" in error["error"]
     code, error = cli(env, "run", "exfiltration", "--alert-id", "DLP-9998", ok=False)
     assert "handrail lab list dlp" in error["error"]
+
+
+def test_wait_prints_the_id_at_once_then_each_step_and_ctrl_c_leaves_the_run(stack_env):
+    import signal
+
+    env = {**stack_env, "COLUMNS": "80"}
+    proc = subprocess.Popen([_handrail_exe(), "run", "egress-block", "--ip", "203.0.113.63", "--reason", "follow me",
+                             "--requested-by", "alice", "--wait"], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = [proc.stdout.readline()]
+    assert lines[0].startswith("Started run egress-block-203.0.113.63-"), lines
+    run_id = lines[0].split()[-1]
+    while "waiting for" not in lines[-1]:
+        line = proc.stdout.readline()
+        assert line, f"--wait ended early: {lines}"
+        lines.append(line)
+    assert any("guardrails pass (mode approve)" in line for line in lines)
+    assert "by role soc-analyst until " in lines[-1]
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130
+    assert f"the run goes on. Follow it again: handrail show {run_id}" in rest
+    _, shown = cli(stack_env, "show", run_id)
+    assert shown["state"] == "awaiting_approval"
+    cli(stack_env, "deny", run_id, "--as", "bob", "--reason", "test over")
+
+
+def test_wait_follows_to_the_outcome(stack_env):
+    env = {**stack_env, "COLUMNS": "80"}
+    proc = subprocess.Popen([_handrail_exe(), "run", "egress-block", "--ip", "203.0.113.64", "--reason", "to the end",
+                             "--requested-by", "alice", "--wait", "--ttl", "1h"], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = proc.stdout.readline()
+    run_id = first.split()[-1]
+    wait_show(stack_env, run_id, "awaiting_approval")
+    cli(stack_env, "approve", run_id, "--as", "bob")
+    out = first + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out
+    assert ": applied; expires " in out and "run: completed" in out
