@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from activities.exfiltration import ExfiltrationActivities
+from activities.expiry import ExpiryActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
@@ -20,6 +21,7 @@ from handrail.ops.config import Settings
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, PhishingActivities, ExfiltrationActivities, PrivilegeActivities, RogueActivities, IntelActivities]
 ACTIVITY_CLASSES.append(PreflightActivities)  # read-only checks before a run starts
+ACTIVITY_CLASSES.append(ExpiryActivities)  # starts a completed run's expiry workflow
 
 
 def all_activities(settings: Settings, tools: Any, ledger: Ledger) -> list:

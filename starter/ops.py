@@ -94,6 +94,9 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         status = status_from_audit(run_id, rows)
         if status is None:
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
+    from starter.expiry_view import reflect_expiries
+
+    reflect_expiries(status, settings)
     if any(r["event"] == "run.rolled_back" for r in rows):
         status.state = RunState.ROLLED_BACK
     return status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
+from handrail.gate.expiry import expiry_id
 from tests.support import running_stack
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
@@ -144,7 +146,9 @@ async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_
         assert "Classified malicious" in texts and "scanned clean" in texts
         alerts = await stack.tools.alerts.list_alerts()
         assert any("Suspected data exfiltration by ballen" in a.title for a in alerts)
-        await handle.result()  # the monitoring TTL (7d) is skipped: telemetry goes back
+        await handle.result()  # the run completes; its expiry workflow holds the monitoring TTL (7d)
+        await time_env.sleep(timedelta(days=7, hours=1))
+        await stack.client.get_workflow_handle(expiry_id(handle.id)).result()
         assert (await stack.tools.edr.get_host("lt-ballen")).telemetry == "normal"
 
 

@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         RunChangesRequest,
     )
 
+from workflows.gate import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
+
 
 class RollbackReport(BaseModel):
     run_id: str
@@ -42,6 +44,10 @@ def rollback_id(run_id: str) -> str:
 class RollbackRun:
     @workflow.run
     async def run(self, trigger: RollbackTrigger) -> RollbackReport:
+        # The rolled-back run has usually closed and its search attributes cannot change any more;
+        # this workflow (`rollback-<run id>`) carries the outcome: HandrailState="rolled_back" finds it.
+        workflow.upsert_search_attributes([STATE_KEY.value_set("running"), RUNBOOK_KEY.value_set("rollback"),
+                                           REQUESTER_KEY.value_set(trigger.requested_by)])
         changes: list[ChangeRecord] = await workflow.execute_activity_method(
             GateActivities.run_changes,
             RunChangesRequest(run_id=trigger.run_id),
@@ -78,6 +84,7 @@ class RollbackRun:
             pending = []
         if report.results:
             report.state = "needs_attention" if report.failed else "rolled_back"
+        workflow.upsert_search_attributes([STATE_KEY.value_set(report.state)])
         pending.append(event("run." + report.state if report.results else "rollback.nothing_to_do",
                              by=trigger.requested_by, failed=report.failed))
         await workflow.execute_activity_method(GateActivities.record_audit, pending, start_to_close_timeout=timedelta(seconds=30),
