@@ -196,3 +196,37 @@ def test_wait_follows_to_the_outcome(stack_env):
     out = first + proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, out
     assert ": applied; expires " in out and "run: completed" in out
+
+
+def test_temporal_agrees_with_handrail_for_ttl_runs_and_rollbacks(stack_env):
+    import asyncio
+
+    from temporalio.client import Client, WorkflowExecutionStatus
+
+    env = stack_env
+    _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.65", "--reason", "ttl truth",
+                     "--requested-by", "alice", "--ttl", "2h")
+    run_id = started["run_id"]
+    wait_show(env, run_id, "awaiting_approval")
+    cli(env, "approve", run_id, "--as", "bob")
+    shown = wait_show(env, run_id, "completed")
+    assert shown["summary"]["expiries_pending"] == 1 and shown["steps"][0]["expires_at"]
+    _, report = cli(env, "rollback", run_id, "--as", "carol")
+    assert report["state"] == "rolled_back"
+
+    async def temporal_view():
+        client = await Client.connect(env["HANDRAIL_TEMPORAL_ADDRESS"])
+        run = await client.get_workflow_handle(run_id).describe()
+        expiry = await client.get_workflow_handle(f"expiry-{run_id}").describe()
+        found = []
+        for _ in range(60):  # visibility is eventually consistent
+            found = [w.id async for w in client.list_workflows('HandrailState="rolled_back"')]
+            if f"rollback-{run_id}" in found:
+                break
+            await asyncio.sleep(0.3)
+        return run.status, expiry.status, expiry.search_attributes.get("HandrailState"), found
+
+    run_status, expiry_status, expiry_state, rolled_back = asyncio.run(temporal_view())
+    assert run_status == WorkflowExecutionStatus.COMPLETED  # not held open by its TTL
+    assert expiry_status == WorkflowExecutionStatus.RUNNING and expiry_state == ["expiring"]
+    assert f"rollback-{run_id}" in rolled_back
