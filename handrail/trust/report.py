@@ -76,7 +76,8 @@ def chart(fig: KindBaseline, lines: list[Line]) -> str:
     if fig.window_start is not None and series:
         for i, label in time_ticks(fig.window_start, len(series), step):
             parts.append(f'<line class="grid" x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-            parts.append(f'<text x="{x(i):.1f}" y="{H - 8}" text-anchor="middle">{label}</text>')
+            anchor = "end" if i >= len(series) else "middle"  # the last tick sits on the right edge
+            parts.append(f'<text x="{x(i):.1f}" y="{H - 8}" text-anchor="{anchor}">{label}</text>')
         width = max(plot_w / n - (1 if plot_w / n > 3 else 0), 0.6)
         for i, v in enumerate(series):
             if v:
