@@ -41,5 +41,5 @@ def test_a_six_hour_page_has_bars_hour_labels_and_a_summary(tmp_path):
     x_labels = re.findall(r'text-anchor="middle">([^<]+)</text>', first_chart)
     assert x_labels[0].startswith("Nov 30 ") and len(set(x_labels)) == len(x_labels)
     assert all(re.fullmatch(r"\d\d:00", label) for label in x_labels[1:] if not label.startswith("Dec"))
-    y_labels = re.findall(r'text-anchor="end">([^<]+)</text>', first_chart)
+    y_labels = re.findall(r'<text x="42" y="[^"]+" text-anchor="end">([^<]+)</text>', first_chart)  # the y axis
     assert y_labels and all(label.isdigit() for label in y_labels)
