@@ -19,8 +19,12 @@ from handrail.ops.config import Settings
 
 
 class ExpiryActivities:
-    def __init__(self, settings: Settings, tools: Any, ledger: Ledger | None = None):
-        self.settings = settings
+    def __init__(self, settings_or_ctx: Any, tools: Any = None, ledger: Ledger | None = None):
+        """Takes (settings, tools, ledger) or one worker context with those attributes."""
+        if tools is None and hasattr(settings_or_ctx, "settings"):
+            settings_or_ctx, tools = settings_or_ctx.settings, settings_or_ctx.tools
+        self.settings: Settings = settings_or_ctx
+        self.tools = tools
 
     @activity.defn
     async def start_expiry(self, plan: ExpiryPlan) -> str:

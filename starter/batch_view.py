@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from handrail.actions.intel import BATCH_ACTIONS, SET_PREFIX, is_set_target
+from handrail.actions import intel as _intel
+from handrail.actions.intel import SET_PREFIX, is_set_target
 from handrail.gate.models import Change
 
 FIRST = 10
 
-_ADD_KIND = {b.kind: (b.kind if b.adds else b.inverse_kind) for b in BATCH_ACTIONS}
-_ADDS = {b.kind: b.adds for b in BATCH_ACTIONS}
+_BATCHES = [getattr(_intel, name) for name in (
+    "ProxyBlockSet", "ProxyUnblockSet", "ProxyTightenSet", "ProxyRelaxSet",
+    "EgressBlockSet", "EgressUnblockSet", "IpsDeploySet", "IpsRemoveSet") if hasattr(_intel, name)]
+_ADD_KIND = {b.kind: (b.kind if b.adds else b.inverse_kind) for b in _BATCHES}
+_ADDS = {b.kind: b.adds for b in _BATCHES}
 
 
 def _open(settings):

@@ -126,7 +126,6 @@ def down(as_json: bool = JSON):
 def status(as_json: bool = JSON):
     """Show whether Temporal, the lab and the worker are running and answering."""
     from handrail.ops import stack
-
     from starter.stack_view import all_healthy, print_status
 
     info = stack.status(_settings())
@@ -326,7 +325,8 @@ def _render_status(status: RunStatus, settings) -> None:
         )
         note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
-        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode, step.state.value, verdicts, decisions, note))
+        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode,
+                     step.state.value, verdicts, decisions, note))
     print_rows(console, headers, rows)
     for rec in status.rejected_decisions:
         console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")

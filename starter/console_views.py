@@ -118,7 +118,7 @@ def with_batches(status, settings) -> dict[str, Any]:
     from starter.batch_view import batch_facts
 
     doc = status.model_dump(mode="json")
-    for step, shown in zip(status.steps, doc["steps"]):
+    for step, shown in zip(status.steps, doc["steps"], strict=True):
         if step.change.target.startswith("set:"):
             shown["batch"] = batch_facts(step.change, settings)
     return doc

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from starter.output import USAGE, print_json
+from starter.output import print_json
 
 
 def wants_json(argv: list[str]) -> bool:

@@ -62,7 +62,7 @@ def print_record(console: Console, headers: Sequence[str], row: Sequence[str], *
     """One row as a record: the key whole on its own line, then its fields."""
     console.print(Text.from_markup(f"[bold]{row[key]}[/]"), soft_wrap=True)
     short, long = [], []
-    for i, (header, cell) in enumerate(zip(headers, row)):
+    for i, (header, cell) in enumerate(zip(headers, row, strict=False)):
         if i == key or not _plain(cell).strip():
             continue
         name = " ".join(header.split())

@@ -17,7 +17,6 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.policy import Policy, load_policy, parse_duration

@@ -6,13 +6,15 @@ analyst would and checks what it prints and how it exits.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
 import pytest
 
-from tests.test_e2e_cli import REPO, _handrail_exe, cli, stack_env, wait_show  # noqa: F401  (fixture)
+from tests import test_e2e_cli as e2e
+from tests.test_e2e_cli import REPO, _handrail_exe, cli, wait_show
+
+stack_env = e2e.stack_env  # the module's stack fixture, shared with the CLI end-to-end tests
 
 pytestmark = pytest.mark.e2e
 

@@ -155,7 +155,8 @@ def _kind_section(fig: KindBaseline, mode: str | None, lines: list[Line], notes:
         for name, outcomes in sorted(g.by_guardrail.items())
     ) or "none"
     rows = [
-        f"<h2 id='{escape(fig.kind)}'>{escape(fig.kind)}" + (f" <span class='meta'>mode {escape(mode)}</span>" if mode else "") + "</h2>",
+        f"<h2 id='{escape(fig.kind)}'>{escape(fig.kind)}"
+        + (f" <span class='meta'>mode {escape(mode)}</span>" if mode else "") + "</h2>",
         f"<div class='meta'>{window}</div>",
         chart(fig, lines),
         "".join(f"<div class='meta'>{escape(note)}</div>" for note in notes),
