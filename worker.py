@@ -23,9 +23,11 @@ from handrail.ops.sandbox import workflow_runner
 from handrail.tools import ToolClients
 from workflows.egress_block import EgressBlock
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
+from workflows.expiry import ExpireChanges
 from workflows.intel_sync import IntelApply, IntelSync
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.phishing_intake import PhishingIntake
+from workflows.preflight import Preflight
 from workflows.privilege_guard import PollIamEvents, PrivilegeGuard
 from workflows.reconcile import Reconcile
 from workflows.rogue_device import PollNacDevices, RogueDevice
@@ -35,7 +37,7 @@ from workflows.rollback import RollbackRun
 # `workflows` package, so that no run pays for importing the others.
 WORKFLOWS = [PhishingResponse, PollMailbox, EgressBlock, RollbackRun, ExfiltrationResponse, ExfiltrationFollowUp,
              PollDlp, PrivilegeGuard, PollIamEvents, RogueDevice, PollNacDevices, IntelSync, IntelApply, Reconcile,
-             PhishingIntake]
+             PhishingIntake, Preflight, ExpireChanges]
 
 
 def build_worker(

@@ -9,10 +9,12 @@ from __future__ import annotations
 from activities.cases import CaseActivities
 from activities.context import WorkerContext
 from activities.exfiltration import ExfiltrationActivities
+from activities.expiry import ExpiryActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
 from activities.phishing import PhishingActivities
 from activities.phishing_intake import PhishingIntakeActivities
+from activities.preflight import PreflightActivities
 from activities.privilege import PrivilegeActivities
 from activities.reconcile import ReconcileActivities
 from activities.rogue import RogueActivities
@@ -20,7 +22,9 @@ from activities.rollback import RollbackActivities
 
 ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActivities, ExfiltrationActivities,
                                 PrivilegeActivities, RogueActivities, IntelActivities, ReconcileActivities,
-                                RollbackActivities, PhishingIntakeActivities]
+                                RollbackActivities, PhishingIntakeActivities,
+                                PreflightActivities,  # read-only checks before a run starts
+                                ExpiryActivities]  # starts a completed run's expiry workflow
 
 
 def activity_methods(instance: object) -> list:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from handrail.gate.ledger import Ledger
@@ -21,8 +22,11 @@ from handrail.gate.models import RunStatus
 from handrail.gate.policy import load_policy
 from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
+from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
 from starter import ops
+from starter.console_views import change_text, enrich_pending
 from starter.output import command, console, fail, print_json
+from starter.tables import print_rows, print_url
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -67,6 +71,16 @@ def up(
     from handrail.ops import stack
 
     settings = _settings()
+    from starter.stack_view import all_healthy, print_status
+
+    running = stack.status(settings)
+    if running.get("running") and all_healthy(running):  # already up: say so, with where to look
+        if as_json:
+            print_json({**running, "healthy": True, "already_running": True})
+        else:
+            console.print(f"[green]Handrail is already up[/] from {settings.home}.")
+            print_status(console, running, f"{settings.ui_url}/namespaces/{settings.namespace}/workflows")
+        return
 
     def ready(info):
         made = asyncio.run(_ensure_schedules(settings, schedule_defs, paused=not schedules))
@@ -74,7 +88,7 @@ def up(
             print_json({**info.to_dict(), "schedules": made})
         else:
             console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
-            console.print(f"Web UI: [bold]{settings.ui_url}/namespaces/{settings.namespace}/workflows[/]")
+            print_url(console, "Web UI", f"{settings.ui_url}/namespaces/{settings.namespace}/workflows")
             console.print(f"Logs: {settings.home / 'logs'}")
             state = "active" if schedules else "paused (handrail schedule NAME --unpause)"
             console.print(f"Schedules {', '.join(sorted(made))}: {state}")
@@ -112,18 +126,15 @@ def down(as_json: bool = JSON):
 def status(as_json: bool = JSON):
     """Show whether Temporal, the lab and the worker are running and answering."""
     from handrail.ops import stack
+    from starter.stack_view import all_healthy, print_status
 
     info = stack.status(_settings())
     if as_json:
-        print_json(info)
-        return
-    table = Table("component", "pid", "alive", "healthy", "where")
-    for name, comp in info.get("components", {}).items():
-        table.add_row(name, str(comp.get("pid") or "-"), _yes(comp.get("alive")), _yes(comp.get("healthy")),
-                      str(comp.get("url") or comp.get("address") or ""))
-    console.print(table)
-    if info.get("ui_url"):
-        console.print(f"Web UI: {info['ui_url']}")
+        print_json({**info, "healthy": all_healthy(info)})
+    else:
+        print_status(console, info)
+    if not all_healthy(info):
+        raise typer.Exit(1)
 
 
 def _yes(value) -> str:
@@ -131,11 +142,14 @@ def _yes(value) -> str:
 
 
 @app.command()
-def demo():
+@command
+def demo(as_json: bool = JSON):
     """Bring the stack up (detached) and walk through approval, a guardrail denial and a rollback."""
     from starter.demo import main as run_demo
 
-    run_demo()
+    summary = run_demo(as_json=as_json)
+    if as_json:
+        print_json(summary)
 
 
 # -- runbooks -----------------------------------------------------------------------------
@@ -162,15 +176,31 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
             print_json({"run_id": handle.id})
         else:
             console.print(f"Started run [bold]{handle.id}[/]")
-            console.print(f"Follow it: handrail show {handle.id}   (Web UI: {_ui_link(settings, handle.id)})")
+            console.print(f"Follow it: handrail show {handle.id}")
+            print_url(console, "Web UI", _ui_link(settings, handle.id))
         return
-    result = await ops.wait_for_outcome(client, settings, handle.id)
+    result = await _follow(client, settings, handle.id, as_json)
     if as_json:
         print_json({"run_id": handle.id, **result.model_dump(mode="json")})
     else:
         _render_status(result, settings)
     if result.state.value not in ("completed",):
         raise typer.Exit(1)
+
+
+async def _follow(client, settings, run_id: str, as_json: bool) -> RunStatus:
+    """Print the run id at once, then one line per step event until the run has an outcome."""
+    from handrail.gate.policy import load_policy
+    from starter.progress import follow
+
+    if not as_json:
+        console.print(f"Started run [bold]{run_id}[/]", soft_wrap=True)
+    try:
+        policy = load_policy(settings.policy_path)
+    except Exception:
+        policy = None
+    return await follow(lambda: ops.run_status(client, settings, run_id), lambda s: s.state in ops.OUTCOMES,
+                        run_id, console, policy, quiet=as_json)
 
 
 def _ui_link(settings, run_id: str) -> str:
@@ -186,7 +216,7 @@ async def pending(as_json: bool = JSON):
 
     settings = _settings()
     client = await _client(settings)
-    rows = await ops.pending(client, settings)
+    rows = enrich_pending(await ops.pending(client, settings), settings)
     if as_json:
         print_json(rows)
         return
@@ -195,11 +225,9 @@ async def pending(as_json: bool = JSON):
     if not rows:
         console.print("Nothing is waiting for approval.")
         return
-    table = Table("run", "step", "action", "target", "requested by", "approvals", "why")
-    for r in rows:
-        table.add_row(r["run_id"], r["step"], r["action"], r["target"], r["requested_by"],
-                      r["approvals"] + (" (escalated)" if r["escalated"] else ""), r["why"])
-    console.print(table)
+    from starter.console_views import print_pending
+
+    print_pending(console, rows)
 
 
 def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool,
@@ -218,7 +246,9 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
         if as_json:
             print_json(result)
         elif result["accepted"]:
-            console.print(f"[green]Accepted[/]: {result['why']}. Run is now {result['state']}.")
+            step_note = (f" Step {result['step']} is {result['step_state']} ({result['approvals']} approvals);"
+                         if result.get("step") else "")
+            console.print(f"[green]Accepted[/]: {result['why']}.{step_note} Run is now {result['state']}.")
         elif result.get("kept"):
             console.print(f"[yellow]Kept[/]: {result['why']}.")
         elif result["accepted"] is None:
@@ -264,12 +294,26 @@ def deny(
 # -- inspection ---------------------------------------------------------------------------
 @app.command()
 @command
-async def show(run_id: str = typer.Argument(..., help="The run id."), as_json: bool = JSON):
+async def show(
+    run_id: str = typer.Argument(..., help="The run id."),
+    members: bool = typer.Option(False, "--members", help="List the members of the run's batch (set:) changes."),
+    page: int = typer.Option(1, "--page", min=1, help="With --members: which page."),
+    per_page: int = typer.Option(50, "--per-page", min=1, help="With --members: members per page."),
+    as_json: bool = JSON,
+):
     """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
     settings = _settings()
     status = await ops.run_status(await _client(settings), settings, run_id)
+    if members:
+        from starter.console_views import members_page, print_members
+
+        doc = members_page(status, settings, page, per_page)
+        print_json(doc) if as_json else print_members(console, doc)
+        return
     if as_json:
-        print_json(status)
+        from starter.console_views import with_batches
+
+        print_json(with_batches(status, settings))
     else:
         _render_status(status, settings)
 
@@ -287,7 +331,8 @@ def _render_status(status: RunStatus, settings) -> None:
         console.print(f"[red]{status.error}[/]")
     if status.live_note:
         console.print(f"[yellow]{status.live_note}[/]")
-    table = Table("step", "change", "mode", "state", "guardrails", "decisions", "note")
+    headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
+    rows = []
     for step in status.steps:
         verdicts = "\n".join(
             f"{v.outcome.value}: {v.guardrail} — {v.reason}"
@@ -300,8 +345,9 @@ def _render_status(status: RunStatus, settings) -> None:
         )
         note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
-        table.add_row(step.step_id, step.change.describe(), mode, step.state.value, verdicts, decisions, note)
-    console.print(table)
+        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode,
+                     step.state.value, verdicts, decisions, note))
+    print_rows(console, headers, rows)
     for step in status.steps:
         if step.state.value == "awaiting_approval" and step.change_digest:
             _render_digest(step)
@@ -317,7 +363,7 @@ def _render_status(status: RunStatus, settings) -> None:
         for key, value in facts.items():
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
-    console.print(f"Web UI: {_ui_link(settings, status.run_id)}")
+    print_url(console, "Web UI", _ui_link(settings, status.run_id))
 
 
 def _render_digest(step) -> None:
@@ -425,7 +471,8 @@ def audit_verify(
 @command
 def audit_export(
     run_id: Optional[str] = typer.Option(None, "--run", help="Only this run's events."),
-    as_json: bool = typer.Option(True, "--json/--no-json", help="JSON lines (the only format)."),
+    as_json: bool = typer.Option(True, "--json", show_default=False,
+                                 help="JSON lines: the only format, so always on."),
 ):
     """Write the audit ledger as JSON lines (one event per line) to stdout."""
     ledger = Ledger(_settings().ledger_path)
@@ -608,8 +655,10 @@ def main() -> None:
     flush and leave directly.
     """
     code = 0
+    from starter.entry import run
+
     try:
-        app()
+        code = run(app)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:

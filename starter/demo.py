@@ -72,7 +72,10 @@ def lab_alerts() -> list[dict]:
     return [{"id": key, **value} for key, value in alerts.items()]
 
 
-def main() -> None:
+def main(as_json: bool = False) -> dict:
+    """Run the walk-through; with `as_json` the narration goes to stderr and a summary is returned."""
+    if as_json:
+        console.file = sys.stderr
     now = datetime.now(timezone.utc)
     stamp = now.strftime("%H:%M:%S")
     ip = f"203.0.113.{20 + int(now.timestamp()) % 200}"  # a fresh address when the demo is run again
@@ -115,13 +118,9 @@ def main() -> None:
     console.print(f"  → run {run_id} is [green]{shown['state']}[/]; EDL now lists {ip}: {ip in edl()}")
 
     console.rule("2. A block a guardrail refuses (the SaaS CRM's range)")
-    denied = sh("run", "egress-block", "--ip", "161.71.20.5", "--reason", f"feed says so (demo {stamp})",
-                "--requested-by", "alice")
-    shown = wait_until(["show", denied["run_id"]], lambda s: s["state"] in ("denied", "completed"))
-    console.print(f"  → [red]{shown['state']}[/]: {shown.get('error')}")
-    for alert in lab_alerts():
-        if denied["run_id"] in alert.get("body", ""):
-            console.print(f"  → SOC alert {alert['id']} [{alert['priority']}]: {alert['title']}")
+    refused = sh("run", "egress-block", "--ip", "161.71.20.5", "--reason", f"feed says so (demo {stamp})",
+                 "--requested-by", "alice", check=False) or {}
+    console.print(f"  → [red]refused before starting[/]: {refused.get('error')}")
 
     console.rule("3. Roll back the first run")
     for item in sh("rollback", run_id, "--dry-run")["plan"]:
@@ -137,8 +136,11 @@ def main() -> None:
     console.rule("Where to look")
     console.print(f"Web UI: {settings.ui_url}/namespaces/{settings.namespace}/workflows — filter with "
                   'HandrailState="awaiting_approval" or HandrailRunbook="egress-block".')
-    console.print(f"Timelines: handrail show {run_id}   ·   handrail show {denied['run_id']}")
+    console.print(f"Timeline: handrail show {run_id}")
     console.print("The stack keeps running; `handrail down` stops it.")
+    return {"approved_run": run_id, "approved_state": shown["state"], "rolled_back": report["state"],
+            "refused": refused.get("error"), "audit_rows": verify["rows"],
+            "ui_url": f"{settings.ui_url}/namespaces/{settings.namespace}/workflows"}
 
 
 if __name__ == "__main__":

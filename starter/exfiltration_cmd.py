@@ -22,9 +22,11 @@ async def start_exfiltration(client: Client, settings: Settings, alert_id: str,
     problem = alert_id_problem(alert_id)
     if problem:
         fail(f"--alert-id {problem}.", USAGE)
+    from starter import preflight
     from starter.start import start_run
     from workflows.exfiltration import ExfiltrationResponse
 
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="exfiltration", dlp_alert=alert_id))
     return await start_run(
         client, settings, ExfiltrationResponse.run,
         lambda who: ExfiltrationTrigger(alert_id=alert_id, requested_by=who), run_id_for(alert_id),

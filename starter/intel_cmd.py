@@ -53,7 +53,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         handle = await start_run(
             client, settings, IntelSync.run, lambda who: IntelSyncTrigger(requested_by=who, reason="manual sync"),
-            run_id, requested_by=requested_by,
+            run_id, requested_by=requested_by, runbook="intel-sync",
             duplicate="A sync already ran as {run_id} this minute (`handrail show {run_id}`).")
         await _started(client, settings, handle, wait, as_json)
 

@@ -5,6 +5,7 @@
     handrail lab faults [--json]     list fault rules
     handrail lab faults --route '/firewall/*' --error-rate 0.5 --seed 7
     handrail lab faults --clear
+    handrail lab list mailbox|dlp|iam|nac [--all] [--json]   the inputs the runbooks take
 
 With `--json` each command prints exactly one JSON document. Errors are one sentence on
 stderr and exit status 1; never a traceback.
@@ -39,9 +40,12 @@ def _clients() -> ToolClients:
     return ToolClients.for_admin(load_settings())
 
 
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)
+def _fail(message: str, code: int = 1) -> None:
+    if "--json" in sys.argv[1:]:  # --json promises one JSON document, errors included
+        _print_json({"error": message})
+    else:
+        typer.echo(message, err=True)
+    raise typer.Exit(code)
 
 
 def _run(op: Callable[[ToolClients], Awaitable[T]]) -> T:
@@ -107,9 +111,10 @@ def reset(json_: JsonOpt = False) -> None:
 def faults(
     route: Annotated[str | None, typer.Option(help="Glob over the path (or ^regex).")] = None,
     method: Annotated[str | None, typer.Option(help="Only this HTTP method.")] = None,
-    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                              help="Share of matching requests that fail (0 to 1).")] = 0.0,
     error_status: Annotated[int, typer.Option(help="5xx used for random errors.")] = 503,
-    latency_ms: Annotated[int, typer.Option(min=0)] = 0,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to each matching request, in ms.")] = 0,
     status: Annotated[int | None, typer.Option(help="Always answer this 4xx.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the error draw.")] = 0,
     count: Annotated[int | None, typer.Option(help="Affect only this many requests.")] = None,
@@ -155,6 +160,32 @@ def faults(
                       str(r.error_status), str(r.latency_ms), str(r.status or "-"), str(r.seed),
                       str(r.hits))
     Console().print(table)
+
+
+@lab_app.command("list")
+def list_(
+    source: Annotated[str, typer.Argument(help="What to list: mailbox, dlp, iam or nac.")],
+    all_: Annotated[bool, typer.Option("--all", help="nac: every device, not only those the CMDB lacks.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List the inputs runbooks take: mailbox messages, DLP alerts, IAM events, unknown NAC devices."""
+    from starter.lab_list import SOURCES, listing
+    from starter.tables import print_rows
+
+    if source not in SOURCES:
+        _fail(f"There is no lab list {source!r}; choose one of {', '.join(SOURCES)}.", code=2)
+    doc = listing(_run(lambda t: t.lab_state(counts_only=False)).model_dump(), source, all_)
+    if json_:
+        _print_json(doc)
+        return
+    console = Console()
+    if not doc["items"]:
+        console.print(f"The lab has no {source} records to list.")
+        return
+    headers = list(doc["items"][0])
+    print_rows(console, headers, [["" if r[h] is None else str(r[h]) for h in headers] for r in doc["items"]])
+    console.print(f"{doc['count']} listed. Start a run: {doc['start_with'].format(id=doc['items'][0]['id'])}",
+                  soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:

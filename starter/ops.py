@@ -61,6 +61,10 @@ async def start_egress_block(
             ttl_s = parse_duration(ttl)
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
+    from starter import preflight
+
+    await preflight.check(client, settings, preflight.PreflightRequest(
+        runbook="egress-block", changes=[preflight.egress_change(target, reason)]))
     from starter.start import start_run
 
     return await start_run(
@@ -95,6 +99,9 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
         if why_not_live and "not found" not in why_not_live.lower():
             status.live_note = f"live status unavailable ({why_not_live}); this timeline is rebuilt from the ledger"
+    from starter.expiry_view import reflect_expiries
+
+    reflect_expiries(status, settings)
     return apply_rollback_outcome(status, rows)
 
 
@@ -151,9 +158,11 @@ async def decide(
                     return {"run_id": run_id, "decision_id": decision.id, "accepted": None, "kept": True,
                             "why": record.why, "state": status.state.value}
             for record in status.rejected_decisions + [d for s in status.steps for d in s.decisions]:
-                if record.decision.id == decision.id:
-                    return {"run_id": run_id, "decision_id": decision.id, "accepted": record.accepted,
-                            "why": record.why, "state": status.state.value}
+                if record.decision.id == decision.id:  # judged: report the state it led to, once settled
+                    from starter.settle import outcome_of, settled_status
+
+                    settled = await settled_status(handle, decision.id, DECISION_WAIT_S) or status
+                    return {"run_id": run_id, "decision_id": decision.id, **outcome_of(settled, decision.id)}
         await asyncio.sleep(0.2)
     return {"run_id": run_id, "decision_id": decision.id, "accepted": None,
             "why": "the decision was delivered, but no worker has judged it yet; it will be judged when one runs"}
@@ -188,6 +197,7 @@ async def pending(client: Client, settings: Settings | None = None) -> list[dict
             "step": step.step_id,
             "action": step.change.kind,
             "target": step.change.target,
+            "change": step.change.model_dump(mode="json"),
             "requested_by": status.requested_by,
             "approvals": f"{sum(d.accepted and d.decision.approve for d in step.decisions)}/{step.approvals_needed}",
             "escalated": step.escalated,

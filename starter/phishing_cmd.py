@@ -27,6 +27,19 @@ from starter.output import USAGE, command, fail
 from workflows.phishing_intake import IntakeReport, PhishingIntake
 
 
+def eml_problem(raw: bytes) -> str | None:
+    """Why the runbook would reject this file (parsed here, offline, before it reaches the mailbox)."""
+    from handrail.runbooks.phishing.mail import MalformedMessage, parse_message
+
+    if not raw.strip():
+        return "is empty"
+    try:
+        parse_message(raw)
+    except MalformedMessage as exc:
+        return f"is not a message the runbook can handle ({exc.reason})"
+    return None
+
+
 async def start_phishing(client, settings, *, message_id: str | None, eml: Path | None, requested_by: str | None):
     """Ask the worker to find (or deliver) the message, then start its run signed by the
     person who asks; the CLI holds no tool token."""
@@ -38,6 +51,9 @@ async def start_phishing(client, settings, *, message_id: str | None, eml: Path 
             raw = Path(eml).read_bytes()
         except OSError as exc:
             fail(f"--eml {eml} cannot be read ({exc.strerror or exc}).", USAGE)
+        problem = eml_problem(raw)
+        if problem:
+            fail(f"--eml {eml} {problem}; nothing was posted to the mailbox.")
         if len(raw) > MAX_EML_BYTES:
             fail(f"--eml {eml} is larger than {MAX_EML_BYTES // 1024} KiB.", USAGE)
         request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml), requested_by=requested_by or settings.user)

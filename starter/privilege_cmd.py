@@ -22,9 +22,11 @@ async def start_privilege_guard(client: Client, settings: Settings, event_id: st
     event_id = event_id.strip()
     if not valid_event_id(event_id):
         fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
+    from starter import preflight
     from starter.start import start_run
     from workflows.privilege_guard import PrivilegeGuard
 
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="privilege-guard", iam_event=event_id))
     return await start_run(
         client, settings, PrivilegeGuard.run,
         lambda who: PrivilegeTrigger(event_id=event_id, requested_by=who), privilege_run_id(event_id),

@@ -24,9 +24,11 @@ async def start_rogue_device(client: Client, settings: Settings, mac: str,
     normal = normalise_mac(mac)
     if normal is None:
         fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
+    from starter import preflight
     from starter.start import start_run
     from workflows.rogue_device import RogueDevice
 
+    await preflight.check(client, settings, preflight.PreflightRequest(runbook="rogue-device", nac_mac=normal))
     return await start_run(
         client, settings, RogueDevice.run,
         lambda who: RogueTrigger(mac=normal, requested_by=who), rogue_run_id(normal),

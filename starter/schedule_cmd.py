@@ -43,6 +43,8 @@ async def schedule_command(
     console.print(f"Schedule [bold]{name}[/] ({shown['workflow']}) {what}: every {shown['every_seconds']:g}s, {state}.")
     if shown["next_runs"]:
         console.print("Next: " + ", ".join(shown["next_runs"]))
+    elif shown["paused"]:
+        console.print(f"No next run while paused (handrail schedule {name} --unpause resumes it).")
     for run in shown["recent_runs"]:
         console.print(f" - {run['started_at']}  {run['workflow_id']}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.policy import Policy, load_policy, parse_duration
@@ -27,6 +27,7 @@ from handrail.trust.baseline import Baseline, compute_baseline, derive_threshold
 from handrail.trust.report import Line, render
 from handrail.trust.review import mark, pending
 from starter.output import USAGE, command, console, fail, print_json
+from starter.tables import print_rows
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
 KIND = typer.Option(None, "--kind", help="Only this action kind (repeatable).")
@@ -136,20 +137,21 @@ def baseline(
         return
     if not figures.kinds:
         console.print("The ledger has no changes in this period.")
-    table = Table("kind", "mode", "changes", "per hour\nmean/p95/p99/max", "per day\nmean/p95/p99/max",
-                  "per run\np95/max", "approvals\nok/deny/timeout", "latency\np50/p95 s", "guardrails\nhold/deny",
-                  "rollback/expiry", "overrides", "thresholds")
+    headers = ("kind", "mode", "changes", "per hour mean/p95/p99/max", "per day mean/p95/p99/max",
+               "per run p95/max", "approvals ok/deny/timeout", "latency p50/p95 s", "guardrails hold/deny",
+               "rollback/expiry", "overrides", "thresholds")
+    rows = []
     for fig in figures.kinds:
         h, d, a = fig.hourly, fig.daily, fig.approvals
-        table.add_row(
+        rows.append((
             fig.kind, extra[fig.kind]["mode"], str(fig.changes),
             f"{h.mean:.2f}/{h.p95:g}/{h.p99:g}/{h.max:g}", f"{d.mean:.1f}/{d.p95:g}/{d.p99:g}/{d.max:g}",
             f"{fig.per_run.p95:g}/{fig.per_run.max:g}", f"{a.approved}/{a.denied}/{a.timeouts}",
             f"{a.latency_s.p50:g}/{a.latency_s.p95:g}", f"{fig.guardrails.held}/{fig.guardrails.denied}",
             f"{fig.rollbacks}/{fig.expiries}", str(fig.overrides),
             "\n".join(f"{t['guardrail']} {t['value']:g} ({t['source']})" for t in extra[fig.kind]["thresholds"]),
-        )
-    console.print(table)
+        ))
+    print_rows(console, headers, rows)
     console.print(f"Computed in {figures.elapsed_s:.2f}s." + (f" HTML report: {html}" if html else ""))
 
 
@@ -166,17 +168,18 @@ def advise(as_json: bool = JSON):
     if as_json:
         print_json({"settings": rules.model_dump(), "kinds": [a.model_dump(mode="json") for a in advice]})
         return
-    table = Table("kind", "mode", "suggestion", "days", "changes", "rollbacks", "overrides", "denied", "why")
+    headers = ("kind", "mode", "suggestion", "days", "changes", "rollbacks", "overrides", "denied", "why")
     colour = {"promote": "green", "demote": "red", "keep": "white"}
+    rows = []
     for a in advice:
         ev = a.evidence
-        table.add_row(
+        rows.append((
             a.kind, a.mode.value + (" (pinned)" if a.pinned else ""),
             f"[{colour[a.suggestion]}]{a.suggestion}" + (f" → {a.to.value}" if a.to else "") + "[/]",
             f"{ev.days:g}", str(ev.changes), str(ev.rollbacks), str(ev.overrides),
-            f"{ev.approvals.denied}/{ev.approvals.approved + ev.approvals.denied}", a.why,
-        )
-    console.print(table)
+            f"{ev.approvals.denied}/{ev.approvals.approved + ev.approvals.denied}", escape(a.why),
+        ))
+    print_rows(console, headers, rows)
     console.print("Change a mode with: handrail trust set KIND MODE --as USER --reason \"...\"")
 
 
@@ -185,8 +188,8 @@ def advise(as_json: bool = JSON):
 def set_(
     kind: str = typer.Argument(..., help="The action kind, e.g. dns.sinkhole."),
     mode: str = typer.Argument(..., help="approve, logged or guarded."),
-    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy)."),
-    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit)."),
+    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy). Required."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit). Required."),
     as_json: bool = JSON,
 ):
     """Change a kind's trust mode in the policy file (in place, comments kept) and audit it."""
@@ -236,11 +239,9 @@ def review(
         + (f"{listing.since:%Y-%m-%d %H:%M}Z" if listing.since else "the start of the ledger") + "."
     )
     if listing.changes:
-        table = Table("applied", "kind", "target", "mode", "status", "run", "undone")
-        for c in listing.changes:
-            table.add_row(f"{c.applied_at:%Y-%m-%d %H:%M}", c.kind, c.target, c.mode, c.status or "",
-                          c.run_id, c.reverted or "")
-        console.print(table)
+        print_rows(console, ("applied", "kind", "target", "mode", "status", "run", "undone"),
+                   [(f"{c.applied_at:%Y-%m-%d %H:%M}", c.kind, escape(c.target), c.mode, c.status or "",
+                     c.run_id, c.reverted or "") for c in listing.changes], key=5)
     if marked_id:
         console.print(f"[green]Marked reviewed[/] by {as_}: {len(listing.changes)} change(s) (audit {marked_id}).")
 

@@ -168,7 +168,8 @@ class Stack:
 
     async def terminate_leftovers(self) -> None:
         """A failed test must not leave timers behind on the shared time-skipping server."""
-        for handle in reversed(self.started):  # a run before the launcher that waits for it
+        expiries = [self.client.get_workflow_handle(f"expiry-{h.id}") for h in self.started]  # a run's TTLs
+        for handle in [*reversed(self.started), *expiries]:  # a run before the launcher that waits for it
             try:
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                     await handle.terminate("test finished")

@@ -169,7 +169,7 @@ def test_html_report_has_a_chart_per_kind_with_the_threshold_line(known, tmp_pat
     assert "rate_limit 4/h (derived)" in page and "p99 of hourly changes (3)" in page
     for external in ("<script", "<link", "src=", "@import", "url("):
         assert external not in page
-    assert "<polyline" in page and "dns.sinkhole" in page
+    assert "<rect class=\"bar\"" in page and "dns.sinkhole" in page
 
 
 def test_html_for_an_empty_ledger(tmp_path):

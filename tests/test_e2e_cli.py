@@ -139,11 +139,12 @@ def test_block_approve_rollback(stack_env):
 
 def test_guardrail_denial_alerts_and_bad_input(stack_env):
     env = stack_env
-    _, started = cli(env, "run", "egress-block", "--ip", "146.75.1.1", "--reason", "feed", "--requested-by", "alice")
-    shown = wait_show(env, started["run_id"], "denied")
-    assert "Largest customer" in shown["error"]
-    alerts = httpx.get(env["HANDRAIL_LAB_URL"] + "/alerts", headers={"Authorization": f"Bearer {env['HANDRAIL_LAB_TOKEN']}"}).json()
-    assert any("146.75.1.1" in a["body"] and a["priority"] == "P1" for a in alerts["alerts"])
+    # a guardrail that needs no live state refuses before anything starts (issue 18, item 4)
+    code, refused = cli(env, "run", "egress-block", "--ip", "146.75.1.1", "--reason", "feed", "--requested-by",
+                        "alice", ok=False)
+    assert code == 1 and "Largest customer" in refused["error"] and "Nothing was started" in refused["error"]
+    code, _ = cli(env, "show", "egress-block-146.75.1.1", ok=False)
+    assert code == 1
 
     code, error = cli(env, "run", "egress-block", "--ip", "999.1.1.1", "--reason", "x", ok=False)
     assert code == 2 and "not a valid IP" in error["error"]

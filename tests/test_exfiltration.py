@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from handrail.gate.expiry import expiry_id
 from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.gate.policy import parse_policy
 from handrail.runbooks.exfiltration import (
@@ -143,7 +145,9 @@ async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_
         assert "Classified malicious" in texts and "scanned clean" in texts
         alerts = await stack.tools.alerts.list_alerts()
         assert any("Suspected data exfiltration by ballen" in a.title for a in alerts)
-        await handle.result()  # the monitoring TTL (7d) is skipped: telemetry goes back
+        await handle.result()  # the run completes; its expiry workflow holds the monitoring TTL (7d)
+        await time_env.sleep(timedelta(days=7, hours=1))
+        await stack.client.get_workflow_handle(expiry_id(handle.id)).result()
         assert (await stack.tools.edr.get_host("lt-ballen")).telemetry == "normal"
 
 

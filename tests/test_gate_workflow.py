@@ -10,6 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import (
     Decision,
     EgressBlockTrigger,
@@ -19,6 +20,7 @@ from handrail.gate.models import (
     StepState,
 )
 from handrail.gate.timeline import status_from_audit
+from starter.expiry_view import reflect_expiries
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_decision, make_policy, running_stack
 from workflows.egress_block import EgressBlock
@@ -243,15 +245,22 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
 async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=30 * 86400))
-        # The run reports completed at once and lives on as the change's durable timer.
-        status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
-        assert status.steps[0].expires_at is not None and status.summary["expiries_pending"] == 1
+        # The run completes (in Handrail and in Temporal) and hands the TTL to its expiry workflow.
+        result = await handle.result()
+        assert result.state == RunState.COMPLETED and result.steps[0].state == StepState.APPLIED
+        assert result.steps[0].expires_at is not None and result.summary["expiries_pending"] == 1
+        assert result.summary["expiry_workflow"] == expiry_id(handle.id)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
         assert IP in await stack.edl()
-        result = await handle.result()  # the server skips the 30 days
-        assert result.state == RunState.COMPLETED
-        assert result.steps[0].state == StepState.EXPIRED and result.summary["expiries_pending"] == 0
+        expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
+        stack.started.append(expiry)
+        await time_env.sleep(timedelta(days=30, hours=1))  # skip the 30 days (the run itself has closed)
+        plan = await expiry.result()
+        assert [i.state for i in plan.items] == ["expired"]
         assert IP not in await stack.edl()
         assert stack.ledger.revert_of(result.steps[0].change_id).reason == "expiry"
+        reflected = reflect_expiries(result, stack.settings)  # what `handrail show` prints
+        assert reflected.steps[0].state == StepState.EXPIRED and reflected.summary["expiries_pending"] == 0
 
 
 async def test_rollback_restores_and_is_refused_twice(time_env, tmp_path):
@@ -292,8 +301,11 @@ async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
         await finished(rb)
         change_id = status.steps[0].change_id
         assert stack.ledger.revert_of(change_id).reason == "rollback"
-        result = await handle.result()  # the TTL fires after the rollback: it must not touch the tool
-        assert "already reverted by rollback (bob)" in result.steps[0].note
+        expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
+        stack.started.append(expiry)
+        await time_env.sleep(timedelta(days=1, hours=1))  # the TTL fires after the rollback: a no-op
+        plan = await expiry.result()
+        assert plan.items[0].state == "skipped" and "already reverted by rollback (bob)" in plan.items[0].detail
         assert IP not in await stack.edl()
         assert stack.ledger.revert_of(change_id).reason == "rollback"
 

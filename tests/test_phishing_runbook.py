@@ -14,6 +14,7 @@ import ipaddress
 import json
 import socket
 import uuid
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import RollbackTrigger, RunState, RunStatus, StepState
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
+from starter.expiry_view import reflect_expiries
 from tests.support import FIXTURES, running_stack, send_decision
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.rollback import RollbackRun, rollback_id
@@ -287,7 +290,13 @@ async def test_sinkholes_telemetry_and_watch_revert_when_their_ttl_ends(fresh_ti
         hosts = await hosts_of(stack, "alice")
         assert await stack.tools.dns.get_sinkhole("parcel-fees.example") is not None
         assert (await stack.tools.edr.get_host(hosts[0])).telemetry == "elevated"
-        final = await handle.result()  # skips 30 days of timers
+        final = await handle.result()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED  # not held open by TTLs
+        expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
+        stack.started.append(expiry)
+        await fresh_time_env.sleep(timedelta(days=31))  # skips 30 days of timers
+        await expiry.result()
+        final = reflect_expiries(final, stack.settings)  # what `handrail show` prints
         assert await stack.tools.dns.get_sinkhole("parcel-fees.example") is None
         for host in hosts:
             assert (await stack.tools.edr.get_host(host)).telemetry == "normal"

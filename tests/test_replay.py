@@ -11,6 +11,7 @@ that kept state, or read the clock, would make a replay diverge from its recordi
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -18,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState
 from handrail.ops.sandbox import workflow_runner
 from handrail.runbooks.phishing.rules import MailboxPoll
@@ -64,9 +66,13 @@ async def test_egress_block_approved_denied_and_expired_replay(time_env, tmp_pat
         assert (await denied.result()).state == RunState.DENIED
         stack.set_policy(make_policy(mode="logged"))
         expiring = await stack.start(EgressBlock.run, trigger("203.0.113.63", ttl_s=86400))
-        result = await expiring.result()  # the server skips the day
-        assert result.steps[0].state.value == "expired"
-        await replay([approved, denied, expiring])
+        result = await expiring.result()  # completes at once; its TTL is the expiry workflow's
+        assert result.steps[0].state.value == "applied"
+        expiry = stack.client.get_workflow_handle(expiry_id(expiring.id), result_type=ExpiryPlan)
+        stack.started.append(expiry)
+        await time_env.sleep(timedelta(days=1, hours=1))
+        assert [i.state for i in (await expiry.result()).items] == ["expired"]
+        await replay([approved, denied, expiring, expiry])
 
 
 async def test_phishing_poll_run_and_rollback_replay(time_env, tmp_path):

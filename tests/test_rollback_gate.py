@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 
+from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState, StepState
+from handrail.gate.search import STATE_KEY
 from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
 from tests.support import make_policy, running_stack, send_decision
 from workflows.egress_block import EgressBlock
@@ -48,10 +51,12 @@ async def test_expiry_refuses_an_inverse_edited_in_the_ledger(time_env, tmp_path
         status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
         change_id = status.steps[0].change_id
         tamper(stack, BLOCK_THE_CRM)
-        result = await handle.result()
-        assert result.state == RunState.NEEDS_ATTENTION
-        assert result.steps[0].state == StepState.COMPENSATION_FAILED
-        assert change_id in result.steps[0].note and "does not verify" in result.steps[0].note
+        expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
+        stack.started.append(expiry)
+        await time_env.sleep(timedelta(hours=1, minutes=5))
+        [item] = (await expiry.result()).items
+        assert item.state == "failed" and change_id in item.detail and "does not verify" in item.detail
+        assert (await expiry.describe()).typed_search_attributes.get(STATE_KEY) == "needs_attention"
         assert "161.71.0.0/16" not in await stack.edl()
         verdict = stack.ledger.verify()
         assert not verdict.ok and verdict.bad_change == change_id

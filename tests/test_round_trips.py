@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from handrail.gate.expiry import expiry_id
 from handrail.gate.models import EgressBlockTrigger, RunState
 from tests.support import make_policy, running_stack
 from tests.test_replay import replay
@@ -55,17 +56,16 @@ async def test_a_run_started_without_attributes_still_gets_them(time_env, tmp_pa
         await replay([handle])
 
 
-async def test_a_run_with_a_ttl_keeps_its_audit_writes_as_activities(time_env, tmp_path):
-    """A run that lives on for its TTL writes its audit as before (histories of runs waiting on a
-    TTL when this changed still replay), and its final write comes after the expiry."""
+async def test_a_run_with_a_ttl_completes_at_once_and_hands_its_ttl_on(time_env, tmp_path):
+    """A run with a TTL ends like any other (its final audit write rides with its last task); the
+    expiry is the `expiry-<run>` workflow's, so the run's history stays as short as a plain one's."""
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded")) as stack:
         handle = await stack.start(EgressBlock.run, EgressBlockTrigger(
             ip="203.0.113.73", reason="round trips", requested_by="alice", ttl_s=3600),
             search_attributes=start_attributes(RUNBOOK, "alice"))
         result = await handle.result()
-        assert result.steps[0].state.value == "expired"
-        events = kinds(await handle.fetch_history())
-        assert "EVENT_TYPE_MARKER_RECORDED" not in events
+        assert result.steps[0].state.value == "applied" and result.summary["expiry_workflow"] == expiry_id(handle.id)
         audit = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
-        assert "run.finished" in audit and audit[-1] == "change.reverted"
+        assert audit[-1] == "run.finished"
+        stack.started.append(stack.client.get_workflow_handle(expiry_id(handle.id)))
         await replay([handle])

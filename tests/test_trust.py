@@ -272,3 +272,15 @@ def test_cli_trust_set_and_its_errors(cli):
     assert bad_since.exit_code == 2 and "not a date" in bad_since.stderr
     no_as = run("review", "--mark")
     assert no_as.exit_code == 2
+
+
+def test_no_demotion_without_a_minimum_sample():
+    from handrail.gate.models import Mode
+    from handrail.trust.advice import Evidence, TrustSettings, judge
+
+    rules = TrustSettings(demote_after_changes=20, demote_after_days=1)
+    one_test_rollback = Evidence(days=0.01, changes=3, overrides=1, override_rate=1 / 3)
+    kept = judge("dns.sinkhole", Mode.LOGGED, False, True, one_test_rollback, rules)
+    assert kept.suggestion == "keep" and "too small a sample" in kept.why
+    enough = Evidence(days=3, changes=40, overrides=3, override_rate=3 / 40)
+    assert judge("dns.sinkhole", Mode.LOGGED, False, True, enough, rules).suggestion == "demote"

@@ -23,10 +23,12 @@ from temporalio.exceptions import ActivityError
 from workflows.patience import call_patiently
 
 with workflow.unsafe.imports_passed_through():
+    from activities.expiry import ExpiryActivities
     from activities.gate import GateActivities
     from handrail.gate import guardrails
     from handrail.gate.approvals import ApprovalBook
     from handrail.gate.decisions import Refused, change_digest
+    from handrail.gate.expiry import ExpiryItem, ExpiryPlan
     from handrail.gate.models import (
         AlertRequest,
         ApplyRequest,
@@ -222,32 +224,21 @@ class Runbook:
         return True
 
     async def _keep_time_to_live(self) -> None:
-        """Stay open until each change with a TTL expires, and undo it then.
+        """Hand the changes with a TTL to this run's expiry workflow, then let the run close.
 
-        The run's outcome is already `completed` (status query, search attribute, audit);
-        the workflow only lives on as the changes' durable timer. Cancelling it now undoes
-        the remaining changes at once rather than leaving them without an end.
+        The run is completed (status, search attribute, audit) and Temporal says so too:
+        the durable timers live in `expiry-<run id>` (workflows/expiry.py), started by an
+        activity so it is an ordinary top-level workflow that outlives this one.
         """
-        expiring = sorted((s for s, _ in self._saga if s.expires_at), key=lambda s: s.expires_at)
-        records = {s.step_id: r for s, r in self._saga}
-        try:
-            for step in expiring:
-                delay = (step.expires_at - workflow.now()).total_seconds()
-                if delay > 0:
-                    await workflow.sleep(timedelta(seconds=delay))
-                if not await self._revert(step, records[step.step_id], "expiry"):
-                    self._needs_attention(f"the expiry of {records[step.step_id].change_id} failed")
-                self.status.summary["expiries_pending"] -= 1
-        except asyncio.CancelledError:
-            remaining = [s for s in expiring if s.state == StepState.APPLIED]
-
-            async def revert_remaining() -> None:
-                for step in remaining:
-                    await self._revert(step, records[step.step_id], "expiry")
-
-            await _keep_awaiting(asyncio.ensure_future(revert_remaining()))
-            self.status.summary["expiries_pending"] = 0
-        await _keep_awaiting(asyncio.ensure_future(self.flush_audit()))
+        expiring = [(s, r) for s, r in self._saga if s.expires_at]
+        if not expiring:
+            return
+        plan = ExpiryPlan(run_id=self.run_id, items=[
+            ExpiryItem(step_id=s.step_id, change_id=r.change_id, change=s.change.describe(), expires_at=s.expires_at)
+            for s, r in expiring
+        ])
+        self.status.summary["expiry_workflow"] = await _keep_awaiting(asyncio.ensure_future(
+            workflow.execute_activity_method(ExpiryActivities.start_expiry, plan, **CHECK_OPTS)))
 
     def _needs_attention(self, why: str) -> None:
         self.status.error = f"{self.status.error}; {why}" if self.status.error else why

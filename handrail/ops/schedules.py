@@ -164,7 +164,8 @@ async def show(client: Client, name: str) -> dict:
         "every_seconds": every,
         "paused": desc.schedule.state.paused,
         "overlap": "skip",
-        "next_runs": [t.isoformat() for t in desc.info.next_action_times[:3]],
+        # a paused schedule runs nothing: Temporal still lists times, which would read as a lie
+        "next_runs": [] if desc.schedule.state.paused else [t.isoformat() for t in desc.info.next_action_times[:3]],
         "recent_runs": [
             {"workflow_id": a.action.workflow_id, "started_at": a.started_at.isoformat()}
             for a in desc.info.recent_actions[-5:]

@@ -61,6 +61,9 @@ class TrustSettings(BaseModel):
     promote_after_changes: int = Field(default=50, ge=0)
     promote_max_deny_rate: float = Field(default=0.05, ge=0, le=1)
     demote_override_rate: float = Field(default=0.05, ge=0, le=1)
+    # the minimum sample before a demotion: one test rollback in an hour is no evidence
+    demote_after_changes: int = Field(default=20, ge=0)
+    demote_after_days: float = Field(default=1, ge=0)
 
 
 def trust_settings(policy: Policy) -> TrustSettings:
@@ -153,6 +156,10 @@ def judge(kind: str, mode: Mode, pinned: bool, has_guardrails: bool, ev: Evidenc
 
     rung = LADDER.index(mode)
     if mode != Mode.APPROVE and ev.changes and ev.override_rate > rules.demote_override_rate:
+        if ev.changes < rules.demote_after_changes or ev.days < rules.demote_after_days:
+            return advice("keep", f"{ev.overrides} of {ev.changes} changes in mode {mode.value} were overridden, "
+                          f"but {ev.changes} changes over {ev.days:g} days is too small a sample to demote "
+                          f"(needs {rules.demote_after_changes} changes and {rules.demote_after_days:g} days)")
         return advice("demote", f"{ev.overrides} of {ev.changes} changes in mode {mode.value} were overridden "
                       f"({_pct(ev.override_rate)}, above {_pct(rules.demote_override_rate)})", LADDER[rung - 1])
     if pinned:

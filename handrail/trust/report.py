@@ -24,7 +24,8 @@ table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}
 td,th{border-bottom:1px solid #d0d7de;padding:3px 10px 3px 0;text-align:left;vertical-align:top}
 th{color:#57606a;font-weight:600}
 svg{background:#fafbfc;border:1px solid #d0d7de;border-radius:4px}
-.rate{fill:none;stroke:#0969da;stroke-width:1.2}
+.rate{fill:none;stroke:#0969da;stroke-width:1.2}.bar{fill:#0969da}
+.summary td:nth-child(n+3){text-align:right}
 .threshold{stroke:#cf222e;stroke-width:1.5;stroke-dasharray:6 4}
 .static{stroke:#9a6700;stroke-width:1.2;stroke-dasharray:2 3}
 .p99{stroke:#8250df;stroke-width:1;stroke-dasharray:1 3}
@@ -57,7 +58,7 @@ def chart(fig: KindBaseline, lines: list[Line]) -> str:
     # A limit far above anything that happened would flatten the rate into the axis: such a
     # line is pinned to the top edge and labelled as above the chart instead.
     top = max([peak, *(line.value for line in lines if line.value <= 3 * peak)]) * 1.1
-    n = max(1, len(series) - 1)
+    n = max(1, len(series))  # one bar per bucket: counts per hour (or day) are bars, not ramps
 
     def x(i: float) -> float:
         return LEFT + plot_w * i / n
@@ -67,21 +68,22 @@ def chart(fig: KindBaseline, lines: list[Line]) -> str:
 
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
               f'role="img" aria-label="{escape(fig.kind)} changes per {unit}">')]
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        v = top / 1.1 * frac
+    for v in integer_ticks(top / 1.1):
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
     parts.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}"/>')
     parts.append(f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
     if fig.window_start is not None and series:
-        ticks = 6
-        for t in range(ticks + 1):
-            i = round(t * (len(series) - 1) / ticks)
-            when = fig.window_start + i * step
-            anchor = "start" if t == 0 else "end" if t == ticks else "middle"
-            parts.append(f'<text x="{x(i):.1f}" y="{H - 8}" text-anchor="{anchor}">{when:%b %d}</text>')
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(series))
-        parts.append(f'<polyline class="rate" points="{points}"><title>changes per {unit}</title></polyline>')
+        for i, label in time_ticks(fig.window_start, len(series), step):
+            parts.append(f'<line class="grid" x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
+            anchor = "end" if i >= len(series) else "middle"  # the last tick sits on the right edge
+            parts.append(f'<text x="{x(i):.1f}" y="{H - 8}" text-anchor="{anchor}">{label}</text>')
+        width = max(plot_w / n - (1 if plot_w / n > 3 else 0), 0.6)
+        for i, v in enumerate(series):
+            if v:
+                parts.append(f'<rect class="bar" x="{x(i):.1f}" y="{y(v):.1f}" width="{width:.2f}" '
+                             f'height="{y(0) - y(v):.1f}"><title>{fig.window_start + i * step:%Y-%m-%d %H:%M}: '
+                             f'{v:g} per {unit}</title></rect>')
     for line in lines:
         above = line.value > top
         yy = TOP if above else y(line.value)
@@ -94,6 +96,49 @@ def chart(fig: KindBaseline, lines: list[Line]) -> str:
                      f"{escape(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def integer_ticks(peak: float, most: int = 5) -> list[int]:
+    """Whole-number ticks (counts are whole) in steps of 1, 2 or 5 times a power of ten."""
+    power = 1
+    while True:
+        for step in (power, 2 * power, 5 * power):
+            if peak / step <= most:
+                return list(range(0, max(int(peak), 1) + 1, step))
+        power *= 10
+
+
+def time_ticks(start, buckets: int, step: timedelta, most: int = 8) -> list[tuple[int, str]]:
+    """Tick positions and labels: hours within a day (with the date where the day changes), days beyond."""
+    hourly = step == timedelta(hours=1)
+    choices = (1, 2, 3, 6, 12, 24, 48, 168) if hourly else (1, 2, 7, 14, 30, 90)
+    every = next((c for c in choices if buckets / c <= most), choices[-1])
+    ticks, last_day = [], None
+    for i in range(0, buckets + 1, every):
+        when = start + i * step
+        if hourly and every < 24:
+            label = f"{when:%H:%M}" if when.date() == last_day else f"{when:%b %d %H:%M}"
+        else:
+            label = f"{when:%b %d}"
+        last_day = when.date()
+        ticks.append((i, label))
+    return ticks
+
+
+def summary_table(baseline: Baseline, modes: dict[str, str]) -> str:
+    """Every kind on one screen, linking to its section."""
+    rows = ["<table class='summary'><tr><th>kind</th><th>mode</th><th>changes</th><th>max/hour</th>"
+            "<th>max/day</th><th>approved/denied/timeout</th><th>held/denied by guardrails</th>"
+            "<th>rolled back</th><th>expired</th><th>overrides</th></tr>"]
+    for fig in baseline.kinds:
+        a, g = fig.approvals, fig.guardrails
+        rows.append(f"<tr><td><a href='#{escape(fig.kind)}'>{escape(fig.kind)}</a></td>"
+                    f"<td>{escape(modes.get(fig.kind, ''))}</td><td>{fig.changes}</td><td>{_fmt(fig.hourly.max)}</td>"
+                    f"<td>{_fmt(fig.daily.max)}</td><td>{a.approved}/{a.denied}/{a.timeouts}</td>"
+                    f"<td>{g.held}/{g.denied}</td><td>{fig.rollbacks}</td><td>{fig.expiries}</td>"
+                    f"<td>{fig.overrides}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def _stats_row(name: str, stats) -> str:
@@ -110,7 +155,8 @@ def _kind_section(fig: KindBaseline, mode: str | None, lines: list[Line], notes:
         for name, outcomes in sorted(g.by_guardrail.items())
     ) or "none"
     rows = [
-        f"<h2>{escape(fig.kind)}" + (f" <span class='meta'>mode {escape(mode)}</span>" if mode else "") + "</h2>",
+        f"<h2 id='{escape(fig.kind)}'>{escape(fig.kind)}"
+        + (f" <span class='meta'>mode {escape(mode)}</span>" if mode else "") + "</h2>",
         f"<div class='meta'>{window}</div>",
         chart(fig, lines),
         "".join(f"<div class='meta'>{escape(note)}</div>" for note in notes),
@@ -151,6 +197,8 @@ def render(baseline: Baseline, modes: dict[str, str] | None = None,
     ]
     if not baseline.kinds:
         body.append("<p>The ledger has no changes in this period.</p>")
+    else:
+        body.append(summary_table(baseline, modes))
     for fig in baseline.kinds:
         body.append(_kind_section(fig, modes.get(fig.kind), lines.get(fig.kind, []), notes.get(fig.kind, [])))
     body.append("</body></html>\n")

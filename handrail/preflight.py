@@ -1,0 +1,63 @@
+"""Refuse early what the run would refuse: the pure half of the pre-flight check.
+
+A run started on an unknown alert, or on a change a guardrail will deny whatever the
+live state, takes its id for good and tells the person only later, in `show`. The
+pre-flight check answers before anything starts: does the trigger exist, and do the
+guardrails that need no live state (protected networks, reserved space, never-touch
+lists) already refuse the change? Live guardrails (rates, CMDB tags) stay in the gate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from handrail.gate import guardrails
+from handrail.gate.models import Change, GuardrailContext, Outcome
+
+STATIC_GUARDRAILS = {"never_block", "no_reserved_space", "never_touch"}
+
+
+class PreflightRequest(BaseModel):
+    """What a run would start from: its planned changes and the trigger records it reads."""
+
+    runbook: str
+    changes: list[Change] = Field(default_factory=list)
+    dlp_alert: str | None = None
+    iam_event: str | None = None
+    nac_mac: str | None = None
+
+
+class PreflightResult(BaseModel):
+    refusals: list[str] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+
+def static_refusals(policy, changes: list[Change]) -> list[str]:
+    """The denials the policy's live-state-free guardrails give each change."""
+    out: list[str] = []
+    for change in changes:
+        configured = [g for g in policy.guardrails_for(change.kind) if g.get("type") in STATIC_GUARDRAILS]
+        allowlist: list[str] = []
+        for options in configured:
+            if options.get("allowlist"):
+                allowlist.extend(policy.allowlists.get(options["allowlist"], []))
+        ctx = GuardrailContext(protected=policy.protected(), allowlist=allowlist, guardrails=configured)
+        for verdict in guardrails.evaluate(change, ctx):
+            if verdict.outcome == Outcome.DENY:
+                out.append(f"guardrail {verdict.guardrail} denies {change.describe()}: {verdict.reason}")
+    return out
+
+
+def lookup_hint(what: str) -> str:
+    """Where a person finds valid inputs of this kind."""
+    tool = {"dlp": "dlp", "iam": "iam", "nac": "nac", "mailbox": "mailbox"}[what]
+    return f"`handrail lab list {tool}` lists them"
+
+
+def summary(result: PreflightResult) -> dict[str, Any]:
+    return {"ok": result.ok, "refusals": result.refusals}
