@@ -120,7 +120,7 @@ def main(as_json: bool = False) -> dict:
     console.rule("2. A block a guardrail refuses (the SaaS CRM's range)")
     refused = sh("run", "egress-block", "--ip", "161.71.20.5", "--reason", f"feed says so (demo {stamp})",
                  "--requested-by", "alice", check=False) or {}
-    console.print(f"  → [red]refused before starting[/]: {refused.get('error')}")
+    console.print(f"  → [red]{refused.get('error')}[/]")
 
     console.rule("3. Roll back the first run")
     for item in sh("rollback", run_id, "--dry-run")["plan"]:
