@@ -14,8 +14,8 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import tool_failure
 from handrail.gate.ledger import Ledger
 from handrail.gate.policy import PolicyError, load_policy
+from handrail.gate.preflight import PreflightRequest, PreflightResult, lookup_hint, static_refusals
 from handrail.ops.config import Settings
-from handrail.preflight import PreflightRequest, PreflightResult, lookup_hint, static_refusals
 from handrail.tools.errors import NotFound, ToolError
 
 

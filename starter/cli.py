@@ -14,19 +14,33 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from handrail.gate.ledger import Ledger
-from handrail.gate.models import RunStatus
 from handrail.gate.policy import load_policy
-from handrail.ops.config import load_settings
 from handrail.ops.temporal import connect
+from starter import (
+    drift_cmd,
+    exfiltration_cmd,
+    hostile_cmd,
+    intel_cmd,
+    keys_cmd,
+    lab_cmd,
+    ops,
+    phishing_cmd,
+    phishing_triage,
+    policy_cmd,
+    popular_cmd,
+    privilege_cmd,
+    rogue_cmd,
+    tools_cmd,
+    trust_cmd,
+)
 from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
-from starter import ops
-from starter.console_views import change_text, enrich_pending
+from starter.common import JSON, _client, _render_status, _settings, _started
+from starter.console_views import enrich_pending
 from starter.output import command, console, fail, print_json
-from starter.tables import print_rows, print_url
+from starter.tables import print_url
 
 app = typer.Typer(
     help="Handrail: trustable security automation. Runbooks run as durable Temporal workflows; "
@@ -44,18 +58,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
 
-JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
-
-
-def _settings():
-    return load_settings()
-
-
-async def _client(settings):
-    return await connect(settings)
-
-
-# -- the local stack ----------------------------------------------------------------------
 @app.command()
 @command
 def up(
@@ -170,43 +172,6 @@ async def run_egress_block(
     await _started(client, settings, handle, wait, as_json)
 
 
-async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
-    if not wait:
-        if as_json:
-            print_json({"run_id": handle.id})
-        else:
-            console.print(f"Started run [bold]{handle.id}[/]")
-            console.print(f"Follow it: handrail show {handle.id}")
-            print_url(console, "Web UI", _ui_link(settings, handle.id))
-        return
-    result = await _follow(client, settings, handle.id, as_json)
-    if as_json:
-        print_json({"run_id": handle.id, **result.model_dump(mode="json")})
-    else:
-        _render_status(result, settings)
-    if result.state.value not in ("completed",):
-        raise typer.Exit(1)
-
-
-async def _follow(client, settings, run_id: str, as_json: bool) -> RunStatus:
-    """Print the run id at once, then one line per step event until the run has an outcome."""
-    from handrail.gate.policy import load_policy
-    from starter.progress import follow
-
-    if not as_json:
-        console.print(f"Started run [bold]{run_id}[/]", soft_wrap=True)
-    try:
-        policy = load_policy(settings.policy_path)
-    except Exception:
-        policy = None
-    return await follow(lambda: ops.run_status(client, settings, run_id), lambda s: s.state in ops.OUTCOMES,
-                        run_id, console, policy, quiet=as_json)
-
-
-def _ui_link(settings, run_id: str) -> str:
-    return f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{run_id}"
-
-
 # -- approvals ----------------------------------------------------------------------------
 @app.command()
 @command
@@ -318,69 +283,6 @@ async def show(
         _render_status(status, settings)
 
 
-_ENGINE_FACTS = {"compensating"}  # bookkeeping the gate keeps in the summary, not findings
-
-
-def _render_status(status: RunStatus, settings) -> None:
-    state = status.state.value if hasattr(status.state, "value") else status.state
-    colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
-    console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]")
-    started = f"{status.started_at:%Y-%m-%d %H:%M:%S}Z"
-    console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
-    if status.error:
-        console.print(f"[red]{status.error}[/]")
-    if status.live_note:
-        console.print(f"[yellow]{status.live_note}[/]")
-    headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
-    rows = []
-    for step in status.steps:
-        verdicts = "\n".join(
-            f"{v.outcome.value}: {v.guardrail} — {v.reason}"
-            + (f" (threshold {v.threshold:g}, {v.threshold_source})" if v.threshold is not None else "")
-            for v in step.verdicts
-        ) or "pass"
-        verdicts += "".join(f"\n{name} threshold {used}" for name, used in step.thresholds.items())
-        decisions = "\n".join(
-            f"{'approve' if d.decision.approve else 'deny'} by {d.decision.approver}" for d in step.decisions
-        )
-        note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
-        mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
-        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode,
-                     step.state.value, verdicts, decisions, note))
-    print_rows(console, headers, rows)
-    for step in status.steps:
-        if step.state.value == "awaiting_approval" and step.change_digest:
-            _render_digest(step)
-    for rec in status.rejected_decisions:
-        console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
-    facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
-    if isinstance(facts.get("verdicts"), list):
-        from starter.phishing_triage import verdict_table
-
-        console.print(verdict_table(facts.pop("verdicts")))
-    if facts:
-        console.print("[bold]What the run found[/]")
-        for key, value in facts.items():
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
-    print_url(console, "Web UI", _ui_link(settings, status.run_id))
-
-
-def _render_digest(step) -> None:
-    """What a signed decision on this step approves: compare it before signing."""
-    from handrail.gate.decisions import digest_covers
-
-    covers = digest_covers(step)
-    console.print(f"[bold]{step.step_id}[/] change digest [bold]{step.change_digest}[/] covers:", highlight=False)
-    for name in ("kind", "target", "params", "mode"):
-        console.print(f"  {name}: {json.dumps(covers[name], default=str)}", highlight=False)
-    for v in covers["verdicts"]:
-        console.print(f"  verdict: {v['outcome']} {v['guardrail']} — {v['reason']}", highlight=False)
-    for name, used in covers["thresholds"].items():
-        console.print(f"  threshold: {name} {used}", highlight=False)
-    console.print(f"  approve it: handrail approve RUN --step {step.step_id} (signed with your key)", highlight=False)
-
-
 @app.command()
 @command
 async def rollback(
@@ -390,7 +292,7 @@ async def rollback(
     as_json: bool = JSON,
 ):
     """Undo a run's changes, newest first, each inverse through the gate (guardrails, approvals);
-    checks each tool is back in its before-state. Only users `[settings.rollback]` allows, never the
+    checks each tool is back in its before-state. Only the users the policy's settings.rollback allows, never the
     run's requester or an excluded decider."""
     settings = _settings()
     if dry_run:
@@ -619,32 +521,8 @@ def bench_baseline(
 
 
 # Commands that live in their own modules: each has `register(app, run_app)`.
-COMMAND_MODULES = [
-    "starter.lab_cmd",
-    "starter.trust_cmd",
-    "starter.exfiltration_cmd",
-    "starter.phishing_cmd",
-    "starter.phishing_triage",
-    "starter.popular_cmd",
-    "starter.privilege_cmd",
-    "starter.rogue_cmd",
-    "starter.intel_cmd",
-    "starter.tools_cmd",
-    "starter.drift_cmd",
-    "starter.hostile_cmd",
-    "starter.keys_cmd",
-    "starter.policy_cmd",
-]
-
-
-def _register_command_modules() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app, run_app)
-
-
-_register_command_modules()
+for _module in (lab_cmd, trust_cmd, exfiltration_cmd, phishing_cmd, phishing_triage, popular_cmd, privilege_cmd, rogue_cmd, intel_cmd, tools_cmd, drift_cmd, hostile_cmd, keys_cmd, policy_cmd):
+    _module.register(app, run_app)
 
 
 def main() -> None:

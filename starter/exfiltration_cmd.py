@@ -36,7 +36,7 @@ async def start_exfiltration(client: Client, settings: Settings, alert_id: str,
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter import cli  # imported here: starter.cli imports this module while it loads
+    from starter import common
     from starter.output import command
 
     @run_app.command("exfiltration")
@@ -51,7 +51,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         problem = alert_id_problem(alert_id.strip())
         if problem:
             fail(f"--alert-id {problem}.", USAGE)
-        settings = cli._settings()
-        client = await cli._client(settings)
+        settings = common._settings()
+        client = await common._client(settings)
         handle = await start_exfiltration(client, settings, alert_id, requested_by)
-        await cli._started(client, settings, handle, wait, as_json)
+        await common._started(client, settings, handle, wait, as_json)

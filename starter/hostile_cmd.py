@@ -13,7 +13,9 @@ JSON = typer.Option(False, "--json", help="Print one JSON document and nothing e
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter.cli import bench_app
+    from starter.common import bench_group
+
+    bench_app = bench_group(app)
 
     @bench_app.command("parse")
     @command

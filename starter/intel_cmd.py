@@ -24,15 +24,6 @@ def manual_run_id(now: datetime | None = None) -> str:
     return f"intel-sync-{now:%Y%m%dT%H%M}"
 
 
-def _bench_group(app: typer.Typer) -> typer.Typer:
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            return group.typer_instance
-    bench = typer.Typer(help="Benchmarks (measure, never assert).", no_args_is_help=True)
-    app.add_typer(bench, name="bench")
-    return bench
-
-
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @run_app.command("intel-sync")
     @command
@@ -43,7 +34,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     ):
         """Run one threat-intel sync now: feeds -> consensus -> proxy, EDL, IPS (inside guardrails)."""
         from handrail.intel.messages import IntelSyncTrigger
-        from starter.cli import _client, _settings, _started
+        from starter.common import _client, _settings, _started
         from workflows.intel_sync import IntelSync
 
         settings = _settings()
@@ -57,7 +48,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             duplicate="A sync already ran as {run_id} this minute (`handrail show {run_id}`).")
         await _started(client, settings, handle, wait, as_json)
 
-    bench = _bench_group(app)
+    from starter.common import bench_group
+
+    bench = bench_group(app)
 
     @bench.command("intel")
     @command

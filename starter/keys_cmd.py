@@ -53,7 +53,7 @@ def policy_line(user: str, roles: list[str], keys: list[str]) -> str:
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter import cli
+    from starter import common
 
     app.add_typer(keys_app, name="keys")
 
@@ -69,7 +69,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Create a signing key under HANDRAIL_HOME/keys (or pick yours) and print the line for the policy."""
         from starter.signing import default_key_path
 
-        settings = cli._settings()
+        settings = common._settings()
         name = user or settings.user
         if key is not None:
             path, created = Path(key).expanduser(), False
@@ -114,7 +114,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Each policy user's keys (type, fingerprint, comment), and which of them have a key file here."""
         from starter.signing import keys_dir
 
-        settings = cli._settings()
+        settings = common._settings()
         try:
             policy = load_policy(settings.policy_path)
         except PolicyError as exc:

@@ -89,7 +89,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Respond to a reported phishing message: sinkhole, watch, take down, attach to incident response."""
-        from starter.cli import _client, _settings, _started
+        from starter.common import _client, _settings, _started
 
         if bool(message_id) == bool(eml):
             fail("Give exactly one of --message-id ID or --eml FILE.", USAGE)

@@ -72,12 +72,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Dry run: what a phishing run would sinkhole, hold or report for each message, and why."""
-        from starter.cli import _settings
+        from handrail.ops.config import load_settings
 
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing:
             fail(f"Not a file: {', '.join(missing[:3])}.", USAGE)
-        settings = _settings()
+        settings = load_settings()
         try:
             context = load_context(settings.policy_path, settings.home)
         except PolicyError as exc:

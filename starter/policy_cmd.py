@@ -50,16 +50,18 @@ def signing_status(home: Path, path: Path) -> dict:
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter import cli
+    from starter import common
 
-    @cli.policy_app.command("diff")
+    policy_app = common.group_of(app, "policy")
+
+    @policy_app.command("diff")
     @command
     def policy_diff(
         file: Optional[Path] = typer.Argument(None, help="Policy file (default HANDRAIL_POLICY or ./policy.toml)."),
         as_json: bool = JSON,
     ):
         """Show what the policy file would change against the last signed policy, before anyone signs it."""
-        settings = cli._settings()
+        settings = common._settings()
         path = file or settings.policy_path
         if not Path(path).is_file():
             fail(f"Policy file {path} does not exist.")
@@ -81,7 +83,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if result.get("signing"):
             console.print(f"signing: {result['signing']['why']}")
 
-    @cli.policy_app.command("sign")
+    @policy_app.command("sign")
     @command
     def policy_sign(
         file: Optional[Path] = typer.Argument(None, help="Policy file (default HANDRAIL_POLICY or ./policy.toml)."),
@@ -92,7 +94,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Sign the policy file's exact bytes as a policy admin (appends to FILE.sig)."""
         from starter.signing import load_signer
 
-        settings = cli._settings()
+        settings = common._settings()
         path = file or settings.policy_path
         try:
             data = Path(path).read_bytes()

@@ -17,7 +17,7 @@ from starter.output import USAGE, command, console, fail, print_json
 
 
 def _popular_settings() -> PopularSettings:
-    from starter.cli import _settings
+    from starter.common import _settings
 
     settings = _settings()
     try:

@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from handrail.gate.models import Change
+from handrail.gate.preflight import PreflightRequest, PreflightResult
 from handrail.ops.config import Settings
-from handrail.preflight import PreflightRequest, PreflightResult
 from starter.output import err_console, fail
 
 ANSWER_WITHIN = timedelta(seconds=20)

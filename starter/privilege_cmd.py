@@ -36,7 +36,7 @@ async def start_privilege_guard(client: Client, settings: Settings, event_id: st
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter import cli  # imported here: starter.cli imports this module while it loads
+    from starter import common
 
     @run_app.command("privilege-guard")
     @command
@@ -52,7 +52,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Revert a privileged group membership no approved change covers, alert, and wait for a recommit."""
         if not valid_event_id(event_id.strip()):
             fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
-        settings = cli._settings()
-        client = await cli._client(settings)
+        settings = common._settings()
+        client = await common._client(settings)
         handle = await start_privilege_guard(client, settings, event_id, requested_by)
-        await cli._started(client, settings, handle, wait, as_json)
+        await common._started(client, settings, handle, wait, as_json)

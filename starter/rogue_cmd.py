@@ -38,7 +38,7 @@ async def start_rogue_device(client: Client, settings: Settings, mac: str,
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from starter import cli  # imported here: starter.cli imports this module while it loads
+    from starter import common
 
     @run_app.command("rogue-device")
     @command
@@ -52,7 +52,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Take a device off the network if the CMDB lacks it and its type or vendor is not provisioned."""
         if normalise_mac(mac) is None:
             fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
-        settings = cli._settings()
-        client = await cli._client(settings)
+        settings = common._settings()
+        client = await common._client(settings)
         handle = await start_rogue_device(client, settings, mac, requested_by)
-        await cli._started(client, settings, handle, wait, as_json)
+        await common._started(client, settings, handle, wait, as_json)

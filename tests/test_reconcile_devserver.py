@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from handrail.gate.expiry import expiry_id
 from handrail.gate.models import EgressBlockTrigger, RunState
 from handrail.gate.reconcile import ReconcileReport, ReconcileTrigger
 from handrail.ops import schedules
@@ -22,8 +23,10 @@ async def test_a_terminated_runs_expired_change_is_reverted_by_the_reconciler(de
     async with running_stack(client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, EgressBlockTrigger(ip=IP, reason="r", requested_by="alice",
                                                                        ttl_s=3600))
-        status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
-        await handle.terminate("an operator terminated it from the Web UI")  # its TTL timer is gone
+        status = await handle.result()
+        assert status.state == RunState.COMPLETED
+        # The run has handed its TTL to `expiry-<run>`; an operator terminates that from the Web UI.
+        await client.get_workflow_handle(expiry_id(handle.id)).terminate("terminated from the Web UI")
         assert IP in await stack.edl()
         change_id = status.steps[0].change_id
 

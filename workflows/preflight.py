@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.preflight import PreflightActivities
-    from handrail.preflight import PreflightRequest, PreflightResult
+    from handrail.gate.preflight import PreflightRequest, PreflightResult
 
 
 @workflow.defn

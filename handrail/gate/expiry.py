@@ -27,5 +27,10 @@ class ExpiryPlan(BaseModel):
     items: list[ExpiryItem] = Field(default_factory=list)
 
 
+# The expiry workflow's registered name: the activity that starts it names it (an activity
+# importing the workflow module would tie activities to workflows in a circle).
+EXPIRY_WORKFLOW = "ExpireChanges"
+
+
 def expiry_id(run_id: str) -> str:
     return f"expiry-{run_id}"
