@@ -78,8 +78,23 @@ def _ip(i: int) -> str:
     return f"45.{100 + (i // 65025) % 100}.{(i // 255) % 255}.{i % 255 + 1}"
 
 
+PEOPLE = ("alice", "bob", "carol")
+
+
 def chaos_settings(home: Path) -> Settings:
-    (home / "policy.toml").write_text(POLICY)
+    """A home with a key per person (where `handrail keys init` would put it) and a policy listing them."""
+    from handrail.gate import signatures
+
+    policy = POLICY
+    (home / "keys").mkdir(parents=True, exist_ok=True)
+    for user in PEOPLE:
+        key = signatures.new_ed25519_key()
+        path = home / "keys" / f"{user}_ed25519"
+        path.write_bytes(signatures.private_key_file(key))
+        path.chmod(0o600)
+        line = signatures.public_key_of(key, f"{user}@chaos").line()
+        policy = policy.replace(f'{user} = {{ roles = [', f'{user} = {{ keys = ["{line}"], roles = [', 1)
+    (home / "policy.toml").write_text(policy)
     return load_settings({
         "HANDRAIL_HOME": str(home),
         "HANDRAIL_POLICY": str(home / "policy.toml"),
@@ -92,9 +107,13 @@ def chaos_settings(home: Path) -> Settings:
     })
 
 
-def approval(approver: str, step: str | None) -> Decision:
-    """The one place the benchmark builds a decision (adapt here if decisions must be signed)."""
-    return Decision(id=uuid.uuid4().hex, approver=approver, approve=True, step=step)
+def approval(settings: Settings, approver: str, run_id: str, step) -> Decision:
+    """The one place the benchmark builds a decision: signed by the approver's key, bound to the step."""
+    from handrail.gate import signatures, signing
+
+    key = signatures.load_private_key((settings.home / "keys" / f"{approver}_ed25519").read_bytes())
+    document = signing.new_document(run_id=run_id, step=step, signer=approver, approve=True)
+    return signing.sign_decision(key, document, decision_id=uuid.uuid4().hex)
 
 
 async def _faults_on(tools: ToolClients, seed: int) -> None:
@@ -153,12 +172,15 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
         async with ToolClients.from_settings(settings) as tools:
             await _faults_on(tools, seed)
             ids = [f"chaos-{i:04d}" for i in range(runs)]
+            from starter.signing import load_signer
+            from starter.start import signed_request
             from workflows.egress_block import EgressBlock
 
+            alice = load_signer(settings, settings.home / "keys" / "alice_ed25519", "alice")
             for i, run_id in enumerate(ids):
-                await client.start_workflow(
-                    EgressBlock.run, EgressBlockTrigger(ip=_ip(i), reason="chaos", requested_by="alice"),
-                    id=run_id, task_queue=settings.task_queue)
+                trigger = EgressBlockTrigger(ip=_ip(i), reason="chaos", requested_by="alice")
+                await client.start_workflow(EgressBlock.run, trigger, id=run_id, task_queue=settings.task_queue,
+                                            memo=signed_request(alice, EgressBlock.run, run_id, trigger))
 
             async def approve_all() -> None:
                 order = list(ids)
@@ -173,7 +195,7 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
                         await asyncio.sleep(0.2)
                     while True:
                         try:
-                            await handle.signal("decide", approval("bob", step.step_id))
+                            await handle.signal("decide", approval(settings, "bob", run_id, step))
                             break
                         except Exception:
                             await asyncio.sleep(0.5)
