@@ -54,23 +54,29 @@ def change_digest(step: StepRecord) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(digest_covers(step))).hexdigest()
 
 
-class DecisionDocument(BaseModel):
-    """What an approver signs. `signer` is the policy user the key must belong to."""
+class SignedDocument(BaseModel):
+    """What every signed document carries: a version, a validity window and a nonce, and one
+    canonical text (sorted keys, no spaces) that the signature covers."""
 
     model_config = ConfigDict(extra="forbid")
     v: Literal[1] = 1
-    run_id: str
-    step_id: str
-    change_digest: str
-    decision: Literal["approve", "deny"]
-    reason: str = ""
-    signer: str
     issued_at: datetime
     not_after: datetime
     nonce: str
 
     def canonical(self) -> str:
         return canonical_json(self.model_dump(mode="json")).decode()
+
+
+class DecisionDocument(SignedDocument):
+    """What an approver signs. `signer` is the policy user the key must belong to."""
+
+    run_id: str
+    step_id: str
+    change_digest: str
+    decision: Literal["approve", "deny"]
+    reason: str = ""
+    signer: str
 
 
 class Refused(ValueError):

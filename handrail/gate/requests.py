@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from handrail.gate import signatures
-from handrail.gate.decisions import CLOCK_SKEW, MAX_DOCUMENT, MAX_SIGNATURE, Refused, canonical_json, user_holding
+from handrail.gate.decisions import (
+    CLOCK_SKEW,
+    MAX_DOCUMENT,
+    MAX_SIGNATURE,
+    Refused,
+    SignedDocument,
+    canonical_json,
+    user_holding,
+)
 
 REQUEST_MEMO = "handrail-request"
 SERVICE = "handrail"
@@ -42,21 +50,13 @@ def trigger_digest(trigger: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
 
 
-class RequestDocument(BaseModel):
+class RequestDocument(SignedDocument):
     """What a requester signs to start a run."""
 
-    model_config = ConfigDict(extra="forbid")
-    v: Literal[1] = 1
     workflow: str
     run_id: str
     trigger_digest: str
     requested_by: str
-    issued_at: datetime
-    not_after: datetime
-    nonce: str
-
-    def canonical(self) -> str:
-        return canonical_json(self.model_dump(mode="json")).decode()
 
 
 def request_memo(document: RequestDocument, signature: str) -> dict[str, str]:
