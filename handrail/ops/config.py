@@ -37,6 +37,7 @@ class Settings:
     tools_path: Path | None = None  # HANDRAIL_TOOLS: the `[tools]` file choosing real backends
     lab_admin_token: str = DEFAULT_LAB_ADMIN_TOKEN  # `handrail lab …` only; never a tool token
     checkpoint_every: str = "5m"  # how often the worker signs a checkpoint of the audit chain
+    ledger_url: str = ""  # HANDRAIL_LEDGER_URL: "" (SQLite under home), a SQLite path, or postgresql://…
 
     @property
     def temporal_host(self) -> str:
@@ -60,7 +61,15 @@ class Settings:
 
     @property
     def ledger_path(self) -> Path:
+        """The SQLite ledger file: HANDRAIL_LEDGER_URL when it is a path, else <home>/ledger.db."""
+        if self.ledger_url and not self.ledger_on_postgres:
+            return Path(self.ledger_url.removeprefix("sqlite:///")).expanduser().resolve()
         return self.home / "ledger.db"
+
+    @property
+    def ledger_on_postgres(self) -> bool:
+        """Ledger and intel store live in PostgreSQL, shared by every worker (scale-out)."""
+        return self.ledger_url.startswith(("postgresql://", "postgres://"))
 
     @property
     def lab_db_path(self) -> Path:
@@ -102,4 +111,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         tools_path=Path(env["HANDRAIL_TOOLS"]).expanduser().resolve() if env.get("HANDRAIL_TOOLS") else None,
         lab_admin_token=env.get("HANDRAIL_LAB_ADMIN_TOKEN", DEFAULT_LAB_ADMIN_TOKEN),
         checkpoint_every=env.get("HANDRAIL_CHECKPOINT_EVERY", "5m"),
+        ledger_url=env.get("HANDRAIL_LEDGER_URL", "").strip(),
     )
