@@ -119,6 +119,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         HANDRAIL_UI_PORT=str(settings.ui_port),
         PYTHONUNBUFFERED="1",
     )
+    if settings.ledger_url:
+        env["HANDRAIL_LEDGER_URL"] = settings.ledger_url  # every worker of a scaled-out stack shares it
     return env
 
 
