@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint down clean
+.PHONY: demo test test-fast test-scaleout bench lint down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "unit or workflow"
+
+# Two worker processes on one PostgreSQL ledger (about a minute); .ci/run runs it after `make test`.
+test-scaleout: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider -m scaleout
 
 # The intel bench compares against FireHOL's iprange (Debian package); it reports null without it.
 bench: $(STAMP)

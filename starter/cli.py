@@ -451,14 +451,26 @@ async def schedule(
 def bench_runbooks(
     runs: int = typer.Option(200, "--runs", help="How many runs of each kind per round."),
     rounds: int = typer.Option(2, "--rounds", min=1, help="Alternating bare/gated batches of --runs each."),
+    workers: int = typer.Option(0, "--workers", min=0, max=16,
+                                help="Also measure this many worker processes on a PostgreSQL ledger, "
+                                     "next to one worker process on SQLite (0: the one in-process worker)."),
+    ledger: str = typer.Option("embedded", "--ledger",
+                               help="With --workers: the PostgreSQL URL, or 'embedded' to start one for the bench."),
     as_json: bool = JSON,
 ):
     """Throughput of fully automated egress-block runs against a minimal bare workflow."""
     from starter.bench import bench_runbooks as run_bench
     from starter.bench import stdout_to_stderr
 
+    if workers and ledger != "embedded" and not ledger.startswith(("postgresql://", "postgres://")):
+        fail("--ledger takes a postgresql:// URL or 'embedded'.", code=2)
     with stdout_to_stderr():  # the server and the SDK's core write to stdout; --json promises only JSON
-        result = asyncio.run(run_bench(runs, rounds))
+        if workers:
+            from starter.bench_scale import bench_scale
+
+            result = asyncio.run(bench_scale(runs, rounds, workers, ledger))
+        else:
+            result = asyncio.run(run_bench(runs, rounds))
     if as_json:
         print_json(result)
     else:
