@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import WorkerContext
 from activities.errors import policy_failure
+from activities.ledger_io import off_loop
 from handrail.actions.intel import added_members
 from handrail.intel.config import IntelConfigError, intel_settings
 from handrail.intel.messages import (
@@ -119,7 +120,7 @@ class IntelActivities:
     @activity.defn
     async def intel_commit(self, req: CommitRequest) -> CommitResult:
         """Remember what a gated batch change did (read back from its ledger record)."""
-        record = self.ledger.change(req.change_id)
+        record = await off_loop(self.ledger.change, req.change_id)
         if record is None:
             raise ApplicationError(f"no change {req.change_id} in the ledger", non_retryable=True)
         others = None
