@@ -386,10 +386,11 @@ def _check_settings_sections(policy) -> None:
     """The `[settings.*]` tables belong to runbooks; each validates its own (PolicyError on a bad one)."""
     from handrail.gate.rollback import check_policy as rollback_settings
     from handrail.intel.config import intel_settings
+    from handrail.notify.settings import notify_settings
     from handrail.runbooks.exfiltration import check_policy as exfiltration_settings
     from handrail.trust.advice import trust_settings
 
-    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings):
+    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings, notify_settings):
         check(policy)
 
 
