@@ -90,7 +90,7 @@ class _Refusing(BaseHTTPRequestHandler):
 
 async def test_a_failing_webhook_never_fails_the_run_nor_leaks_its_token(time_env, tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     token = "T0KEN-s3cr3t-in-the-url"
     monkeypatch.setenv("HANDRAIL_TEST_CHAT_URL", f"http://127.0.0.1:{server.server_port}/hooks/{token}")
     policy = make_policy() + """
