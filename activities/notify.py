@@ -41,7 +41,7 @@ class NotifyActivities:
         if settings is not None:
             notice = await self._with_batch(notice)
             outcomes = await asyncio.gather(*(self._one(notice, c, settings) for c in settings.channels))
-            for channel, problem in zip(settings.channels, outcomes):
+            for channel, problem in zip(settings.channels, outcomes, strict=True):
                 if problem is None:
                     result.sent.append(channel.name)
                 else:
