@@ -231,7 +231,8 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
 def approve(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Optional: check that your signing key belongs to this "
+                                      "policy user (the key says who decides)."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Signing key: an OpenSSH private key file, or a .pub "
                                        "file to sign through ssh-agent or a hardware key (default "
@@ -247,7 +248,8 @@ def approve(
 def deny(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Optional: check that your signing key belongs to this "
+                                      "policy user (the key says who decides)."),
     reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Signing key (as for `handrail approve`)."),
     as_json: bool = JSON,
