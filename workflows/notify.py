@@ -27,12 +27,15 @@ NOTIFY_OPTS = dict(
     start_to_close_timeout=timedelta(minutes=2),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
 )
+PATCH = "handrail-notify-approvers"  # runs recorded before notices replay without them
 _PENDING = "_notices_pending"  # the Runbook attribute holding the notices still being sent
 
 
 async def ask_and_tell(rb, step: StepRecord, policy: GatePolicy, why: str,
                        excluded: tuple[str, ...] = ()) -> tuple[bool, list[str], str]:
     """`rb._ask_for_approval(...)`, telling the eligible approvers as the step waits, escalates and ends."""
+    if not workflow.patched(PATCH):  # a run that was already waiting when this code was deployed
+        return await rb._ask_for_approval(step, policy, why, excluded)
     teller = _Teller(rb, step, policy, why, (rb.status.requested_by, *excluded))
     watching = asyncio.ensure_future(teller.while_waiting())
     try:
