@@ -4,6 +4,7 @@ SMTP (aiosmtpd), plus the policy's `[settings.notify]` validation."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 from datetime import datetime, timezone
@@ -60,7 +61,8 @@ def hook():
     server.shutdown()
 
 
-async def test_webhook_posts_a_slack_and_teams_compatible_body(hook, monkeypatch):
+async def test_webhook_posts_a_slack_and_teams_compatible_body(hook, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="httpx")
     monkeypatch.setenv("HANDRAIL_TEST_HOOK", f"http://127.0.0.1:{hook.server_port}/services/T000/B000/secret")
     channel = WebhookChannel(name="soc-chat", type="webhook", url_env="HANDRAIL_TEST_HOOK")
     await channels.send(None, notice(), channel, NotifySettings(channels=[channel]))
@@ -71,6 +73,7 @@ async def test_webhook_posts_a_slack_and_teams_compatible_body(hook, monkeypatch
     fields = body["handrail"]
     assert fields["event"] == "waiting" and fields["run_id"] == RUN and fields["approvers"] == ["bob", "erin"]
     assert fields["deadline"].startswith("2026-11-30T13:00") and fields["deny_command"].startswith("handrail deny ")
+    assert caplog.records and "/services/T000/B000/secret" not in caplog.text  # httpx logs the request line
 
 
 async def test_a_refusing_webhook_fails_after_bounded_attempts_without_its_url(hook, monkeypatch):
@@ -150,3 +153,22 @@ def test_policy_check_refuses_a_notify_section_that_cannot_work(tmp_path: Path, 
     assert result.exit_code == 1, result.output
     error = json.loads(result.output)["error"]
     assert error.startswith("settings.notify") and why in error
+
+
+async def test_a_batch_notice_names_the_count_and_first_members_not_a_hash(tmp_path):
+    from types import SimpleNamespace
+
+    from activities.notify import FIRST_MEMBERS, NotifyActivities
+    from handrail.intel.normalize import parse_feed
+    from handrail.intel.store import IntelStore
+    from handrail.notify.message import render_text, webhook_body
+
+    store = IntelStore(tmp_path / "store")
+    lines = "".join(f"198.51.100.{i}\n" for i in range(1, 26)).encode()
+    sha = store.put_set(parse_feed(lines, feed="t", format="ipset").indicators)
+    batch = notice().model_copy(update={"change": Change(kind="firewall.egress_block", target=f"set:{sha}")})
+    filled = await NotifyActivities(SimpleNamespace(intel=SimpleNamespace(store=store)))._with_batch(batch)
+    assert filled.batch.count == 25 and len(filled.batch.first) == FIRST_MEMBERS
+    text = render_text(filled, "bob")
+    assert "25 entries: 198.51.100.1, " in text and "and 15 more" in text and f"show {RUN} --members" in text
+    assert webhook_body(filled)["handrail"]["batch"]["count"] == 25

@@ -9,6 +9,7 @@ the caller audits `notify.failed` and the run goes on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import smtplib
 import ssl
@@ -37,6 +38,29 @@ async def send_with_retries(send: Callable[[], Awaitable[None]], attempts: int, 
     raise ChannelFailed(f"{last} (after {attempts} attempt(s))")
 
 
+class _HideWebhookUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; a webhook URL carries its token, so the
+    request line keeps only scheme and host for the URLs registered here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secret: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret and isinstance(record.args, tuple):
+            record.args = tuple(_redacted(a) if str(a) in self.secret else a for a in record.args)
+        return True
+
+
+def _redacted(url) -> str:
+    parsed = httpx.URL(str(url))
+    return f"{parsed.scheme}://{parsed.host}/…(redacted)"
+
+
+_HIDE = _HideWebhookUrls()
+logging.getLogger("httpx").addFilter(_HIDE)
+
+
 def _secret(variable: str, what: str) -> str:
     value = os.environ.get(variable, "")
     if not value:
@@ -61,6 +85,7 @@ async def send_lab(http, notice: Notice, channel: LabChannel) -> None:
 
 async def send_webhook(notice: Notice, channel: WebhookChannel, timeout: float) -> None:
     url = _secret(channel.url_env, "webhook URL")
+    _HIDE.secret.add(str(httpx.URL(url)))
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             response = await client.post(url, json=webhook_body(notice))
