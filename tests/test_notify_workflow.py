@@ -73,6 +73,24 @@ async def test_a_denial_is_told_too(time_env, tmp_path):
         assert "denied by bob: internal scanner" in denied["outcome"]
 
 
+async def test_a_timeout_is_told_and_an_automatic_step_tells_nobody(time_env, tmp_path):
+    policy = make_policy(timeout="1h", escalate_to="{ roles = [] }")
+    async with running_stack(time_env.client, tmp_path, policy) as stack:
+        handle = await stack.start(EgressBlock.run, trigger())
+        assert (await handle.result()).state == RunState.DENIED  # time skips past the approval timeout
+        [waiting] = await notices(stack, handle.id, "waiting")
+        assert "the policy's on_timeout applies (deny)" in waiting["text"]
+        [timed_out] = await notices(stack, handle.id, "timed_out")
+        assert "no decision in time" in timed_out["outcome"]
+
+        stack.set_policy(make_policy(mode="logged"))
+        automatic = await stack.start(EgressBlock.run, EgressBlockTrigger(ip="203.0.113.78", reason="r",
+                                                                          requested_by="alice"))
+        assert (await automatic.result()).state == RunState.COMPLETED
+        assert (await stack.tools.lab_notifications(automatic.id))["notifications"] == []
+        assert not [r for r in stack.ledger.audit_rows(automatic.id) if r["event"].startswith("notify.")]
+
+
 class _Refusing(BaseHTTPRequestHandler):
     """A chat webhook that is down: every POST gets a 500."""
 
