@@ -70,6 +70,7 @@ async def test_webhook_posts_a_slack_and_teams_compatible_body(hook, monkeypatch
     assert path == "/services/T000/B000/secret" and content_type == "application/json"
     assert isinstance(body["text"], str)  # what Slack and Teams incoming webhooks display
     assert f"handrail approve {RUN} --step {STEP} --as bob" in body["text"]
+    assert "<" not in body["text"] and '--reason "&lt;why&gt;"' in body["text"]  # no Slack mention or link syntax
     fields = body["handrail"]
     assert fields["event"] == "waiting" and fields["run_id"] == RUN and fields["approvers"] == ["bob", "erin"]
     assert fields["deadline"].startswith("2026-11-30T13:00") and fields["deny_command"].startswith("handrail deny ")

@@ -141,7 +141,7 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
         fields["approve_command"] = approve_command(notice)
         fields["deny_command"] = deny_command(notice)
     fields["show_command"] = show_command(notice)
-    return {"text": render_text(notice), "handrail": fields}
+    return {"text": _chat_safe(render_text(notice)), "handrail": fields}
 
 
 def email_message(notice: Notice, sender: str, address: str, recipient: str) -> EmailMessage:
@@ -153,6 +153,13 @@ def email_message(notice: Notice, sender: str, address: str, recipient: str) -> 
     message["Message-ID"] = f"<{digest}.{notice.event}@handrail>"  # the same on a retry
     message.set_content(render_text(notice, recipient))
     return message
+
+
+def _chat_safe(text: str) -> str:
+    """Slack reads `<!channel>` or `<https://…|label>` in `text` as mentions and links: hostile
+    subjects and targets must not page a channel or disguise a link, so `&`, `<`, `>` are escaped
+    (Slack's own rule; Teams shows the entities as the characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _one_line(text: str) -> str:
