@@ -12,6 +12,7 @@ from activities.exfiltration import ExfiltrationActivities
 from activities.expiry import ExpiryActivities
 from activities.gate import GateActivities
 from activities.intel import IntelActivities
+from activities.notify import NotifyActivities
 from activities.phishing import PhishingActivities
 from activities.phishing_intake import PhishingIntakeActivities
 from activities.preflight import PreflightActivities
@@ -24,7 +25,8 @@ ACTIVITY_CLASSES: list[type] = [GateActivities, CaseActivities, PhishingActiviti
                                 PrivilegeActivities, RogueActivities, IntelActivities, ReconcileActivities,
                                 RollbackActivities, PhishingIntakeActivities,
                                 PreflightActivities,  # read-only checks before a run starts
-                                ExpiryActivities]  # starts a completed run's expiry workflow
+                                ExpiryActivities,  # starts a completed run's expiry workflow
+                                NotifyActivities]  # tells a waiting step's approvers
 
 
 def activity_methods(instance: object) -> list:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handrail.ops.config import Settings, load_settings
-from lab import admin
+from lab import admin, notifications
 from lab.errors import LabError, error_response
 from lab.faults import FaultBook
 from lab.middleware import BODY_REJECTED, LabMiddleware
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return error_response(422, "invalid_input", _validation_sentence(exc))
 
     app.include_router(admin.router)
+    app.include_router(notifications.admin_router)  # the notification sink: not a tool, not in the state
+    app.include_router(notifications.router)
     for tool in TOOLS:
         app.include_router(tool.router)
     app.add_middleware(LabMiddleware, store=store, faults=faults, token=settings.lab_token,

@@ -231,7 +231,8 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
 def approve(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to approve (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Optional: check that your signing key belongs to this "
+                                      "policy user (the key says who decides)."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Signing key: an OpenSSH private key file, or a .pub "
                                        "file to sign through ssh-agent or a hardware key (default "
@@ -247,7 +248,8 @@ def approve(
 def deny(
     run_id: str = typer.Argument(..., help="The run id (see `handrail pending`)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step to deny (default: the one waiting)."),
-    as_: Optional[str] = typer.Option(None, "--as", help="Check that your key belongs to this policy user."),
+    as_: Optional[str] = typer.Option(None, "--as", help="Optional: check that your signing key belongs to this "
+                                      "policy user (the key says who decides)."),
     reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Signing key (as for `handrail approve`)."),
     as_json: bool = JSON,
@@ -386,10 +388,11 @@ def _check_settings_sections(policy) -> None:
     """The `[settings.*]` tables belong to runbooks; each validates its own (PolicyError on a bad one)."""
     from handrail.gate.rollback import check_policy as rollback_settings
     from handrail.intel.config import intel_settings
+    from handrail.notify.settings import notify_settings
     from handrail.runbooks.exfiltration import check_policy as exfiltration_settings
     from handrail.trust.advice import trust_settings
 
-    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings):
+    for check in (exfiltration_settings, intel_settings, trust_settings, rollback_settings, notify_settings):
         check(policy)
 
 

@@ -106,6 +106,13 @@ def main(as_json: bool = False) -> dict:
         if row["run_id"] == run_id:
             console.print(f"  → waiting: {row['action']} {row['target']} asked by {row['requested_by']} "
                           f"({row['approvals']} approvals; {row['why']})")
+    try:  # the approvers are told at once (the lab's sink stands in for chat or e-mail)
+        told = wait_until(["lab", "list", "notifications"],
+                          lambda d: any(n["run_id"] == run_id for n in d.get("items", [])), timeout=10)
+        notice = next(n for n in told["items"] if n["run_id"] == run_id)
+        console.print(f"  → notified {', '.join(notice['recipients'])}: {notice['approve_command']}", highlight=False)
+    except SystemExit:
+        console.print("  → the approvers' notice has not arrived (see `handrail lab list notifications`)")
     shown = sh("show", run_id, quiet=True)
     waiting = next(s for s in shown["steps"] if s["state"] == "awaiting_approval")
     console.print(f"  → each decision is signed over the change digest {waiting['change_digest'][:23]}…")

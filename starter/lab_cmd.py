@@ -6,6 +6,7 @@
     handrail lab faults --route '/firewall/*' --error-rate 0.5 --seed 7
     handrail lab faults --clear
     handrail lab list mailbox|dlp|iam|nac [--all] [--json]   the inputs the runbooks take
+    handrail lab list notifications [--json]   what approvers were told (the lab's sink)
 
 With `--json` each command prints exactly one JSON document. Errors are one sentence on
 stderr and exit status 1; never a traceback.
@@ -164,7 +165,8 @@ def faults(
 
 @lab_app.command("list")
 def list_(
-    source: Annotated[str, typer.Argument(help="What to list: mailbox, dlp, iam or nac.")],
+    source: Annotated[str, typer.Argument(help="What to list: mailbox, dlp, iam, nac, or notifications "
+                                            "(what approvers were told).")],
     all_: Annotated[bool, typer.Option("--all", help="nac: every device, not only those the CMDB lacks.")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -172,6 +174,9 @@ def list_(
     from starter.lab_list import SOURCES, listing
     from starter.tables import print_rows
 
+    if source == "notifications":
+        _list_notifications(json_)
+        return
     if source not in SOURCES:
         _fail(f"There is no lab list {source!r}; choose one of {', '.join(SOURCES)}.", code=2)
     doc = listing(_run(lambda t: t.lab_state(counts_only=False)).model_dump(), source, all_)
@@ -186,6 +191,26 @@ def list_(
     print_rows(console, headers, [["" if r[h] is None else str(r[h]) for h in headers] for r in doc["items"]])
     console.print(f"{doc['count']} listed. Start a run: {doc['start_with'].format(id=doc['items'][0]['id'])}",
                   soft_wrap=True, highlight=False)
+
+
+def _list_notifications(json_: bool) -> None:
+    """The lab's notification sink: each notice with its recipients and the approve command (or outcome)."""
+    from rich.markup import escape
+
+    from starter.lab_list import notification_listing
+    from starter.tables import print_rows
+
+    doc = notification_listing(_run(lambda t: t.lab_notifications()))
+    if json_:
+        _print_json({"source": doc["source"], "count": doc["count"], "items": doc["full"]})  # whole records
+        return
+    console = Console()
+    if not doc["items"]:
+        console.print("Nobody has been notified yet: no step has waited for a human.")
+        return
+    headers = ["id", "event", "run_id", "step_id", "recipients", "command"]
+    print_rows(console, headers, [[escape(str(r[h] or "")) for h in headers] for r in doc["items"]], key=2)
+    console.print(f"{doc['count']} notification(s).", highlight=False)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:

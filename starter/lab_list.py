@@ -45,3 +45,13 @@ def listing(state: dict[str, Any], source: str, everything: bool = False) -> dic
         if not everything:
             rows = [r for r in rows if not r["in_cmdb"]]
     return {"source": source, "count": len(rows), "start_with": START[source], "items": rows}
+
+
+def notification_listing(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the lab's notification sink holds (`/_lab/notifications`): who was told what, oldest first."""
+    rows = [{"id": n.get("id"), "event": n.get("event"), "run_id": n.get("run_id"), "step_id": n.get("step_id"),
+             "channel": n.get("channel"), "recipients": ", ".join(n.get("recipients") or []),
+             "command": n.get("approve_command") or n.get("outcome") or "", "received_at": n.get("received_at")}
+            for n in raw.get("notifications", [])]
+    return {"source": "notifications", "count": len(rows), "items": rows,
+            "full": raw.get("notifications", [])}

@@ -232,3 +232,35 @@ def test_temporal_agrees_with_handrail_for_ttl_runs_and_rollbacks(stack_env):
     assert run_status == WorkflowExecutionStatus.COMPLETED  # not held open by its TTL
     assert expiry_status == WorkflowExecutionStatus.RUNNING and expiry_state == ["expiring"]
     assert f"rollback-{run_id}" in rolled_back
+
+
+# -- item 9: telling the approvers (the notice's own command approves) ----------------------
+def _told(env, run_id: str, event: str, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, doc = cli(env, "lab", "list", "notifications")
+        found = [n for n in doc["items"] if n["run_id"] == run_id and n["event"] == event]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no {event} notification for {run_id}: {doc}"
+        time.sleep(0.3)
+
+
+def test_the_approvers_are_told_with_the_command_then_the_outcome(stack_env):
+    env = stack_env
+    _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.71", "--reason", "notify e2e",
+                     "--requested-by", "alice")
+    run_id = started["run_id"]
+    wait_show(env, run_id, "awaiting_approval")
+    waiting = _told(env, run_id, "waiting")
+    assert "alice" not in waiting["recipients"] and "bob" in waiting["recipients"]
+    command = f"handrail approve {run_id} --step s01-firewall.egress_block --as bob"
+    assert command in waiting["text"]
+    table = subprocess.run([_handrail_exe(), "lab", "list", "notifications"], env={**env, "COLUMNS": "80"},
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert table.returncode == 0 and run_id in table.stdout  # the id whole, on its own line if need be
+    assert all(len(line) <= 80 for line in table.stdout.splitlines())
+
+    cli(env, *command.split()[1:])  # exactly what the notice said to type
+    wait_show(env, run_id, "completed")
+    assert _told(env, run_id, "approved")["outcome"] == "approved by bob"

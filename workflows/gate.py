@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError
 
 from workflows.patience import call_patiently
+from workflows.notify import ask_and_tell, drain_notices
 
 with workflow.unsafe.imports_passed_through():
     from activities.expiry import ExpiryActivities
@@ -209,6 +210,7 @@ class Runbook:
                 )
         elif exc is not None and final == RunState.COMPENSATED and not undone_uncertain:
             final = RunState.FAILED  # nothing had been changed, so nothing was compensated
+        await drain_notices(self)  # the approvers' last notices (only a run whose step waited has any)
         self.status.finished_at = workflow.now()
         self._set_state(final)
         self.audit("run.finished", state=final.value, error=self.status.error,
@@ -391,7 +393,7 @@ class Runbook:
             why = "policy mode is approve" if policy.mode == Mode.APPROVE else "a guardrail holds it: " + "; ".join(
                 v.reason for v in step.verdicts if v.outcome == Outcome.HOLD
             )
-            approved, approved_by, note = await self._ask_for_approval(step, policy, why, excluded_deciders)
+            approved, approved_by, note = await ask_and_tell(self, step, policy, why, excluded_deciders)
             if not approved:
                 step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
                 self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)

@@ -32,6 +32,8 @@ PASSTHROUGH_MODULES: tuple[str, ...] = (
     "workflows.gate",
     "workflows.poller",
     "workflows.patience",
+    "workflows.notify",  # telling a waiting step's approvers (issue 18)
+    "handrail.notify.message",
     "workflows.cases",
     "handrail.gate.search",
     "handrail.gate.models",
@@ -57,6 +59,8 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "handrail.gate.search.SEARCH_ATTRIBUTES": "names and types of the search attributes",
     "workflows.gate.READ_OPTS": "activity options, read with ** only",
     "workflows.patience.ROUND_OPTS": "activity options, read with ** only",
+    "workflows.notify.NOTIFY_OPTS": "activity options, read with ** only",
+    "handrail.notify.message._HEADLINE": "notice event -> headline words",
     "workflows.gate.CHECK_OPTS": "activity options, read with ** only",
     "workflows.gate.TOOL_OPTS": "activity options, read with ** only",
     "workflows.gate.COMPENSATE_OPTS": "activity options, read with ** only",

@@ -184,6 +184,11 @@ class ToolClients:
         params = {"counts_only": True} if counts_only else None
         return LabState.model_validate(await self.http.json("GET", "/_lab/state", params=params, headers=self._admin))
 
+    async def lab_notifications(self, run_id: str | None = None) -> dict:
+        """What the lab's notification sink recorded (handrail/notify): `{"notifications": [...]}`."""
+        params = {"run_id": run_id} if run_id else None
+        return await self.http.json("GET", "/_lab/notifications", params=params, headers=self._admin)
+
     async def lab_reset(self) -> str:
         """Reload the seed; returns the fresh estate's hash."""
         return (await self.http.json("POST", "/_lab/reset", headers=self._admin))["hash"]
