@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from temporalio import activity
 
 from activities.context import WorkerContext
+from activities.ledger_io import off_loop
 from handrail.actions.intel import SET_PREFIX, is_set_target
 from handrail.gate.models import AuditEvent
 from handrail.notify import channels
@@ -46,7 +47,7 @@ class NotifyActivities:
                     result.sent.append(channel.name)
                 else:
                     result.failed[channel.name] = problem
-        await asyncio.to_thread(self.ctx.ledger.append, self._audit(notice, result))
+        await off_loop(self.ctx.ledger.append, self._audit(notice, result))
         for name, problem in result.failed.items():
             log.warning("approvers could not be notified", channel=name, error=problem)
         if result.sent:
