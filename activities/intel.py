@@ -70,7 +70,7 @@ class IntelActivities:
             if exc.retryable and activity.info().attempt < 3:
                 raise  # let Temporal retry a flaky feed server a couple of times first
             error = str(exc)
-            sha = self.state.last_feed(spec.name)
+            sha = await asyncio.to_thread(self.state.last_feed, spec.name)
             source = "last-good" if sha else "missing"
             log.warning("feed unavailable", error=error, fallback=source)
         if sha is None:
@@ -81,7 +81,7 @@ class IntelActivities:
             return FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
                                error=f"cannot be read as {spec.format}: {exc}")
         if source == "fetched":
-            self.state.remember_feed(spec.name, sha)
+            await asyncio.to_thread(self.state.remember_feed, spec.name, sha)
         return out.model_copy(update={"source": source, "error": error})
 
     def _normalise_and_guard(self, req: FeedRequest, sha: str) -> FeedOutcome:
@@ -119,6 +119,9 @@ class IntelActivities:
     @activity.defn
     async def intel_commit(self, req: CommitRequest) -> CommitResult:
         """Remember what a gated batch change did (read back from its ledger record)."""
+        return await asyncio.to_thread(self._commit, req)  # ledger, store and state all block
+
+    def _commit(self, req: CommitRequest) -> CommitResult:
         record = self.ledger.change(req.change_id)
         if record is None:
             raise ApplicationError(f"no change {req.change_id} in the ledger", non_retryable=True)
@@ -133,7 +136,6 @@ class IntelActivities:
             others = record.before["present_sha256"]
         else:  # a removal: stop tracking every member, whether it was still there or not
             sha, count = record.before["set"], record.before["members"]
-        done = await asyncio.to_thread(self.state.commit, req.change_id, req.applied_key, sha,
-                                       req.sign, others)
+        done = self.state.commit(req.change_id, req.applied_key, sha, req.sign, others)
         return CommitResult(committed=done, count=count)
 

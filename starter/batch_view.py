@@ -27,7 +27,7 @@ def _open(settings):
     from handrail.intel.state import IntelState
     from handrail.intel.store import IntelStore
 
-    store = IntelStore(settings.store_dir)
+    store = IntelStore.from_settings(settings)  # the installation's store: files or PostgreSQL
     return store, IntelState(settings.home / "intel.db", store)
 
 

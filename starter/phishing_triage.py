@@ -79,7 +79,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"Not a file: {', '.join(missing[:3])}.", USAGE)
         settings = load_settings()
         try:
-            context = load_context(settings.policy_path, settings.home)
+            from handrail.intel.store import IntelStore
+
+            context = load_context(settings.policy_path, settings.home, IntelStore.from_settings(settings))
         except PolicyError as exc:
             fail(str(exc))
         results = [triage_file(Path(f), context) for f in files]

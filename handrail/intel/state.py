@@ -27,7 +27,6 @@ so time-skipping tests and replays see the same ages.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -164,15 +163,10 @@ class IntelState:
 
     # blobs ------------------------------------------------------------------------
     def _put_times(self, times: np.ndarray) -> str:
-        data = np.ascontiguousarray(times, dtype="<f8").tobytes()
-        sha = hashlib.sha256(data).hexdigest()
-        path = self.store.root / f"{sha}.f64"
-        if not path.exists():
-            self.store._write(path, data)
-        return sha
+        return self.store.put_blob(np.ascontiguousarray(times, dtype="<f8").tobytes(), "f64")
 
     def _get_times(self, sha: str) -> np.ndarray:
-        return np.frombuffer((self.store.root / f"{sha}.f64").read_bytes(), dtype="<f8").copy()
+        return np.frombuffer(self.store.get_blob(sha, "f64"), dtype="<f8").copy()
 
     # applied sets -------------------------------------------------------------------
     def applied(self, tool: str) -> IndicatorSet:

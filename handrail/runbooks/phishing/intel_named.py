@@ -21,8 +21,11 @@ _cache: dict[tuple, frozenset[str]] = {}
 _lock = threading.Lock()
 
 
-def named_by_intel(intel_db: Path, store_dir: Path) -> frozenset[str]:
-    """Hosts, domains and IPs the applied intel sets name (empty when there is no sync yet)."""
+def named_by_intel(intel_db: Path, store) -> frozenset[str]:
+    """Hosts, domains and IPs the applied intel sets name (empty when there is no sync yet).
+
+    ``store``: the installation's :class:`~handrail.intel.store.IntelStore` (files or
+    PostgreSQL, from ``IntelStore.from_settings``), or the folder of a file store."""
     if not intel_db.is_file():
         return frozenset()
     try:
@@ -40,7 +43,8 @@ def named_by_intel(intel_db: Path, store_dir: Path) -> frozenset[str]:
     from handrail.intel.state import entries_text
     from handrail.intel.store import IntelStore
 
-    store = IntelStore(store_dir)
+    if not isinstance(store, IntelStore):
+        store = IntelStore(store)
     names: set[str] = set()
     for sha in key:
         try:

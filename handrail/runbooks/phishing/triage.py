@@ -37,8 +37,11 @@ _brands_cache: dict[tuple, Brands] = {}
 _lock = threading.Lock()
 
 
-def load_context(policy_path: Path, home: Path) -> JudgeContext:
-    """Read the policy and the top-sites list (cached while the files do not change)."""
+def load_context(policy_path: Path, home: Path, intel_store=None) -> JudgeContext:
+    """Read the policy and the top-sites list (cached while the files do not change).
+
+    ``intel_store``: where the intel sync's sets live (``IntelStore.from_settings``);
+    None reads the file store under ``home``."""
     policy = load_policy(policy_path)
     popular = PopularSettings.from_policy(policy.settings, home, policy_path.parent)
     settings = VerdictSettings.from_policy(policy.settings, policy.allowlists.get("domains", []))
@@ -54,7 +57,7 @@ def load_context(policy_path: Path, home: Path) -> JudgeContext:
         with _lock:
             _brands_cache.clear()
             _brands_cache[key] = brands
-    intel = named_by_intel(home / "intel.db", home / "store")
+    intel = named_by_intel(home / "intel.db", intel_store if intel_store is not None else home / "store")
     return JudgeContext(settings, popular, ranking, problem, brands, intel)
 
 
