@@ -49,7 +49,7 @@ class WorkerContext:
     @classmethod
     def build(cls, settings: Settings, tools: ToolClients, ledger: Ledger | None = None) -> "WorkerContext":
         store = IntelStore.from_settings(settings)  # shared by every worker when on PostgreSQL
-        intel = IntelContext(store, IntelState(settings.home / "intel.db", store))
+        intel = IntelContext(store, IntelState.from_settings(settings, store))
         return cls(settings=settings, tools=tools, ledger=ledger or Ledger(settings.ledger_path),
                    intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 

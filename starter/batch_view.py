@@ -28,7 +28,7 @@ def _open(settings):
     from handrail.intel.store import IntelStore
 
     store = IntelStore.from_settings(settings)  # the installation's store: files or PostgreSQL
-    return store, IntelState(settings.home / "intel.db", store)
+    return store, IntelState.from_settings(settings, store)
 
 
 def batch_members(change: Change, settings) -> list[str] | None:

@@ -86,7 +86,8 @@ def test_every_named_volume_is_declared_and_the_image_can_reach_postgresql(compo
     assert any(d.replace(" ", "").startswith("psycopg[") and "pool" in d for d in deps)
 
 
-@pytest.mark.parametrize("text", ["a:\n  - b: c\n", "a: {b: c}\n", "a: *nowhere\n", "a: 1\na: 2\n", "a:\n    b: 1\n  c: 2\n"])
+@pytest.mark.parametrize("text", ["a:\n  - b: c\n", "a: {b: c}\n", "a: *nowhere\n", "a: 1\na: 2\n",
+                                  "a:\n    b: 1\n  c: 2\n"])
 def test_the_reader_refuses_yaml_it_would_misread(text):
     with pytest.raises(ValueError, match="line|unsupported"):
         load(text)

@@ -266,7 +266,7 @@ class IpsDeploySet(_Batch):
         return int(change.params.get("sid_base") or IntelSettings().ips_sid_base)
 
     async def _present(self, tools, ctx, change, values):
-        sids = ctx.state.sids(values, self._sid_base(change))
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         by_sid = {s: v for v, s in zip(values, sids, strict=True)}
         out: list[str] = []
         for _, chunk in _chunks(sids, self._batch(change)):
@@ -276,7 +276,7 @@ class IpsDeploySet(_Batch):
     async def apply(self, tools, change, key):
         ctx = self.intel
         values = (await self.members_off_loop(ctx, change))[1]
-        sids = ctx.state.sids(values, self._sid_base(change))
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         action = str(change.params.get("rule_action") or "drop")
         rules = [r for r in (suricata_rule(v, s, action) for v, s in zip(values, sids, strict=True)) if r]
         for i, chunk in _chunks(rules, self._batch(change)):
@@ -290,7 +290,7 @@ class IpsRemoveSet(IpsDeploySet):
     async def apply(self, tools, change, key):
         ctx = self.intel
         values = (await self.members_off_loop(ctx, change))[1]
-        sids = ctx.state.sids(values, self._sid_base(change))
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         for i, chunk in _chunks(sids, self._batch(change)):
             await tools.ips.remove_rules(chunk, idempotency_key=f"{key}:{i}")
 
