@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.context import WorkerContext
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, open_ledger
 from handrail.ops.checkpointer import Checkpointer
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.credentials import CredentialError
@@ -79,7 +79,7 @@ async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker started", temporal=settings.temporal_address, namespace=settings.namespace)
-        checkpointer = Checkpointer(settings, Ledger(settings.ledger_path), tools)
+        checkpointer = Checkpointer(settings, open_ledger(settings), tools)
         ticking = asyncio.ensure_future(checkpointer.run(stop))  # a signed audit checkpoint every 5 min
         async with worker:
             await stop.wait()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from activities.errors import policy_failure
 from handrail.actions import Actions, IntelContext
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, open_ledger
 from handrail.gate.policy import Policy, PolicyError
 from handrail.gate.policy_signing import PolicyKeeper, signature_path
 from handrail.intel.state import IntelState
@@ -50,7 +50,7 @@ class WorkerContext:
     def build(cls, settings: Settings, tools: ToolClients, ledger: Ledger | None = None) -> "WorkerContext":
         store = IntelStore.from_settings(settings)  # shared by every worker when on PostgreSQL
         intel = IntelContext(store, IntelState.from_settings(settings, store))
-        return cls(settings=settings, tools=tools, ledger=ledger or Ledger(settings.ledger_path),
+        return cls(settings=settings, tools=tools, ledger=ledger or open_ledger(settings),
                    intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 
     def policy(self) -> Policy:

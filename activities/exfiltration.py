@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
+from activities.ledger_io import off_loop
 from handrail.gate.limits import valid_only
 from handrail.runbooks.exfiltration import (
     AlertFacts,
@@ -97,7 +98,7 @@ class ExfiltrationActivities:
             severity=raw.severity, file_name=raw.sample.file_name, destination=raw.sample.destination,
             match_count=raw.sample.match_count,
         )
-        history = self._history(user, request.run_id, settings.history_days)
+        history = await off_loop(self._history, user, request.run_id, settings.history_days)
         return Intake(alert=alert, host_tags=tags, history=history, settings=settings)
 
     def _history(self, user: str, run_id: str, days: float) -> History:

@@ -17,8 +17,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
+from activities.ledger_io import off_loop
 from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction
+from handrail.gate.blast_radius import step_limits
 from handrail.gate.freeze import active_freeze
 from handrail.gate.ledger import UntrustedRecord
 from handrail.gate.models import (
@@ -46,10 +48,9 @@ def _now() -> datetime:
 
 
 async def _off_loop(call, *args, **kwargs):
-    """Run a ledger call (synchronous SQLite) in a thread: the event loop, which every activity
-    and workflow task of the worker shares, never waits on the disk. The ledger's own lock
-    makes its one connection safe to use from these threads."""
-    return await asyncio.to_thread(call, *args, **kwargs)
+    """Run a ledger call off the event loop (`activities.ledger_io`): the loop, which every activity
+    and workflow task of the worker shares, never waits on the disk or on PostgreSQL."""
+    return await off_loop(call, *args, **kwargs)
 
 
 async def _set_check(store: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
@@ -115,7 +116,7 @@ class GateActivities:
                 allowlist.extend(policy.allowlists.get(name, []))
         facts = await self._facts(request)
         thresholds, sources = await _off_loop(self.thresholds.derive, kind, guardrails, _now())
-        recent_hour, recent_run = await _off_loop(self._recent_counts, kind, request.run_id)
+        recent_hour, recent_run = await _off_loop(self._recent_counts, request, guardrails, thresholds)
         context = GuardrailContext(
             thresholds=thresholds,
             threshold_sources=sources,
@@ -143,9 +144,19 @@ class GateActivities:
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 
-    def _recent_counts(self, kind: str, run_id: str) -> tuple[int, int]:
-        """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input)."""
-        return self.ledger.count_changes(kind, _now() - timedelta(hours=1)), self.ledger.count_run_changes(kind, run_id)
+    def _recent_counts(self, request: CheckRequest, guardrails: list, thresholds: dict) -> tuple[int, int]:
+        """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input).
+
+        With a `rate_limit` or `per_run_limit`, the ledger counts and reserves this step's place in
+        one transaction (`check_limits`), so steps checked at once on several workers cannot pass
+        a limit together; the reservation becomes the change when it is applied, or expires."""
+        kind, run_id = request.change.kind, request.run_id
+        per_hour, per_run = step_limits(guardrails, thresholds)
+        if per_hour is None and per_run is None:
+            hour = self.ledger.count_changes(kind, _now() - timedelta(hours=1))
+            return hour, self.ledger.count_run_changes(kind, run_id)
+        check = self.ledger.check_limits(kind, run_id, f"{run_id}/{request.step_id}", _now(), per_hour, per_run)
+        return check.hour, check.run
 
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import WorkerContext
 from activities.errors import policy_failure
+from activities.ledger_io import off_loop
 from handrail.actions.intel import added_members
 from handrail.intel.config import IntelConfigError, intel_settings
 from handrail.intel.messages import (
@@ -119,12 +120,12 @@ class IntelActivities:
     @activity.defn
     async def intel_commit(self, req: CommitRequest) -> CommitResult:
         """Remember what a gated batch change did (read back from its ledger record)."""
-        return await asyncio.to_thread(self._commit, req)  # ledger, store and state all block
-
-    def _commit(self, req: CommitRequest) -> CommitResult:
-        record = self.ledger.change(req.change_id)
+        record = await off_loop(self.ledger.change, req.change_id)
         if record is None:
             raise ApplicationError(f"no change {req.change_id} in the ledger", non_retryable=True)
+        return await asyncio.to_thread(self._commit, req, record)  # the store and the state block
+
+    def _commit(self, req: CommitRequest, record) -> CommitResult:
         others = None
         if req.sign > 0:
             if record.status not in ("applied", "unchanged"):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from temporalio import activity
 
 from activities.context import WorkerContext
+from activities.ledger_io import off_loop
 from handrail.actions import UnknownAction
 from handrail.gate.reconcile import DriftItem, ExpiredChange, ReconcileTrigger, expired_changes, latest_changes
 from handrail.tools.errors import ToolError
@@ -19,14 +20,15 @@ class ReconcileActivities:
 
     @activity.defn
     async def find_expired_changes(self, trigger: ReconcileTrigger) -> list[ExpiredChange]:
-        return expired_changes(self.ledger, datetime.now(timezone.utc), timedelta(seconds=trigger.grace_s))
+        return await off_loop(expired_changes, self.ledger, datetime.now(timezone.utc),
+                              timedelta(seconds=trigger.grace_s))
 
     @activity.defn
     async def find_drift(self, trigger: ReconcileTrigger) -> list[DriftItem]:
         """Compare the ledger's latest word on each (kind, target) with what the tool holds."""
         drift: list[DriftItem] = []
         grace_edge = datetime.now(timezone.utc) - timedelta(seconds=trigger.grace_s)
-        for record, reverted in latest_changes(self.ledger, trigger.drift_limit):
+        for record, reverted in await off_loop(latest_changes, self.ledger, trigger.drift_limit):
             if record.status in ("unchanged", "not_applied"):
                 continue
             try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
-from handrail.gate.ledger import Ledger, UntrustedRecord
+from handrail.gate.ledger import Ledger, UntrustedRecord, open_ledger
 from handrail.gate.policy import PolicyError
 from handrail.gate.policy_signing import PolicyKeeper
 from handrail.gate.rollback import (
@@ -30,7 +30,7 @@ class RollbackActivities:
         if hasattr(settings, "ledger") and hasattr(settings, "settings"):  # a worker context
             settings, ledger = settings.settings, settings.ledger
         self.settings = settings
-        self.ledger = ledger or Ledger(settings.ledger_path)
+        self.ledger = ledger or open_ledger(settings)
 
     @activity.defn
     def rollback_plan(self, request: RollbackPlanRequest) -> RollbackPlan:

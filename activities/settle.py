@@ -17,6 +17,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.ledger_io import off_loop
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import ChangeRecord
 from handrail.tools.errors import ToolError
@@ -36,7 +37,7 @@ async def settle(ledger: Ledger, action: Any, tools: Any, record: ChangeRecord) 
         record.inverse = record.inverse or action.inverse(record.change, record.before)
     else:
         record.status, record.after, record.inverse = "not_applied", current, None
-    ledger.finish_change(record)
+    await off_loop(ledger.finish_change, record)
     return record
 
 
@@ -53,7 +54,7 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
         current = await action.read(tools, record.change)
         if action.wanted(record.change, current):
             record.status, record.after = "applied", current
-            ledger.finish_change(record)
+            await off_loop(ledger.finish_change, record)
             return record
     try:
         await action.apply(tools, record.change, key)
@@ -65,12 +66,12 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
         if not action.wanted(record.change, current):
             if not exc.retryable:
                 record.status, record.after, record.inverse = "not_applied", current, None
-                ledger.finish_change(record)
+                await off_loop(ledger.finish_change, record)
             raise
         # the tool holds the change although the call reported an error: it is applied
     record.status = "applied"
     record.after = await action.read(tools, record.change)
-    ledger.finish_change(record)
+    await off_loop(ledger.finish_change, record)
     return record
 
 

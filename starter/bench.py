@@ -33,7 +33,7 @@ import httpx
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import open_ledger
 from handrail.gate.models import EgressBlockTrigger
 from handrail.gate.policy import default_policy_path
 from handrail.gate.search import SEARCH_ATTRIBUTES
@@ -307,7 +307,7 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
         )
         client = env.client
         meter = CpuMeter(_temporal_child(), lab.pid)
-        ledger = Ledger(settings.ledger_path)
+        ledger = open_ledger(settings)
         gated, bare = Variant(), Variant()
 
         def bare_start(wid: str, i: int):

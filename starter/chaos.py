@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import open_ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RunState, RunStatus
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
@@ -266,7 +266,7 @@ async def _rollback(client, settings: Settings, run_id: str, tries: int = 5) -> 
 
 def _measure(settings: Settings, ids: list[str], states: dict, final: dict, rollbacks: dict[str, str],
              edl: set[str]) -> dict[str, Any]:
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         records = {r: ledger.changes_for_run(r) for r in ids}
     finally:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import open_ledger
 from handrail.gate.policy import load_policy
 from handrail.ops.temporal import connect
 from starter import (
@@ -333,7 +333,7 @@ def audit_verify(
     from handrail.gate.checkpoints import verify_ledger
 
     settings = _settings()
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     result = ledger.verify()
     checkpoints = verify_ledger(settings.home, ledger)
     signed = None
@@ -377,7 +377,7 @@ def audit_export(
                                  help="JSON lines: the only format, so always on."),
 ):
     """Write the audit ledger as JSON lines (one event per line) to stdout."""
-    ledger = Ledger(_settings().ledger_path)
+    ledger = open_ledger(_settings())
     for row in ledger.audit_rows(run_id):
         sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 

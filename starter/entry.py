@@ -20,7 +20,20 @@ def wants_json(argv: list[str]) -> bool:
 
 
 def run(app) -> int:
-    """Run the typer app; return the exit status."""
+    """Run the typer app; return the exit status. An unreachable ledger is one sentence, exit 1."""
+    from handrail.gate.ledger_core import LedgerUnavailable
+
+    try:
+        return _run(app)
+    except LedgerUnavailable as exc:
+        if wants_json(sys.argv):
+            print_json({"error": _sentence(str(exc))})
+        else:
+            sys.stderr.write(_sentence(str(exc)) + "\n")
+        return 1
+
+
+def _run(app) -> int:
     if not wants_json(sys.argv):
         app()
         return 0

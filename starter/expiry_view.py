@@ -7,7 +7,7 @@ since: a change reverted for `expiry` is shown expired, and the count still pend
 
 from __future__ import annotations
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import open_ledger
 from handrail.gate.models import RunStatus, StepState
 
 
@@ -15,7 +15,7 @@ def reflect_expiries(status: RunStatus, settings) -> RunStatus:
     expiring = [s for s in status.steps if s.expires_at and s.change_id]
     if not expiring:
         return status
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         pending = 0
         for step in expiring:

@@ -18,7 +18,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from handrail.gate.ledger import Ledger, UntrustedRecord
+from handrail.gate.ledger import UntrustedRecord, open_ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
 from handrail.gate.rollback_outcome import apply_rollback_outcome, rollback_outcome
@@ -88,7 +88,7 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         why_not_live = str(exc).splitlines()[0] if str(exc) else exc.status.name if exc.status else "RPC error"
     except Exception as exc:  # a query that fails (no worker, history gone) falls back to the ledger
         why_not_live = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         rows = list(ledger.audit_rows(run_id))
     finally:
@@ -213,7 +213,7 @@ def _mode_name(mode) -> str:
 
 
 def _status_from_ledger(settings: Settings, run_id: str) -> RunStatus | None:
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         return status_from_audit(run_id, list(ledger.audit_rows(run_id)))
     finally:
@@ -221,7 +221,7 @@ def _status_from_ledger(settings: Settings, run_id: str) -> RunStatus | None:
 
 
 def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         changes = ledger.verified_changes_for_run(run_id)
         known = changes or list(ledger.audit_rows(run_id))
@@ -293,7 +293,7 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
 
 def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
     """True when the run's last rollback ended needing attention (so it may be retried)."""
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     try:
         outcome = rollback_outcome(list(ledger.audit_rows(run_id)))
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, open_ledger
 from handrail.gate.policy import Policy, load_policy, parse_duration
 from handrail.ops.config import load_settings
 from handrail.trust.advice import advise as advise_kinds
@@ -56,9 +56,9 @@ def parse_since(value: str | None, now: datetime) -> datetime | None:
 
 
 def _existing_ledger(settings) -> Ledger:
-    if not settings.ledger_path.exists():
+    if not settings.ledger_on_postgres and not settings.ledger_path.exists():
         fail(f"There is no ledger at {settings.ledger_path} yet: nothing has run here (or set HANDRAIL_HOME).")
-    return Ledger(settings.ledger_path)
+    return open_ledger(settings)
 
 
 # -- baseline -----------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def set_(
     if not reason or not reason.strip():
         fail("--reason is required: say why the trust mode changes (it is kept in the audit).", USAGE)
     settings = load_settings()
-    ledger = Ledger(settings.ledger_path)
+    ledger = open_ledger(settings)
     result = set_mode(settings.policy_path, ledger, kind, mode, as_, reason, _now())
     if as_json:
         print_json(result.model_dump(mode="json", by_alias=True))

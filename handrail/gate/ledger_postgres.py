@@ -1,0 +1,217 @@
+"""The ledger on PostgreSQL: one ledger, one hash chain, shared by every worker on every host.
+
+Same rules as the SQLite ledger (they live in `handrail.gate.ledger_core`); this module is
+only the PostgreSQL side: its schema and SQL (`PostgresSQL`, the twin of `SqliteSQL`) and a
+psycopg 3 connection pool. The ledger's interface is synchronous, like the SQLite one, and
+the worker calls it off its event loop (`activities.ledger_io`); the pool lets those
+threads run their queries in parallel instead of queueing on one connection.
+
+The serialisation point is a transaction-scoped advisory lock (`pg_advisory_xact_lock`)
+that every write transaction takes first. Under it the chain head is read and extended
+with consecutive `seq` numbers, so appends from any number of processes form one linear
+chain (a fork would collide on the primary key, a gap cannot be written), duplicate event
+ids are found and skipped, and a blast-radius count and its reservation cannot interleave
+with another's. Reads take no lock.
+
+Text columns use the "C" collation so that ISO timestamps, kinds and run ids compare and
+sort byte for byte, as in SQLite, whatever the server's default locale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from handrail.gate.ledger_core import LedgerCore, LedgerUnavailable
+
+WRITE_LOCK = 0x68616E6472  # "handr": the ledger's one advisory lock key
+POOL_SIZE = 8
+CONNECT_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq BIGINT PRIMARY KEY,
+    event_id TEXT COLLATE "C" NOT NULL UNIQUE,
+    at TEXT COLLATE "C" NOT NULL,
+    run_id TEXT COLLATE "C" NOT NULL,
+    step_id TEXT COLLATE "C",
+    event TEXT COLLATE "C" NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_run ON audit(run_id, seq);
+CREATE INDEX IF NOT EXISTS audit_event ON audit(event, at);
+CREATE TABLE IF NOT EXISTS changes (
+    id BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+    change_id TEXT COLLATE "C" PRIMARY KEY,
+    run_id TEXT COLLATE "C" NOT NULL,
+    step_id TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    target TEXT COLLATE "C" NOT NULL,
+    mode TEXT COLLATE "C" NOT NULL,
+    automated INTEGER NOT NULL,
+    applied_at TEXT COLLATE "C" NOT NULL,
+    expires_at TEXT COLLATE "C",
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_run ON changes(run_id, applied_at);
+CREATE INDEX IF NOT EXISTS changes_kind_time ON changes(kind, applied_at);
+CREATE TABLE IF NOT EXISTS reverts (
+    change_id TEXT COLLATE "C" PRIMARY KEY REFERENCES changes(change_id),
+    run_id TEXT COLLATE "C" NOT NULL,
+    reason TEXT COLLATE "C" NOT NULL,
+    by TEXT COLLATE "C" NOT NULL,
+    at TEXT COLLATE "C" NOT NULL,
+    verified INTEGER NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reverts_time ON reverts(at);
+CREATE TABLE IF NOT EXISTS reservations (
+    change_id TEXT COLLATE "C" PRIMARY KEY,
+    run_id TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    at TEXT COLLATE "C" NOT NULL,
+    expires_at TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_kind ON reservations(kind, expires_at);
+-- baseline, trust and review: the same covering and expression indexes as on SQLite
+CREATE INDEX IF NOT EXISTS changes_kind_hour ON changes(kind, substr(applied_at, 1, 13), mode, applied_at);
+CREATE INDEX IF NOT EXISTS changes_kind_run ON changes(kind, run_id, applied_at);
+CREATE INDEX IF NOT EXISTS changes_target ON changes(target, applied_at);
+CREATE INDEX IF NOT EXISTS changes_automated_target ON changes(automated, applied_at, target, kind, run_id);
+CREATE INDEX IF NOT EXISTS changes_inverse_kind ON changes(((body::jsonb -> 'inverse') ->> 'kind'))
+    WHERE automated = 1;
+"""
+
+
+class PostgresSQL:
+    """Every statement the PostgreSQL ledger runs, by name (the SQLite twin: ledger.SqliteSQL)."""
+
+    INSERT_AUDIT = ("INSERT INTO audit(seq, event_id, at, run_id, step_id, event, body, prev_hash, hash)"
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)")
+    INSERT_CHANGE = ("INSERT INTO changes(change_id, run_id, step_id, kind, target, mode, automated,"
+                     " applied_at, expires_at, body) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                     " ON CONFLICT (change_id) DO NOTHING")
+    INSERT_REVERT = ("INSERT INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
+                     " VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (change_id) DO NOTHING")
+    HEAD_ROW = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+    RECORDED_IDS = "SELECT event_id FROM audit WHERE event_id = ANY(%s)"
+    AUDIT_ROWS = "SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"
+    AUDIT_ROWS_OF_RUN = "SELECT seq, body, prev_hash, hash FROM audit WHERE run_id = %s ORDER BY seq"
+    AUDIT_CHUNK = ("SELECT seq, event_id, at, run_id, step_id, event, body, prev_hash, hash FROM audit"
+                   " WHERE seq > %s ORDER BY seq LIMIT %s")
+    UPDATE_CHANGE_BODY = "UPDATE changes SET body = %s WHERE change_id = %s"
+    CHANGE_WITH_REVERT = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
+                          " WHERE c.change_id = %s")
+    CHANGES_OF_RUN = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
+                      " WHERE c.run_id = %s ORDER BY c.applied_at, c.id")
+    REVERT_OF = "SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts WHERE change_id = %s"
+    AUDIT_BY_EVENT_ID = "SELECT seq, body, prev_hash, hash FROM audit WHERE event_id = %s"
+    HASH_BEFORE = "SELECT hash FROM audit WHERE seq < %s ORDER BY seq DESC LIMIT 1"
+    PREV_HASH_AFTER = "SELECT prev_hash FROM audit WHERE seq > %s ORDER BY seq LIMIT 1"
+    CHANGE_BODY = "SELECT body FROM changes WHERE change_id = %s"
+    CHANGE_IDS_OF_RUN = "SELECT change_id FROM changes WHERE run_id = %s ORDER BY applied_at, id"
+    ALL_CHANGE_IDS = "SELECT change_id FROM changes ORDER BY applied_at, id"
+    COUNT_KIND_SINCE = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s"
+    COUNT_KIND_SINCE_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s AND run_id = %s"
+    COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND run_id = %s"
+    DELETE_EXPIRED_RESERVATIONS = "DELETE FROM reservations WHERE expires_at <= %s"
+    DELETE_RESERVATION = "DELETE FROM reservations WHERE change_id = %s"
+    COUNT_RESERVATIONS = ("SELECT COUNT(*), SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) FROM reservations"
+                          " WHERE kind = %s AND change_id <> %s")
+    UPSERT_RESERVATION = ("INSERT INTO reservations(change_id, run_id, kind, at, expires_at) VALUES (%s,%s,%s,%s,%s)"
+                          " ON CONFLICT (change_id) DO UPDATE SET run_id = EXCLUDED.run_id, kind = EXCLUDED.kind,"
+                          " at = EXCLUDED.at, expires_at = EXCLUDED.expires_at")
+    HEAD = "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) FROM audit"
+    HASH_CHUNK = "SELECT seq, hash FROM audit WHERE seq > %s ORDER BY seq LIMIT %s"
+    RUN_IDS = "SELECT DISTINCT run_id FROM audit ORDER BY run_id"
+
+    @staticmethod
+    def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:
+        if kinds is None:
+            return "", []
+        return f" AND {column} = ANY(%s)", [list(kinds)]
+
+
+class _PgTx:
+    """The `Tx` interface over one pooled psycopg connection."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    def one(self, sql: str, args: Any = ()) -> tuple | None:
+        return self.conn.execute(sql, args or None).fetchone()
+
+    def all(self, sql: str, args: Any = ()) -> list[tuple]:
+        return self.conn.execute(sql, args or None).fetchall()
+
+    def run(self, sql: str, args: Any = ()) -> int:
+        return self.conn.execute(sql, args or None).rowcount
+
+    def many(self, sql: str, rows: list[tuple]) -> int:
+        if not rows:
+            return 0
+        with self.conn.cursor() as cur:
+            cur.executemany(sql, rows)
+            return cur.rowcount
+
+
+def _where(url: str) -> str:
+    """host:port/db of a URL, without credentials (for error messages)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+class PostgresLedger(LedgerCore):
+    """The ledger in one PostgreSQL database, through a psycopg connection pool."""
+
+    SQL = PostgresSQL
+    backend = "postgres"
+
+    def __init__(self, url: str, pool_size: int = POOL_SIZE):
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self.url = url
+        try:  # one direct connection first: a wrong URL fails at once, not after the pool's retries
+            with psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)) as conn, \
+                    conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))  # workers starting together
+                conn.execute(_SCHEMA)
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"the PostgreSQL ledger at {_where(url)} cannot be reached "
+                                    f"({type(exc).__name__})") from None
+        self._pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=False,
+                                    kwargs={"autocommit": True}, name="handrail-ledger", timeout=60)
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout:
+            self._pool.close()
+            raise LedgerUnavailable(f"the PostgreSQL ledger at {_where(url)} cannot be reached (PoolTimeout)") from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _ids(self, values: list[str]) -> list[str]:
+        return values
+
+    @contextmanager
+    def _read(self) -> Iterator[_PgTx]:
+        with self._pool.connection() as conn:
+            yield _PgTx(conn)
+
+    @contextmanager
+    def _write(self) -> Iterator[_PgTx]:
+        """One transaction, serialised with every other ledger write on the ledger's advisory lock."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            yield _PgTx(conn)
+
+    def read(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        """Run one read-only query (PostgreSQL SQL, `%s` parameters) and return its rows."""
+        with self._pool.connection() as conn:
+            return conn.execute(sql, args or None).fetchall()
