@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from activities import all_activities
 from activities.context import WorkerContext
 from handrail.gate.ledger import Ledger, open_ledger
+from handrail.gate.ledger_core import LedgerUnavailable
 from handrail.ops.checkpointer import Checkpointer
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.credentials import CredentialError
@@ -73,7 +74,10 @@ async def main() -> None:
         raise SystemExit(f"worker: {exc}") from None
     client = await connect(settings)
     async with tools_for_worker as tools:
-        worker = build_worker(client, settings, tools)
+        try:
+            worker = build_worker(client, settings, tools)
+        except LedgerUnavailable as exc:
+            raise SystemExit(f"worker: {exc}") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

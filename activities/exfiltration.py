@@ -103,11 +103,7 @@ class ExfiltrationActivities:
 
     def _history(self, user: str, run_id: str, days: float) -> History:
         since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
-        rows = self.ledger.read(
-            "SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= ?"
-            " AND json_extract(body, '$.data.user') = ? ORDER BY seq",
-            (since, user),
-        )
+        rows = self.ledger.query("EXFIL_HISTORY", (since, user))
         alerts: dict[str, str] = {}
         for rid, body in rows:
             if rid == run_id:

@@ -230,10 +230,11 @@ def signed_request_memo(workflow, run_id: str, trigger, requester: str, key=None
 @asynccontextmanager
 async def running_stack(
     client: Client, tmp_path: Path, policy: str | None = None, workflows=None, task_queue: str | None = None,
-    tools: Path | None = None,
+    tools: Path | None = None, ledger_factory=None,
 ):
     """A worker with its own lab and ledger; reusing tmp_path (and task_queue) resumes the same estate.
-    `tools` is a HANDRAIL_TOOLS file choosing real backends for some tools (the rest stay the lab)."""
+    `tools` is a HANDRAIL_TOOLS file choosing real backends for some tools (the rest stay the lab);
+    `ledger_factory(settings)` builds the worker's ledger instead of the SQLite one under the home."""
     home = tmp_path / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "policy.toml").write_text(with_test_keys(policy or make_policy()))
@@ -252,7 +253,7 @@ async def running_stack(
         key_file(user, home / "keys")
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    ledger = Ledger(settings.ledger_path)
+    ledger = ledger_factory(settings) if ledger_factory else Ledger(settings.ledger_path)
     async with ToolClients.from_settings(settings, transport=transport) as tools:
         from tests.runbooks_for_tests import ServiceLauncher
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,8 @@ def test_appends_chain_verify_and_retries_do_not_duplicate(ledger):
     assert result.ok and result.rows == 7
     rows = list(ledger.audit_rows())
     assert [r["seq"] for r in rows] == list(range(1, 8))
-    assert rows[0]["prev_hash"] == GENESIS and all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert rows[0]["prev_hash"] == GENESIS
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
     assert rows[0]["data"]["token"] == "[redacted]"
     assert ledger.head() == (7, rows[-1]["hash"]) and list(ledger.iter_hashes(chunk=3)) == [r["hash"] for r in rows]
     assert ledger.run_ids() == ["run-1"] and len(list(ledger.audit_rows("run-2"))) == 0
@@ -167,7 +169,8 @@ def test_open_ledger_follows_the_settings(tmp_path):
 def test_open_ledger_reaches_postgres_from_the_url(tmp_path, postgres_url):
     from tests.ledger_backends import fresh_database
 
-    ledger = open_ledger(load_settings({"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_LEDGER_URL": fresh_database(postgres_url)}))
+    env = {"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_LEDGER_URL": fresh_database(postgres_url)}
+    ledger = open_ledger(load_settings(env))
     assert ledger.backend == "postgres" and ledger.append(events(2)) == 2 and ledger.verify().ok
     ledger.close()
 
@@ -187,13 +190,15 @@ _WORKER = textwrap.dedent("""
     from handrail.gate.ledger_postgres import PostgresLedger
     from handrail.gate.ledger import Ledger
     from handrail.gate.models import AuditEvent, Change, ChangeRecord, Mode
-    where, me, go, job = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    me, where, go, job, ROUNDS = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     ledger = PostgresLedger(where, pool_size=2) if where.startswith("postgresql://") else Ledger(where)
+    # (SQLite: the same file from every process, serialised by BEGIN IMMEDIATE)
+    open(f"{go}.ready-{me}", "w").close()
     while not os.path.exists(go):
         time.sleep(0.005)
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
     if job == "append":
-        for i in range(40):
+        for i in range(ROUNDS):
             n = 1 + i % 3
             ledger.append([AuditEvent(id=f"w{me}:{i}:{k}", at=t0, run_id=f"w{me}", event="step.requested",
                                       data={"i": i}) for k in range(n)])
@@ -213,12 +218,19 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+ROUNDS = 24  # per process: appends of 1-3 own events, one shared event, one shared change
+
+
 def _together(ledger, job: str, tmp_path, processes: int = 4) -> list[str]:
     """Run the worker script in `processes` processes released at the same moment."""
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, location(ledger), str(me), str(go), job],
+    args = [location(ledger), str(go), job, str(ROUNDS)]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(me), *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for me in range(processes)]
-    time.sleep(0.5)  # let them import and connect; they then wait for the go file
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.ready-{me}").exists() for me in range(processes)):  # all connected
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
+        time.sleep(0.01)
     go.touch()
     outs = []
     for proc in procs:
@@ -228,26 +240,22 @@ def _together(ledger, job: str, tmp_path, processes: int = 4) -> list[str]:
     return outs
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("ledger", [pytest.param("postgres")], indirect=True)
 def test_concurrent_appends_from_many_processes_keep_one_chain(ledger, tmp_path):
     _together(ledger, "append", tmp_path)
     result = ledger.verify()
     rows = list(ledger.audit_rows())
-    mine = 4 * sum(1 + i % 3 for i in range(40))
-    pending_twins = 20  # the odd-numbered shared intents carry an inverse: chained once each
-    assert result.ok and result.rows == len(rows) == mine + 40 + pending_twins
+    mine = 4 * sum(1 + i % 3 for i in range(ROUNDS))
+    pending_twins = ROUNDS // 2  # the odd-numbered shared intents carry an inverse: chained once each
+    assert result.ok and result.rows == len(rows) == mine + ROUNDS + pending_twins
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))  # no gap
     assert len({r["id"] for r in rows}) == len(rows)  # no duplicate
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))  # no fork
     befores = {r.change_id: r.before["by"] for r in ledger.changes_for_run("shared")}
-    assert len(befores) == 40  # each change recorded once, with one (the first) before-state
+    assert len(befores) == ROUNDS  # each change recorded once, with one (the first) before-state
     for change_id in befores:
         assert ledger.verified_change(change_id).before == {"by": befores[change_id]}
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("ledger", [pytest.param("postgres")], indirect=True)
 def test_concurrent_limit_checks_never_pass_the_limit_together(ledger, tmp_path):
     admitted = [int(n) for n in _together(ledger, "limits", tmp_path)]
     assert sum(admitted) == 17  # 48 checks at once against a limit of 17: exactly 17 admitted

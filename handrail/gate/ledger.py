@@ -144,6 +144,75 @@ class SqliteSQL:
     HASH_CHUNK = "SELECT seq, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"
     RUN_IDS = "SELECT DISTINCT run_id FROM audit ORDER BY run_id"
 
+    # -- reports: baseline, trust advice, review, reconciler, exfiltration history ----------
+    # `{where}` takes `kinds_filter`; CROSS JOIN and INDEXED BY pin plans SQLite would get wrong.
+    BASELINE_CHANGE_BUCKETS = (
+        "SELECT kind, substr(applied_at, 1, 13) AS h, mode, COUNT(*) FROM changes INDEXED BY changes_kind_hour"
+        " WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, substr(applied_at, 1, 13), mode")
+    BASELINE_FIRST_LAST = (
+        "SELECT (SELECT MIN(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3),"
+        " (SELECT MAX(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3)")
+    BASELINE_BATCHES = (
+        "SELECT kind, n, COUNT(*) FROM (SELECT kind, COUNT(*) AS n FROM changes INDEXED BY changes_kind_run"
+        " WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, run_id) GROUP BY kind, n")
+    BASELINE_APPROVALS = (
+        "WITH s AS (SELECT"
+        " MAX(CASE WHEN event = 'approval.requested' THEN json_extract(body, '$.data.kind') END) AS kind,"
+        " MIN(CASE WHEN event = 'approval.requested' THEN at END) AS req,"
+        " MIN(CASE WHEN event = 'approval.decided' THEN at END) AS dec,"
+        " MAX(CASE WHEN event = 'approval.decided' THEN json_extract(body, '$.data.approved') END) AS ok,"
+        " MAX(event = 'approval.timeout') AS timed_out, MAX(event = 'approval.escalated') AS escalated"
+        " FROM audit WHERE event IN ('approval.requested', 'approval.decided', 'approval.timeout',"
+        " 'approval.escalated') AND at >= ? AND at < ? GROUP BY run_id, step_id)"
+        " SELECT kind, CAST(ROUND((julianday(dec) - julianday(req)) * 86400) AS INTEGER) AS secs,"
+        " COUNT(*), SUM(ok = 1), SUM(ok = 0), SUM(timed_out), SUM(escalated)"
+        " FROM s WHERE req IS NOT NULL{where} GROUP BY kind, secs")
+    BASELINE_GUARDRAIL_OUTCOMES = (  # (JSON [kind, outcome], n): one JSON parse per evaluation
+        "SELECT json_extract(body, '$.data.kind', '$.data.outcome') AS ko, COUNT(*) FROM audit"
+        " WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ? GROUP BY ko")
+    BASELINE_GUARDRAIL_VERDICTS = (
+        "SELECT kind, json_extract(v.value, '$.guardrail'), json_extract(v.value, '$.outcome'), COUNT(*)"
+        " FROM (SELECT json_extract(body, '$.data.kind') AS kind, body FROM audit"
+        " WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ?"
+        " AND (instr(body, '\"outcome\":\"hold\"') OR instr(body, '\"outcome\":\"deny\"'))) AS g,"
+        " json_each(g.body, '$.data.verdicts') AS v WHERE 1{where} GROUP BY 1, 2, 3")
+    BASELINE_REVERTS = (
+        "SELECT c.kind, c.mode, r.reason, COUNT(*) FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
+        " WHERE c.applied_at >= ? AND c.applied_at < ?{where} GROUP BY c.kind, c.mode, r.reason")
+    BASELINE_OVERRIDES = (
+        "SELECT kind, mode, COUNT(*) FROM ("
+        " SELECT c.change_id, c.kind, c.mode FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
+        "  WHERE r.reason = 'rollback' AND c.automated = 1 AND c.applied_at >= ? AND c.applied_at < ?{where}"
+        " UNION"
+        " SELECT c.change_id, c.kind, c.mode FROM changes d INDEXED BY changes_automated_target"
+        "  JOIN changes c INDEXED BY changes_target ON c.target = d.target AND c.applied_at < d.applied_at"
+        "  WHERE d.automated = 0 AND d.applied_at >= ? AND d.applied_at < ?"
+        "  AND c.automated = 1 AND c.applied_at >= ? AND c.run_id != d.run_id{where}"
+        "  AND json_extract(c.body, '$.inverse.kind') = d.kind"
+        "  AND NOT EXISTS (SELECT 1 FROM reverts r2 WHERE r2.change_id = c.change_id AND r2.at <= d.applied_at)"
+        ") GROUP BY kind, mode")
+    TRUST_MODE_CHANGES = "SELECT at, body FROM audit WHERE event = 'trust.mode_changed' ORDER BY seq"
+    TRUST_KNOWN_KINDS = "SELECT DISTINCT kind FROM changes INDEXED BY changes_kind_time"
+    TRUST_KIND_SEEN = "SELECT 1 FROM changes WHERE kind = ? LIMIT 1"
+    TRUST_EVIDENCE = ("SELECT COUNT(*), MIN(applied_at) FROM changes INDEXED BY changes_kind_hour"
+                      " WHERE kind = ? AND applied_at >= ? AND applied_at < ? AND mode = ?")
+    REVIEW_LAST = "SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1"
+    REVIEW_PENDING = (
+        "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, json_extract(c.body, '$.status'),"
+        " json_extract(c.body, '$.requested_by'), c.applied_at, c.expires_at, r.reason, r.by, r.at"
+        " FROM changes c INDEXED BY changes_automated_target LEFT JOIN reverts r ON r.change_id = c.change_id"
+        " WHERE c.automated = 1 AND c.applied_at > ? AND c.applied_at <= ? ORDER BY c.applied_at, c.rowid")
+    RECONCILE_EXPIRED = (
+        "SELECT c.body FROM changes c LEFT JOIN reverts r USING(change_id)"
+        " WHERE r.change_id IS NULL AND c.expires_at IS NOT NULL AND c.expires_at < ? ORDER BY c.expires_at")
+    RECONCILE_LATEST = (
+        "SELECT c.body, r.change_id IS NOT NULL FROM changes c LEFT JOIN reverts r USING(change_id)"
+        " WHERE c.rowid IN (SELECT MAX(rowid) FROM changes GROUP BY kind, target)"
+        " ORDER BY c.applied_at DESC LIMIT ?")
+    EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= ?"
+                     " AND json_extract(body, '$.data.user') = ? ORDER BY seq")
+    ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:
         if kinds is None:

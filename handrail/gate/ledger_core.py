@@ -190,6 +190,14 @@ class LedgerCore:
         """` AND column IN (...)` in the backend's dialect, and its arguments (baseline queries)."""
         return self.SQL.kinds_filter(column, kinds)
 
+    def query(self, name: str, args: tuple | list = (), where: str = "") -> list[tuple]:
+        """Run one of the backend's named report queries (`SQL.<name>`; `where` fills `{where}`).
+
+        The baseline, trust, review and reconciler modules ask by name, so each backend keeps
+        its own SQL for them and both give the same rows.
+        """
+        return self.read(getattr(self.SQL, name).replace("{where}", where), args)
+
     # -- audit -------------------------------------------------------------------------
     def append(self, events: list[AuditEvent], *, known_new: bool = False) -> int:
         """Append events to the chain; events already recorded (same id) are skipped.

@@ -83,6 +83,8 @@ CREATE INDEX IF NOT EXISTS changes_target ON changes(target, applied_at);
 CREATE INDEX IF NOT EXISTS changes_automated_target ON changes(automated, applied_at, target, kind, run_id);
 CREATE INDEX IF NOT EXISTS changes_inverse_kind ON changes(((body::jsonb -> 'inverse') ->> 'kind'))
     WHERE automated = 1;
+CREATE INDEX IF NOT EXISTS audit_exfiltration_user ON audit(((body::jsonb -> 'data') ->> 'user'), at)
+    WHERE event = 'exfiltration.classified';
 """
 
 
@@ -127,6 +129,78 @@ class PostgresSQL:
     HEAD = "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) FROM audit"
     HASH_CHUNK = "SELECT seq, hash FROM audit WHERE seq > %s ORDER BY seq LIMIT %s"
     RUN_IDS = "SELECT DISTINCT run_id FROM audit ORDER BY run_id"
+
+    # -- reports: baseline, trust advice, review, reconciler, exfiltration history ----------
+    # The same rows as SqliteSQL's, from jsonb instead of json_extract; `{where}` takes `kinds_filter`.
+    BASELINE_CHANGE_BUCKETS = (
+        "SELECT kind, substr(applied_at, 1, 13) AS h, mode, COUNT(*) FROM changes"
+        " WHERE applied_at >= %s AND applied_at < %s{where} GROUP BY kind, substr(applied_at, 1, 13), mode")
+    BASELINE_FIRST_LAST = ("SELECT MIN(applied_at), MAX(applied_at) FROM changes"
+                           " WHERE kind = %s AND applied_at >= %s AND applied_at < %s")
+    BASELINE_BATCHES = (
+        "SELECT kind, n, COUNT(*) FROM (SELECT kind, COUNT(*) AS n FROM changes"
+        " WHERE applied_at >= %s AND applied_at < %s{where} GROUP BY kind, run_id) AS b GROUP BY kind, n")
+    BASELINE_APPROVALS = (
+        "WITH s AS (SELECT"
+        " MAX(CASE WHEN event = 'approval.requested' THEN (body::jsonb -> 'data') ->> 'kind' END) AS kind,"
+        " MIN(CASE WHEN event = 'approval.requested' THEN at END) AS req,"
+        " MIN(CASE WHEN event = 'approval.decided' THEN at END) AS dec,"
+        " MAX(CASE WHEN event = 'approval.decided' THEN CASE (body::jsonb -> 'data') -> 'approved'"
+        "  WHEN 'true'::jsonb THEN 1 WHEN 'false'::jsonb THEN 0 END END) AS ok,"
+        " MAX(CASE WHEN event = 'approval.timeout' THEN 1 ELSE 0 END) AS timed_out,"
+        " MAX(CASE WHEN event = 'approval.escalated' THEN 1 ELSE 0 END) AS escalated"
+        " FROM audit WHERE event IN ('approval.requested', 'approval.decided', 'approval.timeout',"
+        " 'approval.escalated') AND at >= %s AND at < %s GROUP BY run_id, step_id)"
+        " SELECT kind, CAST(ROUND(EXTRACT(EPOCH FROM (dec::timestamptz - req::timestamptz))) AS INTEGER) AS secs,"
+        " COUNT(*), SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END),"
+        " SUM(timed_out), SUM(escalated)"
+        " FROM s WHERE req IS NOT NULL{where} GROUP BY kind, secs")
+    BASELINE_GUARDRAIL_OUTCOMES = (  # (JSON [kind, outcome], n), as SQLite's json_extract with two paths
+        "SELECT jsonb_build_array((body::jsonb -> 'data') -> 'kind', (body::jsonb -> 'data') -> 'outcome')::text"
+        " AS ko, COUNT(*) FROM audit WHERE event = 'guardrails.evaluated' AND at >= %s AND at < %s GROUP BY ko")
+    BASELINE_GUARDRAIL_VERDICTS = (
+        "SELECT kind, v.value ->> 'guardrail', v.value ->> 'outcome', COUNT(*)"
+        " FROM (SELECT (body::jsonb -> 'data') ->> 'kind' AS kind, body::jsonb -> 'data' -> 'verdicts' AS vs"
+        " FROM audit WHERE event = 'guardrails.evaluated' AND at >= %s AND at < %s"
+        " AND (strpos(body, '\"outcome\":\"hold\"') > 0 OR strpos(body, '\"outcome\":\"deny\"') > 0)) AS g"
+        " CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(g.vs) = 'array' THEN g.vs"
+        " ELSE '[]'::jsonb END) AS v(value) WHERE true{where} GROUP BY 1, 2, 3")
+    BASELINE_REVERTS = (
+        "SELECT c.kind, c.mode, r.reason, COUNT(*) FROM reverts r JOIN changes c ON c.change_id = r.change_id"
+        " WHERE c.applied_at >= %s AND c.applied_at < %s{where} GROUP BY c.kind, c.mode, r.reason")
+    BASELINE_OVERRIDES = (
+        "SELECT kind, mode, COUNT(*) FROM ("
+        " SELECT c.change_id, c.kind, c.mode FROM reverts r JOIN changes c ON c.change_id = r.change_id"
+        "  WHERE r.reason = 'rollback' AND c.automated = 1 AND c.applied_at >= %s AND c.applied_at < %s{where}"
+        " UNION"
+        " SELECT c.change_id, c.kind, c.mode FROM changes d"
+        "  JOIN changes c ON c.target = d.target AND c.applied_at < d.applied_at"
+        "  WHERE d.automated = 0 AND d.applied_at >= %s AND d.applied_at < %s"
+        "  AND c.automated = 1 AND c.applied_at >= %s AND c.run_id <> d.run_id{where}"
+        "  AND (c.body::jsonb -> 'inverse') ->> 'kind' = d.kind"
+        "  AND NOT EXISTS (SELECT 1 FROM reverts r2 WHERE r2.change_id = c.change_id AND r2.at <= d.applied_at)"
+        ") AS o GROUP BY kind, mode")
+    TRUST_MODE_CHANGES = "SELECT at, body FROM audit WHERE event = 'trust.mode_changed' ORDER BY seq"
+    TRUST_KNOWN_KINDS = "SELECT DISTINCT kind FROM changes"
+    TRUST_KIND_SEEN = "SELECT 1 FROM changes WHERE kind = %s LIMIT 1"
+    TRUST_EVIDENCE = ("SELECT COUNT(*), MIN(applied_at) FROM changes"
+                      " WHERE kind = %s AND applied_at >= %s AND applied_at < %s AND mode = %s")
+    REVIEW_LAST = "SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1"
+    REVIEW_PENDING = (
+        "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, c.body::jsonb ->> 'status',"
+        " c.body::jsonb ->> 'requested_by', c.applied_at, c.expires_at, r.reason, r.by, r.at"
+        " FROM changes c LEFT JOIN reverts r ON r.change_id = c.change_id"
+        " WHERE c.automated = 1 AND c.applied_at > %s AND c.applied_at <= %s ORDER BY c.applied_at, c.id")
+    RECONCILE_EXPIRED = (
+        "SELECT c.body FROM changes c LEFT JOIN reverts r USING(change_id)"
+        " WHERE r.change_id IS NULL AND c.expires_at IS NOT NULL AND c.expires_at < %s ORDER BY c.expires_at")
+    RECONCILE_LATEST = (
+        "SELECT c.body, r.change_id IS NOT NULL FROM changes c LEFT JOIN reverts r USING(change_id)"
+        " WHERE c.id IN (SELECT MAX(id) FROM changes GROUP BY kind, target)"
+        " ORDER BY c.applied_at DESC LIMIT %s")
+    EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= %s"
+                     " AND (body::jsonb -> 'data') ->> 'user' = %s ORDER BY seq")
+    ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:

@@ -54,11 +54,7 @@ class ReconcileReport(BaseModel):
 
 def expired_changes(ledger: Ledger, now: datetime, grace: timedelta) -> list[ExpiredChange]:
     """Changes past their expiry (plus grace) that the ledger still counts as held."""
-    rows = ledger.read(
-        "SELECT c.body FROM changes c LEFT JOIN reverts r USING(change_id)"
-        " WHERE r.change_id IS NULL AND c.expires_at IS NOT NULL AND c.expires_at < ? ORDER BY c.expires_at",
-        (iso(now - grace),),
-    )
+    rows = ledger.query("RECONCILE_EXPIRED", (iso(now - grace),))
     found = []
     for (body,) in rows:
         record = ChangeRecord.model_validate_json(body)
@@ -70,10 +66,5 @@ def expired_changes(ledger: Ledger, now: datetime, grace: timedelta) -> list[Exp
 
 def latest_changes(ledger: Ledger, limit: int) -> list[tuple[ChangeRecord, bool]]:
     """The newest ledger change per (kind, target) that touched the tool, with whether it was reverted."""
-    rows = ledger.read(
-        "SELECT c.body, r.change_id IS NOT NULL FROM changes c LEFT JOIN reverts r USING(change_id)"
-        " WHERE c.rowid IN (SELECT MAX(rowid) FROM changes GROUP BY kind, target)"
-        " ORDER BY c.applied_at DESC LIMIT ?",
-        (limit,),
-    )
+    rows = ledger.query("RECONCILE_LATEST", (limit,))
     return [(ChangeRecord.model_validate_json(body), bool(reverted)) for body, reverted in rows]

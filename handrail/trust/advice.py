@@ -101,14 +101,14 @@ class Advice(BaseModel):
 def mode_starts(ledger: Ledger) -> dict[str, tuple[datetime, str]]:
     """Per kind, the last audited mode change: (when, the mode it moved to)."""
     out: dict[str, tuple[datetime, str]] = {}
-    for at, body in ledger.read("SELECT at, body FROM audit WHERE event = 'trust.mode_changed' ORDER BY seq"):
+    for at, body in ledger.query("TRUST_MODE_CHANGES"):
         data = json.loads(body).get("data", {})
         out[data.get("kind", "")] = (datetime.fromisoformat(at), data.get("to", ""))
     return out
 
 
 def known_kinds(ledger: Ledger, policy: Policy) -> list[str]:
-    seen = {k for (k,) in ledger.read("SELECT DISTINCT kind FROM changes INDEXED BY changes_kind_time")}
+    seen = {k for (k,) in ledger.query("TRUST_KNOWN_KINDS")}
     return sorted(seen | set(policy.actions))
 
 
@@ -120,11 +120,7 @@ def evidence_for(ledger: Ledger, kind: str, mode: Mode, now: datetime, since: da
     for every kind without an audited mode change (those scans are the costly part).
     """
     lo, hi = iso(since) if since else "", iso(now)
-    count, first = ledger.read(
-        "SELECT COUNT(*), MIN(applied_at) FROM changes INDEXED BY changes_kind_hour"
-        " WHERE kind = ? AND applied_at >= ? AND applied_at < ? AND mode = ?",
-        [kind, lo, hi, mode.value],
-    )[0]
+    count, first = ledger.query("TRUST_EVIDENCE", [kind, lo, hi, mode.value])[0]
     ev = Evidence(since=since, changes=count)
     if first:
         ev.first_at = datetime.fromisoformat(first)
@@ -294,7 +290,7 @@ def set_mode(policy_path: Path, ledger: Ledger, kind: str, mode: str, by: str, r
         raise TrustError(f"{by!r} is not a user in the policy, so cannot change trust modes.")
     if not reason.strip():
         raise TrustError("--reason must say why the trust mode changes (it is kept in the audit).")
-    if kind not in policy.actions and not ledger.read("SELECT 1 FROM changes WHERE kind = ? LIMIT 1", [kind]):
+    if kind not in policy.actions and not ledger.query("TRUST_KIND_SEEN", [kind]):
         raise TrustError(f"{kind!r} is neither an action kind in the policy nor one the ledger has seen.")
     gate = policy.gate_policy(kind)
     if gate.pinned:

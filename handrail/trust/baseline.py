@@ -169,43 +169,24 @@ def _hour_key(at: datetime) -> str:
     return iso(at)[:13]
 
 
-def _kind_filter(column: str, kinds: Iterable[str] | None) -> tuple[str, list[Any]]:
-    if kinds is None:
-        return "", []
-    kinds = list(kinds)
-    return f" AND {column} IN ({','.join('?' * len(kinds))})", kinds
-
-
-# -- the SQL ------------------------------------------------------------------------------
+# -- the queries (their SQL, per backend, is in the ledger: SqliteSQL / PostgresSQL) ---------
 def _change_buckets(ledger: Ledger, since: str, until: str, kinds) -> dict[str, dict[str, Any]]:
     """Per kind: hourly counts and counts by mode (one covering-index scan), first and last change."""
-    where, args = _kind_filter("kind", kinds)
-    rows = ledger.read(
-        "SELECT kind, substr(applied_at, 1, 13) AS h, mode, COUNT(*) FROM changes INDEXED BY changes_kind_hour"
-        f" WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, substr(applied_at, 1, 13), mode",
-        [since, until, *args],
-    )
+    where, args = ledger.kinds_filter("kind", kinds)
+    rows = ledger.query("BASELINE_CHANGE_BUCKETS", [since, until, *args], where)
     out: dict[str, dict[str, Any]] = {}
     for kind, hour, mode, n in rows:
         entry = out.setdefault(kind, {"hours": defaultdict(int), "modes": defaultdict(int)})
         entry["hours"][hour] += n
         entry["modes"][mode] += n
     for kind, entry in out.items():  # two index seeks per kind
-        entry["first"], entry["last"] = ledger.read(
-            "SELECT (SELECT MIN(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3),"
-            " (SELECT MAX(applied_at) FROM changes WHERE kind = ?1 AND applied_at >= ?2 AND applied_at < ?3)",
-            [kind, since, until],
-        )[0]
+        entry["first"], entry["last"] = ledger.query("BASELINE_FIRST_LAST", [kind, since, until])[0]
     return out
 
 
 def _batch_histograms(ledger: Ledger, since: str, until: str, kinds) -> dict[str, dict[int, int]]:
-    where, args = _kind_filter("kind", kinds)
-    rows = ledger.read(
-        "SELECT kind, n, COUNT(*) FROM (SELECT kind, COUNT(*) AS n FROM changes INDEXED BY changes_kind_run"
-        f" WHERE applied_at >= ? AND applied_at < ?{where} GROUP BY kind, run_id) GROUP BY kind, n",
-        [since, until, *args],
-    )
+    where, args = ledger.kinds_filter("kind", kinds)
+    rows = ledger.query("BASELINE_BATCHES", [since, until, *args], where)
     out: dict[str, dict[int, int]] = defaultdict(dict)
     for kind, n, runs in rows:
         out[kind][n] = runs
@@ -214,21 +195,8 @@ def _batch_histograms(ledger: Ledger, since: str, until: str, kinds) -> dict[str
 
 def _approvals(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Approvals]:
     """One pass over the approval events: each step's request, answer and latency, per kind."""
-    where, args = _kind_filter("kind", kinds)
-    rows = ledger.read(
-        "WITH s AS (SELECT"
-        " MAX(CASE WHEN event = 'approval.requested' THEN json_extract(body, '$.data.kind') END) AS kind,"
-        " MIN(CASE WHEN event = 'approval.requested' THEN at END) AS req,"
-        " MIN(CASE WHEN event = 'approval.decided' THEN at END) AS dec,"
-        " MAX(CASE WHEN event = 'approval.decided' THEN json_extract(body, '$.data.approved') END) AS ok,"
-        " MAX(event = 'approval.timeout') AS timed_out, MAX(event = 'approval.escalated') AS escalated"
-        " FROM audit WHERE event IN ('approval.requested', 'approval.decided', 'approval.timeout',"
-        " 'approval.escalated') AND at >= ? AND at < ? GROUP BY run_id, step_id)"
-        " SELECT kind, CAST(ROUND((julianday(dec) - julianday(req)) * 86400) AS INTEGER) AS secs,"
-        " COUNT(*), SUM(ok = 1), SUM(ok = 0), SUM(timed_out), SUM(escalated)"
-        f" FROM s WHERE req IS NOT NULL{where} GROUP BY kind, secs",
-        [since, until, *args],
-    )
+    where, args = ledger.kinds_filter("kind", kinds)
+    rows = ledger.query("BASELINE_APPROVALS", [since, until, *args], where)
     out: dict[str, Approvals] = {}
     latency: dict[str, dict[float, int]] = defaultdict(dict)
     for kind, secs, n, approved, denied, timeouts, escalated in rows:
@@ -247,11 +215,7 @@ def _approvals(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Appro
 
 def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, GuardrailFigures]:
     """Gate outcomes per kind (one JSON parse per evaluation), then the objecting verdicts."""
-    rows = ledger.read(
-        "SELECT json_extract(body, '$.data.kind', '$.data.outcome') AS ko, COUNT(*) FROM audit"
-        " WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ? GROUP BY ko",
-        [since, until],
-    )
+    rows = ledger.query("BASELINE_GUARDRAIL_OUTCOMES", [since, until])
     wanted = None if kinds is None else set(kinds)
     out: dict[str, GuardrailFigures] = {}
     for pair, n in rows:
@@ -268,15 +232,8 @@ def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Guar
             fig.allowed += n
     if not any(f.held or f.denied for f in out.values()):
         return out
-    where, args = _kind_filter("kind", kinds)
-    verdicts = ledger.read(
-        "SELECT kind, json_extract(v.value, '$.guardrail'), json_extract(v.value, '$.outcome'), COUNT(*)"
-        " FROM (SELECT json_extract(body, '$.data.kind') AS kind, body FROM audit"
-        " WHERE event = 'guardrails.evaluated' AND at >= ? AND at < ?"
-        " AND (instr(body, '\"outcome\":\"hold\"') OR instr(body, '\"outcome\":\"deny\"'))) AS g,"
-        f" json_each(g.body, '$.data.verdicts') AS v WHERE 1{where} GROUP BY 1, 2, 3",
-        [since, until, *args],
-    )
+    where, args = ledger.kinds_filter("kind", kinds)
+    verdicts = ledger.query("BASELINE_GUARDRAIL_VERDICTS", [since, until, *args], where)
     for kind, guardrail, outcome, n in verdicts:
         out.setdefault(kind, GuardrailFigures()).by_guardrail.setdefault(guardrail, {})[outcome] = n
     return out
@@ -284,12 +241,8 @@ def _guardrails(ledger: Ledger, since: str, until: str, kinds) -> dict[str, Guar
 
 def _reverts(ledger: Ledger, since: str, until: str, kinds) -> dict[tuple[str, str], dict[str, int]]:
     """Per (kind, mode): reverts by reason, for changes made in the window."""
-    where, args = _kind_filter("c.kind", kinds)
-    rows = ledger.read(
-        "SELECT c.kind, c.mode, r.reason, COUNT(*) FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
-        f" WHERE c.applied_at >= ? AND c.applied_at < ?{where} GROUP BY c.kind, c.mode, r.reason",
-        [since, until, *args],
-    )
+    where, args = ledger.kinds_filter("c.kind", kinds)
+    rows = ledger.query("BASELINE_REVERTS", [since, until, *args], where)
     out: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for kind, mode, reason, n in rows:
         out[kind, mode][reason] = n
@@ -298,21 +251,8 @@ def _reverts(ledger: Ledger, since: str, until: str, kinds) -> dict[tuple[str, s
 
 def _overrides(ledger: Ledger, since: str, until: str, kinds) -> dict[tuple[str, str], int]:
     """Per (kind, mode): automated changes rolled back, or reversed by a human-approved inverse."""
-    where, args = _kind_filter("c.kind", kinds)
-    rows = ledger.read(
-        "SELECT kind, mode, COUNT(*) FROM ("
-        " SELECT c.change_id, c.kind, c.mode FROM reverts r CROSS JOIN changes c ON c.change_id = r.change_id"
-        f"  WHERE r.reason = 'rollback' AND c.automated = 1 AND c.applied_at >= ? AND c.applied_at < ?{where}"
-        " UNION"
-        " SELECT c.change_id, c.kind, c.mode FROM changes d INDEXED BY changes_automated_target"
-        "  JOIN changes c INDEXED BY changes_target ON c.target = d.target AND c.applied_at < d.applied_at"
-        "  WHERE d.automated = 0 AND d.applied_at >= ? AND d.applied_at < ?"
-        f"  AND c.automated = 1 AND c.applied_at >= ? AND c.run_id != d.run_id{where}"
-        "  AND json_extract(c.body, '$.inverse.kind') = d.kind"
-        "  AND NOT EXISTS (SELECT 1 FROM reverts r2 WHERE r2.change_id = c.change_id AND r2.at <= d.applied_at)"
-        ") GROUP BY kind, mode",
-        [since, until, *args, since, until, since, *args],
-    )
+    where, args = ledger.kinds_filter("c.kind", kinds)
+    rows = ledger.query("BASELINE_OVERRIDES", [since, until, *args, since, until, since, *args], where)
     return {(kind, mode): n for kind, mode, n in rows}
 
 

@@ -53,7 +53,7 @@ class ReviewList(BaseModel):
 
 
 def last_review(ledger: Ledger) -> LastReview | None:
-    rows = ledger.read("SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1")
+    rows = ledger.query("REVIEW_LAST")
     if not rows:
         return None
     at, body = rows[0]
@@ -66,13 +66,7 @@ def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> Rev
     """Automated changes applied after `since` (default: the end of the last review) up to `now`."""
     previous = last_review(ledger)
     start = since if since is not None else (previous.until if previous else None)
-    rows = ledger.read(
-        "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, json_extract(c.body, '$.status'),"
-        " json_extract(c.body, '$.requested_by'), c.applied_at, c.expires_at, r.reason, r.by, r.at"
-        " FROM changes c INDEXED BY changes_automated_target LEFT JOIN reverts r ON r.change_id = c.change_id"
-        " WHERE c.automated = 1 AND c.applied_at > ? AND c.applied_at <= ? ORDER BY c.applied_at, c.rowid",
-        [iso(start) if start else "", iso(now)],
-    )
+    rows = ledger.query("REVIEW_PENDING", [iso(start) if start else "", iso(now)])
     items = [
         ReviewItem(
             change_id=cid, run_id=run, kind=kind, target=target, mode=mode, status=status,

@@ -171,7 +171,8 @@ def build_bench_ledger(path: Path, rows: int, seed: int = 7, audit: bool = True)
     hourly_mean = sum(rate for _, _, rate in BENCH_KINDS) * 0.7  # nights run at 40 %
     hours = max(24, min(BENCH_DAYS * 24, int(target_changes / hourly_mean)))
     scale = max(1.0, target_changes / (hourly_mean * hours))  # busier, not longer, beyond BENCH_DAYS
-    ledger.read("PRAGMA cache_size = -262144")  # 256 MiB while building: random-key index inserts
+    if ledger.backend == "sqlite":
+        ledger.read("PRAGMA cache_size = -262144")  # 256 MiB while building: random-key index inserts
     started = time.perf_counter()
     syn = SyntheticLedger(ledger, audit=audit)
     made = 0
@@ -204,8 +205,7 @@ def build_bench_ledger(path: Path, rows: int, seed: int = 7, audit: bool = True)
                 syn.event(run_id, None, "run.finished", at, state="completed", error=None, changes=[])
     syn.flush()
     built = time.perf_counter() - started
-    total = ledger.read("SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit)"
-                        " + (SELECT COUNT(*) FROM reverts)")[0][0]
+    total = ledger.query("ROW_COUNT")[0][0]
     ledger.close()
     return {"rows": total, "changes": made, "hours": hours, "build_s": round(built, 2),
             "now": T0 + timedelta(hours=hours)}
