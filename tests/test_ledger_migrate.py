@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.ledger_postgres import PostgresLedger
-from handrail.gate.models import AuditEvent
+from handrail.gate.models import AuditEvent, RollbackTrigger
 from handrail.intel.normalize import parse_feed
 from handrail.intel.state import IntelState
 from handrail.intel.state_pg import PostgresIntelState
@@ -158,3 +158,32 @@ def test_usage_errors(home, tmp_path):
     assert code == 1 and doc["error"] == f"There is no SQLite ledger at {tmp_path / 'absent.db'}."
     code, doc = migrate("--to", "postgresql://handrail:s3cret@127.0.0.1:9/none")
     assert code == 1 and "cannot be reached" in doc["error"] and "s3cret" not in doc["error"]
+
+
+@pytest.mark.workflow
+async def test_a_run_blocked_on_sqlite_rolls_back_after_the_move(time_env, tmp_path, target, monkeypatch):
+    """Change records keep their before-states and inverses: a run made before the migration,
+    by the real gate on the SQLite ledger, is rolled back afterwards by a worker on PostgreSQL."""
+    from handrail.gate.models import EgressBlockTrigger
+    from tests.support import make_policy, running_stack
+    from workflows.egress_block import EgressBlock
+    from workflows.rollback import RollbackRun, rollback_id
+
+    ip = "203.0.113.9"
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, EgressBlockTrigger(ip=ip, reason="C2 beacon", requested_by="alice"))
+        original = (await handle.result()).steps[0].change_id
+        assert ip in await stack.edl()
+        home = stack.home
+    monkeypatch.setenv("HANDRAIL_HOME", str(home))
+    monkeypatch.delenv("HANDRAIL_LEDGER_URL", raising=False)
+    code, doc = migrate("--to", target)
+    assert code == 0 and doc["changes"]["copied"] == 1, doc
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged"),
+                             ledger_factory=lambda settings: PostgresLedger(target)) as stack:
+        rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"),
+                               id=rollback_id(handle.id))
+        report = await rb.result()
+        assert report.state == "rolled_back" and all(r.verified for r in report.results)
+        assert ip not in await stack.edl()
+        assert stack.ledger.verify().ok and stack.ledger.revert_of(original).by == "bob"
