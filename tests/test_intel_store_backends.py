@@ -155,3 +155,12 @@ def test_without_postgresql_the_store_stays_under_home(tmp_path):
     assert (Path(settings.store_dir) / f"{sha}.iset").is_file()
     assert dataclasses.replace(settings, ledger_url=str(tmp_path / "l.db")).ledger_on_postgres is False
     assert np.array_equal(store.get_set(sha).v4_start, _set(b"9.9.9.9\n").v4_start)
+
+
+def test_an_unreachable_database_is_one_sentence_without_the_password():
+    from handrail.gate.ledger_core import LedgerUnavailable
+
+    with pytest.raises(LedgerUnavailable) as caught:
+        PostgresIntelStore("postgresql://handrail:s3cret@127.0.0.1:9/none")
+    assert str(caught.value) == ("the intel store in the PostgreSQL ledger at 127.0.0.1:9/none cannot be reached "
+                                 "(OperationalError)")

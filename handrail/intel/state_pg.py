@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from handrail.intel.state import IntelState
 from handrail.intel.store import IntelStore
+from handrail.intel.store_pg import open_pool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intel_applied (tool text PRIMARY KEY, set_sha256 text NOT NULL);
@@ -58,20 +59,9 @@ class PostgresIntelState(IntelState):
     PREFIX = "intel_"
 
     def __init__(self, url: str, store: IntelStore, *, max_size: int = 2) -> None:
-        from psycopg_pool import ConnectionPool
-
         self.url, self.store, self.path = url, store, None
         self._lock = threading.Lock()  # one transaction per process at a time: no pool starvation
-        self.pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                                   name="handrail-intel-state", kwargs={"autocommit": True})
-        self.pool.open(wait=True, timeout=30)
-        try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (STATE_LOCK,))
-                conn.execute(SCHEMA)
-        except BaseException:
-            self.pool.close()
-            raise
+        self.pool = open_pool(url, name="handrail-intel-state", max_size=max_size, schema=SCHEMA, lock=STATE_LOCK)
 
     def close(self) -> None:
         self.pool.close()

@@ -15,10 +15,11 @@ blocks, so callers in async activities run them in a thread, as they do for file
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit
 
 from handrail.intel.store import KINDS, BlobMissing, IntelStore
 
-POOL_MIN, POOL_MAX = 1, 4
+POOL_MAX = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intel_blobs (
@@ -30,28 +31,52 @@ CREATE TABLE IF NOT EXISTS intel_blobs (
 """
 _SCHEMA_LOCK = 0x48524953  # advisory lock id: two workers starting at once create the table once
 
+CONNECT_TIMEOUT_S = 10
+
 _shared: dict[str, PostgresIntelStore] = {}
 _shared_lock = threading.Lock()
+
+
+def _where(url: str) -> str:
+    """host:port/db of a URL, never its password (for error messages)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+def open_pool(url: str, *, name: str, max_size: int, schema: str, lock: int):
+    """A psycopg pool on `url` once `schema` exists (created under advisory lock `lock`, so
+    workers starting together create it once). An unreachable database is one sentence, at
+    once: `LedgerUnavailable`, which the worker and the CLI report as such."""
+    import psycopg
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from handrail.gate.ledger_core import LedgerUnavailable
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            conn.execute(schema)
+    except psycopg.OperationalError as exc:
+        raise LedgerUnavailable(f"the intel store in the PostgreSQL ledger at {_where(url)} cannot be reached "
+                                f"({type(exc).__name__})") from None
+    pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
+                          kwargs={"autocommit": True}, timeout=60)
+    try:
+        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    except PoolTimeout:
+        pool.close()
+        raise LedgerUnavailable(f"the intel store in the PostgreSQL ledger at {_where(url)} cannot be reached "
+                                "(PoolTimeout)") from None
+    return pool
 
 
 class PostgresIntelStore(IntelStore):
     """:class:`IntelStore` whose blobs live in the ``intel_blobs`` table of ``url``."""
 
-    def __init__(self, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
-        from psycopg_pool import ConnectionPool
-
+    def __init__(self, url: str, *, max_size: int = POOL_MAX) -> None:
         self.url = url
         self.root = None  # no folder: nothing may bypass the blob primitives
-        self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False,
-                                   name="handrail-intel", kwargs={"autocommit": True})
-        self.pool.open(wait=True, timeout=30)
-        try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                conn.execute(SCHEMA)
-        except BaseException:
-            self.pool.close()
-            raise
+        self.pool = open_pool(url, name="handrail-intel", max_size=max_size, schema=SCHEMA, lock=_SCHEMA_LOCK)
 
     @classmethod
     def shared(cls, url: str) -> PostgresIntelStore:
