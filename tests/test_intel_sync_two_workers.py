@@ -5,19 +5,25 @@ are in one PostgreSQL database. Worker A runs a sync, worker B (another home, an
 connection) the next one and a rollback, A the third: the sync behaves as on one box. An
 unchanged feed changes nothing the second time, wherever it runs (the memory is shared), and
 a rollback done on one worker is noticed by the next sync on the other. (Activities of one
-sync spread over workers: `tests/test_intel_shared_workers.py`.)
+sync spread over workers: `tests/test_intel_shared_workers.py`.) No activity touches the
+intel store or state on a worker's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import traceback
 import uuid
 
 import httpx
 import pytest
+from temporalio import activity
 from temporalio.client import Client
 
 from handrail.gate.ledger import open_ledger
 from handrail.gate.models import RollbackTrigger, RunState
+from handrail.intel.state_pg import PostgresIntelState
+from handrail.intel.store_pg import PostgresIntelStore
 from handrail.ops.config import load_settings
 from handrail.tools import ToolClients
 from lab.app import create_app
@@ -34,6 +40,32 @@ pytestmark = [pytest.mark.postgres, pytest.mark.workflow]
 VALIDATED = ["45.142.212.61", "193.42.33.14", "91.92.241.17", "185.243.115.84"]
 
 
+def _watch_the_loop(monkeypatch) -> list[str]:
+    """Note every intel store or state call an activity makes on the event loop's thread (each
+    one a PostgreSQL round trip that would stall every activity and poll of the worker)."""
+    on_loop: list[str] = []
+
+    def watched(cls, name):
+        original = getattr(cls, name)
+
+        def call(self, *args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                if activity.in_activity():
+                    on_loop.append(f"{cls.__name__}.{name}: " + "".join(traceback.format_stack(limit=5)))
+            except RuntimeError:
+                pass  # a thread of the worker's pool: fine
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, call)
+
+    for name in ("_put_blob", "_get_blob", "_has_blob", "_replace_blob", "blob_keys"):
+        watched(PostgresIntelStore, name)
+    for name in ("_tx", "_q"):
+        watched(PostgresIntelState, name)
+    return on_loop
+
+
 def _worker_settings(tmp_path, name: str, queue: str, url: str):
     home = tmp_path / name
     home.mkdir()
@@ -42,7 +74,8 @@ def _worker_settings(tmp_path, name: str, queue: str, url: str):
                           "HANDRAIL_TASK_QUEUE": queue, "HANDRAIL_USER": "tester", "HANDRAIL_LEDGER_URL": url})
 
 
-async def test_syncs_on_two_workers_keep_one_memory(time_env, tmp_path, postgres_url):
+async def test_syncs_on_two_workers_keep_one_memory(time_env, tmp_path, postgres_url, monkeypatch):
+    on_loop = _watch_the_loop(monkeypatch)
     lab = load_settings({"HANDRAIL_HOME": str(tmp_path / "lab")})
     prepare(lab)
     app = create_app(lab)
@@ -78,6 +111,7 @@ async def test_syncs_on_two_workers_keep_one_memory(time_env, tmp_path, postgres
                     assert third.summary.get("reconciled_rollbacks") == 4
                     assert await proxy_blocked(stack, VALIDATED) == set(VALIDATED)
                 assert ledger.verify().ok
+                assert on_loop == [], on_loop[0]
             finally:
                 await stack.terminate_leftovers()
                 ledger.close()
