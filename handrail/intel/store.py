@@ -109,8 +109,8 @@ KINDS = frozenset({"feed", "iset", "json", "f64", "cache"})
 class IntelStore:
     """Content-addressed blobs for the intel sync, in files under ``root``.
 
-    Everything above the four blob primitives (``_put_blob``, ``_get_blob``, ``_has_blob``,
-    ``_replace_blob``) is shared with :class:`~handrail.intel.store_pg.PostgresIntelStore`,
+    Everything here is built on four blob primitives (``_put_blob``, ``_get_blob``, ``_has_blob``,
+    ``_replace_blob``) and shared with :class:`~handrail.intel.store_pg.PostgresIntelStore`,
     which keeps the same blobs in PostgreSQL so every worker sees every set. Open one with
     :meth:`from_settings` (never by hand in worker code): it picks the backend the
     installation uses. File writes are atomic (temp file + rename).
@@ -184,6 +184,8 @@ class IntelStore:
 
     def blob_keys(self, kind: str) -> list[str]:
         """Every key of one kind (for `handrail ledger migrate`)."""
+        if kind not in KINDS:
+            raise ValueError(f"not a blob kind of the intel store: {kind!r}")
         folder = self._path(kind, "x").parent
         suffix = self._path(kind, "x").suffix
         if not folder.is_dir():
