@@ -25,5 +25,8 @@ def fresh_database(server_url: str) -> Iterator[str]:
     try:
         yield with_database(server_url, name)
     finally:
+        from handrail.intel.store_pg import close_shared
+
+        close_shared(with_database(server_url, name))  # pools a worker context opened on it
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -84,9 +84,9 @@ def test_last_good_feeds_and_stable_sids(state):
 def test_two_workers_share_one_memory_without_lost_updates(postgres_url, tmp_path):
     with fresh_database(postgres_url) as url:
         homes = [load_settings({"HANDRAIL_HOME": str(tmp_path / h), "HANDRAIL_LEDGER_URL": url}) for h in "ab"]
-        stores = [PostgresIntelStore(url) for _ in homes]  # one per worker process
-        states = [IntelState.from_settings(h, s) for h, s in zip(homes, stores, strict=True)]
-        assert all(isinstance(s, PostgresIntelState) for s in states)
+        assert isinstance(IntelState.from_settings(homes[0], PostgresIntelStore.shared(url)), PostgresIntelState)
+        stores = [PostgresIntelStore(url) for _ in homes]  # one per worker process, each with its own pool
+        states = [PostgresIntelState(url, s) for s in stores]
         errors: list[Exception] = []
 
         def commit(i: int) -> None:

@@ -189,7 +189,7 @@ class IntelState:
         if settings.ledger_on_postgres:
             from handrail.intel.state_pg import PostgresIntelState
 
-            return PostgresIntelState(settings.ledger_url, store)
+            return PostgresIntelState.shared(settings.ledger_url, store)
         return cls(settings.home / "intel.db", store)
 
     def close(self) -> None:

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS intel_sids (
 TABLES = ("applied", "commits", "age", "feeds", "sids")
 STATE_LOCK = 0x48524954  # the advisory lock every change to the sync's state takes
 
+_shared: dict[str, PostgresIntelState] = {}
+_shared_lock = threading.Lock()
+
 
 class _PgTx:
     def __init__(self, conn, prefix: str) -> None:
@@ -63,7 +66,19 @@ class PostgresIntelState(IntelState):
         self._lock = threading.Lock()  # one transaction per process at a time: no pool starvation
         self.pool = open_pool(url, name="handrail-intel-state", max_size=max_size, schema=SCHEMA, lock=STATE_LOCK)
 
+    @classmethod
+    def shared(cls, url: str, store: IntelStore) -> PostgresIntelState:
+        """One state (one pool) per URL in this process, like the store."""
+        with _shared_lock:
+            state = _shared.get(url)
+            if state is None or state.pool.closed:
+                state = _shared[url] = cls(url, store)
+            return state
+
     def close(self) -> None:
+        with _shared_lock:
+            if _shared.get(self.url) is self:
+                del _shared[self.url]
         self.pool.close()
 
     @contextmanager

@@ -123,3 +123,13 @@ class PostgresIntelStore(IntelStore):
         with self.pool.connection() as conn:
             return [r[0] for r in conn.execute(
                 "SELECT sha256 FROM intel_blobs WHERE kind=%s ORDER BY sha256", (kind,))]
+
+
+def close_shared(url: str) -> None:
+    """Close this process's shared intel store and state for `url` (tests, before dropping a database)."""
+    from handrail.intel.state_pg import _shared as states
+
+    for registry in (states, _shared):
+        found = registry.get(url)
+        if found is not None:
+            found.close()
