@@ -1,11 +1,13 @@
 """The intel sync's side effects: download feeds, normalise, guard, plan, remember.
 
 Each activity takes and returns hashes and counts (``handrail.intel.messages`` models); the
-feeds and sets themselves live in the content-addressed store (``settings.store_dir``)
-and the sync's memory in ``HANDRAIL_HOME/intel.db`` (:mod:`handrail.intel.state`).
+feeds and sets themselves live in the content-addressed store and the sync's memory in
+:mod:`handrail.intel.state`: files and SQLite under ``HANDRAIL_HOME``, or PostgreSQL beside
+the ledger, shared by every worker (so a sync's activities may run on any of them).
 Nothing here decides trust: the per-indicator never-block checks *drop* entries and
 report them (so the workflow can alert), the volume check and every tool change happen
-in the gate. The CPU work runs in a thread so the worker's event loop stays responsive.
+in the gate. The CPU work and every store, state and ledger call run in a thread so the
+worker's event loop stays responsive.
 Feeds are data: nothing here resolves or opens anything a feed names.
 """
 
