@@ -57,5 +57,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         console.print(f"Intel store: {blobs} blobs copied; sync state rows copied: "
                       f"{sum(report.intel_state_copied.values())}.", highlight=False)
         console.print(f"Verified: the SQLite chain before, the PostgreSQL chain after ({report.target_rows} rows, "
-                      f"head {report.head[:16]}…), and every change and revert record.", highlight=False)
+                      f"head {report.head[:16]}…), {report.checkpoints} signed checkpoint(s), and every change "
+                      "and revert record.", highlight=False)
         console.print("Next: start the workers with HANDRAIL_LEDGER_URL set to the same URL.")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
+from handrail.gate.checkpoints import append_checkpoint, origin_for
 from handrail.gate.ledger import Ledger
 from handrail.gate.ledger_postgres import PostgresLedger
 from handrail.gate.models import AuditEvent, RollbackTrigger
@@ -107,14 +108,21 @@ def test_a_sqlite_installation_moves_to_postgresql_verified_and_a_rerun_is_a_no_
         store.close()
 
 
-def test_a_ledger_that_kept_growing_is_topped_up(home, target):
-    assert migrate("--to", target)[0] == 0
+def test_a_ledger_that_kept_growing_is_topped_up_and_its_checkpoints_still_match(home, target, monkeypatch):
     source = Ledger(home / "ledger.db")
+    append_checkpoint(home, source, origin_for(home))
+    assert migrate("--to", target)[0] == 0
     source.append([_event(n) for n in range(3)])
+    append_checkpoint(home, source, origin_for(home))
     code, doc = migrate("--to", target)
     pg = PostgresLedger(target)
     try:
         assert code == 0 and doc["audit"]["copied"] == 3 and pg.head() == source.head() and pg.verify().ok
+        assert doc["verified"]["checkpoints"] == 2
+        monkeypatch.setenv("HANDRAIL_LEDGER_URL", target)  # `handrail audit verify` on the moved ledger
+        verified = CliRunner().invoke(app, ["audit", "verify", "--json"])
+        assert verified.exit_code == 0 and json.loads(verified.stdout)["checkpoints"] == 2
+        monkeypatch.delenv("HANDRAIL_LEDGER_URL")
         pg.append([_event(9)])  # the workers moved over and wrote on: a re-run still changes nothing
         code, doc = migrate("--to", target)
         assert code == 0 and doc["already_migrated"] and doc["audit"]["copied"] == 0
@@ -149,6 +157,19 @@ def test_a_tampered_sqlite_ledger_is_not_copied(home, target):
         assert pg.head()[0] == 0
     finally:
         pg.close()
+
+
+def test_a_sqlite_ledger_that_lost_its_tail_is_not_copied(home, target):
+    source = Ledger(home / "ledger.db")
+    source.append([_event(n) for n in range(2)])
+    append_checkpoint(home, source, origin_for(home))
+    source.close()
+    db = sqlite3.connect(home / "ledger.db")
+    db.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")  # the chain still verifies
+    db.commit()
+    db.close()
+    code, doc = migrate("--to", target)
+    assert code == 1 and "does not match its signed checkpoints" in doc["error"] and "rows were removed" in doc["error"]
 
 
 def test_usage_errors(home, tmp_path):

@@ -7,16 +7,16 @@ Blast-radius reservations are not copied: they live 15 minutes and the workers a
 
 The rules, in order:
 
-1. The SQLite chain must verify, or nothing is copied (a broken ledger is not laundered into
-   a fresh database).
+1. The SQLite chain must verify, and match the signed checkpoints under HANDRAIL_HOME, or
+   nothing is copied (a broken ledger is not laundered into a fresh database).
 2. The target must be empty, or hold this very chain: a prefix of it (an interrupted
    migration: the rest is added) or all of it (a re-run: nothing to copy; if the workers
    have already appended after it, that is fine too). Any other chain is refused.
 3. The ledger rows are written in one transaction under the ledger's own write lock, after
    checking the head has not moved: a worker writing meanwhile aborts the migration, never
    forks the chain. Changes and reverts keep existing rows (`ON CONFLICT DO NOTHING`).
-4. Afterwards the PostgreSQL chain must verify, end at the same head, and hold every change
-   and revert row exactly as SQLite had them.
+4. Afterwards the PostgreSQL chain must verify, match the same signed checkpoints, end at
+   the same head, and hold every change and revert row exactly as SQLite had them.
 
 Built on the ledger's own backends (`open_ledger` schema and statements, its `_write`
 transaction); this module adds no table of its own.
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from handrail.gate.checkpoints import verify_ledger
 from handrail.gate.ledger import Ledger
 from handrail.gate.ledger_postgres import PostgresLedger
 from handrail.intel.state import IntelState
@@ -69,6 +70,7 @@ class MigrationReport:
     intel_blobs_copied: dict[str, int] = field(default_factory=dict)
     intel_state_copied: dict[str, int] = field(default_factory=dict)
     target_rows: int = 0
+    checkpoints: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,7 +80,7 @@ class MigrationReport:
             "changes": {"rows": self.changes, "copied": self.changes_copied},
             "reverts": {"rows": self.reverts, "copied": self.reverts_copied},
             "intel": {"blobs_copied": self.intel_blobs_copied, "state_copied": self.intel_state_copied},
-            "verified": {"source": True, "target": True},
+            "verified": {"source": True, "target": True, "checkpoints": self.checkpoints},
         }
 
 
@@ -114,12 +116,16 @@ def _count(ledger, table: str) -> int:
 
 
 # -- the checks ------------------------------------------------------------------------
-def _verified_source(source: Ledger, path: Path) -> None:
+def _verified_source(source: Ledger, path: Path, home: Path) -> None:
     result = source.verify()
     if not result.ok:
         where_bad = f"change {result.bad_change}" if result.bad_change else f"row {result.first_bad_seq}"
         raise MigrationRefused(f"The SQLite ledger at {path} does not verify ({where_bad}: {result.reason}); "
                                "nothing was copied.")
+    signed = verify_ledger(home, source)
+    if not signed.ok:
+        raise MigrationRefused(f"The SQLite ledger at {path} does not match its signed checkpoints "
+                               f"({signed.reason}); nothing was copied.")
 
 
 def _common_prefix(source: Ledger, target: PostgresLedger) -> tuple[int, int]:
@@ -211,7 +217,7 @@ def migrate(source_path: Path, url: str, home: Path) -> MigrationReport:
     report = MigrationReport(source=str(source_path), target=where(url))
     source = Ledger(source_path)
     try:
-        _verified_source(source, source_path)
+        _verified_source(source, source_path, home)
         target = PostgresLedger(url)
         try:
             n_src, n_dst = _common_prefix(source, target)
@@ -224,6 +230,11 @@ def migrate(source_path: Path, url: str, home: Path) -> MigrationReport:
                 raise MigrationRefused(f"The PostgreSQL ledger does not verify after copying (row "
                                        f"{result.first_bad_seq}: {result.reason}).")
             report.target_rows = result.rows
+            signed = verify_ledger(home, target)  # the same chain: the same checkpoints vouch for it
+            if not signed.ok:
+                raise MigrationRefused(f"The PostgreSQL ledger does not match the signed checkpoints after "
+                                       f"copying ({signed.reason}).")
+            report.checkpoints = signed.checked
             if n_dst <= n_src and target.head() != source.head():
                 raise MigrationRefused("The PostgreSQL chain does not end at the SQLite chain's head after copying.")
             exact = n_dst <= n_src  # workers may since have finished a change begun before the move
