@@ -172,6 +172,16 @@ def test_a_sqlite_ledger_that_lost_its_tail_is_not_copied(home, target):
     assert code == 1 and "does not match its signed checkpoints" in doc["error"] and "rows were removed" in doc["error"]
 
 
+def test_an_altered_intel_blob_is_named_and_not_copied(home, target):
+    sha = IntelStore(home / "store").blob_keys("iset")[0]
+    (home / "store" / f"{sha}.iset").write_bytes(b"HRISET1\n...")
+    code, doc = migrate("--to", target)
+    assert code == 1 and doc["error"] == (f"The intel store's iset {sha} does not match its hash (the file was "
+                                          "altered); remove it or restore it, then run the migration again.")
+    with PostgresIntelStore(target) as store:
+        assert not store.has_set(sha)
+
+
 def test_usage_errors(home, tmp_path):
     code, doc = migrate("--to", "sqlite:///elsewhere.db")
     assert code == 2 and doc == {"error": "--to must be a postgresql:// URL."}
