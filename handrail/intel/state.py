@@ -209,7 +209,11 @@ class IntelState:
             self.db.execute("COMMIT")
 
     def _q(self, sql: str, args: Sequence = ()) -> list:
-        """One statement on its own (autocommit)."""
+        """One statement on its own (autocommit). A read does not wait for a transaction in
+        progress (an age-out over a large set may hold one for seconds while a phishing verdict
+        wants the applied sets); a write does, so it never lands inside somebody else's."""
+        if sql.lstrip().upper().startswith("SELECT"):
+            return _SqliteTx(self.db, self.PREFIX).q(sql, args)
         with self._lock:
             return _SqliteTx(self.db, self.PREFIX).q(sql, args)
 
