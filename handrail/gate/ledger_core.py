@@ -533,6 +533,14 @@ class LedgerCore:
             return [r[0] for r in tx.all(self.SQL.RUN_IDS)]
 
     # -- bulk writes (imports, synthetic ledgers) -----------------------------------------
+    def refresh_statistics(self) -> None:
+        """After a bulk load: let the query planner see the new rows (PostgreSQL's ANALYZE; a
+        no-op on SQLite, whose report queries pin their plans). Without it, the first baseline
+        over a freshly imported PostgreSQL ledger may plan for empty tables."""
+        if self.SQL.REFRESH_STATISTICS:
+            with self._read() as tx:
+                tx.run(self.SQL.REFRESH_STATISTICS)
+
     def insert_change_rows(self, rows: list[tuple]) -> int:
         """Bulk-insert ledger rows for imports and synthetic ledgers (tests, benchmarks).
 

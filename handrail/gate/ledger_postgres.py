@@ -205,6 +205,7 @@ class PostgresSQL:
     EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= %s"
                      " AND (body::jsonb -> 'data') ->> 'user' = %s ORDER BY seq")
     ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+    REFRESH_STATISTICS = "ANALYZE audit, changes, reverts"
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:
