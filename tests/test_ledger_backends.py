@@ -132,6 +132,27 @@ def test_an_edited_change_row_is_refused_and_named(ledger):
     assert not result.ok and result.bad_change == CHANGE_ID
 
 
+@pytest.mark.parametrize("tamper, why", [
+    ("INSERT INTO reverts VALUES ('run-1/s02', 'run-1', 'rollback', 'mallory', '2026-11-01T00:00:00+00:00', 1, 'ok')",
+     "revert row has no audit event"),
+    ("DELETE FROM reverts WHERE change_id = 'run-1/s03'", "revert row was removed"),
+    ("UPDATE reverts SET by = 'mallory' WHERE change_id = 'run-1/s03'", "revert row differs"),
+])
+def test_verify_names_the_first_change_whose_revert_does_not_fit(ledger, tamper, why):
+    for i in range(1, 5):
+        applied(ledger, f"run-1/s0{i}", at=T0 + timedelta(seconds=i))
+    event = AuditEvent(id="run-1/s03:reverted:change.reverted", at=T0, run_id="run-1", event="change.reverted",
+                       data={"change_id": "run-1/s03", "reason": "rollback", "by": "bob", "verified": True,
+                             "detail": "ok"})
+    ledger.record_revert("run-1/s03", "run-1", "rollback", "bob", T0, True, "ok", event=event)
+    assert ledger.verify().ok
+    raw(ledger, tamper)
+    result = ledger.verify()  # the chain is intact: the records are checked in bulk against it
+    assert not result.ok and why in result.reason and result.bad_change in ("run-1/s02", "run-1/s03")
+    one_by_one = ledger.first_untrusted_change(chain_checked_to=0)  # every record on its own
+    assert (one_by_one.change_id, one_by_one.why) == (result.bad_change, result.reason)
+
+
 def test_limits_count_changes_and_reserve_admitted_ones(ledger):
     now = T0 + timedelta(minutes=30)
     applied(ledger, "run-1/s01")

@@ -132,6 +132,10 @@ class SqliteSQL:
     CHANGE_BODY = "SELECT body FROM changes WHERE change_id = ?"
     CHANGE_IDS_OF_RUN = "SELECT change_id FROM changes WHERE run_id = ? ORDER BY applied_at, rowid"
     ALL_CHANGE_IDS = "SELECT change_id FROM changes ORDER BY applied_at, rowid"
+    CHANGE_BODIES_OF = "SELECT change_id, body FROM changes WHERE change_id IN (SELECT value FROM json_each(?))"
+    REVERTS_OF = ("SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts"
+                  " WHERE change_id IN (SELECT value FROM json_each(?))")
+    AUDIT_BODIES_OF = "SELECT event_id, seq, body FROM audit WHERE event_id IN (SELECT value FROM json_each(?))"
     COUNT_KIND_SINCE = "SELECT COUNT(*) FROM changes WHERE kind = ? AND applied_at >= ?"
     COUNT_KIND_SINCE_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = ? AND applied_at >= ? AND run_id = ?"
     COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = ? AND run_id = ?"
@@ -212,6 +216,7 @@ class SqliteSQL:
     EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= ?"
                      " AND json_extract(body, '$.data.user') = ? ORDER BY seq")
     ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+    REFRESH_STATISTICS = None  # the report queries pin their plans (INDEXED BY, CROSS JOIN)
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:

@@ -116,6 +116,42 @@ class UntrustedRecord(ValueError):
         self.why = why
 
 
+def change_event_id(change_id: str, stored: dict[str, Any]) -> str:
+    """The id of the audit event that chained a change row in its current status."""
+    return f"{change_id}:change.{stored.get('status')}"
+
+
+def revert_event_id(change_id: str) -> str:
+    return f"{change_id}:reverted:change.reverted"
+
+
+def judge_change(change_id: str, stored: dict[str, Any], chained: dict[str, Any] | None) -> ChangeRecord:
+    """The record a change row may be acted on as, given the audit event that chained it
+    (None: no such event); raises UntrustedRecord when the two disagree."""
+    if chained is None:
+        if stored.get("status") == "pending" and stored.get("inverse") is None:
+            return ChangeRecord.model_validate(stored)  # begun, never finished: nothing to undo
+        raise UntrustedRecord(change_id, "no audit event records it")
+    if chained.get("data") != stored:
+        raise UntrustedRecord(change_id, "its row differs from the audit event that recorded it")
+    return ChangeRecord.model_validate(chained["data"])
+
+
+def judge_revert(change_id: str, row: "RevertRow | None", chained: dict[str, Any] | None) -> "RevertRow | None":
+    """A change's revert row checked against its chained `change.reverted` event (None: none)."""
+    if chained is None:
+        if row is None:
+            return None
+        raise UntrustedRecord(change_id, "its revert row has no audit event")
+    data = chained.get("data", {})
+    if row is None:
+        raise UntrustedRecord(change_id, "its revert row was removed")
+    recorded = redact({"reason": row.reason, "by": row.by, "verified": row.verified, "detail": row.detail})
+    if any(data.get(key) != value for key, value in recorded.items()):
+        raise UntrustedRecord(change_id, "its revert row differs from the audit event that recorded it")
+    return row
+
+
 class LedgerUnavailable(RuntimeError):
     """The ledger's storage cannot be reached; the message says where, in one sentence."""
 
@@ -270,7 +306,7 @@ class LedgerCore:
                     return VerifyResult(False, count, seq, "its indexed columns differ from its hashed body")
                 prev = digest
             last = rows[-1][0]
-        untrusted = self.first_untrusted_change()
+        untrusted = self.first_untrusted_change(chain_checked_to=last)
         if untrusted is not None:
             return VerifyResult(False, count, None, untrusted.why, bad_change=untrusted.change_id)
         return VerifyResult(True, count)
@@ -361,16 +397,12 @@ class LedgerCore:
             return None
         stored = json.loads(row[0])
         try:
-            chained = self._chained_event(f"{change_id}:change.{stored.get('status')}")
+            chained = self._chained_event(change_event_id(change_id, stored))
         except ValueError as exc:
             raise UntrustedRecord(change_id, str(exc)) from None
+        record = judge_change(change_id, stored, chained)
         if chained is None:
-            if stored.get("status") == "pending" and stored.get("inverse") is None:
-                return ChangeRecord.model_validate(stored)  # begun, never finished: nothing to undo
-            raise UntrustedRecord(change_id, "no audit event records it")
-        if chained.get("data") != stored:
-            raise UntrustedRecord(change_id, "its row differs from the audit event that recorded it")
-        record = ChangeRecord.model_validate(chained["data"])
+            return record  # begun, never finished: nothing to undo
         revert = self.verified_revert(change_id)
         if revert is not None:
             record.reverted_at = datetime.fromisoformat(revert.at)
@@ -381,20 +413,10 @@ class LedgerCore:
         """The change's revert, checked against its chained `change.reverted` event."""
         row = self.revert_of(change_id)
         try:
-            chained = self._chained_event(f"{change_id}:reverted:change.reverted")
+            chained = self._chained_event(revert_event_id(change_id))
         except ValueError as exc:
             raise UntrustedRecord(change_id, str(exc)) from None
-        if chained is None:
-            if row is None:
-                return None
-            raise UntrustedRecord(change_id, "its revert row has no audit event")
-        data = chained.get("data", {})
-        if row is None:
-            raise UntrustedRecord(change_id, "its revert row was removed")
-        recorded = redact({"reason": row.reason, "by": row.by, "verified": row.verified, "detail": row.detail})
-        if any(data.get(key) != value for key, value in recorded.items()):
-            raise UntrustedRecord(change_id, "its revert row differs from the audit event that recorded it")
-        return row
+        return judge_revert(change_id, row, chained)
 
     def verified_changes_for_run(self, run_id: str) -> list[ChangeRecord | UntrustedRecord]:
         """Each of a run's changes in order, as verified records or the reason one cannot be trusted."""
@@ -411,13 +433,41 @@ class LedgerCore:
                 out.append(record)
         return out
 
-    def first_untrusted_change(self) -> UntrustedRecord | None:
-        """The first change or revert row (in order of application) that disagrees with the chain."""
+    def first_untrusted_change(self, chain_checked_to: int = 0) -> UntrustedRecord | None:
+        """The first change or revert row (in order of application) that disagrees with the chain.
+
+        `chain_checked_to`: the audit rows up to this seq were just walked and found intact (as
+        `verify` does), so the events recording changes among them need no neighbour checks and
+        are read in bulk, a thousand changes a query; any other event is checked on its own.
+        """
         with self._read() as tx:
             ids = [r[0] for r in tx.all(self.SQL.ALL_CHANGE_IDS)]
+        for start in range(0, len(ids), 1000):
+            found = self._first_untrusted_of(ids[start:start + 1000], chain_checked_to)
+            if found is not None:
+                return found
+        return None
+
+    def _first_untrusted_of(self, ids: list[str], chain_checked_to: int) -> UntrustedRecord | None:
+        with self._read() as tx:
+            bodies = {cid: json.loads(body) for cid, body in tx.all(self.SQL.CHANGE_BODIES_OF, (self._ids(ids),))}
+            reverts = {r[0]: RevertRow(*r[:5], bool(r[5]), r[6])
+                       for r in tx.all(self.SQL.REVERTS_OF, (self._ids(ids),))}
+            wanted = [change_event_id(cid, body) for cid, body in bodies.items()] + [revert_event_id(c) for c in ids]
+            events = {eid: (seq, body) for eid, seq, body in tx.all(self.SQL.AUDIT_BODIES_OF, (self._ids(wanted),))}
         for change_id in ids:
+            if change_id not in bodies:
+                continue  # removed since the ids were read: the chain walk speaks for the audit
+            stored = bodies[change_id]
+            checked = [events.get(change_event_id(change_id, stored)), events.get(revert_event_id(change_id))]
             try:
-                self.verified_change(change_id)
+                if any(e is not None and e[0] > chain_checked_to for e in checked):
+                    self.verified_change(change_id)  # appended after the walk: checked on its own
+                    continue
+                chained, reverted = (json.loads(e[1]) if e is not None else None for e in checked)
+                judge_change(change_id, stored, chained)
+                if chained is not None:  # as verified_change: a change never finished has no revert to check
+                    judge_revert(change_id, reverts.get(change_id), reverted)
             except UntrustedRecord as exc:
                 return exc
         return None
@@ -483,6 +533,14 @@ class LedgerCore:
             return [r[0] for r in tx.all(self.SQL.RUN_IDS)]
 
     # -- bulk writes (imports, synthetic ledgers) -----------------------------------------
+    def refresh_statistics(self) -> None:
+        """After a bulk load: let the query planner see the new rows (PostgreSQL's ANALYZE; a
+        no-op on SQLite, whose report queries pin their plans). Without it, the first baseline
+        over a freshly imported PostgreSQL ledger may plan for empty tables."""
+        if self.SQL.REFRESH_STATISTICS:
+            with self._read() as tx:
+                tx.run(self.SQL.REFRESH_STATISTICS)
+
     def insert_change_rows(self, rows: list[tuple]) -> int:
         """Bulk-insert ledger rows for imports and synthetic ledgers (tests, benchmarks).
 

@@ -116,6 +116,10 @@ class PostgresSQL:
     CHANGE_BODY = "SELECT body FROM changes WHERE change_id = %s"
     CHANGE_IDS_OF_RUN = "SELECT change_id FROM changes WHERE run_id = %s ORDER BY applied_at, id"
     ALL_CHANGE_IDS = "SELECT change_id FROM changes ORDER BY applied_at, id"
+    CHANGE_BODIES_OF = "SELECT change_id, body FROM changes WHERE change_id = ANY(%s)"
+    REVERTS_OF = ("SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts"
+                  " WHERE change_id = ANY(%s)")
+    AUDIT_BODIES_OF = "SELECT event_id, seq, body FROM audit WHERE event_id = ANY(%s)"
     COUNT_KIND_SINCE = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s"
     COUNT_KIND_SINCE_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s AND run_id = %s"
     COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND run_id = %s"
@@ -201,6 +205,7 @@ class PostgresSQL:
     EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= %s"
                      " AND (body::jsonb -> 'data') ->> 'user' = %s ORDER BY seq")
     ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+    REFRESH_STATISTICS = "ANALYZE audit, changes, reverts"
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:

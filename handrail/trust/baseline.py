@@ -9,7 +9,9 @@ overridden (an automated change an analyst rolled back or reversed).
 Everything is SQL aggregation over covering indexes (see the ledger schema; CROSS JOIN
 pins the join order where SQLite's planner would otherwise walk every change); Python only
 sees bucketed counts (a few thousand hourly buckets per kind), so a million ledger rows
-take a second or two.
+take a second or two. The SQL itself lives with each ledger backend (`SqliteSQL`,
+`PostgresSQL`, asked for by name through `ledger.query`), written so that both return the
+same rows: tests/test_baseline_backends.py holds them to identical figures.
 
 Definitions (deliberate, and the same everywhere, including derived thresholds):
 - A *change* is a row of the `changes` table (applied or unchanged alike): the same thing
