@@ -48,8 +48,8 @@ class WorkerContext:
 
     @classmethod
     def build(cls, settings: Settings, tools: ToolClients, ledger: Ledger | None = None) -> "WorkerContext":
-        store = IntelStore(settings.store_dir)
-        intel = IntelContext(store, IntelState(settings.home / "intel.db", store))
+        store = IntelStore.from_settings(settings)  # shared by every worker when on PostgreSQL
+        intel = IntelContext(store, IntelState.from_settings(settings, store))
         return cls(settings=settings, tools=tools, ledger=ledger or open_ledger(settings),
                    intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 

@@ -1,11 +1,13 @@
 """The intel sync's side effects: download feeds, normalise, guard, plan, remember.
 
 Each activity takes and returns hashes and counts (``handrail.intel.messages`` models); the
-feeds and sets themselves live in the content-addressed store (``settings.store_dir``)
-and the sync's memory in ``HANDRAIL_HOME/intel.db`` (:mod:`handrail.intel.state`).
+feeds and sets themselves live in the content-addressed store and the sync's memory in
+:mod:`handrail.intel.state`: files and SQLite under ``HANDRAIL_HOME``, or PostgreSQL beside
+the ledger, shared by every worker (so a sync's activities may run on any of them).
 Nothing here decides trust: the per-indicator never-block checks *drop* entries and
 report them (so the workflow can alert), the volume check and every tool change happen
-in the gate. The CPU work runs in a thread so the worker's event loop stays responsive.
+in the gate. The CPU work and every store, state and ledger call run in a thread so the
+worker's event loop stays responsive.
 Feeds are data: nothing here resolves or opens anything a feed names.
 """
 
@@ -71,7 +73,7 @@ class IntelActivities:
             if exc.retryable and activity.info().attempt < 3:
                 raise  # let Temporal retry a flaky feed server a couple of times first
             error = str(exc)
-            sha = self.state.last_feed(spec.name)
+            sha = await asyncio.to_thread(self.state.last_feed, spec.name)
             source = "last-good" if sha else "missing"
             log.warning("feed unavailable", error=error, fallback=source)
         if sha is None:
@@ -82,7 +84,7 @@ class IntelActivities:
             return FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
                                error=f"cannot be read as {spec.format}: {exc}")
         if source == "fetched":
-            self.state.remember_feed(spec.name, sha)
+            await asyncio.to_thread(self.state.remember_feed, spec.name, sha)
         return out.model_copy(update={"source": source, "error": error})
 
     def _normalise_and_guard(self, req: FeedRequest, sha: str) -> FeedOutcome:
@@ -123,6 +125,9 @@ class IntelActivities:
         record = await off_loop(self.ledger.change, req.change_id)
         if record is None:
             raise ApplicationError(f"no change {req.change_id} in the ledger", non_retryable=True)
+        return await asyncio.to_thread(self._commit, req, record)  # the store and the state block
+
+    def _commit(self, req: CommitRequest, record) -> CommitResult:
         others = None
         if req.sign > 0:
             if record.status not in ("applied", "unchanged"):
@@ -134,7 +139,6 @@ class IntelActivities:
             others = record.before["present_sha256"]
         else:  # a removal: stop tracking every member, whether it was still there or not
             sha, count = record.before["set"], record.before["members"]
-        done = await asyncio.to_thread(self.state.commit, req.change_id, req.applied_key, sha,
-                                       req.sign, others)
+        done = self.state.commit(req.change_id, req.applied_key, sha, req.sign, others)
         return CommitResult(committed=done, count=count)
 

@@ -118,7 +118,8 @@ class PhishingActivities:
     def _judge_and_store(self, raw: bytes) -> tuple[Triage, str, Path]:
         """Blocking, so it runs off the loop with a deadline: parse and judge offline (the dry
         run uses the same code) and store the full parse with its verdicts by content hash."""
-        judged = triage(raw, load_context(self.settings.policy_path, self.settings.home))
+        intel = getattr(self.ctx, "intel", None)  # the worker's intel state and store (SQLite or PostgreSQL)
+        judged = triage(raw, load_context(self.settings.policy_path, self.settings.home, intel))
         digest = hashlib.sha256(raw).hexdigest()
         folder = self.settings.store_dir / "phishing"
         folder.mkdir(parents=True, exist_ok=True)

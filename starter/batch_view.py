@@ -27,8 +27,8 @@ def _open(settings):
     from handrail.intel.state import IntelState
     from handrail.intel.store import IntelStore
 
-    store = IntelStore(settings.store_dir)
-    return store, IntelState(settings.home / "intel.db", store)
+    store = IntelStore.from_settings(settings)  # the installation's store: files or PostgreSQL
+    return store, IntelState.from_settings(settings, store)
 
 
 def batch_members(change: Change, settings) -> list[str] | None:

@@ -23,6 +23,23 @@ from starter.output import USAGE, command, console, fail, print_json
 MAX_FILE = 8 * 1024 * 1024
 
 
+def _shared_intel(settings) -> Any:
+    """The intel sync's state and store when they live in PostgreSQL (None: read the files
+    under HANDRAIL_HOME). Unreachable means no intel evidence, as for a home with no sync."""
+    if not settings.ledger_on_postgres:
+        return None
+    from types import SimpleNamespace
+
+    from handrail.intel.state import IntelState
+    from handrail.intel.store import IntelStore
+
+    try:
+        store = IntelStore.from_settings(settings)
+        return SimpleNamespace(store=store, state=IntelState.from_settings(settings, store))
+    except Exception:
+        return None
+
+
 def verdict_table(rows: list[dict[str, Any]]) -> Table:
     """The run's (or the dry run's) table: domain, verdict, evidence, action."""
     table = Table("domain", "verdict", "evidence", "action", title="Link domains")
@@ -79,7 +96,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail(f"Not a file: {', '.join(missing[:3])}.", USAGE)
         settings = load_settings()
         try:
-            context = load_context(settings.policy_path, settings.home)
+            context = load_context(settings.policy_path, settings.home, _shared_intel(settings))
         except PolicyError as exc:
             fail(str(exc))
         results = [triage_file(Path(f), context) for f in files]

@@ -32,6 +32,7 @@ holds a change whose ``params["count"]`` exceeds its threshold.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,11 @@ class _Batch:
             s = difference(s, ctx.store.get_set(str(change.params["except"])))
         return s, entries_text(s)
 
+    async def members_off_loop(self, ctx: IntelContext, change: Change):
+        """:meth:`members` in a thread: reading a set is a file or a PostgreSQL query, and a
+        decode of a large one; neither may stall the worker's event loop."""
+        return await asyncio.to_thread(self.members, ctx, change)
+
     def _batch(self, change: Change) -> int:
         return int(change.params.get("batch") or DEFAULT_BATCH)
 
@@ -102,11 +108,11 @@ class _Batch:
         from handrail.intel.state import subset_by_text
 
         ctx = self.intel
-        s, values = self.members(ctx, change)
+        s, values = await self.members_off_loop(ctx, change)
         present = await self._present(tools, ctx, change, values)
-        sub = subset_by_text(s, present, values)
+        sub = await asyncio.to_thread(subset_by_text, s, present, values)
         return {"set": _sha(change), "members": len(values),
-                "present_sha256": ctx.store.put_set(sub), "present": len(sub)}
+                "present_sha256": await asyncio.to_thread(ctx.store.put_set, sub), "present": len(sub)}
 
     def wanted(self, change: Change, state: dict[str, Any]) -> bool:
         return state["present"] == state["members"] if self.adds else state["present"] == 0
@@ -147,7 +153,7 @@ class ProxyBlockSet(_Batch):
 
     async def apply(self, tools, change, key):
         comment = str(change.params.get("comment") or "Handrail intel sync")
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_block(chunk, comment=comment, idempotency_key=f"{key}:{i}")
 
@@ -156,7 +162,7 @@ class ProxyUnblockSet(ProxyBlockSet):
     kind, inverse_kind, adds = "proxy.unblock", "proxy.block", False
 
     async def apply(self, tools, change, key):
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_unblock(chunk, idempotency_key=f"{key}:{i}")
 
@@ -171,7 +177,7 @@ class ProxyTightenSet(_Batch):
         return out
 
     async def apply(self, tools, change, key):
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_tighten(chunk, logging="extra", packet_capture=True,
                                            idempotency_key=f"{key}:{i}")
@@ -181,7 +187,7 @@ class ProxyRelaxSet(ProxyTightenSet):
     kind, inverse_kind, adds = "proxy.relax", "proxy.tighten", False
 
     async def apply(self, tools, change, key):
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.proxy.bulk_relax(chunk, idempotency_key=f"{key}:{i}")
 
@@ -199,7 +205,7 @@ class EgressBlockSet(_Batch):
 
     async def apply(self, tools, change, key):
         comment = str(change.params.get("comment") or "Handrail intel sync")
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.firewall.egress_add_many(chunk, comment, idempotency_key=f"{key}:{i}")
 
@@ -208,7 +214,7 @@ class EgressUnblockSet(EgressBlockSet):
     kind, inverse_kind, adds = "firewall.egress_unblock", "firewall.egress_block", False
 
     async def apply(self, tools, change, key):
-        values = self.members(self.intel, change)[1]
+        values = (await self.members_off_loop(self.intel, change))[1]
         for i, chunk in _chunks(values, self._batch(change)):
             await tools.firewall.egress_remove_many(chunk, idempotency_key=f"{key}:{i}")
 
@@ -260,7 +266,7 @@ class IpsDeploySet(_Batch):
         return int(change.params.get("sid_base") or IntelSettings().ips_sid_base)
 
     async def _present(self, tools, ctx, change, values):
-        sids = ctx.state.sids(values, self._sid_base(change))
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         by_sid = {s: v for v, s in zip(values, sids, strict=True)}
         out: list[str] = []
         for _, chunk in _chunks(sids, self._batch(change)):
@@ -269,8 +275,8 @@ class IpsDeploySet(_Batch):
 
     async def apply(self, tools, change, key):
         ctx = self.intel
-        values = self.members(ctx, change)[1]
-        sids = ctx.state.sids(values, self._sid_base(change))
+        values = (await self.members_off_loop(ctx, change))[1]
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         action = str(change.params.get("rule_action") or "drop")
         rules = [r for r in (suricata_rule(v, s, action) for v, s in zip(values, sids, strict=True)) if r]
         for i, chunk in _chunks(rules, self._batch(change)):
@@ -283,8 +289,8 @@ class IpsRemoveSet(IpsDeploySet):
 
     async def apply(self, tools, change, key):
         ctx = self.intel
-        values = self.members(ctx, change)[1]
-        sids = ctx.state.sids(values, self._sid_base(change))
+        values = (await self.members_off_loop(ctx, change))[1]
+        sids = await asyncio.to_thread(ctx.state.sids, values, self._sid_base(change))
         for i, chunk in _chunks(sids, self._batch(change)):
             await tools.ips.remove_rules(chunk, idempotency_key=f"{key}:{i}")
 

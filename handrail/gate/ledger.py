@@ -141,7 +141,12 @@ class SqliteSQL:
     COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = ? AND run_id = ?"
     DELETE_EXPIRED_RESERVATIONS = "DELETE FROM reservations WHERE expires_at <= ?"
     DELETE_RESERVATION = "DELETE FROM reservations WHERE change_id = ?"
-    COUNT_RESERVATIONS = ("SELECT COUNT(*), SUM(run_id = ?) FROM reservations WHERE kind = ? AND change_id != ?")
+    LIMIT_COUNTS = (  # changes in the hour, in the run; others' reservations likewise; the change already begun?
+        "SELECT (SELECT COUNT(*) FROM changes WHERE kind = :kind AND applied_at >= :since),"
+        " (SELECT COUNT(*) FROM changes WHERE kind = :kind AND run_id = :run_id),"
+        " (SELECT COUNT(*) FROM reservations WHERE kind = :kind AND change_id != :change_id),"
+        " (SELECT COUNT(*) FROM reservations WHERE kind = :kind AND run_id = :run_id AND change_id != :change_id),"
+        " EXISTS (SELECT 1 FROM changes WHERE change_id = :change_id)")
     UPSERT_RESERVATION = ("INSERT OR REPLACE INTO reservations(change_id, run_id, kind, at, expires_at)"
                           " VALUES (?,?,?,?,?)")
     HEAD = "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) FROM audit"
@@ -216,6 +221,7 @@ class SqliteSQL:
     EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= ?"
                      " AND json_extract(body, '$.data.user') = ? ORDER BY seq")
     ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+    REFRESH_STATISTICS = None  # the report queries pin their plans (INDEXED BY, CROSS JOIN)
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:

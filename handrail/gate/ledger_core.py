@@ -327,9 +327,9 @@ class LedgerCore:
                 tx.run(self.SQL.DELETE_RESERVATION, (record.change_id,))
                 if record.inverse is not None:
                     self._append_in(tx, [chained_twin(record)])
-        stored = self.change(record.change_id)
+            stored = tx.one(self.SQL.CHANGE_WITH_REVERT, (record.change_id,))
         assert stored is not None
-        return stored
+        return to_record(stored)
 
     def finish_change(self, record: ChangeRecord, event: AuditEvent | None = None) -> None:
         """Store the record's new state together with its chained twin, `change.<status>` (or
@@ -499,12 +499,11 @@ class LedgerCore:
         now_s, since = iso(now), iso(now - timedelta(hours=1))
         with self._write() as tx:
             tx.run(self.SQL.DELETE_EXPIRED_RESERVATIONS, (now_s,))
-            hour = tx.one(self.SQL.COUNT_KIND_SINCE, (kind, since))[0]
-            run = tx.one(self.SQL.COUNT_KIND_IN_RUN, (kind, run_id))[0]
-            held_hour, held_run = tx.one(self.SQL.COUNT_RESERVATIONS, (run_id, kind, change_id))
-            hour, run = hour + (held_hour or 0), run + (held_run or 0)
+            hour, run, held_hour, held_run, applied = tx.one(
+                self.SQL.LIMIT_COUNTS, {"kind": kind, "since": since, "run_id": run_id, "change_id": change_id})
+            hour, run = hour + held_hour, run + held_run
             fits = (per_hour is None or hour + 1 <= per_hour) and (per_run is None or run + 1 <= per_run)
-            admitted = fits and tx.one(self.SQL.CHANGE_BODY, (change_id,)) is None
+            admitted = fits and not applied
             if admitted:
                 tx.run(self.SQL.UPSERT_RESERVATION, (change_id, run_id, kind, now_s, iso(now + ttl)))
         return LimitCheck(hour=hour, run=run, reserved=admitted)
@@ -533,6 +532,14 @@ class LedgerCore:
             return [r[0] for r in tx.all(self.SQL.RUN_IDS)]
 
     # -- bulk writes (imports, synthetic ledgers) -----------------------------------------
+    def refresh_statistics(self) -> None:
+        """After a bulk load: let the query planner see the new rows (PostgreSQL's ANALYZE; a
+        no-op on SQLite, whose report queries pin their plans). Without it, the first baseline
+        over a freshly imported PostgreSQL ledger may plan for empty tables."""
+        if self.SQL.REFRESH_STATISTICS:
+            with self._read() as tx:
+                tx.run(self.SQL.REFRESH_STATISTICS)
+
     def insert_change_rows(self, rows: list[tuple]) -> int:
         """Bulk-insert ledger rows for imports and synthetic ledgers (tests, benchmarks).
 

@@ -125,8 +125,13 @@ class PostgresSQL:
     COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND run_id = %s"
     DELETE_EXPIRED_RESERVATIONS = "DELETE FROM reservations WHERE expires_at <= %s"
     DELETE_RESERVATION = "DELETE FROM reservations WHERE change_id = %s"
-    COUNT_RESERVATIONS = ("SELECT COUNT(*), SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) FROM reservations"
-                          " WHERE kind = %s AND change_id <> %s")
+    LIMIT_COUNTS = (  # changes in the hour, in the run; others' reservations likewise; the change already begun?
+        "SELECT (SELECT COUNT(*) FROM changes WHERE kind = %(kind)s AND applied_at >= %(since)s),"
+        " (SELECT COUNT(*) FROM changes WHERE kind = %(kind)s AND run_id = %(run_id)s),"
+        " (SELECT COUNT(*) FROM reservations WHERE kind = %(kind)s AND change_id <> %(change_id)s),"
+        " (SELECT COUNT(*) FROM reservations WHERE kind = %(kind)s AND run_id = %(run_id)s"
+        " AND change_id <> %(change_id)s),"
+        " EXISTS (SELECT 1 FROM changes WHERE change_id = %(change_id)s)")
     UPSERT_RESERVATION = ("INSERT INTO reservations(change_id, run_id, kind, at, expires_at) VALUES (%s,%s,%s,%s,%s)"
                           " ON CONFLICT (change_id) DO UPDATE SET run_id = EXCLUDED.run_id, kind = EXCLUDED.kind,"
                           " at = EXCLUDED.at, expires_at = EXCLUDED.expires_at")
@@ -205,6 +210,7 @@ class PostgresSQL:
     EXFIL_HISTORY = ("SELECT run_id, body FROM audit WHERE event = 'exfiltration.classified' AND at >= %s"
                      " AND (body::jsonb -> 'data') ->> 'user' = %s ORDER BY seq")
     ROW_COUNT = "SELECT (SELECT COUNT(*) FROM changes) + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM reverts)"
+    REFRESH_STATISTICS = "ANALYZE audit, changes, reverts"
 
     @staticmethod
     def kinds_filter(column: str, kinds: list[str] | None) -> tuple[str, list[Any]]:

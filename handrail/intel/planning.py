@@ -85,9 +85,4 @@ def plan_sync(store: IntelStore, state: IntelState, req: PlanRequest, is_reverte
 
 
 def store_json(store: IntelStore, value: dict) -> str:
-    import hashlib
-
-    data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-    sha = hashlib.sha256(data).hexdigest()
-    store._write(store.root / f"{sha}.json", data)
-    return sha
+    return store.put_blob(json.dumps(value, sort_keys=True, separators=(",", ":")).encode(), "json")

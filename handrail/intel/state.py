@@ -1,7 +1,9 @@
 """What the intel sync has done to the tools, kept between syncs (activities only).
 
-One SQLite file (``HANDRAIL_HOME/intel.db``) holds small rows that point at
-content-addressed sets in the :class:`~handrail.intel.store.IntelStore`:
+One SQLite file (``HANDRAIL_HOME/intel.db``), or the ``intel_*`` tables beside the ledger
+when it is on PostgreSQL (:mod:`handrail.intel.state_pg`: every worker shares one memory),
+holds small rows that point at content-addressed sets in the
+:class:`~handrail.intel.store.IntelStore`:
 
 * ``applied(tool, set_sha256)`` — per gate kind (``proxy.block``, ``proxy.tighten``,
   ``firewall.egress_block``, ``ips.deploy_rule``) the members *this sync added* and has
@@ -27,10 +29,10 @@ so time-skipping tests and replays see the same ages.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +148,30 @@ def _named_mask(coverage: Coverage, s: IndicatorSet) -> np.ndarray:
     return np.concatenate([m4, m6, np.asarray(md, bool), np.asarray(mu, bool)]).astype(bool)
 
 
+class _SqliteTx:
+    """Statements inside one SQLite transaction (or one autocommit statement)."""
+
+    def __init__(self, db: sqlite3.Connection, prefix: str) -> None:
+        self.db, self.prefix = db, prefix
+
+    def q(self, sql: str, args: Sequence = ()) -> list:
+        return self.db.execute(sql.format(p=self.prefix), tuple(args)).fetchall()
+
+    def many(self, sql: str, rows: Iterable[Sequence]) -> None:
+        self.db.executemany(sql.format(p=self.prefix), rows)
+
+
 class IntelState:
-    """The sync's memory between runs (see the module docstring). Thread-safe."""
+    """The sync's memory between runs (see the module docstring). Thread-safe.
+
+    SQLite under one ``HANDRAIL_HOME`` here; :class:`~handrail.intel.state_pg.PostgresIntelState`
+    keeps the same rows in PostgreSQL for several workers (open either with
+    :meth:`from_settings`). The SQL below is written once for both: table names carry a
+    ``{p}`` prefix and every change to the rows happens inside :meth:`_tx`, which on
+    PostgreSQL also takes a lock every worker shares.
+    """
+
+    PREFIX = ""
 
     def __init__(self, path: Path | str, store: IntelStore) -> None:
         self.path = Path(path)
@@ -159,75 +183,104 @@ class IntelState:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
 
+    @classmethod
+    def from_settings(cls, settings, store: IntelStore) -> IntelState:
+        """The installation's sync state: PostgreSQL beside the ledger, else ``<home>/intel.db``."""
+        if settings.ledger_on_postgres:
+            from handrail.intel.state_pg import PostgresIntelState
+
+            return PostgresIntelState.shared(settings.ledger_url, store)
+        return cls(settings.home / "intel.db", store)
+
     def close(self) -> None:
         self.db.close()
 
+    # the seam between the two backends ------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[_SqliteTx]:
+        """One transaction, serialised with every other change to the sync's state."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self.db, self.PREFIX)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _q(self, sql: str, args: Sequence = ()) -> list:
+        """One statement on its own (autocommit). A read does not wait for a transaction in
+        progress (an age-out over a large set may hold one for seconds while a phishing verdict
+        wants the applied sets); a write does, so it never lands inside somebody else's."""
+        if sql.lstrip().upper().startswith("SELECT"):
+            return _SqliteTx(self.db, self.PREFIX).q(sql, args)
+        with self._lock:
+            return _SqliteTx(self.db, self.PREFIX).q(sql, args)
+
+    def _allocate_sids(self, tx, entries: Sequence[str]) -> None:
+        tx.many("INSERT OR IGNORE INTO {p}sids(entry) VALUES (?)", ((e,) for e in entries))
+
     # blobs ------------------------------------------------------------------------
     def _put_times(self, times: np.ndarray) -> str:
-        data = np.ascontiguousarray(times, dtype="<f8").tobytes()
-        sha = hashlib.sha256(data).hexdigest()
-        path = self.store.root / f"{sha}.f64"
-        if not path.exists():
-            self.store._write(path, data)
-        return sha
+        return self.store.put_blob(np.ascontiguousarray(times, dtype="<f8").tobytes(), "f64")
 
     def _get_times(self, sha: str) -> np.ndarray:
-        return np.frombuffer((self.store.root / f"{sha}.f64").read_bytes(), dtype="<f8").copy()
+        return np.frombuffer(self.store.get_blob(sha, "f64"), dtype="<f8").copy()
 
     # applied sets -------------------------------------------------------------------
-    def applied(self, tool: str) -> IndicatorSet:
-        row = self.db.execute("SELECT set_sha256 FROM applied WHERE tool=?", (tool,)).fetchone()
-        return self.store.get_set(row[0]) if row else IndicatorSet.empty()
+    def applied_shas(self) -> list[tuple[str, str]]:
+        """(tool, set sha256) of every applied set (what the phishing verdicts read)."""
+        return [tuple(r) for r in self._q("SELECT tool, set_sha256 FROM {p}applied ORDER BY tool")]
 
-    def _set_applied(self, tool: str, s: IndicatorSet) -> str:
+    def applied(self, tool: str, tx=None) -> IndicatorSet:
+        rows = (tx.q if tx else self._q)("SELECT set_sha256 FROM {p}applied WHERE tool=?", (tool,))
+        return self.store.get_set(rows[0][0]) if rows else IndicatorSet.empty()
+
+    def _set_applied(self, tool: str, s: IndicatorSet, tx=None) -> str:
         sha = self.store.put_set(s)
-        self.db.execute("INSERT OR REPLACE INTO applied(tool, set_sha256) VALUES (?, ?)", (tool, sha))
+        (tx.q if tx else self._q)(
+            "INSERT INTO {p}applied(tool, set_sha256) VALUES (?, ?)"
+            " ON CONFLICT (tool) DO UPDATE SET set_sha256 = excluded.set_sha256", (tool, sha))
         return sha
 
-    def others(self, tool: str) -> IndicatorSet:
+    def others(self, tool: str, tx=None) -> IndicatorSet:
         """Entries a batch add found already in the wanted state (somebody else's blocks):
         not ours to remove, and not worth asking the tool about again while a feed names
         them (:meth:`prune_others` forgets those no feed names any more)."""
-        return self.applied(tool + OTHERS)
+        return self.applied(tool + OTHERS, tx)
 
     def commit(self, change_id: str, tool: str, set_sha256: str, sign: int,
                others_sha256: str | None = None) -> bool:
         """Record that gated change ``change_id`` added (+1) or removed (-1) these members
         on ``tool`` (and, for an add, which members it found present already).
         Idempotent per change id; False when it was already recorded."""
-        with self._lock:
-            if self.db.execute("SELECT 1 FROM commits WHERE change_id=?", (change_id,)).fetchone():
+        with self._tx() as tx:
+            if tx.q("SELECT 1 FROM {p}commits WHERE change_id=?", (change_id,)):
                 return False
             members = self.store.get_set(set_sha256)
-            current = self.applied(tool)
+            current = self.applied(tool, tx)
             new = union(current, members) if sign > 0 else difference(current, members)
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self._set_applied(tool, new)
-                if others_sha256:
-                    present = self.store.get_set(others_sha256)
-                    if len(present):
-                        self._set_applied(tool + OTHERS, union(self.others(tool), present))
-                self.db.execute("INSERT INTO commits(change_id, tool, set_sha256, sign) VALUES (?,?,?,?)",
-                                (change_id, tool, set_sha256, sign))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            self._set_applied(tool, new, tx)
+            if others_sha256:
+                present = self.store.get_set(others_sha256)
+                if len(present):
+                    self._set_applied(tool + OTHERS, union(self.others(tool, tx), present), tx)
+            tx.q("INSERT INTO {p}commits(change_id, tool, set_sha256, sign) VALUES (?, ?, ?, ?)",
+                 (change_id, tool, set_sha256, sign))
             return True
 
     def prune_others(self, present: Sequence[IndicatorSet]) -> None:
         for tool in TOOLS:
-            others = self.others(tool)
-            if not len(others):
-                continue
-            named = np.zeros(len(others), dtype=bool)
-            for s in present:
-                if len(s):
-                    named |= _named_mask(Coverage(s), others)
-            if not named.all():
-                with self._lock:
-                    self._set_applied(tool + OTHERS, _split_mask(others, named))
+            with self._tx() as tx:
+                others = self.others(tool, tx)
+                if not len(others):
+                    continue
+                named = np.zeros(len(others), dtype=bool)
+                for s in present:
+                    if len(s):
+                        named |= _named_mask(Coverage(s), others)
+                if not named.all():
+                    self._set_applied(tool + OTHERS, _split_mask(others, named), tx)
 
     def reconcile(self, is_reverted) -> int:
         """Undo, in ``applied``, the commits whose change has since been rolled back.
@@ -235,27 +288,32 @@ class IntelState:
         ``is_reverted(change_id) -> bool`` asks the ledger. Returns how many were undone.
         """
         undone = 0
-        rows = self.db.execute(
-            "SELECT change_id, tool, set_sha256, sign FROM commits WHERE reverted=0").fetchall()
-        for change_id, tool, sha, sign in rows:
+        rows = self._q("SELECT change_id FROM {p}commits WHERE reverted=0 ORDER BY change_id")
+        for (change_id,) in rows:
             if not is_reverted(change_id):
                 continue
-            with self._lock:
+            with self._tx() as tx:
+                row = tx.q("SELECT tool, set_sha256, sign FROM {p}commits"
+                           " WHERE change_id=? AND reverted=0", (change_id,))
+                if not row:
+                    continue  # another worker undid it meanwhile
+                tool, sha, sign = row[0]
                 members = self.store.get_set(sha)
-                current = self.applied(tool)
+                current = self.applied(tool, tx)
                 new = difference(current, members) if sign > 0 else union(current, members)
-                self._set_applied(tool, new)
-                self.db.execute("UPDATE commits SET reverted=1 WHERE change_id=?", (change_id,))
+                self._set_applied(tool, new, tx)
+                tx.q("UPDATE {p}commits SET reverted=1 WHERE change_id=?", (change_id,))
             undone += 1
         return undone
 
     # feeds' last good content ---------------------------------------------------------
     def last_feed(self, name: str) -> str | None:
-        row = self.db.execute("SELECT sha256 FROM feeds WHERE name=?", (name,)).fetchone()
-        return row[0] if row else None
+        rows = self._q("SELECT sha256 FROM {p}feeds WHERE name=?", (name,))
+        return rows[0][0] if rows else None
 
     def remember_feed(self, name: str, sha: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO feeds(name, sha256) VALUES (?, ?)", (name, sha))
+        self._q("INSERT INTO {p}feeds(name, sha256) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256", (name, sha))
 
     # age-out --------------------------------------------------------------------------
     def age(self, present: Sequence[IndicatorSet], now: float, grace_s: float
@@ -265,25 +323,28 @@ class IntelState:
         ``present``: the current (cleaned) feed sets; an applied entry still named by one
         of them (exactly, or inside one of its networks) is present. Returns (due, counts).
         """
-        tracked = union(*(self.applied(t) for t in TOOLS))
-        row = self.db.execute("SELECT tracked_sha256, left_sha256 FROM age WHERE id=1").fetchone()
-        if row:
-            old, old_left = self.store.get_set(row[0]), self._get_times(row[1])
-            pos = _positions(old, tracked)
-            left = np.where(pos >= 0, old_left[np.maximum(pos, 0)] if old_left.size else np.nan,
-                            np.nan)
-        else:
-            left = np.full(len(tracked), np.nan)
-        named = np.zeros(len(tracked), dtype=bool)
-        for s in present:
-            if len(s):
-                named |= _named_mask(Coverage(s), tracked)
-        gone_now = ~named & np.isnan(left)
-        left[named] = np.nan
-        left[gone_now] = now
-        due_mask = ~np.isnan(left) & (now - np.nan_to_num(left, nan=now) > grace_s)
-        self.db.execute("INSERT OR REPLACE INTO age(id, tracked_sha256, left_sha256) VALUES (1, ?, ?)",
-                        (self.store.put_set(tracked), self._put_times(left)))
+        with self._tx() as tx:
+            tracked = union(*(self.applied(t, tx) for t in TOOLS))
+            rows = tx.q("SELECT tracked_sha256, left_sha256 FROM {p}age WHERE id=1")
+            if rows:
+                old, old_left = self.store.get_set(rows[0][0]), self._get_times(rows[0][1])
+                pos = _positions(old, tracked)
+                left = np.where(pos >= 0, old_left[np.maximum(pos, 0)] if old_left.size else np.nan,
+                                np.nan)
+            else:
+                left = np.full(len(tracked), np.nan)
+            named = np.zeros(len(tracked), dtype=bool)
+            for s in present:
+                if len(s):
+                    named |= _named_mask(Coverage(s), tracked)
+            gone_now = ~named & np.isnan(left)
+            left[named] = np.nan
+            left[gone_now] = now
+            due_mask = ~np.isnan(left) & (now - np.nan_to_num(left, nan=now) > grace_s)
+            tx.q("INSERT INTO {p}age(id, tracked_sha256, left_sha256) VALUES (1, ?, ?)"
+                 " ON CONFLICT (id) DO UPDATE SET tracked_sha256 = excluded.tracked_sha256,"
+                 " left_sha256 = excluded.left_sha256",
+                 (self.store.put_set(tracked), self._put_times(left)))
         due = _split_mask(tracked, due_mask)
         counts = {"tracked": len(tracked), "absent": int((~np.isnan(left)).sum()),
                   "newly_absent": int(gone_now.sum()), "due": len(due)}
@@ -292,17 +353,13 @@ class IntelState:
     # IPS sids -------------------------------------------------------------------------
     def sids(self, entries: Sequence[str], base: int, allocate: bool = True) -> list[int | None]:
         """The stable sid of each entry (``base + n``); allocated on first use."""
-        with self._lock:
+        found: dict[str, int] = {}
+        with self._tx() as tx:
             if allocate and entries:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR IGNORE INTO sids(entry) VALUES (?)",
-                                    ((e,) for e in entries))
-                self.db.execute("COMMIT")
-            found: dict[str, int] = {}
+                self._allocate_sids(tx, entries)
             for i in range(0, len(entries), 900):
                 chunk = list(entries[i:i + 900])
                 marks = ",".join("?" * len(chunk))
-                for entry, n in self.db.execute(
-                        f"SELECT entry, n FROM sids WHERE entry IN ({marks})", chunk):
+                for entry, n in tx.q(f"SELECT entry, n FROM {{p}}sids WHERE entry IN ({marks})", chunk):
                     found[entry] = base + n
         return [found.get(e) for e in entries]

@@ -1,11 +1,16 @@
 """Content-addressed storage of feeds and normalized indicator sets.
 
-Layout under ``store_dir`` (``handrail.ops.config.load_settings().store_dir``):
+Two backends behind one interface, chosen by :meth:`IntelStore.from_settings`: files under
+``<home>/store`` (one host), or a PostgreSQL table when the ledger is on PostgreSQL (several
+workers on several hosts: a set one worker stored is found by every other).
+
+File layout under ``store_dir`` (``handrail.ops.config.load_settings().store_dir``):
 
 * ``<sha256>.feed`` — raw feed bytes, named by their own SHA-256.
 * ``<sha256>.iset`` — a normalized :class:`IndicatorSet` in a small deterministic
   binary format (below), named by the SHA-256 of the file, so equal sets have equal
   hashes across runs and machines.
+* ``<sha256>.json`` / ``<sha256>.f64`` — the sync's reports and age-out clocks (:meth:`put_blob`).
 * ``intel-cache/<key>.json`` — the :class:`FeedParse` for (content sha256, parser version,
   format, column mapping). An unchanged feed is answered from here without parsing.
 
@@ -36,8 +41,9 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def _check_sha(sha: str) -> str:
-    if len(sha) != 64 or not _HEX.issuperset(sha):
-        raise ValueError(f"not a sha256 hex digest: {sha!r}")
+    """The hash itself, or a ValueError: a hash is a file name and a key, never a path."""
+    if not isinstance(sha, str) or len(sha) != 64 or not _HEX.issuperset(sha):
+        raise ValueError(f"not a sha256 hex digest: {str(sha)[:80]!r}")
     return sha
 
 
@@ -92,19 +98,56 @@ def _cache_key(sha: str, format: FeedFormat, columns: Mapping[str, str] | None) 
     return hashlib.sha256(ident.encode()).hexdigest()
 
 
+class BlobMissing(FileNotFoundError):
+    """A hash names nothing in the store (a ``FileNotFoundError``, so callers that treat an
+    unreadable set as "not there" keep doing so whatever the backend)."""
+
+
+KINDS = frozenset({"feed", "iset", "json", "f64", "cache"})
+
+
 class IntelStore:
-    """Content-addressed blobs for the intel sync. Writes are atomic (temp file + rename)."""
+    """Content-addressed blobs for the intel sync, in files under ``root``.
+
+    Everything here is built on four blob primitives (``_put_blob``, ``_get_blob``, ``_has_blob``,
+    ``_replace_blob``) and shared with :class:`~handrail.intel.store_pg.PostgresIntelStore`,
+    which keeps the same blobs in PostgreSQL so every worker sees every set. Open one with
+    :meth:`from_settings` (never by hand in worker code): it picks the backend the
+    installation uses. File writes are atomic (temp file + rename).
+    """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
     @classmethod
-    def from_settings(cls) -> IntelStore:
-        from handrail.ops.config import load_settings
+    def from_settings(cls, settings=None) -> IntelStore:
+        """The store every worker of this installation shares: PostgreSQL when the ledger is
+        on PostgreSQL (``HANDRAIL_LEDGER_URL=postgresql://…``), else ``<home>/store``."""
+        if settings is None:
+            from handrail.ops.config import load_settings
 
-        return cls(load_settings().store_dir)
+            settings = load_settings()
+        if settings.ledger_on_postgres:
+            from handrail.intel.store_pg import PostgresIntelStore
 
-    # raw blobs --------------------------------------------------------------------
+            return PostgresIntelStore.shared(settings.ledger_url)
+        return IntelStore(settings.store_dir)
+
+    def close(self) -> None:
+        """Release what the store holds (nothing for files)."""
+
+    def __enter__(self) -> IntelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # blob primitives (one per backend) ---------------------------------------------------
+    def _path(self, kind: str, key: str) -> Path:
+        if kind == "cache":
+            return self.root / "intel-cache" / f"{key}.json"
+        return self.root / f"{key}.{kind}"
+
     def _write(self, path: Path, data: bytes) -> None:
         if path.exists():
             return
@@ -118,25 +161,68 @@ class IntelStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _put_blob(self, kind: str, key: str, data: bytes) -> None:
+        """Store ``data`` under (kind, key) unless something is there already."""
+        self._write(self._path(kind, key), data)
+
+    def _get_blob(self, kind: str, key: str) -> bytes:
+        try:
+            return self._path(kind, key).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(f"no {kind} {key} in the intel store") from None
+
+    def _has_blob(self, kind: str, key: str) -> bool:
+        return self._path(kind, key).exists()
+
+    def _replace_blob(self, kind: str, key: str, data: bytes) -> None:
+        """Store ``data`` under (kind, key), replacing what is there (the parse cache only)."""
+        path = self._path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def blob_keys(self, kind: str) -> list[str]:
+        """Every key of one kind (for `handrail ledger migrate`)."""
+        if kind not in KINDS:
+            raise ValueError(f"not a blob kind of the intel store: {kind!r}")
+        folder = self._path(kind, "x").parent
+        suffix = self._path(kind, "x").suffix
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob(f"*{suffix}")
+                      if len(p.stem) == 64 and _HEX.issuperset(p.stem))
+
+    # content-addressed blobs -------------------------------------------------------------
+    def put_blob(self, data: bytes, kind: str) -> str:
+        """Store bytes under their own SHA-256; returns the hash."""
+        if kind not in KINDS - {"cache"}:
+            raise ValueError(f"not a blob kind of the intel store: {kind!r}")
+        sha = hashlib.sha256(data).hexdigest()
+        self._put_blob(kind, sha, data)
+        return sha
+
+    def get_blob(self, sha: str, kind: str) -> bytes:
+        if kind not in KINDS - {"cache"}:
+            raise ValueError(f"not a blob kind of the intel store: {kind!r}")
+        return self._get_blob(kind, _check_sha(sha))
+
     def put_feed(self, data: bytes) -> str:
         sha = content_sha256(data)
-        self._write(self.root / f"{sha}.feed", data)
+        self._put_blob("feed", sha, data)
         return sha
 
     def get_feed(self, sha: str) -> bytes:
-        return (self.root / f"{_check_sha(sha)}.feed").read_bytes()
+        return self._get_blob("feed", _check_sha(sha))
 
     def put_set(self, s: IndicatorSet) -> str:
-        data = encode_set(s)
-        sha = hashlib.sha256(data).hexdigest()
-        self._write(self.root / f"{sha}.iset", data)
-        return sha
+        return self.put_blob(encode_set(s), "iset")
 
     def get_set(self, sha: str) -> IndicatorSet:
-        return decode_set((self.root / f"{_check_sha(sha)}.iset").read_bytes())
+        return decode_set(self._get_blob("iset", _check_sha(sha)))
 
     def has_set(self, sha: str) -> bool:
-        return (self.root / f"{_check_sha(sha)}.iset").exists()
+        return self._has_blob("iset", _check_sha(sha))
 
     # normalisation with reuse ---------------------------------------------------------
     def normalize(self, data: bytes, *, feed: str, format: FeedFormat = "ipset",
@@ -155,16 +241,15 @@ class IntelStore:
         """:meth:`normalize`, also returning the set (read back only when cached and
         ``load``), so a caller in the same process need not decode what it just built."""
         sha = content_sha256(data)
-        key_path = self.root / "intel-cache" / f"{_cache_key(sha, format, columns)}.json"
-        if key_path.exists():
-            report = FeedParse.model_validate_json(key_path.read_bytes())
-            if report.set_sha256 and self.has_set(report.set_sha256):
-                report = report.model_copy(update={"feed": feed, "cached": True})
-                return report, self.get_set(report.set_sha256) if load else None
+        key = _cache_key(sha, format, columns)
+        try:
+            report = FeedParse.model_validate_json(self._get_blob("cache", key))
+        except (BlobMissing, ValueError):
+            report = None
+        if report is not None and report.set_sha256 and self.has_set(report.set_sha256):
+            report = report.model_copy(update={"feed": feed, "cached": True})
+            return report, self.get_set(report.set_sha256) if load else None
         parsed = parse_feed(data, feed=feed, format=format, columns=columns)
         report = parsed.report.model_copy(update={"set_sha256": self.put_set(parsed.indicators)})
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = key_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(report.model_dump_json())
-        os.replace(tmp, key_path)
+        self._replace_blob("cache", key, report.model_dump_json().encode())
         return report, parsed.indicators

@@ -140,11 +140,14 @@ class SyntheticLedger:
             self._events = []
 
     def flush(self) -> None:
+        before = self.rows
         self._flush_changes()
         if self._reverts:
             self.rows += self.ledger.insert_revert_rows(self._reverts)
             self._reverts = []
         self._flush_events()
+        if self.rows - before >= 1000:
+            self.ledger.refresh_statistics()  # PostgreSQL: plan the reports for the rows just loaded
 
 
 # -- the benchmark ledger -----------------------------------------------------------------

@@ -37,8 +37,11 @@ _brands_cache: dict[tuple, Brands] = {}
 _lock = threading.Lock()
 
 
-def load_context(policy_path: Path, home: Path) -> JudgeContext:
-    """Read the policy and the top-sites list (cached while the files do not change)."""
+def load_context(policy_path: Path, home: Path, intel=None) -> JudgeContext:
+    """Read the policy and the top-sites list (cached while the files do not change).
+
+    ``intel``: the installation's intel sync state and store (anything with ``.state`` and
+    ``.store``, e.g. the worker's ``IntelContext``); None reads ``home``'s files read-only."""
     policy = load_policy(policy_path)
     popular = PopularSettings.from_policy(policy.settings, home, policy_path.parent)
     settings = VerdictSettings.from_policy(policy.settings, policy.allowlists.get("domains", []))
@@ -54,7 +57,10 @@ def load_context(policy_path: Path, home: Path) -> JudgeContext:
         with _lock:
             _brands_cache.clear()
             _brands_cache[key] = brands
-    intel = named_by_intel(home / "intel.db", home / "store")
+    if intel is not None:
+        intel = named_by_intel(intel.state, intel.store)
+    else:
+        intel = named_by_intel(home / "intel.db", home / "store")
     return JudgeContext(settings, popular, ranking, problem, brands, intel)
 
 
