@@ -17,6 +17,7 @@ PostgreSQL configuration at least as fast as SQLite x1, and its ratio no worse.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,8 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
     here.home.mkdir(parents=True)
     env = None
     with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, root, True)
+        if not os.environ.get("HANDRAIL_BENCH_KEEP"):
+            cleanup.callback(shutil.rmtree, root, True)
         if ledger == "embedded":
             server = EmbeddedPostgres()
             ledger = server.start()
