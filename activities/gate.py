@@ -114,8 +114,8 @@ class GateActivities:
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
         facts = await self._facts(request)
-        thresholds, sources = await _off_loop(self.thresholds.derive, kind, guardrails, _now())
-        recent_hour, recent_run = await _off_loop(self._recent_counts, kind, request.run_id)
+        (thresholds, sources), (recent_hour, recent_run) = await _off_loop(
+            self._ledger_facts, kind, guardrails, request.run_id)
         context = GuardrailContext(
             thresholds=thresholds,
             threshold_sources=sources,
@@ -143,6 +143,10 @@ class GateActivities:
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 
+    def _ledger_facts(self, kind: str, guardrails: list, run_id: str):
+        """Derived thresholds and recent counts, read in one trip to a thread."""
+        return self.thresholds.derive(kind, guardrails, _now()), self._recent_counts(kind, run_id)
+
     def _recent_counts(self, kind: str, run_id: str) -> tuple[int, int]:
         """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input)."""
         return self.ledger.count_changes(kind, _now() - timedelta(hours=1)), self.ledger.count_run_changes(kind, run_id)
@@ -163,16 +167,21 @@ class GateActivities:
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
-        await _off_loop(self.ledger.append, request.audit)
+        existing = await _off_loop(self._audit_and_lookup, request)
         try:
             action = self.ctx.actions.for_kind(request.change.kind)
         except UnknownAction as exc:
             raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
-        existing = await _off_loop(self.ledger.change, request.idempotency_key)
         if existing is not None and existing.status != "pending":
             return existing  # a retry after the ledger write: the change is done
         async with heartbeating():
             return await self._apply_written_ahead(request, action, existing, log)
+
+    def _audit_and_lookup(self, request: ApplyRequest) -> ChangeRecord | None:
+        """The audit that rode along, then the change's record if an earlier attempt wrote one
+        (one trip to a thread instead of two)."""
+        self.ledger.append(request.audit)
+        return self.ledger.change(request.idempotency_key)
 
     async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log) -> ChangeRecord:
         try:
@@ -197,14 +206,14 @@ class GateActivities:
             )
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
-            else:
+                await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
+            else:  # finishes the record itself, once the tool was read back
                 record.inverse = record.inverse or action.inverse(request.change, record.before)
                 record = await apply_written_ahead(self.ledger, action, self.tools, record,
                                                    request.idempotency_key, retried=existing is not None)
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 
