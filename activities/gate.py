@@ -114,8 +114,8 @@ class GateActivities:
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
         facts = await self._facts(request)
-        (thresholds, sources), (recent_hour, recent_run) = await _off_loop(
-            self._ledger_facts, kind, guardrails, request.run_id)
+        thresholds, sources = await _off_loop(self.thresholds.derive, kind, guardrails, _now())
+        recent_hour, recent_run = await _off_loop(self._recent_counts, kind, request.run_id)
         context = GuardrailContext(
             thresholds=thresholds,
             threshold_sources=sources,
@@ -142,10 +142,6 @@ class GateActivities:
             return {"problem": str(exc)}  # the guardrail then holds: fail safe
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
-
-    def _ledger_facts(self, kind: str, guardrails: list, run_id: str):
-        """Derived thresholds and recent counts, read in one trip to a thread."""
-        return self.thresholds.derive(kind, guardrails, _now()), self._recent_counts(kind, run_id)
 
     def _recent_counts(self, kind: str, run_id: str) -> tuple[int, int]:
         """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input)."""

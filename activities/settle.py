@@ -22,11 +22,6 @@ from handrail.gate.models import ChangeRecord
 from handrail.tools.errors import ToolError
 
 
-async def _finish(ledger: Ledger, record: ChangeRecord) -> None:
-    """`ledger.finish_change` in a thread: the worker's event loop never waits on the disk."""
-    await asyncio.to_thread(ledger.finish_change, record)
-
-
 async def settle(ledger: Ledger, action: Any, tools: Any, record: ChangeRecord) -> ChangeRecord:
     """Read the tool and settle a pending record: applied (the tool holds it) or not_applied.
 
@@ -41,7 +36,7 @@ async def settle(ledger: Ledger, action: Any, tools: Any, record: ChangeRecord) 
         record.inverse = record.inverse or action.inverse(record.change, record.before)
     else:
         record.status, record.after, record.inverse = "not_applied", current, None
-    await _finish(ledger, record)
+    ledger.finish_change(record)
     return record
 
 
@@ -58,7 +53,7 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
         current = await action.read(tools, record.change)
         if action.wanted(record.change, current):
             record.status, record.after = "applied", current
-            await _finish(ledger, record)
+            ledger.finish_change(record)
             return record
     try:
         await action.apply(tools, record.change, key)
@@ -70,12 +65,12 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
         if not action.wanted(record.change, current):
             if not exc.retryable:
                 record.status, record.after, record.inverse = "not_applied", current, None
-                await _finish(ledger, record)
+                ledger.finish_change(record)
             raise
         # the tool holds the change although the call reported an error: it is applied
     record.status = "applied"
     record.after = await action.read(tools, record.change)
-    await _finish(ledger, record)
+    ledger.finish_change(record)
     return record
 
 
