@@ -174,16 +174,21 @@ class GateActivities:
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
-        await _off_loop(self.ledger.append, request.audit)
+        existing = await _off_loop(self._audit_and_lookup, request)
         try:
             action = self.ctx.actions.for_kind(request.change.kind)
         except UnknownAction as exc:
             raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
-        existing = await _off_loop(self.ledger.change, request.idempotency_key)
         if existing is not None and existing.status != "pending":
             return existing  # a retry after the ledger write: the change is done
         async with heartbeating():
             return await self._apply_written_ahead(request, action, existing, log)
+
+    def _audit_and_lookup(self, request: ApplyRequest) -> ChangeRecord | None:
+        """The audit that rode along, then the change's record if an earlier attempt wrote one
+        (one trip to a thread instead of two)."""
+        self.ledger.append(request.audit)
+        return self.ledger.change(request.idempotency_key)
 
     async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log) -> ChangeRecord:
         try:
@@ -208,14 +213,14 @@ class GateActivities:
             )
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
-            else:
+                await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
+            else:  # finishes the record itself, once the tool was read back
                 record.inverse = record.inverse or action.inverse(request.change, record.before)
                 record = await apply_written_ahead(self.ledger, action, self.tools, record,
                                                    request.idempotency_key, retried=existing is not None)
         except ToolError as exc:
             log.warning("tool call failed", error=str(exc), retryable=exc.retryable)
             raise tool_failure(exc, f"{request.change.describe()} failed") from None
-        await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
         log.info("change recorded", status=record.status, target=request.change.target)
         return record
 

@@ -81,12 +81,17 @@ HEARTBEAT_EVERY_S = 2.0
 @contextlib.asynccontextmanager
 async def heartbeating(every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
     """Heartbeat while a tool call is in flight, so a killed worker is noticed in seconds
-    (the heartbeat timeout), not after the whole start-to-close timeout."""
+    (the heartbeat timeout), not after the whole start-to-close timeout.
+
+    The first beat comes `every_s` after the start, not at once: the server counts the
+    heartbeat timeout from the attempt's start, so an immediate beat adds nothing to that
+    guarantee, while it costs every call (most finish in milliseconds) a heartbeat RPC and
+    a history-state write on the server."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every_s)
+            activity.heartbeat()
 
     task = asyncio.ensure_future(beat()) if activity.in_activity() else None
     try:

@@ -1,0 +1,33 @@
+"""Histories recorded by an earlier version of the worker still replay on this one.
+
+`tests/test_replay.py` records and replays with the same code; this file keeps histories
+recorded by earlier commits (named by commit in tests/data), so that a change to the
+gate's command sequence, or to what the sandbox passes through, that would break runs
+still in flight during a deploy fails here (guard such a change with `workflow.patched`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from tests.test_replay import replayer
+
+pytestmark = pytest.mark.workflow
+
+DATA = Path(__file__).parent / "data"
+
+# file -> the workflow id it was recorded under (the requester's signature names it)
+RECORDED = {
+    # a guarded one-step egress block with a signed request, recorded by `handrail bench runbooks`
+    # at 076cbd7, before the runbook workflow modules were passed through the sandbox
+    "egress_block_guarded_076cbd7.history.json": "gate-0-0",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+async def test_a_history_recorded_by_an_earlier_version_replays(name):
+    history = WorkflowHistory.from_json(RECORDED[name], (DATA / name).read_text())
+    await replayer().replay_workflow(history)
