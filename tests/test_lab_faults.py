@@ -45,10 +45,11 @@ async def test_latency(lab):
     await lab.tools.lab_set_fault("/dns/*", latency_ms=120)
     start = time.perf_counter()
     await lab.tools.dns.list_sinkholes()
-    assert time.perf_counter() - start >= 0.11
-    start = time.perf_counter()
+    assert time.perf_counter() - start >= 0.11  # a lower bound: the delay was served
     await lab.tools.firewall.egress_list()
-    assert time.perf_counter() - start < 0.1
+    # another route is not delayed: the fault matched the DNS call only (no upper time bound, which a
+    # loaded machine would break)
+    assert [f.hits for f in await lab.tools.lab_faults()] == [1]
 
 
 async def test_fixed_4xx_and_500_map_to_typed_errors(lab):
