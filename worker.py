@@ -75,15 +75,16 @@ async def main() -> None:
     client = await connect(settings)
     async with tools_for_worker as tools:
         try:
-            worker = build_worker(client, settings, tools)
+            ledger = open_ledger(settings)  # one per process: activities and checkpoints share its pool
         except LedgerUnavailable as exc:
             raise SystemExit(f"worker: {exc}") from None
+        worker = build_worker(client, settings, tools, ledger)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker started", temporal=settings.temporal_address, namespace=settings.namespace)
-        checkpointer = Checkpointer(settings, open_ledger(settings), tools)
+        checkpointer = Checkpointer(settings, ledger, tools)
         ticking = asyncio.ensure_future(checkpointer.run(stop))  # a signed audit checkpoint every 5 min
         async with worker:
             await stop.wait()

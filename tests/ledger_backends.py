@@ -8,25 +8,15 @@ behind the ledger's back, as someone with write access to its storage would (tam
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
 
 from handrail.gate.ledger import Ledger
 from handrail.gate.ledger_core import LedgerCore
+from tests.pg_support import new_database
 
 BACKENDS = [pytest.param("sqlite", marks=pytest.mark.unit), pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def fresh_database(server_url: str) -> str:
-    """A new, empty database on the server; its URL."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 def open_backend(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> LedgerCore:
@@ -34,7 +24,7 @@ def open_backend(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         return Ledger(tmp_path / "ledger.db")
     from handrail.gate.ledger_postgres import PostgresLedger
 
-    return PostgresLedger(fresh_database(request.getfixturevalue("postgres_url")))
+    return PostgresLedger(new_database(request.getfixturevalue("postgres_url")))
 
 
 def location(ledger: LedgerCore) -> str:

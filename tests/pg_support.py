@@ -16,17 +16,23 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new empty database on the server (dropped afterwards): tests never see each other's rows."""
+def new_database(server_url: str) -> str:
+    """A new empty database on the server, its URL; it lives as long as the session's server."""
     name = "t_" + uuid.uuid4().hex[:16]
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(server_url, name)
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the server (dropped afterwards): tests never see each other's rows."""
+    url = new_database(server_url)
     try:
-        yield with_database(server_url, name)
+        yield url
     finally:
         from handrail.intel.store_pg import close_shared
 
-        close_shared(with_database(server_url, name))  # pools a worker context opened on it
+        close_shared(url)  # pools a worker context opened on it
         with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')

@@ -21,7 +21,7 @@ from handrail.trust.advice import advise, evidence_for, known_kinds, mode_starts
 from handrail.trust.baseline import compute_baseline, derive_thresholds
 from handrail.trust.review import pending
 from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
-from tests.ledger_backends import fresh_database
+from tests.pg_support import new_database
 
 pytestmark = pytest.mark.postgres
 
@@ -57,7 +57,7 @@ def _write(ledger) -> None:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, postgres_url):
     sqlite = Ledger(tmp_path_factory.mktemp("pair") / "ledger.db")
-    postgres = PostgresLedger(fresh_database(postgres_url))
+    postgres = PostgresLedger(new_database(postgres_url))
     for ledger in (sqlite, postgres):
         _write(ledger)
     yield sqlite, postgres

@@ -188,9 +188,9 @@ def test_open_ledger_follows_the_settings(tmp_path):
 
 @pytest.mark.postgres
 def test_open_ledger_reaches_postgres_from_the_url(tmp_path, postgres_url):
-    from tests.ledger_backends import fresh_database
+    from tests.pg_support import new_database
 
-    env = {"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_LEDGER_URL": fresh_database(postgres_url)}
+    env = {"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_LEDGER_URL": new_database(postgres_url)}
     ledger = open_ledger(load_settings(env))
     assert ledger.backend == "postgres" and ledger.append(events(2)) == 2 and ledger.verify().ok
     ledger.close()

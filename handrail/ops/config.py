@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,14 +30,16 @@ class Settings:
     namespace: str
     task_queue: str
     lab_url: str
-    lab_token: str
+    lab_token: str = field(repr=False)  # a tool credential: never in a repr or a log line
     policy_path: Path
     user: str
     ui_port: int
     tools_path: Path | None = None  # HANDRAIL_TOOLS: the `[tools]` file choosing real backends
-    lab_admin_token: str = DEFAULT_LAB_ADMIN_TOKEN  # `handrail lab …` only; never a tool token
+    # `handrail lab …` only; never a tool token
+    lab_admin_token: str = field(default=DEFAULT_LAB_ADMIN_TOKEN, repr=False)
     checkpoint_every: str = "5m"  # how often the worker signs a checkpoint of the audit chain
-    ledger_url: str = ""  # HANDRAIL_LEDGER_URL: "" (SQLite under home), a SQLite path, or postgresql://…
+    # HANDRAIL_LEDGER_URL: "" (SQLite under home), a SQLite path, or postgresql://… (may hold a password: no repr)
+    ledger_url: str = field(default="", repr=False)
 
     @property
     def temporal_host(self) -> str:
