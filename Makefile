@@ -29,6 +29,7 @@ test-scaleout: $(STAMP)
 bench: $(STAMP)
 	command -v iprange >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq iprange >/dev/null) || true
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench runbooks --runs 200 --json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench runbooks --runs 200 --workers 2 --ledger embedded --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench signatures --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench intel --feeds 5 --indicators 1000000 --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench baseline --rows 1000000 --json
