@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import all_activities
 from activities.context import WorkerContext
+from activities.registry import all_activities
 from handrail.gate.ledger import Ledger, open_ledger
 from handrail.gate.ledger_core import LedgerUnavailable
 from handrail.ops.checkpointer import Checkpointer

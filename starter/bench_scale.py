@@ -180,6 +180,8 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
                         await _batch([gated_start(name, f"{name}-{r}-{i}", r * runs + i) for i in range(runs)],
                                      gated[name], meters[name])
                 warm_s = time.monotonic() - began
+            scaled_name = f"postgresql x{workers}"
+            chain = await asyncio.to_thread(_shared_chain, configs[scaled_name][0])
         finally:
             await env.shutdown()
     b = bare.summary()
@@ -205,4 +207,19 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
         "postgresql_at_least_sqlite": scaled["runs_per_second"] >= sqlite["runs_per_second"],
         "ratio_no_worse_on_postgresql": scaled["ratio_to_bare"] >= sqlite["ratio_to_bare"],
         "seconds": round(warm_s, 1),
+        # proof that the workers shared one ledger: one chain that verifies, holding every gated run's change
+        "postgresql_chain": chain,
+        "postgresql_changes_expected": (rounds * runs + WARM_UP_RUNS * workers),
     }
+
+
+def _shared_chain(settings: Settings) -> dict:
+    from handrail.gate.ledger import open_ledger
+
+    ledger = open_ledger(settings)
+    try:
+        verdict = ledger.verify()
+        changes = ledger.read("SELECT COUNT(*) FROM changes")[0][0]
+        return {"ok": verdict.ok, "audit_rows": verdict.rows, "changes": changes, "reason": verdict.reason}
+    finally:
+        ledger.close()

@@ -19,3 +19,20 @@ async def test_bench_runbooks_smoke():
         assert result["history"][variant]["events"] > 0
     # the yardstick is the minimal workflow: one activity, so a short history
     assert result["history"]["bare"]["events"] < result["history"]["handrail"]["events"]
+
+
+@pytest.mark.scaleout  # three worker processes and PostgreSQL: with the scale-out test, out of `make test`
+@pytest.mark.postgres
+async def test_bench_scale_out_smoke():
+    """`bench runbooks --workers 2 --ledger embedded`: both configurations measured, and the two
+    worker processes wrote one verified chain in the bench's own PostgreSQL."""
+    from starter.bench_scale import bench_scale
+
+    result = await bench_scale(runs=3, rounds=1, workers=2, ledger="embedded")
+    assert set(result["configurations"]) == {"sqlite x1", "postgresql x2"}
+    for config in result["configurations"].values():
+        assert config["runs_per_second"] > 0 and config["ratio_to_bare"] > 0
+        assert set(config["cpu_ms_per_run"]) == {"worker", "server", "lab"}
+    chain = result["postgresql_chain"]
+    assert chain["ok"], chain
+    assert chain["changes"] == result["postgresql_changes_expected"]

@@ -20,8 +20,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError
 
-from workflows.patience import call_patiently
 from workflows.notify import ask_and_tell, drain_notices
+from workflows.patience import call_patiently
 
 with workflow.unsafe.imports_passed_through():
     from activities.expiry import ExpiryActivities
