@@ -320,3 +320,14 @@ async def send_decision(handle: WorkflowHandle, approver: str, approve: bool = T
     decision = make_decision(approver, approve, step.step_id if step else None, reason, status, **signing)
     await handle.signal("decide", decision)
     return decision
+
+
+async def skip_time(env, span: timedelta, step: timedelta = timedelta(hours=12)) -> None:
+    """Skip `span` on the time-skipping server in steps: one long `sleep` RPC keeps the server
+    busy firing every timer on the way while the client's HTTP/2 connection waits on it, and on
+    a loaded machine that connection can be torn down ("h2 protocol error") before it answers."""
+    left = span
+    while left > timedelta(0):
+        chunk = min(step, left)
+        await env.sleep(chunk)
+        left -= chunk

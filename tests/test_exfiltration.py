@@ -24,7 +24,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from tests.support import make_decision, running_stack, send_decision
+from tests.support import make_decision, running_stack, send_decision, skip_time
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -146,7 +146,7 @@ async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_
         alerts = await stack.tools.alerts.list_alerts()
         assert any("Suspected data exfiltration by ballen" in a.title for a in alerts)
         await handle.result()  # the run completes; its expiry workflow holds the monitoring TTL (7d)
-        await time_env.sleep(timedelta(days=7, hours=1))
+        await skip_time(time_env, timedelta(days=7, hours=1))
         await stack.client.get_workflow_handle(expiry_id(handle.id)).result()
         assert (await stack.tools.edr.get_host("lt-ballen")).telemetry == "normal"
 

@@ -22,7 +22,7 @@ from handrail.gate.models import (
 from handrail.gate.timeline import status_from_audit
 from starter.expiry_view import reflect_expiries
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
-from tests.support import make_decision, make_policy, running_stack
+from tests.support import make_decision, make_policy, running_stack, skip_time
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -254,7 +254,7 @@ async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
         assert IP in await stack.edl()
         expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
         stack.started.append(expiry)
-        await time_env.sleep(timedelta(days=30, hours=1))  # skip the 30 days (the run itself has closed)
+        await skip_time(time_env, timedelta(days=30, hours=1))  # skip the 30 days (the run itself has closed)
         plan = await expiry.result()
         assert [i.state for i in plan.items] == ["expired"]
         assert IP not in await stack.edl()
@@ -303,7 +303,7 @@ async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
         assert stack.ledger.revert_of(change_id).reason == "rollback"
         expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
         stack.started.append(expiry)
-        await time_env.sleep(timedelta(days=1, hours=1))  # the TTL fires after the rollback: a no-op
+        await skip_time(time_env, timedelta(days=1, hours=1))  # the TTL fires after the rollback: a no-op
         plan = await expiry.result()
         assert plan.items[0].state == "skipped" and "already reverted by rollback (bob)" in plan.items[0].detail
         assert IP not in await stack.edl()

@@ -144,7 +144,8 @@ async def test_an_unfinished_rollback_needs_attention_and_a_second_one_retries_w
         handle = await stack.start(EgressBlock.run, trigger())
         await approve(stack, handle)
         assert (await handle.result()).state == RunState.COMPLETED
-        await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=8)
+        # exactly the undo's five attempts fail (UNDO_OPTS): the first rollback gives up, the second succeeds
+        await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=5)
         first = await ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now())
         assert first.state == "needs_attention" and len(first.failed) == 1
         shown = await ops.run_status(stack.client, stack.settings, handle.id)
