@@ -450,6 +450,15 @@ async def schedule(
 
 
 # -- benchmarks ---------------------------------------------------------------------------
+def _print_bench(result: dict, as_json: bool) -> None:
+    """A bench's figures: its JSON document, or one `key: value` line each."""
+    if as_json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+
 @bench_app.command("runbooks")
 @command
 def bench_runbooks(
@@ -475,11 +484,7 @@ def bench_runbooks(
             result = asyncio.run(bench_scale(runs, rounds, workers, ledger))
         else:
             result = asyncio.run(run_bench(runs, rounds))
-    if as_json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            console.print(f"{key}: {value}")
+    _print_bench(result, as_json)
 
 
 @bench_app.command("chaos")
@@ -495,11 +500,7 @@ def bench_chaos(
 
     with stdout_to_stderr():
         result = asyncio.run(run_chaos(runs, seed))
-    if as_json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            console.print(f"{key}: {value}")
+    _print_bench(result, as_json)
 
 
 @bench_app.command("signatures")
@@ -512,11 +513,7 @@ def bench_signatures_cmd(
     from starter.bench import bench_signatures
 
     result = bench_signatures(rounds)
-    if as_json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            console.print(f"{key}: {value}")
+    _print_bench(result, as_json)
 
 
 @bench_app.command("baseline")
@@ -529,11 +526,7 @@ def bench_baseline(
     from handrail.trust.synth import bench_baseline as run_bench
 
     result = run_bench(rows)
-    if as_json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            console.print(f"{key}: {value}")
+    _print_bench(result, as_json)
 
 
 # Commands that live in their own modules: each has `register(app, run_app)`.
