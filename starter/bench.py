@@ -274,6 +274,20 @@ async def _wait_for_lab(settings, process: subprocess.Popen, timeout: float = 30
             await asyncio.sleep(0.1)
 
 
+async def start_dev_server(home: Path) -> WorkflowEnvironment:
+    """The embedded dev server as `handrail up` runs it (SQLite in WAL mode under `home`)."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=[
+            "--db-filename", str(home / "temporal.db"),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        ],
+        ui=False,
+    )
+
+
 # -- the bench ----------------------------------------------------------------------------
 async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
     configure("WARNING")  # the gate logs each change; hundreds of lines would drown the result
@@ -295,16 +309,7 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
     env = None
     try:
         await _wait_for_lab(settings, lab)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            data_converter=data_converter(),  # encrypted when HANDRAIL_PAYLOAD_KEY is set
-            search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-            dev_server_extra_args=[
-                "--db-filename", str(home / "temporal.db"),
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            ],
-            ui=False,
-        )
+        env = await start_dev_server(home)
         client = env.client
         meter = CpuMeter(_temporal_child(), lab.pid)
         ledger = open_ledger(settings)

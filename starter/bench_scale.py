@@ -26,19 +26,15 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from temporalio.common import SearchAttributeKey
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from handrail.gate import signatures
 from handrail.gate.models import EgressBlockTrigger
-from handrail.gate.search import SEARCH_ATTRIBUTES
-from handrail.ops.codec import data_converter
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.log import configure
 from handrail.ops.postgres import EmbeddedPostgres
 from handrail.ops.sandbox import workflow_runner
-from handrail.ops.stack import child_env, temporal_binary
+from handrail.ops.stack import child_env
 from starter.bare_workflow import BenchBare, bench_noop
 from starter.bench import (
     WARM_UP_RUNS,
@@ -53,6 +49,7 @@ from starter.bench import (
     _start_lab,
     _temporal_child,
     _wait_for_lab,
+    start_dev_server,
 )
 from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
 from workflows.egress_block import EgressBlock
@@ -129,13 +126,7 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
         lab = _start_lab(here)
         cleanup.callback(lab.kill)
         await _wait_for_lab(here, lab)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=data_converter(),
-            search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-            dev_server_extra_args=["--db-filename", str(root / "temporal.db"),
-                                   "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-            ui=False,
-        )
+        env = await start_dev_server(root)
         try:
             client = env.client
             base["HANDRAIL_TEMPORAL_ADDRESS"] = client.service_client.config.target_host

@@ -286,11 +286,7 @@ class LedgerCore:
         prev = GENESIS
         count = 0
         last = -1
-        while True:
-            with self._read() as tx:
-                rows = tx.all(self.SQL.AUDIT_CHUNK, (last, VERIFY_CHUNK))
-            if not rows:
-                break
+        for rows in self._in_chunks(self.SQL.AUDIT_CHUNK, VERIFY_CHUNK):
             for seq, event_id, at, run_id, step_id, event, body, stored_prev, digest in rows:
                 count += 1
                 if stored_prev != prev:
@@ -517,14 +513,20 @@ class LedgerCore:
 
     def iter_hashes(self, chunk: int = 50_000) -> Iterator[str]:
         """Every audit row's hash in chain order, read in chunks (checkpoint verification)."""
+        for rows in self._in_chunks(self.SQL.HASH_CHUNK, chunk):
+            for _, digest in rows:
+                yield digest
+
+    def _in_chunks(self, sql: str, size: int) -> Iterator[list[tuple]]:
+        """The rows of a query paged by seq (`seq > ? … LIMIT ?`, seq first), a short read each:
+        no read holds a snapshot (or SQLite's lock) across the whole chain."""
         last = -1
         while True:
             with self._read() as tx:
-                rows = tx.all(self.SQL.HASH_CHUNK, (last, chunk))
+                rows = tx.all(sql, (last, size))
             if not rows:
                 return
-            for _, digest in rows:
-                yield digest
+            yield rows
             last = rows[-1][0]
 
     def run_ids(self) -> list[str]:
