@@ -104,19 +104,22 @@ class GateActivities:
 
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
-        await _off_loop(self.ledger.append, request.audit)
-        policy = self.ctx.policy()
-        await self._report_refused_policy(request.run_id)
-        kind = request.change.kind
+        """The audit that rode along is chained with the blast-radius reservation (one
+        transaction); a check that fails before it writes the audit on the way out."""
+        try:
+            policy = self.ctx.policy()
+            await self._report_refused_policy(request.run_id)
+            facts = await self._facts(request)
+            guardrails = policy.guardrails_for(request.change.kind)
+            thresholds, sources, (recent_hour, recent_run) = await _off_loop(self._ledger_side, request, guardrails)
+        except Exception:
+            await _off_loop(self.ledger.append, request.audit)  # what rode along is kept, whatever fails
+            raise
         allowlist: list[str] = []
-        guardrails = policy.guardrails_for(kind)
         for options in guardrails:
             name = options.get("allowlist")
             if name:
                 allowlist.extend(policy.allowlists.get(name, []))
-        facts = await self._facts(request)
-        thresholds, sources = await _off_loop(self.thresholds.derive, kind, guardrails, _now())
-        recent_hour, recent_run = await _off_loop(self._recent_counts, request, guardrails, thresholds)
         context = GuardrailContext(
             thresholds=thresholds,
             threshold_sources=sources,
@@ -130,7 +133,7 @@ class GateActivities:
             set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected()),
             freeze=active_freeze(policy.freeze, _now()),
         )
-        return StepCheck(policy=policy.gate_policy(kind), context=context)
+        return StepCheck(policy=policy.gate_policy(request.change.kind), context=context)
 
     async def _popularity(self, request: CheckRequest, guardrails: list[dict[str, Any]], policy) -> dict[str, Any]:
         """Where the target stands in the top-sites list, if a `popular_domain` guardrail asks."""
@@ -144,18 +147,28 @@ class GateActivities:
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 
+    def _ledger_side(self, request: CheckRequest, guardrails: list) -> tuple[dict, dict, tuple[int, int]]:
+        """The audit that rode along, the baseline thresholds and the blast-radius counts: one
+        trip off the event loop for everything the check needs from the ledger."""
+        thresholds, sources = self.thresholds.derive(request.change.kind, guardrails, _now())
+        return thresholds, sources, self._recent_counts(request, guardrails, thresholds)
+
     def _recent_counts(self, request: CheckRequest, guardrails: list, thresholds: dict) -> tuple[int, int]:
-        """Changes of this kind in the last hour and in this run (the blast-radius guardrails' input).
+        """Write the audit that rode along; count the changes of this kind in the last hour and
+        in this run (the blast-radius guardrails' input).
 
         With a `rate_limit` or `per_run_limit`, the ledger counts and reserves this step's place in
-        one transaction (`check_limits`), so steps checked at once on several workers cannot pass
-        a limit together; the reservation becomes the change when it is applied, or expires."""
+        one transaction (`check_limits`, which also chains the audit), so steps checked at once on
+        several workers cannot pass a limit together; the reservation becomes the change when it
+        is applied, or expires."""
         kind, run_id = request.change.kind, request.run_id
         per_hour, per_run = step_limits(guardrails, thresholds)
         if per_hour is None and per_run is None:
+            self.ledger.append(request.audit)
             hour = self.ledger.count_changes(kind, _now() - timedelta(hours=1))
             return hour, self.ledger.count_run_changes(kind, run_id)
-        check = self.ledger.check_limits(kind, run_id, f"{run_id}/{request.step_id}", _now(), per_hour, per_run)
+        check = self.ledger.check_limits(kind, run_id, f"{run_id}/{request.step_id}", _now(), per_hour, per_run,
+                                         audit=request.audit)
         return check.hour, check.run
 
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
@@ -173,24 +186,27 @@ class GateActivities:
 
     @activity.defn
     async def apply_change(self, request: ApplyRequest) -> ChangeRecord:
+        """The audit that rode along is chained with the change's intent (`begin_change`, one
+        transaction); a step that never gets that far writes it on the way out."""
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
-        existing = await _off_loop(self._audit_and_lookup, request)
+        audit = list(request.audit)
         try:
-            action = self.ctx.actions.for_kind(request.change.kind)
-        except UnknownAction as exc:
-            raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
-        if existing is not None and existing.status != "pending":
-            return existing  # a retry after the ledger write: the change is done
-        async with heartbeating():
-            return await self._apply_written_ahead(request, action, existing, log)
+            existing = await _off_loop(self.ledger.change, request.idempotency_key)
+            try:
+                action = self.ctx.actions.for_kind(request.change.kind)
+            except UnknownAction as exc:
+                raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
+            if existing is not None and existing.status != "pending":
+                return existing  # a retry after the ledger write: the change is done
+            async with heartbeating():
+                return await self._apply_written_ahead(request, action, existing, log, audit)
+        finally:
+            if audit:  # not chained with an intent (failed, refused or done before): chain it now
+                await _off_loop(self.ledger.append, audit)
 
-    def _audit_and_lookup(self, request: ApplyRequest) -> ChangeRecord | None:
-        """The audit that rode along, then the change's record if an earlier attempt wrote one
-        (one trip to a thread instead of two)."""
-        self.ledger.append(request.audit)
-        return self.ledger.change(request.idempotency_key)
-
-    async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log) -> ChangeRecord:
+    async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log,
+                                   audit: list[AuditEvent]) -> ChangeRecord:
+        """`audit` is emptied once `begin_change` has chained it."""
         try:
             before = existing.before if existing else await action.read(self.tools, request.change)
             already = action.wanted(request.change, before)
@@ -210,11 +226,13 @@ class GateActivities:
                     applied_at=_now(),
                     expires_at=request.expires_at,
                 ),
+                audit,
             )
+            audit.clear()
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
                 await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
-            else:  # finishes the record itself, once the tool was read back
+            else:  # finishes the record itself, once the tool confirmed it (its answer or a read)
                 record.inverse = record.inverse or action.inverse(request.change, record.before)
                 record = await apply_written_ahead(self.ledger, action, self.tools, record,
                                                    request.idempotency_key, retried=existing is not None)

@@ -43,7 +43,8 @@ async def settle(ledger: Ledger, action: Any, tools: Any, record: ChangeRecord) 
 
 async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: ChangeRecord,
                               key: str, retried: bool) -> ChangeRecord:
-    """Call the tool for a record already written ahead, then settle it by reading the tool.
+    """Call the tool for a record already written ahead, then settle it by the tool's word:
+    its answer to the write when that states the after-state, otherwise a read.
 
     `retried`: an earlier attempt wrote the record, so the tool may already hold the change;
     reading first avoids asking it twice. A tool error is final only if, read afterwards,
@@ -56,8 +57,9 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
             record.status, record.after = "applied", current
             await off_loop(ledger.finish_change, record)
             return record
+    answered = None
     try:
-        await action.apply(tools, record.change, key)
+        answered = await action.apply(tools, record.change, key)
     except ToolError as exc:
         try:
             current = await action.read(tools, record.change)
@@ -68,9 +70,11 @@ async def apply_written_ahead(ledger: Ledger, action: Any, tools: Any, record: C
                 record.status, record.after, record.inverse = "not_applied", current, None
                 await off_loop(ledger.finish_change, record)
             raise
-        # the tool holds the change although the call reported an error: it is applied
+        answered = current  # the tool holds the change although the call reported an error: it is applied
     record.status = "applied"
-    record.after = await action.read(tools, record.change)
+    # The tool's own answer to the write, when it states the wanted state; otherwise ask it.
+    wanted = answered is not None and action.wanted(record.change, answered)
+    record.after = answered if wanted else await action.read(tools, record.change)
     await off_loop(ledger.finish_change, record)
     return record
 

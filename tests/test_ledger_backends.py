@@ -96,6 +96,19 @@ def test_an_intent_with_its_inverse_is_chained_once(ledger):
     assert ledger.verified_change(CHANGE_ID).inverse.kind == "firewall.egress_unblock"
 
 
+def test_the_audit_that_rode_along_is_chained_with_the_intent_and_the_reservation(ledger):
+    """A step's audit travels with its check and its apply: each lands in the transaction that
+    reserves the step's place or writes its intent (one transaction, not two), before them in
+    the chain, and a retried call adds nothing."""
+    for _ in range(2):  # the second time: an activity retry
+        ledger.check_limits("firewall.egress_block", "run-1", CHANGE_ID, T0, 10, None, audit=events(2))
+        ledger.begin_change(intent(inverse=True), audit=events(2, start=2))
+    assert [(r["event"], r["data"].get("i")) for r in ledger.audit_rows("run-1")] == [
+        ("step.requested", 0), ("step.requested", 1), ("step.requested", 2), ("step.requested", 3),
+        ("change.pending", None)]
+    assert ledger.verify().ok
+
+
 def test_a_revert_counts_once_and_verifies(ledger):
     applied(ledger)
     event = AuditEvent(id=f"{CHANGE_ID}:reverted:change.reverted", at=T0, run_id="run-1", event="change.reverted",

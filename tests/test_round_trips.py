@@ -40,6 +40,14 @@ async def test_a_run_started_with_its_attributes_upserts_only_its_final_state(ti
         audit = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
         assert audit[0] == "run.started" and audit[-1] == "run.finished"
         assert stack.ledger.verify().ok
+        # The firewall is asked twice: the before-state, then the write, whose answer (the entry
+        # it now holds) is the after-state. No third call to read back what it just said.
+        calls = [(c.method, c.path) for c in await stack.tools.lab_calls() if "203.0.113.71" in c.path
+                 or (c.method == "POST" and c.path == "/firewall/egress")]
+        assert calls == [("GET", "/firewall/egress/203.0.113.71"), ("POST", "/firewall/egress")]
+        record = stack.ledger.change(f"{handle.id}/s01-firewall.egress_block")
+        assert record.before == {"blocked": False, "comment": None}
+        assert record.after == {"blocked": True, "comment": "round trips"}
         await replay([handle])
 
 

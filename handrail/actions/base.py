@@ -24,8 +24,12 @@ class Action(Protocol):
     def wanted(self, change: Change, state: dict[str, Any]) -> bool:
         """True when the state already is what the change asks for."""
 
-    async def apply(self, tools: Any, change: Change, key: str) -> None:
-        """Make the change; `key` makes a retried call harmless."""
+    async def apply(self, tools: Any, change: Change, key: str) -> dict[str, Any] | None:
+        """Make the change; `key` makes a retried call harmless.
+
+        Return the after-state (the same shape as `read`) when the tool's answer to the write
+        states it, e.g. the entry it created: the gate then records it instead of asking the
+        tool again, one call fewer on a production tool. None: the gate reads the tool."""
 
     def inverse(self, change: Change, before: dict[str, Any]) -> Change:
         """The change that brings the before-state back."""

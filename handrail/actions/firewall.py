@@ -5,18 +5,23 @@ from __future__ import annotations
 from handrail.gate.models import Change
 
 
+def _state(entry) -> dict:
+    return {"blocked": entry is not None, "comment": entry.comment if entry else None}
+
+
 class EgressBlock:
     kind = "firewall.egress_block"
 
     async def read(self, tools, change):
-        entry = await tools.firewall.egress_get(change.target)
-        return {"blocked": entry is not None, "comment": entry.comment if entry else None}
+        return _state(await tools.firewall.egress_get(change.target))
 
     def wanted(self, change, state):
         return bool(state["blocked"])
 
     async def apply(self, tools, change, key):
-        await tools.firewall.egress_add(change.target, str(change.params.get("comment") or ""), idempotency_key=key)
+        """The firewall answers with the entry it now holds: that is the after-state."""
+        return _state(await tools.firewall.egress_add(change.target, str(change.params.get("comment") or ""),
+                                                      idempotency_key=key))
 
     def inverse(self, change, before):
         return Change(kind="firewall.egress_unblock", target=change.target)

@@ -252,6 +252,8 @@ class LedgerCore:
 
     def _append_in(self, tx: Tx, events: list[AuditEvent], known_new: bool = False) -> int:
         """Extend the chain inside a write transaction (which holds the ledger's write lock)."""
+        if not events:
+            return 0
         if not known_new:
             events = self._unrecorded(tx, events)
         if not events:
@@ -308,7 +310,7 @@ class LedgerCore:
         return VerifyResult(True, count)
 
     # -- changes -----------------------------------------------------------------------
-    def begin_change(self, record: ChangeRecord) -> ChangeRecord:
+    def begin_change(self, record: ChangeRecord, audit: list[AuditEvent] = ()) -> ChangeRecord:
         """Record the intent and before-state; a retry gets the first attempt's record back.
 
         Keeping the first before-state matters: if the tool call succeeded but the activity
@@ -316,8 +318,10 @@ class LedgerCore:
         An intent that already carries its inverse (written ahead of the tool call) is
         chained at once, since a rollback may act on it before it is finished. The change's
         blast-radius reservation, if any, becomes the change itself in the same transaction.
+        `audit`: events that rode along with the step, chained first in the same transaction.
         """
         with self._write() as tx:
+            self._append_in(tx, list(audit))
             inserted = tx.run(self.SQL.INSERT_CHANGE, change_row(record)) == 1
             if inserted:
                 tx.run(self.SQL.DELETE_RESERVATION, (record.change_id,))
@@ -482,7 +486,7 @@ class LedgerCore:
 
     def check_limits(self, kind: str, run_id: str, change_id: str, now: datetime,
                      per_hour: float | None, per_run: float | None,
-                     ttl: timedelta = RESERVATION_TTL) -> LimitCheck:
+                     ttl: timedelta = RESERVATION_TTL, audit: list[AuditEvent] = ()) -> LimitCheck:
         """Count and reserve in one serialised transaction, so checks on many workers at the
         same instant cannot pass a limit together.
 
@@ -491,9 +495,11 @@ class LedgerCore:
         (None: no limit), a reservation for `change_id` is written: `begin_change` turns it
         into the change; a step that is never applied (denied, held, failed) lets it expire
         after `ttl`. A retried check finds its own reservation and does not count it.
+        `audit`: events that rode along with the check, chained in the same transaction.
         """
         now_s, since = iso(now), iso(now - timedelta(hours=1))
         with self._write() as tx:
+            self._append_in(tx, list(audit))
             tx.run(self.SQL.DELETE_EXPIRED_RESERVATIONS, (now_s,))
             hour, run, held_hour, held_run, applied = tx.one(
                 self.SQL.LIMIT_COUNTS, {"kind": kind, "since": since, "run_id": run_id, "change_id": change_id})

@@ -32,6 +32,7 @@ from handrail.tools.http import DEFAULT_TIMEOUT, LabHTTP, ToolModel
 from handrail.tools.iam import Iam, LabIam
 from handrail.tools.intel import Intel, LabIntel
 from handrail.tools.ips import Ips, LabIps
+from handrail.tools.keepalive import KeepAliveTransport
 from handrail.tools.mailbox import LabMailbox, Mailbox
 from handrail.tools.nac import LabNac, Nac
 from handrail.tools.proxy import LabProxy, Proxy
@@ -131,10 +132,9 @@ class ToolClients:
             base_url=settings.lab_url,
             headers={"Authorization": f"Bearer {settings.lab_token}"},
             timeout=timeout,
-            transport=transport,
-            # Keep every connection the worker opens: with httpx's default of 20 kept alive, a
-            # worker running more activities at once than that reconnects for most calls.
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            # Kept-alive connections without httpcore's per-request walk over its whole pool
+            # (handrail.tools.keepalive says why); a test's transport replaces it.
+            transport=transport or KeepAliveTransport(),
         )
         tools = cls(client, token=settings.lab_token, admin_token=settings.lab_admin_token)
         tools.use_backends(settings)
