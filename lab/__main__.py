@@ -16,7 +16,9 @@ def main() -> None:
     except CredentialError as exc:
         raise SystemExit(f"lab: {exc}") from None
     app = create_app(settings)
-    # Access logs off: they are noise here, and the lab never logs headers or tokens.
+    # Access logs off: they are noise here, and the lab never logs headers or tokens. uvicorn
+    # picks httptools (a dependency) by itself. Not uvloop: its listening socket left the port
+    # unusable for a restarted lab after a SIGKILL (tests/test_stack_partial.py).
     uvicorn.run(app, host=settings.lab_host, port=settings.lab_port, log_level="warning",
                 access_log=False)
 

@@ -115,7 +115,8 @@ class SqliteSQL:
     INSERT_REVERT = ("INSERT OR IGNORE INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
                      " VALUES (?,?,?,?,?,?,?)")
     HEAD_ROW = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-    RECORDED_IDS = "SELECT event_id FROM audit WHERE event_id IN (SELECT value FROM json_each(?))"
+    RECORDED_IDS_AND_HEAD = ("SELECT event_id, NULL, NULL FROM audit WHERE event_id IN (SELECT value FROM json_each(?))"
+                             " UNION ALL SELECT * FROM (SELECT NULL, seq, hash FROM audit ORDER BY seq DESC LIMIT 1)")
     AUDIT_ROWS = "SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"
     AUDIT_ROWS_OF_RUN = "SELECT seq, body, prev_hash, hash FROM audit WHERE run_id = ? ORDER BY seq"
     AUDIT_CHUNK = ("SELECT seq, event_id, at, run_id, step_id, event, body, prev_hash, hash FROM audit"

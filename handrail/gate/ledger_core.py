@@ -254,25 +254,30 @@ class LedgerCore:
         """Extend the chain inside a write transaction (which holds the ledger's write lock)."""
         if not events:
             return 0
-        if not known_new:
-            events = self._unrecorded(tx, events)
+        if known_new:
+            head = tx.one(self.SQL.HEAD_ROW)
+        else:
+            events, head = self._unrecorded_and_head(tx, events)
         if not events:
             return 0
-        head = tx.one(self.SQL.HEAD_ROW)
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
         rows = list(chained_rows(seq, prev, events))
         tx.many(self.SQL.INSERT_AUDIT, rows)
         return len(rows)
 
-    def _unrecorded(self, tx: Tx, events: list[AuditEvent]) -> list[AuditEvent]:
-        known = {r[0] for r in tx.all(self.SQL.RECORDED_IDS, (self._ids(list({e.id for e in events})),))}
+    def _unrecorded_and_head(self, tx: Tx, events: list[AuditEvent]) -> tuple[list[AuditEvent], tuple | None]:
+        """The events not yet recorded, and the chain's head: one statement (one round trip on
+        PostgreSQL, where every append pays it)."""
+        rows = tx.all(self.SQL.RECORDED_IDS_AND_HEAD, (self._ids(list({e.id for e in events})),))
+        known = {r[0] for r in rows if r[0] is not None}
+        head = next(((r[1], r[2]) for r in rows if r[0] is None), None)
         fresh = []
         for event in events:
             if event.id in known:
                 continue
             known.add(event.id)
             fresh.append(event)
-        return fresh
+        return fresh, head
 
     def audit_rows(self, run_id: str | None = None) -> Iterator[dict[str, Any]]:
         with self._read() as tx:
@@ -321,12 +326,11 @@ class LedgerCore:
         `audit`: events that rode along with the step, chained first in the same transaction.
         """
         with self._write() as tx:
-            self._append_in(tx, list(audit))
             inserted = tx.run(self.SQL.INSERT_CHANGE, change_row(record)) == 1
             if inserted:
                 tx.run(self.SQL.DELETE_RESERVATION, (record.change_id,))
-                if record.inverse is not None:
-                    self._append_in(tx, [chained_twin(record)])
+            twin = [chained_twin(record)] if inserted and record.inverse is not None else []
+            self._append_in(tx, [*audit, *twin])  # the step's audit, then the intent: one append
             stored = tx.one(self.SQL.CHANGE_WITH_REVERT, (record.change_id,))
         assert stored is not None
         return to_record(stored)

@@ -99,7 +99,8 @@ class PostgresSQL:
     INSERT_REVERT = ("INSERT INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
                      " VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (change_id) DO NOTHING")
     HEAD_ROW = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-    RECORDED_IDS = "SELECT event_id FROM audit WHERE event_id = ANY(%s)"
+    RECORDED_IDS_AND_HEAD = ("SELECT event_id, NULL::bigint, NULL FROM audit WHERE event_id = ANY(%s)"
+                             " UNION ALL (SELECT NULL, seq, hash FROM audit ORDER BY seq DESC LIMIT 1)")
     AUDIT_ROWS = "SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"
     AUDIT_ROWS_OF_RUN = "SELECT seq, body, prev_hash, hash FROM audit WHERE run_id = %s ORDER BY seq"
     AUDIT_CHUNK = ("SELECT seq, event_id, at, run_id, step_id, event, body, prev_hash, hash FROM audit"
