@@ -12,7 +12,10 @@ import pytest
 from handrail.actions.cases import CasesOpen
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import AuditEvent, Change, ChangeRecord, Mode
-from handrail.gate.redact import REDACTED, redact, redact_text, secret_name
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handrail.gate.redact import REDACTED, _redact_all, redact, redact_text, secret_name
 from lab.testing import in_process_lab
 
 pytestmark = pytest.mark.unit
@@ -39,6 +42,7 @@ FORMATS = [
     ("slack xoxb-1234567890-abcdefghij", "xoxb-1234567890", "slack"),
     ("maps AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890", "maps"),
     ("stripe sk_live_51Habcdefghijklmnop", "sk_live_51Habcdefghijklmnop", "stripe"),
+    ("publish with npm_" + "A1b2c3D4e5" * 3 + "x1Y2z3 now", "npm_" + "A1b2c3D4e5" * 3, "publish with"),
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXk", ""),
     ("sig=Zx9Kq2Lm8Np4Rt6Vw1Yb3Cd5Ef7Gh0Jk2Mn4Pq", "Zx9Kq2Lm8Np4Rt6Vw1Yb3Cd5Ef7Gh0Jk2Mn4Pq", "sig="),  # by shape
 ]
@@ -58,6 +62,28 @@ def test_each_secret_format_is_redacted(text, secret, kept):
 ])
 def test_ordinary_text_is_left_alone(text):
     assert redact_text(text) == text
+
+
+# Fragments that start, end or nearly make up every pattern, and ordinary audit text between.
+_PIECES = [f[0] for f in FORMATS] + [f[1] for f in FORMATS] + [
+    "Authorization", "authorization:", "Bearer ", "basic ", "Basic\t", "://", "svc:pw@", "?", "&", ";", "=",
+    ":", " = '", '"', "api_key", "API-KEY", "x-api-key", "Password", "PWD", "secret", "Token", "sig", "code",
+    "eyJ", "eyJabcd.", "AKIA", "ASIA", "ghp_", "github_pat_", "xoxb-", "AIza", "sk_live_", "rk_test_", "npm_",
+    "-----BEGIN", " PRIVATE KEY-----", "A1b2C3d4" * 4, "abcdef0123456789" * 2, "Zx9" * 11, "2026-11-30T09:42:38Z",
+    "firewall.egress_block", "203.0.113.7", "2001:db8::1", "run-1/s01", "sha256:", "0f" * 32, " ", "\n",
+]
+
+
+@pytest.mark.parametrize("text", [f[0] for f in FORMATS] + [f[1] for f in FORMATS])
+def test_the_quick_look_finds_every_known_format_even_bare(text):
+    assert redact_text(text) == _redact_all(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=12), max_size=12).map("".join))
+def test_the_quick_look_never_skips_a_secret(text):
+    """The anchor scan that lets most strings through unscanned agrees with all the patterns."""
+    assert redact_text(text) == (text if len(text) < 8 else _redact_all(text))
 
 
 def test_keys_by_name_not_by_substring():
