@@ -1,9 +1,11 @@
 """The step gate's side effects: gather guardrail facts, call the tool, write the ledger.
 
-A step costs two activities: `check_step` (policy slice + guardrail context) and
+A step costs two activities: `check_step` (policy slice + guardrail context; a local
+activity, run inside the workflow task that asks, `workflows.gate._check`) and
 `apply_change` (before-state, tool call, after-state, ledger). Audit events produced in
-workflow code ride along with whichever of these runs next, so auditing adds no round
-trips. These activities decide nothing: verdicts and approvals happen in the workflow.
+workflow code ride along with whichever of these runs next, in the same ledger
+transaction, so auditing adds no round trips. These activities decide nothing: verdicts
+and approvals happen in the workflow.
 """
 
 from __future__ import annotations
