@@ -128,8 +128,8 @@ async def test_inadvertent_alert_enrolls_training_without_an_analyst(time_env, t
 
 
 @pytest.mark.workflow
-async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(fresh_time_env, tmp_path):
+    async with running_stack(fresh_time_env.client, tmp_path, POLICY) as stack:
         handle = await start_alert(stack, "DLP-0005")  # gateway + encrypted_archive, lt-ballen (clean)
         status = await stack.wait_for(handle, done)
         assert status.state == RunState.COMPLETED, status.error
@@ -146,7 +146,7 @@ async def test_malicious_alert_opens_case_alerts_and_monitors_a_clean_host(time_
         alerts = await stack.tools.alerts.list_alerts()
         assert any("Suspected data exfiltration by ballen" in a.title for a in alerts)
         await handle.result()  # the run completes; its expiry workflow holds the monitoring TTL (7d)
-        await skip_time(time_env, timedelta(days=7, hours=1))
+        await skip_time(fresh_time_env, timedelta(days=7, hours=1))
         await stack.client.get_workflow_handle(expiry_id(handle.id)).result()
         assert (await stack.tools.edr.get_host("lt-ballen")).telemetry == "normal"
 
@@ -168,8 +168,8 @@ async def test_analyst_denial_means_inadvertent(time_env, tmp_path):
 
 
 @pytest.mark.workflow
-async def test_unanswered_question_times_out_to_the_policy_verdict(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+async def test_unanswered_question_times_out_to_the_policy_verdict(fresh_time_env, tmp_path):
+    async with running_stack(fresh_time_env.client, tmp_path, POLICY) as stack:
         handle = await start_alert(stack, "DLP-0007")  # email + other: no rule; lt-jmartin is clean
         status = await handle.result()  # time skips over 4h + 4h escalation, then the 7d TTL
         assert status.state == RunState.COMPLETED, status.error
@@ -179,7 +179,7 @@ async def test_unanswered_question_times_out_to_the_policy_verdict(time_env, tmp
         assert "timed out" in " ".join(status.summary["decision_path"])
         assert status.summary["case_id"]
     other = policy(**{'on_unclassified_timeout = "malicious"': 'on_unclassified_timeout = "inadvertent"'})
-    async with running_stack(time_env.client, tmp_path / "b", other) as stack:
+    async with running_stack(fresh_time_env.client, tmp_path / "b", other) as stack:
         status = await (await start_alert(stack, "DLP-0007")).result()
         assert status.summary["classification"]["verdict"] == "inadvertent"
         assert kinds(status) == ["exfiltration.classify_malicious", "training.enroll", "dlp.mark_processed"]

@@ -242,8 +242,8 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
         assert "203.0.113.30" not in await stack.edl()
 
 
-async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+async def test_ttl_expiry_reverts_the_block(fresh_time_env, tmp_path):
+    async with running_stack(fresh_time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=30 * 86400))
         # The run completes (in Handrail and in Temporal) and hands the TTL to its expiry workflow.
         result = await handle.result()
@@ -254,7 +254,7 @@ async def test_ttl_expiry_reverts_the_block(time_env, tmp_path):
         assert IP in await stack.edl()
         expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
         stack.started.append(expiry)
-        await skip_time(time_env, timedelta(days=30, hours=1))  # skip the 30 days (the run itself has closed)
+        await skip_time(fresh_time_env, timedelta(days=30, hours=1))  # skip the 30 days (the run itself has closed)
         plan = await expiry.result()
         assert [i.state for i in plan.items] == ["expired"]
         assert IP not in await stack.edl()
@@ -293,8 +293,8 @@ async def test_already_blocked_address_is_left_alone_by_rollback(time_env, tmp_p
         assert IP in await stack.edl()
 
 
-async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+async def test_expiry_after_rollback_is_a_no_op(fresh_time_env, tmp_path):
+    async with running_stack(fresh_time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=86400))
         status = await stack.wait_for(handle, lambda s: s.state == RunState.COMPLETED)
         rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"))
@@ -303,7 +303,7 @@ async def test_expiry_after_rollback_is_a_no_op(time_env, tmp_path):
         assert stack.ledger.revert_of(change_id).reason == "rollback"
         expiry = stack.client.get_workflow_handle(expiry_id(handle.id), result_type=ExpiryPlan)
         stack.started.append(expiry)
-        await skip_time(time_env, timedelta(days=1, hours=1))  # the TTL fires after the rollback: a no-op
+        await skip_time(fresh_time_env, timedelta(days=1, hours=1))  # the TTL fires after the rollback: a no-op
         plan = await expiry.result()
         assert plan.items[0].state == "skipped" and "already reverted by rollback (bob)" in plan.items[0].detail
         assert IP not in await stack.edl()

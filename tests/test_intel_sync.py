@@ -163,8 +163,8 @@ async def test_volume_anomaly_holds_then_approval_applies(time_env, tmp_path):
         assert "23.0.0.1" in await stack.edl()
 
 
-async def test_age_out_after_grace_period(time_env, tmp_path):
-    async with running_stack(time_env.client, tmp_path, intel_policy(grace="7d")) as stack:
+async def test_age_out_after_grace_period(fresh_time_env, tmp_path):
+    async with running_stack(fresh_time_env.client, tmp_path, intel_policy(grace="7d")) as stack:
         first = await sync(stack)
         assert await proxy_blocked(stack, ["91.92.241.17"]) == {"91.92.241.17"}
         c2 = (await stack.tools.intel.fetch_feed("lab-c2")).decode()
@@ -175,7 +175,7 @@ async def test_age_out_after_grace_period(time_env, tmp_path):
         assert gone.summary["age"]["newly_absent"] >= 1
         assert gone.summary["aged_out"] == {}
         assert await proxy_blocked(stack, ["91.92.241.17"]) == {"91.92.241.17"}
-        await skip_time(time_env, timedelta(days=8))
+        await skip_time(fresh_time_env, timedelta(days=8))
         late = await sync(stack)
         assert late.state == RunState.COMPLETED, late.error
         assert late.summary["aged_out"]["proxy.unblock"]["applied"] >= 1
