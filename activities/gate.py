@@ -1,11 +1,9 @@
 """The step gate's side effects: gather guardrail facts, call the tool, write the ledger.
 
-A step costs two activities: `check_step` (policy slice + guardrail context; a local
-activity, run inside the workflow task that asks, `workflows.gate._check`) and
+A step costs two activities: `check_step` (policy slice + guardrail context) and
 `apply_change` (before-state, tool call, after-state, ledger). Audit events produced in
 workflow code ride along with whichever of these runs next, in the same ledger
-transaction, so auditing adds no round trips. These activities decide nothing: verdicts
-and approvals happen in the workflow.
+transaction, so auditing adds no round trips. These activities decide nothing: verdicts and approvals happen in the workflow.
 """
 
 from __future__ import annotations

@@ -24,8 +24,6 @@ RECORDED = {
     # a guarded one-step egress block with a signed request, recorded by `handrail bench runbooks`
     # at 076cbd7, before the runbook workflow modules were passed through the sandbox
     "egress_block_guarded_076cbd7.history.json": "gate-0-0",
-    # the same at 750bd69: the check as a local activity behind its patch marker
-    "egress_block_guarded_750bd69.history.json": "gate-0-0",
 }
 
 

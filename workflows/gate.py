@@ -362,8 +362,11 @@ class Runbook:
         self.audit("step.requested", step.step_id, change=change.model_dump(),
                    **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}))
 
-        check = await _check(CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change,
-                                          audit=self._take_audit()))
+        check = await workflow.execute_activity_method(
+            GateActivities.check_step,
+            CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change, audit=self._take_audit()),
+            **CHECK_OPTS,
+        )
         policy, context = check.policy, check.context
         if self._requester_proof is None:
             self._prove_requester(step, policy)
@@ -543,21 +546,6 @@ class Runbook:
 
     def report(self) -> RunStatus:
         return self.status
-
-
-CHECK_IN_TASK = "handrail-check-step-local"  # runs recorded before it replay with the ordinary activity
-
-
-async def _check(request: CheckRequest):
-    """`check_step` as a local activity: it runs on the worker inside the workflow task that
-    asked for it, so a step's check costs no activity task, no round trip to the server and no
-    extra workflow task (`handrail bench runbooks`: about 3 ms less server CPU per run under
-    load, at the same worker CPU). It only reads and reserves; the tool call stays an ordinary
-    activity, with its heartbeat and its patient retries. A run recorded before this change
-    replays with the ordinary activity it ran."""
-    if workflow.patched(CHECK_IN_TASK):
-        return await workflow.execute_local_activity_method(GateActivities.check_step, request, **CHECK_OPTS)
-    return await workflow.execute_activity_method(GateActivities.check_step, request, **CHECK_OPTS)
 
 
 async def _keep_awaiting(task: asyncio.Future):
