@@ -245,8 +245,10 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
 async def test_ttl_expiry_reverts_the_block(fresh_time_env, tmp_path):
     async with running_stack(fresh_time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, trigger(ttl_s=30 * 86400))
-        # The run completes (in Handrail and in Temporal) and hands the TTL to its expiry workflow.
-        result = await handle.result()
+        # The run completes (in Handrail and in Temporal) and hands the TTL to its expiry workflow;
+        # waited for in real time, so the server cannot jump to the expiry's timer meanwhile.
+        with fresh_time_env.auto_time_skipping_disabled():
+            result = await handle.result()
         assert result.state == RunState.COMPLETED and result.steps[0].state == StepState.APPLIED
         assert result.steps[0].expires_at is not None and result.summary["expiries_pending"] == 1
         assert result.summary["expiry_workflow"] == expiry_id(handle.id)
