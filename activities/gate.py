@@ -3,7 +3,8 @@
 A step costs two activities: `check_step` (policy slice + guardrail context) and
 `apply_change` (before-state, tool call, after-state, ledger). Audit events produced in
 workflow code ride along with whichever of these runs next, in the same ledger
-transaction, so auditing adds no round trips. These activities decide nothing: verdicts and approvals happen in the workflow.
+transaction, so auditing adds no round trips. These activities decide nothing: verdicts
+and approvals happen in the workflow.
 """
 
 from __future__ import annotations
@@ -231,7 +232,8 @@ class GateActivities:
             audit.clear()
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
-                await _off_loop(self.ledger.finish_change, record)  # the row and its chained twin (what rollback later trusts)
+                # the row and its chained twin (what rollback later trusts)
+                await _off_loop(self.ledger.finish_change, record)
             else:  # finishes the record itself, once the tool confirmed it (its answer or a read)
                 record.inverse = record.inverse or action.inverse(request.change, record.before)
                 record = await apply_written_ahead(self.ledger, action, self.tools, record,

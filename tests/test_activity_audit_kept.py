@@ -37,8 +37,8 @@ async def test_a_failed_check_or_apply_still_writes_the_audit_that_rode_along(tm
         await lab.tools.lab_set_fault("/cmdb/*", error_rate=1.0, error_status=503)  # the CMDB is down: the guardrail facts fail
         with pytest.raises(ApplicationError, match="looking up ws-0042 failed"):
             await env.run(gate.check_step, CheckRequest(
-                run_id="run-1", step_id="s01-edr.isolate", change=Change(kind="edr.isolate", target="ws-0042"),
-                audit=rode_along("s01-edr.isolate")))
+                run_id="run-1", step_id="s01-edr.isolate",
+                change=Change(kind="edr.isolate", target="ws-0042"), audit=rode_along("s01-edr.isolate")))
 
         with pytest.raises(ApplicationError) as unknown:
             await env.run(gate.apply_change, ApplyRequest(

@@ -8,13 +8,12 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handrail.actions.cases import CasesOpen
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import AuditEvent, Change, ChangeRecord, Mode
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from handrail.gate.redact import REDACTED, _redact_all, redact, redact_text, secret_name
 from lab.testing import in_process_lab
 

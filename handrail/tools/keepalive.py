@@ -57,8 +57,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("the transport is closed")
+        if self._closed:  # a call racing the worker's shutdown: retryable, like any unreachable tool
+            raise httpx.ConnectError("the tool clients are closed", request=request)
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"the tool transport speaks http and https, not {url.scheme!r}")
