@@ -34,7 +34,8 @@ async def test_a_failed_check_or_apply_still_writes_the_audit_that_rode_along(tm
         gate = GateActivities(WorkerContext.build(lab.settings, lab.tools, ledger))
         env = ActivityEnvironment()
 
-        await lab.tools.lab_set_fault("/cmdb/*", error_rate=1.0, error_status=503)  # the CMDB is down: the guardrail facts fail
+        # the CMDB is down: the guardrail facts fail
+        await lab.tools.lab_set_fault("/cmdb/*", error_rate=1.0, error_status=503)
         with pytest.raises(ApplicationError, match="looking up ws-0042 failed"):
             await env.run(gate.check_step, CheckRequest(
                 run_id="run-1", step_id="s01-edr.isolate",
