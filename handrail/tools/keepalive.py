@@ -110,7 +110,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         scheme, host, port = origin
         tls = None
         if scheme == "https":
-            tls = self._ssl_context or httpx.create_ssl_context()
+            if self._ssl_context is None:  # once: it reads the CA bundle from disk
+                self._ssl_context = httpx.create_ssl_context()
+            tls = self._ssl_context
         try:
             reader, writer = await _within(
                 asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None,
