@@ -221,3 +221,53 @@ async def test_a_header_with_a_line_break_is_refused_before_it_is_sent():
             with pytest.raises((httpx.LocalProtocolError, ValueError)):
                 await http.get("/x", headers={"X-Note": "a\r\nInjected: yes"})
         assert not server.requests
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, written as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+async def test_https_verifies_the_tool_and_keeps_its_connection(tmp_path):
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    served = Server(lambda m, p, b: ok())
+    served.server = await asyncio.start_server(served._serve, "127.0.0.1", 0, ssl=server_tls)
+    served.port = served.server.sockets[0].getsockname()[1]
+    url = f"https://127.0.0.1:{served.port}"
+    try:
+        trusting = httpx.AsyncClient(base_url=url, transport=KeepAliveTransport(
+            ssl.create_default_context(cafile=str(cert_file))))
+        async with trusting:
+            assert (await trusting.get("/a")).json() == {"ok": True}
+            assert (await trusting.get("/b")).status_code == 200
+        assert served.connections == 1
+        async with httpx.AsyncClient(base_url=url, transport=KeepAliveTransport()) as default_trust:
+            with pytest.raises(httpx.ConnectError):  # a certificate nobody vouches for is refused
+                await default_trust.get("/a")
+    finally:
+        await served.__aexit__(None, None, None)
