@@ -48,12 +48,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def _off_loop(call, *args, **kwargs):
-    """Run a ledger call off the event loop (`activities.ledger_io`): the loop, which every activity
-    and workflow task of the worker shares, never waits on the disk or on PostgreSQL."""
-    return await off_loop(call, *args, **kwargs)
-
-
 async def _set_check(store: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
     """Member-by-member IP guardrail check of a ``set:<sha256>`` batch target (off the event
     loop: a set can be large). A set that cannot be read yields an error: the gate refuses."""
@@ -88,7 +82,7 @@ class GateActivities:
         refused = self.ctx.refused_policy()
         if refused is None or refused.digest in self._alerted:
             return
-        await _off_loop(self.ledger.append, [AuditEvent(
+        await off_loop(self.ledger.append, [AuditEvent(
             id=f"policy-refused-{refused.digest}", at=_now(), run_id="handrail-policy",
             event="policy.refused", data={"why": refused.why, "sha256": refused.digest})])
         try:
@@ -112,9 +106,9 @@ class GateActivities:
             await self._report_refused_policy(request.run_id)
             facts = await self._facts(request)
             guardrails = policy.guardrails_for(request.change.kind)
-            thresholds, sources, (recent_hour, recent_run) = await _off_loop(self._ledger_side, request, guardrails)
+            thresholds, sources, (recent_hour, recent_run) = await off_loop(self._ledger_side, request, guardrails)
         except Exception:
-            await _off_loop(self.ledger.append, request.audit)  # what rode along is kept, whatever fails
+            await off_loop(self.ledger.append, request.audit)  # what rode along is kept, whatever fails
             raise
         allowlist: list[str] = []
         for options in guardrails:
@@ -149,28 +143,25 @@ class GateActivities:
         return found.as_fact()
 
     def _ledger_side(self, request: CheckRequest, guardrails: list) -> tuple[dict, dict, tuple[int, int]]:
-        """The audit that rode along, the baseline thresholds and the blast-radius counts: one
-        trip off the event loop for everything the check needs from the ledger."""
-        thresholds, sources = self.thresholds.derive(request.change.kind, guardrails, _now())
-        return thresholds, sources, self._recent_counts(request, guardrails, thresholds)
-
-    def _recent_counts(self, request: CheckRequest, guardrails: list, thresholds: dict) -> tuple[int, int]:
-        """Write the audit that rode along; count the changes of this kind in the last hour and
-        in this run (the blast-radius guardrails' input).
+        """Everything the check needs from the ledger, in one trip off the event loop: the
+        baseline thresholds, then the audit that rode along written and the changes of this
+        kind counted in the last hour and in this run (the blast-radius guardrails' input).
 
         With a `rate_limit` or `per_run_limit`, the ledger counts and reserves this step's place in
         one transaction (`check_limits`, which also chains the audit), so steps checked at once on
         several workers cannot pass a limit together; the reservation becomes the change when it
         is applied, or expires."""
         kind, run_id = request.change.kind, request.run_id
+        thresholds, sources = self.thresholds.derive(kind, guardrails, _now())
         per_hour, per_run = step_limits(guardrails, thresholds)
         if per_hour is None and per_run is None:
             self.ledger.append(request.audit)
-            hour = self.ledger.count_changes(kind, _now() - timedelta(hours=1))
-            return hour, self.ledger.count_run_changes(kind, run_id)
+            counts = (self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
+                      self.ledger.count_run_changes(kind, run_id))
+            return thresholds, sources, counts
         check = self.ledger.check_limits(kind, run_id, f"{run_id}/{request.step_id}", _now(), per_hour, per_run,
                                          audit=request.audit)
-        return check.hour, check.run
+        return thresholds, sources, (check.hour, check.run)
 
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""
@@ -192,7 +183,7 @@ class GateActivities:
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
         audit = list(request.audit)
         try:
-            existing = await _off_loop(self.ledger.change, request.idempotency_key)
+            existing = await off_loop(self.ledger.change, request.idempotency_key)
             try:
                 action = self.ctx.actions.for_kind(request.change.kind)
             except UnknownAction as exc:
@@ -203,7 +194,7 @@ class GateActivities:
                 return await self._apply_written_ahead(request, action, existing, log, audit)
         finally:
             if audit:  # not chained with an intent (failed, refused or done before): chain it now
-                await _off_loop(self.ledger.append, audit)
+                await off_loop(self.ledger.append, audit)
 
     async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log,
                                    audit: list[AuditEvent]) -> ChangeRecord:
@@ -212,7 +203,7 @@ class GateActivities:
             before = existing.before if existing else await action.read(self.tools, request.change)
             already = action.wanted(request.change, before)
             # Write ahead: the intent, before-state and inverse are in the ledger before the call.
-            record = await _off_loop(
+            record = await off_loop(
                 self.ledger.begin_change,
                 ChangeRecord(
                     change_id=request.idempotency_key,
@@ -233,7 +224,7 @@ class GateActivities:
             if action.wanted(request.change, record.before):
                 record.status, record.after, record.inverse = "unchanged", record.before, None
                 # the row and its chained twin (what rollback later trusts)
-                await _off_loop(self.ledger.finish_change, record)
+                await off_loop(self.ledger.finish_change, record)
             else:  # finishes the record itself, once the tool confirmed it (its answer or a read)
                 record.inverse = record.inverse or action.inverse(request.change, record.before)
                 record = await apply_written_ahead(self.ledger, action, self.tools, record,
@@ -247,10 +238,10 @@ class GateActivities:
     @activity.defn
     async def revert_change(self, request: RevertRequest) -> RevertResult:
         """Apply a recorded change's inverse and check the tool is back in its before-state."""
-        await _off_loop(self.ledger.append, request.audit)
+        await off_loop(self.ledger.append, request.audit)
         try:  # only the hash-chained record is trusted: an inverse edited in the file is refused
-            record = await _off_loop(self.ledger.verified_change, request.change_id)
-            previous = await _off_loop(self.ledger.verified_revert, request.change_id)
+            record = await off_loop(self.ledger.verified_change, request.change_id)
+            previous = await off_loop(self.ledger.verified_revert, request.change_id)
         except UntrustedRecord as exc:
             raise ApplicationError(str(exc), type="UntrustedRecord", non_retryable=True) from None
         if record is None:
@@ -287,7 +278,7 @@ class GateActivities:
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}"
         )
-        await _off_loop(
+        await off_loop(
             self.ledger.record_revert,
             request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail,
             event=_event(request.run_id, record.step_id, "change.reverted", {
@@ -299,11 +290,11 @@ class GateActivities:
 
     @activity.defn
     async def record_audit(self, events: list[AuditEvent]) -> int:
-        return await _off_loop(self.ledger.append, events)
+        return await off_loop(self.ledger.append, events)
 
     @activity.defn
     async def raise_alert(self, request: AlertRequest) -> str:
-        await _off_loop(self.ledger.append, request.audit)
+        await off_loop(self.ledger.append, request.audit)
         try:
             alert = await self.tools.alerts.raise_alert(
                 request.priority, request.title, request.body, source="handrail",
@@ -315,7 +306,7 @@ class GateActivities:
 
     @activity.defn
     async def run_changes(self, request: RunChangesRequest) -> list[ChangeRecord]:
-        return await _off_loop(self.ledger.changes_for_run, request.run_id)
+        return await off_loop(self.ledger.changes_for_run, request.run_id)
 
 
 
