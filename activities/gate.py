@@ -1,10 +1,13 @@
 """The step gate's side effects: gather guardrail facts, call the tool, write the ledger.
 
-A step costs two activities: `check_step` (policy slice + guardrail context) and
-`apply_change` (before-state, tool call, after-state, ledger). Audit events produced in
-workflow code ride along with whichever of these runs next, in the same ledger
-transaction, so auditing adds no round trips. These activities decide nothing: verdicts
-and approvals happen in the workflow.
+A step the gate may finish alone is one activity, `check_and_apply`: the check (policy
+slice + guardrail context), the judgement (`handrail.gate.judgement`, the same pure function
+the workflow uses), and only when nothing refuses or holds the change and the requester is
+proven, the change itself. A step that needs a person (or a rollback's undo) is
+`check_step`, the workflow's decision, then `apply_change` (before-state, tool call,
+after-state, ledger). Audit events produced in workflow code ride along with whichever of
+these runs next, in the same ledger transaction, so auditing adds no round trips.
+Approvals, refusals and compensation are decided in the workflow.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from activities.ledger_io import off_loop
 from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction
 from handrail.gate.blast_radius import step_limits
+from handrail.gate.decisions import Refused
 from handrail.gate.freeze import active_freeze
+from handrail.gate.judgement import judge
 from handrail.gate.ledger import UntrustedRecord
 from handrail.gate.models import (
     AlertRequest,
+    ApplyIntent,
     ApplyRequest,
     AuditEvent,
     ChangeRecord,
@@ -38,6 +44,7 @@ from handrail.gate.models import (
     StepCheck,
 )
 from handrail.gate.policy import PolicyError
+from handrail.gate.requests import prove_requester
 from handrail.ops.log import get_logger
 from handrail.runbooks.phishing.popular import PopularSettings, standing
 from handrail.tools.errors import ToolError
@@ -100,13 +107,73 @@ class GateActivities:
     @activity.defn
     async def check_step(self, request: CheckRequest) -> StepCheck:
         """The audit that rode along is chained with the blast-radius reservation (one
-        transaction); a check that fails before it writes the audit on the way out."""
+        transaction); a check that fails before it writes the audit on the way out.
+        With `request.apply`, the step is also applied when no person need decide it."""
+        if request.apply is not None:
+            return await self._check_and_apply(request, request.apply)
+        check, _ = await self._check(request, resuming=False)
+        return check
+
+    async def _check_and_apply(self, request: CheckRequest, intent: ApplyIntent) -> StepCheck:
+        """Check a step and, when the gate needs no person for it, apply it: one activity.
+
+        The judgement is the workflow's own (`judge`), and the requester is proven before
+        anything changes. Applied, the judgement's audit is chained with the change's intent;
+        otherwise nothing is written ahead and the workflow refuses or asks from the check.
+        A retry that finds this step's intent in the ledger carries out the decision that
+        intent records (it was judged and audited when it was written). A retryable tool
+        failure returns the decision without a record: the workflow waits the tool out."""
+        log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
+        audit = list(request.audit)
+        try:
+            async with heartbeating():
+                probe = request.model_copy(update={"audit": [], "apply": None})
+                check, existing = await self._check(probe, resuming=activity.info().attempt > 1)
+                if existing is None:
+                    judgement = judge(request.change, check)
+                    if not judgement.goes_alone:
+                        return check  # a person decides, or the gate refuses: the workflow's part
+                    proof = _proof(intent, check)
+                    if intent.requester is not None and proof is None:
+                        return check  # the workflow rejects the run, saying why
+                    audit.extend(_judgement_audit(request, intent, judgement, proof))
+                else:
+                    proof = _proof(intent, check)
+                    if intent.requester is not None and proof is None:
+                        proof = {"how": "proven when this change was judged and written ahead (see the audit)"}
+                check.decided, check.requester_proof = True, proof
+                if existing is not None and existing.status != "pending":
+                    check.record = existing
+                    return check
+                try:
+                    action = self.ctx.actions.for_kind(request.change.kind)
+                except UnknownAction as exc:
+                    raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
+                apply = ApplyRequest(
+                    run_id=request.run_id, step_id=request.step_id, change=request.change,
+                    idempotency_key=intent.idempotency_key, mode=check.policy.mode,
+                    requested_by=intent.requested_by, expires_at=intent.expires_at,
+                )
+                try:
+                    check.record = await self._apply_written_ahead(apply, action, existing, log, audit)
+                except ApplicationError as err:
+                    if err.non_retryable:
+                        raise  # the tool's definite answer: the step fails
+                    log.warning("the tool failed; the run waits it out", error=str(err))
+                return check
+        finally:
+            if audit:  # not chained with an intent: chain it now
+                await off_loop(self.ledger.append, audit)
+
+    async def _check(self, request: CheckRequest, resuming: bool) -> tuple[StepCheck, ChangeRecord | None]:
+        """The step's check; with `resuming`, also this step's written-ahead intent, if any."""
         try:
             policy = self.ctx.policy()
             await self._report_refused_policy(request.run_id)
             facts = await self._facts(request)
             guardrails = policy.guardrails_for(request.change.kind)
-            thresholds, sources, (recent_hour, recent_run) = await off_loop(self._ledger_side, request, guardrails)
+            thresholds, sources, (recent_hour, recent_run), existing = await off_loop(
+                self._ledger_side, request, guardrails, resuming)
         except Exception:
             await off_loop(self.ledger.append, request.audit)  # what rode along is kept, whatever fails
             raise
@@ -128,7 +195,7 @@ class GateActivities:
             set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected()),
             freeze=active_freeze(policy.freeze, _now()),
         )
-        return StepCheck(policy=policy.gate_policy(request.change.kind), context=context)
+        return StepCheck(policy=policy.gate_policy(request.change.kind), context=context), existing
 
     async def _popularity(self, request: CheckRequest, guardrails: list[dict[str, Any]], policy) -> dict[str, Any]:
         """Where the target stands in the top-sites list, if a `popular_domain` guardrail asks."""
@@ -142,26 +209,30 @@ class GateActivities:
         found = await asyncio.to_thread(standing, request.change.target, settings)  # reads the list once
         return found.as_fact()
 
-    def _ledger_side(self, request: CheckRequest, guardrails: list) -> tuple[dict, dict, tuple[int, int]]:
+    def _ledger_side(self, request: CheckRequest, guardrails: list,
+                     resuming: bool = False) -> tuple[dict, dict, tuple[int, int], ChangeRecord | None]:
         """Everything the check needs from the ledger, in one trip off the event loop: the
         baseline thresholds, then the audit that rode along written and the changes of this
-        kind counted in the last hour and in this run (the blast-radius guardrails' input).
+        kind counted in the last hour and in this run (the blast-radius guardrails' input);
+        with `resuming`, this step's written-ahead intent.
 
         With a `rate_limit` or `per_run_limit`, the ledger counts and reserves this step's place in
         one transaction (`check_limits`, which also chains the audit), so steps checked at once on
         several workers cannot pass a limit together; the reservation becomes the change when it
         is applied, or expires."""
         kind, run_id = request.change.kind, request.run_id
+        change_id = f"{run_id}/{request.step_id}"
+        existing = self.ledger.change(change_id) if resuming else None
         thresholds, sources = self.thresholds.derive(kind, guardrails, _now())
         per_hour, per_run = step_limits(guardrails, thresholds)
         if per_hour is None and per_run is None:
-            self.ledger.append(request.audit)
+            if request.audit:
+                self.ledger.append(request.audit)
             counts = (self.ledger.count_changes(kind, _now() - timedelta(hours=1)),
                       self.ledger.count_run_changes(kind, run_id))
-            return thresholds, sources, counts
-        check = self.ledger.check_limits(kind, run_id, f"{run_id}/{request.step_id}", _now(), per_hour, per_run,
-                                         audit=request.audit)
-        return thresholds, sources, (check.hour, check.run)
+            return thresholds, sources, counts, existing
+        check = self.ledger.check_limits(kind, run_id, change_id, _now(), per_hour, per_run, audit=request.audit)
+        return thresholds, sources, (check.hour, check.run), existing
 
     async def _facts(self, request: CheckRequest) -> dict[str, Any]:
         """Facts about the target some guardrails need (CMDB tags), if the action offers them."""
@@ -316,3 +387,27 @@ def _event(run_id: str, step_id: str | None, name: str, data: Any, suffix: str =
     base = payload.get("change_id", "") if isinstance(payload, dict) else ""
     return AuditEvent(id=f"{base}{suffix}:{name}", at=_now(), run_id=run_id, step_id=step_id, event=name, data=payload)
 
+
+def _proof(intent: ApplyIntent, check: StepCheck) -> dict[str, Any] | None:
+    """How the run's requester is proven (None if it is not, or was proven before)."""
+    if intent.requester is None:
+        return None
+    try:
+        return prove_requester(intent.requester, intent.claimed_requester, intent.trigger_digest,
+                               check.policy, intent.started_at or _now())
+    except Refused:
+        return None  # the workflow proves it again, and rejects the run with the reason
+
+
+def _judgement_audit(request: CheckRequest, intent: ApplyIntent, judgement, proof: dict | None) -> list[AuditEvent]:
+    """The audit the workflow writes when it judges a step, written here instead (same data)."""
+    key, at = intent.idempotency_key, _now()
+    events = []
+    if proof is not None:
+        events.append(AuditEvent(id=f"{key}:run.requester_proven", at=at, run_id=request.run_id,
+                                 event="run.requester_proven",
+                                 data={"requested_by": intent.claimed_requester, **proof}))
+    events.append(AuditEvent(id=f"{key}:guardrails.evaluated", at=at, run_id=request.run_id,
+                             step_id=request.step_id, event="guardrails.evaluated",
+                             data=judgement.audit_data(request.change.kind)))
+    return events

@@ -24,6 +24,11 @@ RECORDED = {
     # a guarded one-step egress block with a signed request, recorded by `handrail bench runbooks`
     # at 076cbd7, before the runbook workflow modules were passed through the sandbox
     "egress_block_guarded_076cbd7.history.json": "gate-0-0",
+    # recorded at c571755, the last commit whose steps were always two activities (check_step, then
+    # apply_change); a step no person need decide is now one: these runs must still replay as they ran
+    "egress_block_guarded_ttl_c571755.history.json": "recorded-guarded-ttl",  # with its TTL handed on
+    "egress_block_awaiting_c571755.history.json": "recorded-approved",  # in flight: waiting for approval
+    "egress_block_approved_c571755.history.json": "recorded-approved",  # then approved and applied
 }
 
 

@@ -1,5 +1,6 @@
-"""A gated one-step run costs few round trips: its first state comes with its start, and its
-last audit write rides in its last workflow task (a local activity), not an activity of its own."""
+"""A gated one-step run costs few round trips: its first state comes with its start, a step no
+person need decide is one activity (its check applies it), and its last audit write rides in its
+last workflow task (a local activity), not an activity of its own."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ async def test_a_run_started_with_its_attributes_upserts_only_its_final_state(ti
         history = await handle.fetch_history()
         events = kinds(history)
         assert events.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1  # completed, nothing else
-        assert events.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 2  # check_step, apply_change
+        assert events.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 1  # check_step, which applied it
         assert events.count("EVENT_TYPE_MARKER_RECORDED") == 1  # the final audit write
         attributes = (await handle.describe()).typed_search_attributes
         assert attributes.get(STATE_KEY) == RunState.COMPLETED.value
         assert attributes.get(RUNBOOK_KEY) == RUNBOOK and attributes.get(REQUESTER_KEY) == "alice"
         audit = [row["event"] for row in stack.ledger.audit_rows(handle.id)]
-        assert audit[0] == "run.started" and audit[-1] == "run.finished"
+        # The judgement is audited before the change, in the transaction of the change's intent.
+        assert audit[:4] == ["run.started", "step.requested", "run.requester_proven", "guardrails.evaluated"]
+        assert audit[-1] == "run.finished"
         assert stack.ledger.verify().ok
         # The firewall is asked twice: the before-state, then the write, whose answer (the entry
         # it now holds) is the after-state. No third call to read back what it just said.

@@ -26,19 +26,19 @@ from workflows.patience import call_patiently
 with workflow.unsafe.imports_passed_through():
     from activities.expiry import ExpiryActivities
     from activities.gate import GateActivities
-    from handrail.gate import guardrails
     from handrail.gate.approvals import ApprovalBook
     from handrail.gate.decisions import Refused, change_digest
     from handrail.gate.expiry import ExpiryItem, ExpiryPlan
+    from handrail.gate.judgement import judge
     from handrail.gate.models import (
         AlertRequest,
+        ApplyIntent,
         ApplyRequest,
         AuditEvent,
         Change,
         ChangeRecord,
         CheckRequest,
         GatePolicy,
-        Mode,
         Outcome,
         RevertRequest,
         RevertResult,
@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from handrail.gate.requests import trigger_digest
     from handrail.gate.search import AWAITING_KEY, REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
-    from workflows.requester import prove_requester
+    from workflows.requester import prove_requester, requester_evidence
 
 
 
@@ -80,6 +80,15 @@ UNDO_OPTS = dict(
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
                              maximum_attempts=5),
 )
+# A check asked to apply the step (no person need decide): check and tool call in one activity,
+# with a heartbeat like a round of `call_patiently`, so a killed worker is noticed in seconds.
+ONE_TRIP_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
+)
+# A failed check that may have applied makes its step uncertain; runs begun before replay as they ran.
+CHECK_MAY_APPLY = "handrail-check-may-apply"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
@@ -362,38 +371,46 @@ class Runbook:
         self.audit("step.requested", step.step_id, change=change.model_dump(),
                    **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}))
 
-        check = await workflow.execute_activity_method(
-            GateActivities.check_step,
-            CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change, audit=self._take_audit()),
-            **CHECK_OPTS,
-        )
-        policy, context = check.policy, check.context
+        # A step that is not a rollback's undo asks its check to apply it at once when no person
+        # need decide (one activity, not two); otherwise the check only gathers the facts.
+        intent = self._apply_intent(step, expires_after) if reverts is None else None
+        try:
+            check = await workflow.execute_activity_method(
+                GateActivities.check_step,
+                CheckRequest(run_id=self.run_id, step_id=step.step_id, change=change, audit=self._take_audit(),
+                             apply=intent),
+                **(ONE_TRIP_OPTS if intent is not None else CHECK_OPTS),
+            )
+        except (ActivityError, asyncio.CancelledError):
+            # A check asked to apply may have written the intent and called the tool before it
+            # failed: compensation asks the tool. (Patched: runs begun before it replay as they ran.)
+            if intent is not None and workflow.patched(CHECK_MAY_APPLY):
+                self._uncertain_step(step, intent.idempotency_key, protective)
+            raise
+        policy = check.policy
+        step.mode = policy.mode
+        judgement = judge(change, check)
+        step.verdicts, step.thresholds = judgement.verdicts, judgement.thresholds
+        if check.decided:
+            # The check judged it (the same `judge` as above), proved the requester and audited
+            # both; it applied the change, or the tool failed and the step waits it out.
+            self._requester_proof = self._requester_proof or check.requester_proof
+            if check.record is not None:
+                return self._applied(step, check.record, protective, intent.expires_at)
+            return await self._apply(step, change, policy, [], intent.expires_at, protective)
         if self._requester_proof is None:
             self._prove_requester(step, policy)
-        step.mode = policy.mode
-        step.verdicts = guardrails.evaluate(change, context)
-        outcome = guardrails.overall(step.verdicts)
-        step.thresholds = {
-            name: f"{value:g} ({context.threshold_sources.get(name, 'baseline')})"
-            for name, value in context.thresholds.items()
-        }
-        self.audit("guardrails.evaluated", step.step_id, kind=step.change.kind, mode=policy.mode.value,
-                   outcome=outcome.value, verdicts=[v.model_dump() for v in step.verdicts],
-                   thresholds=step.thresholds)
+        self.audit("guardrails.evaluated", step.step_id, **judgement.audit_data(change.kind))
 
-        if outcome == Outcome.DENY:
-            reason = "; ".join(v.reason for v in step.verdicts if v.outcome == Outcome.DENY)
-            await self._refuse(step, f"guardrail denied {change.describe()}: {reason}", policy)
+        if judgement.refused:
+            await self._refuse(step, f"guardrail denied {change.describe()}: {judgement.why_refused()}", policy)
             if abort_on_deny:
                 raise StepDenied(step, step.note)
             return step
 
         approved_by: list[str] = []
-        if policy.mode == Mode.APPROVE or outcome == Outcome.HOLD:
-            why = "policy mode is approve" if policy.mode == Mode.APPROVE else "a guardrail holds it: " + "; ".join(
-                v.reason for v in step.verdicts if v.outcome == Outcome.HOLD
-            )
-            approved, approved_by, note = await ask_and_tell(self, step, policy, why, excluded_deciders)
+        if judgement.needs_human:
+            approved, approved_by, note = await ask_and_tell(self, step, policy, judgement.why_ask(), excluded_deciders)
             if not approved:
                 step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()
                 self.audit("step.denied", step.step_id, kind=step.change.kind, reason=note)
@@ -403,8 +420,32 @@ class Runbook:
 
         if reverts is not None:
             return await self._undo(step, reverts)
+        expires_at = workflow.now() + expires_after if expires_after else None  # from when it is applied
+        return await self._apply(step, change, policy, approved_by, expires_at, protective)
+
+    def _apply_intent(self, step: StepRecord, expires_after: timedelta | None) -> ApplyIntent:
+        """What the check needs to apply the step itself; the requester's evidence until proven."""
+        proof_needed = {} if self._requester_proof is not None else dict(
+            requester=requester_evidence(), claimed_requester=self._claimed_requester,
+            trigger_digest=self._trigger_digest, started_at=self.status.started_at)
+        return ApplyIntent(
+            idempotency_key=f"{self.run_id}/{step.step_id}",
+            requested_by=self.status.requested_by,
+            expires_at=workflow.now() + expires_after if expires_after else None,
+            **proof_needed,
+        )
+
+    def _uncertain_step(self, step: StepRecord, change_id: str, protective: bool) -> None:
+        """A step whose tool call failed with an unknown outcome (the ledger may hold its
+        written-ahead intent): compensation asks the tool and undoes it if the tool holds it."""
+        step.state, step.finished_at, step.change_id = StepState.FAILED, workflow.now(), change_id
+        if not protective:
+            self._uncertain.append(step)
+
+    async def _apply(self, step: StepRecord, change: Change, policy: GatePolicy, approved_by: list[str],
+                     expires_at, protective: bool) -> StepRecord:
+        """Apply a step the gate let through (patiently: a tool outage is waited out)."""
         step.state = StepState.APPLYING
-        expires_at = workflow.now() + expires_after if expires_after else None
         request = ApplyRequest(
             run_id=self.run_id,
             step_id=step.step_id,
@@ -419,13 +460,12 @@ class Runbook:
         try:
             record: ChangeRecord = await call_patiently(self, step, policy, GateActivities.apply_change, request)
         except (ActivityError, asyncio.CancelledError):
-            # The outcome may be unknown (the ledger holds the written-ahead intent): compensation
-            # asks the tool and undoes the change if it holds it, whatever the error said.
-            step.state, step.finished_at = StepState.FAILED, workflow.now()
-            step.change_id = request.idempotency_key
-            if not protective:
-                self._uncertain.append(step)
+            self._uncertain_step(step, request.idempotency_key, protective)
             raise
+        return self._applied(step, record, protective, expires_at)
+
+    def _applied(self, step: StepRecord, record: ChangeRecord, protective: bool, expires_at) -> StepRecord:
+        """Book a change the tool took (or already held): the saga, the protective set, the TTL."""
         step.change_id = record.change_id
         step.finished_at = workflow.now()
         if record.status == "unchanged":

@@ -135,13 +135,6 @@ class GuardrailContext(BaseModel):
     freeze: str | None = None  # the reason of the change freeze in force, if any (every change holds)
 
 
-class StepCheck(BaseModel):
-    """What the first activity of a step returns: the policy slice and the context."""
-
-    policy: GatePolicy
-    context: GuardrailContext
-
-
 class Decision(BaseModel):
     """An approver's answer, sent as a signal. `id` lets the sender find its verdict.
 
@@ -178,11 +171,41 @@ class AuditEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class RequesterEvidence(BaseModel):
+    """How Temporal says a run was started: with the policy, all a requester proof needs.
+
+    The workflow gathers it (`workflows.requester.requester_evidence`); the proof is
+    `handrail.gate.requests.prove_requester`, so the workflow and the gate's check-and-apply
+    activity prove a requester with one function.
+    """
+
+    workflow: str
+    run_id: str
+    parent: str | None = None  # the parent workflow's id, for a child run
+    schedule: str | None = None  # the Temporal Schedule that started the run, if one did
+    memo: Any = None  # the `handrail-request` memo, if any
+
+
+class ApplyIntent(BaseModel):
+    """Asks a step's check to apply the step at once when no person need decide it: one
+    activity instead of two. What `apply_change` would be told, known before the check."""
+
+    idempotency_key: str
+    requested_by: str
+    expires_at: datetime | None = None
+    # Set while the run's requester is not yet proven: the check proves it before any change.
+    requester: RequesterEvidence | None = None
+    claimed_requester: str = ""
+    trigger_digest: str | None = None
+    started_at: datetime | None = None
+
+
 class CheckRequest(BaseModel):
     run_id: str
     step_id: str
     change: Change
     audit: list[AuditEvent] = Field(default_factory=list)
+    apply: ApplyIntent | None = None  # apply at once when the gate needs no person (see ApplyIntent)
 
 
 class AlertRequest(BaseModel):
@@ -245,6 +268,22 @@ class ChangeRecord(BaseModel):
         if self.inverse is None:
             return "nothing to undo"
         return None
+
+
+class StepCheck(BaseModel):
+    """What a step's check returns: the policy slice and the context, from which the
+    workflow judges the step (`handrail.gate.judgement`).
+
+    `decided` when the check was asked to apply (`CheckRequest.apply`) and did what the
+    workflow would: judged the step able to go without a person, proved the requester
+    (`requester_proof`) and audited both. `record` is then the applied change, or None when
+    the tool failed retryably and the workflow carries the change out patiently."""
+
+    policy: GatePolicy
+    context: GuardrailContext
+    decided: bool = False
+    record: ChangeRecord | None = None
+    requester_proof: dict[str, Any] | None = None
 
 
 class RevertRequest(BaseModel):

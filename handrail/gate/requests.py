@@ -39,6 +39,7 @@ from handrail.gate.decisions import (
     canonical_json,
     user_holding,
 )
+from handrail.gate.models import GatePolicy, RequesterEvidence
 
 REQUEST_MEMO = "handrail-request"
 SERVICE = "handrail"
@@ -102,3 +103,19 @@ def check_request(memo: Any, *, workflow: str, run_id: str, digest: str | None, 
     if document.issued_at - started_at > CLOCK_SKEW:
         raise Refused("the signed request is issued in the future (check the requester's clock)")
     return sig.fingerprint
+
+
+def prove_requester(evidence: RequesterEvidence, claimed: str, digest: str | None, policy: GatePolicy,
+                    started_at: datetime) -> dict[str, Any]:
+    """How the requester is known (for the audit); raises Refused when it is not."""
+    if evidence.parent is not None:
+        return {"how": f"started by workflow {evidence.parent}"}
+    if evidence.schedule:
+        if claimed in policy.user_roles:
+            raise Refused(f"a run started by schedule {evidence.schedule} cannot act in the name of {claimed}")
+        return {"how": f"started by schedule {evidence.schedule}"}
+    memo = evidence.memo
+    fingerprint = check_request(memo, workflow=evidence.workflow, run_id=evidence.run_id, digest=digest,
+                                claimed=claimed, keys=policy.user_keys, started_at=started_at)
+    return {"how": "signed request", "signer_fingerprint": fingerprint, "document": memo["document"],
+            "signature": memo["signature"]}

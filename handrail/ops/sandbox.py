@@ -51,6 +51,7 @@ PASSTHROUGH_MODULES: tuple[str, ...] = (
     "handrail.gate.requests",
     "workflows.requester",
     "handrail.gate.guardrails",
+    "handrail.gate.judgement",
     "handrail.gate.policy",
     # the runbooks' pure rules
     "handrail.runbooks.phishing.rules",
@@ -82,6 +83,7 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "workflows.notify.NOTIFY_OPTS": "activity options, read with ** only",
     "handrail.notify.message._HEADLINE": "notice event -> headline words",
     "workflows.gate.CHECK_OPTS": "activity options, read with ** only",
+    "workflows.gate.ONE_TRIP_OPTS": "activity options, read with ** only",
     "workflows.gate.TOOL_OPTS": "activity options, read with ** only",
     "workflows.gate.COMPENSATE_OPTS": "activity options, read with ** only",
     "workflows.gate.UNDO_OPTS": "activity options, read with ** only",
