@@ -124,10 +124,10 @@ class GateActivities:
         intent records (it was judged and audited when it was written). A retryable tool
         failure returns the decision without a record: the workflow waits the tool out."""
         log = get_logger(run_id=request.run_id, step_id=request.step_id, kind=request.change.kind)
-        audit = list(request.audit)
+        audit: list[AuditEvent] = []  # the judgement's, chained with the intent (the check writes what rode along)
         try:
             async with heartbeating():
-                probe = request.model_copy(update={"audit": [], "apply": None})
+                probe = request.model_copy(update={"apply": None})
                 check, existing = await self._check(probe, resuming=activity.info().attempt > 1)
                 if existing is None:
                     judgement = judge(request.change, check)
@@ -162,7 +162,7 @@ class GateActivities:
                     log.warning("the tool failed; the run waits it out", error=str(err))
                 return check
         finally:
-            if audit:  # not chained with an intent: chain it now
+            if audit:  # the judgement's audit, not chained with an intent: chain it now
                 await off_loop(self.ledger.append, audit)
 
     async def _check(self, request: CheckRequest, resuming: bool) -> tuple[StepCheck, ChangeRecord | None]:

@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.context import WorkerContext
 from activities.gate import GateActivities
 from handrail.gate.ledger import Ledger
-from handrail.gate.models import ApplyRequest, AuditEvent, Change, CheckRequest, Mode
+from handrail.gate.models import ApplyIntent, ApplyRequest, AuditEvent, Change, CheckRequest, Mode
 from lab.testing import in_process_lab
 from tests.support import make_policy, with_test_keys
 
@@ -41,6 +41,13 @@ async def test_a_failed_check_or_apply_still_writes_the_audit_that_rode_along(tm
                 run_id="run-1", step_id="s01-edr.isolate",
                 change=Change(kind="edr.isolate", target="ws-0042"), audit=rode_along("s01-edr.isolate")))
 
+        # the same, for a check asked to apply the step (no person need decide it)
+        with pytest.raises(ApplicationError, match="looking up ws-0043 failed"):
+            await env.run(gate.check_step, CheckRequest(
+                run_id="run-1", step_id="s03-edr.isolate",
+                change=Change(kind="edr.isolate", target="ws-0043"), audit=rode_along("s03-edr.isolate"),
+                apply=ApplyIntent(idempotency_key="run-1/s03-edr.isolate", requested_by="alice")))
+
         with pytest.raises(ApplicationError) as unknown:
             await env.run(gate.apply_change, ApplyRequest(
                 run_id="run-1", step_id="s02-no.such", change=Change(kind="no.such_kind", target="x"),
@@ -50,6 +57,8 @@ async def test_a_failed_check_or_apply_still_writes_the_audit_that_rode_along(tm
 
         written = [(row["step_id"], row["event"]) for row in ledger.audit_rows("run-1")]
         assert written == [("s01-edr.isolate", "step.requested"), ("s01-edr.isolate", "approval.decided"),
+                           ("s03-edr.isolate", "step.requested"), ("s03-edr.isolate", "approval.decided"),
                            ("s02-no.such", "step.requested"), ("s02-no.such", "approval.decided")]
-        assert ledger.change("run-1/s02-no.such") is None and ledger.verify().ok
+        assert ledger.change("run-1/s02-no.such") is None and ledger.change("run-1/s03-edr.isolate") is None
+        assert ledger.verify().ok
         ledger.close()

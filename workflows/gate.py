@@ -3,6 +3,8 @@
 A runbook says what to change; `Runbook.change` decides whether and how:
 guardrails -> approval (by trust mode, or because a guardrail holds) -> tool call with an
 idempotency key -> ledger record -> compensation pushed on the saga stack -> audit.
+A step no person need decide is one activity: its check applies it, judged with the same
+pure `handrail.gate.judgement.judge` this workflow uses (see `Runbook.change`).
 On failure, cancellation or an aborting denial, `Runbook.__aexit__` undoes the recorded
 changes in reverse, and keeps doing so even if a cancel arrives mid-way.
 
