@@ -16,8 +16,7 @@ from handrail.actions import Actions, IntelContext
 from handrail.gate.ledger import Ledger, open_ledger
 from handrail.gate.policy import Policy, PolicyError
 from handrail.gate.policy_signing import PolicyKeeper, signature_path
-from handrail.intel.state import IntelState
-from handrail.intel.store import IntelStore
+from handrail.intel.backends import open_state, open_store
 from handrail.ops.config import Settings
 from handrail.tools import ToolClients
 
@@ -48,8 +47,8 @@ class WorkerContext:
 
     @classmethod
     def build(cls, settings: Settings, tools: ToolClients, ledger: Ledger | None = None) -> "WorkerContext":
-        store = IntelStore.from_settings(settings)  # shared by every worker when on PostgreSQL
-        intel = IntelContext(store, IntelState.from_settings(settings, store))
+        store = open_store(settings)  # shared by every worker when on PostgreSQL
+        intel = IntelContext(store, open_state(settings, store))
         return cls(settings=settings, tools=tools, ledger=ledger or open_ledger(settings),
                    intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 

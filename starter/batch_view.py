@@ -24,11 +24,10 @@ _ADDS = {b.kind: b.adds for b in _BATCHES}
 
 
 def _open(settings):
-    from handrail.intel.state import IntelState
-    from handrail.intel.store import IntelStore
+    from handrail.intel.backends import open_state, open_store
 
-    store = IntelStore.from_settings(settings)  # the installation's store: files or PostgreSQL
-    return store, IntelState.from_settings(settings, store)
+    store = open_store(settings)  # the installation's store: files or PostgreSQL
+    return store, open_state(settings, store)
 
 
 def batch_members(change: Change, settings) -> list[str] | None:

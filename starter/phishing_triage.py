@@ -30,12 +30,11 @@ def _shared_intel(settings) -> Any:
         return None
     from types import SimpleNamespace
 
-    from handrail.intel.state import IntelState
-    from handrail.intel.store import IntelStore
+    from handrail.intel.backends import open_state, open_store
 
     try:
-        store = IntelStore.from_settings(settings)
-        return SimpleNamespace(store=store, state=IntelState.from_settings(settings, store))
+        store = open_store(settings)
+        return SimpleNamespace(store=store, state=open_state(settings, store))
     except Exception:
         return None
 

@@ -31,7 +31,7 @@ def fresh_database(server_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        from handrail.intel.store_pg import close_shared
+        from handrail.intel.backends import close_shared
 
         close_shared(url)  # pools a worker context opened on it
         with psycopg.connect(server_url, autocommit=True) as conn:

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from handrail.intel.backends import open_state
 from handrail.intel.sets import IndicatorSet
 from handrail.intel.state import IntelState, entries_text
 from handrail.intel.state_pg import PostgresIntelState
@@ -84,7 +85,7 @@ def test_last_good_feeds_and_stable_sids(state):
 def test_two_workers_share_one_memory_without_lost_updates(postgres_url, tmp_path):
     with fresh_database(postgres_url) as url:
         homes = [load_settings({"HANDRAIL_HOME": str(tmp_path / h), "HANDRAIL_LEDGER_URL": url}) for h in "ab"]
-        assert isinstance(IntelState.from_settings(homes[0], PostgresIntelStore.shared(url)), PostgresIntelState)
+        assert isinstance(open_state(homes[0], PostgresIntelStore.shared(url)), PostgresIntelState)
         stores = [PostgresIntelStore(url) for _ in homes]  # one per worker process, each with its own pool
         states = [PostgresIntelState(url, s) for s in stores]
         errors: list[Exception] = []

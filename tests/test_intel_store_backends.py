@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handrail.intel.backends import open_store
 from handrail.intel.normalize import parse_feed
 from handrail.intel.state import IntelState
 from handrail.intel.store import BlobMissing, IntelStore
@@ -109,11 +110,11 @@ def test_two_homes_on_one_postgresql_see_each_others_sets(pg_url, tmp_path):
     env = {"HANDRAIL_LEDGER_URL": pg_url}
     a = load_settings({**env, "HANDRAIL_HOME": str(tmp_path / "a")})
     b = load_settings({**env, "HANDRAIL_HOME": str(tmp_path / "b")})
-    store_a = IntelStore.from_settings(a)
+    store_a = open_store(a)
     assert isinstance(store_a, PostgresIntelStore)
     report = store_a.normalize(b"198.51.100.7\n203.0.113.0/24\n", feed="f", format="ipset")
     store_a.close()  # the other worker has its own process, pool and home
-    store_b = IntelStore.from_settings(b)
+    store_b = open_store(b)
     try:
         assert store_b is not store_a
         assert store_b.get_set(report.set_sha256).as_text() == ["198.51.100.7", "203.0.113.0/24"]
@@ -149,7 +150,7 @@ def test_workers_storing_the_same_set_at_once_all_succeed(pg_url):
 
 def test_without_postgresql_the_store_stays_under_home(tmp_path):
     settings = load_settings({"HANDRAIL_HOME": str(tmp_path)})
-    store = IntelStore.from_settings(settings)
+    store = open_store(settings)
     assert type(store) is IntelStore and store.root == settings.store_dir
     sha = store.put_set(_set(b"9.9.9.9\n"))
     assert (Path(settings.store_dir) / f"{sha}.iset").is_file()

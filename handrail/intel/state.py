@@ -166,7 +166,7 @@ class IntelState:
 
     SQLite under one ``HANDRAIL_HOME`` here; :class:`~handrail.intel.state_pg.PostgresIntelState`
     keeps the same rows in PostgreSQL for several workers (open either with
-    :meth:`from_settings`). The SQL below is written once for both: table names carry a
+    :func:`handrail.intel.backends.open_state`). The SQL below is written once for both: table names carry a
     ``{p}`` prefix and every change to the rows happens inside :meth:`_tx`, which on
     PostgreSQL also takes a lock every worker shares.
     """
@@ -182,15 +182,6 @@ class IntelState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
-
-    @classmethod
-    def from_settings(cls, settings, store: IntelStore) -> IntelState:
-        """The installation's sync state: PostgreSQL beside the ledger, else ``<home>/intel.db``."""
-        if settings.ledger_on_postgres:
-            from handrail.intel.state_pg import PostgresIntelState
-
-            return PostgresIntelState.shared(settings.ledger_url, store)
-        return cls(settings.home / "intel.db", store)
 
     def close(self) -> None:
         self.db.close()

@@ -18,9 +18,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+from handrail.intel.pg import PerUrl, open_pool
 from handrail.intel.state import IntelState
 from handrail.intel.store import IntelStore
-from handrail.intel.store_pg import open_pool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intel_applied (tool text PRIMARY KEY, set_sha256 text NOT NULL);
@@ -39,8 +39,7 @@ CREATE TABLE IF NOT EXISTS intel_sids (
 TABLES = ("applied", "commits", "age", "feeds", "sids")
 STATE_LOCK = 0x48524954  # the advisory lock every change to the sync's state takes
 
-_shared: dict[str, PostgresIntelState] = {}
-_shared_lock = threading.Lock()
+STATES: PerUrl[PostgresIntelState] = PerUrl()
 
 
 class _PgTx:
@@ -69,16 +68,10 @@ class PostgresIntelState(IntelState):
     @classmethod
     def shared(cls, url: str, store: IntelStore) -> PostgresIntelState:
         """One state (one pool) per URL in this process, like the store."""
-        with _shared_lock:
-            state = _shared.get(url)
-            if state is None or state.pool.closed:
-                state = _shared[url] = cls(url, store)
-            return state
+        return STATES.get(url, lambda: cls(url, store))
 
     def close(self) -> None:
-        with _shared_lock:
-            if _shared.get(self.url) is self:
-                del _shared[self.url]
+        STATES.forget(self.url, self)
         self.pool.close()
 
     @contextmanager

@@ -1,6 +1,6 @@
 """Content-addressed storage of feeds and normalized indicator sets.
 
-Two backends behind one interface, chosen by :meth:`IntelStore.from_settings`: files under
+Two backends behind one interface, chosen by :func:`handrail.intel.backends.open_store`: files under
 ``<home>/store`` (one host), or a PostgreSQL table when the ledger is on PostgreSQL (several
 workers on several hosts: a set one worker stored is found by every other).
 
@@ -112,26 +112,12 @@ class IntelStore:
     Everything here is built on four blob primitives (``_put_blob``, ``_get_blob``, ``_has_blob``,
     ``_replace_blob``) and shared with :class:`~handrail.intel.store_pg.PostgresIntelStore`,
     which keeps the same blobs in PostgreSQL so every worker sees every set. Open one with
-    :meth:`from_settings` (never by hand in worker code): it picks the backend the
-    installation uses. File writes are atomic (temp file + rename).
+    :func:`handrail.intel.backends.open_store` (never by hand in worker code): it picks the
+    backend the installation uses. File writes are atomic (temp file + rename).
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-
-    @classmethod
-    def from_settings(cls, settings=None) -> IntelStore:
-        """The store every worker of this installation shares: PostgreSQL when the ledger is
-        on PostgreSQL (``HANDRAIL_LEDGER_URL=postgresql://…``), else ``<home>/store``."""
-        if settings is None:
-            from handrail.ops.config import load_settings
-
-            settings = load_settings()
-        if settings.ledger_on_postgres:
-            from handrail.intel.store_pg import PostgresIntelStore
-
-            return PostgresIntelStore.shared(settings.ledger_url)
-        return IntelStore(settings.store_dir)
 
     def close(self) -> None:
         """Release what the store holds (nothing for files)."""

@@ -14,9 +14,7 @@ blocks, so callers in async activities run them in a thread, as they do for file
 
 from __future__ import annotations
 
-import threading
-from urllib.parse import urlsplit
-
+from handrail.intel.pg import PerUrl, open_pool
 from handrail.intel.store import KINDS, BlobMissing, IntelStore
 
 POOL_MAX = 4
@@ -31,43 +29,7 @@ CREATE TABLE IF NOT EXISTS intel_blobs (
 """
 _SCHEMA_LOCK = 0x48524953  # advisory lock id: two workers starting at once create the table once
 
-CONNECT_TIMEOUT_S = 10
-
-_shared: dict[str, PostgresIntelStore] = {}
-_shared_lock = threading.Lock()
-
-
-def _where(url: str) -> str:
-    """host:port/db of a URL, never its password (for error messages)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-
-
-def open_pool(url: str, *, name: str, max_size: int, schema: str, lock: int):
-    """A psycopg pool on `url` once `schema` exists (created under advisory lock `lock`, so
-    workers starting together create it once). An unreachable database is one sentence, at
-    once: `LedgerUnavailable`, which the worker and the CLI report as such."""
-    import psycopg
-    from psycopg_pool import ConnectionPool, PoolTimeout
-
-    from handrail.gate.ledger_core import LedgerUnavailable
-
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-            conn.execute(schema)
-    except psycopg.OperationalError as exc:
-        raise LedgerUnavailable(f"the intel store in the PostgreSQL ledger at {_where(url)} cannot be reached "
-                                f"({type(exc).__name__})") from None
-    pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
-                          kwargs={"autocommit": True}, timeout=60)
-    try:
-        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-    except PoolTimeout:
-        pool.close()
-        raise LedgerUnavailable(f"the intel store in the PostgreSQL ledger at {_where(url)} cannot be reached "
-                                "(PoolTimeout)") from None
-    return pool
+STORES: PerUrl[PostgresIntelStore] = PerUrl()
 
 
 class PostgresIntelStore(IntelStore):
@@ -81,16 +43,10 @@ class PostgresIntelStore(IntelStore):
     @classmethod
     def shared(cls, url: str) -> PostgresIntelStore:
         """One store (one pool) per URL in this process, so every caller shares its connections."""
-        with _shared_lock:
-            store = _shared.get(url)
-            if store is None or store.pool.closed:
-                store = _shared[url] = cls(url)
-            return store
+        return STORES.get(url, lambda: cls(url))
 
     def close(self) -> None:
-        with _shared_lock:
-            if _shared.get(self.url) is self:
-                del _shared[self.url]
+        STORES.forget(self.url, self)
         self.pool.close()
 
     def _put_blob(self, kind: str, key: str, data: bytes) -> None:
@@ -123,13 +79,3 @@ class PostgresIntelStore(IntelStore):
         with self.pool.connection() as conn:
             return [r[0] for r in conn.execute(
                 "SELECT sha256 FROM intel_blobs WHERE kind=%s ORDER BY sha256", (kind,))]
-
-
-def close_shared(url: str) -> None:
-    """Close this process's shared intel store and state for `url` (tests, before dropping a database)."""
-    from handrail.intel.state_pg import _shared as states
-
-    for registry in (states, _shared):
-        found = registry.get(url)
-        if found is not None:
-            found.close()
