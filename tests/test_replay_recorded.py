@@ -29,6 +29,10 @@ RECORDED = {
     "egress_block_guarded_ttl_c571755.history.json": "recorded-guarded-ttl",  # with its TTL handed on
     "egress_block_awaiting_c571755.history.json": "recorded-approved",  # in flight: waiting for approval
     "egress_block_approved_c571755.history.json": "recorded-approved",  # then approved and applied
+    # recorded at a7e3d18: a step applied by its check (one activity), and one whose check met a
+    # firewall outage and handed the decided change to the patient apply
+    "egress_block_one_trip_a7e3d18.history.json": "recorded-one-trip",
+    "egress_block_one_trip_outage_a7e3d18.history.json": "recorded-one-trip-outage",
 }
 
 
