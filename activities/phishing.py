@@ -4,7 +4,7 @@ poller's listing and marking.
 
 None of these changes a security tool (changes go through the step gate) and none of them
 decides anything. The raw message is big, hostile data: it is fetched and parsed here, the
-full parse is stored under `settings.store_dir` by content hash, and the workflow gets
+full parse is stored as evidence in the store every worker shares (`parse_ref`), and the workflow gets
 facts, counts and capped lists (`MailReport`). Nothing here fetches, resolves or opens a
 URL or domain from the message.
 """
@@ -12,8 +12,6 @@ URL or domain from the message.
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 
 from temporalio import activity
 
@@ -22,6 +20,8 @@ from activities.errors import policy_failure, tool_failure
 from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.limits import clip_header, valid_only
 from handrail.gate.policy import PolicyError
+from handrail.intel.store import IntelStore
+from handrail.runbooks.phishing.evidence import store_evidence
 from handrail.runbooks.phishing.mail import MalformedMessage
 from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
@@ -76,7 +76,7 @@ class PhishingActivities:
             return MailReport(mailbox_id=request.mailbox_id,
                               rejected="the message's content changed since it was reported (hash mismatch)")
         try:
-            judged, digest, path = await run_bounded(self._judge_and_store, raw, deadline_s=PARSE_DEADLINE_S)
+            judged, digest, ref = await run_bounded(self._judge_and_store, raw, deadline_s=PARSE_DEADLINE_S)
         except MalformedMessage as exc:
             return MailReport(mailbox_id=request.mailbox_id, rejected=f"the message is malformed: {exc.reason}")
         except DeadlineExceeded:
@@ -93,7 +93,7 @@ class PhishingActivities:
             mailbox_id=request.mailbox_id,
             message_id=mail.message_id,
             sha256=digest,
-            parse_ref=str(path),
+            parse_ref=ref,
             sender=mail.sender,
             sender_display=mail.sender_display,
             subject=mail.subject,
@@ -115,18 +115,17 @@ class PhishingActivities:
             not_judged=judgement.not_judged,
         )
 
-    def _judge_and_store(self, raw: bytes) -> tuple[Triage, str, Path]:
+    def _judge_and_store(self, raw: bytes) -> tuple[Triage, str, str]:
         """Blocking, so it runs off the loop with a deadline: parse and judge offline (the dry
-        run uses the same code) and store the full parse with its verdicts by content hash."""
+        run uses the same code) and store the full parse with its verdicts as evidence, in the
+        store every worker shares (handrail.runbooks.phishing.evidence)."""
         intel = getattr(self.ctx, "intel", None)  # the worker's intel state and store (SQLite or PostgreSQL)
         judged = triage(raw, load_context(self.settings.policy_path, self.settings.home, intel))
         digest = hashlib.sha256(raw).hexdigest()
-        folder = self.settings.store_dir / "phishing"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{digest}.json"
-        stored = judged.mail.model_dump(mode="json") | {"verdicts": judged.judgement.model_dump(mode="json")}
-        path.write_text(json.dumps(stored, indent=1, sort_keys=True))
-        return judged, digest, path
+        store = intel.store if intel is not None else IntelStore(self.settings.store_dir)
+        stored = judged.mail.model_dump(mode="json") | {"verdicts": judged.judgement.model_dump(mode="json"),
+                                                        "message_sha256": digest}
+        return judged, digest, store_evidence(store, stored)
 
     @activity.defn
     async def phishing_recipients(self, request: RecipientsRequest) -> RecipientsReport:

@@ -1,4 +1,5 @@
 """`handrail phishing triage FILE.eml ...`: what a run would do with each message, changing nothing.
+`handrail phishing evidence RUN|REF`: the full parse a run stored as evidence.
 
 For each message: the verdict per link domain with its evidence and the action a run would
 take (sinkhole / hold / report), the bare-IP links (egress-block candidates, held by
@@ -122,3 +123,51 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             if result["wrappers"]:
                 console.print(f"  looked through wrappers: {', '.join(result['wrappers'])}", highlight=False)
         console.print("Dry run: nothing was changed.")
+
+    @phishing_app.command("evidence")
+    @command
+    def evidence_cmd(
+        run_or_ref: str = typer.Argument(..., help="A phishing run id, or a parse reference (store:json:SHA256)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the stored document and nothing else."),
+    ):
+        """The full parse of a run's message (every URL, domain, attachment and verdict), from the
+        store every worker shares; the run's status and incident name it as `parse_ref`."""
+        from handrail.intel.backends import open_store
+        from handrail.ops.config import load_settings
+        from handrail.runbooks.phishing.evidence import EvidenceMissing, load_evidence
+
+        settings = load_settings()
+        ref = run_or_ref if ":" in run_or_ref or run_or_ref.startswith("/") else _parse_ref_of_run(settings, run_or_ref)
+        try:
+            document = load_evidence(open_store(settings), ref)
+        except EvidenceMissing as exc:
+            fail(f"{exc}.")
+        if as_json:
+            print_json(document)
+            return
+        console.print(f"[bold]{ref}[/]", highlight=False)
+        console.print(f"  from {document.get('sender', '')}: {document.get('subject', '')}", highlight=False)
+        console.print(f"  {len(document.get('urls') or [])} URL(s), {len(document.get('domains') or [])} domain(s), "
+                      f"{len(document.get('attachments') or [])} attachment(s)", highlight=False)
+        rows = [{"domain": d.get("domain", ""), "verdict": d.get("confidence", ""), "score": d.get("score", 0),
+                 "evidence": d.get("evidence") or [], "action": d.get("action", "")}
+                for d in (document.get("verdicts") or {}).get("domains") or [] if isinstance(d, dict)]
+        if rows:
+            console.print(verdict_table(rows))
+        console.print("--json prints the whole stored document.")
+
+
+def _parse_ref_of_run(settings, run_id: str) -> str:
+    """The parse reference a run recorded in its `phishing.parsed` audit event."""
+    from handrail.gate.ledger import open_ledger
+
+    ledger = open_ledger(settings)
+    try:
+        refs = [row.get("data", {}).get("parse_ref") for row in ledger.audit_rows(run_id)
+                if row.get("event") == "phishing.parsed"]
+    finally:
+        ledger.close()
+    refs = [r for r in refs if r]
+    if not refs:
+        fail(f"Run {run_id} recorded no parsed message in the audit (is it a phishing run?).")
+    return refs[-1]

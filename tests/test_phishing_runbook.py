@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import json
 import socket
 import uuid
 from datetime import timedelta
@@ -25,6 +24,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import RollbackTrigger, RunState, RunStatus, StepState
+from handrail.intel.backends import open_store
+from handrail.runbooks.phishing.evidence import load_evidence
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
 from starter.expiry_view import reflect_expiries
@@ -147,7 +148,7 @@ async def test_a_real_sample_runs_the_whole_runbook_and_rolls_back_exactly(time_
         assert kinds == ["dns.sinkhole"] + ["edr.set_telemetry"] * len(hosts) + ["siem.watch", "takedown.submit"]
         assert len(s["changes"]) == len(kinds)  # the result names every change
         assert all(step.state == StepState.APPLIED for step in status.steps)
-        assert Path(s["parse_ref"]).is_file()
+        assert load_evidence(open_store(stack.settings), s["parse_ref"])["domains"]  # the full parse, stored
 
         report = await roll_back(stack, handle.id)
         assert report.state == "rolled_back" and not report.failed
@@ -353,7 +354,7 @@ async def test_no_extracted_url_is_ever_requested(time_env, tmp_path, monkeypatc
         handle = await start(stack, trigger)
         status = await stack.wait_for(handle, completed, timeout=40)
         assert status.state == RunState.COMPLETED, status.error
-        parsed = json.loads(Path(status.summary["parse_ref"]).read_text())
+        parsed = load_evidence(open_store(stack.settings), status.summary["parse_ref"])
         assert len(parsed["urls"]) > 100 and status.summary["counts"]["urls"] == len(parsed["urls"])
         assert len(status.summary["urls"]) == 20  # the workflow gets the first N only
         calls = await stack.tools.lab_calls(limit=10_000)

@@ -120,8 +120,9 @@ class DomainRow(BaseModel):
 class MailReport(BaseModel):
     """What the workflow knows about the message: facts, counts and capped lists.
 
-    The full parse (every URL, domain, attachment) is stored under
-    `settings.store_dir / "phishing" / <sha256 of the raw message>.json`; `parse_ref` names it.
+    The full parse (every URL, domain, attachment, each domain's verdict) is stored as evidence
+    in the installation's store; `parse_ref` (`store:json:<sha256>`) names it
+    (handrail.runbooks.phishing.evidence).
     """
 
     mailbox_id: str
