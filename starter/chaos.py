@@ -2,7 +2,8 @@
 
 On an embedded stack of its own (real Temporal dev server, lab and worker processes, free
 ports, a temporary HANDRAIL_HOME) it starts N egress-block runs that need approval and
-approves each at a random moment, while:
+approves each at a random moment (`--mode guarded`: runs that need no person, started at
+random moments, each a one-activity step whose check applies it), while:
   - the worker is killed with SIGKILL at random moments (and `up` restarts only it),
   - the Temporal server is restarted once,
   - the firewall fails 30% of calls (some after applying the request: a lost response),
@@ -32,6 +33,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
 from handrail.gate.ledger import open_ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RunState, RunStatus
 from handrail.ops import stack
@@ -46,7 +49,7 @@ bob = { roles = ["soc-analyst"] }
 carol = { roles = ["soc-lead"] }
 
 [actions."firewall.egress_block"]
-mode = "approve"
+mode = "{mode}"
 approvers = { roles = ["soc-analyst"] }
 required_approvals = 1
 approval_timeout = "4h"
@@ -64,6 +67,7 @@ OUTAGE_S = 20.0
 WORKER_KILLS = 3
 CHAOS_SPAN_S = 60.0  # approvals are spread over about this long, so they meet every disturbance
 SETTLE_TIMEOUT_S = 900.0
+APPROVE_WITHIN_S = 120.0  # per run: longer than any restart the benchmark causes
 OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
             RunState.NEEDS_ATTENTION, RunState.FAILED, RunState.REJECTED}
 
@@ -81,11 +85,15 @@ def _ip(i: int) -> str:
 PEOPLE = ("alice", "bob", "carol")
 
 
-def chaos_settings(home: Path) -> Settings:
-    """A home with a key per person (where `handrail keys init` would put it) and a policy listing them."""
+MODES = ("approve", "guarded")
+
+
+def chaos_settings(home: Path, mode: str = "approve") -> Settings:
+    """A home with a key per person (where `handrail keys init` would put it) and a policy listing
+    them; `mode`: the egress block's trust mode."""
     from handrail.gate import signatures
 
-    policy = POLICY
+    policy = POLICY.replace("{mode}", mode)
     (home / "keys").mkdir(parents=True, exist_ok=True)
     for user in PEOPLE:
         key = signatures.new_ed25519_key()
@@ -134,6 +142,29 @@ async def _status(client, settings: Settings, run_id: str) -> RunStatus | None:
         return None
 
 
+async def _approve(client, settings: Settings, run_id: str) -> bool:
+    """Approve the run's waiting step, as bob would, through every restart: each attempt reads
+    the status again (live, or the ledger's while no worker answers) and signs what it shows.
+    False if the run never waited or the decision could not be sent within APPROVE_WITHIN_S:
+    the measure then counts the run, the benchmark never hangs on it."""
+    handle = client.get_workflow_handle(run_id)
+    deadline = time.monotonic() + APPROVE_WITHIN_S
+    while time.monotonic() < deadline:
+        status = await _status(client, settings, run_id)
+        step = status.pending_step() if status else None
+        if status is not None and status.state in OUTCOMES:
+            return False  # it ended without waiting (refused, failed)
+        if step is None:
+            await asyncio.sleep(0.2)
+            continue
+        try:
+            await handle.signal("decide", approval(settings, "bob", run_id, step))
+            return True
+        except Exception:  # Temporal restarting: read and sign again
+            await asyncio.sleep(0.5)
+    return False
+
+
 class _Chaos:
     def __init__(self, settings: Settings, info: stack.StackInfo, rng: random.Random):
         self.settings = settings
@@ -160,10 +191,12 @@ class _Chaos:
         self.temporal_restarts += 1
 
 
-async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
+async def run_chaos(runs: int, seed: int = 15, mode: str = "approve") -> dict[str, Any]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
     rng = random.Random(seed)
     home = Path(tempfile.mkdtemp(prefix="handrail-chaos-"))
-    settings = chaos_settings(home)
+    settings = chaos_settings(home, mode)
     began = time.perf_counter()
     try:
         info = await asyncio.to_thread(stack.start, settings, True)
@@ -177,28 +210,34 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
             from workflows.egress_block import EgressBlock
 
             alice = load_signer(settings, settings.home / "keys" / "alice_ed25519", "alice")
-            for i, run_id in enumerate(ids):
+
+            async def start(i: int, run_id: str) -> None:
                 trigger = EgressBlockTrigger(ip=_ip(i), reason="chaos", requested_by="alice")
-                await client.start_workflow(EgressBlock.run, trigger, id=run_id, task_queue=settings.task_queue,
-                                            memo=signed_request(alice, EgressBlock.run, run_id, trigger))
+                memo = signed_request(alice, EgressBlock.run, run_id, trigger)
+                while True:  # Temporal may be restarting
+                    try:
+                        await client.start_workflow(EgressBlock.run, trigger, id=run_id,
+                                                    task_queue=settings.task_queue, memo=memo)
+                        return
+                    except WorkflowAlreadyStartedError:
+                        return
+                    except Exception:
+                        await asyncio.sleep(0.5)
+
+            if mode == "approve":
+                for i, run_id in enumerate(ids):
+                    await start(i, run_id)
 
             async def approve_all() -> None:
                 order = list(ids)
                 rng.shuffle(order)
                 for run_id in order:
-                    handle = client.get_workflow_handle(run_id)
-                    while True:  # the status may be unreadable while the worker or Temporal restarts
-                        status = await _status(client, settings, run_id)
-                        step = status.pending_step() if status else None
-                        if step is not None:
-                            break
-                        await asyncio.sleep(0.2)
-                    while True:
-                        try:
-                            await handle.signal("decide", approval(settings, "bob", run_id, step))
-                            break
-                        except Exception:
-                            await asyncio.sleep(0.5)
+                    await _approve(client, settings, run_id)
+                    await asyncio.sleep(rng.uniform(0, 2 * CHAOS_SPAN_S / len(ids)))
+
+            async def start_all() -> None:  # guarded: the runs themselves meet every disturbance
+                for i, run_id in enumerate(ids):
+                    await start(i, run_id)
                     await asyncio.sleep(rng.uniform(0, 2 * CHAOS_SPAN_S / len(ids)))
 
             async def disturb() -> None:
@@ -212,7 +251,7 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
                 await asyncio.sleep(OUTAGE_S)
                 await _faults_on(tools, seed + 10)
 
-            await asyncio.gather(approve_all(), disturb())
+            await asyncio.gather(approve_all() if mode == "approve" else start_all(), disturb())
             states = await _settle(client, settings, ids)
 
             completed = [r for r in ids if states.get(r) == RunState.COMPLETED]
@@ -222,7 +261,7 @@ async def run_chaos(runs: int, seed: int = 15) -> dict[str, Any]:
             edl = set((await tools.firewall.edl()).split())
             final = {r: await _status(client, settings, r) for r in ids}
         result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks, strict=True)), edl)
-        result.update(runs=runs, seed=seed, worker_kills=chaos.kills, temporal_restarts=chaos.temporal_restarts,
+        result.update(runs=runs, seed=seed, mode=mode, worker_kills=chaos.kills, temporal_restarts=chaos.temporal_restarts,
                       outage_seconds=OUTAGE_S, fault_rate=FAULT_RATE,
                       wall_seconds=round(time.perf_counter() - began, 1))
         return result

@@ -40,7 +40,7 @@ from starter import (
 from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
 from starter.common import JSON, _client, _render_status, _settings, _started
 from starter.console_views import enrich_pending
-from starter.output import command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json
 from starter.tables import print_url
 
 app = typer.Typer(
@@ -490,16 +490,20 @@ def bench_runbooks(
 @bench_app.command("chaos")
 @command
 def bench_chaos(
-    runs: int = typer.Option(50, "--runs", min=1, max=2000, help="How many approved egress-block runs."),
+    runs: int = typer.Option(50, "--runs", min=1, max=2000, help="How many egress-block runs."),
     seed: int = typer.Option(15, "--seed", help="Seed of the random kills, approvals and faults."),
+    mode: str = typer.Option("approve", "--mode", help="approve: runs approved at random moments; guarded: "
+                             "runs no person decides (one activity per step), started at random moments."),
     as_json: bool = JSON,
 ):
     """Kill the worker, restart Temporal, fail the firewall; then report lost/duplicates/drift/stuck."""
     from starter.bench import stdout_to_stderr
-    from starter.chaos import run_chaos
+    from starter.chaos import MODES, run_chaos
 
+    if mode not in MODES:
+        fail(f"--mode must be one of {', '.join(MODES)}.", USAGE)
     with stdout_to_stderr():
-        result = asyncio.run(run_chaos(runs, seed))
+        result = asyncio.run(run_chaos(runs, seed, mode))
     _print_bench(result, as_json)
 
 

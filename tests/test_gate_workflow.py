@@ -10,6 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from handrail.gate.decisions import change_digest
 from handrail.gate.expiry import ExpiryPlan, expiry_id
 from handrail.gate.models import (
     Decision,
@@ -79,6 +80,21 @@ async def test_approved_block_reaches_the_firewall(time_env, tmp_path):
         assert rebuilt.steps[0].state == StepState.APPLIED and rebuilt.steps[0].change_id == record.change_id
         assert [d.decision.approver for d in rebuilt.steps[0].decisions] == ["bob"]
         assert rebuilt.summary == result.summary
+
+
+async def test_a_decision_signed_from_the_ledger_timeline_counts(time_env, tmp_path):
+    """With no worker to answer the status query, `handrail show` and `handrail approve` read
+    the waiting step from the ledger; a decision signed from that step (its mode, verdicts and
+    change digest) is the one the run accepts."""
+    async with running_stack(time_env.client, tmp_path) as stack:
+        handle = await stack.start(EgressBlock.run, trigger())
+        live = await stack.wait_for(handle, awaiting)
+        rebuilt = status_from_audit(handle.id, list(stack.ledger.audit_rows(handle.id)))
+        waiting = rebuilt.pending_step()
+        assert waiting is not None and waiting.mode == live.steps[0].mode
+        assert waiting.change_digest == live.steps[0].change_digest == change_digest(waiting)
+        await handle.signal(EgressBlock.decide, make_decision("bob", status=rebuilt))
+        assert (await handle.result()).state == RunState.COMPLETED
 
 
 async def test_denied_block_changes_nothing(time_env, tmp_path):

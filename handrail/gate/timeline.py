@@ -13,6 +13,7 @@ from handrail.gate.models import (
     Change,
     Decision,
     DecisionRecord,
+    Mode,
     RunState,
     RunStatus,
     StepRecord,
@@ -45,12 +46,13 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
             status.steps.append(steps[step_id])
         step = steps.get(step_id)
         if event == "guardrails.evaluated" and step:
-            step.mode = data.get("mode")
+            step.mode = Mode(data["mode"]) if data.get("mode") else None
             step.verdicts = [Verdict.model_validate(v) for v in data.get("verdicts", [])]
             step.thresholds = data.get("thresholds", {})
         elif event == "approval.requested" and step:
             step.state = StepState.AWAITING_APPROVAL
             step.approvals_needed = data.get("required", 1)
+            step.change_digest = data.get("change_digest") or ""  # what a decision signed from here names
         elif event == "approval.escalated" and step:
             step.escalated = True
         elif event in ("decision.accepted", "decision.rejected"):
