@@ -87,14 +87,41 @@ class WorkerProcesses:
 
 
 class ProcessMeter(CpuMeter):
-    """CPU of worker processes (not this one), the Temporal server and the lab."""
+    """CPU of worker processes (not this one), the Temporal server, the lab and, when the bench
+    started it, the PostgreSQL server (the ledger's other half of the cost)."""
 
-    def __init__(self, server_pid: int | None, lab_pid: int, workers: WorkerProcesses):
+    def __init__(self, server_pid: int | None, lab_pid: int, workers: WorkerProcesses,
+                 postgres_data: Path | None = None):
         super().__init__(server_pid, lab_pid)
         self.workers = workers
+        self.postgres_data = postgres_data
 
     def read(self) -> dict[str, float | None]:
-        return {**super().read(), "worker": self.workers.cpu()}
+        used = {**super().read(), "worker": self.workers.cpu()}
+        if self.postgres_data is not None:
+            used["postgres"] = _postgres_cpu(self.postgres_data)
+        return used
+
+
+def _postgres_cpu(data_dir: Path) -> float | None:
+    """CPU seconds of a PostgreSQL server: the postmaster with the backends it reaped (its
+    cutime/cstime) and every live process it forked (backends, WAL writer, checkpointer)."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = sum(int(f) for f in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _config_settings(base: dict[str, str], root: Path, name: str, count: int, ledger_url: str) -> list[Settings]:
@@ -119,10 +146,12 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
     with ExitStack() as cleanup:
         if not os.environ.get("HANDRAIL_BENCH_KEEP"):
             cleanup.callback(shutil.rmtree, root, True)
+        postgres_data = None
         if ledger == "embedded":
             server = EmbeddedPostgres()
             ledger = server.start()
             cleanup.callback(server.stop)
+            postgres_data = server.data_dir
         lab = _start_lab(here)
         cleanup.callback(lab.kill)
         await _wait_for_lab(here, lab)
@@ -140,7 +169,7 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
                 cleanup.callback(p.stop)
             server_pid = _temporal_child()
             bare_meter = CpuMeter(server_pid, lab.pid)
-            meters = {name: ProcessMeter(server_pid, lab.pid, p) for name, p in procs.items()}
+            meters = {name: ProcessMeter(server_pid, lab.pid, p, postgres_data) for name, p in procs.items()}
             bare = Variant()
             gated = {name: Variant() for name in configs}
             offsets = {name: (n + 1) * (rounds + 1) * runs for n, name in enumerate(configs)}

@@ -32,7 +32,9 @@ async def test_bench_scale_out_smoke():
     assert set(result["configurations"]) == {"sqlite x1", "postgresql x2"}
     for config in result["configurations"].values():
         assert config["runs_per_second"] > 0 and config["ratio_to_bare"] > 0
-        assert set(config["cpu_ms_per_run"]) == {"worker", "server", "lab"}
+        assert set(config["cpu_ms_per_run"]) == {"worker", "server", "lab", "postgres"}
+    # the bench's own PostgreSQL is measured too (a number, not None: its processes were found)
+    assert all(isinstance(c["cpu_ms_per_run"]["postgres"], float) for c in result["configurations"].values())
     chain = result["postgresql_chain"]
     assert chain["ok"], chain
     assert chain["changes"] == result["postgresql_changes_expected"]
