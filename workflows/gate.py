@@ -83,9 +83,10 @@ UNDO_OPTS = dict(
                              maximum_attempts=5),
 )
 # A check asked to apply the step (no person need decide): check and tool call in one activity,
-# with a heartbeat like a round of `call_patiently`, so a killed worker is noticed in seconds.
+# with a heartbeat like a round of `call_patiently`, so a killed worker is noticed in seconds. Its
+# time is the check's 30 s and the apply's 60 s together (an intel batch is sized to the latter).
 ONE_TRIP_OPTS = dict(
-    start_to_close_timeout=timedelta(seconds=60),
+    start_to_close_timeout=timedelta(seconds=90),
     heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
 )
