@@ -12,12 +12,8 @@ from handrail.intel.state import IntelState
 from handrail.intel.store import IntelStore
 
 
-def open_store(settings=None) -> IntelStore:
-    """The store every worker of this installation shares."""
-    if settings is None:
-        from handrail.ops.config import load_settings
-
-        settings = load_settings()
+def open_store(settings) -> IntelStore:
+    """The store every worker of this installation shares (`settings`: handrail.ops.config.Settings)."""
     if settings.ledger_on_postgres:
         from handrail.intel.store_pg import PostgresIntelStore
 
