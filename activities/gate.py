@@ -137,18 +137,15 @@ class GateActivities:
                     if intent.requester is not None and proof is None:
                         return check  # the workflow rejects the run, saying why
                     audit.extend(_judgement_audit(request, intent, judgement, proof))
+                elif intent.requester is not None:  # proven and audited when the intent was written
+                    proof = _proof(intent, check) or {"how": "proven when this change was judged and written ahead"}
                 else:
-                    proof = _proof(intent, check)
-                    if intent.requester is not None and proof is None:
-                        proof = {"how": "proven when this change was judged and written ahead (see the audit)"}
+                    proof = None
                 check.decided, check.requester_proof = True, proof
                 if existing is not None and existing.status != "pending":
                     check.record = existing
                     return check
-                try:
-                    action = self.ctx.actions.for_kind(request.change.kind)
-                except UnknownAction as exc:
-                    raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
+                action = self._action(request.change.kind)
                 apply = ApplyRequest(
                     run_id=request.run_id, step_id=request.step_id, change=request.change,
                     idempotency_key=intent.idempotency_key, mode=check.policy.mode,
@@ -255,10 +252,7 @@ class GateActivities:
         audit = list(request.audit)
         try:
             existing = await off_loop(self.ledger.change, request.idempotency_key)
-            try:
-                action = self.ctx.actions.for_kind(request.change.kind)
-            except UnknownAction as exc:
-                raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
+            action = self._action(request.change.kind)
             if existing is not None and existing.status != "pending":
                 return existing  # a retry after the ledger write: the change is done
             async with heartbeating():
@@ -266,6 +260,13 @@ class GateActivities:
         finally:
             if audit:  # not chained with an intent (failed, refused or done before): chain it now
                 await off_loop(self.ledger.append, audit)
+
+    def _action(self, kind: str):
+        """The action kind's implementation; an unknown kind is a definite, non-retryable error."""
+        try:
+            return self.ctx.actions.for_kind(kind)
+        except UnknownAction as exc:
+            raise ApplicationError(str(exc), type="UnknownAction", non_retryable=True) from None
 
     async def _apply_written_ahead(self, request: ApplyRequest, action, existing, log,
                                    audit: list[AuditEvent]) -> ChangeRecord:

@@ -20,7 +20,6 @@ from activities.errors import policy_failure, tool_failure
 from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.limits import clip_header, valid_only
 from handrail.gate.policy import PolicyError
-from handrail.intel.store import IntelStore
 from handrail.runbooks.phishing.evidence import store_evidence
 from handrail.runbooks.phishing.mail import MalformedMessage
 from handrail.runbooks.phishing.rules import (
@@ -119,10 +118,10 @@ class PhishingActivities:
         """Blocking, so it runs off the loop with a deadline: parse and judge offline (the dry
         run uses the same code) and store the full parse with its verdicts as evidence, in the
         store every worker shares (handrail.runbooks.phishing.evidence)."""
-        intel = getattr(self.ctx, "intel", None)  # the worker's intel state and store (SQLite or PostgreSQL)
+        intel = self.ctx.intel  # the worker's intel state and store (SQLite or PostgreSQL)
         judged = triage(raw, load_context(self.settings.policy_path, self.settings.home, intel))
         digest = hashlib.sha256(raw).hexdigest()
-        store = intel.store if intel is not None else IntelStore(self.settings.store_dir)
+        store = intel.store
         stored = judged.mail.model_dump(mode="json") | {"verdicts": judged.judgement.model_dump(mode="json"),
                                                         "message_sha256": digest}
         return judged, digest, store_evidence(store, stored)

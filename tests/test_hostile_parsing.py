@@ -17,9 +17,19 @@ from hypothesis import strategies as st
 
 from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.policy import default_policy_path
+from handrail.intel.state import IntelState
+from handrail.intel.store import IntelStore
 from handrail.runbooks.phishing.hostile import bench, corpus
 from handrail.runbooks.phishing.indicators import _trim, fang, find_urls
 from handrail.runbooks.phishing.mail import MalformedMessage, ParsedMessage, parse_message
+
+
+def _intel(home):
+    """A worker's intel store and state in a folder of the test's own (the parse stores its evidence there)."""
+    from types import SimpleNamespace
+
+    store = IntelStore(home / "store")
+    return SimpleNamespace(store=store, state=IntelState(home / "intel.db", store))
 
 pytestmark = pytest.mark.unit
 
@@ -170,7 +180,8 @@ async def test_a_message_not_parsed_in_time_is_rejected_with_the_reason(tmp_path
     monkeypatch.setattr(phishing, "PARSE_DEADLINE_S", 0.3)
     acts = phishing.PhishingActivities(SimpleNamespace(
         settings=SimpleNamespace(store_dir=tmp_path, policy_path=default_policy_path(), home=tmp_path),
-        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None))
+        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None,
+        intel=_intel(tmp_path)))
     try:
         report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
     finally:
@@ -190,7 +201,8 @@ async def test_a_message_whose_bytes_changed_since_it_was_reported_is_rejected(t
 
     acts = phishing.PhishingActivities(SimpleNamespace(
         settings=SimpleNamespace(store_dir=tmp_path, policy_path=default_policy_path(), home=tmp_path),
-        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None))
+        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None,
+        intel=_intel(tmp_path)))
     report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r", sha256="0" * 64))
     assert "hash mismatch" in report.rejected
     report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))

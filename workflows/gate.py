@@ -15,7 +15,7 @@ guardrails as pure functions, side effects only through activities.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -446,7 +446,7 @@ class Runbook:
             self._uncertain.append(step)
 
     async def _apply(self, step: StepRecord, change: Change, policy: GatePolicy, approved_by: list[str],
-                     expires_at, protective: bool) -> StepRecord:
+                     expires_at: datetime | None, protective: bool) -> StepRecord:
         """Apply a step the gate let through (patiently: a tool outage is waited out)."""
         step.state = StepState.APPLYING
         request = ApplyRequest(
@@ -467,7 +467,8 @@ class Runbook:
             raise
         return self._applied(step, record, protective, expires_at)
 
-    def _applied(self, step: StepRecord, record: ChangeRecord, protective: bool, expires_at) -> StepRecord:
+    def _applied(self, step: StepRecord, record: ChangeRecord, protective: bool,
+                 expires_at: datetime | None) -> StepRecord:
         """Book a change the tool took (or already held): the saga, the protective set, the TTL."""
         step.change_id = record.change_id
         step.finished_at = workflow.now()
