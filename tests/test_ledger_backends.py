@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from handrail.gate.ledger import GENESIS, UntrustedRecord, open_ledger
+from handrail.gate.ledger import GENESIS, UntrustedRecord, chained_rows, open_ledger
 from handrail.gate.models import AuditEvent, Change, ChangeRecord, Mode
 from handrail.ops.config import load_settings
 from tests.ledger_backends import BACKENDS, location, open_backend, raw
@@ -66,6 +66,18 @@ def test_appends_chain_verify_and_retries_do_not_duplicate(ledger):
     assert rows[0]["data"]["token"] == "[redacted]"
     assert ledger.head() == (7, rows[-1]["hash"]) and list(ledger.iter_hashes(chunk=3)) == [r["hash"] for r in rows]
     assert ledger.run_ids() == ["run-1"] and len(list(ledger.audit_rows("run-2"))) == 0
+
+
+def test_the_chain_is_the_same_hash_chain_whichever_backend_extends_it(ledger):
+    """PostgreSQL extends the chain in the server; its hashes must be the ones Python computes,
+    for text in any script (UTF-8 of more than one byte, astral characters, escapes)."""
+    texts = ["Zoë ✉ 𝄞", "naïve\n\t\"q\"", "\u0000 ok", "漢字"]
+    odd = [AuditEvent(id=f"u:{i}", at=T0, run_id="run-ü", step_id="s✓", event="step.requested",
+                      data={"subject": text}) for i, text in enumerate(texts)]
+    assert ledger.append(odd[:2]) == 2 and ledger.append(odd[2:]) == 2
+    expected = [row[-1] for row in chained_rows(1, GENESIS, odd)]
+    assert [r["hash"] for r in ledger.audit_rows()] == expected
+    assert ledger.verify().ok and ledger.head() == (4, expected[-1])
 
 
 def test_an_empty_ledger_verifies_with_the_genesis_head(ledger):

@@ -4,9 +4,12 @@ The ledger's rules (the hash chain, idempotent writes, "the first attempt's befo
 wins", records checked against the chain, blast-radius reservations) are written once,
 here, against a tiny transaction interface (`Tx`: one, all, run, many). A backend
 (`handrail.gate.ledger.Ledger` on SQLite, `handrail.gate.ledger_postgres.PostgresLedger`)
-supplies only its SQL — one `SQL` namespace per backend, nothing else — and how to open a
-serialised write transaction and a read. So the two cannot drift apart in behaviour, and
-the shared test suite (tests/test_ledger_backends.py) holds both to the same contract.
+supplies its SQL — one `SQL` namespace per backend — and how to open a serialised write
+transaction and a read. One exception, for the network's sake: PostgreSQL runs the five
+chain writes as server functions, one round trip each (`ledger_pg_functions`, the rules
+below restated in PL/pgSQL, method for method), so no write holds the ledger's lock
+across a round trip. The shared test suite (tests/test_ledger_backends.py) holds both
+backends to the same contract, chains written by many processes at once included.
 
 Every write that may touch the chain runs inside `_write()`, which each backend makes the
 single serialisation point of the ledger: SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
@@ -56,15 +59,22 @@ def _redacted(event: AuditEvent) -> Any:
     return redact(event.data)
 
 
+def event_columns(event: AuditEvent) -> tuple[str, str, str, str | None, str, str]:
+    """An event's audit columns before it is chained: (event_id, at, run_id, step_id, event, body),
+    the body being the canonical JSON that is hashed."""
+    at = iso(event.at)
+    body = canonical({"id": event.id, "at": at, "run_id": event.run_id, "step_id": event.step_id,
+                      "event": event.event, "data": _redacted(event)})
+    return event.id, at, event.run_id, event.step_id, event.event, body
+
+
 def chained_rows(seq: int, prev: str, events: list[AuditEvent]) -> Iterator[tuple]:
     """Audit rows (seq, event_id, at, run_id, step_id, event, body, prev_hash, hash) for events,
     numbered from `seq` and each hashed onto the one before it."""
     for event in events:
-        at = iso(event.at)
-        body = canonical({"id": event.id, "at": at, "run_id": event.run_id, "step_id": event.step_id,
-                          "event": event.event, "data": _redacted(event)})
-        digest = chain_hash(prev, body)
-        yield (seq, event.id, at, event.run_id, event.step_id, event.event, body, prev, digest)
+        columns = event_columns(event)
+        digest = chain_hash(prev, columns[-1])
+        yield (seq, *columns, prev, digest)
         prev = digest
         seq += 1
 

@@ -1,17 +1,21 @@
 """The ledger on PostgreSQL: one ledger, one hash chain, shared by every worker on every host.
 
-Same rules as the SQLite ledger (they live in `handrail.gate.ledger_core`); this module is
-only the PostgreSQL side: its schema and SQL (`PostgresSQL`, the twin of `SqliteSQL`) and a
-psycopg 3 connection pool. The ledger's interface is synchronous, like the SQLite one, and
-the worker calls it off its event loop (`activities.ledger_io`); the pool lets those
-threads run their queries in parallel instead of queueing on one connection.
+Same rules as the SQLite ledger; this module is only the PostgreSQL side: its schema and
+SQL (`PostgresSQL`, the twin of `SqliteSQL`), a psycopg 3 connection pool, and the writes.
+The ledger's interface is synchronous, like the SQLite one, and the worker calls it off its
+event loop (`activities.ledger_io`); the pool lets those threads run their queries in
+parallel instead of queueing on one connection.
 
-The serialisation point is a transaction-scoped advisory lock (`pg_advisory_xact_lock`)
-that every write transaction takes first. Under it the chain head is read and extended
-with consecutive `seq` numbers, so appends from any number of processes form one linear
-chain (a fork would collide on the primary key, a gap cannot be written), duplicate event
-ids are found and skipped, and a blast-radius count and its reservation cannot interleave
-with another's. Reads take no lock.
+Each write (append, check_limits, begin_change, finish_change, record_revert) is one call
+of a server function (`handrail.gate.ledger_pg_functions`, the twins of `LedgerCore`'s
+methods): one statement in autocommit, one round trip, one transaction. Its serialisation
+point is a transaction-scoped advisory lock (`pg_advisory_xact_lock`) taken first, under
+which the chain head is read and extended with consecutive `seq` numbers, so appends from
+any number of processes form one linear chain (a fork would collide on the primary key, a
+gap cannot be written), duplicate event ids are found and skipped, and a blast-radius count
+and its reservation cannot interleave with another's. The lock is held only while the
+server runs the function, never across a network round trip. Reads take no lock; bulk
+imports (`insert_change_rows`, `ledger migrate`) use `LedgerCore`'s transactions.
 
 Text columns use the "C" collation so that ISO timestamps, kinds and run ids compare and
 sort byte for byte, as in SQLite, whatever the server's default locale.
@@ -21,11 +25,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
-from handrail.gate.ledger_core import LedgerCore, LedgerUnavailable
+from handrail.gate.ledger_core import (
+    RESERVATION_TTL,
+    LedgerCore,
+    LedgerUnavailable,
+    LimitCheck,
+    canonical,
+    chained_twin,
+    change_row,
+    event_columns,
+    iso,
+    to_record,
+)
+from handrail.gate.ledger_pg_functions import FUNCTIONS, WRITE_LOCK, PgCalls
+from handrail.gate.models import AuditEvent, ChangeRecord
+from handrail.gate.redact import redact_record
 
-WRITE_LOCK = 0x68616E6472  # "handr": the ledger's one advisory lock key
 POOL_SIZE = 8
 CONNECT_TIMEOUT_S = 10.0
 
@@ -98,14 +116,10 @@ class PostgresSQL:
                      " ON CONFLICT (change_id) DO NOTHING")
     INSERT_REVERT = ("INSERT INTO reverts(change_id, run_id, reason, by, at, verified, detail)"
                      " VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (change_id) DO NOTHING")
-    HEAD_ROW = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-    RECORDED_IDS_AND_HEAD = ("SELECT event_id, NULL::bigint, NULL FROM audit WHERE event_id = ANY(%s)"
-                             " UNION ALL (SELECT NULL, seq, hash FROM audit ORDER BY seq DESC LIMIT 1)")
     AUDIT_ROWS = "SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"
     AUDIT_ROWS_OF_RUN = "SELECT seq, body, prev_hash, hash FROM audit WHERE run_id = %s ORDER BY seq"
     AUDIT_CHUNK = ("SELECT seq, event_id, at, run_id, step_id, event, body, prev_hash, hash FROM audit"
                    " WHERE seq > %s ORDER BY seq LIMIT %s")
-    UPDATE_CHANGE_BODY = "UPDATE changes SET body = %s WHERE change_id = %s"
     CHANGE_WITH_REVERT = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
                           " WHERE c.change_id = %s")
     CHANGES_OF_RUN = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
@@ -124,18 +138,6 @@ class PostgresSQL:
     COUNT_KIND_SINCE = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s"
     COUNT_KIND_SINCE_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND applied_at >= %s AND run_id = %s"
     COUNT_KIND_IN_RUN = "SELECT COUNT(*) FROM changes WHERE kind = %s AND run_id = %s"
-    DELETE_EXPIRED_RESERVATIONS = "DELETE FROM reservations WHERE expires_at <= %s"
-    DELETE_RESERVATION = "DELETE FROM reservations WHERE change_id = %s"
-    LIMIT_COUNTS = (  # changes in the hour, in the run; others' reservations likewise; the change already begun?
-        "SELECT (SELECT COUNT(*) FROM changes WHERE kind = %(kind)s AND applied_at >= %(since)s),"
-        " (SELECT COUNT(*) FROM changes WHERE kind = %(kind)s AND run_id = %(run_id)s),"
-        " (SELECT COUNT(*) FROM reservations WHERE kind = %(kind)s AND change_id <> %(change_id)s),"
-        " (SELECT COUNT(*) FROM reservations WHERE kind = %(kind)s AND run_id = %(run_id)s"
-        " AND change_id <> %(change_id)s),"
-        " EXISTS (SELECT 1 FROM changes WHERE change_id = %(change_id)s)")
-    UPSERT_RESERVATION = ("INSERT INTO reservations(change_id, run_id, kind, at, expires_at) VALUES (%s,%s,%s,%s,%s)"
-                          " ON CONFLICT (change_id) DO UPDATE SET run_id = EXCLUDED.run_id, kind = EXCLUDED.kind,"
-                          " at = EXCLUDED.at, expires_at = EXCLUDED.expires_at")
     HEAD = "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) FROM audit"
     HASH_CHUNK = "SELECT seq, hash FROM audit WHERE seq > %s ORDER BY seq LIMIT %s"
     RUN_IDS = "SELECT DISTINCT run_id FROM audit ORDER BY run_id"
@@ -267,6 +269,7 @@ class PostgresLedger(LedgerCore):
                     conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))  # workers starting together
                 conn.execute(_SCHEMA)
+                conn.execute(FUNCTIONS)
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"the PostgreSQL ledger at {_where(url)} cannot be reached "
                                     f"({type(exc).__name__})") from None
@@ -300,3 +303,44 @@ class PostgresLedger(LedgerCore):
         """Run one read-only query (PostgreSQL SQL, `%s` parameters) and return its rows."""
         with self._pool.connection() as conn:
             return conn.execute(sql, args or None).fetchall()
+
+    # -- writes: one server function each (handrail.gate.ledger_pg_functions) -------------------
+    def _call(self, sql: str, args: tuple) -> tuple:
+        """One write: a single statement in autocommit, so one transaction and one round trip."""
+        with self._pool.connection() as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def append(self, events: list[AuditEvent], *, known_new: bool = False) -> int:
+        if not events:
+            return 0
+        return self._call(PgCalls.APPEND, (*_arrays(events), known_new))[0]
+
+    def check_limits(self, kind: str, run_id: str, change_id: str, now: datetime,
+                     per_hour: float | None, per_run: float | None,
+                     ttl: timedelta = RESERVATION_TTL, audit: list[AuditEvent] = ()) -> LimitCheck:
+        hour, run, reserved = self._call(PgCalls.CHECK_LIMITS, (
+            *_arrays(audit), kind, run_id, change_id, iso(now), iso(now - timedelta(hours=1)), iso(now + ttl),
+            per_hour, per_run))
+        return LimitCheck(hour=hour, run=run, reserved=reserved)
+
+    def begin_change(self, record: ChangeRecord, audit: list[AuditEvent] = ()) -> ChangeRecord:
+        twin = [chained_twin(record)] if record.inverse is not None else []  # chained only if new
+        stored = self._call(PgCalls.BEGIN_CHANGE, (*_arrays(audit), *_arrays(twin), *change_row(record)))
+        return to_record(stored)
+
+    def finish_change(self, record: ChangeRecord, event: AuditEvent | None = None) -> None:
+        body = canonical(redact_record(record.model_dump(mode="json")))
+        self._call(PgCalls.FINISH_CHANGE, (*_arrays([event or chained_twin(record)]), record.change_id, body))
+
+    def record_revert(
+        self, change_id: str, run_id: str, reason: str, by: str, at: datetime, verified: bool, detail: str,
+        event: AuditEvent | None = None,
+    ) -> bool:
+        row = (change_id, run_id, reason, by, iso(at), int(verified), detail)
+        return self._call(PgCalls.RECORD_REVERT, (*_arrays([event] if event else []), *row))[0]
+
+
+def _arrays(events: list[AuditEvent]) -> list[list]:
+    """Events as the functions take them: six parallel arrays of their `event_columns`."""
+    columns = [event_columns(e) for e in events]
+    return [[c[i] for c in columns] for i in range(6)]
