@@ -173,6 +173,16 @@ class EmbeddedPostgres:
             raise PostgresUnavailable(f"createdb failed: {made.stderr.strip()}")
         return self.url
 
+    def restart(self) -> None:
+        """Restart the server as an operator would (fast shutdown: every session is cut, what was
+        committed is kept), on the same port and data, with the options it was started with."""
+        assert self.data_dir is not None, "start() first"
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
+                      "-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "restart")
+        except subprocess.CalledProcessError as exc:
+            raise PostgresUnavailable(f"PostgreSQL did not restart: {exc.stderr.strip()}") from exc
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove a data folder we made ourselves."""
         if self.data_dir is not None and (self.data_dir / "postmaster.pid").exists():
