@@ -50,7 +50,8 @@ class WorkerContext:
         store = open_store(settings)  # shared by every worker when on PostgreSQL
         intel = IntelContext(store, open_state(settings, store))
         return cls(settings=settings, tools=tools, ledger=ledger or open_ledger(settings),
-                   intel=intel, actions=Actions(intel), _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
+                   intel=intel, actions=Actions(intel),
+                   _policy=_PolicyCache(settings.policy_path, PolicyKeeper(settings.home)))
 
     def policy(self) -> Policy:
         """The policy in force, re-read when the file or its signatures change (so `handrail

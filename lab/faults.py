@@ -6,10 +6,12 @@ optionally by method. For each matching request, in the order rules were added: 
 `latency_ms`; answer the fixed `status` (a 4xx) if set; otherwise fail with
 `error_status` (5xx) with probability `error_rate`, drawn from `random.Random(seed)` so a
 test sees the same sequence every time. `count` (optional) limits how many requests a
-rule affects, after letting the first `skip` matching requests through. `after_apply` rules let the request run (the tool changes, the idempotency
-key is stored) and then answer the error instead of the real response: the "503 after the
-firewall accepted the block" a client cannot tell from a failure. Rules never apply to `/_lab/*`. They persist in SQLite; the random
-sequence restarts from its seed when the lab restarts or the rule is re-added.
+rule affects, after letting the first `skip` matching requests through. `after_apply`
+rules let the request run (the tool changes, the idempotency key is stored) and then
+answer the error instead of the real response: the "503 after the firewall accepted the
+block" a client cannot tell from a failure. Rules never apply to `/_lab/*`. They persist
+in SQLite; the random sequence restarts from its seed when the lab restarts or the rule
+is re-added.
 """
 
 from __future__ import annotations

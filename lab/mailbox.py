@@ -7,7 +7,8 @@ Routes:
 - `GET /mailbox/messages/{id}/raw` -> `message/rfc822` bytes exactly as received.
 - `POST /mailbox/messages` (raw body, `Content-Type: message/rfc822`) -> 201 `{"id",
   "message_id", "created": true}`; the same bytes already in the mailbox -> 200 with the
-  existing id and `"created": false` (a new message reusing a Message-ID is a new message). 422 if the body is empty or has no headers.
+  existing id and `"created": false` (a new message reusing a Message-ID is a new
+  message); 422 if the body is empty or has no headers.
 - `DELETE /mailbox/messages/{id}` -> `{"removed": id}` (inverse of delivery).
 - `POST /mailbox/messages/{id}/processed` -> the summary; 409 if already processed.
 - `POST /mailbox/messages/{id}/unprocessed` -> the summary; 409 if not processed.

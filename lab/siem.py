@@ -38,7 +38,7 @@ def seed(world, store) -> dict:
     humans = [p for p in world.people if not p.username.startswith("svc-")]
     laptops = {m.owner: m for m in world.machines if m.type == "laptop"}
     events = []
-    for i in range(180):
+    for _ in range(180):
         p = rng.choice(humans)
         host = laptops.get(p.username)
         kind = rng.choice(("auth", "auth", "proxy", "proxy", "dns"))

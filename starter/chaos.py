@@ -263,7 +263,8 @@ async def run_chaos(runs: int, seed: int = 15, mode: str = "approve") -> dict[st
             edl = set((await tools.firewall.edl()).split())
             final = {r: await _status(client, settings, r) for r in ids}
         result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks, strict=True)), edl)
-        result.update(runs=runs, seed=seed, mode=mode, worker_kills=chaos.kills, temporal_restarts=chaos.temporal_restarts,
+        result.update(runs=runs, seed=seed, mode=mode, worker_kills=chaos.kills,
+                      temporal_restarts=chaos.temporal_restarts,
                       outage_seconds=OUTAGE_S, fault_rate=FAULT_RATE,
                       wall_seconds=round(time.perf_counter() - began, 1))
         return result

@@ -161,7 +161,10 @@ def demo(as_json: bool = JSON):
 async def run_egress_block(
     ip: str = typer.Option(..., "--ip", help="Address or network to block, e.g. 203.0.113.7 or 198.51.100.0/24."),
     reason: str = typer.Option(..., "--reason", help="Why: it is kept in the ledger and shown to approvers."),
-    requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
+    requested_by: Optional[str] = typer.Option(
+        None, "--requested-by",
+        help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) "
+             "is this requester's; the request is signed."),
     ttl: Optional[str] = typer.Option(None, "--ttl", help="Revert automatically after this long, e.g. 24h, 30d."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the run to finish and print its result."),
     as_json: bool = JSON,
@@ -534,7 +537,8 @@ def bench_baseline(
 
 
 # Commands that live in their own modules: each has `register(app, run_app)`.
-for _module in (lab_cmd, trust_cmd, exfiltration_cmd, phishing_cmd, phishing_triage, popular_cmd, privilege_cmd, rogue_cmd, intel_cmd, tools_cmd, drift_cmd, hostile_cmd, keys_cmd, policy_cmd, ledger_cmd):
+for _module in (lab_cmd, trust_cmd, exfiltration_cmd, phishing_cmd, phishing_triage, popular_cmd, privilege_cmd,
+                rogue_cmd, intel_cmd, tools_cmd, drift_cmd, hostile_cmd, keys_cmd, policy_cmd, ledger_cmd):
     _module.register(app, run_app)
 
 

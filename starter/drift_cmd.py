@@ -28,7 +28,8 @@ async def drift_report(client, task_queue: str, limit: int = 500) -> ReconcileRe
 
 @command
 async def drift(
-    limit: int = typer.Option(500, "--limit", min=1, max=100_000, help="How many recent (kind, target) pairs to check."),
+    limit: int = typer.Option(500, "--limit", min=1, max=100_000,
+                              help="How many recent (kind, target) pairs to check."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
 ):
     """Compare the ledger with what the tools hold: live changes gone, reverted ones still held, unsettled ones."""

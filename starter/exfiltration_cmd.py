@@ -43,7 +43,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     async def run_exfiltration(
         alert_id: str = typer.Option(..., "--alert-id", help="The DLP alert to handle, e.g. DLP-0005."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
+        requested_by: Optional[str] = typer.Option(
+            None, "--requested-by",
+            help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) "
+                 "is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):

@@ -119,8 +119,8 @@ def faults(
     status: Annotated[int | None, typer.Option(help="Always answer this 4xx.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the error draw.")] = 0,
     count: Annotated[int | None, typer.Option(help="Affect only this many requests.")] = None,
-    after_apply: Annotated[bool, typer.Option("--after-apply",
-                                              help="Run the request, then answer the error (a lost response).")] = False,
+    after_apply: Annotated[bool, typer.Option(
+        "--after-apply", help="Run the request, then answer the error (a lost response).")] = False,
     skip: Annotated[int, typer.Option(min=0, help="Let this many matching requests through first.")] = 0,
     clear: Annotated[bool, typer.Option("--clear", help="Remove every fault rule.")] = False,
     json_: JsonOpt = False,

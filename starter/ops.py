@@ -72,7 +72,8 @@ async def start_egress_block(
         lambda who: EgressBlockTrigger(ip=target, reason=reason, requested_by=who, ttl_s=ttl_s),
         lambda t: egress_block_run_id(t.ip, t.reason, t.requested_by),
         requested_by=requested_by, runbook=EGRESS_BLOCK,
-        duplicate="This request already ran as {run_id} (`handrail show {run_id}`); give a new --reason to block again.",
+        duplicate="This request already ran as {run_id} (`handrail show {run_id}`); "
+                  "give a new --reason to block again.",
     )
 
 

@@ -56,7 +56,8 @@ async def start_phishing(client, settings, *, message_id: str | None, eml: Path 
             fail(f"--eml {eml} {problem}; nothing was posted to the mailbox.")
         if len(raw) > MAX_EML_BYTES:
             fail(f"--eml {eml} is larger than {MAX_EML_BYTES // 1024} KiB.", USAGE)
-        request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml), requested_by=requested_by or settings.user)
+        request = IntakeRequest(eml_b64=base64.b64encode(raw).decode(), eml_name=str(eml),
+                                requested_by=requested_by or settings.user)
     try:
         report = await client.execute_workflow(
             PhishingIntake.run, request, id=f"phishing-intake-{uuid.uuid4().hex[:12]}",
@@ -84,7 +85,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         message_id: Optional[str] = typer.Option(
             None, "--message-id", help="The message's mailbox id (MSG-000012) or its Message-ID header."),
         eml: Optional[Path] = typer.Option(None, "--eml", help="An .eml file: posted to the phishing mailbox first."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
+        requested_by: Optional[str] = typer.Option(
+            None, "--requested-by",
+            help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) "
+                 "is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):

@@ -44,7 +44,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     async def run_rogue_device(
         mac: str = typer.Option(..., "--mac", help="The device's MAC address, e.g. 50:c7:bf:3a:91:0e."),
-        requested_by: Optional[str] = typer.Option(None, "--requested-by", help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) is this requester's; the request is signed."),
+        requested_by: Optional[str] = typer.Option(
+            None, "--requested-by",
+            help="Check that the signing key (HANDRAIL_SIGNING_KEY or HANDRAIL_HOME/keys/USER_ed25519) "
+                 "is this requester's; the request is signed."),
         wait: bool = typer.Option(False, "--wait", help="Wait for the run's outcome and print it (the recommit "
                                   "wait can last 24h)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),

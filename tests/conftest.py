@@ -36,7 +36,8 @@ async def _start_time_skipping() -> WorkflowEnvironment:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={name: IndexedValueType.Value("INDEXED_VALUE_TYPE_KEYWORD") for name in SEARCH_ATTRIBUTES},
+            search_attributes={name: IndexedValueType.Value("INDEXED_VALUE_TYPE_KEYWORD")
+                               for name in SEARCH_ATTRIBUTES},
         )
     )
     return env

@@ -28,7 +28,8 @@ from lab.app import create_app
 from lab.testing import prepare
 from worker import build_worker
 
-FIXTURES = Path(os.environ.get("HANDRAIL_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real")
+FIXTURES = Path(os.environ.get("HANDRAIL_FIXTURES")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real")
 
 # One SSH key per test user, made once per session: decisions in tests are signed like real ones.
 TEST_KEYS = {user: signatures.new_ed25519_key() for user in ("alice", "bob", "erin", "carol", "dave")}

@@ -25,7 +25,8 @@ bob = { roles = ["soc-analyst"] }
 [actions."dns.sinkhole"]
 mode = "logged"
 guardrails = [
-  { type = "rate_limit", per_hour = 500, outcome = "hold", baseline = { stat = "p99_hourly", factor = 1.5, floor = 2, min_days = 14 } },
+  { type = "rate_limit", per_hour = 500, outcome = "hold", \
+baseline = { stat = "p99_hourly", factor = 1.5, floor = 2, min_days = 14 } },
   { type = "per_run_limit", per_run = 20, baseline = { stat = "p99_per_run", factor = 2, min_days = 14 } },
 ]
 

@@ -206,7 +206,8 @@ async def test_failing_later_step_compensates_earlier_ones(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         before = await stack.edl()
         # host bits set: the gate reads it (wider), the lab refuses it, so the tool call fails
-        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.10", "203.0.113.11", "203.0.113.1/24"]))
+        handle = await stack.start(BlockManyRunbook.run,
+                                   BlockMany(targets=["203.0.113.10", "203.0.113.11", "203.0.113.1/24"]))
         result = await handle.result()
         assert result.state == RunState.COMPENSATED
         assert [s.state for s in result.steps] == [StepState.COMPENSATED, StepState.COMPENSATED, StepState.FAILED]
@@ -220,7 +221,8 @@ async def test_failing_later_step_compensates_earlier_ones(time_env, tmp_path):
 async def test_cancel_during_compensation_still_compensates(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(mode="guarded"), [BlockManyRunbook]) as stack:
         await stack.tools.lab_set_fault(route="/firewall/egress/*", method="DELETE", latency_ms=1500)
-        handle = await stack.start(BlockManyRunbook.run, BlockMany(targets=["203.0.113.20", "203.0.113.21", "203.0.113.1/24"]))
+        handle = await stack.start(BlockManyRunbook.run,
+                                   BlockMany(targets=["203.0.113.20", "203.0.113.21", "203.0.113.1/24"]))
         await stack.wait_for(handle, lambda s: s.summary.get("compensating"))
         await handle.cancel()
         result = await handle.result()

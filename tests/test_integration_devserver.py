@@ -28,10 +28,12 @@ async def _eventually(probe, timeout: float = 15.0):
 
 async def test_pending_lists_only_runs_waiting_for_a_human(dev_env, tmp_path):
     async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve")) as stack:
-        waiting = await stack.start(EgressBlock.run, EgressBlockTrigger(ip="203.0.113.50", reason="r", requested_by="alice"))
+        waiting = await stack.start(EgressBlock.run,
+                                    EgressBlockTrigger(ip="203.0.113.50", reason="r", requested_by="alice"))
         await stack.wait_for(waiting, lambda s: s.state == RunState.AWAITING_APPROVAL)
         stack.set_policy(make_policy(mode="logged"))
-        done = await stack.start(EgressBlock.run, EgressBlockTrigger(ip="203.0.113.51", reason="r", requested_by="alice"))
+        done = await stack.start(EgressBlock.run,
+                                 EgressBlockTrigger(ip="203.0.113.51", reason="r", requested_by="alice"))
         assert (await done.result()).state == RunState.COMPLETED
 
         async def probe():

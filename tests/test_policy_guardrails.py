@@ -102,7 +102,8 @@ def test_reserved_space_is_never_blocked(target):
 def test_never_touch_covers_subdomains_but_not_lookalikes():
     rails = ctx({"type": "never_touch"}, allowlist=["corp.example"])
     assert guardrails.overall(guardrails.evaluate(block("mail.corp.example", "dns.sinkhole"), rails)) == Outcome.DENY
-    assert guardrails.overall(guardrails.evaluate(block("corp.example.evil.com", "dns.sinkhole"), rails)) == Outcome.ALLOW
+    assert (guardrails.overall(guardrails.evaluate(block("corp.example.evil.com", "dns.sinkhole"), rails))
+            == Outcome.ALLOW)
     assert guardrails.overall(guardrails.evaluate(block("evilcorp.example", "dns.sinkhole"), rails)) == Outcome.ALLOW
 
 
@@ -111,13 +112,15 @@ def test_rate_limit_holds_and_names_its_threshold():
     assert guardrails.evaluate(block("203.0.113.1"), ctx(rail, recent_count_hour=4)) == []
     [verdict] = guardrails.evaluate(block("203.0.113.1"), ctx(rail, recent_count_hour=5))
     assert verdict.outcome == Outcome.HOLD and verdict.threshold == 5 and verdict.threshold_source == "static"
-    derived = ctx(rail, recent_count_hour=5, thresholds={"rate_limit": 12}, threshold_sources={"rate_limit": "baseline p99x1.5"})
+    derived = ctx(rail, recent_count_hour=5, thresholds={"rate_limit": 12},
+                  threshold_sources={"rate_limit": "baseline p99x1.5"})
     assert guardrails.evaluate(block("203.0.113.1"), derived) == []
 
 
 def test_per_run_limit_and_protected_tags():
     per_run = {"type": "per_run_limit", "per_run": 2}
-    assert guardrails.overall(guardrails.evaluate(block("x.com", "dns.sinkhole"), ctx(per_run, recent_count_run=2))) == Outcome.HOLD
+    assert (guardrails.overall(guardrails.evaluate(block("x.com", "dns.sinkhole"), ctx(per_run, recent_count_run=2)))
+            == Outcome.HOLD)
     tags = {"type": "protected_tags", "tags": ["production", "executive"]}
     [v] = guardrails.evaluate(block("db-01", "edr.isolate"), ctx(tags, target_tags=["production", "linux"]))
     assert v.outcome == Outcome.HOLD and "production" in v.reason

@@ -169,7 +169,8 @@ async def test_the_cli_rollback_reports_a_wait_for_approval_and_a_refusal(time_e
         # of the people a run acted against is tested above, at the workflow)
         with pytest.raises(CliError, match="No signing key"):
             await ops.rollback(stack.client, stack.settings, handle.id, event.principal, now=await stack.server_now())
-        report = await ops.rollback(stack.client, stack.settings, handle.id, "bob", now=await stack.server_now())  # allowed again after a refusal
+        # allowed again after a refusal
+        report = await ops.rollback(stack.client, stack.settings, handle.id, "bob", now=await stack.server_now())
         stack.started.append(stack.client.get_workflow_handle(report.rollback_id))
         assert report.state == "awaiting_approval" and report.rollback_id == rollback_id(handle.id)
         assert "iam.grant_privilege" in report.waiting and "bob cannot approve it" in report.waiting

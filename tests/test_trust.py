@@ -61,7 +61,8 @@ def known(tmp_path_factory):
 
 
 def suggestions(ledger, policy_text, now=KNOWN_NOW):
-    return {a.kind: (a.suggestion, a.to.value if a.to else None) for a in advise(ledger, parse_policy(policy_text), now)}
+    return {a.kind: (a.suggestion, a.to.value if a.to else None)
+            for a in advise(ledger, parse_policy(policy_text), now)}
 
 
 def test_advice_for_the_known_shape(known):
@@ -129,7 +130,7 @@ def test_trust_set_changes_only_the_mode_line_of_the_shipped_policy(tmp_path):
     new = path.read_bytes()
     old_lines, new_lines = original.splitlines(keepends=True), new.splitlines(keepends=True)
     assert len(old_lines) == len(new_lines)
-    diff = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
+    diff = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     assert diff == [(b'mode = "approve"\n', b'mode = "logged"\n')]
     i = old_lines.index(diff[0][0], old_lines.index(b'[actions."firewall.egress_block"]\n'))
     assert new == b"".join(old_lines[:i] + [b'mode = "logged"\n'] + old_lines[i + 1:])
@@ -173,7 +174,8 @@ def test_trust_set_into_approve_is_validated(tmp_path):
 
 
 def test_edit_mode_text_adds_the_line_or_the_table_and_keeps_comments_and_crlf():
-    text = '# top\r\n[actions."a.b"] # note\r\ndescription = "mode = nope"\r\n\r\n[actions."c"]\r\nmode = \'guarded\'  # keep\r\n'
+    text = ('# top\r\n[actions."a.b"] # note\r\ndescription = "mode = nope"\r\n\r\n'
+            '[actions."c"]\r\nmode = \'guarded\'  # keep\r\n')
     added = edit_mode_text(text, "a.b", "logged")
     assert added == text.replace('# note\r\n', '# note\r\nmode = "logged"\r\n')
     swapped = edit_mode_text(text, "c", "approve")
@@ -263,7 +265,8 @@ def test_cli_trust_set_and_its_errors(cli):
     run, _, policy = cli
     ok = run("trust", "set", "dns.sinkhole", "guarded", "--as", "carol", "--reason", "clean", "--json")
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout)["from"] == "logged" and load_policy(policy).gate_policy("dns.sinkhole").mode == "guarded"
+    assert (json.loads(ok.stdout)["from"] == "logged"
+            and load_policy(policy).gate_policy("dns.sinkhole").mode == "guarded")
     pinned = run("trust", "set", "edr.isolate", "logged", "--as", "carol", "--reason", "x")
     assert pinned.exit_code == 1 and "pinned" in pinned.stderr and "Traceback" not in pinned.output
     usage = run("trust", "set", "dns.sinkhole", "logged", "--reason", "x")

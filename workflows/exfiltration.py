@@ -58,8 +58,8 @@ async def contain_host(rb: Runbook, host: str, case: CaseFile, settings: ExfilSe
         expires_after=timedelta(seconds=ttl) if ttl else None,
     )
     await case.note(f"EDR telemetry on {host} raised to {settings.monitoring_level} ({monitor.state.value})")
-    scan = await rb.look(ExfiltrationActivities.exfiltration_scan, HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id,
-                                                          key=f"{rb.run_id}/{host}"))
+    scan = await rb.look(ExfiltrationActivities.exfiltration_scan,
+                         HostRequest(host=host, run_id=rb.run_id, case_id=case.case_id, key=f"{rb.run_id}/{host}"))
     rb.status.summary["scan"] = scan.model_dump(mode="json")
     _path(rb, f"scan of {host}: {scan.verdict}" + (f" ({len(scan.indicators)} indicators)" if scan.indicators else ""))
     if scan.verdict != "compromised":
@@ -105,7 +105,8 @@ class ExfiltrationResponse(RunbookWorkflow):
             problem = alert_id_problem(trigger.alert_id)
             if problem:
                 raise Rejected(problem + "; nothing was changed")
-            intake = await rb.look(ExfiltrationActivities.exfiltration_intake, IntakeRequest(alert_id=trigger.alert_id, run_id=rb.run_id))
+            intake = await rb.look(ExfiltrationActivities.exfiltration_intake,
+                                   IntakeRequest(alert_id=trigger.alert_id, run_id=rb.run_id))
             if intake.problems or intake.alert is None:
                 raise Rejected("; ".join(intake.problems) + "; nothing was changed")
             alert, settings = intake.alert, intake.settings
@@ -185,7 +186,8 @@ class ExfiltrationResponse(RunbookWorkflow):
     async def _proliferation(self, rb: Runbook, alert_id: str, host: str, indicators: list[str], case: CaseFile,
                              settings: ExfilSettings) -> None:
         spread = await rb.look(ExfiltrationActivities.exfiltration_proliferation, SpreadRequest(
-            indicators=indicators, exclude=[host], case_id=case.case_id, key=f"{rb.run_id}/spread"), timeout=timedelta(minutes=5))
+            indicators=indicators, exclude=[host], case_id=case.case_id, key=f"{rb.run_id}/spread"),
+            timeout=timedelta(minutes=5))
         found = [h.hostname for h in spread.hosts]
         rb.status.summary["similar_hosts"] = found
         capped, rest = spread.hosts[: settings.max_follow_ups], spread.hosts[settings.max_follow_ups:]
@@ -216,7 +218,8 @@ class ExfiltrationFollowUp(RunbookWorkflow):
             rb.status.summary["parent_run"] = trigger.parent_run
             rb.status.summary["parent_alert"] = trigger.parent_alert
             rb.status.summary["case_id"] = trigger.case_id
-            facts = await rb.look(ExfiltrationActivities.exfiltration_host, HostRequest(host=trigger.host, run_id=rb.run_id))
+            facts = await rb.look(ExfiltrationActivities.exfiltration_host,
+                                  HostRequest(host=trigger.host, run_id=rb.run_id))
             if not facts.known:
                 raise Rejected(facts.problem + "; nothing was changed")
             settings = await rb.look(ExfiltrationActivities.exfiltration_settings, rb.run_id)

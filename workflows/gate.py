@@ -542,15 +542,17 @@ class Runbook:
         step.change_digest = change_digest(step)  # what a signed decision must name
         self.book.open(step, policy, excluded)
         self._set_state(RunState.AWAITING_APPROVAL, awaiting=policy.kind)
-        self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why, required=policy.required_approvals,
-                   approvers=policy.approvers.model_dump(), timeout_s=policy.approval_timeout_s,
+        self.audit("approval.requested", step.step_id, kind=step.change.kind, why=why,
+                   required=policy.required_approvals, approvers=policy.approvers.model_dump(),
+                   timeout_s=policy.approval_timeout_s,
                    change_digest=step.change_digest, keys=policy.user_keys)
         await self.flush_audit()
 
         if not await self._wait_for_decision(step, policy.approval_timeout_s):
             if policy.escalate_to.users or policy.escalate_to.roles:
                 self.book.escalate(step)
-                self.audit("approval.escalated", step.step_id, kind=step.change.kind, to=policy.escalate_to.model_dump())
+                self.audit("approval.escalated", step.step_id, kind=step.change.kind,
+                           to=policy.escalate_to.model_dump())
                 await self.alert(
                     "P2", f"Approval escalated: {step.change.describe()}",
                     f"Run {self.run_id} has waited {policy.approval_timeout_s / 3600:g}h for approval of "
@@ -566,7 +568,8 @@ class Runbook:
             self.audit("approval.timeout", step.step_id, kind=step.change.kind, applied=policy.on_timeout)
             note = f"no decision in time; policy on_timeout is {policy.on_timeout}"
             return approve, ["on_timeout"] if approve else [], note
-        self.audit("approval.decided", step.step_id, kind=step.change.kind, approved=outcome.approved, by=outcome.deciders)
+        self.audit("approval.decided", step.step_id, kind=step.change.kind, approved=outcome.approved,
+                   by=outcome.deciders)
         if outcome.approved:
             return True, outcome.deciders, "approved by " + ", ".join(outcome.deciders)
         return False, [], f"denied by {', '.join(outcome.deciders)}: {outcome.reason}"

@@ -75,8 +75,8 @@ class IntelSync(RunbookWorkflow):
             # 1. aggregate: one activity per feed, in parallel
             outcomes: list[FeedOutcome] = await asyncio.gather(*(
                 workflow.execute_activity_method(
-                    IntelActivities.intel_feed, FeedRequest(run_id=rb.run_id, spec=spec, config=cfg), start_to_close_timeout=FEED_TIMEOUT,
-                    retry_policy=LOOK_RETRY)
+                    IntelActivities.intel_feed, FeedRequest(run_id=rb.run_id, spec=spec, config=cfg),
+                    start_to_close_timeout=FEED_TIMEOUT, retry_policy=LOOK_RETRY)
                 for spec in cfg.feeds))
             summary["feeds"] = {o.feed: o.summary() for o in outcomes}
             summary["rejected"] = sum(o.rejected for o in outcomes)
@@ -95,7 +95,8 @@ class IntelSync(RunbookWorkflow):
             sets = {o.feed: o.clean_set_sha256 for o in outcomes if o.clean_set_sha256}
             plan: SyncPlan = await workflow.execute_activity_method(
                 IntelActivities.intel_plan,
-                PlanRequest(run_id=rb.run_id, now=workflow.now().timestamp(), sets=sets, config=cfg), start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
+                PlanRequest(run_id=rb.run_id, now=workflow.now().timestamp(), sets=sets, config=cfg),
+                start_to_close_timeout=PLAN_TIMEOUT, retry_policy=LOOK_RETRY)
             summary["validated"] = plan.consensus.validated.total
             summary["suspect"] = plan.consensus.suspect.total
             summary["validated_sha256"] = plan.consensus.validated_sha256

@@ -52,14 +52,16 @@ class PhishingResponse(RunbookWorkflow):
     @workflow.run
     async def run(self, trigger: PhishingTrigger) -> RunStatus:
         async with self.runbook(RUNBOOK, trigger.requested_by, subject=trigger.message_id, trigger=trigger) as rb:
-            mail = await rb.look(PhishingActivities.phishing_parse, ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id, sha256=trigger.sha256))
+            mail = await rb.look(PhishingActivities.phishing_parse,
+                                 ParseRequest(mailbox_id=trigger.mailbox_id, run_id=rb.run_id, sha256=trigger.sha256))
             if mail.rejected:
                 rb.status.summary["mailbox_id"] = trigger.mailbox_id
                 raise Rejected(mail.rejected)
             self._record_message(rb, mail)
 
             sinkholed = await self._block_egress(rb, trigger, mail)
-            people = await rb.look(PhishingActivities.phishing_recipients, RecipientsRequest(recipients=mail.recipients))
+            people = await rb.look(PhishingActivities.phishing_recipients,
+                                   RecipientsRequest(recipients=mail.recipients))
             hosts = await self._investigate_endpoints(rb, trigger, people)
             await self._pay_it_forward(rb, mail, sinkholed)
             await self._respond(rb, trigger, mail, hosts)
@@ -104,7 +106,8 @@ class PhishingResponse(RunbookWorkflow):
             )
             if step.state in (StepState.APPLIED, StepState.UNCHANGED):
                 sinkholed.append(site.domain)
-                _narrate(step, f"{site.domain} now resolves to the awareness page ({site.url_count} link(s) in the message)")
+                _narrate(step, f"{site.domain} now resolves to the awareness page "
+                               f"({site.url_count} link(s) in the message)")
             elif _guardrail_denied(step) or not _held_by(step, "per_run_limit"):
                 denied.append(site.domain)  # allowlisted, or a human said no to this one: the run goes on
             else:  # a human (or the approval timeout) refused past the per-run limit: stop asking
@@ -133,7 +136,8 @@ class PhishingResponse(RunbookWorkflow):
         rb.status.summary.update(egress_blocked=blocked, egress_refused=refused)
 
     # -- 4. investigate the endpoint ---------------------------------------------------------
-    async def _investigate_endpoints(self, rb: Runbook, trigger: PhishingTrigger, people: RecipientsReport) -> list[str]:
+    async def _investigate_endpoints(self, rb: Runbook, trigger: PhishingTrigger,
+                                     people: RecipientsReport) -> list[str]:
         rb.status.summary["users"] = [{"email": u.email, "user": u.username, "how": u.how, "hosts": u.hosts}
                                       for u in people.users]
         rb.status.summary["unmapped_recipients"] = people.unmapped
@@ -149,7 +153,8 @@ class PhishingResponse(RunbookWorkflow):
                     expires_after=trigger.ttl(trigger.telemetry_period_s),
                     abort_on_deny=False,
                 )
-                _narrate(step, f"{user.username}'s device: EDR telemetry {trigger.telemetry_level} for the watch period")
+                _narrate(step, f"{user.username}'s device: EDR telemetry {trigger.telemetry_level} "
+                               "for the watch period")
             step = await rb.change(
                 Change(kind="siem.watch", target=f"user:{user.username}",
                        params={"reason": f"received phishing {rb.status.summary.get('message_id')} (run {rb.run_id})"}),
@@ -275,7 +280,8 @@ class PollMailbox:
                                   lambda t: t.run_id(), runbook=RUNBOOK)
         if new.triggers:
             await workflow.execute_activity_method(
-                PhishingActivities.mailbox_mark_processed, MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),
+                PhishingActivities.mailbox_mark_processed,
+                MarkProcessed(mailbox_ids=[t.mailbox_id for t in new.triggers]),
                 **TOOL_OPTS)
         return report
 

@@ -34,8 +34,6 @@ from workflows.gate import CHECK_OPTS, RunbookWorkflow
 
 RUNBOOK = "rollback"
 
-from workflows.gate import STATE_KEY
-
 
 class RollbackReport(BaseModel):
     run_id: str

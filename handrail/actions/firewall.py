@@ -40,4 +40,5 @@ class EgressUnblock:
         await tools.firewall.egress_remove(change.target, idempotency_key=key)
 
     def inverse(self, change, before):
-        return Change(kind="firewall.egress_block", target=change.target, params={"comment": before.get("comment") or ""})
+        return Change(kind="firewall.egress_block", target=change.target,
+                      params={"comment": before.get("comment") or ""})

@@ -130,7 +130,8 @@ class GuardrailSpec(BaseModel):
             raise ValueError(f"guardrail {self.type!r} has no threshold a baseline could set")
         if self.baseline.stat not in stats:
             raise ValueError(
-                f"baseline stat {self.baseline.stat!r} does not fit {self.type!r} (use one of {', '.join(sorted(stats))})"
+                f"baseline stat {self.baseline.stat!r} does not fit {self.type!r} "
+                f"(use one of {', '.join(sorted(stats))})"
             )
         return self
 
@@ -240,7 +241,8 @@ class Policy(_Strict):
             for line in user.keys:
                 blob = parse_public_key(line).blob
                 if owner.setdefault(blob, name) != name:
-                    raise ValueError(f"users.{name}: a key of {owner[blob]} is listed for {name} too (one key, one person)")
+                    raise ValueError(f"users.{name}: a key of {owner[blob]} is listed for {name} too "
+                                     "(one key, one person)")
         return self
 
     def _eligible(self, group: Approver) -> set[str]:

@@ -53,7 +53,7 @@ def _v4_text(a: np.ndarray) -> list[str]:
 
 
 def _net_text(base: np.ndarray, plen: np.ndarray) -> list[str]:
-    return [f"{t}/{p}" for t, p in zip(_v4_text(base), plen.tolist())]
+    return [f"{t}/{p}" for t, p in zip(_v4_text(base), plen.tolist(), strict=False)]
 
 
 def _random_networks(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def _v6_lines(rng: np.random.Generator, n: int) -> list[str]:
     h = rng.integers(0, 0x10000, size=(n, 3))
     net = rng.random(n) < 0.3
     out = []
-    for f, (a, b, c), is_net in zip(first.tolist(), h.tolist(), net.tolist()):
+    for f, (a, b, c), is_net in zip(first.tolist(), h.tolist(), net.tolist(), strict=True):
         out.append(f"{f:x}:{a:x}:{b:x}::/48" if is_net else f"{f:x}:{a:x}:{b:x}::{c:x}")
     return out
 
@@ -81,7 +81,7 @@ def _garbage_lines(rng: np.random.Generator, n: int) -> list[str]:
     kinds = rng.integers(0, 7, size=n)
     a = rng.integers(1, 224, size=(n, 4))
     out = []
-    for k, (w, x, y, z) in zip(kinds.tolist(), a.tolist()):
+    for k, (w, x, y, z) in zip(kinds.tolist(), a.tolist(), strict=True):
         out.append([
             f"{w + 300}.{x}.{y}.{z}",           # octet out of range
             f"{w}.{x}.{y}.0/33",                # prefix too long

@@ -77,7 +77,8 @@ class Coverage:
 def _candidates(sets: Sequence[IndicatorSet]) -> IndicatorSet:
     s4, e4 = unique_v4(np.concatenate([s.v4_start for s in sets] or [np.zeros(0, np.int64)]),
                        np.concatenate([s.v4_end for s in sets] or [np.zeros(0, np.int64)]))
-    s6, e6 = unique_v6(pair for s in sets for pair in zip(s.v6_start.tolist(), s.v6_end.tolist()))
+    s6, e6 = unique_v6(pair for s in sets
+                       for pair in zip(s.v6_start.tolist(), s.v6_end.tolist(), strict=False))
     doms = sorted({d for s in sets for d in s.domains})
     urls = sorted({u for s in sets for u in s.urls})
     return IndicatorSet(s4, e4, s6, e6, tuple(doms), tuple(urls))
@@ -120,8 +121,8 @@ def additions(previous: IndicatorSet, current: IndicatorSet) -> IndicatorSet:
     """Entries of ``current`` that ``previous`` did not have (exact entries)."""
     prev = Coverage(previous)
     keep4 = ~np.isin(_v4_keys(current), _v4_keys(previous))
-    p6 = set(zip(previous.v6_start.tolist(), previous.v6_end.tolist()))
-    keep6 = np.array([(a, b) not in p6 for a, b in zip(current.v6_start, current.v6_end)],
+    p6 = set(zip(previous.v6_start.tolist(), previous.v6_end.tolist(), strict=False))
+    keep6 = np.array([(a, b) not in p6 for a, b in zip(current.v6_start, current.v6_end, strict=False)],
                      dtype=bool)
     return current.select(keep4, keep6, [d not in prev.domains for d in current.domains],
                           [u not in prev.urls for u in current.urls])

@@ -122,7 +122,7 @@ def _protected_tables(protected: Mapping[str, str] | Sequence[str]) -> dict[int,
         ms, me = merge(np.array([r[0] for r in rows], dtype=dtype),
                        np.array([r[1] for r in rows], dtype=dtype))
         merged = []
-        for s, e in zip(ms, me):
+        for s, e in zip(ms, me, strict=True):
             labels = [r[2] for r in rows if s <= r[0] and r[1] <= e]
             merged.append((s, e, labels[0] if len(labels) == 1 else
                            "overlaps protected networks " + ", ".join(

@@ -402,7 +402,7 @@ def _parse_text_lines(data: bytes, tally: _Tally, out: _Collector,
     lines = (line_numbers[slow] if line_numbers is not None else slow + 1).tolist()
     v6 = out.v6
     accepted = 0
-    for line, a, b in zip(lines, starts[slow].tolist(), ends[slow].tolist()):
+    for line, a, b in zip(lines, starts[slow].tolist(), ends[slow].tolist(), strict=True):
         raw = data[a:b]
         if b"#" in raw:
             raw = raw.split(b"#", 1)[0]

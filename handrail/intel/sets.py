@@ -94,16 +94,16 @@ class IndicatorSet:
                keep_urls: Iterable[bool] | None = None) -> IndicatorSet:
         """The sub-set whose entries the boolean masks keep (order stays canonical)."""
         doms = self.domains if keep_domains is None else tuple(
-            d for d, k in zip(self.domains, keep_domains) if k)
+            d for d, k in zip(self.domains, keep_domains, strict=False) if k)
         urls = self.urls if keep_urls is None else tuple(
-            u for u, k in zip(self.urls, keep_urls) if k)
+            u for u, k in zip(self.urls, keep_urls, strict=False) if k)
         return IndicatorSet(self.v4_start[keep_v4], self.v4_end[keep_v4],
                             self.v6_start[keep_v6], self.v6_end[keep_v6], doms, urls)
 
     def as_text(self) -> list[str]:
         """Every entry as text (addresses, CIDRs, domains, URLs) — for small sets and tests."""
-        out = [interval_text(4, int(s), int(e)) for s, e in zip(self.v4_start, self.v4_end)]
-        out += [interval_text(6, int(s), int(e)) for s, e in zip(self.v6_start, self.v6_end)]
+        out = [interval_text(4, int(s), int(e)) for s, e in zip(self.v4_start, self.v4_end, strict=False)]
+        out += [interval_text(6, int(s), int(e)) for s, e in zip(self.v6_start, self.v6_end, strict=False)]
         return out + list(self.domains) + list(self.urls)
 
 

@@ -52,7 +52,7 @@ def encode_set(s: IndicatorSet) -> bytes:
     header = json.dumps({"ipv4": s.ipv4, "ipv6": s.ipv6, "domains": len(s.domains),
                          "urls": len(s.urls)}, sort_keys=True).encode()
     v6 = b"".join(int(a).to_bytes(16, "big") + int(b).to_bytes(16, "big")
-                  for a, b in zip(s.v6_start, s.v6_end))
+                  for a, b in zip(s.v6_start, s.v6_end, strict=False))
     doms = "\n".join(s.domains).encode("utf-8")
     urls = "\n".join(s.urls).encode("utf-8")
     return b"".join([

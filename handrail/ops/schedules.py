@@ -71,7 +71,8 @@ SCHEDULES: dict[str, ScheduleDef] = {
     "intel": ScheduleDef("intel", "IntelSync", _argument("handrail.intel.messages", "scheduled_trigger"),
                          "1h", "Sync the threat-intel feeds to the proxy, the egress blocklist and the IPS."),
     "reconcile": ScheduleDef("reconcile", "Reconcile", _argument("handrail.gate.reconcile", "ReconcileTrigger"),
-                             "5m", "Revert changes past their expiry that no live run reverts; report ledger/tool drift.",
+                             "5m",
+                             "Revert changes past their expiry that no live run reverts; report ledger/tool drift.",
                              always_active=True),
 }
 

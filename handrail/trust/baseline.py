@@ -422,7 +422,8 @@ class ThresholdCache:
         self.ttl_s = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, tuple[dict[str, float], dict[str, str]]]] = {}
 
-    def derive(self, kind: str, guardrails: list[dict[str, Any]], now: datetime) -> tuple[dict[str, float], dict[str, str]]:
+    def derive(self, kind: str, guardrails: list[dict[str, Any]],
+               now: datetime) -> tuple[dict[str, float], dict[str, str]]:
         if not any(g.get("baseline") for g in guardrails):
             return {}, {}
         key = (kind, repr([g for g in guardrails if g.get("baseline")]))

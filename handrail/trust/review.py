@@ -79,7 +79,8 @@ def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> Rev
     return ReviewList(since=start, until=now, last_review=previous, changes=items)
 
 
-def mark(ledger: Ledger, policy: Policy, by: str, now: datetime, since: datetime | None = None) -> tuple[ReviewList, str]:
+def mark(ledger: Ledger, policy: Policy, by: str, now: datetime,
+         since: datetime | None = None) -> tuple[ReviewList, str]:
     """Record that `by` reviewed every automated change listed now; returns the list and event id."""
     if by not in policy.users:
         raise ReviewError(f"{by!r} is not a user in the policy, so cannot mark changes reviewed.")
