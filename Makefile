@@ -35,6 +35,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench baseline --rows 1000000 --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench chaos --runs 50 --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench chaos --runs 50 --mode guarded --json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench chaos --runs 50 --mode guarded --ledger postgresql --json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/handrail bench parse --json
 
 lint: $(STAMP)

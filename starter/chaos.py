@@ -7,7 +7,10 @@ random moments, each a one-activity step whose check applies it), while:
   - the worker is killed with SIGKILL at random moments (and `up` restarts only it),
   - the Temporal server is restarted once,
   - the firewall fails 30% of calls (some after applying the request: a lost response),
-  - the firewall is down completely for 20 seconds once.
+  - the firewall is down completely for 20 seconds once;
+  - with `--ledger postgresql`, the ledger is on a PostgreSQL the benchmark starts, and that
+    database is restarted once (a fast shutdown, as for an upgrade or a failover: every
+    session of every pool is cut, what was committed is kept).
 When every run has an outcome it rolls half of the completed runs back (retrying a
 rollback that needs attention, as an operator would), turns the faults off and compares
 the ledger with the lab:
@@ -39,6 +42,7 @@ from handrail.gate.ledger import open_ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RunState, RunStatus
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
+from handrail.ops.postgres import EmbeddedPostgres
 from handrail.ops.temporal import connect
 from handrail.tools import ToolClients
 
@@ -86,11 +90,12 @@ PEOPLE = ("alice", "bob", "carol")
 
 
 MODES = ("approve", "guarded")
+LEDGERS = ("sqlite", "postgresql")
 
 
-def chaos_settings(home: Path, mode: str = "approve") -> Settings:
+def chaos_settings(home: Path, mode: str = "approve", ledger_url: str = "") -> Settings:
     """A home with a key per person (where `handrail keys init` would put it) and a policy listing
-    them; `mode`: the egress block's trust mode."""
+    them; `mode`: the egress block's trust mode; `ledger_url`: HANDRAIL_LEDGER_URL ("": SQLite)."""
     from handrail.gate import signatures
 
     policy = POLICY.replace("{mode}", mode)
@@ -112,6 +117,7 @@ def chaos_settings(home: Path, mode: str = "approve") -> Settings:
         "HANDRAIL_TASK_QUEUE": "handrail-chaos",
         "HANDRAIL_NAMESPACE": "default",
         "HANDRAIL_USER": "chaos",
+        "HANDRAIL_LEDGER_URL": ledger_url,
     })
 
 
@@ -166,12 +172,15 @@ async def _approve(client, settings: Settings, run_id: str) -> bool:
 
 
 class _Chaos:
-    def __init__(self, settings: Settings, info: stack.StackInfo, rng: random.Random):
+    def __init__(self, settings: Settings, info: stack.StackInfo, rng: random.Random,
+                 database: EmbeddedPostgres | None = None):
         self.settings = settings
         self.pids = dict(info.pids)
         self.rng = rng
+        self.database = database
         self.kills = 0
         self.temporal_restarts = 0
+        self.ledger_restarts = 0
 
     async def _restart(self, name: str, sig: int) -> None:
         pid = self.pids[name]
@@ -190,17 +199,27 @@ class _Chaos:
         await self._restart("temporal", signal.SIGTERM)
         self.temporal_restarts += 1
 
+    async def restart_ledger(self) -> None:
+        """Restart the ledger's PostgreSQL (none on SQLite): the workers keep running."""
+        if self.database is not None:
+            await asyncio.to_thread(self.database.restart)
+            self.ledger_restarts += 1
 
-async def run_chaos(runs: int, seed: int = 15, mode: str = "approve") -> dict[str, Any]:
+
+async def run_chaos(runs: int, seed: int = 15, mode: str = "approve", ledger: str = "sqlite") -> dict[str, Any]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if ledger not in LEDGERS:
+        raise ValueError(f"ledger must be one of {', '.join(LEDGERS)}")
     rng = random.Random(seed)
     home = Path(tempfile.mkdtemp(prefix="handrail-chaos-"))
-    settings = chaos_settings(home, mode)
+    database = EmbeddedPostgres() if ledger == "postgresql" else None
+    settings = None
     began = time.perf_counter()
     try:
+        settings = chaos_settings(home, mode, await asyncio.to_thread(database.start) if database else "")
         info = await asyncio.to_thread(stack.start, settings, True)
-        chaos = _Chaos(settings, info, rng)
+        chaos = _Chaos(settings, info, rng, database)
         client = await connect(settings)
         async with ToolClients.from_settings(settings) as tools:
             await _faults_on(tools, seed)
@@ -249,6 +268,8 @@ async def run_chaos(runs: int, seed: int = 15, mode: str = "approve") -> dict[st
                 await asyncio.sleep(rng.uniform(0.5, 2.0))
                 await chaos.restart_temporal()
                 await asyncio.sleep(rng.uniform(0.5, 2.0))
+                await chaos.restart_ledger()
+                await asyncio.sleep(rng.uniform(0.5, 2.0))
                 await tools.lab_set_fault("/firewall/*", error_rate=1.0)  # the firewall reboots
                 await asyncio.sleep(OUTAGE_S)
                 await _faults_on(tools, seed + 10)
@@ -263,13 +284,16 @@ async def run_chaos(runs: int, seed: int = 15, mode: str = "approve") -> dict[st
             edl = set((await tools.firewall.edl()).split())
             final = {r: await _status(client, settings, r) for r in ids}
         result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks, strict=True)), edl)
-        result.update(runs=runs, seed=seed, mode=mode, worker_kills=chaos.kills,
-                      temporal_restarts=chaos.temporal_restarts,
+        result.update(runs=runs, seed=seed, mode=mode, ledger=ledger, worker_kills=chaos.kills,
+                      temporal_restarts=chaos.temporal_restarts, ledger_restarts=chaos.ledger_restarts,
                       outage_seconds=OUTAGE_S, fault_rate=FAULT_RATE,
                       wall_seconds=round(time.perf_counter() - began, 1))
         return result
     finally:
-        await asyncio.to_thread(stack.stop, settings)
+        if settings is not None:
+            await asyncio.to_thread(stack.stop, settings)
+        if database is not None:
+            await asyncio.to_thread(database.stop)
         shutil.rmtree(home, ignore_errors=True)
 
 

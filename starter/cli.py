@@ -497,16 +497,21 @@ def bench_chaos(
     seed: int = typer.Option(15, "--seed", help="Seed of the random kills, approvals and faults."),
     mode: str = typer.Option("approve", "--mode", help="approve: runs approved at random moments; guarded: "
                              "runs no person decides (one activity per step), started at random moments."),
+    ledger: str = typer.Option("sqlite", "--ledger", help="sqlite, or postgresql: the ledger on a PostgreSQL the "
+                               "benchmark starts and restarts once among the other faults."),
     as_json: bool = JSON,
 ):
-    """Kill the worker, restart Temporal, fail the firewall; then report lost/duplicates/drift/stuck."""
+    """Kill the worker, restart Temporal (and the ledger's database), fail the firewall; then report
+    lost/duplicates/drift/stuck."""
     from starter.bench import stdout_to_stderr
-    from starter.chaos import MODES, run_chaos
+    from starter.chaos import LEDGERS, MODES, run_chaos
 
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}.", USAGE)
+    if ledger not in LEDGERS:
+        fail(f"--ledger must be one of {', '.join(LEDGERS)}.", USAGE)
     with stdout_to_stderr():
-        result = asyncio.run(run_chaos(runs, seed, mode))
+        result = asyncio.run(run_chaos(runs, seed, mode, ledger))
     _print_bench(result, as_json)
 
 
