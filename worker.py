@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.checkpointer import Checkpointer
 from activities.context import WorkerContext
 from activities.registry import all_activities
 from handrail.gate.ledger import Ledger, open_ledger
 from handrail.gate.ledger_core import LedgerUnavailable
-from handrail.ops.checkpointer import Checkpointer
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.credentials import CredentialError
 from handrail.ops.log import configure, get_logger

@@ -18,7 +18,7 @@ from temporalio import activity
 from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
 from activities.ledger_io import off_loop
-from handrail.gate.limits import valid_only
+from activities.triggers import valid_only
 from handrail.runbooks.exfiltration import (
     AlertFacts,
     DlpPoll,

@@ -18,7 +18,8 @@ from temporalio import activity
 from activities.context import WorkerContext
 from activities.errors import policy_failure, tool_failure
 from activities.offloop import DeadlineExceeded, run_bounded
-from handrail.gate.limits import clip_header, valid_only
+from activities.triggers import valid_only
+from handrail.gate.limits import clip_header
 from handrail.gate.policy import PolicyError
 from handrail.runbooks.phishing.evidence import store_evidence
 from handrail.runbooks.phishing.mail import MalformedMessage

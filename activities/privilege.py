@@ -14,7 +14,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.gate.limits import valid_only
+from activities.triggers import valid_only
 from handrail.runbooks.privilege import IamPoll, MarkEventRequest, PrivilegeFacts, PrivilegeTrigger, valid_event_id
 from handrail.tools.errors import Conflict, NotFound, ToolError
 

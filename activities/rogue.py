@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
-from handrail.gate.limits import valid_only
+from activities.triggers import valid_only
 from handrail.runbooks.rogue import NacPoll, RogueFacts, RogueTrigger, normalise_mac
 from handrail.tools.errors import NotFound, ToolError
 

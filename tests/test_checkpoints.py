@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from typer.testing import CliRunner
 
+from activities.checkpointer import SIEM_SOURCE, Checkpointer
 from handrail.gate.checkpoints import (
     LOG_FILE,
     CheckpointError,
@@ -23,7 +24,6 @@ from handrail.gate.checkpoints import (
 )
 from handrail.gate.ledger import GENESIS, Ledger, _chained
 from handrail.gate.models import AuditEvent
-from handrail.ops.checkpointer import SIEM_SOURCE, Checkpointer
 from lab.testing import in_process_lab
 from starter.cli import app
 

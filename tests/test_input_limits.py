@@ -62,7 +62,7 @@ def test_each_field_has_a_limit_with_a_clear_error(model, field, value, words):
 
 
 def test_a_poller_skips_a_record_over_the_limits_and_starts_the_rest():
-    from handrail.gate.limits import valid_only
+    from activities.triggers import valid_only
 
     triggers = valid_only(lambda i: ExfiltrationTrigger(alert_id=i), ["DLP-1", "D" * 500, "DLP-2"])
     assert [t.alert_id for t in triggers] == ["DLP-1", "DLP-2"]

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from handrail.gate.ledger_core import (  # noqa: F401 - the ledger's public names live here too
     GENESIS,
@@ -46,8 +46,16 @@ from handrail.gate.ledger_core import (  # noqa: F401 - the ledger's public name
 )
 from handrail.gate.models import AuditEvent
 
-if TYPE_CHECKING:
-    from handrail.ops.config import Settings
+
+class LedgerSettings(Protocol):
+    """What choosing a ledger needs from the settings (handrail.ops.config.Settings has it)."""
+
+    @property
+    def ledger_url(self) -> str: ...
+    @property
+    def ledger_on_postgres(self) -> bool: ...
+    @property
+    def ledger_path(self) -> Path: ...
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -306,7 +314,7 @@ class Ledger(LedgerCore):
             return self._db.execute(sql, args).fetchall()
 
 
-def open_ledger(settings: "Settings") -> LedgerCore:
+def open_ledger(settings: LedgerSettings) -> LedgerCore:
     """The ledger HANDRAIL_LEDGER_URL names: PostgreSQL for `postgresql://…`, else the SQLite file."""
     if settings.ledger_on_postgres:
         from handrail.gate.ledger_postgres import PostgresLedger

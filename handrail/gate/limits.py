@@ -65,20 +65,6 @@ def clip_header(value: str, max_len: int = 998) -> str:
     return _CONTROL.sub(" ", value)[:max_len]
 
 
-def valid_only(make, items) -> list:
-    """``make(item)`` for each item, skipping (and logging) those a trigger refuses: one
-    malformed record in a tool must not stop a poller from starting every other run."""
-    from handrail.ops.log import get_logger
-
-    out = []
-    for item in items:
-        try:
-            out.append(make(item))
-        except ValidationError as exc:
-            get_logger().warning("trigger skipped: over its limits", error=explain(exc))
-    return out
-
-
 def explain(exc: ValidationError) -> str:
     """The first problem of a validation error as one sentence: ``reason must be ...``."""
     first = exc.errors()[0]
