@@ -158,6 +158,26 @@ def test_an_edited_change_row_is_refused_and_named(ledger):
 
 
 @pytest.mark.parametrize("tamper, why", [
+    ("UPDATE audit SET body = replace(body, '\"blocked\":true', '\"blocked\":false')"
+     " WHERE event_id = 'run-1/s01:change.applied'", "does not match its hash"),
+    ("DELETE FROM audit WHERE event_id = 'run-1:after'", "no longer fits the chain around it"),
+    ("DELETE FROM audit WHERE event_id = 'run-1:before'", "no longer fits the chain around it"),
+])
+def test_a_change_whose_chained_event_was_touched_is_refused(ledger, tamper, why):
+    """Rollback acts on the chained event only if it fits its own hash and both neighbours."""
+    def plain(event_id: str) -> AuditEvent:
+        return AuditEvent(id=event_id, at=T0, run_id="run-1", event="step.requested", data={})
+
+    ledger.append([plain("run-1:before")])
+    applied(ledger)
+    ledger.append([plain("run-1:after"), plain("run-1:later")])
+    assert ledger.verified_change(CHANGE_ID).after == {"blocked": True}
+    raw(ledger, tamper)
+    with pytest.raises(UntrustedRecord, match=why):
+        ledger.verified_change(CHANGE_ID)
+
+
+@pytest.mark.parametrize("tamper, why", [
     ("INSERT INTO reverts VALUES ('run-1/s02', 'run-1', 'rollback', 'mallory', '2026-11-01T00:00:00+00:00', 1, 'ok')",
      "revert row has no audit event"),
     ("DELETE FROM reverts WHERE change_id = 'run-1/s03'", "revert row was removed"),

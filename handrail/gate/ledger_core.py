@@ -387,15 +387,13 @@ class LedgerCore:
     def _chained_event(self, event_id: str) -> dict[str, Any] | None:
         """The audit event with this id, if it still fits its own hash and both neighbours."""
         with self._read() as tx:
-            row = tx.one(self.SQL.AUDIT_BY_EVENT_ID, (event_id,))
-            if row is None:
-                return None
-            seq, body, prev, digest = row
-            before = tx.one(self.SQL.HASH_BEFORE, (seq,))
-            after = tx.one(self.SQL.PREV_HASH_AFTER, (seq,))
+            row = tx.one(self.SQL.CHAINED_EVENT, (event_id,))
+        if row is None:
+            return None
+        seq, body, prev, digest, before, after = row
         if chain_hash(prev, body) != digest:
             raise ValueError(f"audit row {seq} does not match its hash")
-        if (before[0] if before else GENESIS) != prev or (after is not None and after[0] != digest):
+        if (before if before is not None else GENESIS) != prev or (after is not None and after != digest):
             raise ValueError(f"audit row {seq} no longer fits the chain around it")
         return json.loads(body)
 

@@ -125,9 +125,11 @@ class PostgresSQL:
     CHANGES_OF_RUN = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
                       " WHERE c.run_id = %s ORDER BY c.applied_at, c.id")
     REVERT_OF = "SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts WHERE change_id = %s"
-    AUDIT_BY_EVENT_ID = "SELECT seq, body, prev_hash, hash FROM audit WHERE event_id = %s"
-    HASH_BEFORE = "SELECT hash FROM audit WHERE seq < %s ORDER BY seq DESC LIMIT 1"
-    PREV_HASH_AFTER = "SELECT prev_hash FROM audit WHERE seq > %s ORDER BY seq LIMIT 1"
+    CHAINED_EVENT = (  # an event with its neighbours' links: one statement, one snapshot
+        "SELECT a.seq, a.body, a.prev_hash, a.hash,"
+        " (SELECT b.hash FROM audit b WHERE b.seq < a.seq ORDER BY b.seq DESC LIMIT 1),"
+        " (SELECT c.prev_hash FROM audit c WHERE c.seq > a.seq ORDER BY c.seq LIMIT 1)"
+        " FROM audit a WHERE a.event_id = %s")
     CHANGE_BODY = "SELECT body FROM changes WHERE change_id = %s"
     CHANGE_IDS_OF_RUN = "SELECT change_id FROM changes WHERE run_id = %s ORDER BY applied_at, id"
     ALL_CHANGE_IDS = "SELECT change_id FROM changes ORDER BY applied_at, id"
