@@ -242,6 +242,39 @@ def test_open_ledger_reaches_postgres_from_the_url(tmp_path, postgres_url):
 
 
 @pytest.mark.postgres
+def test_the_write_functions_are_installed_once_and_replaced_when_they_differ(postgres_url):
+    """Every CLI command and worker opens the ledger: opening one that has this code's functions
+    must not rewrite them (catalog churn, other sessions' plans invalidated); an older set is replaced."""
+    import psycopg
+
+    from handrail.gate.ledger_postgres import PostgresLedger
+    from tests.pg_support import new_database
+
+    url = new_database(postgres_url)
+
+    def generation() -> str:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute("SELECT string_agg(xmin::text, ',' ORDER BY proname) FROM pg_proc"
+                                " WHERE proname LIKE 'handrail\\_%'").fetchone()[0]
+
+    PostgresLedger(url).close()
+    first = generation()
+    PostgresLedger(url).close()
+    assert generation() == first
+    with psycopg.connect(url, autocommit=True) as conn:  # as if an older version had installed them
+        conn.execute("CREATE OR REPLACE FUNCTION handrail_chain(ids text[], ats text[], run_ids text[],"
+                     " step_ids text[], kinds text[], bodies text[], known_new boolean) RETURNS integer"
+                     " LANGUAGE sql AS 'SELECT 0'")
+        conn.execute("COMMENT ON FUNCTION handrail_append(text[], text[], text[], text[], text[], text[], boolean)"
+                     " IS 'handrail ledger functions 0ld'")
+    ledger = PostgresLedger(url)
+    try:
+        assert generation() != first and ledger.append(events(2)) == 2 and ledger.verify().ok
+    finally:
+        ledger.close()
+
+
+@pytest.mark.postgres
 def test_an_unreachable_postgres_is_one_clear_sentence(tmp_path):
     from handrail.gate.ledger_postgres import LedgerUnavailable, PostgresLedger
 

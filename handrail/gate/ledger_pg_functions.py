@@ -21,6 +21,9 @@ re-encodes what is hashed.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from handrail.gate.ledger_core import GENESIS
 
 WRITE_LOCK = 0x68616E6472  # "handr": the ledger's one advisory lock key
@@ -150,6 +153,22 @@ BEGIN
     RETURN inserted = 1;
 END $$;
 """
+
+_VERSION = "handrail ledger functions " + hashlib.sha256(FUNCTIONS.encode()).hexdigest()[:16]
+_MARKED = "handrail_append(text[], text[], text[], text[], text[], text[], boolean)"
+
+
+def install(conn: Any) -> None:
+    """Create or replace the functions when they are missing or differ from this code's (the
+    version is a digest of their text, kept as a comment on one of them). Opening a ledger that
+    has them (every CLI command, every worker start) then rewrites no catalog row and
+    invalidates no other session's cached plan; the caller holds the ledger's write lock."""
+    installed = conn.execute("SELECT obj_description(to_regprocedure(%s), 'pg_proc')", (_MARKED,)).fetchone()
+    if installed and installed[0] == _VERSION:
+        return
+    conn.execute(FUNCTIONS)
+    conn.execute(f"COMMENT ON FUNCTION {_MARKED} IS '{_VERSION}'")
+
 
 _ARRAYS = "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]"
 

@@ -40,7 +40,7 @@ from handrail.gate.ledger_core import (
     iso,
     to_record,
 )
-from handrail.gate.ledger_pg_functions import FUNCTIONS, WRITE_LOCK, PgCalls
+from handrail.gate.ledger_pg_functions import WRITE_LOCK, PgCalls, install
 from handrail.gate.models import AuditEvent, ChangeRecord
 from handrail.gate.redact import redact_record
 
@@ -271,7 +271,7 @@ class PostgresLedger(LedgerCore):
                     conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))  # workers starting together
                 conn.execute(_SCHEMA)
-                conn.execute(FUNCTIONS)
+                install(conn)  # the writes' server functions, when missing or changed
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"the PostgreSQL ledger at {_where(url)} cannot be reached "
                                     f"({type(exc).__name__})") from None

@@ -176,7 +176,8 @@ class EmbeddedPostgres:
     def restart(self) -> None:
         """Restart the server as an operator would (fast shutdown: every session is cut, what was
         committed is kept), on the same port and data, with the options it was started with."""
-        assert self.data_dir is not None, "start() first"
+        if self.data_dir is None:
+            raise PostgresUnavailable("PostgreSQL cannot be restarted before it was started")
         try:
             self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
                       "-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "restart")
