@@ -90,6 +90,12 @@ def chained_twin(record: ChangeRecord) -> AuditEvent:
                       data=record.model_dump(mode="json"))
 
 
+def record_body(record: ChangeRecord) -> str:
+    """The `changes` row's body: the record as canonical JSON, its secrets redacted but its
+    before-state and inverse exact (they are replayed), as the chained twin keeps them."""
+    return canonical(redact_record(record.model_dump(mode="json")))
+
+
 def change_row(record: ChangeRecord) -> tuple:
     """The `changes` row of a record: (change_id, run_id, step_id, kind, target, mode, automated,
     applied_at, expires_at, body)."""
@@ -103,7 +109,7 @@ def change_row(record: ChangeRecord) -> tuple:
         int(record.mode != Mode.APPROVE),
         iso(record.applied_at),
         iso(record.expires_at) if record.expires_at else None,
-        canonical(redact_record(record.model_dump(mode="json"))),
+        record_body(record),
     )
 
 
@@ -348,9 +354,8 @@ class LedgerCore:
     def finish_change(self, record: ChangeRecord, event: AuditEvent | None = None) -> None:
         """Store the record's new state together with its chained twin, `change.<status>` (or
         `event`), in one transaction: the row is only an index, the chain is the record."""
-        body = canonical(redact_record(record.model_dump(mode="json")))
         with self._write() as tx:
-            tx.run(self.SQL.UPDATE_CHANGE_BODY, (body, record.change_id))
+            tx.run(self.SQL.UPDATE_CHANGE_BODY, (record_body(record), record.change_id))
             self._append_in(tx, [event or chained_twin(record)])
 
     def change(self, change_id: str) -> ChangeRecord | None:

@@ -33,16 +33,15 @@ from handrail.gate.ledger_core import (
     LedgerCore,
     LedgerUnavailable,
     LimitCheck,
-    canonical,
     chained_twin,
     change_row,
     event_columns,
     iso,
+    record_body,
     to_record,
 )
 from handrail.gate.ledger_pg_functions import WRITE_LOCK, PgCalls, install
 from handrail.gate.models import AuditEvent, ChangeRecord
-from handrail.gate.redact import redact_record
 
 POOL_SIZE = 8
 CONNECT_TIMEOUT_S = 10.0
@@ -331,8 +330,8 @@ class PostgresLedger(LedgerCore):
         return to_record(stored)
 
     def finish_change(self, record: ChangeRecord, event: AuditEvent | None = None) -> None:
-        body = canonical(redact_record(record.model_dump(mode="json")))
-        self._call(PgCalls.FINISH_CHANGE, (*_arrays([event or chained_twin(record)]), record.change_id, body))
+        self._call(PgCalls.FINISH_CHANGE,
+                   (*_arrays([event or chained_twin(record)]), record.change_id, record_body(record)))
 
     def record_revert(
         self, change_id: str, run_id: str, reason: str, by: str, at: datetime, verified: bool, detail: str,
