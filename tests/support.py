@@ -178,7 +178,12 @@ class Stack:
                 pass
 
     async def status(self, handle: WorkflowHandle) -> RunStatus | None:
-        return await handle.query("status", result_type=RunStatus)
+        try:
+            return await handle.query("status", result_type=RunStatus)
+        except Exception as exc:
+            if "Nondeterminism" not in str(exc):
+                raise
+            raise AssertionError(f"{exc}\n{await history_outline(handle)}") from exc
 
     async def wait_for(self, handle: WorkflowHandle, predicate, timeout: float = 20.0) -> RunStatus:
         """Poll the status query until predicate(status) holds (real time, not skipped)."""
@@ -193,6 +198,32 @@ class Stack:
 
     async def edl(self) -> list[str]:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
+
+
+async def history_outline(handle: WorkflowHandle, into: Path | None = None) -> str:
+    """The run's history, one line an event, with the run's history JSON saved beside it.
+
+    For a failure that cannot be reproduced at will (a replay that did not match the history),
+    so that the history the code did not replay is kept, for `Replayer` to replay.
+    """
+    history = await handle.fetch_history()
+    saved = (into or Path(os.environ.get("HANDRAIL_TEST_HISTORIES", "/tmp"))) / f"history-{handle.id}.json"
+    saved.write_text(history.to_json())
+    lines = [f"history of {handle.id} (saved to {saved}):"]
+    for event in history.events:
+        kind = event.WhichOneof("attributes") or ""
+        attrs = getattr(event, kind, None)
+        activity = getattr(attrs, "activity_type", None)
+        detail = activity.name if activity is not None else (getattr(attrs, "timer_id", "")
+                                                             or getattr(attrs, "signal_name", ""))
+        lines.append(f"  {event.event_id} {temporal_event_name(event.event_type)} {detail}".rstrip())
+    return "\n".join(lines)
+
+
+def temporal_event_name(event_type: int) -> str:
+    from temporalio.api.enums.v1 import EventType
+
+    return EventType.Name(event_type).removeprefix("EVENT_TYPE_")
 
 
 async def _until_started(handle: WorkflowHandle, timeout: float = 20.0) -> str:

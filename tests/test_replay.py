@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
@@ -24,7 +24,7 @@ from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState
 from handrail.ops.sandbox import workflow_runner
 from handrail.runbooks.phishing.rules import MailboxPoll
 from tests.replay_decoy import DecoyEgressBlock
-from tests.support import make_policy, running_stack, send_decision, skip_time
+from tests.support import history_outline, make_policy, running_stack, send_decision, skip_time
 from tests.test_phishing_runbook import POLICY, closed, deliver, make_eml
 from worker import WORKFLOWS
 from workflows.egress_block import EgressBlock
@@ -100,5 +100,12 @@ async def test_a_diverging_workflow_fails_replay(time_env, tmp_path):
         handle = await stack.start(EgressBlock.run, trigger("203.0.113.64"), id=f"replay-{uuid.uuid4().hex[:8]}")
         assert (await handle.result()).state == RunState.COMPLETED
         history = await handle.fetch_history()
+        outline = await history_outline(handle, into=tmp_path)  # what a failing status query reports
     with pytest.raises(NondeterminismError):
         await replayer([DecoyEgressBlock]).replay_workflow(history)
+    lines = outline.splitlines()
+    assert lines[1] == "  1 WORKFLOW_EXECUTION_STARTED"
+    assert any(line.endswith(" ACTIVITY_TASK_SCHEDULED check_step") for line in lines)
+    saved = WorkflowHistory.from_json(handle.id, (tmp_path / f"history-{handle.id}.json").read_text())
+    assert len(saved.events) == len(lines) - 1
+    await replayer().replay_workflow(saved)  # the saved history is the run's, replayable as it was
