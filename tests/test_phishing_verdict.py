@@ -219,6 +219,8 @@ def test_triage_over_the_real_corpus_never_sinkholes_a_popular_domain_or_a_wrapp
             if row["action"] == "sinkhole":
                 rank = ranking.rank(rank_key(url_host(row["url"])) or row["domain"])
                 assert rank is None or rank > 10_000, row
+                sender = registrable_domain(message["sender"].rpartition("@")[2]) or ""
+                assert rank is None or row["domain"] != sender, row  # an abused, established sender
                 assert row["domain"] not in wrappers and not is_wrapper(normalise_url(row["url"])), row
                 assert row["verdict"] == "high" and row["score"] >= 4
         for ip in message["ips"]:
@@ -375,3 +377,25 @@ def test_a_plain_text_lure_with_one_destination_holds_for_a_human():
            b"https://unlock-portal-service.example/start\r\n")
     [row] = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS).domains
     assert row.action == "hold" and "every link in the message leads here" in row.evidence
+
+
+def test_a_ranked_service_sending_its_own_tracked_links_holds_instead_of_being_sinkholed():
+    """Branded click tracking (the link shows the real site, goes through the sender's own
+    redirect) is a mismatch by construction; on an established (ranked) sender it waits for a human."""
+    ranking = parse_ranking(["1,google.com", "2,microsoft.com", "500,community-hub.example"], "test list")
+    settings = VerdictSettings(cutoff=100, allowlist=("corp.example",))
+    raw = (b"From: no-reply@notify.community-hub.example\r\nTo: c@corp.example\r\nSubject: New post\r\n"
+           b"Message-ID: <n@community-hub.example>\r\nContent-Type: text/html\r\n\r\n"
+           b'<a href="https://email.notify.community-hub.example/c/eJw0z8tu6yAUheGnwTNH3MxlwOBIk">'
+           b"www.wallet-vendor.example</a>")
+    [row] = judge(parse_message(raw), ranking, settings).domains
+    assert row.domain == "community-hub.example" and row.confidence == "high"
+    assert row.action == "hold" and any("abused service" in e for e in row.evidence)
+    # the same message from an unranked sender's own domain is a lure: sinkholed
+    unranked = raw.replace(b"community-hub.example", b"community-hub-mail.example")
+    [row] = judge(parse_message(unranked), ranking, settings).domains
+    assert row.domain == "community-hub-mail.example" and row.action == "sinkhole"
+    # a ranked site the message only links to (not its sender) is sinkholed on the same evidence
+    other = raw.replace(b"From: no-reply@notify.community-hub.example", b"From: x@sender-elsewhere.example")
+    [row] = judge(parse_message(other), ranking, settings).domains
+    assert row.domain == "community-hub.example" and row.action == "sinkhole"

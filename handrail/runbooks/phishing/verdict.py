@@ -23,6 +23,11 @@ top-sites cut-off is never sinkholed automatically (the gate's `popular_domain` 
 holds it), link wrappers are never targets (`unwrap.py`), and a domain shown only as the text
 of a link to somewhere else is the brand being impersonated, not the attacker.
 
+Nor is a ranked domain (in the list, past the cut-off) that sent the message itself: that is
+an established service whose mail was abused, and its click tracking on its own domain (a
+link showing the real site, going through the sender's redirect) looks like a lure's
+mismatch. Its sinkhole waits for a human; a phisher's own throwaway domain is not ranked.
+
 A link to a bare IP address has no name to sinkhole: it becomes a candidate for an egress
 block, which the policy holds for a human by default.
 """
@@ -333,6 +338,10 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
     elif ranking is None:
         action = "hold"
         cand.evidence.append("no top-sites list: the sinkhole waits for a human")
+    elif confidence == "high" and rank is not None and domain == sender_domain:
+        action = "hold"
+        cand.evidence.append("a ranked site sending its own mail (its click tracking shows other sites as "
+                             "link text): an abused service, so the sinkhole waits for a human")
     else:
         action = "sinkhole" if confidence == "high" else "hold"
     return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
