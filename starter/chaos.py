@@ -39,7 +39,7 @@ from typing import Any
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.gate.ledger import open_ledger
-from handrail.gate.models import Decision, EgressBlockTrigger, RunState, RunStatus
+from handrail.gate.models import ChangeRecord, Decision, EgressBlockTrigger, RunState, RunStatus
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.postgres import EmbeddedPostgres
@@ -283,7 +283,8 @@ async def run_chaos(runs: int, seed: int = 15, mode: str = "approve", ledger: st
             await tools.lab_clear_faults()
             edl = set((await tools.firewall.edl()).split())
             final = {r: await _status(client, settings, r) for r in ids}
-        result = _measure(settings, ids, states, final, dict(zip(to_roll, rollbacks, strict=True)), edl)
+        result = measure(ids, _ledger_records(settings, ids), states, final,
+                         dict(zip(to_roll, rollbacks, strict=True)), edl)
         result.update(runs=runs, seed=seed, mode=mode, ledger=ledger, worker_kills=chaos.kills,
                       temporal_restarts=chaos.temporal_restarts, ledger_restarts=chaos.ledger_restarts,
                       outage_seconds=OUTAGE_S, fault_rate=FAULT_RATE,
@@ -330,17 +331,22 @@ async def _rollback(client, settings: Settings, run_id: str, tries: int = 5) -> 
     return state
 
 
-def _measure(settings: Settings, ids: list[str], states: dict, final: dict, rollbacks: dict[str, str],
-             edl: set[str]) -> dict[str, Any]:
+def _ledger_records(settings: Settings, ids: list[str]) -> dict[str, list[ChangeRecord]]:
     ledger = open_ledger(settings)
     try:
-        records = {r: ledger.changes_for_run(r) for r in ids}
+        return {r: ledger.changes_for_run(r) for r in ids}
     finally:
         ledger.close()
+
+
+def measure(ids: list[str], records: dict[str, list[ChangeRecord]], states: dict[str, RunState | None],
+            final: dict[str, RunStatus | None], rollbacks: dict[str, str], edl: set[str]) -> dict[str, Any]:
+    """The verdict: each run's outcome and ledger records against what the firewall holds (`edl`)."""
     lost, duplicates, drift, stuck, clean = [], [], [], [], []
     for i, run_id in enumerate(ids):
         ip = _ip(i)
-        changes = [c for c in records[run_id] if c.change.kind == "firewall.egress_block" and c.change.target == ip]
+        changes = [c for c in records.get(run_id, [])
+                   if c.change.kind == "firewall.egress_block" and c.change.target == ip]
         held = ip in edl
         status = final.get(run_id)
         state = states.get(run_id)
