@@ -27,6 +27,7 @@ from handrail.runbooks.phishing.rules import (
     ENDPOINT_TYPES,
     MAX_DOMAINS,
     MAX_EGRESS,
+    MAX_PAGES,
     MAX_RECIPIENTS,
     MAX_URLS,
     MAX_VERDICTS,
@@ -37,6 +38,7 @@ from handrail.runbooks.phishing.rules import (
     MailReport,
     MarkProcessed,
     NewMessages,
+    Page,
     ParseRequest,
     PhishingTrigger,
     Recipient,
@@ -88,7 +90,9 @@ class PhishingActivities:
         sites = [Site(domain=v.domain, url=v.url, url_count=v.url_count, confidence=v.confidence,
                       evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
         rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,
-                          evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.domains]
+                          evidence=[e[:200] for e in v.evidence[:8]], pages=v.pages) for v in judgement.domains]
+        pages = [Page(url=url, domain=v.domain, confidence=v.confidence, evidence=[e[:200] for e in v.evidence[:8]])
+                 for v in judgement.blocking_pages() for url in v.pages]
         return MailReport(
             mailbox_id=request.mailbox_id,
             message_id=mail.message_id,
@@ -110,6 +114,7 @@ class PhishingActivities:
             verdicts=rows[:MAX_VERDICTS],
             verdicts_total=len(rows),
             egress=[EgressCandidate(ip=c.ip, url=c.url, evidence=c.evidence) for c in judgement.ips[:MAX_EGRESS]],
+            pages=pages[:MAX_PAGES],
             wrappers=judgement.wrappers[:MAX_URLS],
             ranking_problem=judgement.ranking_problem,
             not_judged=judgement.not_judged,

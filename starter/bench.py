@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from handrail.gate.search import SEARCH_ATTRIBUTES
 from handrail.ops.codec import data_converter
 from handrail.ops.config import load_settings
 from handrail.ops.log import configure
+from handrail.ops.ports import free_port
 from handrail.ops.stack import child_env, temporal_binary
 from handrail.tools import ToolClients
 from handrail.trust.advice import edit_mode_text
@@ -69,11 +69,6 @@ def _bench_ip(i: int) -> str:
     """Distinct public addresses outside every protected and reserved range."""
     return f"45.{(i // 65025) % 200}.{(i // 255) % 255}.{i % 255 + 1}"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _guarded_policy(home: Path, requester_key: str = "") -> Path:
@@ -297,7 +292,7 @@ async def bench_runbooks(runs: int = 200, rounds: int = 2) -> dict:
     from handrail.gate import signatures
 
     bench_key = signatures.new_ed25519_key()  # runs started by a person carry a signed request
-    lab_port = _free_port()
+    lab_port = free_port()
     settings = load_settings({
         "HANDRAIL_HOME": str(home),
         "HANDRAIL_POLICY": str(_guarded_policy(home, signatures.public_key_of(bench_key).line())),

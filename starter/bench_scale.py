@@ -32,6 +32,7 @@ from handrail.gate import signatures
 from handrail.gate.models import EgressBlockTrigger
 from handrail.ops.config import Settings, load_settings
 from handrail.ops.log import configure
+from handrail.ops.ports import free_port
 from handrail.ops.postgres import EmbeddedPostgres
 from handrail.ops.sandbox import workflow_runner
 from handrail.ops.stack import child_env
@@ -42,7 +43,6 @@ from starter.bench import (
     Variant,
     _batch,
     _bench_ip,
-    _free_port,
     _guarded_policy,
     _process_cpu,
     _signed_request,
@@ -137,7 +137,7 @@ async def bench_scale(runs: int = 200, rounds: int = 2, workers: int = 2, ledger
     key = signatures.new_ed25519_key()
     base = {
         "HANDRAIL_POLICY": str(_guarded_policy(root, signatures.public_key_of(key).line())),
-        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{free_port()}",
         "HANDRAIL_USER": "bench",
     }
     here = load_settings({**base, "HANDRAIL_HOME": str(root / "bench"), "HANDRAIL_TASK_QUEUE": "bench"})

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import tempfile
 import time
 import uuid
@@ -42,6 +41,7 @@ from handrail.gate.ledger import open_ledger
 from handrail.gate.models import ChangeRecord, Decision, EgressBlockTrigger, RunState, RunStatus
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
+from handrail.ops.ports import free_port
 from handrail.ops.postgres import EmbeddedPostgres
 from handrail.ops.temporal import connect
 from handrail.tools import ToolClients
@@ -76,11 +76,6 @@ OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.
             RunState.NEEDS_ATTENTION, RunState.FAILED, RunState.REJECTED}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _ip(i: int) -> str:
     return f"45.{100 + (i // 65025) % 100}.{(i // 255) % 255}.{i % 255 + 1}"
@@ -111,9 +106,9 @@ def chaos_settings(home: Path, mode: str = "approve", ledger_url: str = "") -> S
     return load_settings({
         "HANDRAIL_HOME": str(home),
         "HANDRAIL_POLICY": str(home / "policy.toml"),
-        "HANDRAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "HANDRAIL_UI_PORT": str(_free_port()),
-        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
+        "HANDRAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "HANDRAIL_UI_PORT": str(free_port()),
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{free_port()}",
         "HANDRAIL_TASK_QUEUE": "handrail-chaos",
         "HANDRAIL_NAMESPACE": "default",
         "HANDRAIL_USER": "chaos",

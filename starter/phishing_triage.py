@@ -2,10 +2,10 @@
 `handrail phishing evidence RUN|REF`: the full parse a run stored as evidence.
 
 For each message: the verdict per link domain with its evidence and the action a run would
-take (sinkhole / hold / report), the bare-IP links (egress-block candidates, held by
-default) and the link wrappers that were looked through. The same code as the run's parse
-activity (`handrail.runbooks.phishing.triage`) with the same policy and top-sites list, so
-the dry run and the run agree. Nothing is fetched, resolved, posted or changed.
+take (sinkhole / block_url, its pages on the web proxy / hold / report), the bare-IP links
+(egress-block candidates, held by default) and the link wrappers that were looked through.
+The same code as the run's parse activity (`handrail.runbooks.phishing.triage`) with the
+same policy and top-sites list, so the dry run and the run agree. Nothing is fetched, resolved, posted or changed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def verdict_table(rows: list[dict[str, Any]]) -> Table:
     for row in rows:
         verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
         evidence = "\n".join(row.get("evidence", []))
-        table.add_row(str(row.get("domain", "")), verdict, evidence, str(row.get("action", "")))
+        action = "\n".join([str(row.get("action", "")), *row.get("pages", [])])  # block_url: the pages
+        table.add_row(str(row.get("domain", "")), verdict, evidence, action)
     return table
 
 
@@ -71,7 +72,8 @@ def triage_file(path: Path, context: JudgeContext) -> dict[str, Any]:
         "ranking_problem": judgement.ranking_problem,
         "wrappers": judgement.wrappers,
         "domains": [{"domain": v.domain, "verdict": v.confidence, "score": v.score, "action": v.action,
-                     "rank": v.rank, "url": v.url, "evidence": v.evidence} for v in judgement.domains],
+                     "rank": v.rank, "url": v.url, "evidence": v.evidence, "pages": v.pages}
+                    for v in judgement.domains],
         "ips": [{"ip": c.ip, "action": "hold", "change": "firewall.egress_block", "url": c.url,
                  "evidence": c.evidence} for c in judgement.ips],
     }
@@ -88,7 +90,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         show_all: bool = typer.Option(False, "--all", help="Also list the domains that are only reported."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
-        """Dry run: what a phishing run would sinkhole, hold or report for each message, and why."""
+        """Dry run: what a phishing run would sinkhole, block, hold or report for each message, and why."""
         from handrail.ops.config import load_settings
 
         missing = [str(f) for f in files if not Path(f).is_file()]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from handrail.ops.ports import free_port
+
 
 def require(binary: str, package: str) -> str:
     path = shutil.which(binary) or next((p for p in (f"/usr/sbin/{binary}", f"/sbin/{binary}")
@@ -37,12 +39,6 @@ def require_root(what: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{what} needs root")
         pytest.skip(f"{what} needs root")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path | None = None, timeout: float = 15.0) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from handrail.ops.ports import free_port
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _handrail_exe() -> str:
@@ -41,13 +37,13 @@ def stack_env(tmp_path_factory):
     (home / "keys").mkdir()
     for user in ("alice", "bob", "carol", "dave"):
         key_file(user, home / "keys")  # where `handrail keys init` puts a user's key
-    temporal_port = _free_port()
+    temporal_port = free_port()
     env = {
         **os.environ,
         "HANDRAIL_HOME": str(home),
         "HANDRAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "HANDRAIL_UI_PORT": str(_free_port()),
-        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{_free_port()}",
+        "HANDRAIL_UI_PORT": str(free_port()),
+        "HANDRAIL_LAB_URL": f"http://127.0.0.1:{free_port()}",
         "HANDRAIL_POLICY": str(policy),
         "HANDRAIL_TASK_QUEUE": "e2e",
         # the workers' tool token is a secret only `handrail up` passes to the lab and the worker:

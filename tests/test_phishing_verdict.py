@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import idna
 import pytest
@@ -223,6 +224,13 @@ def test_triage_over_the_real_corpus_never_sinkholes_a_popular_domain_or_a_wrapp
                 assert rank is None or row["domain"] != sender, row  # an abused, established sender
                 assert row["domain"] not in wrappers and not is_wrapper(normalise_url(row["url"])), row
                 assert row["verdict"] == "high" and row["score"] >= 4
+            if row["action"] == "block_url":  # a popular platform: its pages, never the site
+                assert row["rank"] is not None and row["rank"] <= 10_000 and row["verdict"] == "high", row
+                for page in row["pages"]:
+                    assert registrable_domain(url_host(page)) == row["domain"] and "#" not in page, row
+                    assert urlsplit(page).path not in ("", "/"), row
+                    assert not is_wrapper(page), row
+            assert bool(row.get("pages")) == (row["action"] == "block_url"), row
         for ip in message["ips"]:
             assert ip["action"] == "hold" and ip["evidence"]
     assert acted >= 10  # the corpus is phishing: the judgement does act on it
@@ -399,3 +407,59 @@ def test_a_ranked_service_sending_its_own_tracked_links_holds_instead_of_being_s
     other = raw.replace(b"From: no-reply@notify.community-hub.example", b"From: x@sender-elsewhere.example")
     [row] = judge(parse_message(other), ranking, settings).domains
     assert row.domain == "community-hub.example" and row.action == "sinkhole"
+
+
+# -- phishing on a popular platform: the page is blocked on the web proxy, the domain stays ----------
+def _one_link(href: str, text: str = "View document", sender: str = "desk@notify-mailer.example") -> bytes:
+    return (f"From: {sender}\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <p@x.example>\r\n"
+            f"Content-Type: text/html\r\n\r\n<p>Hello</p><a href=\"{href}\">{text}</a>").encode()
+
+
+def _row(raw: bytes, domain: str):
+    return {v.domain: v for v in judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS).domains}[domain]
+
+
+def test_a_phishing_page_on_a_popular_platform_is_blocked_by_its_url_not_its_domain():
+    row = _row(_one_link("https://user:pw@www.dropbox.com/s/q1w2e3/invoice.html?dl=0#alice@corp.example"),
+               "dropbox.com")
+    assert row.confidence == "high" and row.action == "block_url"
+    # the page exactly: the query kept (never broader), the fragment and userinfo dropped (never sent)
+    assert row.pages == ["https://www.dropbox.com/s/q1w2e3/invoice.html?dl=0"]
+    assert "the domain stays" in row.evidence[-1]
+
+
+@pytest.mark.parametrize(("href", "text", "action"), [
+    ("https://www.dropbox.com/", "View document", "hold"),  # the front page is the site: nothing narrower
+    ("https://www.dropbox.com/?ref=mail", "View document", "hold"),
+    ("https://www.dropbox.com/s/q1w2e3/invoice.html", "our terms", "report"),  # no call to action: low
+    ("https://mail.google.com/mail/u/0/#inbox", "View document", "report"),  # the company's allowlist
+])
+def test_a_popular_domain_without_a_page_to_block_holds_or_is_reported(href, text, action):
+    domain = registrable_domain(url_host(normalise_url(href)))
+    row = _row(_one_link(href, text), domain)
+    assert row.action == action and row.pages == []
+
+
+def test_a_popular_domain_at_medium_confidence_holds_instead_of_blocking_its_page():
+    raw = _one_link("https://www.dropbox.com/s/q1w2e3/invoice.html", sender="share@dropbox.com")
+    row = _row(raw, "dropbox.com")  # the sender's own domain: one point less
+    assert row.confidence == "medium" and row.action == "hold" and row.pages == []
+
+
+def test_only_the_pages_the_reader_is_sent_to_are_blocked():
+    raw = (b"From: desk@notify-mailer.example\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <q@x.example>\r\n"
+           b"Content-Type: text/html\r\n\r\n"
+           b'<img src="https://www.dropbox.com/assets/logo.png">'
+           b'<a href="https://www.dropbox.com/s/aaa/one.html">Open the document</a>'
+           b'<a href="https://www.dropbox.com/help/privacy">privacy</a>'
+           b'<form action="https://www.dropbox.com/s/bbb/collect.php"><input name="p"></form>')
+    row = _row(raw, "dropbox.com")
+    assert row.action == "block_url"
+    assert row.pages == ["https://www.dropbox.com/s/aaa/one.html", "https://www.dropbox.com/s/bbb/collect.php"]
+    # every link leads there, none is a call to action (the intel feeds name the host): the pages
+    # linked, never the fine print or the images
+    raw = raw.replace(b">Open the document<", b">Document<").replace(b"<form", b"<div").replace(b"</form>", b"")
+    judgement = judge(parse_message(raw), load_ranking(TOP_SITES), SETTINGS, intel=frozenset({"www.dropbox.com"}))
+    [row] = [v for v in judgement.domains if v.domain == "dropbox.com"]
+    assert row.action == "block_url" and row.pages == ["https://www.dropbox.com/s/aaa/one.html"]
+

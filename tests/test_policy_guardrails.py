@@ -107,6 +107,19 @@ def test_never_touch_covers_subdomains_but_not_lookalikes():
     assert guardrails.overall(guardrails.evaluate(block("evilcorp.example", "dns.sinkhole"), rails)) == Outcome.ALLOW
 
 
+def test_never_touch_judges_a_page_by_its_host():
+    rails = ctx({"type": "never_touch"}, allowlist=["corp.example"])
+
+    def page(url: str) -> Outcome:
+        return guardrails.overall(guardrails.evaluate(block(url, "proxy.block"), rails))
+
+    assert page("https://intranet.corp.example/login?next=/") == Outcome.DENY
+    assert page("https://CORP.example./x") == Outcome.DENY
+    assert page("https://corp.example@evil.example/x") == Outcome.ALLOW  # userinfo is not the host
+    assert page("https://evil.example/corp.example/x") == Outcome.ALLOW
+    assert page("https://evil.example/x?u=https://corp.example/") == Outcome.ALLOW
+
+
 def test_rate_limit_holds_and_names_its_threshold():
     rail = {"type": "rate_limit", "per_hour": 5, "outcome": "hold"}
     assert guardrails.evaluate(block("203.0.113.1"), ctx(rail, recent_count_hour=4)) == []

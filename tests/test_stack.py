@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -26,22 +25,14 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from handrail.gate.search import SEARCH_ATTRIBUTES
 from handrail.ops import stack
 from handrail.ops.config import Settings, load_settings
+from handrail.ops.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "policy.toml"
-_used_ports: set[int] = set()
 
 
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
 
 
 def stack_env(home: Path, namespace: str) -> dict[str, str]:

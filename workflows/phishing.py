@@ -10,7 +10,10 @@
    default), a medium one waits for a human (the `confidence` guardrail), the rest is only
    reported. A popular domain (top-sites cut-off) always waits for a human (`popular_domain`).
    Past the per-run limit each further domain waits for a human, and the first one refused
-   there stops the sinkholing. Links to bare IPs become egress blocks (held by default), last.
+   there stops the sinkholing. A high-confidence popular domain (phishing on a shared
+   platform) stays: the pages the message sends the reader to are blocked on the web proxy
+   (`proxy.block` of the URL, same TTL). Links to bare IPs become egress blocks (held by
+   default), last.
 4. Endpoint — raise EDR telemetry on the recipients' devices for a period (then it drops
    back by itself) and put each recipient on the SIEM/UBA watchlist.
 5. Takedown — submit each sinkholed site with the extracted evidence.
@@ -60,6 +63,7 @@ class PhishingResponse(RunbookWorkflow):
             self._record_message(rb, mail)
 
             sinkholed = await self._block_egress(rb, trigger, mail)
+            await self._block_pages(rb, trigger, mail)
             people = await rb.look(PhishingActivities.phishing_recipients,
                                    RecipientsRequest(recipients=mail.recipients))
             hosts = await self._investigate_endpoints(rb, trigger, people)
@@ -117,22 +121,24 @@ class PhishingResponse(RunbookWorkflow):
         rb.status.summary.update(sinkholed=sinkholed, sinkhole_denied=denied, sinkhole_skipped=skipped)
         return sinkholed
 
+    # -- 3a. phishing pages on popular platforms: the page is blocked on the web proxy, the site stays
+    async def _block_pages(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport) -> None:
+        blocked, refused = await _block_each(rb, trigger, [
+            (Change(kind="proxy.block", target=page.url,
+                    params={"comment": f"phishing {mail.message_id} (run {rb.run_id}): a page on {page.domain}"[:300],
+                            "confidence": page.confidence, "evidence": "; ".join(page.evidence)[:600]}),
+             f"the page is blocked on the web proxy; {page.domain} itself stays reachable")
+            for page in mail.pages])
+        rb.status.summary.update(pages_blocked=blocked, pages_refused=refused)
+
     # -- 3b. links to bare IP addresses: an egress block each (the policy holds these by default)
     async def _block_ip_links(self, rb: Runbook, trigger: PhishingTrigger, mail: MailReport) -> None:
-        blocked, refused = [], []
-        for candidate in mail.egress:
-            step = await rb.change(
-                Change(kind="firewall.egress_block", target=candidate.ip,
-                       params={"comment": f"phishing {mail.message_id} (run {rb.run_id}): {candidate.url}"[:300],
-                               "evidence": "; ".join(candidate.evidence)[:600]}),
-                expires_after=trigger.ttl(trigger.sinkhole_ttl_s),
-                abort_on_deny=False,
-            )
-            if step.state in (StepState.APPLIED, StepState.UNCHANGED):
-                blocked.append(candidate.ip)
-                _narrate(step, f"egress to {candidate.ip} blocked (a link in the message points at it)")
-            else:
-                refused.append(candidate.ip)
+        blocked, refused = await _block_each(rb, trigger, [
+            (Change(kind="firewall.egress_block", target=candidate.ip,
+                    params={"comment": f"phishing {mail.message_id} (run {rb.run_id}): {candidate.url}"[:300],
+                            "evidence": "; ".join(candidate.evidence)[:600]}),
+             f"egress to {candidate.ip} blocked (a link in the message points at it)")
+            for candidate in mail.egress])
         rb.status.summary.update(egress_blocked=blocked, egress_refused=refused)
 
     # -- 4. investigate the endpoint ---------------------------------------------------------
@@ -241,6 +247,21 @@ class PhishingResponse(RunbookWorkflow):
 
 def _held_by(step: StepRecord, guardrail: str) -> bool:
     return any(v.guardrail == guardrail and v.outcome.value == "hold" for v in step.verdicts)
+
+
+async def _block_each(rb: Runbook, trigger: PhishingTrigger,
+                      changes: list[tuple[Change, str]]) -> tuple[list[str], list[str]]:
+    """Each block through the gate, with the sinkhole's TTL; a refusal does not stop the rest.
+    The targets blocked (or already blocked) and the ones refused."""
+    blocked, refused = [], []
+    for change, meaning in changes:
+        step = await rb.change(change, expires_after=trigger.ttl(trigger.sinkhole_ttl_s), abort_on_deny=False)
+        if step.state in (StepState.APPLIED, StepState.UNCHANGED):
+            blocked.append(change.target)
+            _narrate(step, meaning)
+        else:
+            refused.append(change.target)
+    return blocked, refused
 
 
 def _narrate(step: StepRecord, text: str) -> None:

@@ -267,6 +267,19 @@ def canonical_domain(text: str) -> str:
         return name
 
 
+def target_name(target: str) -> str:
+    """The name a change is about, canonical: a URL's host (a page on the web proxy), else
+    the target itself (a domain). Userinfo is not the host: ``https://corp.example@x.example/``
+    is about x.example."""
+    if "://" not in target:
+        return canonical_domain(target)
+    try:
+        host = urlsplit(target.strip()).hostname or ""
+    except ValueError:
+        host = ""
+    return canonical_domain(host)
+
+
 def domain_within(name: str, listed: str) -> bool:
     """``name`` is ``listed`` or under it (``a.corp.example`` is within ``corp.example``),
     both compared in canonical form."""

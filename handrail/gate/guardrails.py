@@ -147,12 +147,13 @@ def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailCon
 
 
 def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
-    """Deny changes to a listed name or any name under it (corp.example covers a.corp.example).
+    """Deny changes to a listed name or any name under it (corp.example covers a.corp.example),
+    or to a page (URL) on one.
 
     Both sides are compared in canonical form (NFKC, IDNA/UTS 46, lower case, no trailing
     dot or zero-width characters): ``ｇｏｏｇｌｅ.com`` and ``google。com`` are google.com.
     """
-    target = canon.canonical_domain(change.target)
+    target = canon.target_name(change.target)
     for raw in list(options.get("values", [])) + ctx.allowlist:
         entry = canon.canonical_domain(raw)
         if entry and (target == entry or target.endswith("." + entry)):

@@ -15,11 +15,12 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from handrail.ops.ports import free_port
 
 DATABASE = "handrail"
 USER = "handrail"
@@ -88,11 +89,6 @@ def _binaries_for_nobody() -> Path:
     return made
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _runas() -> tuple[int, int] | None:
     """(uid, gid) to run the server as when we are root, else None."""
@@ -123,7 +119,7 @@ class EmbeddedPostgres:
     """
 
     data_dir: Path | None = None
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     _owner: tuple[int, int] | None = field(default=None, init=False)
     _made_dir: Path | None = field(default=None, init=False)
     _bin: Path = field(default_factory=binaries, init=False)

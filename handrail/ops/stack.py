@@ -38,6 +38,9 @@ ORDER = ("temporal", "lab", "worker")
 LABELS = {"temporal": "Temporal", "lab": "The lab", "worker": "The worker"}
 READY_TIMEOUT = {"temporal": 60.0, "lab": 30.0, "worker": 30.0}
 STOP_TIMEOUT = 10.0
+# A component that just died can hold its port a moment longer: a killed process shows as a
+# zombie while its other threads still exit, and its sockets close with the last of them.
+PORT_RELEASE_S = 3.0
 RETENTION = timedelta(days=30)
 LOG_TAIL_LINES = 15
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -584,6 +587,16 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def _port_free_soon(host: str, port: int) -> bool:
+    """Free now, or within PORT_RELEASE_S (a crashed component's port being released)."""
+    deadline = time.monotonic() + PORT_RELEASE_S
+    while _port_in_use(host, port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _check_ports(settings: Settings, kept: frozenset[str] | set[str] = frozenset()) -> None:
     ports = [
         ("Temporal", settings.temporal_host, settings.temporal_port, "HANDRAIL_TEMPORAL_ADDRESS", "temporal"),
@@ -600,7 +613,7 @@ def _check_ports(settings: Settings, kept: frozenset[str] | set[str] = frozenset
     for what, host, port, variable, owner in ports:
         if owner in kept:
             continue  # that port is held by our own component, still running
-        if _port_in_use(host, port):
+        if not _port_free_soon(host, port):
             raise StackError(
                 f"Port {port} is in use; set {variable} to use another port for {what} "
                 "(or stop whatever listens there)."

@@ -26,6 +26,7 @@ MAX_URLS = 20  # URLs shown in the run's summary
 MAX_RECIPIENTS = 20
 MAX_VERDICTS = 30  # verdict rows in the run's summary (the full table is in the stored parse)
 MAX_EGRESS = 5  # IP links proposed for an egress block per run
+MAX_PAGES = 5  # pages on popular platforms proposed for a web proxy block per run
 RUNBOOK = "phishing"
 ENDPOINT_TYPES = ("laptop", "desktop", "phone")  # a mail recipient's own devices
 
@@ -98,6 +99,15 @@ class Site(BaseModel):
     evidence: list[str] = Field(default_factory=list)
 
 
+class Page(BaseModel):
+    """A phishing page on a popular platform (its domain stays): proposed for a web proxy block."""
+
+    url: str
+    domain: str
+    confidence: str = "high"
+    evidence: list[str] = Field(default_factory=list)
+
+
 class EgressCandidate(BaseModel):
     """A bare IP address the message links to: proposed for an egress block."""
 
@@ -112,9 +122,10 @@ class DomainRow(BaseModel):
     domain: str
     verdict: str  # high | medium | low
     score: int
-    action: str  # sinkhole | hold | report
+    action: str  # sinkhole | block_url | hold | report
     rank: int | None = None
     evidence: list[str] = Field(default_factory=list)
+    pages: list[str] = Field(default_factory=list)  # block_url: the pages blocked on the web proxy
 
 
 class MailReport(BaseModel):
@@ -146,6 +157,7 @@ class MailReport(BaseModel):
     verdicts: list[DomainRow] = Field(default_factory=list)  # the first MAX_VERDICTS link domains
     verdicts_total: int = 0
     egress: list[EgressCandidate] = Field(default_factory=list)  # the first MAX_EGRESS IP links
+    pages: list[Page] = Field(default_factory=list)  # the first MAX_PAGES pages to block on the web proxy
     wrappers: list[str] = Field(default_factory=list)  # link wrapper hosts (never targets)
     ranking_problem: str | None = None  # why no top-sites list was available
     not_judged: int = 0  # link domains past the per-message limit (hostile mail)

@@ -28,6 +28,12 @@ an established service whose mail was abused, and its click tracking on its own 
 link showing the real site, going through the sender's redirect) looks like a lure's
 mismatch. Its sinkhole waits for a human; a phisher's own throwaway domain is not ranked.
 
+A popular domain at *high* confidence is where phishing hides on a shared platform (a page
+in a cloud bucket, a form on a forms service): the domain stays, and the pages the message
+sends the reader to (calls to action, forms, mismatched links; the path and query exactly,
+never a site's front page) are blocked on the web proxy instead (`block_url`, the
+`proxy.block` kind), automatic inside its guardrails.
+
 A link to a bare IP address has no name to sinkhole: it becomes a candidate for an egress
 block, which the policy holds for a human by default.
 """
@@ -38,6 +44,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +67,8 @@ POINTS = {
     "only_destination": 1,
 }
 MAX_CTA_TEXT = 60  # longer link text is a sentence, not a button
+MAX_PAGES = 3  # pages of one popular domain proposed for a proxy block
+MAX_PAGE_URL = 2048  # longer is not a page a proxy blocks by its URL
 MAX_CANDIDATES = 500  # link domains judged per message; hostile mail with more is cut, and says so
 
 _CALL_TO_ACTION = re.compile(
@@ -120,9 +129,10 @@ class DomainVerdict(BaseModel):
     url_count: int = 0
     score: int = 0
     confidence: str = "low"  # high | medium | low
-    action: str = "report"  # sinkhole | hold | report
+    action: str = "report"  # sinkhole | block_url | hold | report
     evidence: list[str] = Field(default_factory=list)
     rank: int | None = None
+    pages: list[str] = Field(default_factory=list)  # block_url: the pages to block on the web proxy
 
     def line(self) -> str:
         return "; ".join(self.evidence)
@@ -148,6 +158,9 @@ class Judgement(BaseModel):
     def acting(self) -> list[DomainVerdict]:
         return [d for d in self.domains if d.action in ("sinkhole", "hold")]
 
+    def blocking_pages(self) -> list[DomainVerdict]:
+        return [d for d in self.domains if d.action == "block_url"]
+
 
 @dataclass
 class _Candidate:
@@ -157,6 +170,12 @@ class _Candidate:
     evidence: list[str] = field(default_factory=list)
     decoy: bool = False
     target: bool = False  # something in the message sends the reader here
+    pages: list[str] = field(default_factory=list)  # the destinations it is sent to (call to action, form, mismatch)
+
+    def lands(self, url: str) -> None:
+        page = page_url(url)
+        if page and page not in self.pages:
+            self.pages.append(page)
 
     def add(self, key: str, text: str, points: int | None = None) -> None:
         if key in self.points:
@@ -178,6 +197,18 @@ def is_call_to_action(text: str) -> bool:
         return False  # a URL shown as text is a mismatch matter, not a button
     return bool(text) and len(text) <= MAX_CTA_TEXT and not _NOT_AN_ACTION.search(text) \
         and bool(_CALL_TO_ACTION.search(text))
+
+
+def page_url(url: str) -> str | None:
+    """The page a proxy blocks for a link: scheme, host, path and query exactly (the fragment
+    never reaches a server; userinfo is not part of the request). None for a site's front
+    page, which is the site, not a page on it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path in ("", "/"):
+        return None
+    query = f"?{parts.query}" if parts.query else ""
+    page = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}{query}"
+    return page if len(page) <= MAX_PAGE_URL else None
 
 
 def _allowlisted(domain: str, allowlist: tuple[str, ...]) -> bool:
@@ -262,6 +293,10 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
                 cand.target = True
                 cta_domains.add(hop)
                 cand.add("call_to_action", f"destination of the call-to-action link {link.text!r}")
+            else:
+                continue
+            if hop == domain:
+                cand.lands(dest)
     if len(cta_domains) == 1:
         only = next(iter(cta_domains))
         candidates[only].evidence.append("the only destination of the message's calls to action")
@@ -269,7 +304,14 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
     linked = {registrable_domain(url_host(d)) for d in map(resolve, followed) if d}
     linked.discard(None)
     if len(linked) == 1 and next(iter(linked)) in candidates:
-        candidates[next(iter(linked))].add("only_destination", "every link in the message leads here")
+        only = candidates[next(iter(linked))]
+        only.add("only_destination", "every link in the message leads here")
+        if not only.pages:  # no call to action, form or mismatch named the page: every link but the fine print
+            read = [link.url for link in mail.links if not _NOT_AN_ACTION.search(link.text)]
+            for url in read if mail.links else mail.urls:  # a plain-text message: its URLs are its links
+                dest = resolve(url)
+                if dest:
+                    only.lands(dest)
 
     for mismatch in mail.link_mismatches:
         shown = registrable_domain(url_host(mismatch.text_url))
@@ -281,6 +323,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
             if hop in candidates and hop != shown:
                 candidates[hop].target = True
                 candidates[hop].add("mismatch", f"a link showing {url_host(mismatch.text_url)} leads here")
+                if hop == real:
+                    candidates[hop].lands(dest)
         if shown in candidates:
             candidates[shown].decoy = True
 
@@ -291,7 +335,7 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         if named:
             cand.add("intel", f"named by the threat-intel feeds ({named})")
     verdicts = [_verdict(domain, cand, ranking, settings, brands, sender_domain) for domain, cand in candidates.items()]
-    order = {"sinkhole": 0, "hold": 1, "report": 2}
+    order = {"sinkhole": 0, "block_url": 1, "hold": 2, "report": 3}
     verdicts.sort(key=lambda v: (order[v.action], -v.score))
     return Judgement(domains=verdicts, ips=list(ips.values()), wrappers=sorted(wrappers),
                      ranking_problem=ranking_problem if ranking is None else None, not_judged=skipped)
@@ -332,6 +376,11 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
         cand.evidence.append("on the company's allowlist: never sinkholed")
     elif confidence == "low":
         action = "report"
+    elif popular and confidence == "high" and cand.pages:
+        action = "block_url"
+        pages = cand.pages[:MAX_PAGES]
+        cand.evidence.append(f"popular: the domain stays; the {_pages(len(pages))} the message sends the reader "
+                             f"to {'is' if len(pages) == 1 else 'are'} blocked on the web proxy")
     elif popular:
         action = "hold"
         cand.evidence.append("popular: the sinkhole waits for a human")
@@ -346,4 +395,9 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
         action = "sinkhole" if confidence == "high" else "hold"
     return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
                          url_count=len(cand.urls), score=score, confidence=confidence, action=action,
-                         evidence=cand.evidence, rank=rank)
+                         evidence=cand.evidence, rank=rank,
+                         pages=cand.pages[:MAX_PAGES] if action == "block_url" else [])
+
+
+def _pages(n: int) -> str:
+    return "page" if n == 1 else f"{n} pages"
