@@ -42,7 +42,8 @@ def _shared_intel(settings) -> Any:
 
 def verdict_table(rows: list[dict[str, Any]]) -> Table:
     """The run's (or the dry run's) table: domain, verdict, evidence, action."""
-    table = Table("domain", "verdict", "evidence", "action", title="Link domains")
+    table = Table("domain", "verdict", "evidence", title="Link domains")
+    table.add_column("action", overflow="fold")  # block_url's pages: a URL is folded, never cut
     for row in rows:
         verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
         evidence = "\n".join(row.get("evidence", []))

@@ -410,26 +410,42 @@ async def test_a_popular_domain_holds_for_a_human_with_its_rank_whatever_the_mod
 
 async def test_a_phishing_page_on_a_popular_platform_is_blocked_on_the_proxy_and_the_site_stays(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:  # proxy.block is `guarded`
-        page = "https://www.dropbox.com/s/q1w2e3/invoice.html"
+        page = "https://storage.googleapis.com/quota-fix-7781/index.html"
         trigger = await deliver(stack, make_eml("alice@corp.example", [page + "#alice@corp.example"]))
         before = (await stack.tools.lab_state()).hash
         handle = await start(stack, trigger)
-        done = await stack.wait_for(handle, completed)  # no human needed: the page, not the site
+        done = await stack.wait_for(handle, completed)  # a customer's page on a platform: no human needed
         assert done.state == RunState.COMPLETED, done.error
         assert done.summary["pages_blocked"] == [page] and done.summary["sinkholed"] == []
-        [row] = [r for r in done.summary["verdicts"] if r["domain"] == "dropbox.com"]
+        [row] = [r for r in done.summary["verdicts"] if r["domain"] == "storage.googleapis.com"]
         assert row["action"] == "block_url" and row["pages"] == [page]
         [step] = [s for s in done.steps if s.change.kind == "proxy.block"]
         assert step.state == StepState.APPLIED and step.change.params["confidence"] == "high"
         assert (await stack.tools.proxy.get_indicator(page)).blocked
-        assert not (await stack.tools.proxy.get_indicator("dropbox.com")).blocked
-        assert await stack.tools.dns.get_sinkhole("dropbox.com") is None
+        assert not (await stack.tools.proxy.get_indicator("storage.googleapis.com")).blocked
+        assert await stack.tools.dns.get_sinkhole("storage.googleapis.com") is None
         assert all(s.change.kind != "takedown.submit" for s in done.steps)  # a takedown is the platform's call
 
         report = await roll_back(stack, handle.id)
         assert report.state == "rolled_back" and not report.failed
         assert not (await stack.tools.proxy.get_indicator(page)).blocked
         assert (await stack.tools.lab_state()).hash == before
+
+
+async def test_a_phishing_page_on_a_popular_sites_own_host_waits_for_a_human(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        page = "https://www.dropbox.com/s/q1w2e3/invoice.html"
+        handle = await start(stack, await deliver(stack, make_eml("alice@corp.example", [page])))
+        waiting = await stack.wait_for(handle, awaiting)
+        step = waiting.pending_step()
+        assert step.change.kind == "proxy.block" and step.change.target == page  # the page, never dropbox.com
+        [verdict] = step.verdicts
+        assert verdict.guardrail == "confidence" and "not a user-content platform" in verdict.reason
+        await send_decision(handle, "bob", approve=True)
+        done = await stack.wait_for(handle, completed)
+        assert done.summary["pages_blocked"] == [page]
+        assert (await stack.tools.proxy.get_indicator(page)).blocked
+        assert await stack.tools.dns.get_sinkhole("dropbox.com") is None
 
 
 async def test_without_a_top_sites_list_every_sinkhole_holds_and_the_run_says_why(time_env, tmp_path):

@@ -425,7 +425,26 @@ def test_a_phishing_page_on_a_popular_platform_is_blocked_by_its_url_not_its_dom
     assert row.confidence == "high" and row.action == "block_url"
     # the page exactly: the query kept (never broader), the fragment and userinfo dropped (never sent)
     assert row.pages == ["https://www.dropbox.com/s/q1w2e3/invoice.html?dl=0"]
-    assert "the domain stays" in row.evidence[-1]
+    # the site's own host: the page may be the site's own, so its block waits for a human
+    assert not row.pages_on_platform and "waits for a human" in row.evidence[-1]
+
+
+@pytest.mark.parametrize(("href", "domain"), [
+    ("https://storage.googleapis.com/quota-fix/index.html#alice", "storage.googleapis.com"),
+    ("https://firebasestorage.googleapis.com/v0/b/fix.appspot.com/o/index.html?alt=media",
+     "firebasestorage.googleapis.com"),  # a storage service's compound host: ranked as the platform
+])
+def test_a_page_on_a_user_content_platforms_service_host_is_blocked_automatically(href, domain):
+    row = _row(_one_link(href), domain)
+    assert row.rank == 13 and row.action == "block_url"  # googleapis.com's rank: never sinkholed
+    assert row.pages_on_platform and "user-content platform" in row.evidence[-1]
+    assert row.pages == [href.partition("#")[0]]
+
+
+def test_a_customer_site_named_like_a_service_stays_its_own():
+    assert rank_key("secure-files.web.app") == "secure-files.web.app"
+    assert rank_key("microsoft-login.web.app") == "microsoft-login.web.app"
+    assert rank_key("firebasestorage.googleapis.com") == "googleapis.com"
 
 
 @pytest.mark.parametrize(("href", "text", "action"), [

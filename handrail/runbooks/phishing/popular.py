@@ -43,13 +43,28 @@ file download downloads docs drive maps s3 blob blobs cloud login accounts auth 
 """.split())
 
 
+def _service_label(label: str) -> bool:
+    """A service word, or a storage service's compound name (``firebasestorage``): object
+    storage is where path-style customer content lives. No other compound: a customer site
+    named like a service (``secure-files``, ``microsoft-login``) must stay its own."""
+    return label in PLATFORM_SERVICE_LABELS or "storage" in label
+
+
+def platform_host(host: str) -> bool:
+    """A platform's own service host, serving every customer's content path-style
+    (``storage.googleapis.com/<bucket>/…``): by the public-suffix list's private section, a
+    platform hosting independent parties, and a service label, not a customer's name."""
+    parts = _extractor()(host)
+    return bool(parts.domain and parts.suffix and parts.is_private and _service_label(parts.domain))
+
+
 def rank_key(host: str) -> str | None:
     """The name a host is ranked by: its registrable domain (PSL private section included),
     except a platform's own service host, ranked as the platform (``fonts.googleapis.com``)."""
     parts = _extractor()(host)
     if not parts.domain or not parts.suffix:
         return None
-    if parts.is_private and parts.domain in PLATFORM_SERVICE_LABELS:
+    if parts.is_private and _service_label(parts.domain):
         return parts.top_domain_under_registry_suffix or f"{parts.domain}.{parts.suffix}"
     return f"{parts.domain}.{parts.suffix}"
 

@@ -31,8 +31,10 @@ mismatch. Its sinkhole waits for a human; a phisher's own throwaway domain is no
 A popular domain at *high* confidence is where phishing hides on a shared platform (a page
 in a cloud bucket, a form on a forms service): the domain stays, and the pages the message
 sends the reader to (calls to action, forms, mismatched links; the path and query exactly,
-never a site's front page) are blocked on the web proxy instead (`block_url`, the
-`proxy.block` kind), automatic inside its guardrails.
+never a site's front page) are proposed for a web proxy block instead (`block_url`, the
+`proxy.block` kind). On a user-content platform's own service host (`storage.googleapis.com`,
+by the public-suffix list's private section) the page is a customer's and the block is
+automatic; on a popular site's own host it may be the site's own page, so it waits for a human.
 
 A link to a bare IP address has no name to sinkhole: it becomes a candidate for an egress
 block, which the policy holds for a human by default.
@@ -52,7 +54,7 @@ from handrail.gate.policy import PolicyError
 from handrail.runbooks.phishing.indicators import hostname, ip_host, registrable_domain, url_host
 from handrail.runbooks.phishing.lookalike import Brands, lookalike, make_brands
 from handrail.runbooks.phishing.mail import ParsedMessage
-from handrail.runbooks.phishing.popular import Ranking, rank_key
+from handrail.runbooks.phishing.popular import Ranking, platform_host, rank_key
 from handrail.runbooks.phishing.unwrap import unwrap
 
 POINTS = {
@@ -133,6 +135,7 @@ class DomainVerdict(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     rank: int | None = None
     pages: list[str] = Field(default_factory=list)  # block_url: the pages to block on the web proxy
+    pages_on_platform: bool = False  # block_url: every page on a user-content platform (automatic)
 
     def line(self) -> str:
         return "; ".join(self.evidence)
@@ -379,8 +382,13 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
     elif popular and confidence == "high" and cand.pages:
         action = "block_url"
         pages = cand.pages[:MAX_PAGES]
-        cand.evidence.append(f"popular: the domain stays; the {_pages(len(pages))} the message sends the reader "
-                             f"to {'is' if len(pages) == 1 else 'are'} blocked on the web proxy")
+        what = f"the {_pages(len(pages))} the message sends the reader to"
+        if all(platform_host(url_host(page)) for page in pages):
+            cand.evidence.append(f"popular: the domain stays; {what} (a customer's, on a user-content platform) "
+                                 "blocked on the web proxy")
+        else:
+            cand.evidence.append(f"popular: the domain stays; a web proxy block of {what} waits for a human "
+                                 "(the site's own host, not a user-content platform)")
     elif popular:
         action = "hold"
         cand.evidence.append("popular: the sinkhole waits for a human")
@@ -396,7 +404,9 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
     return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
                          url_count=len(cand.urls), score=score, confidence=confidence, action=action,
                          evidence=cand.evidence, rank=rank,
-                         pages=cand.pages[:MAX_PAGES] if action == "block_url" else [])
+                         pages=cand.pages[:MAX_PAGES] if action == "block_url" else [],
+                         pages_on_platform=action == "block_url"
+                         and all(platform_host(url_host(page)) for page in cand.pages[:MAX_PAGES]))
 
 
 def _pages(n: int) -> str:
