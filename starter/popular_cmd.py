@@ -12,7 +12,14 @@ from __future__ import annotations
 import typer
 
 from handrail.gate.policy import PolicyError, load_policy
-from handrail.runbooks.phishing.popular import PopularSettings, load_ranking, standing, write_ranking
+from handrail.runbooks.phishing.popular import (
+    PopularSettings,
+    load_ranking,
+    platform_host,
+    standing,
+    target_host,
+    write_ranking,
+)
 from starter.output import USAGE, command, console, fail, print_json
 
 
@@ -43,8 +50,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             fail("Give a domain, host or URL.", USAGE)
         found = standing(domain, _popular_settings())
         holds = found.problem is not None or found.popular
+        host = target_host(domain)
+        on_platform = bool(host) and platform_host(host)
+        pages = None if not found.popular else "automatic" if on_platform else "waits for a human"
         document = found.as_fact() | {"popular": found.popular, "automatic_sinkhole_allowed": not holds,
-                                      "why": found.describe()}
+                                      "page_block": pages, "why": found.describe()}
         if as_json:
             print_json(document)
             return
@@ -52,6 +62,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         console.print(f"[{colour}]{found.describe()}[/]", highlight=False)
         console.print("a sinkhole or takedown of it waits for a human" if holds
                       else "not popular: the phishing verdict decides", highlight=False)
+        if pages == "automatic":
+            console.print("a user-content platform's service host: a phishing page on it is blocked on the web "
+                          "proxy automatically (high verdicts)", highlight=False)
+        elif pages:
+            console.print("a phishing page on it (high verdicts): its web proxy block waits for a human",
+                          highlight=False)
 
     @popular_app.command("refresh")
     @command

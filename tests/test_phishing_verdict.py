@@ -252,8 +252,12 @@ def test_popular_check_says_where_a_domain_stands(tmp_path):
     inside = json.loads(CliRunner().invoke(app, ["popular", "check", "https://www.linkedin.com/in/x", "--json"],
                                            env=env).output)
     assert inside["domain"] == "linkedin.com" and inside["popular"] and not inside["automatic_sinkhole_allowed"]
+    assert inside["page_block"] == "waits for a human"  # the site's own host
+    bucket = json.loads(CliRunner().invoke(app, ["popular", "check", "https://storage.googleapis.com/b/x.html",
+                                                 "--json"], env=env).output)
+    assert bucket["popular"] and bucket["page_block"] == "automatic"  # a user-content platform's service host
     outside = json.loads(CliRunner().invoke(app, ["popular", "check", "paypa1.example", "--json"], env=env).output)
-    assert outside["rank"] is None and outside["automatic_sinkhole_allowed"]
+    assert outside["rank"] is None and outside["automatic_sinkhole_allowed"] and outside["page_block"] is None
     missing = json.loads(CliRunner().invoke(app, ["popular", "check", "paypa1.example", "--json"],
                                             env=_cli_env(tmp_path, None)).output)
     assert missing["problem"] and not missing["automatic_sinkhole_allowed"]
