@@ -229,9 +229,11 @@ def test_html_attachment_hidden_in_document_write_unescape():  # sample-1133
 
 
 @needs_fixtures
-def test_pdf_attachment_is_hashed_not_read():  # sample-1968, koi8-r subject
+def test_pdf_attachment_is_hashed_and_only_its_link_annotation_read():  # sample-1968, koi8-r subject
     mail = parse_sample("sample-1968")
-    assert mail.urls == ["https://aka.ms/AAb9ysg"]
+    assert mail.urls[0] == "https://aka.ms/AAb9ysg"
+    [pdf_link] = [link for link in mail.links if link.kind == "pdf"]  # the lure's button
+    assert mail.urls[1:] == [pdf_link.url] and pdf_link.url.startswith("https://script.google.com/macros/s/")
     assert [(a.filename, a.content_type, a.size) for a in mail.attachments] == [
         ("Statement.pdf", "application/pdf", 31519)
     ]

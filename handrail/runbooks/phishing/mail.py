@@ -19,9 +19,11 @@ Why it is built this way:
   ``src``-style attributes (``//host/x`` read as ``http://host/x``), visible HTML text,
   scripts, styles, comments, ``title``/``alt`` text, markup hidden as
   ``document.write(unescape("%3C..."))``, attachment file names and text-like
-  attachments (HTML, calendar, plain text). Binary attachments (PDF, images, ...) are
-  hashed, never read. Only ``http``, ``https`` and ``ftp`` URLs count: ``mailto:``,
-  ``cid:``, ``data:``, ``tel:`` and ``javascript:`` are not links to block.
+  attachments (HTML, calendar, plain text), and the link annotations of a PDF attachment
+  (:mod:`handrail.runbooks.phishing.pdf`: the button of a PDF lure). Other binary
+  attachments (images, archives, ...) are hashed, never read. Only ``http``, ``https`` and
+  ``ftp`` URLs count: ``mailto:``, ``cid:``, ``data:``, ``tel:`` and ``javascript:`` are not
+  links to block.
 * **Link mismatches** are ``<a>`` elements whose whole visible text reads as a URL or
   host name (``https://www.paypal.com/``, ``paypal.com``) on another host than the
   ``href``; a leading ``www.`` on either side is ignored.
@@ -62,6 +64,7 @@ from handrail.runbooks.phishing.indicators import (
     registrable_domain,
     url_host,
 )
+from handrail.runbooks.phishing.pdf import looks_like_pdf, pdf_links
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_PARTS = 1000
@@ -117,8 +120,9 @@ class LinkMismatch(BaseModel):
 
 
 class Link(BaseModel):
-    """Where an ``<a>`` (``kind="anchor"``) or a ``<form>`` (``kind="form"``) sends the reader,
-    and the words on it: the phishing verdict looks for calls to action ("Verify now")."""
+    """Where an ``<a>`` (``kind="anchor"``), a ``<form>`` (``kind="form"``) or a PDF
+    attachment's link annotation (``kind="pdf"``) sends the reader, and the words on it: the
+    phishing verdict looks for calls to action ("Verify now")."""
 
     model_config = ConfigDict(frozen=True)
     url: str
@@ -228,6 +232,14 @@ class _Findings:
         self.urls.extend(urls)
         self.bare_domains.extend(find_bare_domains(rest))
 
+    def add_pdf_links(self, payload: bytes) -> None:
+        """A PDF's link annotations are links its reader clicks (kind ``pdf``, no text)."""
+        for uri in pdf_links(payload):
+            url = _attr_url(uri)
+            if url and len(self.links) < MAX_LINKS:
+                self.urls.append(url)
+                self.links.append(Link(url=url, kind="pdf"))
+
     def scan_html(self, markup: str, depth: int = 0) -> None:
         reader = _HtmlReader()
         with contextlib.suppress(AssertionError, ValueError):  # keep what was read
@@ -263,6 +275,8 @@ def _read_part(part: Message, found: _Findings) -> None:
         found.attachments.append(_attachment(filename, content_type, payload))
         if filename:
             found.scan_text(filename)
+        if looks_like_pdf(payload):
+            found.add_pdf_links(payload)
     if content_type in HTML_TYPES | TEXT_TYPES and found.chars_left > 0:
         text = _decode_text(part, payload[: 4 * MAX_PART_CHARS])[: min(MAX_PART_CHARS, found.chars_left)]
         found.chars_left -= len(text)

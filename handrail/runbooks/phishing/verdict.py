@@ -296,6 +296,9 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
                 cand.target = True
                 cta_domains.add(hop)
                 cand.add("call_to_action", f"destination of the call-to-action link {link.text!r}")
+            elif link.kind == "pdf":  # a PDF lure's button; no words to judge, so no points of its own
+                cand.target = True
+                cand.add("pdf_link", "a link in an attached PDF leads here", 0)
             else:
                 continue
             if hop == domain:
