@@ -569,3 +569,24 @@ def test_attachment_bodies_are_hashed_not_searched():
     assert [a.filename for a in mail.attachments] == ["paypal-secure.com invoice.pdf", "page.html"]
     assert "paypal-secure.com" in mail.domains  # from the file name
     assert not any("inside-pdf" in d for d in mail.domains)
+
+
+def test_a_url_a_script_hides_as_base64_is_extracted_never_run():
+    import base64
+
+    hidden = base64.b64encode(b"https://hidden-collector.example/submit?x=1").decode()
+    urlsafe = base64.urlsafe_b64encode(b"http://other-hidden.example/p?q=>>>").decode().rstrip("=")
+    noise = base64.b64encode(bytes(range(256)) * 4).decode()  # an image's bytes: nothing to find
+    msg = EmailMessage()
+    msg["From"] = "hr@payroll-notice.example"
+    msg["To"] = "alice@corp.example"
+    msg["Subject"] = "Salary"
+    msg["Message-ID"] = "<b64@payroll-notice.example>"
+    msg.set_content("See the attachment.")
+    page = (f"<html><script>var u = atob('{hidden}'); var v = atob(\"{urlsafe}\");"
+            f"var img = '{noise}aHR0cXXXX';</script><p>Loading...</p></html>")
+    msg.add_attachment(page.encode(), maintype="text", subtype="html", filename="Salary.html")
+    urls = parse_message(msg.as_bytes()).urls
+    assert "https://hidden-collector.example/submit?x=1" in urls
+    assert any(u.startswith("http://other-hidden.example/p") for u in urls)
+    assert len(urls) == 2

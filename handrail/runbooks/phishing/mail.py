@@ -18,7 +18,8 @@ Why it is built this way:
 * **What a reader sees is what we extract.** URLs come from text/plain, HTML ``href``/
   ``src``-style attributes (``//host/x`` read as ``http://host/x``), visible HTML text,
   scripts, styles, comments, ``title``/``alt`` text, markup hidden as
-  ``document.write(unescape("%3C..."))``, attachment file names and text-like
+  ``document.write(unescape("%3C..."))``, URLs a script hides as base64
+  (``atob('aHR0cHM6…')``, decoded, never run), attachment file names and text-like
   attachments (HTML, calendar, plain text), and the link annotations of a PDF attachment
   (:mod:`handrail.runbooks.phishing.pdf`: the button of a PDF lure). Other binary
   attachments (images, archives, ...) are hashed, never read. Only ``http``, ``https`` and
@@ -39,11 +40,13 @@ hosts go to ``ips`` instead.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import email
 import email.policy
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -101,6 +104,10 @@ _KNOWN_HEADERS = (
 _HEADER_LINE = re.compile(rb"^(?:From [^\r\n]*\r?\n)?[!-9;-~]+[ \t]*:")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _ESCAPED_MARKUP = re.compile(r"%3C[a-z!/]", re.IGNORECASE)
+# A URL hidden in a script as base64 (``atob('aHR0cHM6Ly9…')``): "http" always encodes to
+# "aHR0c", so the token is found without decoding every string in the script.
+_BASE64_URL = re.compile(r"aHR0c[A-Za-z0-9+/_-]{8,4000}={0,2}")
+MAX_BASE64_URLS = 50
 
 
 class MalformedMessage(Exception):
@@ -249,6 +256,7 @@ class _Findings:
         self.scan_text(reader.visible_text())
         code = reader.code_text()
         self.urls.extend(find_urls(code)[0])
+        self.urls.extend(_base64_urls(code))
         self.mismatches.extend(reader.mismatches)
         self.links.extend(reader.links[: max(0, MAX_LINKS - len(self.links))])
         if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
@@ -428,6 +436,19 @@ class _HtmlReader(HTMLParser):
         text_url = _text_as_url("".join(text))
         if href_url and text_url and _host_key(text_url) != _host_key(href_url):
             self.mismatches.append(LinkMismatch(text_url=text_url, href_url=href_url))
+
+
+def _base64_urls(code: str) -> list[str]:
+    """URLs a script hides as base64 strings, decoded (never run) and normalised."""
+    found: list[str] = []
+    for match in itertools.islice(_BASE64_URL.finditer(code), MAX_BASE64_URLS):
+        token = match.group(0).rstrip("=").replace("-", "+").replace("_", "/")
+        try:
+            text = base64.b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        found.extend(find_urls(text)[0][:1])  # the decoded string is one URL (and what may follow it)
+    return found
 
 
 def _attr_url(value: str | None) -> str | None:
