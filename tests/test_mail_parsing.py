@@ -586,7 +586,13 @@ def test_a_url_a_script_hides_as_base64_is_extracted_never_run():
     page = (f"<html><script>var u = atob('{hidden}'); var v = atob(\"{urlsafe}\");"
             f"var img = '{noise}aHR0cXXXX';</script><p>Loading...</p></html>")
     msg.add_attachment(page.encode(), maintype="text", subtype="html", filename="Salary.html")
-    urls = parse_message(msg.as_bytes()).urls
-    assert "https://hidden-collector.example/submit?x=1" in urls
-    assert any(u.startswith("http://other-hidden.example/p") for u in urls)
-    assert len(urls) == 2
+    mail = parse_message(msg.as_bytes())
+    assert "https://hidden-collector.example/submit?x=1" in mail.urls
+    assert any(u.startswith("http://other-hidden.example/p") for u in mail.urls)
+    assert len(mail.urls) == 2 and sorted(mail.hidden_urls) == sorted(mail.urls)
+    # hiding an address from the reader is evidence: with an unknown, foreign domain, enough to act
+    from handrail.runbooks.phishing.verdict import VerdictSettings, judge
+
+    rows = {v.domain: v for v in judge(mail, None, VerdictSettings()).domains}
+    assert "a script in the message hides this address as base64" in rows["hidden-collector.example"].evidence
+    assert rows["hidden-collector.example"].score == 3  # hidden 2 + not the sender's domain 1 (no list)

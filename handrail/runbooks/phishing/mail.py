@@ -168,6 +168,7 @@ class ParsedMessage(BaseModel):
     attachments: list[Attachment]
     size: int
     links: list[Link] = Field(default_factory=list)  # the first MAX_LINKS anchors and forms
+    hidden_urls: list[str] = Field(default_factory=list)  # URLs a script hides as base64 (obfuscation)
 
 
 def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
@@ -232,6 +233,7 @@ class _Findings:
     mismatches: list[LinkMismatch] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    hidden_urls: list[str] = field(default_factory=list)
     chars_left: int = MAX_MESSAGE_CHARS
 
     def scan_text(self, text: str) -> None:
@@ -256,7 +258,9 @@ class _Findings:
         self.scan_text(reader.visible_text())
         code = reader.code_text()
         self.urls.extend(find_urls(code)[0])
-        self.urls.extend(_base64_urls(code))
+        hidden = _base64_urls(code)
+        self.urls.extend(hidden)
+        self.hidden_urls.extend(u for u in hidden if u not in self.hidden_urls)
         self.mismatches.extend(reader.mismatches)
         self.links.extend(reader.links[: max(0, MAX_LINKS - len(self.links))])
         if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
@@ -571,6 +575,7 @@ def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
         attachments=found.attachments,
         size=len(raw),
         links=found.links,
+        hidden_urls=found.hidden_urls,
     )
 
 

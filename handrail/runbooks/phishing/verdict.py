@@ -13,6 +13,7 @@ decides what a run does:
 | look-alike of a popular or protected brand (swap, homoglyph, brand plus words, subdomain) | 3 |
 | one letter away from one of the best-known brands | 1 |
 | destination of a call-to-action link ("Verify now", "Pay the fee") | 2 |
+| an address a script in the message hides as base64 (mail clients run no scripts: a kit does) | 2 |
 | not in the top-sites list at all | 1 |
 | not the sender's domain | 1 |
 
@@ -67,6 +68,7 @@ POINTS = {
     "unranked": 1,
     "sender_mismatch": 1,
     "only_destination": 1,
+    "hidden": 2,
 }
 MAX_CTA_TEXT = 60  # longer link text is a sentence, not a button
 MAX_PAGES = 3  # pages of one popular domain proposed for a proxy block
@@ -318,6 +320,14 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
                 dest = resolve(url)
                 if dest:
                     only.lands(dest)
+
+    for url in mail.hidden_urls:
+        dest = resolve(url)
+        domain = registrable_domain(url_host(dest)) if dest else None
+        if domain in candidates:
+            candidates[domain].target = True
+            candidates[domain].add("hidden", "a script in the message hides this address as base64")
+            candidates[domain].lands(dest)
 
     for mismatch in mail.link_mismatches:
         shown = registrable_domain(url_host(mismatch.text_url))
