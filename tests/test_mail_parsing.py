@@ -596,3 +596,21 @@ def test_a_url_a_script_hides_as_base64_is_extracted_never_run():
     rows = {v.domain: v for v in judge(mail, None, VerdictSettings()).domains}
     assert "a script in the message hides this address as base64" in rows["hidden-collector.example"].evidence
     assert rows["hidden-collector.example"].score == 3  # hidden 2 + not the sender's domain 1 (no list)
+
+
+def test_hidden_urls_are_capped_per_message_not_per_part():
+    import base64
+
+    from handrail.runbooks.phishing.mail import MAX_BASE64_URLS
+
+    msg = EmailMessage()
+    msg["From"] = "a@b.example"
+    msg["To"] = "c@corp.example"
+    msg["Subject"] = "s"
+    msg["Message-ID"] = "<cap@b.example>"
+    msg.set_content("x")
+    for part in range(3):
+        tokens = [base64.b64encode(f"https://h{part}-{i}.example/".encode()).decode() for i in range(40)]
+        script = "<script>" + ";".join(f"atob('{t}')" for t in tokens) + "</script>"
+        msg.add_attachment(script.encode(), maintype="text", subtype="html", filename=f"p{part}.html")
+    assert len(parse_message(msg.as_bytes()).hidden_urls) == MAX_BASE64_URLS

@@ -258,9 +258,9 @@ class _Findings:
         self.scan_text(reader.visible_text())
         code = reader.code_text()
         self.urls.extend(find_urls(code)[0])
-        hidden = _base64_urls(code)
+        hidden = _base64_urls(code, MAX_BASE64_URLS - len(self.hidden_urls))  # per message
         self.urls.extend(hidden)
-        self.hidden_urls.extend(u for u in hidden if u not in self.hidden_urls)
+        self.hidden_urls.extend(hidden)
         self.mismatches.extend(reader.mismatches)
         self.links.extend(reader.links[: max(0, MAX_LINKS - len(self.links))])
         if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
@@ -442,10 +442,12 @@ class _HtmlReader(HTMLParser):
             self.mismatches.append(LinkMismatch(text_url=text_url, href_url=href_url))
 
 
-def _base64_urls(code: str) -> list[str]:
-    """URLs a script hides as base64 strings, decoded (never run) and normalised."""
+def _base64_urls(code: str, limit: int) -> list[str]:
+    """Up to ``limit`` URLs a script hides as base64 strings, decoded (never run) and normalised."""
     found: list[str] = []
-    for match in itertools.islice(_BASE64_URL.finditer(code), MAX_BASE64_URLS):
+    if limit <= 0:
+        return found
+    for match in itertools.islice(_BASE64_URL.finditer(code), limit):
         token = match.group(0).rstrip("=").replace("-", "+").replace("_", "/")
         try:
             text = base64.b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
