@@ -10,6 +10,8 @@ import zlib
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handrail.runbooks.phishing import pdf
 from handrail.runbooks.phishing.mail import parse_message
@@ -106,3 +108,15 @@ def test_a_pdf_lures_button_is_a_link_of_the_message_and_judged_as_one():
     assert row.domain == "statement-view-portal.example"
     assert "a link in an attached PDF leads here" in row.evidence
     assert "every link in the message leads here" in row.evidence
+
+
+_PDF_TOKENS = st.sampled_from([b"/URI", b"(", b")", b"\\", b"<", b">", b"stream\n", b"endstream", b"\\0", b"\\\n",
+                               b"(https://x.example/", b"<6874", zlib.compress(b"/URI (https://z.example/)"),
+                               b"\xfe\xff", b" ", b"obj"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_PDF_TOKENS | st.binary(max_size=20), max_size=200).map(b"".join))
+def test_any_pdf_bytes_give_a_bounded_list_of_strings_and_never_an_error(body):
+    links = pdf.pdf_links(b"%PDF-1.7\n" + body)
+    assert len(links) <= pdf.MAX_LINKS and all(isinstance(u, str) and len(u) <= pdf.MAX_URI for u in links)
