@@ -196,6 +196,17 @@ class Stack:
                 raise AssertionError(f"condition not reached; last status: {status}")
             await asyncio.sleep(0.05)
 
+    async def result(self, handle: WorkflowHandle, timeout: float = 60.0):
+        """The run's result, skipping time as `handle.result()` does; a run that does not end
+        within `timeout` real seconds fails with its pending activities and history outline."""
+        try:
+            return await asyncio.wait_for(handle.result(), timeout)
+        except asyncio.TimeoutError:
+            raw = (await handle.describe()).raw_description
+            pending = [(a.activity_type.name, a.state, a.attempt) for a in raw.pending_activities]
+            raise AssertionError(f"{handle.id} did not end in {timeout:g} s; pending activities {pending}\n"
+                                 f"{await history_outline(handle)}") from None
+
     async def edl(self) -> list[str]:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
 

@@ -171,16 +171,21 @@ async def test_analyst_denial_means_inadvertent(time_env, tmp_path):
 async def test_unanswered_question_times_out_to_the_policy_verdict(fresh_time_env, tmp_path):
     async with running_stack(fresh_time_env.client, tmp_path, POLICY) as stack:
         handle = await start_alert(stack, "DLP-0007")  # email + other: no rule; lt-jmartin is clean
-        status = await handle.result()  # time skips over 4h + 4h escalation, then the 7d TTL
+        status = await stack.result(handle)  # time skips over 4h + 4h escalation, then the 7d TTL
         assert status.state == RunState.COMPLETED, status.error
         assert status.summary["classification"]["by"] == "timeout"
         assert status.summary["classification"]["verdict"] == "malicious"
         assert status.steps[0].escalated and status.steps[0].state == StepState.DENIED
         assert "timed out" in " ".join(status.summary["decision_path"])
         assert status.summary["case_id"]
+
+
+@pytest.mark.workflow
+async def test_unanswered_question_times_out_to_an_inadvertent_verdict_when_the_policy_says(fresh_time_env, tmp_path):
+    # a server of its own: another stack's runs (their notification timers) would stall its time skipping
     other = policy(**{'on_unclassified_timeout = "malicious"': 'on_unclassified_timeout = "inadvertent"'})
-    async with running_stack(fresh_time_env.client, tmp_path / "b", other) as stack:
-        status = await (await start_alert(stack, "DLP-0007")).result()
+    async with running_stack(fresh_time_env.client, tmp_path, other) as stack:
+        status = await stack.result(await start_alert(stack, "DLP-0007"))
         assert status.summary["classification"]["verdict"] == "inadvertent"
         assert kinds(status) == ["exfiltration.classify_malicious", "training.enroll", "dlp.mark_processed"]
 
