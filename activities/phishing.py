@@ -91,8 +91,8 @@ class PhishingActivities:
                       evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
         rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,
                           evidence=[e[:200] for e in v.evidence[:8]], pages=v.pages) for v in judgement.domains]
-        pages = [Page(url=url, domain=v.domain, confidence=v.confidence if v.pages_on_platform else "medium",
-                      evidence=[e[:200] for e in v.evidence[:8]])  # medium: the `confidence` guardrail holds it
+        pages = [Page(url=url, domain=v.domain, confidence=v.page_confidence(),
+                      evidence=[e[:200] for e in v.evidence[:8]])
                  for v in judgement.blocking_pages() for url in v.pages]
         return MailReport(
             mailbox_id=request.mailbox_id,

@@ -577,16 +577,9 @@ def test_a_url_a_script_hides_as_base64_is_extracted_never_run():
     hidden = base64.b64encode(b"https://hidden-collector.example/submit?x=1").decode()
     urlsafe = base64.urlsafe_b64encode(b"http://other-hidden.example/p?q=>>>").decode().rstrip("=")
     noise = base64.b64encode(bytes(range(256)) * 4).decode()  # an image's bytes: nothing to find
-    msg = EmailMessage()
-    msg["From"] = "hr@payroll-notice.example"
-    msg["To"] = "alice@corp.example"
-    msg["Subject"] = "Salary"
-    msg["Message-ID"] = "<b64@payroll-notice.example>"
-    msg.set_content("See the attachment.")
     page = (f"<html><script>var u = atob('{hidden}'); var v = atob(\"{urlsafe}\");"
             f"var img = '{noise}aHR0cXXXX';</script><p>Loading...</p></html>")
-    msg.add_attachment(page.encode(), maintype="text", subtype="html", filename="Salary.html")
-    mail = parse_message(msg.as_bytes())
+    mail = parse_message(_with_html_attachments(page))
     assert "https://hidden-collector.example/submit?x=1" in mail.urls
     assert any(u.startswith("http://other-hidden.example/p") for u in mail.urls)
     assert len(mail.urls) == 2 and sorted(mail.hidden_urls) == sorted(mail.urls)
@@ -603,14 +596,21 @@ def test_hidden_urls_are_capped_per_message_not_per_part():
 
     from handrail.runbooks.phishing.mail import MAX_BASE64_URLS
 
-    msg = EmailMessage()
-    msg["From"] = "a@b.example"
-    msg["To"] = "c@corp.example"
-    msg["Subject"] = "s"
-    msg["Message-ID"] = "<cap@b.example>"
-    msg.set_content("x")
+    pages = []
     for part in range(3):
         tokens = [base64.b64encode(f"https://h{part}-{i}.example/".encode()).decode() for i in range(40)]
-        script = "<script>" + ";".join(f"atob('{t}')" for t in tokens) + "</script>"
-        msg.add_attachment(script.encode(), maintype="text", subtype="html", filename=f"p{part}.html")
-    assert len(parse_message(msg.as_bytes()).hidden_urls) == MAX_BASE64_URLS
+        pages.append("<script>" + ";".join(f"atob('{t}')" for t in tokens) + "</script>")
+    assert len(parse_message(_with_html_attachments(*pages)).hidden_urls) == MAX_BASE64_URLS
+
+
+def _with_html_attachments(*pages: str) -> bytes:
+    """A short message carrying each page as an HTML attachment (the way kits arrive)."""
+    msg = EmailMessage()
+    msg["From"] = "hr@payroll-notice.example"
+    msg["To"] = "alice@corp.example"
+    msg["Subject"] = "Salary"
+    msg["Message-ID"] = "<b64@payroll-notice.example>"
+    msg.set_content("See the attachment.")
+    for n, page in enumerate(pages):
+        msg.add_attachment(page.encode(), maintype="text", subtype="html", filename=f"page-{n}.html")
+    return msg.as_bytes()

@@ -142,6 +142,11 @@ class DomainVerdict(BaseModel):
     def line(self) -> str:
         return "; ".join(self.evidence)
 
+    def page_confidence(self) -> str:
+        """The confidence a page block carries to the gate: below high (the `confidence`
+        guardrail holds it for a human) unless every page is on a user-content platform."""
+        return self.confidence if self.pages_on_platform else "medium"
+
 
 class IpCandidate(BaseModel):
     """A link to a bare IP address: a candidate for an egress block (held by default)."""
