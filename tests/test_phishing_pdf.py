@@ -120,3 +120,10 @@ _PDF_TOKENS = st.sampled_from([b"/URI", b"(", b")", b"\\", b"<", b">", b"stream\
 def test_any_pdf_bytes_give_a_bounded_list_of_strings_and_never_an_error(body):
     links = pdf.pdf_links(b"%PDF-1.7\n" + body)
     assert len(links) <= pdf.MAX_LINKS and all(isinstance(u, str) and len(u) <= pdf.MAX_URI for u in links)
+
+
+def test_every_stream_up_to_the_limit_is_read_and_endstream_lines_do_not_count():
+    filler = [stream(b"not a link", compress=False) for _ in range(pdf.MAX_STREAMS - 1)]
+    data = a_pdf(*filler, stream(link(b"(https://last-stream.example/)")))
+    assert pdf.pdf_links(data) == ["https://last-stream.example/"]
+    assert pdf.pdf_links(a_pdf(*filler, *filler[:1], stream(link(b"(https://past.example/)")))) == []

@@ -23,7 +23,7 @@ MAX_TOTAL = 16 * 1024 * 1024
 MAX_URI = 4096
 
 _URI = re.compile(rb"/URI\s*([(<])")
-_STREAM = re.compile(rb"stream\r?\n")
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")  # a stream's start, never the "endstream" line
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
 
 
