@@ -486,3 +486,17 @@ def test_only_the_pages_the_reader_is_sent_to_are_blocked():
     [row] = [v for v in judgement.domains if v.domain == "dropbox.com"]
     assert row.action == "block_url" and row.pages == ["https://www.dropbox.com/s/aaa/one.html"]
 
+
+
+def test_a_script_or_an_image_url_is_never_a_page_to_block():
+    """Pages are what a reader opens (links, forms); a kit's hidden jQuery on a platform's CDN is
+    evidence about the message, never a URL to block for the whole company."""
+    import base64
+
+    jquery = "https://ajax.googleapis.com/ajax/libs/jquery/3.5.1/jquery.min.js"
+    page = f"<script>$.getScript(atob('{base64.b64encode(jquery.encode()).decode()}'))</script>"
+    raw = (b"From: hr@payroll-notice.example\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <j@x.example>\r\n"
+           b"Content-Type: text/html\r\n\r\n" + page.encode() + b'<img src="https://ajax.googleapis.com/x/logo.png">')
+    row = _row(raw, "ajax.googleapis.com")
+    assert row.confidence == "high"  # hidden, the only destination, not the sender's
+    assert row.action == "hold" and row.pages == []  # popular, and no page a reader opens: a human decides

@@ -320,9 +320,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         only = candidates[next(iter(linked))]
         only.add("only_destination", "every link in the message leads here")
         if not only.pages:  # no call to action, form or mismatch named the page: every link but the fine print
-            read = [link.url for link in mail.links if not _NOT_AN_ACTION.search(link.text)]
-            for url in read if mail.links else mail.urls:  # a plain-text message: its URLs are its links
-                dest = resolve(url)
+            for link in mail.links:  # links only: a script's or an image's URL is no page a reader opens
+                dest = None if _NOT_AN_ACTION.search(link.text) else resolve(link.url)
                 if dest:
                     only.lands(dest)
 
@@ -332,7 +331,6 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         if domain in candidates:
             candidates[domain].target = True
             candidates[domain].add("hidden", "a script in the message hides this address as base64")
-            candidates[domain].lands(dest)
 
     for mismatch in mail.link_mismatches:
         shown = registrable_domain(url_host(mismatch.text_url))
