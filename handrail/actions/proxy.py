@@ -14,20 +14,23 @@ from __future__ import annotations
 from handrail.gate.models import Change
 
 
+def _state(indicator) -> dict:
+    """The before/after state the ledger keeps: blocked or not, and the block's comment."""
+    return {"blocked": indicator.blocked, "comment": indicator.block.comment if indicator.block else None}
+
+
 class ProxyBlock:
     kind = "proxy.block"
 
     async def read(self, tools, change):
-        indicator = await tools.proxy.get_indicator(change.target)
-        return {"blocked": indicator.blocked, "comment": indicator.block.comment if indicator.block else None}
+        return _state(await tools.proxy.get_indicator(change.target))
 
     def wanted(self, change, state):
         return bool(state["blocked"])
 
     async def apply(self, tools, change, key):
-        indicator = await tools.proxy.block(change.target, comment=str(change.params.get("comment") or ""),
-                                            idempotency_key=key)
-        return {"blocked": indicator.blocked, "comment": indicator.block.comment if indicator.block else None}
+        return _state(await tools.proxy.block(change.target, comment=str(change.params.get("comment") or ""),
+                                              idempotency_key=key))
 
     def inverse(self, change, before):
         return Change(kind="proxy.unblock", target=change.target)
