@@ -8,8 +8,8 @@ import os
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -98,22 +98,28 @@ async def test_history_without_the_key_shows_no_secret(time_env):
 
 
 @pytest.mark.unit
-def test_codec_server_decodes_for_the_web_ui_origin_only():
+async def test_codec_server_decodes_for_the_web_ui_origin_only():
     codec = AesGcmCodec([KEY])
     ui = "http://127.0.0.1:8233"
-    client = TestClient(codec_app(codec, [ui]))
+    # httpx's own ASGI transport: the app is served in-process, as the Web UI's requests would reach it.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=codec_app(codec, [ui])),
+                                 base_url="http://codec.test") as client:
+        await _check_codec_server(client, ui)
+
+
+async def _check_codec_server(client: httpx.AsyncClient, ui: str) -> None:
     plain = Payload(metadata={"encoding": b"json/plain"}, data=INDICATOR.encode())
-    encoded = client.post("/encode", json=json_format.MessageToDict(Payloads(payloads=[plain])),
-                          headers={"X-Namespace": "default"})
+    encoded = await client.post("/encode", json=json_format.MessageToDict(Payloads(payloads=[plain])),
+                                headers={"X-Namespace": "default"})
     assert encoded.status_code == 200 and INDICATOR not in encoded.text
-    decoded = client.post("/decode", content=encoded.content, headers={"Origin": ui})
+    decoded = await client.post("/decode", content=encoded.content, headers={"Origin": ui})
     assert decoded.status_code == 200 and decoded.headers["access-control-allow-origin"] == ui
     back = json_format.ParseDict(decoded.json(), Payloads())
     assert list(back.payloads) == [plain]
-    preflight = client.options("/decode", headers={"Origin": ui, "Access-Control-Request-Method": "POST",
-                                                   "Access-Control-Request-Headers": "content-type,x-namespace"})
+    preflight = await client.options("/decode", headers={"Origin": ui, "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "content-type,x-namespace"})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == ui
-    other = client.options("/decode", headers={"Origin": "http://evil.example",
-                                               "Access-Control-Request-Method": "POST"})
+    other = await client.options("/decode", headers={"Origin": "http://evil.example",
+                                                     "Access-Control-Request-Method": "POST"})
     assert other.headers.get("access-control-allow-origin") != "http://evil.example"
-    assert client.post("/decode", content=b"not json").status_code == 400
+    assert (await client.post("/decode", content=b"not json")).status_code == 400
