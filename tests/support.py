@@ -152,6 +152,7 @@ class Stack:
             handle = await self.client.start_workflow(workflow, arg, id=run_id, task_queue=self.settings.task_queue,
                                                       **kw)
         self.started.append(handle)
+        _report_hangs(handle)
         return handle
 
     async def server_now(self) -> datetime:
@@ -198,17 +199,45 @@ class Stack:
 
     async def result(self, handle: WorkflowHandle, timeout: float = 60.0):
         """The run's result, skipping time as `handle.result()` does; a run that does not end
-        within `timeout` real seconds fails with its pending activities and history outline."""
+        within `timeout` real seconds fails with its pending work and history outline."""
         try:
             return await asyncio.wait_for(handle.result(), timeout)
         except asyncio.TimeoutError:
-            raw = (await handle.describe()).raw_description
-            pending = [(a.activity_type.name, a.state, a.attempt) for a in raw.pending_activities]
-            raise AssertionError(f"{handle.id} did not end in {timeout:g} s; pending activities {pending}\n"
-                                 f"{await history_outline(handle)}") from None
+            raise AssertionError(await hang_report(handle, timeout)) from None
 
     async def edl(self) -> list[str]:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
+
+
+RESULT_TIMEOUT_S = 90.0  # real seconds, under pytest's 120: a run that hangs fails with evidence
+
+
+def _report_hangs(handle: WorkflowHandle) -> None:
+    """Make `handle.result()` fail with the run's pending work and history if it hangs.
+
+    A run on the time-skipping server that waits for ever (time not skipped, a task never
+    redelivered) otherwise ends in a bare pytest timeout that says nothing about why.
+    """
+    result = handle.result
+
+    async def result_or_report(**kw):
+        try:
+            return await asyncio.wait_for(result(**kw), RESULT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise AssertionError(await hang_report(handle, RESULT_TIMEOUT_S)) from None
+
+    handle.result = result_or_report
+
+
+async def hang_report(handle: WorkflowHandle, waited: float) -> str:
+    """What a run that did not end is waiting on: pending activities, workflow task, children, history."""
+    raw = (await handle.describe()).raw_description
+    pending = [(a.activity_type.name, a.state, a.attempt) for a in raw.pending_activities]
+    task = raw.pending_workflow_task
+    children = [c.workflow_id for c in raw.pending_children]
+    return (f"{handle.id} did not end in {waited:g} s; pending activities {pending}; "
+            f"pending workflow task {(task.state, task.attempt) if task.scheduled_time.seconds else None}; "
+            f"pending children {children}\n{await history_outline(handle)}")
 
 
 async def history_outline(handle: WorkflowHandle, into: Path | None = None) -> str:

@@ -115,7 +115,8 @@ def test_never_touch_judges_a_page_by_its_host():
 
     assert page("https://intranet.corp.example/login?next=/") == Outcome.DENY
     assert page("https://CORP.example./x") == Outcome.DENY
-    assert page("https://corp.example@evil.example/x") == Outcome.ALLOW  # userinfo is not the host
+    # userinfo is not the host, but a URL carrying one is not a page anyone needs to block: refused
+    assert page("https://corp.example@evil.example/x") == Outcome.DENY
     assert page("https://evil.example/corp.example/x") == Outcome.ALLOW
     assert page("https://evil.example/x?u=https://corp.example/") == Outcome.ALLOW
 
@@ -142,3 +143,56 @@ def test_per_run_limit_and_protected_tags():
 def test_deny_beats_hold():
     rails = ctx({"type": "never_block"}, {"type": "rate_limit", "per_hour": 0})
     assert guardrails.overall(guardrails.evaluate(block("161.71.1.1"), rails)) == Outcome.DENY
+
+
+def _shipped_verdicts(kind: str, target: str) -> list:
+    policy = load_policy(SHIPPED)
+    rails = [g for g in policy.guardrails_for(kind)
+             if g["type"] in ("never_block", "no_reserved_space", "never_touch", "canonical_target")]
+    allowlist = [d for g in rails if g.get("allowlist") for d in policy.allowlists[g["allowlist"]]]
+    return guardrails.evaluate(Change(kind=kind, target=target),
+                               GuardrailContext(protected=policy.protected(), allowlist=allowlist, guardrails=rails))
+
+
+# Spellings a browser, a proxy or a resolver reads as the protected CRM (161.71.0.0/16) or as an
+# allowlisted name, that Python's urlsplit reads otherwise or the guardrails used to compare as text.
+CRM_SPELLINGS = ["http://161.71.5.5./", "http://0xa1.0x47.5.5./", "http://%31%36%31.71.5.5/", "http://161。71。5。5/",
+                 "0xa1470505", "161.71.0x5.5", "http:161.71.5.5", "http:/161.71.5.5/", "http:\\\\161.71.5.5\\",
+                 "http://161.71.5.5%2F@x.example/", "http://[::ffff:161.71.5.5%25eth0]/"]
+ALLOWLISTED_SPELLINGS = ["https://sales%66orce.com/", "https://salesforce%2ecom/", "salesforce.com:443",
+                         "https://salesforce.com\\@x.example/", "http:salesforce.com", "http:/salesforce.com/",
+                         "https:////salesforce.com/", "salesforce.com/", "salesforce.com/path", "*.com", "com",
+                         "example", "salesforce.com\\."]
+
+
+@pytest.mark.parametrize("target", CRM_SPELLINGS + ALLOWLISTED_SPELLINGS)
+@pytest.mark.parametrize("kind", ["proxy.block", "dns.sinkhole"])
+def test_a_target_spelt_any_way_but_one_is_denied(kind, target):
+    verdicts = _shipped_verdicts(kind, target)
+    assert guardrails.overall(verdicts) == Outcome.DENY, (kind, target)
+
+
+@pytest.mark.parametrize("kind", ["proxy.block", "dns.sinkhole"])
+def test_a_name_that_covers_an_allowlisted_one_is_denied(kind):
+    [verdict] = [v for v in _shipped_verdicts(kind, "corp.example") if v.guardrail == "never_touch"]
+    assert "on the allowlist" in verdict.reason
+    [verdict] = [v for v in _shipped_verdicts(kind, "example") if v.guardrail == "never_touch"]
+    assert verdict.reason.startswith("example covers ") and verdict.reason.endswith(".example, which is on the allowlist")
+
+
+@pytest.mark.parametrize("target", ["evil-login.example", "xn--bcher-kva.example", "_dmarc.evil.example",
+                                    "https://storage.googleapis.com/bucket/a.html?x=1", "http://203.0.113.9/x",
+                                    "https://evil.example:8443/a%20b", "http://[2001:db8::1]/"])
+def test_canonical_names_and_pages_pass_the_spelling_check(target):
+    assert _shipped_verdicts("proxy.block", target) == []
+
+
+def test_a_refused_spelling_names_the_canonical_one_when_it_is_safe_to():
+    [verdict] = [v for v in _shipped_verdicts("proxy.block", "HTTPS://Evil.Example:443/x#top")
+                 if v.guardrail == "canonical_target"]
+    assert "write it as 'https://evil.example/x'" in verdict.reason
+    [verdict] = _shipped_verdicts("dns.sinkhole", "ＥＶＩＬ.example.")
+    assert "write it as 'evil.example'" in verdict.reason
+    # a backslash is read differently by different readers: no spelling is suggested
+    reasons = " ".join(v.reason for v in _shipped_verdicts("proxy.block", "https://evil.example\\@x.example/"))
+    assert "write it as" not in reasons

@@ -20,6 +20,12 @@ runbook's, the lab's strict parser) asks this module, so they all give the same 
 * **Domains** (:func:`canonical_domain`): NFKC, ideographic and full-width dots mapped to
   ``.``, zero-width and other format characters removed, lower case, trailing dot removed,
   then IDNA 2008 with UTS 46 mapping (the ``idna`` package) to the ASCII form.
+* **One spelling for a web target** (:func:`read_web_target`): a name or URL handed to a
+  tool must already be in its one canonical form. Browsers and proxies read
+  ``http://0xa1.0x47.5.5./``, ``http:\\161.71.5.5``, ``https://sales%66orce.com/`` or
+  ``https:////salesforce.com`` as the protected address or the allowlisted name; Python's
+  ``urlsplit`` reads some of them otherwise. Rather than imitate every reader, any spelling
+  that is not the canonical one is refused, and the refusal names the canonical spelling.
 
 Pure and deterministic (no I/O, no clock): safe in workflow code.
 """
@@ -345,4 +351,109 @@ def canonical_url(text: str, host_rule, *, keep_fragment: bool) -> str:
         url += "?" + _quote(parts.query)
     if keep_fragment and parts.fragment:
         url += "#" + _quote(parts.fragment)
+    return url
+
+
+# --- web targets: one spelling ------------------------------------------------------------
+
+_PLAIN_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/%]+(/|$)")
+_NAME_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_HEX_NUMBER = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+class WebTarget(tuple):
+    """A web target read strictly: its host (a name, or an address in its compressed form),
+    that host as a network when it is an address, and whether the target was a URL."""
+
+    __slots__ = ()
+
+    def __new__(cls, host: str, network: Network | None, url: bool):
+        return super().__new__(cls, (host, network, url))
+
+    host = property(lambda self: self[0])
+    network = property(lambda self: self[1])
+    url = property(lambda self: self[2])
+
+
+def exact_host(host: str) -> str | None:
+    """A host in its one canonical spelling, or None.
+
+    An address: dotted-decimal IPv4 without leading zeros, or IPv6 (compressed).
+    A name: ASCII (IDNA A-labels), lower case, at least two labels of letters, digits,
+    ``-`` and ``_``, no empty label (no trailing dot), at most 253 characters, and a last
+    label that is not a number (WHATWG reads ``161.71.0x5.5`` as an IPv4 address).
+    """
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if (len(host) > 253 or len(labels) < 2 or not host.isascii()
+            or not all(_NAME_LABEL.match(label) for label in labels) or _HEX_NUMBER.match(labels[-1])):
+        return None
+    return host
+
+
+def _spelled(target: str, canonical: str | None, what: str) -> TargetError:
+    hint = f"; write it as {canonical!r}" if canonical else ""
+    return TargetError(f"the target {_shown(target)} is not {what} in its one canonical spelling{hint}: "
+                       "a tool or a browser could read it as another host than the guardrails do")
+
+
+def looks_like_url(target: str) -> bool:
+    """Whether a target has a character only a URL (or a misspelt one) has: it must then be
+    read as a URL, strictly, and never as a bare name."""
+    return any(ch in target for ch in ":/\\@?#%")
+
+
+def read_web_target(target: str) -> WebTarget:
+    """A domain, address or http(s)/ftp URL target read strictly, or raise :class:`TargetError`.
+
+    The target must be exactly its canonical form (:func:`canonical_url` with
+    :func:`exact_host`, no fragment, no user name): any other spelling could be read as a
+    different host by the tool than by the guardrails, so it is refused, naming the
+    canonical spelling where there is one.
+    """
+    if not isinstance(target, str) or not target:
+        raise TargetError("the target is empty")
+    if len(target) > 2048:
+        raise TargetError(f"the target is {len(target)} characters long, not one name or URL")
+    if not looks_like_url(target):
+        host = exact_host(target)
+        if host != target:
+            raise _spelled(target, exact_host(canonical_domain(target)), "a host name")
+        return WebTarget(host, _as_network(host), False)
+    try:
+        canonical = canonical_url(target, exact_host, keep_fragment=False)
+    except UrlError:
+        canonical = None
+    if canonical is None or canonical != target or "@" in urlsplit(canonical).netloc:
+        raise _spelled(target, _suggested_url(target), "an http(s)/ftp URL")
+    host = urlsplit(canonical).hostname or ""
+    return WebTarget(host, _as_network(host), True)
+
+
+def _as_network(host: str) -> Network | None:
+    try:
+        return ipaddress.ip_network(host)
+    except ValueError:
+        return None
+
+
+def _suggested_url(target: str) -> str | None:
+    """The canonical spelling of a URL whose only faults are case, a default port, a
+    trailing dot, user name or fragment; None when its host is itself ambiguous."""
+
+    def lenient(host: str) -> str | None:
+        return exact_host(canonical_domain(host))
+
+    if "\\" in target or not _PLAIN_URL_START.match(target):
+        return None  # a reader-dependent URL: no spelling is safe to suggest
+    try:
+        url = canonical_url(target, lenient, keep_fragment=False)
+    except UrlError:
+        return None
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return url

@@ -12,7 +12,6 @@ import ipaddress
 import unicodedata
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from handrail.gate import canon
 from handrail.gate.models import Change, GuardrailContext, Outcome, Verdict
@@ -36,8 +35,10 @@ def _ip_target(change: Change, guardrail: str, options: dict[str, Any]) -> tuple
     """The network a target stands for (fail closed), or a deny saying why it cannot be read.
 
     ``set:<sha256>`` batch targets return ``"set"``: they are judged on the member check
-    the gate's context activity made (``ctx.set_check``). A URL is judged by its IP host.
-    A name (a domain on ``proxy.block``) returns None: not an address, nothing to check.
+    the gate's context activity made (``ctx.set_check``). A URL is judged by its IP host and
+    must be spelt canonically (:func:`canon.read_web_target`), as must a name that a browser
+    reads as an address (``161.71.0x5.5``). A name (a domain on ``proxy.block``) returns
+    None: not an address, nothing to check.
     """
     target = change.target
 
@@ -53,16 +54,11 @@ def _ip_target(change: Change, guardrail: str, options: dict[str, Any]) -> tuple
             return canon.parse_one_network(target), None
         except canon.TargetError as exc:
             return deny(f"{exc.reason}; refused rather than guessed")
-    if "://" in target:
-        try:
-            host = urlsplit(target).hostname or ""
-        except ValueError:
-            return deny(f"the target {target[:60]!r} is not a readable URL; refused rather than guessed")
-        try:
-            return canon.parse_one_network(host), None
-        except canon.TargetError:
-            legacy = canon.legacy_ipv4(host)  # http://2705786117/ is 161.71.5.5 to a browser
-            return (ipaddress.ip_network(legacy), None) if legacy else (None, None)
+    if canon.looks_like_url(target) or canon.legacy_ipv4(target):
+        try:  # one spelling only: http://0xa1.0x47.5.5./ is the CRM to a browser
+            return canon.read_web_target(target).network, None
+        except canon.TargetError as exc:
+            return deny(f"{exc.reason}; refused rather than guessed")
     return None, None
 
 
@@ -148,21 +144,54 @@ def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailCon
 
 def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
     """Deny changes to a listed name or any name under it (corp.example covers a.corp.example),
-    or to a page (URL) on one.
+    to a page (URL) on one, or to a name that covers one (a sinkhole of ``example`` takes
+    ``corp.example`` with it).
 
     Both sides are compared in canonical form (NFKC, IDNA/UTS 46, lower case, no trailing
     dot or zero-width characters): ``ｇｏｏｇｌｅ.com`` and ``google。com`` are google.com.
+    A URL must be spelt canonically, or it is refused: ``https://sales%66orce.com/`` is
+    salesforce.com to a browser.
     """
-    target = canon.target_name(change.target)
+    outcome = Outcome(options.get("outcome", "deny"))
+    alert = bool(options.get("alert", False))
+    if "://" in change.target:
+        try:
+            target = canon.read_web_target(change.target).host
+        except canon.TargetError as exc:
+            return Verdict(guardrail="never_touch", outcome=Outcome.DENY, alert=alert,
+                           reason=f"{exc.reason}; refused rather than guessed")
+    else:
+        target = canon.canonical_domain(change.target)
     for raw in list(options.get("values", [])) + ctx.allowlist:
         entry = canon.canonical_domain(raw)
-        if entry and (target == entry or target.endswith("." + entry)):
-            return Verdict(
-                guardrail="never_touch",
-                outcome=Outcome(options.get("outcome", "deny")),
-                reason=f"{change.target} is on the allowlist ({entry})",
-                alert=bool(options.get("alert", False)),
-            )
+        if not entry or not target:
+            continue
+        if target == entry or target.endswith("." + entry):
+            why = f"is on the allowlist ({entry})"
+        elif entry.endswith("." + target):
+            why = f"covers {entry}, which is on the allowlist"
+        else:
+            continue
+        return Verdict(guardrail="never_touch", outcome=outcome, alert=alert, reason=f"{change.target} {why}")
+    return None
+
+
+def canonical_target(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+    """Deny a name or URL target that is not written in its one canonical spelling.
+
+    A proxy, a resolver and a browser each read ``salesforce.com:443``, ``*.com``,
+    ``http:\\\\salesforce.com`` or ``https://sales%66orce.com/`` their own way, and not always
+    as the guardrails do; only the canonical spelling (:func:`canon.read_web_target`) means
+    the same host to all of them. Addresses and networks are read by ``never_block``;
+    batches are checked member by member.
+    """
+    if change.target.startswith("set:") or as_network(change.target) is not None:
+        return None
+    try:
+        canon.read_web_target(change.target)
+    except canon.TargetError as exc:
+        return Verdict(guardrail="canonical_target", outcome=Outcome(options.get("outcome", "deny")),
+                       reason=exc.reason)
     return None
 
 
@@ -286,6 +315,7 @@ GUARDRAILS: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdi
     "never_block": never_block,
     "no_reserved_space": no_reserved_space,
     "never_touch": never_touch,
+    "canonical_target": canonical_target,
     "rate_limit": rate_limit,
     "per_run_limit": per_run_limit,
     "protected_tags": protected_tags,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from handrail.gate import guardrails
 from handrail.gate.models import Change, GuardrailContext, Outcome
 
-STATIC_GUARDRAILS = {"never_block", "no_reserved_space", "never_touch"}
+STATIC_GUARDRAILS = {"never_block", "no_reserved_space", "never_touch", "canonical_target"}
 
 
 class PreflightRequest(BaseModel):
