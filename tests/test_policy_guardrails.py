@@ -54,6 +54,18 @@ def test_unknown_kind_falls_back_to_the_safe_default():
         ('[actions."x"]\napproval_timeout = "soon"', "not a duration"),
         ('[[protected_networks]]\nname = "x"\ncidr = "10.0.0.1/8"', "not a network"),
         ("surprise = 1", "surprise"),
+        # an option the guardrail does not read, or of the wrong type, would switch it off silently
+        ('[actions."x"]\nguardrails = [{ type = "rate_limit", per_hr = 10 }]', "has no option 'per_hr'"),
+        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = nan }]', "must be a positive number"),
+        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = "x" }]', "must be a positive number"),
+        ('[actions."x"]\nguardrails = [{ type = "max_batch", max = true }]', "must be a positive number"),
+        ('[actions."x"]\nguardrails = [{ type = "confidence", at_least = "certain" }]', "must be one of"),
+        ('[actions."x"]\nguardrails = [{ type = "never_touch", values = "corp.example" }]', "list of strings"),
+        ('[defaults]\napproval_timeout = "-4h"', "not a duration"),
+        ('[defaults]\nescalation_timeout = "99999999999w"', "longer than ten years"),
+        ('[actions."x"]\ntool_retry = nan', "not a finite number"),
+        ("x = " + "[" * 5000 + "]" * 5000, "nests arrays or tables too deeply"),
+        ("x = " + "9" * 5000, "cannot be read"),
     ],
 )
 def test_bad_policies_get_one_clear_sentence(text, fragment):
@@ -61,6 +73,13 @@ def test_bad_policies_get_one_clear_sentence(text, fragment):
         parse_policy(text, source="p.toml")
     message = str(err.value)
     assert fragment in message and message.startswith("p.toml") and "\n" not in message
+
+
+def test_every_guardrail_declares_the_options_it_reads():
+    from handrail.gate.policy import GUARDRAIL_OPTIONS, GUARDRAIL_TYPES
+
+    assert set(GUARDRAIL_OPTIONS) == GUARDRAIL_TYPES == set(guardrails.GUARDRAILS)
+    load_policy(SHIPPED)  # the shipped policy uses only declared options
 
 
 def test_missing_policy_file(tmp_path):

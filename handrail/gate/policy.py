@@ -9,6 +9,7 @@ step, which then lives in the history and keeps replay deterministic.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -36,20 +37,71 @@ GUARDRAIL_TYPES = {
 }
 
 
+def _positive_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return f"must be a positive number, not {value!r:.40}"
+    return None
+
+
+def _strings(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "must be a list of strings"
+    return None
+
+
+def _one_of(*choices: Any):
+    def check(value: Any) -> str | None:
+        return None if value in choices and type(value) is type(choices[0]) else \
+            f"must be one of {', '.join(map(repr, choices))}"
+    return check
+
+
+_OPTION_CHECKS = {
+    "per_hour": _positive_number, "per_run": _positive_number, "max": _positive_number,
+    "at_least": _one_of("low", "medium", "high"),
+    "tags": _strings, "values": _strings,
+    "allowlist": lambda v: None if isinstance(v, str) else "must name an allowlist",
+    "alert": _one_of(True, False), "ip_only": _one_of(True, False),
+}
+
+# The options each guardrail reads besides `outcome` and `baseline` (handrail/gate/guardrails.py).
+GUARDRAIL_OPTIONS: dict[str, frozenset[str]] = {
+    "never_block": frozenset({"ip_only"}),
+    "no_reserved_space": frozenset({"ip_only"}),
+    "never_touch": frozenset({"allowlist", "values", "alert"}),
+    "canonical_target": frozenset(),
+    "popular_domain": frozenset(),
+    "confidence": frozenset({"at_least"}),
+    "rate_limit": frozenset({"per_hour"}),
+    "per_run_limit": frozenset({"per_run"}),
+    "protected_tags": frozenset({"tags"}),
+    "max_batch": frozenset({"max"}),
+}
+
+
 class PolicyError(ValueError):
     """The policy file cannot be used; the message is one sentence naming the problem."""
 
 
+MAX_DURATION_S = 10 * 366 * 86400.0  # ten years: past that a timer is a typo (and overflows dates)
+
+
 def parse_duration(value: str | int | float) -> float:
-    """'90s', '15m', '4h', '30d', '2w' or a number of seconds -> seconds."""
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"duration {value!r} is negative")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
+    """'90s', '15m', '4h', '30d', '2w' or a number of seconds -> seconds (at most ten years)."""
+    if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 15m, 4h, 30d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"duration {value!r} is not a finite number of seconds of zero or more")
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)[:40])
+        if not match or len(str(value)) > 40:
+            raise ValueError(f"{str(value)[:40]!r} is not a duration (use e.g. 90s, 15m, 4h, 30d)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {str(value)[:40]!r} is longer than ten years")
+    return seconds
 
 
 class _Strict(BaseModel):
@@ -123,6 +175,20 @@ class GuardrailSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _options_fit(self) -> GuardrailSpec:
+        """Every option is one this guardrail reads, of the type it reads: a typo (`per_hr`)
+        or `per_run = nan` would otherwise switch the guardrail off without a word."""
+        allowed = GUARDRAIL_OPTIONS.get(self.type, frozenset())
+        for name, value in (self.model_extra or {}).items():
+            if name not in allowed:
+                known = ", ".join(sorted(allowed | {"outcome"})) or "outcome"
+                raise ValueError(f"guardrail {self.type!r} has no option {name!r} (its options: {known})")
+            problem = _OPTION_CHECKS[name](value)
+            if problem:
+                raise ValueError(f"guardrail {self.type!r} option {name!r} {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _baseline_fits(self) -> GuardrailSpec:
         if self.baseline is None:
             return self
@@ -185,6 +251,13 @@ class Defaults(_Strict):
     alert_priority: str = "P2"
     tool_retry: str | float | None = None  # None: 6h for approved kinds, 30m for automated ones
     tool_alert_after: str | float = "15m"
+
+    @field_validator("approval_timeout", "escalation_timeout", "tool_retry", "tool_alert_after")
+    @classmethod
+    def _duration(cls, value):
+        if value is not None:
+            parse_duration(value)
+        return value
 
 
 class Policy(_Strict):
@@ -296,6 +369,10 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source} is not valid TOML: {exc}.") from None
+    except RecursionError:
+        raise PolicyError(f"{source} nests arrays or tables too deeply to be a policy.") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise PolicyError(f"{source} holds a value that cannot be read: {str(exc)[:80]}.") from None
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:

@@ -96,6 +96,8 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "handrail.gate.policy._UNIT_SECONDS": "duration units",
     "handrail.gate.policy.GUARDRAIL_TYPES": "known guardrail types",
     "handrail.gate.policy.BASELINE_STATS": "baseline statistic names",
+    "handrail.gate.policy.GUARDRAIL_OPTIONS": "the options each guardrail reads",
+    "handrail.gate.policy._OPTION_CHECKS": "the check of each guardrail option's value",
     "handrail.runbooks.phishing.indicators.DEFAULT_PORTS": "URL scheme default ports",
     "handrail.runbooks.phishing.indicators._CLOSERS": "bracket pairs",
     "workflows.exfiltration.READ_OPTS": "workflows.gate's activity options, read with ** only",
