@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from temporalio import workflow as temporal_workflow
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from handrail.gate import decisions as signed
@@ -172,11 +173,7 @@ class Stack:
         """A failed test must not leave timers behind on the shared time-skipping server."""
         expiries = [self.client.get_workflow_handle(f"expiry-{h.id}") for h in self.started]  # a run's TTLs
         for handle in [*reversed(self.started), *expiries]:  # a run before the launcher that waits for it
-            try:
-                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    await handle.terminate("test finished")
-            except Exception:
-                pass
+            await terminate_between_calls(handle)
 
     async def status(self, handle: WorkflowHandle) -> RunStatus | None:
         try:
@@ -207,6 +204,42 @@ class Stack:
 
     async def edl(self) -> list[str]:
         return [line for line in (await self.tools.firewall.edl()).splitlines() if line.strip()]
+
+
+QUIET_TIMEOUT_S = 10.0
+
+
+async def terminate_between_calls(handle: WorkflowHandle, reason: str = "test finished") -> None:
+    """Terminate a run left running, once none of its activities or workflow tasks is in flight."""
+    try:
+        if await _quiet(handle):
+            await handle.terminate(reason)
+    except Exception:
+        pass  # it ended meanwhile, or never existed (an expiry run that was never started)
+
+
+async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> bool:
+    """Whether the run is still running, once no activity or workflow task of it is in flight.
+
+    The time-skipping server (temporal-test-server 1.40) never releases its time lock for an
+    activity whose run was terminated mid-call: time stops skipping for every later run on
+    that server, and the next test that waits for a timer hangs (measured: a terminated run
+    with a 3 s activity in flight stopped a one-day sleep on a fresh task queue for good;
+    the same terminate after the activity ended did not). So a leftover run is terminated
+    only between calls (an activity waiting out its retry back-off is not in a call); the
+    worker is still up to finish them.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await handle.describe()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        raw = described.raw_description
+        calling = [a for a in raw.pending_activities if a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
+        busy = calling or raw.pending_workflow_task.scheduled_time.seconds
+        if not busy or asyncio.get_running_loop().time() > deadline:
+            return True
+        await asyncio.sleep(0.05)
 
 
 RESULT_TIMEOUT_S = 90.0  # real seconds, under pytest's 120: a run that hangs fails with evidence

@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
 
 from handrail.gate.expiry import expiry_id
 from handrail.gate.models import RollbackTrigger, RunState, StepState
@@ -24,7 +23,7 @@ from handrail.runbooks.exfiltration import (
     parse_settings,
     run_id_for,
 )
-from tests.support import make_decision, running_stack, send_decision, skip_time
+from tests.support import make_decision, running_stack, send_decision, skip_time, terminate_between_calls
 from workflows.exfiltration import ExfiltrationFollowUp, ExfiltrationResponse, PollDlp
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -99,12 +98,7 @@ def done(s) -> bool:
 
 async def terminate(stack, ids: list[str]) -> None:
     for rid in ids:
-        handle = stack.client.get_workflow_handle(rid)
-        try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate("test finished")
-        except Exception:
-            pass
+        await terminate_between_calls(stack.client.get_workflow_handle(rid))
 
 
 def kinds(status) -> list[str]:

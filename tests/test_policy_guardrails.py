@@ -196,7 +196,8 @@ def test_a_name_that_covers_an_allowlisted_one_is_denied(kind):
     [verdict] = [v for v in _shipped_verdicts(kind, "corp.example") if v.guardrail == "never_touch"]
     assert "on the allowlist" in verdict.reason
     [verdict] = [v for v in _shipped_verdicts(kind, "example") if v.guardrail == "never_touch"]
-    assert verdict.reason.startswith("example covers ") and verdict.reason.endswith(".example, which is on the allowlist")
+    assert verdict.reason.startswith("example covers ")
+    assert verdict.reason.endswith(".example, which is on the allowlist")
 
 
 @pytest.mark.parametrize("target", ["evil-login.example", "xn--bcher-kva.example", "_dmarc.evil.example",

@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
-from tests.support import running_stack, send_decision
+from tests.support import running_stack, send_decision, terminate_between_calls
 from workflows.privilege_guard import PrivilegeGuard
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -131,7 +131,7 @@ async def test_executive_device_gets_priority_one(time_env, tmp_path):
         assert not await stack.tools.iam.is_member("finance-admins", "ph-rchen")
         [alert] = await run_alerts(stack, handle.id)
         assert alert.priority == "P1" and "executive" in alert.tags and "the device ph-rchen" in alert.body
-        await handle.terminate("test done")
+        await terminate_between_calls(handle, "test done")
 
 
 async def test_blast_radius_holds_the_third_revert_in_an_hour_across_runs(time_env, tmp_path):
