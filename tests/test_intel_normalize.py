@@ -4,6 +4,7 @@ vectorised fast path checked line-for-line against the reference parser."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import random
 from collections import Counter
@@ -301,3 +302,31 @@ def test_ipv6_fast_text_path_agrees_with_ipaddress():
         except Rejected:
             got = None
         assert got == want, s
+
+
+# hostile feeds: one clear answer for the feed, never an exception the sync cannot read --------
+LONG_DIGITS = "1" * 5000  # more digits than int() converts (Python's 4300-digit limit)
+
+
+@pytest.mark.parametrize("text,reason", [
+    (LONG_DIGITS + ".1.1.1", N.R_OCTET_RANGE),
+    ("1.2.3.0/" + LONG_DIGITS, N.R_PREFIX),
+    ("::/" + LONG_DIGITS, N.R_PREFIX),
+    ("1.2.3.0/0024", N.R_PREFIX),
+])
+def test_numbers_of_thousands_of_digits_are_rejected_lines(text, reason):
+    assert reason_of(text) == reason
+    p = ipset(f"{text}\n8.8.8.8\n")
+    assert p.report.rejects_by_reason == {reason: 1} and p.indicators.as_text() == ["8.8.8.8"]
+
+
+def test_a_long_octet_in_csv_and_stix_is_a_rejected_value():
+    csv_feed = parse_feed(f"ip\n{LONG_DIGITS}.1.1.1\n8.8.8.8\n".encode(), feed="c", format="csv",
+                          columns={"indicator": "ip"})
+    assert csv_feed.report.rejects_by_reason == {N.R_OCTET_RANGE: 1} and csv_feed.report.accepted == 1
+    stix = stix_feed({"type": "indicator", "pattern": f"[ipv4-addr:value = '{LONG_DIGITS}.1.1.1']"})
+    assert stix.report.rejects_by_reason == {N.R_OCTET_RANGE: 1}
+
+
+def stix_feed(doc):
+    return parse_feed(doc if isinstance(doc, bytes) else json.dumps(doc).encode(), feed="s", format="stix")

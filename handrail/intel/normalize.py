@@ -94,9 +94,12 @@ _V4_CHARS = frozenset("0123456789.")
 
 
 def _prefix(slash: str, text: str, bits: int) -> int:
+    """The prefix length after ``/`` (``bits`` without one). More than three digits is
+    refused before ``int()``: no prefix needs them, and ``int()`` of thousands of digits
+    raises ValueError (Python's digit limit), which is not a rejection."""
     if not slash:
         return bits
-    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
+    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0") or len(text) > 3:
         raise Rejected(R_PREFIX)
     p = int(text)
     if p > bits:
@@ -153,6 +156,8 @@ def parse_ip(text: str) -> tuple[int, int, int]:
         raise Rejected(R_BAD_V4)
     if any(len(x) > 1 and x[0] == "0" for x in parts):
         raise Rejected(R_LEADING_ZEROS)
+    if any(len(x) > 3 for x in parts):  # > 255 without int(): thousands of digits would raise
+        raise Rejected(R_OCTET_RANGE)
     a, b, c, d = (int(x) for x in parts)
     if a > 255 or b > 255 or c > 255 or d > 255:
         raise Rejected(R_OCTET_RANGE)
