@@ -330,3 +330,35 @@ def test_a_long_octet_in_csv_and_stix_is_a_rejected_value():
 
 def stix_feed(doc):
     return parse_feed(doc if isinstance(doc, bytes) else json.dumps(doc).encode(), feed="s", format="stix")
+
+
+@pytest.mark.parametrize("data,says", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"type": "indicator", "pattern": "x", "n": ' + b"1" * 5000 + b"}", "too many digits"),
+    (b'{"type": "bundle", "objects": 5}', "objects are not a list"),
+    (b'{"type": "bundle", "objects": {"a": 1}}', "objects are not a list"),
+])
+def test_an_unreadable_stix_document_is_a_feed_format_error(data, says):
+    with pytest.raises(FeedFormatError, match=says):
+        stix_feed(data)
+
+
+def test_a_stix_indicator_with_a_non_text_id_or_pattern_type_is_rejected_alone():
+    good = {"type": "indicator", "id": "indicator--ok", "pattern": "[domain-name:value = 'evil.example.com']"}
+    p = stix_feed({"type": "bundle", "objects": [
+        {"type": "indicator", "id": {"x": 1}, "pattern": "junk"},
+        {"type": "indicator", "id": [1], "pattern": "[x]"},
+        {"type": "indicator", "id": "indicator--p", "pattern_type": [], "pattern": "x"},
+        {"type": "indicator", "id": "indicator--q", "pattern": [[1]]},
+        good]})
+    assert p.report.rejects_by_reason == {N.R_STIX_OBJECT: 3, N.R_PATTERN: 1}
+    assert p.indicators.as_text() == ["evil.example.com"]
+    assert all(len(e.text) < 60 for e in p.report.examples)  # the type, never the value
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_a_feed_format_error():
+    with pytest.raises(FeedFormatError, match="line 2"):
+        parse_feed(b"ip\n" + b"x" * 140_000 + b"\n8.8.8.8\n", feed="c", format="csv",
+                   columns={"indicator": "ip"})
+    with pytest.raises(FeedFormatError):  # in the header too
+        parse_feed(b"x" * 140_000 + b"\n8.8.8.8\n", feed="c", format="csv", columns={"indicator": "ip"})

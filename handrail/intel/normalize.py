@@ -69,6 +69,7 @@ R_BAD_URL = "invalid URL"
 R_URL_SCHEME = "unsupported URL scheme"
 R_URL_HOST = "URL host is not a single address or valid domain"
 R_PATTERN = "unparseable STIX pattern"
+R_STIX_OBJECT = "malformed STIX indicator"
 
 
 class Rejected(ValueError):
@@ -234,6 +235,12 @@ def normalize_url(text: str) -> str:
 
 
 # counting --------------------------------------------------------------------------
+def _shown(text: str) -> str:
+    """At most 200 characters of feed text in a report or an error: a feed decides its own
+    line lengths, and reports and errors travel in workflow histories."""
+    return text[:200]
+
+
 class _Tally:
     """Exact counts per reason; at most ``cap`` examples kept per reason."""
 
@@ -248,7 +255,8 @@ class _Tally:
                ref: str | None = None) -> None:
         self.rejects[reason] += 1
         if self.rejects[reason] <= self.cap:
-            self.examples.append(RejectExample(line=line, ref=ref, text=text[:200], reason=reason))
+            self.examples.append(RejectExample(line=line, ref=_shown(ref) if ref else ref, text=_shown(text),
+                                               reason=reason))
 
     def unsupported_item(self, kind: str) -> None:
         self.unsupported[kind] += 1
@@ -460,6 +468,16 @@ def _kind_of(value: str, declared: str) -> str:
     return "domain"
 
 
+def _csv_rows(reader):
+    """The reader's rows; a row the csv module cannot read (a field over its 128 KiB limit)
+    ends the feed with :class:`FeedFormatError`, because the rows after it cannot be told
+    apart from the inside of that field."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise FeedFormatError(f"csv feed cannot be read at line {reader.line_num}: {exc}") from None
+
+
 def _parse_csv(data: bytes, columns: Mapping[str, str] | None, tally: _Tally,
                out: _Collector) -> None:
     if not columns or "indicator" not in columns:
@@ -469,7 +487,8 @@ def _parse_csv(data: bytes, columns: Mapping[str, str] | None, tally: _Tally,
     except UnicodeDecodeError as exc:
         raise FeedFormatError(f"csv feed is not UTF-8: {exc}") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    rows = _csv_rows(reader)
+    header = next(rows, None)
     if header is None:
         return
     names = [h.strip() for h in header]
@@ -477,11 +496,11 @@ def _parse_csv(data: bytes, columns: Mapping[str, str] | None, tally: _Tally,
         ind_col = names.index(columns["indicator"])
         type_col = names.index(columns["type"]) if columns.get("type") else None
     except ValueError:
-        raise FeedFormatError(f"csv header {names!r} lacks a mapped column {dict(columns)!r}"
-                              ) from None
+        raise FeedFormatError(f"csv header {_shown(repr(names))} lacks a mapped column "
+                              f"{dict(columns)!r}") from None
     batch_values: list[str] = []
     batch_lines: list[int] = []
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
@@ -579,33 +598,59 @@ def _parse_stix_pattern(pattern: str, ref: str | None, tally: _Tally, out: _Coll
         tally.accepted += 1
 
 
-def _parse_stix(data: bytes, tally: _Tally, out: _Collector) -> None:
+def _json_document(data: bytes):
+    """The feed as JSON, or :class:`FeedFormatError`: bad UTF-8 or syntax, nesting deeper
+    than the decoder's recursion limit (RecursionError), or a number of more digits than
+    Python converts (a ValueError that is not a JSONDecodeError)."""
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
+        return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FeedFormatError(f"not a STIX JSON document: {exc}") from None
+    except RecursionError:
+        raise FeedFormatError("not a STIX JSON document: it is nested too deeply to read") from None
+    except ValueError:
+        raise FeedFormatError("not a STIX JSON document: a number in it has too many digits to read") from None
+
+
+def _stix_objects(doc) -> list:
+    """The objects of a bundle, a list of objects or one object; anything else is not STIX."""
     if isinstance(doc, dict) and doc.get("type") == "bundle":
         objects = doc.get("objects") or []
-    elif isinstance(doc, list):
-        objects = doc
-    elif isinstance(doc, dict):
-        objects = [doc]
-    else:
-        raise FeedFormatError("not a STIX bundle, object or list of objects")
-    for obj in objects:
+        if not isinstance(objects, list):
+            raise FeedFormatError("not a STIX bundle: its objects are not a list")
+        return objects
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        return [doc]
+    raise FeedFormatError("not a STIX bundle, object or list of objects")
+
+
+def _json_type(value) -> str:
+    """The JSON type of a value, for a reject example (never its text: it may be huge or deep)."""
+    return "text" if isinstance(value, str) else "absent" if value is None else {
+        dict: "an object", list: "a list", bool: "a boolean"}.get(type(value), "a number")
+
+
+def _parse_stix(data: bytes, tally: _Tally, out: _Collector) -> None:
+    for obj in _stix_objects(_json_document(data)):
         if not isinstance(obj, dict) or obj.get("type") != "indicator":
             continue
         ref = obj.get("id")
+        ptype = obj.get("pattern_type", "stix")
+        if not isinstance(ref, str | None) or not isinstance(ptype, str):
+            tally.reject(R_STIX_OBJECT, f"id is {_json_type(ref)}, pattern_type is {_json_type(ptype)}")
+            continue
         if obj.get("revoked") is True:
             tally.unsupported_item("revoked indicator")
             continue
-        ptype = obj.get("pattern_type", "stix")
         if ptype != "stix":
             tally.unsupported_item(f"pattern_type {ptype}")
             continue
         pattern = obj.get("pattern")
         if not isinstance(pattern, str) or not pattern.strip():
-            tally.reject(R_PATTERN, str(pattern), ref=ref)
+            tally.reject(R_PATTERN, pattern if isinstance(pattern, str) else f"pattern is {_json_type(pattern)}",
+                         ref=ref)
             continue
         _parse_stix_pattern(pattern, ref, tally, out)
 
