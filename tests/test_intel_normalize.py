@@ -362,3 +362,16 @@ def test_a_csv_field_over_the_csv_modules_limit_is_a_feed_format_error():
                    columns={"indicator": "ip"})
     with pytest.raises(FeedFormatError):  # in the header too
         parse_feed(b"x" * 140_000 + b"\n8.8.8.8\n", feed="c", format="csv", columns={"indicator": "ip"})
+
+
+def test_an_over_long_stix_pattern_is_unparseable_and_the_others_still_parse():
+    flood = "[a:b = ( " * (N.MAX_PATTERN_CHARS // 9 + 1)  # each '(' once scanned to the end: quadratic
+    assert len(flood) > N.MAX_PATTERN_CHARS
+    longest = "[url:value = 'http://evil.example.com/" + "a" * (N.MAX_PATTERN_CHARS - 60) + "']"
+    p = stix_feed({"type": "bundle", "objects": [
+        {"type": "indicator", "id": "indicator--flood", "pattern": flood},
+        {"type": "indicator", "id": "indicator--long", "pattern": longest},
+        {"type": "indicator", "id": "indicator--ip", "pattern": "[ipv4-addr:value = '45.142.212.61']"}]})
+    assert p.report.rejects_by_reason == {N.R_PATTERN: 1}
+    assert p.report.examples[0].ref == "indicator--flood" and len(p.report.examples[0].text) == 200
+    assert p.report.accepted == 2 and "45.142.212.61" in p.indicators.as_text()

@@ -44,7 +44,7 @@ from handrail.gate.canon import UrlError, canonical_domain, canonical_url
 from handrail.intel.models import FeedFormat, FeedParse, RejectExample
 from handrail.intel.sets import IndicatorSet
 
-PARSER_VERSION = "handrail.intel.normalize/1"
+PARSER_VERSION = "handrail.intel.normalize/2"
 MAX_EXAMPLES_PER_REASON = 100
 
 # reasons ---------------------------------------------------------------------------
@@ -547,6 +547,7 @@ _STIX_CMP = re.compile(
 )
 _STIX_QUALIFIERS = frozenset({"WITHIN", "REPEATS", "START", "STOP", "FOLLOWEDBY"})
 _STIX_UNESCAPE = re.compile(r"\\(.)")
+_STIX_BRACKETS = str.maketrans("[]()", "    ")
 
 
 def _stix_value(val: str) -> str | None:
@@ -555,12 +556,30 @@ def _stix_value(val: str) -> str | None:
     return None
 
 
+# A value in parentheses is looked for up to the next ')': with none, every comparison
+# start scans to the end of the pattern, so reading one costs up to length squared.
+# The cap bounds that to a constant per character: 16 KiB holds a URL as long as a web
+# server's request line (8 KiB) twice over. A longer pattern is counted unparseable.
+MAX_PATTERN_CHARS = 16 * 1024
+
+
+def _split_pattern(pattern: str) -> tuple[list[re.Match], list[str]]:
+    """The comparisons of a pattern and the words between them (brackets, parentheses and
+    whitespace removed), from one pass of the regex."""
+    comparisons, gaps, at = [], [], 0
+    for m in _STIX_CMP.finditer(pattern):
+        comparisons.append(m)
+        gaps.append(pattern[at:m.start()])
+        at = m.end()
+    gaps.append(pattern[at:])
+    return comparisons, " ".join(gaps).translate(_STIX_BRACKETS).split()
+
+
 def _parse_stix_pattern(pattern: str, ref: str | None, tally: _Tally, out: _Collector) -> None:
-    comparisons = list(_STIX_CMP.finditer(pattern))
-    rest = _STIX_CMP.sub(" ", pattern)
-    for ch in "[]()":
-        rest = rest.replace(ch, " ")
-    words = rest.split()
+    if len(pattern) > MAX_PATTERN_CHARS:
+        tally.reject(R_PATTERN, pattern, ref=ref)
+        return
+    comparisons, words = _split_pattern(pattern)
     if comparisons and _STIX_QUALIFIERS.intersection(words):
         tally.unsupported_item("qualified or sequenced pattern")  # WITHIN, FOLLOWEDBY, ...
         return
