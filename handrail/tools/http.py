@@ -57,7 +57,7 @@ class LabHTTP:
             if isinstance(body, dict) and isinstance(body.get("error"), str):
                 message = _sentence(body["error"])
                 code = body.get("code") if isinstance(body.get("code"), str) else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a body nested too deep to decode
             pass
         message = self._scrub(message)
         if status in (401, 403):
@@ -99,7 +99,7 @@ class LabHTTP:
         resp = await self.request(method, path, **kwargs)
         try:
             return resp.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to decode
             raise ToolError(f"{method} {path} answered with something that is not JSON.",
                             status=resp.status_code, code="bad_response") from exc
 

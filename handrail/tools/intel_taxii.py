@@ -29,8 +29,31 @@ TAXII_JSON = "application/taxii+json;version=2.1"
 MAX_PAGES = 10_000
 
 
+def _listed(envelope: Any, key: str, path: str) -> list:
+    """``envelope[key]`` of a TAXII answer (absent or null: empty). A server's answer is
+    hostile input: anything but an object holding a list there is a ToolError, so the
+    feed fails alone with a sentence instead of failing the sync with a TypeError."""
+    listed = envelope.get(key) if isinstance(envelope, dict) else None
+    if not isinstance(envelope, dict) or not isinstance(listed, list | None):
+        raise ToolError(f"The TAXII server answered {path} with something that is not a TAXII envelope.",
+                        code="bad_response")
+    return listed or []
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _readable_collection(c: Any) -> bool:
+    """A collection entry Handrail can name a feed after: a text id, and a title and
+    description that are text when present. Other entries are skipped."""
+    return isinstance(c, dict) and _text(c.get("id")) and all(
+        isinstance(c.get(k), str | None) for k in ("title", "description"))
+
+
 class TaxiiIntel:
-    def __init__(self, cfg: TaxiiConfig, http_feeds: Any, journal: Journal | None = None) -> None:
+    def __init__(self, cfg: TaxiiConfig, http_feeds: Any, journal: Journal | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.cfg = cfg
         self.http_feeds = http_feeds if cfg.http_feeds else None
         root = cfg.api_root if cfg.api_root.endswith("/") else cfg.api_root + "/"
@@ -44,7 +67,7 @@ class TaxiiIntel:
             auth = httpx.BasicAuth(cfg.username, cfg.password)
             secret = cfg.password
         self._client = httpx.AsyncClient(base_url=root, headers=headers, auth=auth, timeout=cfg.timeout,
-                                         verify=cfg.verify)
+                                         verify=cfg.verify, transport=transport)
         self.http = LabHTTP(self._client, secret=secret)
 
     async def aclose(self) -> None:
@@ -56,7 +79,8 @@ class TaxiiIntel:
             data = await self.http.json("GET", "collections/")
         except NotFound:
             raise NotFound(f"There is no TAXII API root at {self.http.base_url}.", status=404) from None
-        found = [c for c in (data or {}).get("collections", []) if isinstance(c, dict) and c.get("id")]
+        listed = _listed({} if data is None else data, "collections", "collections/")
+        found = [c for c in listed if _readable_collection(c)]
         if self.cfg.collections:
             wanted = set(self.cfg.collections)
             found = [c for c in found if c["id"] in wanted or c.get("title") in wanted]
@@ -83,15 +107,19 @@ class TaxiiIntel:
             except ValueError:
                 raise ToolError(f"The TAXII server answered {path} with something that is not JSON.",
                                 code="bad_response") from None
-            page = [o for o in envelope.get("objects", []) or [] if isinstance(o, dict) and o.get("id")]
+            except RecursionError:
+                raise ToolError(f"The TAXII server answered {path} with JSON nested too deeply to read.",
+                                code="bad_response") from None
+            page = [o for o in _listed(envelope, "objects", path) if isinstance(o, dict) and _text(o.get("id"))]
             for obj in page:
-                objects[(obj["id"], str(obj.get("modified", "")))] = obj
+                modified = obj.get("modified")
+                objects[(obj["id"], modified if isinstance(modified, str) else "")] = obj
             if len(objects) > self.cfg.max_objects:
                 raise Invalid(f"The TAXII collection {collection_id} holds more than {self.cfg.max_objects} "
                               "indicators (tools.intel.max_objects).", status=422)
             if not envelope.get("more") or not page:
                 break
-            if envelope.get("next"):
+            if _text(envelope.get("next")):
                 params = {"match[type]": "indicator", "limit": self.cfg.page_size, "next": envelope["next"]}
             elif resp.headers.get("X-TAXII-Date-Added-Last"):
                 params = {"match[type]": "indicator", "limit": self.cfg.page_size,
@@ -103,8 +131,12 @@ class TaxiiIntel:
 
     def bundle(self, collection_id: str, objects: list[dict]) -> bytes:
         bundle_id = uuid.uuid5(uuid.NAMESPACE_URL, self.http.base_url + "/" + collection_id)
-        return json.dumps({"type": "bundle", "id": f"bundle--{bundle_id}", "objects": objects},
-                          sort_keys=True, separators=(",", ":")).encode()
+        try:
+            return json.dumps({"type": "bundle", "id": f"bundle--{bundle_id}", "objects": objects},
+                              sort_keys=True, separators=(",", ":")).encode()
+        except RecursionError:  # read at the edge of the decoder's depth, one level too deep to write
+            raise ToolError(f"The TAXII collection {collection_id} holds objects nested too deeply to "
+                            "pass on.", code="bad_response") from None
 
     # -- the Intel protocol ------------------------------------------------------------------
     async def list_feeds(self) -> list[FeedInfo]:
