@@ -250,7 +250,10 @@ _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": ".", "\u2024": ".
 
 
 def _strip_format(text: str) -> str:
-    """Drop zero-width and other format characters (Cf) and controls, which render as nothing."""
+    """Drop zero-width and other format characters (Cf) and controls, which render as nothing.
+    Printable ASCII has neither: returned as is (a feed's names, checked one by one)."""
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc"))
 
 
@@ -291,6 +294,28 @@ def domain_within(name: str, listed: str) -> bool:
     both compared in canonical form."""
     n, entry = canonical_domain(name), canonical_domain(listed)
     return bool(entry) and (n == entry or n.endswith("." + entry))
+
+
+def canonical_names(listed: Iterable[str]) -> frozenset[str]:
+    """A list of names (an allowlist) in canonical form, for :func:`listed_entry`."""
+    return frozenset(filter(None, map(canonical_domain, listed)))
+
+
+def listed_entry(target: str, listed: frozenset[str]) -> str | None:
+    """The entry of ``listed`` (:func:`canonical_names`) that the name ``target`` is about
+    (:func:`target_name`: a URL's host, else the domain) is or is under, or None.
+
+    :func:`domain_within` against a whole list at once, one set lookup per label, so a
+    set of many members is checked in time linear in its size, not times the list."""
+    name = target_name(target)
+    at = 0
+    while name:
+        if name[at:] in listed:
+            return name[at:]
+        at = name.find(".", at) + 1
+        if at == 0:
+            return None
+    return None
 
 
 # --- URLs -----------------------------------------------------------------------------
