@@ -55,11 +55,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def _set_check(store: Any, target: str, guardrails: list, protected: list) -> SetCheck | None:
-    """Member-by-member IP guardrail check of a ``set:<sha256>`` batch target (off the event
-    loop: a set can be large). A set that cannot be read yields an error: the gate refuses."""
+async def _set_check(store: Any, target: str, guardrails: list, protected: list,
+                     never_touch: list[str]) -> SetCheck | None:
+    """Member-by-member guardrail check of a ``set:<sha256>`` batch target (off the event
+    loop: a set can be large): addresses against the protected networks and special-use
+    space, names against ``never_touch`` (every name the kind's never_touch guardrails
+    list). A set that cannot be read yields an error: the gate refuses."""
     if not target.startswith("set:") or not any(
-            g.get("type") in ("never_block", "no_reserved_space") for g in guardrails):
+            g.get("type") in ("never_block", "no_reserved_space", "never_touch") for g in guardrails):
         return None
     sha = target.removeprefix("set:")
 
@@ -70,7 +73,7 @@ async def _set_check(store: Any, target: str, guardrails: list, protected: list)
             members = store.get_set(sha)
         except (OSError, ValueError) as exc:
             return SetCheck(sha256=sha, error=f"the set cannot be read ({type(exc).__name__})")
-        return check_set_members(sha, members, {cidr: name for name, cidr in protected})
+        return check_set_members(sha, members, {cidr: name for name, cidr in protected}, allowlist=never_touch)
 
     return await asyncio.to_thread(check)
 
@@ -189,7 +192,8 @@ class GateActivities:
             recent_count_run=recent_run,
             guardrails=guardrails,
             popularity=await self._popularity(request, guardrails, policy),
-            set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected()),
+            set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected(),
+                                       policy.never_touch_names(request.change.kind)),
             freeze=active_freeze(policy.freeze, _now()),
         )
         return StepCheck(policy=policy.gate_policy(request.change.kind), context=context), existing

@@ -4,10 +4,10 @@ Each activity takes and returns hashes and counts (``handrail.intel.messages`` m
 feeds and sets themselves live in the content-addressed store and the sync's memory in
 :mod:`handrail.intel.state`: files and SQLite under ``HANDRAIL_HOME``, or PostgreSQL beside
 the ledger, shared by every worker (so a sync's activities may run on any of them).
-Nothing here decides trust: the per-indicator never-block checks *drop* entries and
-report them (so the workflow can alert), the volume check and every tool change happen
-in the gate. The CPU work and every store, state and ledger call run in a thread so the
-worker's event loop stays responsive.
+Nothing here decides trust: the per-indicator never-block checks (protected networks,
+special-use space, allowlisted names) *drop* entries and report them (so the workflow can
+alert), the volume check and every tool change happen in the gate. The CPU work and every
+store, state and ledger call run in a thread so the worker's event loop stays responsive.
 Feeds are data: nothing here resolves or opens anything a feed names.
 """
 
@@ -25,6 +25,7 @@ from handrail.actions.intel import added_members
 from handrail.intel.config import IntelConfigError, intel_settings
 from handrail.intel.messages import (
     MAX_HITS_SHOWN,
+    REMOVE_KIND,
     CommitRequest,
     CommitResult,
     FeedOutcome,
@@ -57,7 +58,8 @@ class IntelActivities:
         if not cfg.feeds:
             raise ApplicationError("settings.intel names no feeds; nothing to sync.",
                                    type="PolicyError", non_retryable=True)
-        return SyncConfig(**cfg.model_dump(), protected=policy.protected())
+        allowlist = sorted({n for kind in REMOVE_KIND for n in policy.never_touch_names(kind)})
+        return SyncConfig(**cfg.model_dump(), protected=policy.protected(), allowlist=allowlist)
 
     @activity.defn
     async def intel_feed(self, req: FeedRequest) -> FeedOutcome:
@@ -92,7 +94,7 @@ class IntelActivities:
         data = self.store.get_feed(sha)
         parse = self.store.normalize(data, feed=spec.name, format=spec.format, columns=spec.columns)
         protected = {cidr: name for name, cidr in cfg.protected}
-        guard = guard_stored_set(self.store, spec.name, parse.set_sha256, protected)
+        guard = guard_stored_set(self.store, spec.name, parse.set_sha256, protected, cfg.allowlist)
         report = store_json(self.store, {"parse": parse.model_dump(mode="json"),
                                          "guardrails": guard.model_dump(mode="json")})
         examples, per_reason = [], {}

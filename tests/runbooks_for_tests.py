@@ -20,6 +20,7 @@ class BlockMany(BaseModel):
     targets: list[str]
     requested_by: str = "tester"
     pause_after_first_s: float = 0
+    kind: str = "firewall.egress_block"
 
 
 @workflow.defn(name="BlockManyRunbook")
@@ -30,7 +31,7 @@ class BlockManyRunbook(RunbookWorkflow):
     async def run(self, trigger: BlockMany) -> RunStatus:
         async with self.runbook("test-block-many", trigger.requested_by, ",".join(trigger.targets)) as rb:
             for i, target in enumerate(trigger.targets):
-                await rb.change(Change(kind="firewall.egress_block", target=target, params={"comment": "test"}))
+                await rb.change(Change(kind=trigger.kind, target=target, params={"comment": "test"}))
                 if i == 0 and trigger.pause_after_first_s:
                     await workflow.sleep(timedelta(seconds=trigger.pause_after_first_s))
         return rb.report()

@@ -46,6 +46,20 @@ async def test_a_batch_is_checked_member_by_member_at_the_gate(time_env, tmp_pat
         assert result.state == RunState.DENIED and "cannot be cleared" in result.error
 
 
+async def test_a_proxy_batch_naming_an_allowlisted_domain_is_denied_at_the_gate(time_env, tmp_path):
+    from tests.test_intel_sync import intel_policy, proxy_blocked
+
+    async with running_stack(time_env.client, tmp_path, intel_policy(), [BlockManyRunbook]) as stack:
+        store = IntelStore(stack.settings.store_dir)
+        names = b"indicator\nevil-login.example.org\nlogin.salesforce.com\n"
+        bad = store.put_set(parse_feed(names, feed="t", format="csv", columns={"indicator": "indicator"}).indicators)
+        result = await (await stack.start(BlockManyRunbook.run,
+                                          BlockMany(targets=[f"set:{bad}"], kind="proxy.block"))).result()
+        assert result.state == RunState.DENIED
+        assert "login.salesforce.com: on the allowlist (salesforce.com)" in result.error
+        assert not await proxy_blocked(stack, ["evil-login.example.org", "login.salesforce.com"])
+
+
 async def test_the_intel_sync_drops_embedded_forms_and_blocks_the_rest(time_env, tmp_path):
     from tests.test_intel_sync import intel_policy, sync
 

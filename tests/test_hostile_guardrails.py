@@ -122,7 +122,53 @@ def test_a_batch_target_is_checked_member_by_member():
     assert gate("set:" + "c" * 64, set_check=clean)[0] == Outcome.DENY
 
 
+ALLOWLIST = ["salesforce.com", "microsoft.com"]
+NAME_RAILS = IP_RAILS + ({"type": "never_touch", "allowlist": "domains"},)
+ALLOWLISTED_NAMES = "salesforce.com,domain\nLogin.SalesForce.com.,domain\nhttps://login.microsoft.com/a,url\n"
+
+
+def names(text: str):
+    return parse_feed(("indicator,type\n" + text).encode(), feed="f", format="csv",
+                      columns={"indicator": "indicator", "type": "type"}).indicators
+
+
+def test_a_batch_with_allowlisted_names_is_denied_by_never_touch_with_an_alert():
+    sha = "d" * 64
+    bad = check_set_members(sha, names(ALLOWLISTED_NAMES + "evil.example.org,domain\n"), {}, allowlist=ALLOWLIST)
+    assert bad.protected_hits == [] and len(bad.allowlist_hits) == 3
+    outcome, verdicts = gate("set:" + sha, *NAME_RAILS, kind="proxy.block", set_check=bad, allowlist=ALLOWLIST)
+    assert outcome == Outcome.DENY and [v.guardrail for v in verdicts] == ["never_touch"]
+    assert "3 of the 4 members" in verdicts[0].reason and "login.microsoft.com" in verdicts[0].reason
+    assert verdicts[0].alert
+    clean = check_set_members(sha, names("evil.example.org,domain\nhttps://salesforce.com.evil.example/,url\n"),
+                              {}, allowlist=ALLOWLIST)
+    assert gate("set:" + sha, *NAME_RAILS, kind="proxy.block", set_check=clean, allowlist=ALLOWLIST)[0] \
+        == Outcome.ALLOW
+
+
+def test_a_batch_is_not_cleared_for_never_touch_without_a_member_check():
+    outcome, verdicts = gate("set:" + "e" * 64, {"type": "never_touch", "allowlist": "domains"},
+                             kind="proxy.block", allowlist=ALLOWLIST)
+    assert outcome == Outcome.DENY and "were not checked" in verdicts[0].reason
+
+
 # --- the intel sync -----------------------------------------------------------------
+
+
+def test_intel_sync_drops_allowlisted_names_and_flags_the_feed_like_protected_addresses():
+    s = names(ALLOWLISTED_NAMES + "evil.example.org,domain\n161.71.5.5,ip\n")
+    kept, report = apply_guardrails("shady", s, {"161.71.0.0/16": "CRM"}, allowlist=ALLOWLIST)
+    assert kept.as_text() == ["evil.example.org"]
+    assert report.faulty and report.dropped == 4
+    assert {h.entry: h.reason for h in report.protected_hits} == {
+        "161.71.5.5": "overlaps protected network 161.71.0.0/16 (CRM)",
+        "salesforce.com": "on the allowlist (salesforce.com)",
+        "login.salesforce.com": "on the allowlist (salesforce.com)",
+        "https://login.microsoft.com/a": "on the allowlist (microsoft.com)"}
+    assert report.alert.startswith("feed shady looks faulty: 4 entries overlap protected networks or are on the "
+                                   "allowlist: ")
+    _, none = apply_guardrails("f", s, {})  # without an allowlist, names pass as before
+    assert none.dropped == 0 and not none.faulty
 
 
 @pytest.mark.parametrize("entry", EMBEDDED_PROTECTED + ALL_OF_IPV4)
@@ -161,6 +207,19 @@ def test_ipv4_views_read_each_embedding():
     assert ("6to4", "161.71.5.5") in view("2002:a147:505::1")
     assert ("Teredo client", "161.71.5.5") in view("2001:0:4136:e378:8000:63bf:5eb8:fafa")
     assert canon.v4_intervals(ipaddress.ip_network("2606:4700::1")) == []
+
+
+@pytest.mark.parametrize("target", [
+    "salesforce.com", "LOGIN.salesforce.com.", "ｓａｌｅｓｆｏｒｃｅ。com", "salesforce.com\u200b", "notsalesforce.com",
+    "salesforce.com.evil.example", "https://corp.example@evil.example/", "https://evil.example@corp.example/",
+    "http://bücher.de/x", "xn--bcher-kva.de", "sub.bücher.de", "com",
+])
+def test_the_set_check_reads_names_as_never_touch_does(target):
+    listed = ["salesforce.com", "corp.example", "Bücher.de."]
+    single = guardrails.never_touch(Change(kind="proxy.block", target=target), {"values": listed}, GuardrailContext())
+    entry = canon.listed_entry(target, canon.canonical_names(listed))
+    assert (entry is not None) == (single is not None)
+    assert entry is None or canon.domain_within(canon.target_name(target), entry)
 
 
 # --- one URL normaliser ---------------------------------------------------------------

@@ -101,23 +101,34 @@ async def test_sync_blocks_consensus_and_tightens_suspects(time_env, tmp_path):
         assert await proxy_blocked(stack, validated) == set(validated)
 
 
+# on the policy's allowlist (never_touch of proxy.block): a feed naming them is faulty like one naming the CRM
+ALLOWLISTED = ["login.salesforce.com", "https://login.microsoft.com/"]
+
+
 async def test_faulty_feed_entry_is_dropped_with_an_alert_and_the_rest_applied(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, intel_policy()) as stack:
         body = (await stack.tools.intel.fetch_feed("lab-drop")).decode()
         await stack.tools.intel.publish_feed("lab-drop", body + "161.0.0.0/8\n" + CRM + "\n")
+        rows = (await stack.tools.intel.fetch_feed("lab-phish-csv")).decode()
+        await stack.tools.intel.publish_feed("lab-phish-csv", rows + f"{ALLOWLISTED[0]},domain\n"
+                                             f"{ALLOWLISTED[1]},url\n")
         result = await sync(stack)
         assert result.state == RunState.COMPLETED, result.error
-        assert result.summary["faulty_feeds"] == ["lab-drop"]
+        assert result.summary["faulty_feeds"] == ["lab-drop", "lab-phish-csv"]
         drop = result.summary["feeds"]["lab-drop"]
         assert drop["dropped"] == 2 and drop["kept"] == 5
+        assert result.summary["feeds"]["lab-phish-csv"]["dropped"] == 2
         alerts = [a for a in await stack.tools.alerts.list_alerts() if a.run_id == result.run_id]
-        faulty = [a for a in alerts if "faulty" in a.title]
-        assert len(faulty) == 1
-        assert "lab-drop" in faulty[0].title and "161.0.0.0/8" in faulty[0].body and CRM in faulty[0].body
+        faulty = {a.title: a.body for a in alerts if "faulty" in a.title}
+        assert len(faulty) == 2
+        drop_alert = faulty["Intel feed lab-drop looks faulty"]
+        assert "161.0.0.0/8" in drop_alert and CRM in drop_alert
+        assert all(name in faulty["Intel feed lab-phish-csv looks faulty"] for name in ALLOWLISTED)
         edl = await stack.edl()
         assert "161.0.0.0/8" not in edl and CRM not in edl
         assert "91.92.241.17" in edl  # the rest of the update went through
-        assert not await proxy_blocked(stack, ["161.0.0.0/8", CRM])
+        assert not await proxy_blocked(stack, ["161.0.0.0/8", CRM] + ALLOWLISTED)
+        assert not (await stack.tools.proxy.bulk_status(ALLOWLISTED)).tightened
 
 
 async def _wait_hold(stack, handle) -> RunStatus:

@@ -72,11 +72,12 @@ def _set_verdict(change: Change, ctx: GuardrailContext, guardrail: str,
         why = check.error if check is not None and check.error else "its members were not checked"
         return Verdict(guardrail=guardrail, outcome=Outcome.DENY, alert=True,
                        reason=f"the batch {change.target[:16]}… cannot be cleared: {why}")
-    hits = check.protected_hits if hits_of == "protected" else check.special_hits
+    hits = {"protected": check.protected_hits, "special": check.special_hits,
+            "allowlist": check.allowlist_hits}[hits_of]
     if not hits:
         return None
     shown = "; ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    return Verdict(guardrail=guardrail, outcome=outcome, alert=hits_of == "protected",
+    return Verdict(guardrail=guardrail, outcome=outcome, alert=hits_of != "special",
                    reason=f"{len(hits)} of the {check.members} members of the batch are refused: {shown}")
 
 
@@ -150,8 +151,12 @@ def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) 
     Both sides are compared in canonical form (NFKC, IDNA/UTS 46, lower case, no trailing
     dot or zero-width characters): ``ｇｏｏｇｌｅ.com`` and ``google。com`` are google.com.
     A URL must be spelt canonically, or it is refused: ``https://sales%66orce.com/`` is
-    salesforce.com to a browser.
+    salesforce.com to a browser. A ``set:<sha256>`` batch is judged on its members
+    (``ctx.set_check``, checked against every name the kind's never_touch guardrails list),
+    like the IP guardrails judge it; an allowlisted member refuses the batch and alerts.
     """
+    if change.target.startswith("set:"):
+        return _set_verdict(change, ctx, "never_touch", options, "allowlist")
     outcome = Outcome(options.get("outcome", "deny"))
     alert = bool(options.get("alert", False))
     if "://" in change.target:

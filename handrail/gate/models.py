@@ -115,6 +115,7 @@ class SetCheck(BaseModel):
     members: int = 0
     protected_hits: list[str] = Field(default_factory=list)  # "entry: reason", capped
     special_hits: list[str] = Field(default_factory=list)
+    allowlist_hits: list[str] = Field(default_factory=list)  # names never_touch refuses
     error: str | None = None  # the set could not be read: the batch is refused
 
 
@@ -131,7 +132,7 @@ class GuardrailContext(BaseModel):
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
     # where the target stands in the top-sites list (`popular_domain`; see runbooks/phishing/popular.py)
     popularity: dict[str, Any] = Field(default_factory=dict)
-    set_check: SetCheck | None = None  # for set:<sha256> targets under IP guardrails
+    set_check: SetCheck | None = None  # for set:<sha256> targets under IP or never_touch guardrails
     freeze: str | None = None  # the reason of the change freeze in force, if any (every change holds)
 
 

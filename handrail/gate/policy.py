@@ -353,6 +353,15 @@ class Policy(_Strict):
     def guardrails_for(self, kind: str) -> list[dict[str, Any]]:
         return [g.model_dump(exclude_none=True) for g in self.spec_for(kind).guardrails]
 
+    def never_touch_names(self, kind: str) -> list[str]:
+        """Every name the kind's ``never_touch`` guardrails refuse: their own ``values`` and
+        the allowlists they name (what the single-target guardrail checks)."""
+        names: list[str] = []
+        for g in self.guardrails_for(kind):
+            if g["type"] == "never_touch":
+                names += list(g.get("values", [])) + self.allowlists.get(g.get("allowlist") or "", [])
+        return names
+
     def protected(self) -> list[tuple[str, str]]:
         return [(p.name, p.cidr) for p in self.protected_networks]
 

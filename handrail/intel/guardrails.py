@@ -7,7 +7,11 @@
 (b) Special-use space is never blocked: private, loopback, link-local, multicast,
     reserved, unspecified, CGNAT, documentation, benchmarking — IPv4 and IPv6. An entry
     overlapping such a range is dropped whole (a ``/7`` that covers ``10/8`` too).
-(c) A volume check for the caller: too many additions in one sync hold for a human.
+(c) Names on the allowlist (the company's own domains and the SaaS it runs on: what the
+    ``never_touch`` guardrails of the tools the sync feeds refuse): a domain that is, or is
+    under, a listed name, and a URL on such a host, are dropped and reported like an entry
+    overlapping a protected network — a feed naming ``salesforce.com`` is faulty too.
+(d) A volume check for the caller: too many additions in one sync hold for a human.
 
 Overlap is one ``np.searchsorted`` over the (sorted, disjoint) table per entry array:
 no loop over entries, whatever the feed size.
@@ -67,6 +71,8 @@ SPECIAL_V6_COARSE: tuple[tuple[str, str], ...] = (
 
 MAX_PROTECTED_HITS = 1000
 MAX_EXAMPLES_PER_REASON = 100
+PROTECTED_PREFIX = "overlaps protected"
+ALLOWLIST_PREFIX = "on the allowlist"
 
 
 class _Table:
@@ -131,19 +137,51 @@ def _protected_tables(protected: Mapping[str, str] | Sequence[str]) -> dict[int,
     return tables
 
 
+def _allowlisted(names: Sequence[str], listed: frozenset[str], counts: dict[str, int],
+                 hits: list[GuardrailDrop]) -> list[bool]:
+    """Which of ``names`` (domains or URLs) to keep: one on the allowlist, or on a host
+    under it, is counted and reported as a protected hit (the gate's reading of a name,
+    :func:`handrail.gate.canon.listed_entry`)."""
+    keep = []
+    for name in names:
+        entry = canon.listed_entry(name, listed) if listed else None
+        keep.append(entry is None)
+        if entry is None:
+            continue
+        reason = f"{ALLOWLIST_PREFIX} ({entry})"
+        counts[reason] = counts.get(reason, 0) + 1
+        if len(hits) < MAX_PROTECTED_HITS:
+            hits.append(GuardrailDrop(entry=name, reason=reason))
+    return keep
+
+
+def _alert(feed: str, n_protected: int, hits: list[GuardrailDrop]) -> str | None:
+    """One sentence naming the feed and the first protected entries it carried."""
+    if not n_protected:
+        return None
+    kinds = {h.reason.startswith(ALLOWLIST_PREFIX) for h in hits}
+    what = ("overlap protected networks or are on the allowlist" if kinds == {True, False}
+            else "are on the allowlist" if kinds == {True} else "overlap protected networks")
+    shown = ", ".join(h.entry for h in hits[:10])
+    more = f" and {n_protected - 10} more" if n_protected > 10 else ""
+    return f"feed {feed} looks faulty: {n_protected} entries {what}: {shown}{more}"
+
+
 def apply_guardrails(
     feed: str,
     indicators: IndicatorSet,
     protected: Mapping[str, str] | Sequence[str] = (),
     *,
+    allowlist: Sequence[str] = (),
     max_examples: int = MAX_EXAMPLES_PER_REASON,
 ) -> tuple[IndicatorSet, GuardrailReport]:
-    """Drop every entry that overlaps a protected network or special-use space.
+    """Drop every entry that overlaps a protected network or special-use space, and every
+    domain or URL on the allowlist.
 
     ``protected`` is a list of CIDRs or a mapping CIDR -> label (``{"161.71.0.0/16":
-    "CRM"}``). Returns the kept set and a report naming the dropped entries and why.
-    Protected hits come first: an entry that overlaps both is reported as protected.
-    Domains and URLs pass through unchanged (no protected-domain rule yet).
+    "CRM"}``); ``allowlist`` lists names (``salesforce.com`` covers ``login.salesforce.com``
+    and URLs on either). Returns the kept set and a report naming the dropped entries and
+    why. Protected hits come first: an entry that overlaps both is reported as protected.
     """
     prot = _protected_tables(protected)
     keep: dict[int, np.ndarray] = {}
@@ -185,17 +223,16 @@ def apply_guardrails(
             _drop_embedded_v4(start, end, alive, False, _SPECIAL_TABLES[4], counts, hits,
                               examples, max_examples)
         keep[version] = alive
-    kept = indicators.select(keep[4], keep[6])
+    listed = canon.canonical_names(allowlist)
+    keep_domains = _allowlisted(indicators.domains, listed, counts, hits)
+    keep_urls = _allowlisted(indicators.urls, listed, counts, hits)
+    n_protected += keep_domains.count(False) + keep_urls.count(False)
+    kept = indicators.select(keep[4], keep[6], keep_domains, keep_urls)
     dropped = len(indicators) - len(kept)
-    alert = None
-    if n_protected:
-        shown = ", ".join(h.entry for h in hits[:10])
-        more = f" and {n_protected - 10} more" if n_protected > 10 else ""
-        alert = (f"feed {feed} looks faulty: {n_protected} entries overlap protected "
-                 f"networks: {shown}{more}")
     report = GuardrailReport(
         feed=feed, kept=len(kept), dropped=dropped, dropped_by_reason=dict(sorted(counts.items())),
-        protected_hits=hits, examples=examples, faulty=n_protected > 0, alert=alert)
+        protected_hits=hits, examples=examples, faulty=n_protected > 0,
+        alert=_alert(feed, n_protected, hits))
     return kept, report
 
 
@@ -235,22 +272,34 @@ def _drop_embedded_v4(start: np.ndarray, end: np.ndarray, alive: np.ndarray,
     return n_protected
 
 
+def _shown_hits(drops: Sequence[GuardrailDrop], total: int, where: str, cap: int) -> list[str]:
+    """``entry: reason`` of the first ``cap`` drops, and how many more there were."""
+    shown = [f"{h.entry}: {h.reason}" for h in drops[:cap]]
+    if total > len(shown):
+        shown.append(f"... {total - len(shown)} more {where}")
+    return shown
+
+
 def check_set_members(sha256: str, indicators: IndicatorSet,
-                      protected: Mapping[str, str] | Sequence[str], *, cap: int = 20) -> SetCheck:
+                      protected: Mapping[str, str] | Sequence[str], *,
+                      allowlist: Sequence[str] = (), cap: int = 20) -> SetCheck:
     """The gate's member-by-member check of a ``set:<sha256>`` batch target: the same
-    guardrails the sync applied, run again on exactly the set the change names."""
-    _, report = apply_guardrails("gate", indicators, protected, max_examples=cap)
-    protected_hits = [f"{h.entry}: {h.reason}" for h in report.protected_hits[:cap]]
-    n_protected = sum(n for r, n in report.dropped_by_reason.items()
-                      if r.startswith("overlaps protected"))
-    if n_protected > len(protected_hits):
-        protected_hits.append(f"... {n_protected - len(protected_hits)} more in protected networks")
-    special = [f"{x.entry}: {x.reason}" for x in report.examples[:cap]]
-    n_special = report.dropped - n_protected
-    if n_special > len(special):
-        special.append(f"... {n_special - len(special)} more in special-use space")
-    return SetCheck(sha256=sha256, members=len(indicators), protected_hits=protected_hits,
-                    special_hits=special)
+    guardrails the sync applied, run again on exactly the set the change names.
+    ``allowlist`` is what the kind's ``never_touch`` guardrails refuse."""
+    _, report = apply_guardrails("gate", indicators, protected, allowlist=allowlist, max_examples=cap)
+
+    def total(prefix: str) -> int:
+        return sum(n for r, n in report.dropped_by_reason.items() if r.startswith(prefix))
+
+    n_protected, n_allowlisted = total(PROTECTED_PREFIX), total(ALLOWLIST_PREFIX)
+    by_ip = [h for h in report.protected_hits if h.reason.startswith(PROTECTED_PREFIX)]
+    by_name = [h for h in report.protected_hits if h.reason.startswith(ALLOWLIST_PREFIX)]
+    return SetCheck(
+        sha256=sha256, members=len(indicators),
+        protected_hits=_shown_hits(by_ip, n_protected, "in protected networks", cap),
+        special_hits=_shown_hits(report.examples, report.dropped - n_protected - n_allowlisted,
+                                 "in special-use space", cap),
+        allowlist_hits=_shown_hits(by_name, n_allowlisted, "on the allowlist", cap))
 
 
 def volume_verdict(additions: int, threshold: int, *,

@@ -41,9 +41,11 @@ def scheduled_trigger() -> IntelSyncTrigger:
 
 class SyncConfig(IntelSettings):
     """The policy's ``[settings.intel]`` as one run uses it (a snapshot in the history),
-    with the protected networks the run's guardrails check against."""
+    with the protected networks and allowlisted names the run's guardrails check against."""
 
     protected: list[tuple[str, str]] = Field(default_factory=list)  # (name, cidr)
+    # names the never_touch guardrails of the kinds the sync adds to refuse (REMOVE_KIND's keys)
+    allowlist: list[str] = Field(default_factory=list)
 
 
 class FeedRequest(BaseModel):

@@ -38,9 +38,9 @@ def normalize_stored_feed(store: IntelStore, spec: FeedSpec, feed_sha256: str) -
 
 
 def guard_stored_set(store: IntelStore, feed: str, set_sha256: str,
-                     protected: Protected = ()) -> GuardrailReport:
+                     protected: Protected = (), allowlist: Sequence[str] = ()) -> GuardrailReport:
     """Activity shape: normalized set by hash -> guardrail report (with ``clean_set_sha256``)."""
-    kept, report = apply_guardrails(feed, store.get_set(set_sha256), protected)
+    kept, report = apply_guardrails(feed, store.get_set(set_sha256), protected, allowlist=allowlist)
     return report.model_copy(update={"clean_set_sha256": store.put_set(kept)})
 
 
@@ -53,7 +53,7 @@ def consensus_of_stored(store: IntelStore, sets: Mapping[str, str],
 
 
 def run_sync_pass(feeds: Sequence[tuple[FeedSpec, bytes]], store: IntelStore, *,
-                  protected: Protected = (),
+                  protected: Protected = (), allowlist: Sequence[str] = (),
                   threshold: float = DEFAULT_THRESHOLD) -> SyncPassResult:
     """Normalise, guard and find consensus for ``feeds`` (spec, raw bytes)."""
     parses: list[FeedParse] = []
@@ -65,7 +65,7 @@ def run_sync_pass(feeds: Sequence[tuple[FeedSpec, bytes]], store: IntelStore, *,
         report, indicators = store.normalize_with_set(data, feed=spec.name, format=spec.format,
                                                       columns=spec.columns)
         assert indicators is not None
-        kept, guard = apply_guardrails(spec.name, indicators, protected)
+        kept, guard = apply_guardrails(spec.name, indicators, protected, allowlist=allowlist)
         guards.append(guard.model_copy(update={"clean_set_sha256": store.put_set(kept)}))
         parses.append(report)
         clean[spec.name] = kept
