@@ -4,8 +4,9 @@
    by content, so an unchanged feed costs almost nothing) and cleaned by the never-block
    guardrails, in parallel, one activity per feed. Rejected lines are counted per feed
    and reason (``summary["feeds"]``). A feed that named a protected network (or covers
-   one) has those entries dropped, the rest kept, and the administrators get one alert
-   per faulty feed naming it and the entries.
+   one), or a name on the allowlist (``never_touch``: salesforce.com, a URL on it), has
+   those entries dropped, the rest kept, and the administrators get one alert per faulty
+   feed naming it and the entries.
 2. Consensus, 3.–5. tools, 6. age-out — one planning activity compares the validated
    and suspect sets with what the sync has already applied, and the workflow sends each
    tool one gated *batch* change per part (``set:<sha256>`` targets, see
