@@ -343,17 +343,21 @@ def audit_verify(
     result = ledger.verify()
     checkpoints = verify_ledger(settings.home, ledger)
     signed = None
+    acts, act_failures = 0, []
     if signatures:
         from handrail.gate.decision_audit import verify_decision_signatures
+        from handrail.trust.attest import verify_acts
 
         signed = verify_decision_signatures(ledger.audit_rows())
-    ok = result.ok and checkpoints.ok and (signed is None or signed.ok)
+        acts, act_failures = verify_acts(ledger.audit_rows())
+    ok = result.ok and checkpoints.ok and (signed is None or signed.ok) and not act_failures
     if as_json:
         doc = {"ok": ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq,
                "reason": result.reason or checkpoints.reason, "bad_change": result.bad_change,
                "checkpoints": checkpoints.checked, "bad_checkpoint": checkpoints.bad}
         if signed is not None:
-            doc["signatures"] = {"ok": signed.ok, "decisions": signed.checked, "failures": signed.failures}
+            doc["signatures"] = {"ok": signed.ok and not act_failures, "decisions": signed.checked,
+                                 "failures": signed.failures, "trust_acts": acts, "trust_act_failures": act_failures}
         print_json(doc)
     else:
         if not result.ok and result.bad_change:
@@ -371,6 +375,11 @@ def audit_verify(
         for failure in (signed.failures if signed is not None else []):
             console.print(f"[red]Decision in row {failure['seq']} ({failure['run_id']} {failure['step_id']}) "
                           f"does not verify[/]: {failure['why']}.", highlight=False)
+        if signed is not None and acts and not act_failures:
+            console.print(f"[green]Trust acts verify[/]: {acts} signed mode change(s) and review mark(s).")
+        for failure in act_failures:
+            console.print(f"[red]{failure['event']} in row {failure['seq']} (by {failure['by']}) does not verify[/]: "
+                          f"{failure['why']}.", highlight=False)
     if not ok:
         raise typer.Exit(1)
 

@@ -27,6 +27,7 @@ from handrail.trust.baseline import Baseline, compute_baseline, derive_threshold
 from handrail.trust.report import Line, render
 from handrail.trust.review import mark, pending
 from starter.output import USAGE, command, console, fail, print_json
+from starter.signing import load_signer
 from starter.tables import print_rows
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
@@ -188,18 +189,24 @@ def advise(as_json: bool = JSON):
 def set_(
     kind: str = typer.Argument(..., help="The action kind, e.g. dns.sinkhole."),
     mode: str = typer.Argument(..., help="approve, logged or guarded."),
-    as_: str | None = typer.Option(None, "--as", help="Who changes it (a user in the policy). Required."),
+    as_: str | None = typer.Option(None, "--as", help="Who changes it: checked against your signing key's owner "
+                                   "in the policy. Required."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit). Required."),
+    key: Path | None = typer.Option(None, "--key", help="Signing key (as for `handrail approve`)."),
     as_json: bool = JSON,
 ):
-    """Change a kind's trust mode in the policy file (in place, comments kept) and audit it."""
+    """Change a kind's trust mode in the policy file (in place, comments kept) and audit it, signed.
+
+    Only someone who may approve the kind (or a policy admin, with [policy_admins]) may."""
     if not as_:
-        fail("--as is required: say who changes the trust mode (it is checked against the policy).", USAGE)
+        fail("--as is required: say who changes the trust mode (your signing key must be theirs).", USAGE)
     if not reason or not reason.strip():
         fail("--reason is required: say why the trust mode changes (it is kept in the audit).", USAGE)
     settings = load_settings()
+    signer = load_signer(settings, key, as_)  # the key says who; --as only checks
     ledger = open_ledger(settings)
-    result = set_mode(settings.policy_path, ledger, kind, mode, as_, reason, _now())
+    result = set_mode(settings.policy_path, ledger, kind, mode, signer.user, reason, _now(),
+                      sign=_signing_with(signer))
     if as_json:
         print_json(result.model_dump(mode="json", by_alias=True))
     elif result.changed:
@@ -209,24 +216,35 @@ def set_(
         console.print(f"{kind} already is {result.to.value}; nothing changed.")
 
 
+def _signing_with(signer):
+    """A trust act's statement signed with the analyst's key (namespace handrail-trust)."""
+    from handrail.trust.attest import NAMESPACE
+
+    return lambda message: signer.sign(message, NAMESPACE)
+
+
 # -- review ---------------------------------------------------------------------------------
 @command
 def review(
     since: str | None = typer.Option(None, "--since", help="From this date or time instead of the last review."),
     mark_: bool = typer.Option(False, "--mark", help="Record that the listed changes were reviewed."),
-    as_: str | None = typer.Option(None, "--as", help="Who reviewed (a user in the policy); with --mark."),
+    as_: str | None = typer.Option(None, "--as", help="Who reviewed, with --mark: checked against your signing "
+                                   "key's owner in the policy."),
+    key: Path | None = typer.Option(None, "--key", help="Signing key for --mark (as for `handrail approve`)."),
     as_json: bool = JSON,
 ):
-    """The automated (logged and guarded) changes since the last review; --mark records the review."""
+    """The automated (logged and guarded) changes since the last review; --mark records the review, signed."""
     if mark_ and not as_:
-        fail("--mark needs --as: say who reviewed the changes (it is checked against the policy).", USAGE)
+        fail("--mark needs --as: say who reviewed the changes (your signing key must be theirs).", USAGE)
     settings = load_settings()
     now = _now()
     start = parse_since(since, now)
     ledger = _existing_ledger(settings)
     marked_id = None
     if mark_:
-        listing, marked_id = mark(ledger, load_policy(settings.policy_path), as_, now, start)
+        signer = load_signer(settings, key, as_)
+        listing, marked_id = mark(ledger, load_policy(settings.policy_path), signer.user, now, start,
+                                  sign=_signing_with(signer))
     else:
         listing = pending(ledger, now, start)
     if as_json:

@@ -11,13 +11,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from handrail.gate.ledger import Ledger
+from handrail.gate.ledger import Ledger, iso
 from handrail.gate.models import AuditEvent, Mode
 from handrail.gate.policy import PolicyError, load_policy, parse_policy
 from handrail.trust.advice import TrustError, advise, edit_mode_text, set_mode
 from handrail.trust.review import ReviewError, last_review, mark, pending
 from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
+from handrail.gate import signatures
+from handrail.trust import attest
 from starter.trust_cmd import baseline, review, trust_app
+from tests.support import TEST_KEYS, key_file, with_test_keys
 
 pytestmark = pytest.mark.unit
 
@@ -116,16 +119,22 @@ def test_shipped_policy_pinned_kind_is_never_promoted(known):
 
 # -- trust set --------------------------------------------------------------------------------
 def _copy_shipped(tmp_path) -> Path:
+    """The shipped policy, its users given the test keys (a trust act is signed)."""
     path = tmp_path / "policy.toml"
-    shutil.copyfile(SHIPPED, path)
+    path.write_text(with_test_keys(SHIPPED.read_text(encoding="utf-8")), encoding="utf-8")
     return path
+
+
+def signed_by(user: str):
+    return lambda message: signatures.sign(TEST_KEYS[user], message, attest.NAMESPACE)
 
 
 def test_trust_set_changes_only_the_mode_line_of_the_shipped_policy(tmp_path):
     path = _copy_shipped(tmp_path)
     ledger = Ledger(tmp_path / "ledger.db")
     original = path.read_bytes()
-    result = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "3 clean weeks", KNOWN_NOW)
+    result = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "3 clean weeks", KNOWN_NOW,
+                      sign=signed_by("alice"))
     assert result.changed and result.from_mode == Mode.APPROVE and result.to == Mode.LOGGED
     new = path.read_bytes()
     old_lines, new_lines = original.splitlines(keepends=True), new.splitlines(keepends=True)
@@ -136,11 +145,14 @@ def test_trust_set_changes_only_the_mode_line_of_the_shipped_policy(tmp_path):
     assert new == b"".join(old_lines[:i] + [b'mode = "logged"\n'] + old_lines[i + 1:])
     assert load_policy(path).gate_policy("firewall.egress_block").mode == Mode.LOGGED
     [row] = [r for r in ledger.audit_rows() if r["event"] == "trust.mode_changed"]
+    signed = row["data"].pop("signed")
     assert row["run_id"] == "trust" and row["data"] == {
         "kind": "firewall.egress_block", "from": "approve", "to": "logged", "by": "alice",
-        "reason": "3 clean weeks", "policy": str(path.resolve())}
-    assert ledger.verify().ok
-    again = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "again", KNOWN_NOW)
+        "reason": "3 clean weeks", "policy": str(path.resolve()), "at": iso(KNOWN_NOW)}
+    assert signed["key"] == signatures.public_key_of(TEST_KEYS["alice"]).fingerprint
+    assert ledger.verify().ok and attest.verify_acts(ledger.audit_rows()) == (1, [])
+    again = set_mode(path, ledger, "firewall.egress_block", "logged", "alice", "again", KNOWN_NOW,
+                     sign=signed_by("alice"))
     assert not again.changed and path.read_bytes() == new
 
 
@@ -158,19 +170,58 @@ def test_trust_set_refusals_leave_the_file_alone(tmp_path, kind, mode, by, fragm
     path = _copy_shipped(tmp_path)
     ledger = Ledger(tmp_path / "ledger.db")
     reason = "" if not fragment else "because"
+    original = path.read_bytes()
     with pytest.raises(TrustError) as err:
-        set_mode(path, ledger, kind, mode, by, reason, KNOWN_NOW)
+        set_mode(path, ledger, kind, mode, by, reason, KNOWN_NOW, sign=signed_by("alice"))
     assert (fragment or "--reason") in str(err.value) and "\n" not in str(err.value)
-    assert path.read_bytes() == SHIPPED.read_bytes()
+    assert path.read_bytes() == original
     assert not list(ledger.audit_rows())
 
 
 def test_trust_set_into_approve_is_validated(tmp_path):
     path = tmp_path / "p.toml"
-    path.write_text('[users]\ndave = { roles = [] }\n\n[actions."x"]\nmode = "logged"\n', encoding="utf-8")
-    with pytest.raises(PolicyError, match="needs 1 approvals"):
-        set_mode(path, Ledger(tmp_path / "l.db"), "x", "approve", "dave", "r", KNOWN_NOW)
+    path.write_text(with_test_keys('[users]\ndave = { roles = [] }\nerin = { roles = ["soc-lead"] }\n\n'
+                                   '[policy_admins]\nusers = ["dave"]\n\n[actions."x"]\nmode = "logged"\n'
+                                   'approvers = { roles = ["soc-lead"] }\nrequired_approvals = 2\n'),
+                    encoding="utf-8")
+    with pytest.raises(PolicyError, match="needs 2 approvals"):
+        set_mode(path, Ledger(tmp_path / "l.db"), "x", "approve", "dave", "r", KNOWN_NOW, sign=signed_by("dave"))
     assert "logged" in path.read_text()
+
+
+@pytest.mark.parametrize("by, signer, fragment", [
+    ("dave", "dave", "dave may not approve dns.sinkhole changes"),  # in the policy, but no role
+    ("alice", "bob", "does not prove alice"),  # bob's key claiming to be alice
+])
+def test_trust_set_is_refused_to_the_untrusted_and_the_unproven(tmp_path, by, signer, fragment):
+    path = _copy_shipped(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.db")
+    original = path.read_bytes()
+    with pytest.raises(TrustError, match=fragment):
+        set_mode(path, ledger, "dns.sinkhole", "guarded", by, "because", KNOWN_NOW, sign=signed_by(signer))
+    assert path.read_bytes() == original and not list(ledger.audit_rows())
+
+
+def test_with_policy_admins_only_an_admin_changes_trust(tmp_path):
+    path = _copy_shipped(tmp_path)
+    path.write_text(path.read_text() + '\n[policy_admins]\nroles = ["soc-lead"]\n', encoding="utf-8")
+    ledger = Ledger(tmp_path / "ledger.db")
+    with pytest.raises(TrustError, match="alice is not a policy admin"):
+        set_mode(path, ledger, "dns.sinkhole", "guarded", "alice", "because", KNOWN_NOW, sign=signed_by("alice"))
+    assert set_mode(path, ledger, "dns.sinkhole", "guarded", "carol", "because", KNOWN_NOW,
+                    sign=signed_by("carol")).changed
+
+
+def test_a_tampered_or_unsigned_trust_act_fails_verification(tmp_path):
+    path = _copy_shipped(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.db")
+    set_mode(path, ledger, "dns.sinkhole", "guarded", "carol", "clean weeks", KNOWN_NOW, sign=signed_by("carol"))
+    [row] = [r for r in ledger.audit_rows() if r["event"] == "trust.mode_changed"]
+    assert attest.verify_event(row["event"], row["data"]) is None
+    forged = {**row["data"], "by": "bob"}  # the name in the audit is what the signature covers
+    assert "signature" in attest.verify_event(row["event"], forged)
+    unsigned = {k: v for k, v in row["data"].items() if k != "signed"}
+    assert attest.verify_event(row["event"], unsigned) == "it carries no signature"
 
 
 def test_edit_mode_text_adds_the_line_or_the_table_and_keeps_comments_and_crlf():
@@ -188,7 +239,7 @@ def test_edit_mode_text_adds_the_line_or_the_table_and_keeps_comments_and_crlf()
 # -- review -----------------------------------------------------------------------------------
 def test_review_lists_automated_changes_since_the_last_mark(tmp_path):
     ledger = Ledger(tmp_path / "l.db")
-    policy = parse_policy(POLICY)
+    policy = parse_policy(with_test_keys(POLICY))
     build_known_ledger(ledger)
     now = KNOWN_NOW
     first = pending(ledger, now, since=KNOWN_T0 + timedelta(days=20))
@@ -199,8 +250,8 @@ def test_review_lists_automated_changes_since_the_last_mark(tmp_path):
     assert everything.last_review is None and len(everything.changes) == 867 + 84 + 40 + 100
     assert any(c.reverted and c.reverted.startswith("rollback by bob") for c in everything.changes)
     with pytest.raises(ReviewError, match="not a user"):
-        mark(ledger, policy, "mallory", now)
-    listing, event_id = mark(ledger, policy, "alice", now)
+        mark(ledger, policy, "mallory", now, sign=signed_by("alice"))
+    listing, event_id = mark(ledger, policy, "alice", now, sign=signed_by("alice"))
     assert len(listing.changes) == 1091
     review_row = next(r for r in ledger.audit_rows() if r["event"] == "review.marked")
     assert review_row["id"] == event_id and review_row["data"]["by"] == "alice"
@@ -220,6 +271,9 @@ def test_review_lists_automated_changes_since_the_last_mark(tmp_path):
 def cli(tmp_path, monkeypatch):
     home = tmp_path / "home"
     policy = _copy_shipped(tmp_path)
+    (home / "keys").mkdir(parents=True)
+    for user in TEST_KEYS:
+        key_file(user, home / "keys")  # where `handrail keys init` puts a user's key
     monkeypatch.setenv("HANDRAIL_HOME", str(home))
     monkeypatch.setenv("HANDRAIL_POLICY", str(policy))
     monkeypatch.setenv("HANDRAIL_USER", "alice")
@@ -275,6 +329,15 @@ def test_cli_trust_set_and_its_errors(cli):
     assert bad_since.exit_code == 2 and "not a date" in bad_since.stderr
     no_as = run("review", "--mark")
     assert no_as.exit_code == 2
+    # the name after --as is checked against the key, and the key's owner must be trusted with it
+    spoofed = run("trust", "set", "dns.sinkhole", "logged", "--as", "carol", "--reason", "x",
+                  "--key", str(key_file("dave", policy.parent)))
+    assert spoofed.exit_code == 1 and "Your key belongs to dave, not carol" in spoofed.stderr
+    untrusted = run("trust", "set", "dns.sinkhole", "logged", "--as", "dave", "--reason", "x")
+    assert untrusted.exit_code == 1 and "dave may not approve dns.sinkhole" in untrusted.stderr
+    unmarked = run("review", "--mark", "--as", "dave")
+    assert unmarked.exit_code == 1 and "may approve no kind of change" in unmarked.stderr
+    assert load_policy(policy).gate_policy("dns.sinkhole").mode == "guarded"
 
 
 def test_no_demotion_without_a_minimum_sample():

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from handrail.gate.ledger import Ledger, iso
 from handrail.gate.models import AuditEvent, Mode
 from handrail.gate.policy import Policy, PolicyError, parse_policy
+from handrail.trust import attest
 from handrail.trust.baseline import (
     Approvals,
     GuardrailFigures,
@@ -273,8 +274,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def set_mode(policy_path: Path, ledger: Ledger, kind: str, mode: str, by: str, reason: str,
-             now: datetime) -> ModeChange:
-    """Change a kind's trust mode in the policy file and audit it; refuse with one sentence."""
+             now: datetime, *, sign: attest.Signer) -> ModeChange:
+    """Change a kind's trust mode in the policy file and audit it; refuse with one sentence.
+
+    `by` is the policy user whose key `sign` signs with (the CLI proves it); they must be
+    trusted with the decision (:func:`handrail.trust.attest.check_authority`), and the
+    audit event carries their signature."""
     path = Path(policy_path).resolve()
     try:
         raw = path.read_bytes()
@@ -295,6 +300,10 @@ def set_mode(policy_path: Path, ledger: Ledger, kind: str, mode: str, by: str, r
     gate = policy.gate_policy(kind)
     if gate.pinned:
         raise TrustError(f"{kind} is pinned to approve in the policy and cannot change mode.")
+    try:
+        attest.check_authority(policy, by, kind)
+    except attest.AttestError as exc:
+        raise TrustError(str(exc)) from None
     result = ModeChange(kind=kind, changed=False, from_mode=gate.mode, to=wanted, by=by, reason=reason,
                         policy=str(path))
     if gate.mode == wanted:
@@ -304,12 +313,15 @@ def set_mode(policy_path: Path, ledger: Ledger, kind: str, mode: str, by: str, r
     if new_policy.gate_policy(kind).mode != wanted or not _same_except_mode(text, new_text, kind, wanted):
         raise TrustError(f"The policy's [actions.\"{kind}\"] table is laid out in a way this command cannot "
                          "edit safely; change its mode by hand.")
+    data = {"kind": kind, "from": gate.mode.value, "to": wanted.value, "by": by, "reason": reason,
+            "policy": str(path), "at": iso(now)}
+    try:
+        data = attest.sign_event(policy, by, "trust.mode_changed", data, sign)
+    except attest.AttestError as exc:
+        raise TrustError(str(exc)) from None
     _write_atomic(path, new_text.encode("utf-8"))
-    event = AuditEvent(
-        id=f"trust:{uuid.uuid4().hex}", at=now, run_id=TRUST_RUN_ID, event="trust.mode_changed",
-        data={"kind": kind, "from": gate.mode.value, "to": wanted.value, "by": by, "reason": reason,
-              "policy": str(path)},
-    )
+    event = AuditEvent(id=f"trust:{uuid.uuid4().hex}", at=now, run_id=TRUST_RUN_ID, event="trust.mode_changed",
+                       data=data)
     try:
         ledger.append([event])
     except BaseException:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from handrail.gate.ledger import Ledger, iso
 from handrail.gate.models import AuditEvent
 from handrail.gate.policy import Policy
+from handrail.trust import attest
 
 REVIEW_RUN_ID = "review"
 
@@ -80,15 +81,23 @@ def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> Rev
 
 
 def mark(ledger: Ledger, policy: Policy, by: str, now: datetime,
-         since: datetime | None = None) -> tuple[ReviewList, str]:
-    """Record that `by` reviewed every automated change listed now; returns the list and event id."""
-    if by not in policy.users:
-        raise ReviewError(f"{by!r} is not a user in the policy, so cannot mark changes reviewed.")
+         since: datetime | None = None, *, sign: attest.Signer) -> tuple[ReviewList, str]:
+    """Record that `by` reviewed every automated change listed now; returns the list and event id.
+
+    `by` is the policy user whose key `sign` signs with (the CLI proves it); they must be
+    someone the policy trusts with approvals, and the event carries their signature."""
+    try:
+        attest.check_authority(policy, by, None)
+    except attest.AttestError as exc:
+        raise ReviewError(str(exc)) from None
     listing = pending(ledger, now, since)
-    event = AuditEvent(
-        id=f"review:{uuid.uuid4().hex}", at=now, run_id=REVIEW_RUN_ID, event="review.marked",
-        data={"by": by, "since": iso(listing.since) if listing.since else None, "until": iso(listing.until),
-              "count": len(listing.changes), "change_ids": [c.change_id for c in listing.changes]},
-    )
+    data = {"by": by, "since": iso(listing.since) if listing.since else None, "until": iso(listing.until),
+            "count": len(listing.changes), "change_ids": [c.change_id for c in listing.changes]}
+    try:
+        data = attest.sign_event(policy, by, "review.marked", data, sign)
+    except attest.AttestError as exc:
+        raise ReviewError(str(exc)) from None
+    event = AuditEvent(id=f"review:{uuid.uuid4().hex}", at=now, run_id=REVIEW_RUN_ID, event="review.marked",
+                       data=data)
     ledger.append([event])
     return listing, event.id
