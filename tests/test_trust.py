@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from handrail.gate import signatures
 from handrail.gate.ledger import Ledger, iso
 from handrail.gate.models import AuditEvent, Mode
 from handrail.gate.policy import PolicyError, load_policy, parse_policy
+from handrail.trust import attest
 from handrail.trust.advice import TrustError, advise, edit_mode_text, set_mode
 from handrail.trust.review import ReviewError, last_review, mark, pending
 from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger, build_known_ledger
-from handrail.gate import signatures
-from handrail.trust import attest
 from starter.trust_cmd import baseline, review, trust_app
 from tests.support import TEST_KEYS, key_file, with_test_keys
 
@@ -350,3 +349,21 @@ def test_no_demotion_without_a_minimum_sample():
     assert kept.suggestion == "keep" and "too small a sample" in kept.why
     enough = Evidence(days=3, changes=40, overrides=3, override_rate=3 / 40)
     assert judge("dns.sinkhole", Mode.LOGGED, False, True, enough, rules).suggestion == "demote"
+
+
+def test_audit_verify_signatures_rechecks_trust_acts(cli):
+    from starter.cli import app as full_app
+
+    run, home, _ = cli
+    assert run("trust", "set", "dns.sinkhole", "guarded", "--as", "carol", "--reason", "clean").exit_code == 0
+    verify = CliRunner().invoke(full_app, ["audit", "verify", "--signatures", "--json"])
+    assert verify.exit_code == 0, verify.output
+    assert json.loads(verify.stdout)["signatures"]["trust_acts"] == 1
+    ledger = Ledger(home / "ledger.db")  # a mode change written by hand, as before acts were signed
+    ledger.append([AuditEvent(id="trust:unsigned", at=datetime.now(UTC), run_id="trust", event="trust.mode_changed",
+                              data={"kind": "dns.sinkhole", "from": "guarded", "to": "logged", "by": "carol"})])
+    ledger.close()
+    verify = CliRunner().invoke(full_app, ["audit", "verify", "--signatures", "--json"])
+    assert verify.exit_code == 1
+    [failure] = json.loads(verify.stdout)["signatures"]["trust_act_failures"]
+    assert failure["by"] == "carol" and failure["why"] == "it carries no signature"
