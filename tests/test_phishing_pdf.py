@@ -86,6 +86,30 @@ def test_links_are_capped():
     assert len(pdf.pdf_links(data)) == pdf.MAX_LINKS
 
 
+def test_a_compressed_flood_of_unclosed_strings_is_read_within_the_scan_budget(monkeypatch):
+    """A few KB of Flate holding megabytes of ``/URI (`` that never close: unbudgeted, each string
+    was read byte by byte up to MAX_URI (minutes of CPU a PDF). The reading is counted, not timed."""
+    read: list[int] = []
+
+    def counted(data, at, limit=pdf.MAX_URI):
+        uri, end = original(data, at, limit)
+        read.append(end - at)
+        return uri, end
+
+    original = pdf._pdf_string
+    monkeypatch.setattr(pdf, "_pdf_string", counted)
+    data = a_pdf(stream(link(b"(https://early.example/)") + b"/URI (" * (2 * 1024 * 1024 // 6)))
+    assert len(data) < 16 * 1024
+    assert pdf.pdf_links(data) == ["https://early.example/"]  # what came before the flood is kept
+    assert len(read) <= pdf.MAX_STRINGS
+    assert sum(read) <= pdf.MAX_SCAN + pdf.MAX_URI
+
+
+def test_reading_stops_after_the_string_budget_repeats_and_broken_strings_included():
+    data = a_pdf(link(b"(https://early.example/)"), b"/URI ()" * pdf.MAX_STRINGS, link(b"(https://late.example/)"))
+    assert pdf.pdf_links(data) == ["https://early.example/"]
+
+
 def _mail_with_pdf(document: bytes, body: str = "Your statement is attached.") -> bytes:
     msg = EmailMessage()
     msg["From"] = "billing@statement-notice.example"

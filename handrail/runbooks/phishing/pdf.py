@@ -8,7 +8,11 @@ and fonts are full of harmless namespace URLs (``http://ns.adobe.com/…``).
 Annotations sit in plain objects (PDF 1.4) or in compressed object streams (PDF 1.5 and
 later), so Flate streams are inflated too, within a budget: at most ``MAX_STREAMS`` streams,
 ``MAX_INFLATE`` bytes out of each and ``MAX_TOTAL`` over the file, so a deflate bomb costs
-a bounded amount of memory and time. An encrypted or broken PDF gives no links, never an error.
+a bounded amount of memory and time. Reading the strings is bounded the same way over the
+whole file: at most ``MAX_STRINGS`` ``/URI`` strings (repeats and broken ones included) and
+``MAX_SCAN`` bytes of them, so a flood of strings that never close (``/URI (/URI (…``, each
+read up to ``MAX_URI`` bytes) costs a small, fixed amount of work however well it compresses.
+An encrypted or broken PDF gives no links, never an error.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ MAX_STREAMS = 300
 MAX_INFLATE = 2 * 1024 * 1024
 MAX_TOTAL = 16 * 1024 * 1024
 MAX_URI = 4096
+MAX_STRINGS = 1000  # /URI strings read per PDF, repeats and broken ones included
+MAX_SCAN = 256 * 1024  # bytes of those strings read per PDF (a string is read byte by byte)
 
 _URI = re.compile(rb"/URI\s*([(<])")
 _STREAM = re.compile(rb"(?<!end)stream\r?\n")  # a stream's start, never the "endstream" line
@@ -33,11 +39,17 @@ def looks_like_pdf(data: bytes) -> bool:
 
 def pdf_links(data: bytes) -> list[str]:
     """The link annotations' URIs, in order of appearance, without repeats (raw text: the
-    caller normalises them like any URL and drops what is not http, https or ftp)."""
+    caller normalises them like any URL and drops what is not http, https or ftp). Reading
+    stops at the string or byte budget, keeping what was found before it."""
     found: list[str] = []
+    strings, scan_left = MAX_STRINGS, MAX_SCAN
     for chunk in _chunks(data):
         for match in _URI.finditer(chunk):
-            uri = _pdf_string(chunk, match.start(1))
+            if strings <= 0 or scan_left <= 0:
+                return found
+            strings -= 1
+            uri, end = _pdf_string(chunk, match.start(1), min(MAX_URI, scan_left))
+            scan_left -= end - match.start(1)
             if uri and uri not in found:
                 found.append(uri)
                 if len(found) >= MAX_LINKS:
@@ -64,20 +76,21 @@ def _chunks(data: bytes):
             yield out
 
 
-def _pdf_string(data: bytes, at: int) -> str | None:
-    """The PDF string starting at ``at``: a literal ``(…)`` (escapes, balanced parentheses)
-    or a hex string ``<…>``; None when it does not end within MAX_URI bytes."""
+def _pdf_string(data: bytes, at: int, limit: int = MAX_URI) -> tuple[str | None, int]:
+    """The PDF string starting at ``at`` and where reading it stopped: a literal ``(…)``
+    (escapes, balanced parentheses) or a hex string ``<…>``; None when it does not end
+    within ``limit`` bytes (hex digits take two bytes a character, so twice that)."""
     if data[at:at + 1] == b"<":
-        end = data.find(b">", at + 1, at + 2 + 2 * MAX_URI)
+        end = data.find(b">", at + 1, at + 2 + 2 * limit)
         if end < 0:
-            return None
+            return None, min(len(data), at + 2 + 2 * limit)
         digits = re.sub(rb"[^0-9A-Fa-f]", b"", data[at + 1:end])
         try:
-            return _text(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode()))
+            return _text(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode())), end + 1
         except ValueError:
-            return None
+            return None, end + 1
     out = bytearray()
-    depth, i, stop = 1, at + 1, min(len(data), at + 1 + MAX_URI)
+    depth, i, stop = 1, at + 1, min(len(data), at + 1 + limit)
     while i < stop:
         c = data[i]
         if c == 0x5C and i + 1 < stop:  # backslash
@@ -98,10 +111,10 @@ def _pdf_string(data: bytes, at: int) -> str | None:
         elif c == 0x29:
             depth -= 1
             if depth == 0:
-                return _text(bytes(out))
+                return _text(bytes(out)), i + 1
         out.append(c)
         i += 1
-    return None
+    return None, stop
 
 
 def _text(raw: bytes) -> str:
