@@ -89,6 +89,43 @@ def test_unclosed_markup_is_read_as_text_so_its_links_still_count():
     assert "http://hidden.example/x" in parse_message(raw).urls
 
 
+def _html_mail(html: bytes) -> bytes:
+    return b"From: a@evil.example\r\nMessage-ID: <m@x>\r\nContent-Type: text/html\r\n\r\n" + html
+
+
+_LURE = b'<p>Your mailbox is full</p><a href="http://login-lure.example/verify">Verify now</a>'
+
+
+@pytest.mark.parametrize("section", [b"<![x>", b"<![ >", b"<![if !mso]>", b"<![CDATA[>", b"<![CDATA[ ]]>"])
+def test_links_after_a_marked_section_are_read(section):
+    """Python 3.11's HTML parser raises on an unknown marked section ("<![x>"); a browser reads
+    one as a comment up to its ">", and so must we, or every link after it is lost."""
+    parsed = parse_message(_html_mail(section + _LURE))
+    assert parsed.urls == ["http://login-lure.example/verify"]
+    assert [(link.url, link.text) for link in parsed.links] == [("http://login-lure.example/verify", "Verify now")]
+
+
+@pytest.mark.parametrize("unit", [b"<![CDATA[ ]>", b"<![CDATA[>", b"<![if>"])
+def test_a_flood_of_unclosed_marked_sections_keeps_the_links_after_it(unit):
+    """Each of these once made the parser search to the end of the part (quadratic: 1 MB took
+    half a minute); read as comments, a 200 KB flood is one pass and the lure after it counts."""
+    parsed = parse_message(_html_mail(unit * (200 * 1024 // len(unit)) + _LURE))
+    assert parsed.urls == ["http://login-lure.example/verify"]
+    assert [link.text for link in parsed.links] == ["Verify now"]
+
+
+def test_markup_the_html_parser_gives_up_on_is_still_read_for_urls(monkeypatch):
+    """Whatever the parser still raises on, the links it had not reached are read as text, not dropped."""
+    from handrail.runbooks.phishing import mail
+
+    def give_up(self, data):
+        raise AssertionError("unexpected markup")
+
+    monkeypatch.setattr(mail._HtmlReader, "handle_comment", give_up)
+    parsed = parse_message(_html_mail(b'<a href="http://before.example/a">a</a><!-- x -->' + _LURE))
+    assert {"http://before.example/a", "http://login-lure.example/verify"} <= set(parsed.urls)
+
+
 def test_text_beyond_the_per_message_cap_is_not_read():
     from handrail.runbooks.phishing import mail
 

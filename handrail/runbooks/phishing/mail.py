@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import contextlib
 import email
 import email.policy
 import hashlib
@@ -251,9 +250,11 @@ class _Findings:
 
     def scan_html(self, markup: str, depth: int = 0) -> None:
         reader = _HtmlReader()
-        with contextlib.suppress(AssertionError, ValueError):  # keep what was read
+        try:
             reader.feed(_defuse_markup(markup))
             reader.close()
+        except (AssertionError, ValueError):  # keep what was read, and read the rest as text
+            self.urls.extend(find_urls(markup)[0])
         self.urls.extend(reader.attribute_urls)
         self.scan_text(reader.visible_text())
         code = reader.code_text()
@@ -272,10 +273,16 @@ class _Findings:
 # "<a" or "<!--" are quadratic), so they are escaped to text first. Linear: each scan
 # stops at the next "<". The text still reaches the URL scanner, so nothing is hidden.
 _UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
+# A marked section ("<![CDATA[", "<![if !mso]>", "<![x>") is, to a browser reading HTML, a
+# bogus comment that ends at the first ">". Python 3.11's HTMLParser instead raises on any
+# keyword but a few (losing the rest of the part) and, for those, looks for "]]>" or "]>"
+# to the end of the input from each one (floods are quadratic). A space after "<!" makes
+# each one the bogus comment a browser reads; its text still reaches the URL scanner.
+_MARKED_SECTION = re.compile(r"<!\[")
 
 
 def _defuse_markup(markup: str) -> str:
-    return _UNCLOSED_LT.sub("&lt;", markup)
+    return _MARKED_SECTION.sub("<! [", _UNCLOSED_LT.sub("&lt;", markup))
 
 
 def _read_part(part: Message, found: _Findings) -> None:
