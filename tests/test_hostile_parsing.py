@@ -126,6 +126,31 @@ def test_markup_the_html_parser_gives_up_on_is_still_read_for_urls(monkeypatch):
     assert {"http://before.example/a", "http://login-lure.example/verify"} <= set(parsed.urls)
 
 
+_HEAD = b"From: a@evil.example\r\nTo: v@corp.example\r\nMessage-ID: <m@x>\r\nMIME-Version: 1.0\r\n"
+
+
+@pytest.mark.parametrize("charset", ["idna", "IDNA", "punycode", "unicode_escape", "undefined", "base64"])
+def test_a_codec_that_is_no_text_charset_is_read_like_an_unknown_charset(charset):
+    """Python registers host-name and literal-syntax codecs under charset-like names: ``idna``
+    raised out of the parser, ``punycode`` is quadratic and mangles the text. Declared as a
+    charset anywhere (body, encoded word, RFC 2231 parameter), they read like an unknown one."""
+    cs = charset.encode()
+    body = _HEAD + b"Subject: =?" + cs + b"?q?hello?=\r\nContent-Type: text/plain; charset=" + cs
+    assert parse_message(body + b"\r\n\r\nsee http://lure.example/x\r\n").urls == ["http://lure.example/x"]
+    assert parse_message(body + b"\r\n\r\nx\r\n").subject == "hello"
+    attached = (_HEAD + b"Subject: s\r\nContent-Type: multipart/mixed; boundary*=" + cs + b"''b\r\n\r\n--b\r\n"
+                b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=" + cs
+                + b"''invoice.exe\r\n\r\nAAAA\r\n--b--\r\n")
+    assert [a.filename for a in parse_message(attached).attachments] == ["invoice.exe"]
+
+
+def test_a_large_body_declared_in_punycode_is_read_as_text():
+    """The punycode decoder is quadratic (800 KB took 12 s of CPU): the body is read as UTF-8 instead."""
+    raw = (_HEAD + b"Subject: s\r\nContent-Type: text/plain; charset=punycode\r\n\r\n"
+           + b"abcdefghijklmnopqrstuvwxyz-" * (200 * 1024 // 27) + b" http://lure.example/x\r\n")
+    assert parse_message(raw).urls == ["http://lure.example/x"]
+
+
 def test_text_beyond_the_per_message_cap_is_not_read():
     from handrail.runbooks.phishing import mail
 

@@ -195,12 +195,26 @@ def _read_structure(raw: bytes) -> Message:
     if not _HEADER_LINE.match(head) or b"\x00" in _HEADER_END.split(head, maxsplit=1)[0]:
         raise MalformedMessage("input is not an e-mail: it does not start with a header")
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = email.message_from_bytes(raw, _class=_Message, policy=email.policy.compat32)
     except Exception as exc:  # the parser is lenient; anything here is fatal
         raise MalformedMessage(f"message headers cannot be parsed ({exc})") from exc
     if not any(name in msg for name in _KNOWN_HEADERS):
         raise MalformedMessage("input is not an e-mail: it has none of the usual headers")
     return msg
+
+
+class _Message(Message):
+    """compat32's message, but an RFC 2231 parameter (``boundary*=``, ``filename*=``,
+    ``charset*=``) is decoded like any other text here: in its declared charset only when
+    that is a text charset. The standard library decodes it with whatever codec it names,
+    and ``idna`` raises while ``punycode`` is quadratic (the boundary is read mid-parse)."""
+
+    def get_param(self, param, failobj=None, header="content-type", unquote=True):  # type: ignore[no-untyped-def]
+        value = super().get_param(param, failobj, header, unquote)
+        if isinstance(value, tuple) and len(value) == 3:  # RFC 2231: (charset, language, text)
+            charset, _, text = value
+            return _decode_bytes(text.encode("raw-unicode-escape"), charset)
+        return value
 
 
 def _leaf_parts(msg: Message) -> list[Message]:
@@ -323,12 +337,33 @@ def _decode_text(part: Message, payload: bytes) -> str:
     return _decode_bytes(payload, charset)
 
 
+# Codecs Python registers as text encodings that are no charset a mail client decodes:
+# host-name encodings (idna raises on ordinary text whatever the error handler; punycode's
+# decoder is quadratic), Python literal syntax (unicode_escape reads backslashes as escapes
+# and warns on unknown ones) and the codec that always fails.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+
+
+def _charset_codec(charset: str | None) -> str | None:
+    """The codec of a declared charset, or None when it is unknown or not a text charset
+    (a bytes-to-bytes codec like ``base64`` or ``zlib``, or one of ``_NOT_CHARSETS``)."""
+    try:
+        info = codecs.lookup(charset or "")
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode in the declared charset; without a usable one, UTF-8 else windows-1252."""
-    try:
-        return data.decode(codecs.lookup(charset or "").name, "replace")
-    except LookupError:
-        pass
+    codec = _charset_codec(charset)
+    if codec:
+        try:
+            return data.decode(codec, "replace")
+        except (LookupError, ValueError):  # UnicodeError included: a codec that fails anyway
+            pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
