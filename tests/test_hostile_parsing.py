@@ -151,6 +151,18 @@ def test_a_large_body_declared_in_punycode_is_read_as_text():
     assert parse_message(raw).urls == ["http://lure.example/x"]
 
 
+def test_an_address_header_nested_too_deeply_to_read_names_no_address():
+    """A thousand "(" made the standard library's address parser recurse until RecursionError,
+    out of the parser; such a header is read as naming no address, and the rest of the mail counts."""
+    nested = b"(" * 1000
+    raw = (b"From: " + nested + b"\r\nReply-To: " + nested + b"\r\nTo: " + nested + b"\r\nCc: b@corp.example\r\n"
+           b"Message-ID: <m@x>\r\nSubject: s\r\n\r\nsee http://lure.example/x\r\n")
+    parsed = parse_message(raw)
+    assert (parsed.sender, parsed.sender_display, parsed.reply_to) == ("", "", None)
+    assert parsed.recipients == ["b@corp.example"]
+    assert parsed.urls == ["http://lure.example/x"]
+
+
 def test_text_beyond_the_per_message_cap_is_not_read():
     from handrail.runbooks.phishing import mail
 

@@ -587,11 +587,29 @@ def _header(msg: Message, name: str) -> str | None:
 
 
 def _addresses(msg: Message, *names: str) -> list[str]:
-    values = []
+    found: set[str] = set()
     for name in names:
-        values.extend(_decode_header_value(v) for v in (msg.get_all(name) or []))
-    found = {addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr}
+        for value in msg.get_all(name) or []:
+            pairs = _address_list(_decode_header_value(value))
+            found.update(addr.strip().lower() for _, addr in pairs if "@" in addr)
     return sorted(found)
+
+
+def _address_list(value: str) -> list[tuple[str, str]]:
+    """The addresses of one header; none when it cannot be read. The standard library reads a
+    comment inside a comment by recursing, one level per "(": a thousand raise RecursionError."""
+    try:
+        return getaddresses([value])
+    except RecursionError:
+        return []
+
+
+def _address(value: str) -> tuple[str, str]:
+    """(display name, address) of a From or Reply-To; both empty when it cannot be read."""
+    try:
+        return parseaddr(value)
+    except RecursionError:
+        return "", ""
 
 
 def _message_id(msg: Message, raw: bytes) -> str:
@@ -600,9 +618,9 @@ def _message_id(msg: Message, raw: bytes) -> str:
 
 
 def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
-    display, sender = parseaddr(_header(msg, "From") or "")
+    display, sender = _address(_header(msg, "From") or "")
     display = display.strip()
-    reply_to = parseaddr(_header(msg, "Reply-To") or "")[1] or None
+    reply_to = _address(_header(msg, "Reply-To") or "")[1] or None
     urls = sorted(set(found.urls))
     return ParsedMessage(
         message_id=_message_id(msg, raw),
