@@ -488,6 +488,25 @@ def test_only_the_pages_the_reader_is_sent_to_are_blocked():
 
 
 
+def test_a_flood_of_mismatched_links_is_capped_and_still_judged():
+    """Thousands of links showing paypal.com, each to another page: the parser keeps the first
+    MAX_MISMATCHES distinct ones and the verdict keeps only the MAX_PAGES pages it proposes (every
+    link once checked a growing list: quadratic), and the deception still counts."""
+    from handrail.runbooks.phishing.mail import MAX_MISMATCHES
+    from handrail.runbooks.phishing.verdict import MAX_PAGES
+
+    anchors = b"".join(b'<a href="https://www.dropbox.com/s/%d/doc.html">paypal.com</a>' % i
+                       for i in range(MAX_MISMATCHES + 100))
+    raw = (b"From: desk@notify-mailer.example\r\nTo: c@corp.example\r\nSubject: s\r\nMessage-ID: <f@x.example>\r\n"
+           b"Content-Type: text/html\r\n\r\n" + anchors + anchors)
+    mail = parse_message(raw)
+    assert len(mail.link_mismatches) == MAX_MISMATCHES
+    assert len(set(mail.link_mismatches)) == MAX_MISMATCHES  # each once, though the flood is written twice
+    row = _row(raw, "dropbox.com")
+    assert "a link showing paypal.com leads here" in row.evidence
+    assert row.action == "block_url" and len(row.pages) == MAX_PAGES
+
+
 def test_a_script_or_an_image_url_is_never_a_page_to_block():
     """Pages are what a reader opens (links, forms); a kit's hidden jQuery on a platform's CDN is
     evidence about the message, never a URL to block for the whole company."""

@@ -47,7 +47,7 @@ import email.policy
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
@@ -137,6 +137,7 @@ class Link(BaseModel):
 
 
 MAX_LINKS = 500  # links kept with their text (a message with more is summarised by its URLs)
+MAX_MISMATCHES = 500  # distinct link mismatches kept (one is evidence; hostile mail has thousands)
 
 
 class Attachment(BaseModel):
@@ -243,7 +244,7 @@ def _bounded_walk(msg: Message) -> Iterator[Message]:
 class _Findings:
     urls: list[str] = field(default_factory=list)
     bare_domains: list[str] = field(default_factory=list)
-    mismatches: list[LinkMismatch] = field(default_factory=list)
+    mismatches: dict[LinkMismatch, None] = field(default_factory=dict)  # an ordered set
     attachments: list[Attachment] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     hidden_urls: list[str] = field(default_factory=list)
@@ -253,6 +254,13 @@ class _Findings:
         urls, rest = find_urls(text)
         self.urls.extend(urls)
         self.bare_domains.extend(find_bare_domains(rest))
+
+    def add_mismatches(self, mismatches: Iterable[LinkMismatch]) -> None:
+        """The first MAX_MISMATCHES distinct mismatches of the message, all parts together."""
+        for mismatch in mismatches:
+            if len(self.mismatches) >= MAX_MISMATCHES:
+                return
+            self.mismatches[mismatch] = None
 
     def add_pdf_links(self, payload: bytes) -> None:
         """A PDF's link annotations are links its reader clicks (kind ``pdf``, no text)."""
@@ -276,7 +284,7 @@ class _Findings:
         hidden = _base64_urls(code, MAX_BASE64_URLS - len(self.hidden_urls))  # per message
         self.urls.extend(hidden)
         self.hidden_urls.extend(hidden)
-        self.mismatches.extend(reader.mismatches)
+        self.add_mismatches(reader.mismatches)
         self.links.extend(reader.links[: max(0, MAX_LINKS - len(self.links))])
         if depth == 0 and _ESCAPED_MARKUP.search(code):  # document.write(unescape("%3C..."))
             self.scan_html(unquote(code), depth=1)
@@ -401,7 +409,7 @@ class _HtmlReader(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.attribute_urls: list[str] = []
-        self.mismatches: list[LinkMismatch] = []
+        self.mismatches: dict[LinkMismatch, None] = {}  # an ordered set, up to MAX_MISMATCHES
         self.links: list[Link] = []
         self._visible: list[str] = []
         self._code: list[str] = []
@@ -480,8 +488,9 @@ class _HtmlReader(HTMLParser):
         if href_url and len(self.links) < MAX_LINKS:
             self.links.append(Link(url=href_url, text=_collapse_space("".join(text))[:120]))
         text_url = _text_as_url("".join(text))
-        if href_url and text_url and _host_key(text_url) != _host_key(href_url):
-            self.mismatches.append(LinkMismatch(text_url=text_url, href_url=href_url))
+        if href_url and text_url and _host_key(text_url) != _host_key(href_url) \
+                and len(self.mismatches) < MAX_MISMATCHES:
+            self.mismatches[LinkMismatch(text_url=text_url, href_url=href_url)] = None
 
 
 def _base64_urls(code: str, limit: int) -> list[str]:
@@ -633,7 +642,7 @@ def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
         urls=urls,
         domains=_domains(urls, found.bare_domains),
         ips=sorted({h for h in map(url_host, urls) if ip_host(h)}),
-        link_mismatches=_unique(found.mismatches),
+        link_mismatches=sorted(found.mismatches, key=lambda m: (m.text_url, m.href_url)),
         attachments=found.attachments,
         size=len(raw),
         links=found.links,
@@ -646,6 +655,3 @@ def _domains(urls: list[str], bare: list[str]) -> list[str]:
     registrable = {registrable_domain(n) for n in names}
     return sorted((names | registrable) - {None})  # type: ignore[operator]
 
-
-def _unique(items: list[LinkMismatch]) -> list[LinkMismatch]:
-    return sorted(set(items), key=lambda m: (m.text_url, m.href_url))

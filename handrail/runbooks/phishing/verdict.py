@@ -183,6 +183,10 @@ class _Candidate:
     pages: list[str] = field(default_factory=list)  # the destinations it is sent to (call to action, form, mismatch)
 
     def lands(self, url: str) -> None:
+        """Only the first MAX_PAGES pages are ever proposed, so only they are kept: a message of
+        thousands of mismatched links costs a constant lookup per link, never a growing one."""
+        if len(self.pages) >= MAX_PAGES:
+            return
         page = page_url(url)
         if page and page not in self.pages:
             self.pages.append(page)
