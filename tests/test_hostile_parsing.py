@@ -19,6 +19,7 @@ from activities.offloop import DeadlineExceeded, run_bounded
 from handrail.gate.policy import default_policy_path
 from handrail.intel.state import IntelState
 from handrail.intel.store import IntelStore
+from handrail.runbooks.phishing import mail
 from handrail.runbooks.phishing.hostile import bench, corpus
 from handrail.runbooks.phishing.indicators import _trim, fang, find_urls
 from handrail.runbooks.phishing.mail import MalformedMessage, ParsedMessage, parse_message
@@ -112,12 +113,23 @@ def test_a_flood_of_unclosed_marked_sections_keeps_the_links_after_it(unit):
     parsed = parse_message(_html_mail(unit * (200 * 1024 // len(unit)) + _LURE))
     assert parsed.urls == ["http://login-lure.example/verify"]
     assert [link.text for link in parsed.links] == ["Verify now"]
+    # what the parser is fed: a bogus comment ("<!" and a space), never a section to search the end of
+    assert mail._defuse_markup(unit.decode()) == "<! " + unit.decode()[2:]
+
+
+def test_comments_no_comment_end_follows_are_text_and_earlier_comments_stay_comments():
+    """"<!-- x>" has its ">", yet nothing ends the comment: the parser searched to the end of the
+    part from each one (quadratic; 500 KB took half a minute). After the last "-->" they are text."""
+    comment = b'<!--[if mso]><a href="http://in-comment.example/">x</a><![endif]-->'
+    parsed = parse_message(_html_mail(comment + b"<!-- x>" * (200 * 1024 // 7) + _LURE))
+    assert parsed.urls == ["http://in-comment.example/", "http://login-lure.example/verify"]
+    assert [link.url for link in parsed.links] == ["http://login-lure.example/verify"]  # a comment is no link
+    # what the parser is fed, decided in one pass: it never searches for an end that is not there
+    assert mail._defuse_markup("<!-- a --><!-- b>") == "<!-- a -->&lt;!-- b>"
 
 
 def test_markup_the_html_parser_gives_up_on_is_still_read_for_urls(monkeypatch):
     """Whatever the parser still raises on, the links it had not reached are read as text, not dropped."""
-    from handrail.runbooks.phishing import mail
-
     def give_up(self, data):
         raise AssertionError("unexpected markup")
 

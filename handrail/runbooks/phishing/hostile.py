@@ -2,11 +2,11 @@
 
 Each entry targets one way a parser goes super-linear or unbounded: a long run of word
 characters (the old e-mail-address regex), runs of brackets and ``DOT`` (the defang
-rules), ``</`` and ``<a`` floods, unclosed comments and marked sections (``<![CDATA[>``,
-``<![if>``: the standard library's HTML parser), a URL followed by thousands of ``)``,
-deep MIME nesting, many parts, huge headers, many URLs. The tests parse every entry;
-``handrail bench parse`` times them and reports the worst case against the budget.
-Generated, never stored: nothing to download.
+rules), ``</`` and ``<a`` floods, unclosed comments (``<!--``, ``<!-- x>``) and marked
+sections (``<![CDATA[>``, ``<![if>``: the standard library's HTML parser), a URL followed
+by thousands of ``)``, deep MIME nesting, many parts, huge headers, many URLs. The tests
+parse every entry; ``handrail bench parse`` times them and reports the worst case against
+the budget. Generated, never stored: nothing to download.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def corpus(size: int = MAX_BYTES - 4096) -> dict[str, bytes]:
         "starttag-flood": lambda: _single(_fill(b"<a", size), "text/html"),
         "lt-flood": lambda: _single(_fill(b"<", size), "text/html"),
         "comment-flood": lambda: _single(_fill(b"<!--", size), "text/html"),
+        "closed-comment-flood": lambda: _single(_fill(b"<!-- x>", size), "text/html"),
         "cdata-flood": lambda: _single(_fill(b"<![CDATA[>", size), "text/html"),
         "conditional-flood": lambda: _single(_fill(b"<![if>", size), "text/html"),
         "attribute-quote": lambda: _single(b"<a href=\"" + _fill(b"x", size), "text/html"),

@@ -301,10 +301,23 @@ _UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
 # to the end of the input from each one (floods are quadratic). A space after "<!" makes
 # each one the bogus comment a browser reads; its text still reaches the URL scanner.
 _MARKED_SECTION = re.compile(r"<!\[")
+# A "<!--" that a ">" closes ("<!-- x>") is no unclosed "<", yet the parser looks for "-->"
+# to the end of the input from each one that nothing closes (floods are quadratic). Only
+# those after the last "-->" are never closed, so they are escaped to text; found from the
+# end in one pass ("--\s*>", the parser's comment end, read backwards).
+_COMMENT_END_BACKWARDS = re.compile(r">\s*--")
 
 
 def _defuse_markup(markup: str) -> str:
-    return _MARKED_SECTION.sub("<! [", _UNCLOSED_LT.sub("&lt;", markup))
+    return _defuse_unclosed_comments(_MARKED_SECTION.sub("<! [", _UNCLOSED_LT.sub("&lt;", markup)))
+
+
+def _defuse_unclosed_comments(markup: str) -> str:
+    last_end = _COMMENT_END_BACKWARDS.search(markup[::-1])
+    # a comment's end counts from 4 characters past its "<!--", so a "<!--" starting 3 or
+    # fewer characters before the last "--" (or anywhere after it) is never closed
+    cut = 0 if last_end is None else max(0, len(markup) - last_end.end() - 3)
+    return markup[:cut] + markup[cut:].replace("<!--", "&lt;!--")
 
 
 def _read_part(part: Message, found: _Findings) -> None:
