@@ -210,7 +210,8 @@ class _Message(Message):
     that is a text charset. The standard library decodes it with whatever codec it names,
     and ``idna`` raises while ``punycode`` is quadratic (the boundary is read mid-parse)."""
 
-    def get_param(self, param, failobj=None, header="content-type", unquote=True):  # type: ignore[no-untyped-def]
+    def get_param(self, param: str, failobj: object = None, header: str = "content-type",
+                  unquote: bool = True) -> object:
         value = super().get_param(param, failobj, header, unquote)
         if isinstance(value, tuple) and len(value) == 3:  # RFC 2231: (charset, language, text)
             charset, _, text = value
@@ -667,4 +668,3 @@ def _domains(urls: list[str], bare: list[str]) -> list[str]:
     names = {h for h in map(url_host, urls) if not ip_host(h)} | set(bare)
     registrable = {registrable_domain(n) for n in names}
     return sorted((names | registrable) - {None})  # type: ignore[operator]
-
