@@ -153,6 +153,7 @@ class Stack:
             handle = await self.client.start_workflow(workflow, arg, id=run_id, task_queue=self.settings.task_queue,
                                                       **kw)
         self.started.append(handle)
+        _EVERY_RUN.append(handle)
         _report_hangs(handle)
         return handle
 
@@ -262,15 +263,36 @@ def _report_hangs(handle: WorkflowHandle) -> None:
     handle.result = result_or_report
 
 
-async def hang_report(handle: WorkflowHandle, waited: float) -> str:
-    """What a run that did not end is waiting on: pending activities, workflow task, children, history."""
+_EVERY_RUN: list[WorkflowHandle] = []  # every run tests started in this process (the servers have no listing)
+
+
+async def _pending(handle: WorkflowHandle) -> str:
     raw = (await handle.describe()).raw_description
     pending = [(a.activity_type.name, a.state, a.attempt) for a in raw.pending_activities]
     task = raw.pending_workflow_task
     children = [c.workflow_id for c in raw.pending_children]
-    return (f"{handle.id} did not end in {waited:g} s; pending activities {pending}; "
+    return (f"pending activities {pending}; "
             f"pending workflow task {(task.state, task.attempt) if task.scheduled_time.seconds else None}; "
-            f"pending children {children}\n{await history_outline(handle)}")
+            f"pending children {children}")
+
+
+async def hang_report(handle: WorkflowHandle, waited: float) -> str:
+    """What a run that did not end is waiting on: pending activities, workflow task, children,
+    history; and every other run on the same server still running (one of them can hold the
+    time-skipping server's clock)."""
+    others = []
+    for other in _EVERY_RUN:
+        if other is handle or other.id == handle.id or other._client is not handle._client:
+            continue
+        for candidate in (other, handle._client.get_workflow_handle(f"expiry-{other.id}")):
+            try:
+                if (await candidate.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    others.append(f"  {candidate.id}: {await _pending(candidate)}")
+            except Exception:
+                continue
+    return (f"{handle.id} did not end in {waited:g} s; {await _pending(handle)}\n"
+            f"other runs still running on this server:\n" + ("\n".join(others) or "  none") + "\n"
+            f"{await history_outline(handle)}")
 
 
 async def history_outline(handle: WorkflowHandle, into: Path | None = None) -> str:
