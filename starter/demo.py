@@ -144,7 +144,9 @@ def main(as_json: bool = False) -> dict:
     console.print(f"Web UI: {settings.ui_url}/namespaces/{settings.namespace}/workflows — filter with "
                   'HandrailState="awaiting_approval" or HandrailRunbook="egress-block".')
     console.print(f"Timeline: handrail show {run_id}")
-    console.print("The stack keeps running; `handrail down` stops it.")
+    console.print("The stack keeps running on the demo policy; commands you type now use it too (until "
+                  "`handrail down`): try `handrail run egress-block --ip 198.51.100.23 --reason test "
+                  "--requested-by alice`, then `handrail approve RUN --as bob`.", highlight=False)
     return {"approved_run": run_id, "approved_state": shown["state"], "rolled_back": report["state"],
             "refused": refused.get("error"), "audit_rows": verify["rows"],
             "ui_url": f"{settings.ui_url}/namespaces/{settings.namespace}/workflows"}

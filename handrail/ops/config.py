@@ -8,6 +8,7 @@ them reading a variable behind the others' backs.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,28 +87,46 @@ class Settings:
         """Content-addressed storage for big artefacts (feeds, messages) passed by reference."""
         return self.home / "store"
 
-def _policy_path(env: dict[str, str]) -> Path:
-    """HANDRAIL_POLICY, else ./policy.toml, else the policy shipped beside the code."""
+def _policy_path(env: dict[str, str], home: Path) -> Path:
+    """HANDRAIL_POLICY, else the policy the stack under `home` runs on (`handrail demo` starts
+    its stack on a demo policy listing the demo keys: a command typed next must sign and judge
+    against the policy the worker enforces), else ./policy.toml, else the one shipped here."""
     if env.get("HANDRAIL_POLICY"):
         return Path(env["HANDRAIL_POLICY"]).expanduser().resolve()
+    running = _stack_policy(home)
+    if running is not None:
+        return running
     local = Path("policy.toml").resolve()
     if local.exists():
         return local
     return Path(__file__).resolve().parents[1] / "policy.toml"
 
 
+def _stack_policy(home: Path) -> Path | None:
+    """The policy recorded in `<home>/stack.json` by `handrail up`, if it still exists."""
+    try:
+        recorded = json.loads((home / "stack.json").read_text(encoding="utf-8")).get("policy")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    path = Path(recorded)
+    return path if path.is_file() else None
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
+    home = Path(env.get("HANDRAIL_HOME", "./.handrail")).expanduser().resolve()
     address = env.get("HANDRAIL_TEMPORAL_ADDRESS", "127.0.0.1:7233")
     port = int(address.rsplit(":", 1)[1]) if ":" in address else 7233
     return Settings(
-        home=Path(env.get("HANDRAIL_HOME", "./.handrail")).expanduser().resolve(),
+        home=home,
         temporal_address=address,
         namespace=env.get("HANDRAIL_NAMESPACE", "default"),
         task_queue=env.get("HANDRAIL_TASK_QUEUE", "handrail"),
         lab_url=env.get("HANDRAIL_LAB_URL", "http://127.0.0.1:8787").rstrip("/"),
         lab_token=env.get("HANDRAIL_LAB_TOKEN", DEFAULT_LAB_TOKEN),
-        policy_path=_policy_path(env),
+        policy_path=_policy_path(env, home),
         user=env.get("HANDRAIL_USER") or _default_user(),
         ui_port=int(env.get("HANDRAIL_UI_PORT", str(port + 1000))),
         tools_path=Path(env["HANDRAIL_TOOLS"]).expanduser().resolve() if env.get("HANDRAIL_TOOLS") else None,

@@ -380,6 +380,7 @@ def _write_record(
         "temporal_address": settings.temporal_address,
         "namespace": settings.namespace,
         "task_queue": settings.task_queue,
+        "policy": str(settings.policy_path),  # what the worker enforces: commands typed next use it too
         "ui_url": settings.ui_url,
         "lab_url": settings.lab_url,
         "log_dir": str(log_dir(settings)),
