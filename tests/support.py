@@ -219,7 +219,20 @@ async def terminate_between_calls(handle: WorkflowHandle, reason: str = "test fi
         pass  # it ended meanwhile, or never existed (an expiry run that was never started)
 
 
-async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> bool:
+async def until_quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> None:
+    """Wait until the run has no activity pending (even one not yet started) and no workflow
+    task in flight: it sits on a timer or a condition.
+
+    Cancel a run on the time-skipping server only then, unless the test is about cancelling
+    mid-call: a cancel whose workflow task also cancels activities not yet started was
+    refused by the server (temporal-test-server 1.40) and left the run stuck for good, its
+    history ending in a WORKFLOW_TASK_STARTED that never completes or times out.
+    """
+    if not await _quiet(handle, timeout, not_started_too=True):
+        raise AssertionError(f"{handle.id} ended while the test waited for it to be between calls")
+
+
+async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S, not_started_too: bool = False) -> bool:
     """Whether the run is still running, once no activity or workflow task of it is in flight.
 
     The time-skipping server (temporal-test-server 1.40) never releases its time lock for an
@@ -236,7 +249,8 @@ async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> bo
         if described.status != WorkflowExecutionStatus.RUNNING:
             return False
         raw = described.raw_description
-        calling = [a for a in raw.pending_activities if a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
+        calling = [a for a in raw.pending_activities
+                   if not_started_too or a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
         busy = calling or raw.pending_workflow_task.scheduled_time.seconds
         if not busy or asyncio.get_running_loop().time() > deadline:
             return True

@@ -23,7 +23,7 @@ from handrail.gate.models import (
 from handrail.gate.timeline import status_from_audit
 from starter.expiry_view import reflect_expiries
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
-from tests.support import make_decision, make_policy, running_stack, skip_time
+from tests.support import make_decision, make_policy, running_stack, skip_time, until_quiet
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -254,6 +254,7 @@ async def test_cancel_while_waiting_compensates(time_env, tmp_path):
         handle = await stack.start(
             BlockManyRunbook.run, BlockMany(targets=["203.0.113.30", "203.0.113.31"], pause_after_first_s=3600))
         await stack.wait_for(handle, lambda s: s.steps and s.steps[0].state == StepState.APPLIED)
+        await until_quiet(handle)  # in the hour's pause, between calls
         await handle.cancel()
         result = await handle.result()
         assert result.state == RunState.COMPENSATED

@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import RollbackTrigger, RunState, StepState
 from handrail.runbooks.privilege import PrivilegeTrigger, privilege_run_id
-from tests.support import running_stack, send_decision, terminate_between_calls
+from tests.support import running_stack, send_decision, terminate_between_calls, until_quiet
 from workflows.privilege_guard import PrivilegeGuard
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -228,6 +228,7 @@ async def test_cancelling_the_run_keeps_the_revert(time_env, tmp_path):
         event = await stack.tools.iam.get_event(NO_TICKET)
         handle = await start(stack, NO_TICKET)
         await stack.wait_for(handle, recommit_waiting)
+        await until_quiet(handle)  # waiting for the approval, between calls
         await handle.cancel()
         result = await handle.result()
         assert result.state == RunState.COMPENSATED
