@@ -17,8 +17,10 @@ from handrail.runbooks.exfiltration import (
     ExfiltrationTrigger,
     FollowUpTrigger,
     History,
+    Rule,
     SettingsError,
     classify,
+    destination_domain,
     follow_up_id,
     parse_settings,
     run_id_for,
@@ -39,14 +41,44 @@ def _alert(channel: str, detector: str, **kw) -> AlertFacts:
 @pytest.mark.unit
 def test_shipped_rules_classify_deterministically():
     rules = parse_settings(parse_policy(POLICY).settings).rules
-    assert classify(rules, _alert("email", "account_numbers"), History()).verdict == "inadvertent"
+    slip = {"severity": "medium", "match_count": 4}
+    assert classify(rules, _alert("email", "account_numbers", **slip), History()).verdict == "inadvertent"
     assert classify(rules, _alert("gateway", "encrypted_archive"), History()).verdict == "malicious"
     assert classify(rules, _alert("usb", "encrypted_archive"), History()).verdict == "analyst"
+    # a whole list of account numbers, or a high-severity alert, is no slip: an analyst looks
+    payroll = _alert("email", "account_numbers", severity="high", match_count=214,
+                     destination="personal.mail@gmail.example")
+    assert classify(rules, payroll, History()).verdict == "analyst"
+    assert classify(rules, _alert("email", "account_numbers", severity="medium", match_count=21),
+                    History()).verdict == "analyst"
     # history: a user who keeps mailing account numbers is no longer "inadvertent" by rule
-    assert classify(rules, _alert("email", "account_numbers"), History(prior_alerts=3)).verdict == "analyst"
+    assert classify(rules, _alert("email", "account_numbers", **slip), History(prior_alerts=3)).verdict == "analyst"
     # a user with a malicious verdict before always gets an analyst's look
-    result = classify(rules, _alert("email", "account_numbers"), History(prior_alerts=1, prior_malicious=1))
+    result = classify(rules, _alert("email", "account_numbers", **slip), History(prior_alerts=1, prior_malicious=1))
     assert result.verdict == "analyst" and result.rule == 0 and "malicious DLP verdict before" in result.why
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("destination", "domain"), [
+    ("Bob@Partner.Example", "partner.example"), ("https://files.share.example:8443/u/7", "files.share.example"),
+    ("https://user@cdn.share.example/x", "cdn.share.example"), ("<ops@corp.example>", "corp.example"),
+    ("USB SanDisk 64GB", "usb sandisk 64gb"), ("", ""),
+])
+def test_the_destination_domain_is_read_from_an_address_or_a_url(destination, domain):
+    assert destination_domain(destination) == domain
+
+
+@pytest.mark.unit
+def test_destination_and_match_conditions():
+    rules = [Rule(destination=["partner.example"], max_matches=10, verdict="inadvertent"),
+             Rule(destination="*", min_matches=1000, verdict="malicious")]
+    assert classify(rules, _alert("email", "other", destination="a@eu.partner.example", match_count=3),
+                    History()).verdict == "inadvertent"
+    assert classify(rules, _alert("email", "other", destination="a@notpartner.example", match_count=3),
+                    History()).verdict == "analyst"
+    assert classify(rules, _alert("gateway", "other", destination="https://x.example/u", match_count=5000),
+                    History()).verdict == "malicious"
+    assert "destination=['partner.example'] and max_matches=10" in rules[0].describe()
 
 
 @pytest.mark.unit
@@ -109,14 +141,14 @@ def kinds(status) -> list[str]:
 @pytest.mark.workflow
 async def test_inadvertent_alert_enrolls_training_without_an_analyst(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
-        handle = await start_alert(stack, "DLP-0001")  # email + account_numbers
+        handle = await start_alert(stack, "DLP-0008")  # email + account_numbers, medium, 4 of them
         status = await stack.wait_for(handle, done)
         assert status.state == RunState.COMPLETED, status.error
         assert kinds(status) == ["training.enroll", "dlp.mark_processed"]
         assert status.summary["classification"]["verdict"] == "inadvertent"
         assert status.summary["classification"]["by"] == "rule"
-        assert "personal data" in status.summary["classification"]["why"]
-        assert await stack.tools.training.get_enrollment("mramirez", "data-handling") is not None
+        assert "a few account numbers" in status.summary["classification"]["why"]
+        assert await stack.tools.training.get_enrollment("rchen", "data-handling") is not None
         assert not any(s.decisions for s in status.steps)
         assert "case_id" not in status.summary
 
@@ -320,19 +352,19 @@ async def test_bad_alerts_are_rejected_and_change_nothing(time_env, tmp_path):
 async def test_dlp_poller_starts_one_run_per_new_alert(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         for alert in await stack.tools.dlp.list_alerts(status="new"):
-            if alert.id not in ("DLP-0001", "DLP-0009"):
+            if alert.id not in ("DLP-0008", "DLP-0009"):
                 await stack.tools.dlp.mark_processed(alert.id, by="tester")
         report = await stack.client.execute_workflow(PollDlp.run, DlpPoll(),
                                                      id=f"poll-{uuid.uuid4().hex[:6]}",
                                                      task_queue=stack.settings.task_queue)
-        assert sorted(report.started) == ["exfiltration-DLP-0001", "exfiltration-DLP-0009"]
+        assert sorted(report.started) == ["exfiltration-DLP-0008", "exfiltration-DLP-0009"]
         for rid in report.started:
             status = await stack.wait_for(stack.client.get_workflow_handle(rid), done)
-            assert status.state == (RunState.COMPLETED if rid.endswith("0001") else RunState.REJECTED)
+            assert status.state == (RunState.COMPLETED if rid.endswith("0008") else RunState.REJECTED)
         again = await stack.client.execute_workflow(PollDlp.run, DlpPoll(),
                                                     id=f"poll-{uuid.uuid4().hex[:6]}",
                                                     task_queue=stack.settings.task_queue)
-        # DLP-0001 was handled and closed in the console; the rejected DLP-0009 is still new but runs once
+        # DLP-0008 was handled and closed in the console; the rejected DLP-0009 is still new but runs once
         assert again.started == [] and again.already == ["exfiltration-DLP-0009"]
-        assert (await stack.tools.dlp.get_alert("DLP-0001")).status == "processed"
+        assert (await stack.tools.dlp.get_alert("DLP-0008")).status == "processed"
         await terminate(stack, report.started)

@@ -23,7 +23,7 @@ POLICY = (Path(__file__).resolve().parents[1] / "policy.toml").read_text()
 async def test_dlp_schedule_starts_one_run_per_new_alert(dev_env, tmp_path):
     client = dev_env.client
     async with running_stack(client, tmp_path, POLICY) as stack:
-        keep = ("DLP-0001", "DLP-0004")  # inadvertent by rule; unknown host (rejected)
+        keep = ("DLP-0004", "DLP-0008")  # unknown host (rejected); inadvertent by rule
         for alert in await stack.tools.dlp.list_alerts(status="new"):
             if alert.id not in keep:
                 await stack.tools.dlp.mark_processed(alert.id, by="tester")
@@ -45,10 +45,10 @@ async def test_dlp_schedule_starts_one_run_per_new_alert(dev_env, tmp_path):
                     assert asyncio.get_running_loop().time() < deadline, status
                     await asyncio.sleep(0.1)
                 states[rid] = status.state
-            assert states == {items[0]: RunState.COMPLETED, items[1]: RunState.REJECTED}
+            assert states == {items[0]: RunState.REJECTED, items[1]: RunState.COMPLETED}
             await schedules.trigger(client, "dlp")
             _, second = await schedule_results(client, "dlp", 2, PollReport)
-            assert second.started == [] and second.already == [items[1]]  # DLP-0001 is closed as processed
+            assert second.started == [] and second.already == [items[0]]  # DLP-0008 is closed as processed
         finally:
             try:
                 await client.get_schedule_handle(schedules.definition("dlp").schedule_id).delete()

@@ -13,8 +13,10 @@ alert was called `inadvertent` or `malicious`. An alert no rule covers goes to a
     monitoring_ttl = "7d"                      # raised EDR telemetry goes back after this
     history_days = 90                          # how far back the user's history is read
     rules = [
-      { channel = "email", detector = "account_numbers", max_prior_alerts = 2, verdict = "inadvertent" },
+      { channel = "email", detector = "account_numbers", severity = ["low", "medium"], max_matches = 20,
+        max_prior_alerts = 2, verdict = "inadvertent" },
       { channel = "gateway", detector = "encrypted_archive", verdict = "malicious" },
+      { destination = ["partner.example"], verdict = "inadvertent" },   # the recipient's domain (or under it)
     ]
 
 Rules are tried in order; the first whose every condition holds decides. A condition left
@@ -52,6 +54,9 @@ class Rule(_Strict):
     channel: str | list[str] | None = None
     detector: str | list[str] | None = None
     severity: str | list[str] | None = None
+    destination: str | list[str] | None = None  # domains: the recipient's or site's domain is one or under one
+    min_matches: int | None = Field(default=None, ge=0)  # how many sensitive items the DLP matched
+    max_matches: int | None = Field(default=None, ge=0)
     min_prior_alerts: int | None = Field(default=None, ge=0)
     max_prior_alerts: int | None = Field(default=None, ge=0)
     prior_malicious: bool | None = None
@@ -59,8 +64,9 @@ class Rule(_Strict):
     def describe(self) -> str:
         if self.why:
             return self.why
-        parts = [f"{name}={value}" for name in ("channel", "detector", "severity", "min_prior_alerts",
-                                                "max_prior_alerts", "prior_malicious")
+        parts = [f"{name}={value}" for name in ("channel", "detector", "severity", "destination", "min_matches",
+                                                "max_matches", "min_prior_alerts", "max_prior_alerts",
+                                                "prior_malicious")
                  if (value := getattr(self, name)) is not None]
         return " and ".join(parts) or "any alert"
 
@@ -238,11 +244,35 @@ def _matches(condition: str | list[str] | None, value: str) -> bool:
     return value.lower() in {v.lower() for v in values} or "*" in values
 
 
+def destination_domain(destination: str) -> str:
+    """The domain an alert's data went to: an address's domain, a URL's host, else the text
+    itself (a USB device's name), lower case. Data only: nothing is resolved."""
+    text = destination.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    elif "@" in text:
+        text = text.rsplit("@", 1)[1]
+    return text.rstrip(".>")
+
+
+def _goes_to(condition: str | list[str] | None, destination: str) -> bool:
+    if condition is None:
+        return True
+    listed = [condition] if isinstance(condition, str) else condition
+    domain = destination_domain(destination)
+    return any(entry == "*" or (bool(domain) and (domain == entry.lower() or domain.endswith("." + entry.lower())))
+               for entry in listed)
+
+
 def classify(rules: list[Rule], alert: AlertFacts, history: History) -> Classification:
     """First matching rule wins; no match means an analyst decides."""
     for i, rule in enumerate(rules):
         if not (_matches(rule.channel, alert.channel) and _matches(rule.detector, alert.detector)
-                and _matches(rule.severity, alert.severity)):
+                and _matches(rule.severity, alert.severity) and _goes_to(rule.destination, alert.destination)):
+            continue
+        if rule.min_matches is not None and alert.match_count < rule.min_matches:
+            continue
+        if rule.max_matches is not None and alert.match_count > rule.max_matches:
             continue
         if rule.min_prior_alerts is not None and history.prior_alerts < rule.min_prior_alerts:
             continue
@@ -252,7 +282,9 @@ def classify(rules: list[Rule], alert: AlertFacts, history: History) -> Classifi
             continue
         return Classification(verdict=rule.verdict, rule=i, why=f"rule {i + 1}: {rule.describe()}")
     return Classification(
-        verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector} "
+        verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector}, "
+        f"severity={alert.severity or 'unknown'}, {alert.match_count} match(es) to "
+        f"{destination_domain(alert.destination) or 'an unknown destination'} "
         f"with {history.prior_alerts} prior alert(s) of this user",
     )
 
