@@ -12,7 +12,7 @@ import binascii
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
@@ -31,7 +31,10 @@ class IntakeRequest(BaseModel):
 
 
 def _refuse(message: str) -> ApplicationError:
-    return ApplicationError(message, type="IntakeRefused", non_retryable=True)
+    """A refusal of the input (no such message, not an e-mail): the person is told, and the
+    worker log gets no traceback for it (BENIGN: logged at DEBUG, no failure metric)."""
+    return ApplicationError(message, type="IntakeRefused", non_retryable=True,
+                            category=ApplicationErrorCategory.BENIGN)
 
 
 class PhishingIntakeActivities:

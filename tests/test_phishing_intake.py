@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationErrorCategory
 
 from activities.phishing_intake import IntakeRequest
 from handrail.runbooks.phishing.rules import phishing_run_id
@@ -39,7 +41,7 @@ async def test_intake_finds_the_message_by_either_id_and_keys_the_run_by_its_con
         assert again.run_id == report.run_id
 
 
-async def test_intake_delivers_an_eml_and_refuses_unknown_ids_in_one_sentence(time_env, tmp_path):
+async def test_intake_delivers_an_eml_and_refuses_unknown_ids_in_one_sentence(time_env, tmp_path, caplog):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         raw = b"Message-ID: <intake-1@mail.example>\r\nSubject: hi\r\nFrom: a@b.example\r\n\r\nbody\r\n"
         report = await intake(stack, IntakeRequest(eml_b64=base64.b64encode(raw).decode(), requested_by="alice"))
@@ -47,4 +49,9 @@ async def test_intake_delivers_an_eml_and_refuses_unknown_ids_in_one_sentence(ti
         assert report.run_id == phishing_run_id(hashlib.sha256(raw).hexdigest(), entry.id)
         with pytest.raises(WorkflowFailureError) as failure:
             await intake(stack, IntakeRequest(message_id="<nobody@nowhere.example>", requested_by="alice"))
-        assert "There is no message <nobody@nowhere.example> in the phishing mailbox" in str(failure.value.cause.cause)
+        refusal = failure.value.cause.cause
+        assert "There is no message <nobody@nowhere.example> in the phishing mailbox" in str(refusal)
+        # a refused input is the person's to fix, not the operator's: no traceback in the worker log
+        assert refusal.category == ApplicationErrorCategory.BENIGN
+        assert not [r for r in caplog.records
+                    if r.levelno >= logging.WARNING and r.getMessage().startswith("Completing activity as failed")]
