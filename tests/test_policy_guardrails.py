@@ -56,9 +56,9 @@ def test_unknown_kind_falls_back_to_the_safe_default():
         ("surprise = 1", "surprise"),
         # an option the guardrail does not read, or of the wrong type, would switch it off silently
         ('[actions."x"]\nguardrails = [{ type = "rate_limit", per_hr = 10 }]', "has no option 'per_hr'"),
-        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = nan }]', "must be a positive number"),
-        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = "x" }]', "must be a positive number"),
-        ('[actions."x"]\nguardrails = [{ type = "max_batch", max = true }]', "must be a positive number"),
+        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = nan }]', "must be a number of zero or more"),
+        ('[actions."x"]\nguardrails = [{ type = "per_run_limit", per_run = "x" }]', "must be a number of zero or more"),
+        ('[actions."x"]\nguardrails = [{ type = "max_batch", max = true }]', "must be a number of zero or more"),
         ('[actions."x"]\nguardrails = [{ type = "confidence", at_least = "certain" }]', "must be one of"),
         ('[actions."x"]\nguardrails = [{ type = "never_touch", values = "corp.example" }]', "list of strings"),
         ('[defaults]\napproval_timeout = "-4h"', "not a duration"),

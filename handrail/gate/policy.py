@@ -37,9 +37,10 @@ GUARDRAIL_TYPES = {
 }
 
 
-def _positive_number(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return f"must be a positive number, not {value!r:.40}"
+def _count(value: Any) -> str | None:
+    """A limit: a finite number of zero or more (0 holds every change, as a freeze of the kind)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return f"must be a number of zero or more, not {value!r:.40}"
     return None
 
 
@@ -57,7 +58,7 @@ def _one_of(*choices: Any):
 
 
 _OPTION_CHECKS = {
-    "per_hour": _positive_number, "per_run": _positive_number, "max": _positive_number,
+    "per_hour": _count, "per_run": _count, "max": _count,
     "at_least": _one_of("low", "medium", "high"),
     "tags": _strings, "values": _strings,
     "allowlist": lambda v: None if isinstance(v, str) else "must name an allowlist",
