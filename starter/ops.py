@@ -100,6 +100,8 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
         if why_not_live and "not found" not in why_not_live.lower():
             status.live_note = f"live status unavailable ({why_not_live}); this timeline is rebuilt from the ledger"
+        if status.state == RunState.RUNNING and status.pending_step() is not None:
+            status.state = RunState.AWAITING_APPROVAL  # what the run's HandrailState says too
     from starter.expiry_view import reflect_expiries
 
     reflect_expiries(status, settings)
@@ -131,7 +133,10 @@ async def decide(
 ) -> dict[str, Any]:
     """Send a decision and read back, through the status query, whether the run accepted it.
 
-    `sign(client)` returns the signed Decision (starter.signing); only signed decisions count.
+    `sign(client)` returns the signed Decision and the status it was signed from
+    (starter.signing.decision_signer); only signed decisions count. When that status was
+    rebuilt from the ledger (no worker answered), the signal is sent all the same: Temporal
+    keeps it in the run's history and the next worker judges it, so this reports it kept.
     """
     handle = client.get_workflow_handle(run_id)
     try:
@@ -142,11 +147,15 @@ async def decide(
         raise
     if desc.status != WorkflowExecutionStatus.RUNNING:
         fail(f"Run {run_id} has already finished ({desc.status.name.lower()}); there is nothing to decide.")
+    signed_from: RunStatus | None = None
     if sign is not None:
-        decision = await sign(client)
+        decision, signed_from = await sign(client)
     else:
         decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
     await handle.signal("decide", decision)
+    if signed_from is not None and signed_from.live_note:  # no worker answered: do not wait for one
+        return {"run_id": run_id, "decision_id": decision.id, "accepted": None, "kept": True, "live": False,
+                "state": signed_from.state.value, "why": kept_until_a_worker_runs(run_id)}
     deadline = asyncio.get_running_loop().time() + DECISION_WAIT_S
     while asyncio.get_running_loop().time() < deadline:
         try:
@@ -166,7 +175,14 @@ async def decide(
                     return {"run_id": run_id, "decision_id": decision.id, **outcome_of(settled, decision.id)}
         await asyncio.sleep(0.2)
     return {"run_id": run_id, "decision_id": decision.id, "accepted": None,
-            "why": "the decision was delivered, but no worker has judged it yet; it will be judged when one runs"}
+            "why": "the decision was sent, but no worker has judged it yet; Temporal keeps it and a worker "
+                   f"judges it when one runs (follow it with `handrail show {run_id}`)"}
+
+
+def kept_until_a_worker_runs(run_id: str) -> str:
+    return ("no worker answered, so the decision was signed over the waiting step as the ledger records it "
+            "and sent; Temporal keeps it in the run's history until a worker runs (`handrail up`), which "
+            f"judges it then (follow it with `handrail show {run_id}`)")
 
 
 async def pending(client: Client, settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -123,28 +123,60 @@ def _ssh_keygen_sign(public_path: Path, message: bytes, namespace: str) -> str:
         return sig.read_text()
 
 
-async def signed_decision_for(client, run_id: str, signer: Signer, approve: bool, step: str | None,
-                              reason: str, valid_for_s: float | None = None):
-    """Read the run's waiting step and its change digest, and sign a decision bound to them."""
+def choose_step(status, run_id: str, step: str | None):
+    """The step a decision is for: the one named by `--step`, else the first waiting one.
+
+    `status` is what `handrail show` reads (live, or rebuilt from the ledger when no worker
+    answers), so a decision is signed over the same change digest the approver was shown.
+    """
+    waiting = [s for s in (status.steps if status else []) if s.state.value == "awaiting_approval"]
+    if step:
+        chosen = next((s for s in waiting if s.step_id == step), None)
+        if chosen is None:
+            opened = next((s for s in (status.steps if status else []) if s.step_id == step), None)
+            if opened is not None:
+                fail(f"Step {step} is {opened.state.value}, not waiting; "
+                     + (f"run {run_id} waits on {', '.join(s.step_id for s in waiting)}."
+                        if waiting else f"run {run_id} waits on no step."))
+            fail(f"Step {step} has not opened yet, so there is no change digest to sign; approve it once "
+                 f"`handrail show {run_id}` lists it as waiting"
+                 + (f" (run {run_id} waits on {', '.join(s.step_id for s in waiting)} now)." if waiting else "."))
+        return chosen
+    if not waiting:
+        fail(f"Run {run_id} waits on no step; there is nothing to decide.")
+    return waiting[0]
+
+
+async def signed_decision_for(client, settings: Settings, run_id: str, signer: Signer, approve: bool,
+                              step: str | None, reason: str, valid_for_s: float | None = None):
+    """Read the run's waiting step and its change digest, and sign a decision bound to them.
+
+    The status comes from `starter.ops.run_status`, as for `handrail show`: the workflow's
+    own query, or the ledger's timeline when no worker answers. So a decision can be signed
+    while the workers are down; Temporal keeps the signal until one runs.
+    Returns the signed Decision and the status it was signed from (`live_note` set when it
+    was rebuilt from the ledger).
+    """
     from datetime import timedelta
 
     from handrail.gate import decisions, signing
-    from handrail.gate.models import RunStatus
+    from starter.ops import run_status
 
-    try:
-        status = await client.get_workflow_handle(run_id).query("status", result_type=RunStatus)
-    except Exception:
-        fail(f"Run {run_id} did not answer its status query; is a worker running (`handrail status`)?")
-    waiting = [s for s in (status.steps if status else []) if s.state.value == "awaiting_approval"]
-    if not waiting:
-        fail(f"Run {run_id} waits on no step; there is nothing to decide.")
-    chosen = next((s for s in waiting if s.step_id == step), None) if step else waiting[0]
-    if chosen is None:
-        fail(f"Step {step} is not waiting; run {run_id} waits on {', '.join(s.step_id for s in waiting)}.")
+    status = await run_status(client, settings, run_id)
+    chosen = choose_step(status, run_id, step)
     if not chosen.change_digest:
         fail(f"Step {chosen.step_id} shows no change digest (is the worker older than this CLI?).")
     valid_for = timedelta(seconds=valid_for_s) if valid_for_s else decisions.DEFAULT_VALIDITY
     document = signing.new_document(run_id=run_id, step=chosen, signer=signer.user, approve=approve,
                                       reason=reason, valid_for=valid_for)
     armored = signer.sign(document.canonical().encode(), signatures.DECISION_NAMESPACE)
-    return signing.signed_decision(document, armored)
+    return signing.signed_decision(document, armored), status
+
+
+def decision_signer(settings: Settings, run_id: str, signer: Signer, approve: bool, step: str | None, reason: str):
+    """The `sign` callable `starter.ops.decide` takes: `sign(client) -> (Decision, RunStatus)`."""
+
+    async def sign(client):
+        return await signed_decision_for(client, settings, run_id, signer, approve, step, reason)
+
+    return sign

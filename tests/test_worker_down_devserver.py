@@ -9,7 +9,7 @@ import pytest
 
 from handrail.gate.models import EgressBlockTrigger, RunState
 from handrail.ops.liveness import live_pollers
-from starter import ops
+from starter import ops, signing
 from tests.support import make_policy, running_stack, send_decision
 from workflows.egress_block import EgressBlock
 
@@ -55,10 +55,20 @@ async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_wo
         # A decision sent now is kept by Temporal; a worker that comes back judges it. (It is signed
         # over the change digest the approver saw while the run was live.)
         await send_decision(handles[0], "bob", status=seen[0])
+        # `handrail approve` with no worker: signed over the waiting step the ledger records (as
+        # `show` prints it), sent at once, and reported kept until a worker runs.
+        bob = signing.load_signer(settings, None, "bob")
+        sent = await ops.decide(dev_env.client, handles[1].id, "bob", True, None, "",
+                                sign=signing.decision_signer(settings, handles[1].id, bob, True, None, ""))
+        assert sent["kept"] is True and sent["accepted"] is None and sent["live"] is False, sent
+        assert "until a worker runs" in sent["why"] and sent["state"] == "awaiting_approval"
         async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve"),
                                  task_queue=settings.task_queue) as stack:
             assert (await handles[0].result()).state == RunState.COMPLETED
-            assert ips[0] in await stack.edl()
+            judged = await handles[1].result()
+            assert judged.state == RunState.COMPLETED
+            assert [(d.decision.id, d.accepted) for d in judged.steps[0].decisions] == [(sent["decision_id"], True)]
+            assert set(ips[:2]) <= set(await stack.edl())
     finally:
         for handle in handles:
             try:

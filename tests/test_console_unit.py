@@ -1,0 +1,38 @@
+"""The analyst's console: the pure pieces behind what `approve`, `show` and `up` print."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from handrail.gate.models import Change, RunState, RunStatus, StepRecord, StepState
+from starter.output import CliError
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _status(*states: StepState, state: RunState = RunState.AWAITING_APPROVAL) -> RunStatus:
+    steps = [StepRecord(step_id=f"s0{i + 1}-firewall.egress_block", state=s, change_digest=f"sha256:{i}",
+                        change=Change(kind="firewall.egress_block", target=f"203.0.113.{i + 1}"))
+             for i, s in enumerate(states)]
+    return RunStatus(run_id="run-1", runbook="egress-block", state=state, requested_by="alice", subject="",
+                     started_at=T0, steps=steps)
+
+
+def test_a_decision_is_for_the_waiting_step_or_the_one_named():
+    from starter.signing import choose_step
+
+    status = _status(StepState.APPLIED, StepState.AWAITING_APPROVAL)
+    assert choose_step(status, "run-1", None).step_id == "s02-firewall.egress_block"
+    assert choose_step(status, "run-1", "s02-firewall.egress_block").change_digest == "sha256:1"
+    with pytest.raises(CliError, match="Step s01-firewall.egress_block is applied, not waiting; "
+                                       "run run-1 waits on s02-firewall.egress_block"):
+        choose_step(status, "run-1", "s01-firewall.egress_block")
+    with pytest.raises(CliError, match="Step s03-firewall.egress_block has not opened yet, so there is no "
+                                       "change digest to sign"):
+        choose_step(status, "run-1", "s03-firewall.egress_block")
+    with pytest.raises(CliError, match="waits on no step"):
+        choose_step(_status(StepState.APPLIED, state=RunState.COMPLETED), "run-1", None)
