@@ -215,7 +215,9 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
         elif result["accepted"]:
             step_note = (f" Step {result['step']} is {result['step_state']} ({result['approvals']} approvals);"
                          if result.get("step") else "")
-            console.print(f"[green]Accepted[/]: {result['why']}.{step_note} Run is now {result['state']}.")
+            run_note = (f" Run is still {result['state']}; follow it with `{result['follow']}`."
+                        if result.get("follow") else f" Run is now {result['state']}.")
+            console.print(f"[green]Accepted[/]: {result['why']}.{step_note}{run_note}")
         elif result.get("kept"):
             console.print(f"[yellow]Kept[/]: {result['why']}.")
         elif result["accepted"] is None:

@@ -32,6 +32,7 @@ from workflows.gate import start_attributes
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
 
 DECISION_WAIT_S = 10.0
+RUN_MOVE_WAIT_S = 5.0  # after the step settled: how long to wait for a run still `running`
 
 
 def egress_block_run_id(ip: str, reason: str, requested_by: str) -> str:
@@ -169,10 +170,14 @@ async def decide(
                             "why": record.why, "state": status.state.value}
             for record in status.rejected_decisions + [d for s in status.steps for d in s.decisions]:
                 if record.decision.id == decision.id:  # judged: report the state it led to, once settled
-                    from starter.settle import outcome_of, settled_status
+                    from starter.settle import outcome_of, run_moved_on, settled_status
 
                     settled = await settled_status(handle, decision.id, DECISION_WAIT_S) or status
-                    return {"run_id": run_id, "decision_id": decision.id, **outcome_of(settled, decision.id)}
+                    settled = await run_moved_on(handle, settled, RUN_MOVE_WAIT_S)
+                    out = {"run_id": run_id, "decision_id": decision.id, **outcome_of(settled, decision.id)}
+                    if settled.state == RunState.RUNNING:  # still on its way: say how to follow it
+                        out["follow"] = f"handrail show {run_id}"
+                    return out
         await asyncio.sleep(0.2)
     return {"run_id": run_id, "decision_id": decision.id, "accepted": None,
             "why": "the decision was sent, but no worker has judged it yet; Temporal keeps it and a worker "

@@ -13,7 +13,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from handrail.gate.models import DecisionRecord, RunStatus, StepRecord, StepState
+from handrail.gate.models import DecisionRecord, RunState, RunStatus, StepRecord, StepState
 
 MOVING = {StepState.CHECKING, StepState.APPLYING}
 
@@ -80,3 +80,23 @@ async def settled_status(handle, decision_id: str, wait_s: float, poll_s: float 
         if loop.time() >= deadline:
             return seen
         await asyncio.sleep(poll_s)
+
+
+def still_on_its_way(status: RunStatus) -> bool:
+    """True while the run is between states: its step settled, but it has not yet completed,
+    ended or come to wait again (a run that applies its last change completes a moment later)."""
+    return status.state == RunState.RUNNING
+
+
+async def run_moved_on(handle, status: RunStatus, wait_s: float, poll_s: float = 0.2) -> RunStatus:
+    """Poll the status query for up to `wait_s` while the run is still on its way; return the
+    last status read (the caller says how to follow a run that has not arrived anywhere yet)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while still_on_its_way(status) and loop.time() < deadline:
+        await asyncio.sleep(poll_s)
+        try:
+            status = await handle.query("status", result_type=RunStatus, rpc_timeout=timedelta(seconds=3))
+        except Exception:
+            continue
+    return status

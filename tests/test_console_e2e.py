@@ -46,6 +46,8 @@ def test_approve_reports_the_state_that_resulted(stack_env):
     assert result["accepted"] is True
     assert result["state"] != "awaiting_approval", result
     assert result["step_state"] in ("applied", "unchanged") and result["approvals"] == "1/1"
+    # never "now running" for a run that completes a moment later: the state it came to, or how to follow it
+    assert result["state"] == "completed" or result["follow"] == f"handrail show {run_id}", result
 
 
 def _lines_fit(out: str, width: int = 80) -> list[str]:

@@ -36,3 +36,25 @@ def test_a_decision_is_for_the_waiting_step_or_the_one_named():
         choose_step(status, "run-1", "s03-firewall.egress_block")
     with pytest.raises(CliError, match="waits on no step"):
         choose_step(_status(StepState.APPLIED, state=RunState.COMPLETED), "run-1", None)
+
+
+class _Handle:
+    """Answers the status query with the statuses given, one per call (the last one repeats)."""
+
+    def __init__(self, *statuses: RunStatus):
+        self.statuses = list(statuses)
+
+    async def query(self, name, **_):
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+async def test_approve_waits_for_a_running_run_to_arrive_somewhere_within_its_bound():
+    from starter.settle import run_moved_on
+
+    running = _status(StepState.APPLIED, state=RunState.RUNNING)
+    done = _status(StepState.APPLIED, state=RunState.COMPLETED)
+    waiting = _status(StepState.APPLIED, StepState.AWAITING_APPROVAL)
+    assert (await run_moved_on(_Handle(running, running, done), running, 5, poll_s=0)).state == RunState.COMPLETED
+    assert (await run_moved_on(_Handle(waiting), running, 5, poll_s=0)).state == RunState.AWAITING_APPROVAL
+    assert (await run_moved_on(_Handle(done), waiting, 5, poll_s=0)) is waiting  # not on its way: no query
+    assert (await run_moved_on(_Handle(done), running, 0)).state == RunState.RUNNING  # bound spent: as it was
