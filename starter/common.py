@@ -119,7 +119,7 @@ def _render_status(status: RunStatus, settings) -> None:
         if step.state.value == "awaiting_approval" and step.change_digest:
             _render_digest(step)
     for rec in status.rejected_decisions:
-        console.print(f"[yellow]rejected decision[/] from {rec.decision.approver}: {rec.why}")
+        console.print(rejected_line(rec))
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
     if isinstance(facts.get("verdicts"), list):
         from starter.phishing_triage import verdict_table
@@ -131,6 +131,14 @@ def _render_status(status: RunStatus, settings) -> None:
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
     print_url(console, "Web UI", _ui_link(settings, status.run_id))
+
+
+def rejected_line(record) -> str:
+    """One rejected decision, as Rich markup. The sender's name is whatever the signal said (a raw
+    signal from the Web UI may name nobody, or carry markup), so it is escaped and never blank."""
+    sender = record.decision.approver.strip()
+    who = escape(sender) if sender else "an unnamed sender"
+    return f"[yellow]rejected decision[/] from {who}: {escape(record.why)}"
 
 
 def _render_digest(step) -> None:

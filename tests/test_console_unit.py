@@ -58,3 +58,17 @@ async def test_approve_waits_for_a_running_run_to_arrive_somewhere_within_its_bo
     assert (await run_moved_on(_Handle(waiting), running, 5, poll_s=0)).state == RunState.AWAITING_APPROVAL
     assert (await run_moved_on(_Handle(done), waiting, 5, poll_s=0)) is waiting  # not on its way: no query
     assert (await run_moved_on(_Handle(done), running, 0)).state == RunState.RUNNING  # bound spent: as it was
+
+
+def test_a_rejected_decision_names_its_sender_or_says_it_had_none():
+    from handrail.gate.models import Decision, DecisionRecord
+    from starter.common import rejected_line
+
+    def line(approver: str) -> str:
+        return rejected_line(DecisionRecord(decision=Decision(id="x", approver=approver), accepted=False, at=T0,
+                                            why="the decision is not signed"))
+
+    assert line("") == "[yellow]rejected decision[/] from an unnamed sender: the decision is not signed"
+    assert line("  ") == line("")
+    assert line("mallory") == "[yellow]rejected decision[/] from mallory: the decision is not signed"
+    assert "from \\[red]boss" in line("[red]boss")  # markup in a raw signal's name is printed, not obeyed
