@@ -86,15 +86,18 @@ def up(
         return
 
     def ready(info):
-        made = asyncio.run(_ensure_schedules(settings, schedule_defs, paused=not schedules))
+        made, states = asyncio.run(_ensure_schedules(settings, schedule_defs, paused=not schedules))
         if as_json:
-            print_json({**info.to_dict(), "schedules": made})
+            print_json({**info.to_dict(), "schedules": made, "schedule_states": states})
         else:
+            from starter.stack_view import schedules_line
+
             console.print(f"[green]Handrail is up[/] — Temporal {settings.temporal_address}, lab {settings.lab_url}")
             print_url(console, "Web UI", f"{settings.ui_url}/namespaces/{settings.namespace}/workflows")
             console.print(f"Logs: {settings.home / 'logs'}")
-            state = "active" if schedules else "paused (handrail schedule NAME --unpause)"
-            console.print(f"Schedules {', '.join(sorted(made))}: {state}")
+            line = schedules_line(states)
+            if line:
+                console.print(line, highlight=False)
             if not detach:
                 console.print("Ctrl-C stops everything.")
         sys.stdout.flush()
@@ -105,9 +108,14 @@ def up(
         fail(str(exc))
 
 
-async def _ensure_schedules(settings, schedule_defs, paused: bool) -> dict[str, str]:
+async def _ensure_schedules(settings, schedule_defs, paused: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Make sure every schedule exists; then what each one really is (`active`/`paused`), read back
+    from Temporal: an existing schedule keeps its state whatever `--schedules` asked for."""
+    from starter.stack_view import schedule_states
+
     client = await connect(settings)
-    return await schedule_defs.ensure_all(client, settings, paused=paused)
+    made = await schedule_defs.ensure_all(client, settings, paused=paused)
+    return made, await schedule_states(client, made)
 
 
 @app.command()

@@ -38,3 +38,26 @@ def print_status(console: Console, info: dict[str, Any], workflows_url: str | No
     if down:
         console.print(f"[red]Down[/]: {', '.join(down)} (logs in {info.get('home', '.')}/logs; "
                       "`handrail up --detach` starts the stack).", highlight=False)
+
+
+async def schedule_states(client, names) -> dict[str, str]:
+    """`active` or `paused` per schedule, as Temporal describes it; one it cannot describe is left out."""
+    from handrail.ops.schedules import definition
+
+    states = {}
+    for name in names:
+        try:
+            desc = await client.get_schedule_handle(definition(name).schedule_id).describe()
+        except Exception:  # not there after all, or Temporal busy: say nothing rather than guess
+            continue
+        states[name] = "paused" if desc.schedule.state.paused else "active"
+    return states
+
+
+def schedules_line(states: dict[str, str]) -> str:
+    """What `up` prints about the schedules: each one's real state ("" when none could be read)."""
+    active = sorted(n for n, s in states.items() if s == "active")
+    paused = sorted(n for n, s in states.items() if s == "paused")
+    parts = ([f"active: {', '.join(active)}"] if active else []) + (
+        [f"paused: {', '.join(paused)} (handrail schedule NAME --unpause)"] if paused else [])
+    return f"Schedules {'; '.join(parts)}" if parts else ""

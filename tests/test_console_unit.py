@@ -72,3 +72,12 @@ def test_a_rejected_decision_names_its_sender_or_says_it_had_none():
     assert line("  ") == line("")
     assert line("mallory") == "[yellow]rejected decision[/] from mallory: the decision is not signed"
     assert "from \\[red]boss" in line("[red]boss")  # markup in a raw signal's name is printed, not obeyed
+
+
+def test_up_prints_each_schedules_real_state_or_nothing():
+    from starter.stack_view import schedules_line
+
+    assert schedules_line({"reconcile": "active", "mailbox": "paused", "dlp": "paused"}) == (
+        "Schedules active: reconcile; paused: dlp, mailbox (handrail schedule NAME --unpause)")
+    assert schedules_line({"reconcile": "active"}) == "Schedules active: reconcile"
+    assert schedules_line({}) == ""

@@ -55,6 +55,8 @@ def stack_env(tmp_path_factory):
     up = subprocess.run([_handrail_exe(), "up", "--detach", "--json"], env=env, capture_output=True, text=True,
                         timeout=180, cwd=REPO)
     assert up.returncode == 0, f"handrail up failed: {up.stdout}\n{up.stderr}"
+    states = json.loads(up.stdout)["schedule_states"]  # read back from Temporal, not the flag `up` was given
+    assert states["reconcile"] == "active" and states["mailbox"] == "paused", states
     try:
         yield env
     finally:
