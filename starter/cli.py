@@ -281,8 +281,19 @@ async def show(
     as_json: bool = JSON,
 ):
     """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
+    from starter.workflow_view import NotARun, workflow_lines
+
     settings = _settings()
-    status = await ops.run_status(await _client(settings), settings, run_id)
+    try:
+        status = await ops.run_status(await _client(settings), settings, run_id)
+    except NotARun as other:  # a workflow Temporal knows (expiry-*, a poll, an intake): what it is
+        if as_json:
+            print_json(other.doc)
+        else:
+            for line in workflow_lines(other.doc):
+                console.print(line, highlight=False, markup=False)
+            print_url(console, "Web UI", f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{run_id}")
+        return
     if members:
         from starter.console_views import members_page, print_members
 

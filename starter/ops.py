@@ -98,6 +98,9 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
     if status is None:
         status = status_from_audit(run_id, rows)
         if status is None:
+            from starter.workflow_view import refuse_unknown
+
+            await refuse_unknown(client, settings, run_id, why_not_live)  # Temporal knows it: say what it is
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
         if why_not_live and "not found" not in why_not_live.lower():
             status.live_note = f"live status unavailable ({why_not_live}); this timeline is rebuilt from the ledger"

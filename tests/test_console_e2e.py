@@ -217,6 +217,13 @@ def test_temporal_agrees_with_handrail_for_ttl_runs_and_rollbacks(stack_env):
     assert shown["summary"]["expiries_pending"] == 1 and shown["steps"][0]["expires_at"]
     _, report = cli(env, "rollback", run_id, "--as", "carol")
     assert report["state"] == "rolled_back"
+    # the expiry workflow Handrail names is no run, but `show` says what it is rather than "not known"
+    _, expiry = cli(env, "show", f"expiry-{run_id}")
+    assert expiry["type"] == "ExpireChanges" and expiry["status"] == "running" and not expiry["runbook_run"]
+    assert expiry["expires"]["run_id"] == run_id and len(expiry["expires"]["changes"]) == 1, expiry
+    assert expiry["expires"]["changes"][0]["reverted_at"], expiry  # the rollback got there first
+    shown_text = text(env, "show", f"expiry-{run_id}")
+    assert shown_text.returncode == 0 and f"It reverts the changes of run {run_id}" in shown_text.stdout
 
     async def temporal_view():
         client = await Client.connect(env["HANDRAIL_TEMPORAL_ADDRESS"])

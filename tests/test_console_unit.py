@@ -81,3 +81,37 @@ def test_up_prints_each_schedules_real_state_or_nothing():
         "Schedules active: reconcile; paused: dlp, mailbox (handrail schedule NAME --unpause)")
     assert schedules_line({"reconcile": "active"}) == "Schedules active: reconcile"
     assert schedules_line({}) == ""
+
+
+def test_a_workflow_that_is_no_run_is_described_not_denied():
+    from starter.workflow_view import is_runbook_run, workflow_lines
+
+    expiry = {"workflow_id": "expiry-egress-block-1", "type": "ExpireChanges", "status": "running",
+              "started_at": "2026-01-05T09:00:00+00:00", "closed_at": None, "handrail_state": "expiring",
+              "runbook": "expiry", "scheduled_by": None,
+              "expires": {"run_id": "egress-block-1", "changes": [
+                  {"change_id": "c1", "change": "firewall.egress_block 203.0.113.7",
+                   "expires_at": "2026-01-05T11:00:00+00:00", "reverted_at": None, "reverted_by": None},
+                  {"change_id": "c2", "change": "firewall.egress_block 203.0.113.8",
+                   "expires_at": "2026-01-05T12:00:00+00:00", "reverted_at": "2026-01-05T10:00:00+00:00",
+                   "reverted_by": "carol"}]}}
+    assert not is_runbook_run(expiry)
+    assert workflow_lines(expiry) == [
+        "expiry-egress-block-1 is no runbook run: it is the Temporal workflow ExpireChanges (running, started "
+        "2026-01-05 09:00:00Z), so it has no step timeline.",
+        "HandrailState: expiring",
+        "It reverts the changes of run egress-block-1 when they expire (`handrail show egress-block-1`):",
+        "  firewall.egress_block 203.0.113.7: expires 2026-01-05 11:00:00Z, pending",
+        "  firewall.egress_block 203.0.113.8: expires 2026-01-05 12:00:00Z, reverted 2026-01-05 10:00:00Z by carol",
+    ]
+    reconcile = {"workflow_id": "handrail-reconcile-run-2026-01-05T09:05:00Z", "type": "Reconcile",
+                 "status": "completed", "started_at": "2026-01-05T09:05:00+00:00",
+                 "closed_at": "2026-01-05T09:05:01+00:00", "handrail_state": None, "runbook": None,
+                 "scheduled_by": "handrail-reconcile"}
+    assert not is_runbook_run(reconcile)
+    assert workflow_lines(reconcile) == [
+        "handrail-reconcile-run-2026-01-05T09:05:00Z is no runbook run: it is the Temporal workflow Reconcile "
+        "(completed, started 2026-01-05 09:05:00Z, closed 2026-01-05 09:05:01Z), so it has no step timeline.",
+        "Started by the schedule handrail-reconcile (`handrail schedule NAME --show`).",
+    ]
+    assert is_runbook_run({**reconcile, "type": "EgressBlock", "runbook": "egress-block"})
