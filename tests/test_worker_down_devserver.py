@@ -1,4 +1,5 @@
-"""With the worker down, `pending` and `show` still answer (issue 15, item 5), on the dev server."""
+"""With the worker down, `pending` and `show` still answer and `approve` is kept until a worker runs
+(issue 15, item 5), on the dev server."""
 
 from __future__ import annotations
 
@@ -49,17 +50,19 @@ async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_wo
         later = datetime.now(timezone.utc) + timedelta(minutes=5)  # once the stopped worker's last poll is old
         assert await live_pollers(dev_env.client, settings.task_queue, now=later) == 0
 
-        shown = await ops.run_status(dev_env.client, settings, handles[0].id)
+        # `show` of one run, and `handrail approve` of another: each waits out one unanswered query,
+        # so side by side. The decision is signed over the waiting step the ledger records (as
+        # `show` prints it), sent at once, and reported kept until a worker runs.
+        bob = signing.load_signer(settings, None, "bob")
+        shown, sent = await asyncio.gather(
+            ops.run_status(dev_env.client, settings, handles[0].id),
+            ops.decide(dev_env.client, handles[1].id, "bob", True, None, "",
+                       sign=signing.decision_signer(settings, handles[1].id, bob, True, None, "")))
         assert shown.live_note and "live status unavailable" in shown.live_note
         assert shown.pending_step() is not None and shown.pending_step().change.target == ips[0]
         # A decision sent now is kept by Temporal; a worker that comes back judges it. (It is signed
         # over the change digest the approver saw while the run was live.)
         await send_decision(handles[0], "bob", status=seen[0])
-        # `handrail approve` with no worker: signed over the waiting step the ledger records (as
-        # `show` prints it), sent at once, and reported kept until a worker runs.
-        bob = signing.load_signer(settings, None, "bob")
-        sent = await ops.decide(dev_env.client, handles[1].id, "bob", True, None, "",
-                                sign=signing.decision_signer(settings, handles[1].id, bob, True, None, ""))
         assert sent["kept"] is True and sent["accepted"] is None and sent["live"] is False, sent
         assert "until a worker runs" in sent["why"] and sent["state"] == "awaiting_approval"
         async with running_stack(dev_env.client, tmp_path, make_policy(mode="approve"),
