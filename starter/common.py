@@ -98,6 +98,9 @@ def _render_status(status: RunStatus, settings) -> None:
         console.print(f"[red]{status.error}[/]")
     if status.live_note:
         console.print(f"[yellow]{status.live_note}[/]")
+    if status.rollback:
+        for line in rollback_lines(status.rollback):
+            console.print(escape(line), highlight=False)
     headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
     rows = []
     for step in status.steps:
@@ -139,6 +142,15 @@ def rejected_line(record) -> str:
     sender = record.decision.approver.strip()
     who = escape(sender) if sender else "an unnamed sender"
     return f"[yellow]rejected decision[/] from {who}: {escape(record.why)}"
+
+
+def rollback_lines(note) -> list[str]:
+    """Who rolled the run back, when, how it ended and which run did it (`handrail show RUN`)."""
+    when = f" at {note.requested_at:%Y-%m-%d %H:%M:%S}Z" if note.requested_at else ""
+    ended = f" (ended {note.finished_at:%Y-%m-%d %H:%M:%S}Z)" if note.finished_at else ""
+    lines = [f"rollback requested by {note.requested_by}{when}: {note.outcome}{ended}"]
+    lines += [f"rollback run: handrail show {run}" for run in note.rollback_ids]
+    return lines
 
 
 def _render_digest(step) -> None:

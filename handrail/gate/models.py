@@ -53,6 +53,7 @@ class StepState(StrEnum):
     COMPENSATED = "compensated"
     EXPIRED = "expired"
     COMPENSATION_FAILED = "compensation_failed"
+    ROLLED_BACK = "rolled_back"  # undone by `handrail rollback` (shown by `show`; the run's own workflow never sets it)
 
 
 class Change(BaseModel):
@@ -323,6 +324,16 @@ class StepRecord(BaseModel):
     note: str = ""
 
 
+class RollbackNote(BaseModel):
+    """Who rolled a run back, when, and as which run (`handrail show` of the rolled-back run)."""
+
+    requested_by: str
+    requested_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str = "running"  # rolled_back | needs_attention | partly_rolled_back | denied | refused | running
+    rollback_ids: list[str] = Field(default_factory=list)  # rollback-<run id>, then any -retry-N
+
+
 class RunStatus(BaseModel):
     run_id: str
     runbook: str
@@ -337,6 +348,7 @@ class RunStatus(BaseModel):
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
     live_note: str | None = None  # set when the live status could not be read and this was rebuilt from the ledger
+    rollback: RollbackNote | None = None  # set by `show` from the ledger once the run has been rolled back
 
     def pending_step(self) -> StepRecord | None:
         for step in self.steps:

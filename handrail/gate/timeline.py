@@ -22,6 +22,7 @@ from handrail.gate.models import (
 )
 
 _CHANGE_STATE = {"change.applied": StepState.APPLIED, "change.unchanged": StepState.UNCHANGED}
+_REVERTED_STATE = {"expiry": StepState.EXPIRED, "rollback": StepState.ROLLED_BACK}  # else compensation
 
 
 def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | None:
@@ -70,7 +71,7 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
             for candidate in status.steps:
                 if candidate.change_id == data.get("change_id"):
                     reason = data.get("reason")
-                    candidate.state = StepState.EXPIRED if reason == "expiry" else StepState.COMPENSATED
+                    candidate.state = _REVERTED_STATE.get(reason, StepState.COMPENSATED)
                     candidate.note = f"reverted by {reason} ({data.get('by')}): {data.get('detail', '')}"
         elif event == "run.requester_set":  # a runbook that names the affected person as requester
             status.requested_by = data.get("requested_by", status.requested_by)
