@@ -9,7 +9,15 @@ from temporalio import activity
 from activities.context import WorkerContext
 from activities.ledger_io import off_loop
 from handrail.actions import UnknownAction
-from handrail.gate.reconcile import DriftItem, ExpiredChange, ReconcileTrigger, expired_changes, latest_changes
+from handrail.gate.reconcile import (
+    DriftItem,
+    ExpiredChange,
+    ReconcileTrigger,
+    expired_changes,
+    inverse_kind,
+    latest_changes,
+    superseded,
+)
 from handrail.tools.errors import ToolError
 
 
@@ -25,11 +33,14 @@ class ReconcileActivities:
 
     @activity.defn
     async def find_drift(self, trigger: ReconcileTrigger) -> list[DriftItem]:
-        """Compare the ledger's latest word on each (kind, target) with what the tool holds."""
+        """Compare the ledger's latest word on each (kind, target) with what the tool holds; a change
+        a later one undid or replaced (`superseded`) is not the ledger's word any more."""
         drift: list[DriftItem] = []
         grace_edge = datetime.now(timezone.utc) - timedelta(seconds=trigger.grace_s)
-        for record, reverted in await off_loop(latest_changes, self.ledger, trigger.drift_limit):
-            if record.status in ("unchanged", "not_applied"):
+        latest = await off_loop(latest_changes, self.ledger, trigger.drift_limit)
+        later_word = superseded(latest, lambda record: inverse_kind(record, self.ctx.actions))
+        for record, reverted in latest:
+            if record.status in ("unchanged", "not_applied") or record.change_id in later_word:
                 continue
             try:
                 action = self.ctx.actions.for_kind(record.change.kind)

@@ -2,6 +2,8 @@
 
 The CLI talks to Temporal only (tool credentials live with the workers), so it runs the
 `Reconcile` workflow in report-only mode and prints what it found. Exit 1 when there is drift.
+A change a later one undid or replaced (a rogue device's disconnect, then the analyst's
+recommit) is judged by the later one only (`handrail.gate.reconcile.superseded`).
 """
 
 from __future__ import annotations

@@ -11,12 +11,23 @@ late run timer finds "already reverted" and does nothing.
 Drift: for the latest change to each (kind, target) the ledger says whether the tool should
 hold it (applied and not reverted) or not (reverted); reading the tool tells what it holds.
 Rows still `pending` past the grace period are reported as unsettled.
+
+A change a later one deliberately undid or replaced is not the ledger's word any more
+(`superseded`): the rogue-device runbook disconnects a device and opens a case, then an
+analyst's "legitimate" reconnects it (`nac.recommit_device`) and closes the case
+(`cases.close`). Only the later change is compared with the tool. "Undoes" comes from the
+actions' own inverses, never from a list of kinds: B undoes A when B is A's inverse kind or
+A is B's; B replaces A when they share a kind or an inverse kind. Both must touch the same
+target, and the same facet of it: a field A's change left as it was (the group of an IAM
+membership, a training module) must read the same in B's snapshot, so re-granting one
+group never hides the drift of another.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -68,3 +79,49 @@ def latest_changes(ledger: Ledger, limit: int) -> list[tuple[ChangeRecord, bool]
     """The newest ledger change per (kind, target) that touched the tool, with whether it was reverted."""
     rows = ledger.query("RECONCILE_LATEST", (limit,))
     return [(ChangeRecord.model_validate_json(body), bool(reverted)) for body, reverted in rows]
+
+
+def inverse_kind(record: ChangeRecord, actions) -> str | None:
+    """The kind that undoes `record`: the recorded inverse, else what its action would name
+    (an `unchanged` record keeps no inverse); None when neither is known."""
+    if record.inverse is not None:
+        return record.inverse.kind
+    try:
+        return actions.for_kind(record.change.kind).inverse(record.change, record.before or {}).kind
+    except Exception:  # an unknown kind, or an inverse that needs a before-state the row lacks
+        return None
+
+
+def _same_facet(earlier: ChangeRecord, later: ChangeRecord) -> bool:
+    """False when a field `earlier` left unchanged (its identity: a group, a module) differs in `later`."""
+    before, after = earlier.before or {}, earlier.after or {}
+    seen = later.before or later.after or {}
+    return all(seen[key] == value for key, value in after.items()
+               if key in before and before[key] == value and key in seen)
+
+
+def follows_on(earlier: ChangeRecord, later: ChangeRecord, inverse_of: Callable[[ChangeRecord], str | None]) -> bool:
+    """True when `later` undid or replaced `earlier` (same target and facet; see the module notes)."""
+    if later.change.target != earlier.change.target or not _same_facet(earlier, later):
+        return False
+    kind, later_kind = earlier.change.kind, later.change.kind
+    undo, later_undo = inverse_of(earlier), inverse_of(later)
+    return (later_kind == kind or later_kind == undo or later_undo == kind
+            or (later_undo is not None and later_undo == undo))
+
+
+def superseded(latest: list[tuple[ChangeRecord, bool]],
+               inverse_of: Callable[[ChangeRecord], str | None]) -> set[str]:
+    """Ids of the changes in `latest` that a later applied, unreverted change to the same target undid or replaced.
+
+    A later change that was itself reverted supersedes nothing (its revert put the earlier
+    change's state back). `latest` is newest-first per (kind, target), as `latest_changes`
+    returns it: the newest change of each kind is enough, as any later one is in it too.
+    """
+    standing: dict[str, list[ChangeRecord]] = defaultdict(list)
+    for record, reverted in latest:
+        if not reverted and record.status in ("applied", "unchanged"):
+            standing[record.change.target].append(record)
+    return {record.change_id for record, _ in latest
+            if any(later.applied_at > record.applied_at and later.change_id != record.change_id
+                   and follows_on(record, later, inverse_of) for later in standing[record.change.target])}
