@@ -105,8 +105,8 @@ def test_derived_threshold_is_the_baseline_and_a_guardrail_holds_at_it(known):
     thresholds, sources = derive_thresholds(known, "dns.sinkhole", rails, KNOWN_NOW)
     assert thresholds == {"rate_limit": 4.0, "per_run_limit": 6.0}
     assert sources["rate_limit"] == (
-        "baseline: p99 of hourly changes (3) × 1.5 = 4.5, rounded down to 4 over 21 days")
-    assert sources["per_run_limit"] == "baseline: p99 of changes per run (3) × 2 = 6 over 21 days"
+        "baseline: p99 of hourly changes (3) × 1.5 = 4.5, rounded down to 4 over 20.67 days")  # first at 08:00
+    assert sources["per_run_limit"] == "baseline: p99 of changes per run (3) × 2 = 6 over 20.67 days"
 
     change = Change(kind="dns.sinkhole", target="evil.example")
     ctx = GuardrailContext(guardrails=rails, thresholds=thresholds, threshold_sources=sources,
@@ -122,15 +122,30 @@ def test_static_fallback_until_enough_history_and_the_floor(known):
     rail = {"type": "rate_limit", "per_hour": 500, "baseline": {"stat": "p99_hourly", "factor": 1.5, "min_days": 30}}
     thresholds, sources = derive_thresholds(known, "dns.sinkhole", [rail], KNOWN_NOW)
     assert thresholds == {"rate_limit": 500.0}
-    assert sources == {"rate_limit": "static: not enough history (21 of 30 days)"}
-    early = derive_thresholds(known, "dns.sinkhole", [rail], KNOWN_T0 + timedelta(days=3))
+    assert sources == {"rate_limit": "static: not enough history (20.67 of 30 days)"}  # the first came at 08:00
+    early = derive_thresholds(known, "dns.sinkhole", [rail], KNOWN_T0 + timedelta(days=3, hours=8))
     assert early[1]["rate_limit"] == "static: not enough history (3 of 30 days)"
     nothing = derive_thresholds(known, "never.seen", [rail], KNOWN_NOW)
     assert nothing == ({"rate_limit": 500.0}, {"rate_limit": "static: not enough history (0 of 30 days)"})
     floor = {"type": "rate_limit", "baseline": {"stat": "p99_hourly", "floor": 20, "min_days": 14}}
     assert derive_thresholds(known, "dns.sinkhole", [floor], KNOWN_NOW)[1]["rate_limit"] == (
-        "baseline: p99 of hourly changes (3) × 1 = 3, raised to the floor of 20 over 21 days")
+        "baseline: p99 of hourly changes (3) × 1 = 3, raised to the floor of 20 over 20.67 days")
     assert derive_thresholds(known, "dns.sinkhole", [{"type": "never_block"}], KNOWN_NOW) == ({}, {})
+
+
+def test_history_is_counted_from_the_first_change_not_from_its_midnight(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    now = KNOWN_T0 + timedelta(hours=21, minutes=27)
+    with SyntheticLedger(ledger) as syn:  # the very first change, 20 minutes ago
+        syn.change("dns.sinkhole", now - timedelta(minutes=20), run_id="first", step_id="s01")
+    rail = {"type": "rate_limit", "per_hour": 500, "baseline": {"stat": "p99_hourly", "min_days": 14}}
+    try:
+        assert derive_thresholds(ledger, "dns.sinkhole", [rail], now)[1] == {
+            "rate_limit": "static: not enough history (0.01 of 14 days)"}  # not 0.89: midnight is no history
+        figures = compute_baseline(ledger, now).for_kind("dns.sinkhole")
+        assert figures.window_start == KNOWN_T0 and figures.days == 1  # daily figures still count whole days
+    finally:
+        ledger.close()
 
 
 def test_threshold_cache_reuses_within_its_ttl(known):

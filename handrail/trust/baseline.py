@@ -106,7 +106,13 @@ class KindBaseline(BaseModel):
 
     @property
     def history_days(self) -> float:
-        return self.hours / 24
+        """How long this kind has been observed: from its first change in the window to now.
+        The window starts at that change's UTC midnight so the daily figures count whole
+        days, but the hours before it are no history: 20 minutes after the very first
+        change this is 0.01 days, not the hours since midnight."""
+        if self.first_at is None:
+            return self.hours / 24
+        return max(0.0, (self.window_end - self.first_at) / DAY)
 
     def stat(self, name: str) -> float:
         """'p99_hourly', 'max_per_run', 'mean_daily' ... -> the figure."""
