@@ -104,11 +104,7 @@ def _render_status(status: RunStatus, settings) -> None:
     headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
     rows = []
     for step in status.steps:
-        verdicts = "\n".join(
-            f"{v.outcome.value}: {v.guardrail} — {v.reason}"
-            + (f" (threshold {v.threshold:g}, {v.threshold_source})" if v.threshold is not None else "")
-            for v in step.verdicts
-        ) or "pass"
+        verdicts = "\n".join(verdict_line(v, step) for v in step.verdicts) or "pass"
         verdicts += "".join(f"\n{name} threshold {used}" for name, used in step.thresholds.items())
         decisions = "\n".join(
             f"{'approve' if d.decision.approve else 'deny'} by {d.decision.approver}" for d in step.decisions
@@ -127,7 +123,7 @@ def _render_status(status: RunStatus, settings) -> None:
     if isinstance(facts.get("verdicts"), list):
         from starter.phishing_triage import verdict_table
 
-        console.print(verdict_table(facts.pop("verdicts")))
+        console.print(verdict_table(facts.pop("verdicts"), status.steps))  # the action as the run left it
     if facts:
         console.print("[bold]What the run found[/]")
         for key, value in facts.items():
@@ -142,6 +138,23 @@ def rejected_line(record) -> str:
     sender = record.decision.approver.strip()
     who = escape(sender) if sender else "an unnamed sender"
     return f"[yellow]rejected decision[/] from {who}: {escape(record.why)}"
+
+
+def verdict_line(verdict, step) -> str:
+    """One guardrail verdict of a step. A hold the step has moved past reads as history
+    ("held, then approved by bob: ..."): its reason was true when it held, not now."""
+    threshold = (f" (threshold {verdict.threshold:g}, {verdict.threshold_source})"
+                 if verdict.threshold is not None else "")
+    outcome = verdict.outcome.value if hasattr(verdict.outcome, "value") else str(verdict.outcome)
+    state = step.state.value if hasattr(step.state, "value") else str(step.state)
+    if outcome != "hold" or state in ("awaiting_approval", "checking"):
+        return f"{outcome}: {verdict.guardrail} — {verdict.reason}{threshold}"
+    said = [d.decision for d in step.decisions if d.accepted]
+    yes = [d.approver for d in said if d.approve]
+    no = [d.approver for d in said if not d.approve]
+    then = (f"approved by {', '.join(yes)}" if yes and state != "denied" else
+            f"denied by {', '.join(no)}" if no else state)
+    return f"held, then {then}: {verdict.guardrail} — {verdict.reason}{threshold}"
 
 
 def rollback_lines(note) -> list[str]:

@@ -40,15 +40,52 @@ def _shared_intel(settings) -> Any:
         return None
 
 
-def verdict_table(rows: list[dict[str, Any]]) -> Table:
-    """The run's (or the dry run's) table: domain, verdict, evidence, action."""
+# What a step's final state means for the domain (or page) it was about, by change kind.
+_DONE = {"dns.sinkhole": "sinkholed", "proxy.block": "blocked"}
+_AFTER = {"applied": "{done}", "unchanged": "already {done}", "expired": "{done}, since expired",
+          "rolled_back": "{done}, since rolled back", "compensated": "{done}, then undone (compensation)",
+          "awaiting_approval": "hold: waiting for approval", "denied": "denied", "failed": "failed",
+          "compensation_failed": "{done}; undoing it failed"}
+
+
+def step_outcome(step) -> str:
+    """What a run's step did to its target, in the verdict table's words ("sinkholed", "denied")."""
+    state = step.state.value if hasattr(step.state, "value") else str(step.state)
+    return _AFTER.get(state, state).format(done=_DONE.get(step.change.kind, "applied"))
+
+
+def _final(action: str, steps: list) -> str:
+    """The row's action as the run left it; the verdict's own action stays visible when it differs."""
+    if not steps:
+        return action
+    done = "; ".join(dict.fromkeys(step_outcome(s) for s in steps))
+    return done if action == "sinkhole" and done == "sinkholed" else f"{done} (verdict: {action})"
+
+
+def verdict_table(rows: list[dict[str, Any]], steps: list | None = None) -> Table:
+    """The run's (or the dry run's) table: domain, verdict, evidence, action.
+
+    With the run's `steps`, the action is what the run finally did (a held sinkhole that was
+    approved reads `sinkholed (verdict: hold)`, a refused one `denied (verdict: hold)`), each
+    block_url page with its own outcome; the dry run has no steps and shows the plan."""
+    sinkholes: dict[str, list] = {}
+    pages: dict[str, list] = {}
+    for step in steps or []:
+        if step.change.kind == "dns.sinkhole":
+            sinkholes.setdefault(step.change.target, []).append(step)
+        elif step.change.kind == "proxy.block":
+            pages.setdefault(step.change.target, []).append(step)
     table = Table("domain", "verdict", "evidence", title="Link domains")
     table.add_column("action", overflow="fold")  # block_url's pages: a URL is folded, never cut
     for row in rows:
         verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
         evidence = "\n".join(row.get("evidence", []))
-        action = "\n".join([str(row.get("action", "")), *row.get("pages", [])])  # block_url: the pages
-        table.add_row(str(row.get("domain", "")), verdict, evidence, action)
+        action = str(row.get("action", ""))
+        if action in ("sinkhole", "hold"):
+            action = _final(action, sinkholes.get(str(row.get("domain", "")), []))
+        shown = [page + (f" ({'; '.join(step_outcome(s) for s in pages[page])})" if page in pages else "")
+                 for page in row.get("pages", [])]
+        table.add_row(str(row.get("domain", "")), verdict, evidence, "\n".join([action, *shown]))  # block_url: pages
     return table
 
 
