@@ -224,6 +224,15 @@ def test_temporal_agrees_with_handrail_for_ttl_runs_and_rollbacks(stack_env):
     assert expiry["expires"]["changes"][0]["reverted_at"], expiry  # the rollback got there first
     shown_text = text(env, "show", f"expiry-{run_id}")
     assert shown_text.returncode == 0 and f"It reverts the changes of run {run_id}" in shown_text.stdout
+    # `show` folds the rollback into the step: no stale "applied" or expiry, and says who, when and which run
+    shown = wait_show(env, run_id, "rolled_back")
+    assert shown["steps"][0]["state"] == "rolled_back" and shown["steps"][0]["expires_at"] is None
+    assert shown["rollback"]["requested_by"] == "carol" and shown["rollback"]["rollback_ids"] == [f"rollback-{run_id}"]
+    out = text(env, "show", run_id).stdout
+    words = " ".join(out.split())
+    assert "rolled back by carol at " in words and "tool state matches the recorded before-state" in words
+    assert "rollback requested by carol at " in words and f"rollback run: handrail show rollback-{run_id}" in words
+    assert "expires" not in out and "applied" not in out and not _lines_fit(out), out
 
     async def temporal_view():
         client = await Client.connect(env["HANDRAIL_TEMPORAL_ADDRESS"])
