@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 from temporalio import workflow as temporal_workflow
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from handrail.gate import decisions as signed
@@ -211,7 +210,7 @@ QUIET_TIMEOUT_S = 10.0
 
 
 async def terminate_between_calls(handle: WorkflowHandle, reason: str = "test finished") -> None:
-    """Terminate a run left running, once none of its activities or workflow tasks is in flight."""
+    """Terminate a run left running, once none of its activities or workflow tasks is pending."""
     try:
         if await _quiet(handle):
             await handle.terminate(reason)
@@ -220,28 +219,25 @@ async def terminate_between_calls(handle: WorkflowHandle, reason: str = "test fi
 
 
 async def until_quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> None:
-    """Wait until the run has no activity pending (even one not yet started) and no workflow
-    task in flight: it sits on a timer or a condition.
-
-    Cancel a run on the time-skipping server only then, unless the test is about cancelling
-    mid-call: a cancel whose workflow task also cancels activities not yet started was
-    refused by the server (temporal-test-server 1.40) and left the run stuck for good, its
-    history ending in a WORKFLOW_TASK_STARTED that never completes or times out.
-    """
-    if not await _quiet(handle, timeout, not_started_too=True):
+    """Wait until the run has no activity pending and no workflow task in flight: it sits on a
+    timer or a condition. Cancel a run on the time-skipping server only then, unless the test
+    is about cancelling mid-call (see :func:`_quiet`)."""
+    if not await _quiet(handle, timeout):
         raise AssertionError(f"{handle.id} ended while the test waited for it to be between calls")
 
 
-async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S, not_started_too: bool = False) -> bool:
-    """Whether the run is still running, once no activity or workflow task of it is in flight.
+async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S) -> bool:
+    """Whether the run is still running, once no activity of it is pending (started or not
+    yet) and no workflow task is in flight; after `timeout`, whatever it is doing.
 
     The time-skipping server (temporal-test-server 1.40) never releases its time lock for an
-    activity whose run was terminated mid-call: time stops skipping for every later run on
-    that server, and the next test that waits for a timer hangs (measured: a terminated run
-    with a 3 s activity in flight stopped a one-day sleep on a fresh task queue for good;
-    the same terminate after the activity ended did not). So a leftover run is terminated
-    only between calls (an activity waiting out its retry back-off is not in a call); the
-    worker is still up to finish them.
+    activity, started or only scheduled, of a run terminated meanwhile: time stops skipping
+    for every later run on that server, and the next test that waits for a timer hangs
+    (measured: a one-day sleep on a fresh task queue never ended after such a terminate; the
+    same terminate once the activity had ended did not stop it). A cancel whose workflow task
+    also cancels activities not yet started was refused by the server and left the run stuck
+    at WORKFLOW_TASK_STARTED for good. So leftover runs are terminated, and waiting runs
+    cancelled, only between calls; the worker is still up to finish them.
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -249,10 +245,8 @@ async def _quiet(handle: WorkflowHandle, timeout: float = QUIET_TIMEOUT_S, not_s
         if described.status != WorkflowExecutionStatus.RUNNING:
             return False
         raw = described.raw_description
-        calling = [a for a in raw.pending_activities
-                   if not_started_too or a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
-        busy = calling or raw.pending_workflow_task.scheduled_time.seconds
-        if not busy or asyncio.get_running_loop().time() > deadline:
+        if not (raw.pending_activities or raw.pending_workflow_task.scheduled_time.seconds) \
+                or asyncio.get_running_loop().time() > deadline:
             return True
         await asyncio.sleep(0.05)
 
