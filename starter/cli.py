@@ -34,6 +34,7 @@ from starter import (
     popular_cmd,
     privilege_cmd,
     rogue_cmd,
+    runs_cmd,
     tools_cmd,
     trust_cmd,
 )
@@ -571,7 +572,7 @@ def bench_baseline(
 
 # Commands that live in their own modules: each has `register(app, run_app)`.
 for _module in (lab_cmd, trust_cmd, exfiltration_cmd, phishing_cmd, phishing_triage, popular_cmd, privilege_cmd,
-                rogue_cmd, intel_cmd, tools_cmd, drift_cmd, hostile_cmd, keys_cmd, policy_cmd, ledger_cmd):
+                rogue_cmd, intel_cmd, tools_cmd, drift_cmd, hostile_cmd, keys_cmd, policy_cmd, ledger_cmd, runs_cmd):
     _module.register(app, run_app)
 
 
