@@ -56,7 +56,18 @@ def _lines_fit(out: str, width: int = 80) -> list[str]:
             if len(line) > width and not line.lstrip().startswith(("approve:", "deny:", "http", "next:"))]
 
 
-def test_pending_and_show_read_at_80_columns_with_the_id_whole(stack_env):
+def wait_runs(env, run_id: str, state: str, *filters: str, timeout: float = 20.0) -> list[dict]:
+    """`handrail runs --json` once it lists the run in that state (visibility is eventually consistent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, rows = cli(env, "runs", *filters)
+        if any(row["run_id"] == run_id and row["state"] == state for row in rows):
+            return rows
+        assert time.monotonic() < deadline, f"{run_id} never listed as {state} by `handrail runs`: {rows}"
+        time.sleep(0.3)
+
+
+def test_pending_runs_and_show_read_at_80_columns_with_the_id_whole(stack_env):
     env = stack_env
     _, started = cli(env, "run", "egress-block", "--ip", "203.0.113.62", "--reason", "console width",
                      "--requested-by", "alice")
@@ -71,6 +82,14 @@ def test_pending_and_show_read_at_80_columns_with_the_id_whole(stack_env):
     assert f"{run_id}  egress-block  awaiting_approval" in shown
     assert any(line.endswith(f"/workflows/{run_id}") and line.startswith("http") for line in shown.splitlines())
     assert not _lines_fit(shown), shown
+    waiting = wait_runs(env, run_id, "awaiting_approval", "--state", "awaiting_approval")
+    assert {row["state"] for row in waiting} == {"awaiting_approval"}
+    assert [r["started_at"] for r in waiting] == sorted((r["started_at"] for r in waiting), reverse=True)
+    row = next(row for row in waiting if row["run_id"] == run_id)
+    assert (row["runbook"], row["requested_by"], row["subject"]) == ("egress-block", "alice", "203.0.113.62")
+    listed = text(env, "runs").stdout
+    assert run_id in listed.splitlines() and "awaiting_approval" in listed, listed
+    assert not _lines_fit(listed), listed
     cli(env, "deny", run_id, "--as", "bob", "--reason", "test over")
 
 
@@ -250,6 +269,12 @@ def test_temporal_agrees_with_handrail_for_ttl_runs_and_rollbacks(stack_env):
     assert run_status == WorkflowExecutionStatus.COMPLETED  # not held open by its TTL
     assert expiry_status == WorkflowExecutionStatus.RUNNING and expiry_state == ["expiring"]
     assert f"rollback-{run_id}" in rolled_back
+    # Temporal still says `completed` for the run; `handrail runs` says what the ledger knows
+    listed = {r["run_id"]: r for r in wait_runs(env, run_id, "rolled_back", "--state", "rolled_back",
+                                                  "--runbook", "egress-block,rollback")}
+    assert listed[run_id]["handrail_state"] == "completed" and listed[run_id]["subject"] == "203.0.113.65"
+    assert listed[f"rollback-{run_id}"]["state"] == "rolled_back"
+    assert {r["state"] for r in listed.values()} == {"rolled_back"}
 
 
 # -- item 9: telling the approvers (the notice's own command approves) ----------------------
