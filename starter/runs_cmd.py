@@ -212,24 +212,33 @@ async def list_runs(client: Client, settings, states: list[str] | None = None, r
 
 
 def print_runs(rows: list[dict[str, Any]]) -> None:
-    """A table when it fits the terminal, else one record per run with its id whole."""
-    from starter.tables import print_rows
+    """A table when it fits the terminal; else one record per run: its id whole on its own line,
+    then state, runbook, start and requester on one line (the state first, always), then the subject."""
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
 
-    colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan", "waiting_for_tool": "cyan",
-              EXPIRED: "green", "rolled_back": "green"}
+    from starter.tables import natural_width, print_rows
+
     headers = ("run", "runbook", "state", "started UTC", "requested by", "subject")
     cells = []
     for r in rows:
-        started = datetime.fromisoformat(r["started_at"]).astimezone(UTC)
-        cells.append((r["run_id"], r["runbook"], f"[{colour.get(r['state'], 'red')}]{r['state']}[/]",
-                      f"{started:%Y-%m-%d %H:%M}", r["requested_by"], _escape(r["subject"])))
-    print_rows(console, headers, cells)
+        state = f"[{_COLOUR.get(r['state'], 'red')}]{r['state']}[/]"
+        started = f"{datetime.fromisoformat(r['started_at']).astimezone(UTC):%Y-%m-%d %H:%M}"
+        cells.append((r["run_id"], r["runbook"], state, started, escape(r["requested_by"]), escape(r["subject"])))
+    if natural_width(headers, cells) <= console.width:
+        print_rows(console, headers, cells)
+        return
+    for run_id, runbook, state, started, who, subject in cells:
+        console.print(Text(run_id, style="bold"), soft_wrap=True)
+        line = f"{state} · {runbook} · {started}Z" + (f" · [dim]by[/] {who}" if who else "")
+        console.print(Padding(Text.from_markup(line), (0, 0, 0, 2)))
+        if subject:
+            console.print(Padding(Text.from_markup(f"[dim]subject[/] {subject}"), (0, 0, 0, 2)))
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+_COLOUR = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan", "waiting_for_tool": "cyan",
+           EXPIRED: "green", "rolled_back": "green"}
 
 
 @command
