@@ -93,7 +93,10 @@ def _render_status(status: RunStatus, settings) -> None:
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
     console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]")
     started = f"{status.started_at:%Y-%m-%d %H:%M:%S}Z"
-    console.print(f"requested by {status.requested_by} · subject {status.subject} · started {started}")
+    started_by = status.summary.get("started_by")
+    by = (f"requested by {status.requested_by} (the person the change is about; started by {started_by})"
+          if started_by and started_by != status.requested_by else f"requested by {status.requested_by}")
+    console.print(f"{by} · subject {status.subject} · started {started}", highlight=False)
     if status.error:
         console.print(f"[red]{status.error}[/]")
     if status.live_note:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from datetime import UTC, datetime
 
 import pytest
@@ -115,3 +116,17 @@ def test_a_workflow_that_is_no_run_is_described_not_denied():
         "Started by the schedule handrail-reconcile (`handrail schedule NAME --show`).",
     ]
     assert is_runbook_run({**reconcile, "type": "EgressBlock", "runbook": "egress-block"})
+
+
+def test_show_names_who_started_a_run_whose_requester_is_the_person_it_is_about(monkeypatch):
+    from rich.console import Console
+
+    from starter import common
+
+    status = _status(StepState.AWAITING_APPROVAL)
+    status.requested_by, status.summary = "rcollins", {"started_by": "alice"}  # privilege guard's shape
+    monkeypatch.setattr(common, "console", Console(record=True, width=200, color_system=None))
+    monkeypatch.setattr(common, "print_url", lambda *a, **k: None)
+    common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    shown = common.console.export_text()
+    assert "requested by rcollins (the person the change is about; started by alice)" in shown
