@@ -216,7 +216,7 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
         settings = _settings()
         signer = signing.load_signer(settings, key, approver)  # the key says who decides; --as only checks
 
-        sign = signing.decision_signer(settings, run_id, signer, approve, step, reason)
+        sign = ops.decision_signer(settings, run_id, signer, approve, step, reason)
         result = await ops.decide(await _client(settings), run_id, signer.user, approve, step, reason, sign=sign)
         result["signer"], result["key"] = signer.user, signer.public.fingerprint
         if as_json:

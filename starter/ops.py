@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
@@ -30,6 +30,9 @@ from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
 from workflows.egress_block import EgressBlock
 from workflows.gate import start_attributes
 from workflows.rollback import RollbackReport, RollbackRun, rollback_id
+
+if TYPE_CHECKING:
+    from starter.signing import Signer
 
 DECISION_WAIT_S = 10.0
 RUN_MOVE_WAIT_S = 5.0  # after the step settled: how long to wait for a run still `running`
@@ -138,7 +141,7 @@ async def decide(
     """Send a decision and read back, through the status query, whether the run accepted it.
 
     `sign(client)` returns the signed Decision and the status it was signed from
-    (starter.signing.decision_signer); only signed decisions count. When that status was
+    (decision_signer, below); only signed decisions count. When that status was
     rebuilt from the ledger (no worker answered), the signal is sent all the same: Temporal
     keeps it in the run's history and the next worker judges it, so this reports it kept.
     """
@@ -348,3 +351,39 @@ async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: s
         while getattr(cause, "cause", None) is not None:
             cause = cause.cause
         fail(str(getattr(cause, "message", None) or cause or exc).rstrip(".") + ".")
+
+
+async def signed_decision_for(client, settings: Settings, run_id: str, signer: Signer, approve: bool,
+                              step: str | None, reason: str, valid_for_s: float | None = None):
+    """Read the run's waiting step and its change digest, and sign a decision bound to them.
+
+    The status comes from `starter.ops.run_status`, as for `handrail show`: the workflow's
+    own query, or the ledger's timeline when no worker answers. So a decision can be signed
+    while the workers are down; Temporal keeps the signal until one runs.
+    Returns the signed Decision and the status it was signed from (`live_note` set when it
+    was rebuilt from the ledger).
+    """
+    from datetime import timedelta
+
+    from handrail.gate import decisions, signing
+    from handrail.gate.signatures import DECISION_NAMESPACE
+    from starter.signing import choose_step
+    status = await run_status(client, settings, run_id)
+    chosen = choose_step(status, run_id, step)
+    if not chosen.change_digest:
+        fail(f"Step {chosen.step_id} shows no change digest (is the worker older than this CLI?).")
+    valid_for = timedelta(seconds=valid_for_s) if valid_for_s else decisions.DEFAULT_VALIDITY
+    document = signing.new_document(run_id=run_id, step=chosen, signer=signer.user, approve=approve,
+                                      reason=reason, valid_for=valid_for)
+    armored = signer.sign(document.canonical().encode(), DECISION_NAMESPACE)
+    return signing.signed_decision(document, armored), status
+
+
+def decision_signer(settings: Settings, run_id: str, signer: Signer, approve: bool, step: str | None,
+                    reason: str):
+    """The `sign` callable `starter.ops.decide` takes: `sign(client) -> (Decision, RunStatus)`."""
+
+    async def sign(client):
+        return await signed_decision_for(client, settings, run_id, signer, approve, step, reason)
+
+    return sign

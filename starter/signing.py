@@ -145,38 +145,3 @@ def choose_step(status, run_id: str, step: str | None):
     if not waiting:
         fail(f"Run {run_id} waits on no step; there is nothing to decide.")
     return waiting[0]
-
-
-async def signed_decision_for(client, settings: Settings, run_id: str, signer: Signer, approve: bool,
-                              step: str | None, reason: str, valid_for_s: float | None = None):
-    """Read the run's waiting step and its change digest, and sign a decision bound to them.
-
-    The status comes from `starter.ops.run_status`, as for `handrail show`: the workflow's
-    own query, or the ledger's timeline when no worker answers. So a decision can be signed
-    while the workers are down; Temporal keeps the signal until one runs.
-    Returns the signed Decision and the status it was signed from (`live_note` set when it
-    was rebuilt from the ledger).
-    """
-    from datetime import timedelta
-
-    from handrail.gate import decisions, signing
-    from starter.ops import run_status
-
-    status = await run_status(client, settings, run_id)
-    chosen = choose_step(status, run_id, step)
-    if not chosen.change_digest:
-        fail(f"Step {chosen.step_id} shows no change digest (is the worker older than this CLI?).")
-    valid_for = timedelta(seconds=valid_for_s) if valid_for_s else decisions.DEFAULT_VALIDITY
-    document = signing.new_document(run_id=run_id, step=chosen, signer=signer.user, approve=approve,
-                                      reason=reason, valid_for=valid_for)
-    armored = signer.sign(document.canonical().encode(), signatures.DECISION_NAMESPACE)
-    return signing.signed_decision(document, armored), status
-
-
-def decision_signer(settings: Settings, run_id: str, signer: Signer, approve: bool, step: str | None, reason: str):
-    """The `sign` callable `starter.ops.decide` takes: `sign(client) -> (Decision, RunStatus)`."""
-
-    async def sign(client):
-        return await signed_decision_for(client, settings, run_id, signer, approve, step, reason)
-
-    return sign

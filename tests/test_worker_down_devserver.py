@@ -57,7 +57,7 @@ async def test_pending_and_show_answer_from_visibility_and_the_ledger_with_no_wo
         shown, sent = await asyncio.gather(
             ops.run_status(dev_env.client, settings, handles[0].id),
             ops.decide(dev_env.client, handles[1].id, "bob", True, None, "",
-                       sign=signing.decision_signer(settings, handles[1].id, bob, True, None, "")))
+                       sign=ops.decision_signer(settings, handles[1].id, bob, True, None, "")))
         assert shown.live_note and "live status unavailable" in shown.live_note
         assert shown.pending_step() is not None and shown.pending_step().change.target == ips[0]
         # A decision sent now is kept by Temporal; a worker that comes back judges it. (It is signed
