@@ -93,11 +93,8 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         why_not_live = str(exc).splitlines()[0] if str(exc) else exc.status.name if exc.status else "RPC error"
     except Exception as exc:  # a query that fails (no worker, history gone) falls back to the ledger
         why_not_live = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    ledger = open_ledger(settings)
-    try:
-        rows = list(ledger.audit_rows(run_id))
-    finally:
-        ledger.close()
+    # in a thread: the ledger may be busy with a worker's write, and Ctrl-C on `--wait` must not wait for it
+    rows = await asyncio.to_thread(_audit_rows, settings, run_id)
     if status is None:
         status = status_from_audit(run_id, rows)
         if status is None:
@@ -111,8 +108,16 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
             status.state = RunState.AWAITING_APPROVAL  # what the run's HandrailState says too
     from starter.expiry_view import reflect_expiries
 
-    reflect_expiries(status, settings)
+    await asyncio.to_thread(reflect_expiries, status, settings)
     return apply_rollback_outcome(status, rows)
+
+
+def _audit_rows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    ledger = open_ledger(settings)
+    try:
+        return list(ledger.audit_rows(run_id))
+    finally:
+        ledger.close()
 
 
 OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
