@@ -134,6 +134,7 @@ class Runbook:
         self._protective: set[str] = set()
         self._pending_audit: list[AuditEvent] = []
         self._event_seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # set on entering: the run's own loop
         self._last_state: RunState | None = None
         self.undone: dict[str, RevertResult] = {}  # a rollback's results, by the change undone
 
@@ -189,11 +190,32 @@ class Runbook:
                 ]
             )
         self._last_state = RunState.RUNNING
+        self._loop = asyncio.get_running_loop()  # this run's own event loop (see `_torn_down`)
         self.audit("run.started", runbook=self.status.runbook, requested_by=self.status.requested_by,
                    subject=self.status.subject)
         return self
 
+    def _torn_down(self, exc: BaseException | None) -> bool:
+        """Whether this exit is the coroutine being torn down rather than the run ending.
+
+        When a worker drops a run from its cache (eviction, shutdown) and the run's coroutine is
+        later garbage-collected, Python throws GeneratorExit into it, synchronously, on whatever
+        thread collects it, possibly while *another* run's workflow task is executing there.
+        Compensating then would create the undo on that other run's event loop and schedule
+        `revert_change` of this run's changes as that run's commands (seen in tests: an
+        exfiltration run's history held a rogue-device run's revert, and failed on replay).
+        A run that is torn down does nothing: its history, replayed on the next worker, decides.
+        """
+        if isinstance(exc, GeneratorExit):
+            return True
+        try:
+            return asyncio.get_running_loop() is not self._loop
+        except RuntimeError:  # no loop at all: certainly not this run's
+            return True
+
     async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if self._torn_down(exc):
+            return False
         if exc is None:
             final = RunState.COMPLETED
         elif isinstance(exc, Rejected):
