@@ -9,17 +9,20 @@ recommit) is judged by the later one only (`handrail.gate.reconcile.superseded`)
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from handrail.gate.reconcile import ReconcileReport, ReconcileTrigger
 from handrail.ops.config import load_settings
-from handrail.ops.temporal import connect
 from starter.output import command, console, print_json
+
+if TYPE_CHECKING:
+    from handrail.gate.reconcile import ReconcileReport
 
 
 async def drift_report(client, task_queue: str, limit: int = 500) -> ReconcileReport:
+    from handrail.gate.reconcile import ReconcileTrigger
     from workflows.reconcile import Reconcile
 
     return await client.execute_workflow(
@@ -35,6 +38,8 @@ async def drift(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
 ):
     """Compare the ledger with what the tools hold: live changes gone, reverted ones still held, unsettled ones."""
+    from handrail.ops.temporal import connect
+
     settings = load_settings()
     report = await drift_report(await connect(settings), settings.task_queue, limit)
     if as_json:

@@ -6,18 +6,22 @@ uses, so an alert started by hand and by the schedule still runs once.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from temporalio.client import Client, WorkflowHandle
 
-from handrail.ops.config import Settings
-from handrail.runbooks.exfiltration import RUNBOOK, ExfiltrationTrigger, alert_id_problem, run_id_for
 from starter.output import USAGE, fail
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from handrail.ops.config import Settings
 
 
 async def start_exfiltration(client: Client, settings: Settings, alert_id: str,
                              requested_by: str | None) -> WorkflowHandle:
+    from handrail.runbooks.exfiltration import RUNBOOK, ExfiltrationTrigger, alert_id_problem, run_id_for
+
     alert_id = alert_id.strip()
     problem = alert_id_problem(alert_id)
     if problem:
@@ -51,6 +55,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Handle one DLP alert: classify it, then train the user or investigate and contain."""
+        from handrail.runbooks.exfiltration import alert_id_problem
+
         problem = alert_id_problem(alert_id.strip())
         if problem:
             fail(f"--alert-id {problem}.", USAGE)

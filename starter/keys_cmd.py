@@ -11,13 +11,14 @@ the first step for an approver is one line in `policy.toml`:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from handrail.gate import signatures
-from handrail.gate.policy import PolicyError, load_policy
 from starter.output import USAGE, CliError, command, console, fail, print_json
+
+if TYPE_CHECKING:
+    from handrail.gate import signatures
 
 keys_app = typer.Typer(help="Signing keys: create one, list the policy's keys.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
@@ -25,6 +26,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON document and nothing e
 
 def create_key(path: Path, comment: str) -> signatures.PublicKey:
     """A new ed25519 key file (0600) with its .pub beside it, as `ssh-keygen -t ed25519` writes them."""
+    from handrail.gate import signatures
+
     path.parent.mkdir(parents=True, exist_ok=True)
     private = signatures.new_ed25519_key()
     path.write_bytes(signatures.private_key_file(private))
@@ -35,6 +38,8 @@ def create_key(path: Path, comment: str) -> signatures.PublicKey:
 
 
 def read_public(path: Path) -> signatures.PublicKey:
+    from handrail.gate import signatures
+
     pub = path if path.suffix == ".pub" else path.with_name(path.name + ".pub")
     try:
         if pub.is_file():
@@ -67,6 +72,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = JSON,
     ):
         """Create a signing key under HANDRAIL_HOME/keys (or pick yours) and print the line for the policy."""
+        from handrail.gate import signatures
+        from handrail.gate.policy import PolicyError, load_policy
         from starter.signing import default_key_path
 
         settings = common._settings()
@@ -112,6 +119,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @command
     def keys_list(as_json: bool = JSON):
         """Each policy user's keys (type, fingerprint, comment), and which of them have a key file here."""
+        from handrail.gate import signatures
+        from handrail.gate.policy import PolicyError, load_policy
         from starter.signing import keys_dir
 
         settings = common._settings()
@@ -160,6 +169,7 @@ def demo_policy(settings, source: Path) -> Path:
     The shipped policy itself never carries demo keys."""
     import re
 
+    from handrail.gate.policy import load_policy
     from starter.signing import default_key_path
 
     text = source.read_text(encoding="utf-8")

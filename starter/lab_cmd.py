@@ -18,7 +18,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,8 +26,9 @@ from rich.table import Table
 
 from handrail.ops.config import load_settings
 from handrail.ops.credentials import CredentialError
-from handrail.tools import ToolClients
-from handrail.tools.errors import ToolError, Unauthorized, Unavailable
+
+if TYPE_CHECKING:
+    from handrail.tools import ToolClients
 
 lab_app = typer.Typer(help="Inspect and steer the lab (the simulated security estate).",
                       no_args_is_help=True, add_completion=False)
@@ -38,6 +39,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 def _clients() -> ToolClients:
     """The lab's admin client: HANDRAIL_LAB_ADMIN_TOKEN only, never the tool token (tests replace this)."""
+    from handrail.tools import ToolClients  # the tool clients (httpx, activities): only `lab` commands need them
+
     return ToolClients.for_admin(load_settings())
 
 
@@ -50,6 +53,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _run(op: Callable[[ToolClients], Awaitable[T]]) -> T:
+    from handrail.tools.errors import ToolError, Unauthorized, Unavailable
+
     async def main() -> T:
         async with _clients() as tools:
             try:

@@ -19,12 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from temporalio.client import WorkflowFailureError
 
-from activities.phishing_intake import MAX_EML_BYTES, IntakeRequest
-from handrail.runbooks.phishing.rules import RUNBOOK
 from starter.output import USAGE, command, fail
-from workflows.phishing_intake import IntakeReport, PhishingIntake
 
 
 def eml_problem(raw: bytes) -> str | None:
@@ -43,6 +39,12 @@ def eml_problem(raw: bytes) -> str | None:
 async def start_phishing(client, settings, *, message_id: str | None, eml: Path | None, requested_by: str | None):
     """Ask the worker to find (or deliver) the message, then start its run signed by the
     person who asks; the CLI holds no tool token."""
+    from temporalio.client import WorkflowFailureError
+
+    from activities.phishing_intake import MAX_EML_BYTES, IntakeRequest
+    from handrail.runbooks.phishing.rules import RUNBOOK
+    from workflows.phishing_intake import IntakeReport, PhishingIntake
+
     if bool(message_id) == bool(eml):
         fail("Give exactly one of --message-id ID or --eml FILE.", USAGE)
     request = IntakeRequest(message_id=message_id, requested_by=requested_by or settings.user)

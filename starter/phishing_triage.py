@@ -11,15 +11,15 @@ same policy and top-sites list, so the dry run and the run agree. Nothing is fet
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from handrail.gate.policy import PolicyError
-from handrail.runbooks.phishing.mail import MalformedMessage
-from handrail.runbooks.phishing.triage import JudgeContext, load_context, triage
 from starter.output import USAGE, command, console, fail, print_json
+
+if TYPE_CHECKING:
+    from handrail.runbooks.phishing.triage import JudgeContext
 
 MAX_FILE = 8 * 1024 * 1024
 
@@ -91,6 +91,9 @@ def verdict_table(rows: list[dict[str, Any]], steps: list | None = None) -> Tabl
 
 def triage_file(path: Path, context: JudgeContext) -> dict[str, Any]:
     """One file's dry run as a JSON-ready document."""
+    from handrail.runbooks.phishing.mail import MalformedMessage
+    from handrail.runbooks.phishing.triage import triage
+
     try:
         if path.stat().st_size > MAX_FILE:
             return {"file": str(path), "rejected": f"larger than {MAX_FILE // (1024 * 1024)} MB"}
@@ -129,7 +132,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Dry run: what a phishing run would sinkhole, block, hold or report for each message, and why."""
+        from handrail.gate.policy import PolicyError
         from handrail.ops.config import load_settings
+        from handrail.runbooks.phishing.triage import load_context  # the lookalike tables: only when triaging
 
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing:

@@ -16,17 +16,6 @@ from typing import Optional
 
 import typer
 
-from handrail.gate import signatures
-from handrail.gate.policy import PolicyError, parse_policy
-from handrail.gate.policy_signing import (
-    POLICY_NAMESPACE,
-    admin_signers,
-    armored_blocks,
-    diff,
-    refusal,
-    signature_path,
-    trusted_path,
-)
 from starter.output import command, console, fail, print_json
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
@@ -34,6 +23,9 @@ JSON = typer.Option(False, "--json", help="Print one JSON document and nothing e
 
 def signing_status(home: Path, path: Path) -> dict:
     """Whether the worker would run this file: unsigned mode, signed well enough, or refused (and why)."""
+    from handrail.gate.policy import parse_policy
+    from handrail.gate.policy_signing import admin_signers, refusal, signature_path, trusted_path
+
     data = Path(path).read_bytes()
     kept = trusted_path(home)
     policy = parse_policy(data.decode("utf-8", errors="replace"), str(path))
@@ -61,6 +53,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = JSON,
     ):
         """Show what the policy file would change against the last signed policy, before anyone signs it."""
+        from handrail.gate.policy_signing import diff
+
         settings = common._settings()
         path = file or settings.policy_path
         if not Path(path).is_file():
@@ -92,6 +86,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = JSON,
     ):
         """Sign the policy file's exact bytes as a policy admin (appends to FILE.sig)."""
+        from handrail.gate import signatures
+        from handrail.gate.policy import PolicyError, parse_policy
+        from handrail.gate.policy_signing import POLICY_NAMESPACE, armored_blocks, signature_path
         from starter.signing import load_signer
 
         settings = common._settings()

@@ -9,21 +9,19 @@ list the guardrail fails safe: every sinkhole and takedown waits for a human.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from handrail.gate.policy import PolicyError, load_policy
-from handrail.runbooks.phishing.popular import (
-    PopularSettings,
-    load_ranking,
-    platform_host,
-    standing,
-    target_host,
-    write_ranking,
-)
 from starter.output import USAGE, command, console, fail, print_json
+
+if TYPE_CHECKING:
+    from handrail.runbooks.phishing.popular import PopularSettings
 
 
 def _popular_settings() -> PopularSettings:
+    from handrail.gate.policy import PolicyError, load_policy
+    from handrail.runbooks.phishing.popular import PopularSettings  # tldextract: only for `popular`
     from starter.common import _settings
 
     settings = _settings()
@@ -46,6 +44,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Where a domain stands in the top-sites list, and whether sinkholing it would hold."""
+        from handrail.runbooks.phishing.popular import platform_host, standing, target_host
+
         if not domain.strip() or len(domain) > 2048:
             fail("Give a domain, host or URL.", USAGE)
         found = standing(domain, _popular_settings())
@@ -77,6 +77,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Fetch the current Tranco list with the `tranco` package and write it where the policy says."""
+        from handrail.runbooks.phishing.popular import load_ranking, write_ranking
+
         settings = _popular_settings()
         try:
             from tranco import Tranco

@@ -7,18 +7,22 @@ An unknown event id starts a run that ends `rejected` with nothing changed.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from temporalio.client import Client, WorkflowHandle
 
-from handrail.ops.config import Settings
-from handrail.runbooks.privilege import RUNBOOK, PrivilegeTrigger, privilege_run_id, valid_event_id
 from starter.output import USAGE, command, fail
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from handrail.ops.config import Settings
 
 
 async def start_privilege_guard(client: Client, settings: Settings, event_id: str,
                                 requested_by: str | None) -> WorkflowHandle:
+    from handrail.runbooks.privilege import RUNBOOK, PrivilegeTrigger, privilege_run_id, valid_event_id
+
     event_id = event_id.strip()
     if not valid_event_id(event_id):
         fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
@@ -50,6 +54,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Revert a privileged group membership no approved change covers, alert, and wait for a recommit."""
+        from handrail.runbooks.privilege import valid_event_id
+
         if not valid_event_id(event_id.strip()):
             fail(f"--event-id {event_id!r} is not an IAM event id (e.g. IAM-EVT-0003).", USAGE)
         settings = common._settings()

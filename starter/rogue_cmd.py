@@ -9,18 +9,22 @@ reason also registers it in the CMDB).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from temporalio.client import Client, WorkflowHandle
 
-from handrail.ops.config import Settings
-from handrail.runbooks.rogue import RUNBOOK, RogueTrigger, normalise_mac, rogue_run_id
 from starter.output import USAGE, command, fail
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from handrail.ops.config import Settings
 
 
 async def start_rogue_device(client: Client, settings: Settings, mac: str,
                              requested_by: str | None) -> WorkflowHandle:
+    from handrail.runbooks.rogue import RUNBOOK, RogueTrigger, normalise_mac, rogue_run_id
+
     normal = normalise_mac(mac)
     if normal is None:
         fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
@@ -53,6 +57,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document and nothing else."),
     ):
         """Take a device off the network if the CMDB lacks it and its type or vendor is not provisioned."""
+        from handrail.runbooks.rogue import normalise_mac
+
         if normalise_mac(mac) is None:
             fail(f"--mac {mac!r} is not a MAC address like aa:bb:cc:dd:ee:ff.", USAGE)
         settings = common._settings()

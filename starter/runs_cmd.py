@@ -17,15 +17,15 @@ not the state it was in when it stopped.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
-from handrail.gate.models import RunState
-from handrail.gate.search import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
+from handrail.gate.models import RunState  # the --state choices in the help text
 from starter.output import USAGE, command, console, fail, print_json
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowExecution
 
 # Runbook workflow types (the RunbookWorkflow subclasses the worker registers) and the runbook
 # each runs as; tests/test_runs_query.py checks this against worker.WORKFLOWS.
@@ -42,13 +42,14 @@ RUNBOOK_WORKFLOWS = {
 }
 RUNBOOKS = tuple(sorted(RUNBOOK_WORKFLOWS.values()))
 
-# What Temporal's status says when a run was stopped from outside, or its workflow failed:
-# its HandrailState froze where it was, so the list shows this instead.
+# What Temporal's status (WorkflowExecutionStatus, by name: temporalio is not imported to build
+# the CLI) says when a run was stopped from outside, or its workflow failed: its HandrailState
+# froze where it was, so the list shows this instead.
 STOPPED = {
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.CANCELED: "canceled",
-    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
-    WorkflowExecutionStatus.FAILED: "failed",
+    "TERMINATED": "terminated",
+    "CANCELED": "canceled",
+    "TIMED_OUT": "timed_out",
+    "FAILED": "failed",
 }
 EXPIRED = "expired"
 STATES = tuple([s.value for s in RunState] + [EXPIRED, "terminated", "canceled", "timed_out"])
@@ -96,6 +97,8 @@ def build_query(states: list[str] | None = None, runbooks: list[str] | None = No
     A state the ledger may correct (rolled_back, needs_attention, expired) also asks for the
     HandrailStates such runs keep in Temporal; the rows are filtered again once corrected.
     """
+    from handrail.gate.search import RUNBOOK_KEY, STATE_KEY
+
     states = choices(states, STATES, "--state")
     runbooks = choices(runbooks, RUNBOOKS, "--runbook")
     types = sorted(t for t, r in RUNBOOK_WORKFLOWS.items() if not runbooks or r in runbooks)
@@ -132,11 +135,14 @@ def state_from_ledger(visible: str, rows: list[dict[str, Any]]) -> str:
 
 
 def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
+    from handrail.gate.search import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
+
     attrs = execution.typed_search_attributes
     visible = attrs.get(STATE_KEY) or ""
     rows = list(ledger.audit_rows(execution.id)) if ledger is not None else []
-    if execution.status in STOPPED and visible in LIVE | {""}:
-        state = STOPPED[execution.status]  # stopped from outside: its HandrailState froze
+    stopped = STOPPED.get(execution.status.name) if execution.status else None
+    if stopped and visible in LIVE | {""}:
+        state = stopped  # stopped from outside: its HandrailState froze
     else:
         state = state_from_ledger(visible, rows)
     started = next((r for r in rows if r["event"] == "run.started"), None)
@@ -176,6 +182,8 @@ async def list_runs(client: Client, settings, states: list[str] | None = None, r
     and a closed run closed before the oldest kept one started, nothing further can be newer:
     the scan stops there. If the order is ever otherwise, it reads on (up to SCAN_CAP).
     """
+    from temporalio.service import RPCError
+
     query = build_query(states, runbooks, since)
     wanted = set(choices(states, STATES, "--state"))
     kept: list[tuple[datetime, dict[str, Any]]] = []

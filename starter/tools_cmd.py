@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from handrail.ops.config import load_settings
-from handrail.ops.tools_config import TOOL_NAMES, ToolsConfigError, load_tools_config
 from starter.output import USAGE, command, console, fail, print_json
 
 tools_app = typer.Typer(help="Check the configured tool backends (HANDRAIL_TOOLS).", no_args_is_help=True)
@@ -31,6 +30,7 @@ async def tools_check(
     as_json: bool = typer.Option(False, "--json", help="One JSON document."),
 ):
     """Connect to each tool with its configured backend: reachable, authenticated, what it read."""
+    from handrail.ops.tools_config import TOOL_NAMES, ToolsConfigError, load_tools_config
     from handrail.tools import ToolClients
     from handrail.tools.check import check_tools
 

@@ -13,22 +13,22 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from handrail.gate.ledger import Ledger, open_ledger
-from handrail.gate.policy import Policy, load_policy, parse_duration
 from handrail.ops.config import load_settings
-from handrail.trust.advice import advise as advise_kinds
-from handrail.trust.advice import set_mode, trust_settings
-from handrail.trust.baseline import Baseline, compute_baseline, derive_threshold
-from handrail.trust.report import Line, render
-from handrail.trust.review import mark, pending
 from starter.output import USAGE, command, console, fail, print_json
-from starter.signing import load_signer
 from starter.tables import print_rows
+
+# The ledger, the policy and the trust modules are imported by the commands that use them:
+# building the CLI must not pay for them.
+if TYPE_CHECKING:
+    from handrail.gate.ledger import Ledger
+    from handrail.gate.policy import Policy
+    from handrail.trust.baseline import Baseline
+    from handrail.trust.report import Line
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
 KIND = typer.Option(None, "--kind", help="Only this action kind (repeatable).")
@@ -45,6 +45,8 @@ def _now() -> datetime:
 
 def parse_since(value: str | None, now: datetime) -> datetime | None:
     """'2026-10-01', '2026-10-01T12:00', an ISO-8601 time with zone, or '7d' / '12h' ago."""
+    from handrail.gate.policy import parse_duration
+
     if value is None:
         return None
     if _RELATIVE.match(value):
@@ -57,6 +59,8 @@ def parse_since(value: str | None, now: datetime) -> datetime | None:
 
 
 def _existing_ledger(settings) -> Ledger:
+    from handrail.gate.ledger import open_ledger
+
     if not settings.ledger_on_postgres and not settings.ledger_path.exists():
         fail(f"There is no ledger at {settings.ledger_path} yet: nothing has run here (or set HANDRAIL_HOME).")
     return open_ledger(settings)
@@ -65,6 +69,8 @@ def _existing_ledger(settings) -> Ledger:
 # -- baseline -----------------------------------------------------------------------------------
 def thresholds_for(ledger: Ledger, policy: Policy, kind: str, now: datetime) -> list[dict[str, Any]]:
     """The thresholds in force for a kind: derived from the baseline, or the static option."""
+    from handrail.trust.baseline import derive_threshold
+
     out = []
     for options in policy.guardrails_for(kind):
         if options["type"] == "rate_limit":
@@ -81,6 +87,8 @@ def thresholds_for(ledger: Ledger, policy: Policy, kind: str, now: datetime) -> 
 
 
 def _chart_lines(fig, thresholds: list[dict[str, Any]]) -> tuple[list[Line], list[str]]:
+    from handrail.trust.report import Line
+
     lines = [Line(fig.hourly.p99, f"p99 {fig.hourly.p99:g}/h", "p99")] if fig.changes else []
     notes = []
     for t in thresholds:
@@ -95,6 +103,8 @@ def _chart_lines(fig, thresholds: list[dict[str, Any]]) -> tuple[list[Line], lis
 
 def build_report(ledger: Ledger, policy: Policy, now: datetime, since: datetime | None,
                  kinds: list[str] | None) -> tuple[Baseline, dict[str, Any]]:
+    from handrail.trust.baseline import compute_baseline
+
     figures = compute_baseline(ledger, now, since, kinds)
     extra = {
         fig.kind: {"mode": policy.gate_policy(fig.kind).mode.value, "pinned": policy.gate_policy(fig.kind).pinned,
@@ -105,6 +115,8 @@ def build_report(ledger: Ledger, policy: Policy, now: datetime, since: datetime 
 
 
 def write_html(path: Path, figures: Baseline, extra: dict[str, Any]) -> None:
+    from handrail.trust.report import render
+
     lines, notes = {}, {}
     for fig in figures.kinds:
         lines[fig.kind], notes[fig.kind] = _chart_lines(fig, extra[fig.kind]["thresholds"])
@@ -121,6 +133,8 @@ def baseline(
     as_json: bool = JSON,
 ):
     """Per action kind: change rates, batch sizes, approvals, guardrail verdicts, rollbacks, overrides."""
+    from handrail.gate.policy import load_policy
+
     settings = load_settings()
     now = _now()
     start = parse_since(since, now)
@@ -161,6 +175,10 @@ def baseline(
 @command
 def advise(as_json: bool = JSON):
     """For each action kind: its mode, the evidence, and whether to promote, keep or demote it."""
+    from handrail.gate.policy import load_policy
+    from handrail.trust.advice import advise as advise_kinds
+    from handrail.trust.advice import trust_settings
+
     settings = load_settings()
     policy = load_policy(settings.policy_path)
     rules = trust_settings(policy)
@@ -198,6 +216,10 @@ def set_(
     """Change a kind's trust mode in the policy file (in place, comments kept) and audit it, signed.
 
     Only someone who may approve the kind (or a policy admin, with [policy_admins]) may."""
+    from handrail.gate.ledger import open_ledger
+    from handrail.trust.advice import set_mode
+    from starter.signing import load_signer
+
     if not as_:
         fail("--as is required: say who changes the trust mode (your signing key must be theirs).", USAGE)
     if not reason or not reason.strip():
@@ -234,6 +256,10 @@ def review(
     as_json: bool = JSON,
 ):
     """The automated (logged and guarded) changes since the last review; --mark records the review, signed."""
+    from handrail.gate.policy import load_policy
+    from handrail.trust.review import mark, pending
+    from starter.signing import load_signer
+
     if mark_ and not as_:
         fail("--mark needs --as: say who reviewed the changes (your signing key must be theirs).", USAGE)
     settings = load_settings()
