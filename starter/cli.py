@@ -16,9 +16,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from handrail.gate.ledger import open_ledger
-from handrail.gate.policy import load_policy
-from handrail.ops.temporal import connect
+# Only what building the typer app needs is imported here: every `handrail` invocation pays for
+# this module. Temporal's client, the workflows, the ledger and the runbooks are imported inside
+# the commands that use them (tests/test_cli_startup.py keeps it so).
 from starter import (
     drift_cmd,
     exfiltration_cmd,
@@ -27,7 +27,6 @@ from starter import (
     keys_cmd,
     lab_cmd,
     ledger_cmd,
-    ops,
     phishing_cmd,
     phishing_triage,
     policy_cmd,
@@ -40,7 +39,6 @@ from starter import (
 )
 from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
 from starter.common import JSON, _client, _render_status, _settings, _started
-from starter.console_views import enrich_pending
 from starter.output import USAGE, command, console, fail, print_json
 from starter.tables import print_url
 
@@ -112,6 +110,7 @@ def up(
 async def _ensure_schedules(settings, schedule_defs, paused: bool) -> tuple[dict[str, str], dict[str, str]]:
     """Make sure every schedule exists; then what each one really is (`active`/`paused`), read back
     from Temporal: an existing schedule keeps its state whatever `--schedules` asked for."""
+    from handrail.ops.temporal import connect
     from starter.stack_view import schedule_states
 
     client = await connect(settings)
@@ -179,6 +178,8 @@ async def run_egress_block(
     as_json: bool = JSON,
 ):
     """Block an IP on the egress firewall (EDL) through the step gate."""
+    from starter import ops
+
     settings = _settings()
     client = await _client(settings)
     handle = await ops.start_egress_block(client, settings, ip, reason, requested_by, ttl)
@@ -191,6 +192,8 @@ async def run_egress_block(
 async def pending(as_json: bool = JSON):
     """List the runs waiting for a human decision."""
     from handrail.ops.liveness import live_pollers, no_worker_sentence
+    from starter import ops
+    from starter.console_views import enrich_pending
 
     settings = _settings()
     client = await _client(settings)
@@ -211,7 +214,7 @@ async def pending(as_json: bool = JSON):
 def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool,
             key: Optional[Path] = None):
     async def body():
-        from starter import signing
+        from starter import ops, signing
 
         settings = _settings()
         signer = signing.load_signer(settings, key, approver)  # the key says who decides; --as only checks
@@ -282,6 +285,7 @@ async def show(
     as_json: bool = JSON,
 ):
     """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
+    from starter import ops
     from starter.workflow_view import NotARun, workflow_lines
 
     settings = _settings()
@@ -320,6 +324,8 @@ async def rollback(
     """Undo a run's changes, newest first, each inverse through the gate (guardrails, approvals);
     checks each tool is back in its before-state. Only the users the policy's settings.rollback allows, never the
     run's requester or an excluded decider."""
+    from starter import ops
+
     settings = _settings()
     if dry_run:
         plan = ops.rollback_plan(settings, run_id)
@@ -357,6 +363,7 @@ def audit_verify(
     """Walk the hash chain, check change and revert records against it, and check the ledger
     against the signed checkpoints (a removed tail or a rewritten chain); names the first bad one."""
     from handrail.gate.checkpoints import verify_ledger
+    from handrail.gate.ledger import open_ledger
 
     settings = _settings()
     ledger = open_ledger(settings)
@@ -412,6 +419,8 @@ def audit_export(
                                  help="JSON lines: the only format, so always on."),
 ):
     """Write the audit ledger as JSON lines (one event per line) to stdout."""
+    from handrail.gate.ledger import open_ledger
+
     ledger = open_ledger(_settings())
     for row in ledger.audit_rows(run_id):
         sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
@@ -436,6 +445,8 @@ def policy_check(
     as_json: bool = JSON,
 ):
     """Validate a policy file and summarise the trust mode of each action kind."""
+    from handrail.gate.policy import load_policy
+
     path = file or _settings().policy_path
     policy = load_policy(path)
     _check_settings_sections(policy)

@@ -5,17 +5,18 @@ run is followed and shown. Command modules import from here; `starter.cli` assem
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from handrail.gate.models import RunStatus
 from handrail.ops.config import load_settings
-from handrail.ops.temporal import connect
-from starter import ops
 from starter.console_views import change_text
 from starter.output import console, print_json
 from starter.tables import print_rows, print_url
+
+if TYPE_CHECKING:
+    from handrail.gate.models import RunStatus
 
 JSON = typer.Option(False, "--json", help="Print one JSON document and nothing else.")
 
@@ -25,6 +26,8 @@ def _settings():
 
 
 async def _client(settings):
+    from handrail.ops.temporal import connect  # Temporal's client: only commands that talk to it pay for it
+
     return await connect(settings)
 
 
@@ -69,6 +72,7 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
 async def _follow(client, settings, run_id: str, as_json: bool) -> RunStatus:
     """Print the run id at once, then one line per step event until the run has an outcome."""
     from handrail.gate.policy import load_policy
+    from starter import ops
     from starter.progress import follow
 
     if not as_json:

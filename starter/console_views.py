@@ -7,13 +7,15 @@ change independently.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from handrail.gate.models import Change
 from starter.tables import print_record
+
+if TYPE_CHECKING:
+    from handrail.gate.models import Change
 
 
 def describe_change(change: Change) -> str:
@@ -38,6 +40,7 @@ def deadline(row: dict[str, Any], policy) -> str | None:
 
 def enrich_pending(rows: list[dict[str, Any]], settings) -> list[dict[str, Any]]:
     """Add what an approver needs beyond the run's row: the deadline and a batch's members."""
+    from handrail.gate.models import Change
     from handrail.gate.policy import load_policy
     from starter.batch_view import batch_facts
 
@@ -55,6 +58,7 @@ def enrich_pending(rows: list[dict[str, Any]], settings) -> list[dict[str, Any]]
 
 def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
     """One record per waiting step, the run id whole on the first line, then the exact commands."""
+    from handrail.gate.models import Change
     from starter.batch_view import describe_batch
 
     headers = ["run", "step", "requested by", "approvals", "change", "why", "until"]
