@@ -26,13 +26,12 @@ from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
 from handrail.ops.liveness import live_pollers
 from starter.output import USAGE, fail
-from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
-from workflows.egress_block import EgressBlock
-from workflows.gate import start_attributes
-from workflows.rollback import RollbackReport, RollbackRun, rollback_id
 
+# The workflow definitions (and the activities they pull in) are imported only where a run is
+# started: `show`, `pending`, `approve` and `deny` read runs and never need them.
 if TYPE_CHECKING:
     from starter.signing import Signer
+    from workflows.rollback import RollbackReport
 
 DECISION_WAIT_S = 10.0
 RUN_MOVE_WAIT_S = 5.0  # after the step settled: how long to wait for a run still `running`
@@ -66,6 +65,8 @@ async def start_egress_block(
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
     from starter import preflight
+    from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
+    from workflows.egress_block import EgressBlock
 
     await preflight.check(client, settings, preflight.PreflightRequest(
         runbook="egress-block", changes=[preflight.egress_change(target, reason)]))
@@ -300,6 +301,8 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
             raise
     from starter.signing import load_signer
     from starter.start import signed_request
+    from workflows.gate import start_attributes
+    from workflows.rollback import RollbackRun, rollback_id
 
     signer = load_signer(settings, None, requested_by)  # the rollback is a request too: signed
     requested_by = signer.user
@@ -337,6 +340,8 @@ def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
 async def _rollback_outcome(handle: WorkflowHandle, run_id: str, requested_by: str,
                             poll_s: float = 0.3) -> RollbackReport:
     """The rollback's report once it ends, or an `awaiting_approval` report as soon as an inverse waits."""
+    from workflows.rollback import RollbackReport
+
     try:
         while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             try:
