@@ -186,9 +186,12 @@ def test_wait_prints_the_id_at_once_then_each_step_and_ctrl_c_leaves_the_run(sta
     import signal
 
     env = {**stack_env, "COLUMNS": "80"}
+    # Ctrl-C at a terminal: SIGINT as a shell gives a foreground command, even when this suite was
+    # itself started in the background (`make test &` ignores SIGINT, and children inherit that)
     proc = subprocess.Popen([_handrail_exe(), "run", "egress-block", "--ip", "203.0.113.63", "--reason", "follow me",
                              "--requested-by", "alice", "--wait"], env=env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = [proc.stdout.readline()]
     assert lines[0].startswith("Started run egress-block-203.0.113.63-"), lines
     run_id = lines[0].split()[-1]
