@@ -13,9 +13,9 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handrail.gate.freeze import FreezeWindow
 from handrail.gate.models import Approver, GatePolicy, Mode
@@ -103,6 +103,14 @@ def parse_duration(value: str | int | float) -> float:
     if seconds > MAX_DURATION_S:
         raise ValueError(f"duration {str(value)[:40]!r} is longer than ten years")
     return seconds
+
+
+def _checked_duration(value: str | float) -> str | float:
+    parse_duration(value)  # raises with the sentence the policy error quotes
+    return value
+
+
+Duration = Annotated[str | float, AfterValidator(_checked_duration)]  # "4h", "30m", seconds
 
 
 class _Strict(BaseModel):
@@ -209,22 +217,15 @@ class ActionSpec(_Strict):
     pinned: bool = False
     approvers: Approver | None = None
     required_approvals: int | None = Field(default=None, ge=1)
-    approval_timeout: str | float | None = None
+    approval_timeout: Duration | None = None
     escalate_to: Approver | None = None
-    escalation_timeout: str | float | None = None
+    escalation_timeout: Duration | None = None
     on_timeout: Literal["deny", "approve"] | None = None
     alert_priority: str | None = None
     guardrails: list[GuardrailSpec] = Field(default_factory=list)
     description: str = ""
-    tool_retry: str | float | None = None  # how long a failing tool call keeps being retried
-    tool_alert_after: str | float | None = None  # when that waiting raises one alert
-
-    @field_validator("approval_timeout", "escalation_timeout", "tool_retry", "tool_alert_after")
-    @classmethod
-    def _duration(cls, value):
-        if value is not None:
-            parse_duration(value)
-        return value
+    tool_retry: Duration | None = None  # how long a failing tool call keeps being retried
+    tool_alert_after: Duration | None = None  # when that waiting raises one alert
 
     @model_validator(mode="after")
     def _pinned_stays_approve(self) -> "ActionSpec":
@@ -245,20 +246,13 @@ class Defaults(_Strict):
     mode: Mode = Mode.APPROVE
     approvers: Approver = Field(default_factory=lambda: Approver(roles=["soc-analyst"]))
     required_approvals: int = Field(default=1, ge=1)
-    approval_timeout: str | float = "4h"
+    approval_timeout: Duration = "4h"
     escalate_to: Approver = Field(default_factory=Approver)
-    escalation_timeout: str | float = "4h"
+    escalation_timeout: Duration = "4h"
     on_timeout: Literal["deny", "approve"] = "deny"
     alert_priority: str = "P2"
-    tool_retry: str | float | None = None  # None: 6h for approved kinds, 30m for automated ones
-    tool_alert_after: str | float = "15m"
-
-    @field_validator("approval_timeout", "escalation_timeout", "tool_retry", "tool_alert_after")
-    @classmethod
-    def _duration(cls, value):
-        if value is not None:
-            parse_duration(value)
-        return value
+    tool_retry: Duration | None = None  # None: 6h for approved kinds, 30m for automated ones
+    tool_alert_after: Duration = "15m"
 
 
 class Policy(_Strict):
