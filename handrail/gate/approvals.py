@@ -48,6 +48,14 @@ class _OpenStep:
 KEPT_WHY = "no step is waiting yet; your decision is kept until one is"
 
 
+def may_decide(who: str, policy: GatePolicy, escalated: bool) -> bool:
+    """The gate's one rule of who may decide a step: a user or role of its approvers, and of
+    its escalation group once escalated (notices and trust acts ask the same)."""
+    groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
+    roles = set(policy.user_roles.get(who, []))
+    return any(who in g.users or roles & set(g.roles) for g in groups)
+
+
 class ApprovalBook:
     def __init__(self) -> None:
         self.status: RunStatus | None = None
@@ -211,9 +219,7 @@ class ApprovalBook:
 
     @staticmethod
     def _eligible(who: str, policy: GatePolicy, escalated: bool) -> bool:
-        groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
-        roles = set(policy.user_roles.get(who, []))
-        return any(who in g.users or roles & set(g.roles) for g in groups)
+        return may_decide(who, policy, escalated)
 
     @staticmethod
     def _allowed(policy: GatePolicy, escalated: bool) -> str:

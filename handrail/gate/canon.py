@@ -36,6 +36,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -386,18 +387,13 @@ _NAME_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _HEX_NUMBER = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 
 
-class WebTarget(tuple):
+class WebTarget(NamedTuple):
     """A web target read strictly: its host (a name, or an address in its compressed form),
     that host as a network when it is an address, and whether the target was a URL."""
 
-    __slots__ = ()
-
-    def __new__(cls, host: str, network: Network | None, url: bool):
-        return super().__new__(cls, (host, network, url))
-
-    host = property(lambda self: self[0])
-    network = property(lambda self: self[1])
-    url = property(lambda self: self[2])
+    host: str
+    network: Network | None
+    url: bool
 
 
 def exact_host(host: str) -> str | None:

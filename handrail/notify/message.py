@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from handrail.gate.approvals import may_decide
 from handrail.gate.models import Change, GatePolicy
 
 Event = Literal["waiting", "escalated", "approved", "denied", "timed_out"]
@@ -67,11 +68,7 @@ class NotifyResult(BaseModel):
 
 def eligible_approvers(policy: GatePolicy, escalated: bool, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Policy users who may decide the step now (approvers, plus the escalation group once escalated)."""
-    groups = [policy.approvers] + ([policy.escalate_to] if escalated else [])
-    return sorted(
-        user for user, roles in policy.user_roles.items()
-        if user not in exclude and any(user in g.users or set(roles) & set(g.roles) for g in groups)
-    )
+    return sorted(user for user in policy.user_roles if user not in exclude and may_decide(user, policy, escalated))
 
 
 def approve_command(notice: Notice, user: str = "<your name>") -> str:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from handrail.gate import signatures
+from handrail.gate.approvals import may_decide
 from handrail.gate.policy import Policy
 
 NAMESPACE = "handrail-trust"
@@ -50,8 +51,7 @@ def _holds(policy: Policy, user: str, users: list[str], roles: list[str]) -> boo
 
 
 def _may_approve(policy: Policy, user: str, kind: str) -> bool:
-    gate = policy.gate_policy(kind)
-    return any(_holds(policy, user, group.users, group.roles) for group in (gate.approvers, gate.escalate_to))
+    return may_decide(user, policy.gate_policy(kind), escalated=True)
 
 
 def check_authority(policy: Policy, user: str, kind: str | None) -> None:
