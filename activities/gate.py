@@ -44,6 +44,7 @@ from handrail.gate.models import (
     StepCheck,
 )
 from handrail.gate.policy import PolicyError
+from handrail.gate.preflight import target_suffix
 from handrail.gate.requests import prove_requester
 from handrail.ops.log import get_logger
 from handrail.runbooks.phishing.popular import PopularSettings, standing
@@ -195,6 +196,7 @@ class GateActivities:
             set_check=await _set_check(self.ctx.intel.store, request.change.target, guardrails, policy.protected(),
                                        policy.never_touch_names(request.change.kind)),
             freeze=active_freeze(policy.freeze, _now()),
+            target_suffix=await asyncio.to_thread(target_suffix, request.change.target, guardrails),
         )
         return StepCheck(policy=policy.gate_policy(request.change.kind), context=context), existing
 

@@ -6,6 +6,7 @@ and reads the policy; it writes nothing, not even the audit, because nothing sta
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio import activity
@@ -33,7 +34,7 @@ class PreflightActivities:
             policy = load_policy(self.settings.policy_path)
         except PolicyError as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
-        refusals = static_refusals(policy, request.changes)
+        refusals = await asyncio.to_thread(static_refusals, policy, request.changes)  # loads the suffix list once
         try:
             if request.dlp_alert and not await self._exists(self.tools.dlp.get_alert, request.dlp_alert):
                 refusals.append(f"there is no DLP alert {request.dlp_alert} ({lookup_hint('dlp')})")

@@ -75,3 +75,16 @@ async def test_the_intel_sync_drops_embedded_forms_and_blocks_the_rest(time_env,
         edl = await stack.edl()
         assert not any(form.split("/")[0] in edl or "161.71" in edl for form in forms)
         assert "91.92.241.17" in edl  # the rest of the update went through
+
+
+async def test_a_public_suffix_is_denied_at_the_gate_as_no_one_site(time_env, tmp_path):
+    from tests.test_intel_sync import intel_policy, proxy_blocked
+
+    async with running_stack(time_env.client, tmp_path, intel_policy(), [BlockManyRunbook]) as stack:
+        for suffix, owners in [("co.uk", "a registry's public suffix"), ("github.io", "a platform's public suffix")]:
+            result = await (await stack.start(BlockManyRunbook.run,
+                                              BlockMany(targets=[suffix], kind="proxy.block"))).result()
+            assert result.state == RunState.DENIED, suffix
+            [verdict] = [v for v in result.steps[0].verdicts if v.guardrail == "canonical_target"]
+            assert verdict.reason.startswith(f"{suffix} is {owners}"), verdict.reason
+        assert not await proxy_blocked(stack, ["co.uk", "github.io"])

@@ -202,7 +202,13 @@ def test_invalid_utf8_and_examples_cap():
 def test_domains_and_urls():
     assert N.normalize_domain("WWW.Example.COM.") == "www.example.com"
     assert N.normalize_domain("bücher.de") == "xn--bcher-kva.de"
+    # one tenant of a platform is a domain; the platform's suffix itself is everyone's
+    assert N.normalize_domain("someone.github.io") == "someone.github.io"
+    assert N.normalize_domain("ec2-198-51-100-7.compute-1.amazonaws.com") == \
+        "ec2-198-51-100-7.compute-1.amazonaws.com"  # a platform wildcard's name: one host
     for bad, reason in [("co.uk", N.R_SUFFIX_ONLY), ("host.invalidtld", N.R_NO_SUFFIX),
+                        ("github.io", N.R_SUFFIX_ONLY), ("s3.amazonaws.com", N.R_SUFFIX_ONLY),
+                        ("phish.test", N.R_NO_SUFFIX),
                         ("a b.com", N.R_BAD_DOMAIN), ("-x.com", N.R_BAD_DOMAIN),
                         ("1.2.3.4", N.R_BAD_DOMAIN)]:
         with pytest.raises(Rejected) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from handrail import suffixes
 from handrail.runbooks.phishing import indicators
 from handrail.runbooks.phishing.mail import LinkMismatch, MalformedMessage, ParsedMessage, parse_message
 
@@ -78,7 +79,7 @@ def test_nothing_is_fetched_or_resolved(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "gethostbyname", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    indicators._extractor.cache_clear()  # the suffix list is loaded under the guard too
+    suffixes.extractor.cache_clear()  # the suffix list is loaded under the guard too
     for path in SAMPLES:
         assert parse_message(path.read_bytes()).message_id
 

@@ -9,6 +9,7 @@ import pytest
 from handrail.gate import guardrails
 from handrail.gate.models import Change, GuardrailContext, Mode, Outcome
 from handrail.gate.policy import PolicyError, load_policy, parse_duration, parse_policy
+from handrail.gate.preflight import static_refusals, target_suffix
 
 pytestmark = pytest.mark.unit
 
@@ -216,3 +217,24 @@ def test_a_refused_spelling_names_the_canonical_one_when_it_is_safe_to():
     # a backslash is read differently by different readers: no spelling is suggested
     reasons = " ".join(v.reason for v in _shipped_verdicts("proxy.block", "https://evil.example\\@x.example/"))
     assert "write it as" not in reasons
+
+
+@pytest.mark.parametrize("kind", ["proxy.block", "dns.sinkhole"])
+@pytest.mark.parametrize("target", ["co.uk", "com.au", "github.io", "s3.amazonaws.com", "nakahara.kawasaki.jp"])
+def test_a_public_suffix_names_no_one_site_and_is_denied(kind, target):
+    refusals = static_refusals(load_policy(SHIPPED), [Change(kind=kind, target=target)])
+    assert any(r.startswith("guardrail canonical_target denies") and "public suffix" in r for r in refusals), refusals
+
+
+@pytest.mark.parametrize("target", ["bbc.co.uk", "someone.github.io", "ec2-198-51-100-7.compute-1.amazonaws.com",
+                                    "city.kawasaki.jp", "https://github.io/login"])
+def test_one_site_under_a_public_suffix_is_not_refused_as_one(target):
+    # a platform's wildcard names one tenant's host, and a URL blocks one page, not a suffix
+    refusals = static_refusals(load_policy(SHIPPED), [Change(kind="proxy.block", target=target)])
+    assert not any("public suffix" in r for r in refusals), refusals
+
+
+def test_the_check_gathers_the_suffix_fact_only_where_a_guardrail_reads_it():
+    assert target_suffix("co.uk", [{"type": "canonical_target"}]) == "icann"
+    assert target_suffix("co.uk", [{"type": "never_touch"}]) is None  # the list is not even loaded
+    assert target_suffix("set:" + "a" * 64, [{"type": "canonical_target"}]) is None

@@ -181,22 +181,35 @@ def never_touch(change: Change, options: dict[str, Any], ctx: GuardrailContext) 
     return None
 
 
+_SUFFIX_OWNERS = {
+    "icann": "a registry's public suffix: every site registered under it",
+    "private": "a platform's public suffix: every customer's site under it",
+    "reserved": "a reserved top-level name: every name under it",
+}
+
+
 def canonical_target(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
-    """Deny a name or URL target that is not written in its one canonical spelling.
+    """Deny a name or URL target that is not one site's name in its one canonical spelling.
 
     A proxy, a resolver and a browser each read ``salesforce.com:443``, ``*.com``,
     ``http:\\\\salesforce.com`` or ``https://sales%66orce.com/`` their own way, and not always
     as the guardrails do; only the canonical spelling (:func:`canon.read_web_target`) means
-    the same host to all of them. Addresses and networks are read by ``never_block``;
+    the same host to all of them. A name that is itself a public suffix (``co.uk``,
+    ``github.io``; the fact ``ctx.target_suffix`` is gathered by the check) names everyone
+    registered under it, not a site. Addresses and networks are read by ``never_block``;
     batches are checked member by member.
     """
     if change.target.startswith("set:") or as_network(change.target) is not None:
         return None
+    outcome = Outcome(options.get("outcome", "deny"))
     try:
         canon.read_web_target(change.target)
     except canon.TargetError as exc:
-        return Verdict(guardrail="canonical_target", outcome=Outcome(options.get("outcome", "deny")),
-                       reason=exc.reason)
+        return Verdict(guardrail="canonical_target", outcome=outcome, reason=exc.reason)
+    if ctx.target_suffix:
+        owners = _SUFFIX_OWNERS.get(ctx.target_suffix, "a public suffix: every site under it")
+        return Verdict(guardrail="canonical_target", outcome=outcome,
+                       reason=f"{change.target} is {owners} would be blocked; name the site instead")
     return None
 
 

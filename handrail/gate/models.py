@@ -135,6 +135,9 @@ class GuardrailContext(BaseModel):
     popularity: dict[str, Any] = Field(default_factory=dict)
     set_check: SetCheck | None = None  # for set:<sha256> targets under IP or never_touch guardrails
     freeze: str | None = None  # the reason of the change freeze in force, if any (every change holds)
+    # the public-suffix list section ("icann", "private", "reserved") that makes a bare-name
+    # target itself a public suffix (`canonical_target`; see handrail/suffixes.py)
+    target_suffix: str | None = None
 
 
 class Decision(BaseModel):

@@ -27,7 +27,7 @@ GUARDRAIL_TYPES = {
     "never_block",  # targets overlapping the protected networks: deny + alert
     "no_reserved_space",  # private, loopback, link-local, multicast, reserved: deny
     "never_touch",  # domains or hosts listed in the guardrail (or the policy allowlists): deny
-    "canonical_target",  # a name or URL not written in its one canonical spelling: deny
+    "canonical_target",  # a name or URL not in its one canonical spelling, or a public suffix: deny
     "popular_domain",  # inside the top-sites cut-off ([settings.popular]), or no readable list: hold
     "confidence",  # the runbook's params["confidence"] is below `at_least` (default high): hold
     "rate_limit",  # more than `per_hour` changes of this kind across runs: hold (blast radius)

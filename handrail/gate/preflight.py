@@ -46,11 +46,23 @@ def static_refusals(policy, changes: list[Change]) -> list[str]:
         for options in configured:
             if options.get("allowlist"):
                 allowlist.extend(policy.allowlists.get(options["allowlist"], []))
-        ctx = GuardrailContext(protected=policy.protected(), allowlist=allowlist, guardrails=configured)
+        ctx = GuardrailContext(protected=policy.protected(), allowlist=allowlist, guardrails=configured,
+                               target_suffix=target_suffix(change.target, configured))
         for verdict in guardrails.evaluate(change, ctx):
             if verdict.outcome == Outcome.DENY:
                 out.append(f"guardrail {verdict.guardrail} denies {change.describe()}: {verdict.reason}")
     return out
+
+
+def target_suffix(target: str, guardrails: list[dict[str, Any]]) -> str | None:
+    """The `target_suffix` fact, gathered when a `canonical_target` guardrail reads it (the
+    public-suffix list loads once per process, off the workflow: the verdict replays from
+    the recorded fact, whatever list a later release ships)."""
+    if not any(g.get("type") == "canonical_target" for g in guardrails):
+        return None
+    from handrail.suffixes import target_section  # the list is loaded only where it is asked for
+
+    return target_section(target)
 
 
 def lookup_hint(what: str) -> str:

@@ -14,7 +14,9 @@ Normalisation rules (a blocklist must mean exactly one thing):
   (``::ffff:1.2.3.4``, or a mapped network of prefix >= 96) becomes the IPv4 entry.
 * Prefix lengths are decimal without leading zeros; netmask notation is rejected.
 * Domains are lower-cased, IDNA (UTS 46) encoded to ASCII, and must have a registrable
-  part under a known public suffix (tldextract's bundled snapshot; never the network).
+  part under a known public suffix (ICANN section; :mod:`handrail.suffixes`, never the
+  network). A public suffix itself is rejected, a platform's too (``github.io``: a block
+  of it is a block of every customer's site under it).
 * URLs: scheme and host lower-cased, host normalised as above, default port dropped,
   empty path becomes ``/``, fragment dropped, unsafe characters percent-encoded.
 
@@ -27,7 +29,6 @@ goes to the reference parser, so rejection rules have exactly one definition.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import ipaddress
@@ -173,14 +174,6 @@ def parse_ip(text: str) -> tuple[int, int, int]:
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
-@functools.cache
-def _suffix_extractor():
-    import tldextract  # imported lazily: IP-only feeds never pay for it
-
-    # suffix_list_urls=() and cache_dir=None: the bundled snapshot, no network, no disk.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def normalize_domain(text: str) -> str:
     """Lower-case ASCII (IDNA) form of a registrable domain or host name, or raise."""
     d = text.strip()
@@ -194,10 +187,12 @@ def normalize_domain(text: str) -> str:
         raise Rejected(R_BAD_DOMAIN)
     if labels[-1].isdigit():
         raise Rejected(R_BAD_DOMAIN)  # an IP-like string is not a domain
-    ext = _suffix_extractor()(d)
-    if not ext.suffix:
+    from handrail import suffixes  # imported lazily: IP-only feeds never pay for the list
+
+    ext = suffixes.extractor()(d, include_psl_private_domains=False)
+    if not ext.suffix or ext.suffix in suffixes.RESERVED_TLDS:
         raise Rejected(R_NO_SUFFIX)
-    if not ext.domain:
+    if not ext.domain or suffixes.suffix_section(d):  # co.uk, or a platform's github.io
         raise Rejected(R_SUFFIX_ONLY)
     return d
 

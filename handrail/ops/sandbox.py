@@ -92,6 +92,7 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "handrail.gate.guardrails.GUARDRAILS": "guardrail type -> pure function",
     "handrail.gate.guardrails._SEVERITY": "outcome ordering",
     "handrail.gate.guardrails._CONFIDENCE": "verdict confidence ordering",
+    "handrail.gate.guardrails._SUFFIX_OWNERS": "public-suffix section -> whose sites a block takes",
     "handrail.gate.guardrails.SPECIAL_SPACE": "reserved networks",
     "handrail.gate.policy._UNIT_SECONDS": "duration units",
     "handrail.gate.policy.GUARDRAIL_TYPES": "known guardrail types",

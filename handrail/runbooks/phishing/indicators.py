@@ -2,9 +2,8 @@
 
 Indicators found in phishing mail and threat feeds are *data*. Nothing here fetches,
 resolves or opens anything: host names are only IDNA-encoded (a pure string
-transformation) and matched against the Public Suffix List snapshot that ships inside
-``tldextract`` (constructed with ``suffix_list_urls=()`` and no cache directory, so it
-never downloads a newer list and never writes to disk).
+transformation) and matched against the offline Public Suffix List snapshot
+(:mod:`handrail.suffixes`, which never downloads a newer list and never writes to disk).
 
 Conventions, so that every module that reuses this one agrees:
 
@@ -29,18 +28,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import idna
-import tldextract
 from ioc_fanger import fang as _fang
 
 from handrail.gate.canon import UrlError, canonical_domain, canonical_url
+from handrail.suffixes import extractor
 
 URL_SCHEMES = frozenset({"http", "https", "ftp"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
-RESERVED_TLDS = ("example", "test", "invalid")
 
 # Top-level domains that are far more often a file extension ("notes.md", "clip.mov",
 # "setup.py") than a site. A bare two-label name ending in one of them is not a domain.
@@ -60,18 +57,6 @@ _CLOSERS = {")": "(", "]": "["}
 # characters starts, so a long run of word characters is scanned once, not once per
 # position (the unguarded pattern took 17 s on 80 KB of "x").
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-@lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
-    """The one offline public-suffix matcher, built on first use."""
-    return tldextract.TLDExtract(
-        cache_dir=None,
-        suffix_list_urls=(),
-        fallback_to_snapshot=True,
-        include_psl_private_domains=True,
-        extra_suffixes=RESERVED_TLDS,
-    )
 
 
 # ioc-fanger's rules backtrack over runs of brackets and blanks (a 20 KB run of "[" took
@@ -129,7 +114,7 @@ def hostname(host: str) -> str | None:
     if None in ascii_labels:
         return None
     name = ".".join(ascii_labels)  # type: ignore[arg-type]
-    parts = _extractor()(name)
+    parts = extractor()(name)
     if not parts.suffix or not parts.domain:
         return None
     return name
@@ -137,7 +122,7 @@ def hostname(host: str) -> str | None:
 
 def registrable_domain(name: str) -> str | None:
     """The registrable domain (public suffix + one label) of a normalised host name."""
-    parts = _extractor()(name)
+    parts = extractor()(name)
     if not parts.suffix or not parts.domain:
         return None
     return f"{parts.domain}.{parts.suffix}"
@@ -221,7 +206,7 @@ def find_bare_domains(text: str) -> list[str]:
         if _looks_like_prose_or_file(candidate):
             continue
         name = hostname(candidate)
-        if name and len(_extractor()(name).domain) > 1:  # "S.eu e.spaço": prose, not a site
+        if name and len(extractor()(name).domain) > 1:  # "S.eu e.spaço": prose, not a site
             found.append(name)
     return found
 

@@ -29,7 +29,7 @@ from functools import lru_cache
 import idna
 from confusable_homoglyphs import confusables
 
-from handrail.runbooks.phishing.indicators import _extractor
+from handrail.suffixes import extractor
 
 MIN_BRAND = 5  # shorter labels ("live", "bing", "dhl") match too much prose to be brands
 MIN_TYPO_BRAND = 6
@@ -94,7 +94,7 @@ class Lookalike:
 
 def brand_label(domain: str) -> str | None:
     """The registrable label of a domain (``paypal`` for ``www.paypal.co.uk``)."""
-    label = _extractor()(domain).domain
+    label = extractor()(domain).domain
     return label or None
 
 

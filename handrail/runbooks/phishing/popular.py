@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from handrail.runbooks.phishing.indicators import _extractor, ip_host, normalise_host, registrable_domain
+from handrail.runbooks.phishing.indicators import ip_host, normalise_host, registrable_domain
+from handrail.suffixes import extractor
 
 DEFAULT_CUTOFF = 10_000
 DEFAULT_BRANDS_TOP = 10_000
@@ -54,14 +55,14 @@ def platform_host(host: str) -> bool:
     """A platform's own service host, serving every customer's content path-style
     (``storage.googleapis.com/<bucket>/…``): by the public-suffix list's private section, a
     platform hosting independent parties, and a service label, not a customer's name."""
-    parts = _extractor()(host)
+    parts = extractor()(host)
     return bool(parts.domain and parts.suffix and parts.is_private and _service_label(parts.domain))
 
 
 def rank_key(host: str) -> str | None:
     """The name a host is ranked by: its registrable domain (PSL private section included),
     except a platform's own service host, ranked as the platform (``fonts.googleapis.com``)."""
-    parts = _extractor()(host)
+    parts = extractor()(host)
     if not parts.domain or not parts.suffix:
         return None
     if parts.is_private and _service_label(parts.domain):
