@@ -95,7 +95,8 @@ _ENGINE_FACTS = {"compensating"}  # bookkeeping the gate keeps in the summary, n
 def _render_status(status: RunStatus, settings) -> None:
     state = status.state.value if hasattr(status.state, "value") else status.state
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
-    console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]")
+    expired = ", every timed change since expired" if status.summary.get("all_expired") else ""
+    console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]{expired}")
     started = f"{status.started_at:%Y-%m-%d %H:%M:%S}Z"
     started_by = status.summary.get("started_by")
     by = (f"requested by {status.requested_by} (the person the change is about; started by {started_by})"

@@ -107,10 +107,9 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
             status.live_note = f"live status unavailable ({why_not_live}); this timeline is rebuilt from the ledger"
         if status.state == RunState.RUNNING and status.pending_step() is not None:
             status.state = RunState.AWAITING_APPROVAL  # what the run's HandrailState says too
-    from starter.expiry_view import reflect_expiries
+    from handrail.gate.expiry_outcome import apply_expiries
 
-    await asyncio.to_thread(reflect_expiries, status, settings)
-    return apply_rollback_outcome(status, rows)
+    return apply_rollback_outcome(apply_expiries(status, rows), rows)
 
 
 def _audit_rows(settings: Settings, run_id: str) -> list[dict[str, Any]]:

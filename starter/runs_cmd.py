@@ -119,18 +119,14 @@ def build_query(states: list[str] | None = None, runbooks: list[str] | None = No
 def state_from_ledger(visible: str, rows: list[dict[str, Any]]) -> str:
     """The run's state once the ledger is heard: its last rollback's outcome, as `handrail show`
     reads it, or `expired` when it completed and every change it made with a TTL has expired."""
+    from handrail.gate.expiry_outcome import all_expired
     from handrail.gate.rollback_outcome import rollback_outcome
 
     outcome = rollback_outcome(rows)
     if outcome is not None:
         return outcome.state.value
-    if visible == RunState.COMPLETED.value:
-        timed = {r["data"].get("change_id") for r in rows
-                 if r["event"] == "change.applied" and (r.get("data") or {}).get("expires_at")}
-        expired = {r["data"].get("change_id") for r in rows
-                   if r["event"] == "change.reverted" and (r.get("data") or {}).get("reason") == "expiry"}
-        if timed and timed <= expired:
-            return EXPIRED
+    if visible == RunState.COMPLETED.value and all_expired(rows):
+        return EXPIRED
     return visible
 
 

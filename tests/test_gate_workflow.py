@@ -12,6 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.gate.decisions import change_digest
 from handrail.gate.expiry import ExpiryPlan, expiry_id
+from handrail.gate.expiry_outcome import apply_expiries
 from handrail.gate.models import (
     Decision,
     EgressBlockTrigger,
@@ -21,7 +22,7 @@ from handrail.gate.models import (
     StepState,
 )
 from handrail.gate.timeline import status_from_audit
-from starter.expiry_view import reflect_expiries
+from starter.runs_cmd import state_from_ledger
 from tests.runbooks_for_tests import BlockMany, BlockManyRunbook
 from tests.support import make_decision, make_policy, running_stack, skip_time, until_quiet
 from workflows.egress_block import EgressBlock
@@ -280,8 +281,10 @@ async def test_ttl_expiry_reverts_the_block(fresh_time_env, tmp_path):
         assert [i.state for i in plan.items] == ["expired"]
         assert IP not in await stack.edl()
         assert stack.ledger.revert_of(result.steps[0].change_id).reason == "expiry"
-        reflected = reflect_expiries(result, stack.settings)  # what `handrail show` prints
+        reflected = apply_expiries(result, list(stack.ledger.audit_rows(handle.id)))  # what `handrail show` prints
         assert reflected.steps[0].state == StepState.EXPIRED and reflected.summary["expiries_pending"] == 0
+        assert reflected.summary["all_expired"]  # `show` says so, and `runs` lists the run expired
+        assert state_from_ledger("completed", list(stack.ledger.audit_rows(handle.id))) == "expired"
 
 
 async def test_rollback_restores_and_is_refused_twice(time_env, tmp_path):

@@ -23,12 +23,12 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from handrail.gate.expiry import ExpiryPlan, expiry_id
+from handrail.gate.expiry_outcome import apply_expiries
 from handrail.gate.models import RollbackTrigger, RunState, RunStatus, StepState
 from handrail.intel.backends import open_store
 from handrail.runbooks.phishing.evidence import load_evidence
 from handrail.runbooks.phishing.rules import MailboxPoll, PhishingTrigger, phishing_run_id
 from lab.store import canonical_json
-from starter.expiry_view import reflect_expiries
 from tests.support import FIXTURES, running_stack, send_decision, skip_time
 from workflows.phishing import PhishingResponse, PollMailbox
 from workflows.rollback import RollbackRun, rollback_id
@@ -297,7 +297,7 @@ async def test_sinkholes_telemetry_and_watch_revert_when_their_ttl_ends(fresh_ti
         stack.started.append(expiry)
         await skip_time(fresh_time_env, timedelta(days=31))  # skips 30 days of timers
         await expiry.result()
-        final = reflect_expiries(final, stack.settings)  # what `handrail show` prints
+        final = apply_expiries(final, list(stack.ledger.audit_rows(handle.id)))  # what `handrail show` prints
         assert await stack.tools.dns.get_sinkhole("parcel-fees.example") is None
         for host in hosts:
             assert (await stack.tools.edr.get_host(host)).telemetry == "normal"
