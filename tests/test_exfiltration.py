@@ -14,6 +14,7 @@ from handrail.gate.policy import parse_policy
 from handrail.runbooks.exfiltration import (
     AlertFacts,
     DlpPoll,
+    ExfilSettings,
     ExfiltrationTrigger,
     FollowUpTrigger,
     History,
@@ -62,7 +63,11 @@ def test_shipped_rules_classify_deterministically():
 @pytest.mark.parametrize(("destination", "domain"), [
     ("Bob@Partner.Example", "partner.example"), ("https://files.share.example:8443/u/7", "files.share.example"),
     ("https://user@cdn.share.example/x", "cdn.share.example"), ("<ops@corp.example>", "corp.example"),
-    ("USB SanDisk 64GB", "usb sandisk 64gb"), ("", ""),
+    ("USB SanDisk 64GB", ""), ("", ""), ("Partner <x@partner.example>", "partner.example"),
+    # the user chose the destination: a spelling readers disagree on names no domain
+    ("https://evil.example\\@partner.example/", ""), ("a@partner.example@evil.example", ""),
+    ('"v@partner.example"@evil.example', "evil.example"),
+    ("https://partner.example.evil.example/", "partner.example.evil.example"),
 ])
 def test_the_destination_domain_is_read_from_an_address_or_a_url(destination, domain):
     assert destination_domain(destination) == domain
@@ -151,6 +156,16 @@ async def test_inadvertent_alert_enrolls_training_without_an_analyst(time_env, t
         assert await stack.tools.training.get_enrollment("rchen", "data-handling") is not None
         assert not any(s.decisions for s in status.steps)
         assert "case_id" not in status.summary
+
+
+@pytest.mark.workflow
+async def test_a_rule_on_the_companys_own_domains_decides_inside_the_run(time_env, tmp_path):
+    first = '  { internal = true, verdict = "inadvertent", why = "it stayed inside" },\n'
+    inside = policy(**{'own_domains = ["corp.example", "handrail-corp.example"]': 'own_domains = ["home.example"]',
+                       "rules = [\n": "rules = [\n" + first})
+    async with running_stack(time_env.client, tmp_path, inside) as stack:
+        status = await stack.wait_for(await start_alert(stack, "DLP-0008"), done)  # to assistant@home.example
+        assert status.summary["classification"]["why"] == "rule 1: it stayed inside", status.summary
 
 
 @pytest.mark.workflow
@@ -368,3 +383,27 @@ async def test_dlp_poller_starts_one_run_per_new_alert(time_env, tmp_path):
         assert again.started == [] and again.already == ["exfiltration-DLP-0009"]
         assert (await stack.tools.dlp.get_alert("DLP-0008")).status == "processed"
         await terminate(stack, report.started)
+
+
+@pytest.mark.unit
+def test_a_rule_can_ask_whether_the_data_stayed_inside_the_company():
+    rules = [Rule(internal=True, detector="account_numbers", verdict="inadvertent"),
+             Rule(internal=False, min_matches=100, verdict="malicious")]
+    own = ["corp.example"]
+    inside = _alert("email", "account_numbers", destination="Payroll <payroll@hr.corp.example>", match_count=500)
+    assert classify(rules, inside, History(), own).verdict == "inadvertent"
+    for outside in ("me@gmail.example", "x@corp.example.evil.example", "https://evil.example\\@corp.example/",
+                    "USB corp.example"):
+        alert = _alert("email", "account_numbers", destination=outside, match_count=500)
+        result = classify(rules, alert, History(), own)
+        assert result.verdict == "malicious", outside
+    assert "internal=True" in rules[0].describe()
+
+
+@pytest.mark.unit
+def test_own_domains_are_checked_and_internal_needs_them():
+    with pytest.raises(ValueError, match="own_domains names none"):
+        ExfilSettings(rules=[Rule(internal=True, verdict="inadvertent")])
+    with pytest.raises(ValueError, match="not a lower-case domain name"):
+        ExfilSettings(own_domains=["Corp.Example:25"])
+    assert ExfilSettings(own_domains=["corp.example"]).own_domains == ["corp.example"]

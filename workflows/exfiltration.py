@@ -136,7 +136,7 @@ class ExfiltrationResponse(RunbookWorkflow):
 
     async def _classify(self, rb: Runbook, intake: Intake) -> tuple[str, str, str]:
         alert, settings = intake.alert, intake.settings
-        result = classify(settings.rules, alert, intake.history)
+        result = classify(settings.rules, alert, intake.history, settings.own_domains)
         if result.verdict != "analyst":
             _path(rb, f"{result.verdict} by {result.why}")
             return result.verdict, "rule", result.why

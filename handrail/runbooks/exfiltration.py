@@ -27,10 +27,13 @@ out matches anything. The analyst question's timeout is the approval timeout of
 from __future__ import annotations
 
 import re
+from email.utils import parseaddr
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handrail.gate.canon import canonical_domain, exact_host
 from handrail.gate.limits import Principal, ToolId
 from handrail.gate.policy import parse_duration
 
@@ -55,6 +58,7 @@ class Rule(_Strict):
     detector: str | list[str] | None = None
     severity: str | list[str] | None = None
     destination: str | list[str] | None = None  # domains: the recipient's or site's domain is one or under one
+    internal: bool | None = None  # the destination is (true) or is not (false) under one of own_domains
     min_matches: int | None = Field(default=None, ge=0)  # how many sensitive items the DLP matched
     max_matches: int | None = Field(default=None, ge=0)
     min_prior_alerts: int | None = Field(default=None, ge=0)
@@ -64,15 +68,16 @@ class Rule(_Strict):
     def describe(self) -> str:
         if self.why:
             return self.why
-        parts = [f"{name}={value}" for name in ("channel", "detector", "severity", "destination", "min_matches",
-                                                "max_matches", "min_prior_alerts", "max_prior_alerts",
-                                                "prior_malicious")
+        parts = [f"{name}={value}" for name in ("channel", "detector", "severity", "destination", "internal",
+                                                "min_matches", "max_matches", "min_prior_alerts",
+                                                "max_prior_alerts", "prior_malicious")
                  if (value := getattr(self, name)) is not None]
         return " and ".join(parts) or "any alert"
 
 
 class ExfilSettings(_Strict):
     rules: list[Rule] = Field(default_factory=list)
+    own_domains: list[str] = Field(default_factory=list)  # the company's own mail and web domains
     training_module: str = "data-handling"
     on_unclassified_timeout: Verdict = "malicious"
     max_follow_ups: int = Field(default=10, ge=0)
@@ -87,6 +92,20 @@ class ExfilSettings(_Strict):
         if value:
             parse_duration(value)
         return value or None
+
+    @field_validator("own_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if exact_host(entry) != entry or ":" in entry:
+                raise ValueError(f"own_domains: {entry[:80]!r} is not a lower-case domain name of two or more labels")
+        return value
+
+    @model_validator(mode="after")
+    def _internal_needs_domains(self) -> "ExfilSettings":
+        if not self.own_domains and any(rule.internal is not None for rule in self.rules):
+            raise ValueError("a rule uses `internal`, but own_domains names none of the company's domains")
+        return self
 
     @model_validator(mode="after")
     def _no_second_timeout(self) -> "ExfilSettings":
@@ -245,30 +264,54 @@ def _matches(condition: str | list[str] | None, value: str) -> bool:
 
 
 def destination_domain(destination: str) -> str:
-    """The domain an alert's data went to: an address's domain, a URL's host, else the text
-    itself (a USB device's name), lower case. Data only: nothing is resolved."""
-    text = destination.strip().lower()
+    """The domain an alert's data went to: an address's domain or a URL's host, lower case,
+    read strictly; "" when the destination is neither (a USB device) or could be read as
+    another host than the one shown (``https://evil.example\\@partner.example/``,
+    ``a@partner.example@evil.example``): the user chose the destination, so a rule that
+    trusts a domain must not be fooled by its spelling. Data only: nothing is resolved."""
+    text = destination.strip()
     if "://" in text:
-        text = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+        if "\\" in text:
+            return ""  # browsers read a backslash as a slash, Python's parser does not
+        try:
+            host = urlsplit(text).hostname or ""
+        except ValueError:
+            return ""
     elif "@" in text:
-        text = text.rsplit("@", 1)[1]
-    return text.rstrip(".>")
+        address = parseaddr(text)[1]
+        local, _, host = address.rpartition("@")
+        if not local or ("@" in local and not (local.startswith('"') and local.endswith('"'))):
+            return ""
+    else:
+        return ""
+    return exact_host(canonical_domain(host)) or ""
+
+
+def is_internal(destination: str, own_domains: list[str]) -> bool:
+    """Whether the data stayed inside: its destination's domain is one of the company's own
+    domains or under one (``[settings.exfiltration] own_domains``)."""
+    return _under(destination_domain(destination), own_domains)
+
+
+def _under(domain: str, entries: list[str]) -> bool:
+    return bool(domain) and any(domain == e.lower() or domain.endswith("." + e.lower()) for e in entries)
 
 
 def _goes_to(condition: str | list[str] | None, destination: str) -> bool:
     if condition is None:
         return True
     listed = [condition] if isinstance(condition, str) else condition
-    domain = destination_domain(destination)
-    return any(entry == "*" or (bool(domain) and (domain == entry.lower() or domain.endswith("." + entry.lower())))
-               for entry in listed)
+    return "*" in listed or _under(destination_domain(destination), listed)
 
 
-def classify(rules: list[Rule], alert: AlertFacts, history: History) -> Classification:
+def classify(rules: list[Rule], alert: AlertFacts, history: History,
+             own_domains: list[str] | None = None) -> Classification:
     """First matching rule wins; no match means an analyst decides."""
     for i, rule in enumerate(rules):
         if not (_matches(rule.channel, alert.channel) and _matches(rule.detector, alert.detector)
                 and _matches(rule.severity, alert.severity) and _goes_to(rule.destination, alert.destination)):
+            continue
+        if rule.internal is not None and is_internal(alert.destination, own_domains or []) != rule.internal:
             continue
         if rule.min_matches is not None and alert.match_count < rule.min_matches:
             continue
@@ -284,7 +327,7 @@ def classify(rules: list[Rule], alert: AlertFacts, history: History) -> Classifi
     return Classification(
         verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector}, "
         f"severity={alert.severity or 'unknown'}, {alert.match_count} match(es) to "
-        f"{destination_domain(alert.destination) or 'an unknown destination'} "
+        f"{destination_domain(alert.destination) or alert.destination.strip()[:80] or 'an unknown destination'} "
         f"with {history.prior_alerts} prior alert(s) of this user",
     )
 
