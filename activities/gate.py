@@ -27,6 +27,7 @@ from handrail.actions import UnknownAction
 from handrail.gate.blast_radius import step_limits
 from handrail.gate.decisions import Refused
 from handrail.gate.freeze import active_freeze
+from handrail.gate.guardrails import evaluate
 from handrail.gate.judgement import judge
 from handrail.gate.ledger import UntrustedRecord
 from handrail.gate.models import (
@@ -198,7 +199,8 @@ class GateActivities:
             freeze=active_freeze(policy.freeze, _now()),
             target_suffix=await asyncio.to_thread(target_suffix, request.change.target, guardrails),
         )
-        return StepCheck(policy=policy.gate_policy(request.change.kind), context=context), existing
+        return StepCheck(policy=policy.gate_policy(request.change.kind), context=context,
+                         verdicts=evaluate(request.change, context)), existing
 
     async def _popularity(self, request: CheckRequest, guardrails: list[dict[str, Any]], policy) -> dict[str, Any]:
         """Where the target stands in the top-sites list, if a `popular_domain` guardrail asks."""

@@ -109,3 +109,21 @@ async def test_a_diverging_workflow_fails_replay(time_env, tmp_path):
     saved = WorkflowHistory.from_json(handle.id, (tmp_path / f"history-{handle.id}.json").read_text())
     assert len(saved.events) == len(lines) - 1
     await replayer().replay_workflow(saved)  # the saved history is the run's, replayable as it was
+
+
+async def test_a_run_replays_with_the_verdicts_it_got_when_the_guardrails_change(time_env, tmp_path, monkeypatch):
+    # A worker upgraded to guardrails that read a target differently must replay a run that
+    # waited for (and got) its approval exactly as it ran: the check records the verdicts.
+    from handrail.gate import guardrails
+    from handrail.gate.models import Outcome, Verdict
+
+    async with running_stack(time_env.client, tmp_path) as stack:
+        handle = await stack.start(EgressBlock.run, trigger("203.0.113.64"))
+        await stack.wait_for(handle, lambda s: s.state == RunState.AWAITING_APPROVAL)
+        await send_decision(handle, "bob")
+        assert (await handle.result()).state == RunState.COMPLETED
+        history = await handle.fetch_history()
+    monkeypatch.setitem(guardrails.GUARDRAILS, "never_block",
+                        lambda change, options, ctx: Verdict(guardrail="never_block", outcome=Outcome.DENY,
+                                                             reason="a later release reads it as protected"))
+    await replayer().replay_workflow(history)

@@ -3,6 +3,11 @@
 Two places judge a step: the workflow (every step, for its status and its branch: refuse,
 ask a human, apply) and the check-and-apply activity (which applies at once only when no
 human has to decide). Both call `judge`, so they cannot disagree. Pure and deterministic.
+
+The guardrails themselves run in the check activity, which returns their verdicts with
+the facts (`StepCheck.verdicts`): the verdicts are then part of the run's history, so a
+worker upgraded to guardrails that read a target differently replays a run waiting days
+for its approver exactly as it ran, instead of failing it as nondeterministic.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ class Judgement:
 
 
 def judge(change: Change, check: StepCheck) -> Judgement:
+    """The step's judgement: from the verdicts the check recorded, or (a check recorded
+    before checks carried them) from the guardrails evaluated here, as then."""
     context = check.context
-    verdicts = guardrails.evaluate(change, context)
+    verdicts = check.verdicts if check.verdicts is not None else guardrails.evaluate(change, context)
     return Judgement(
         verdicts=verdicts,
         outcome=guardrails.overall(verdicts),

@@ -276,8 +276,8 @@ class ChangeRecord(BaseModel):
 
 
 class StepCheck(BaseModel):
-    """What a step's check returns: the policy slice and the context, from which the
-    workflow judges the step (`handrail.gate.judgement`).
+    """What a step's check returns: the policy slice, the context and the guardrails'
+    verdicts on them, from which the workflow judges the step (`handrail.gate.judgement`).
 
     `decided` when the check was asked to apply (`CheckRequest.apply`) and did what the
     workflow would: judged the step able to go without a person, proved the requester
@@ -289,6 +289,10 @@ class StepCheck(BaseModel):
     decided: bool = False
     record: ChangeRecord | None = None
     requester_proof: dict[str, Any] | None = None
+    # the guardrails' verdicts, evaluated by the check: recorded in the run's history with
+    # it, so a run replays with the verdicts it got whatever a later release's guardrails
+    # say (None in histories from before: the workflow then evaluates them, as it did)
+    verdicts: list[Verdict] | None = None
 
 
 class RevertRequest(BaseModel):
