@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from handrail.ops.tools_config import NftFirewall as NftConfig
-from handrail.tools.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
+from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
 from handrail.tools.firewall_nft import NftFirewall
 from handrail.tools.journal import Journal
 from tests.backend_servers import netns, tcp_verdict
@@ -120,3 +120,61 @@ async def test_nft_that_cannot_start_is_retryable(tmp_path):
     with pytest.raises(Unavailable) as exc:
         await fw.egress_add("203.0.113.9", "x", idempotency_key="k")
     assert exc.value.retryable
+
+
+HOSTILE_COMMENT = 'feed "x"; flush ruleset }\x00\x1b[31m\nnext line é' + "z" * 200
+
+
+async def test_hostile_comment_is_data_and_the_block_really_happens(ns, tmp_path):
+    """nft 1.0 exits 0 and adds nothing when a comment holds a NUL: the add must still block."""
+    subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.0.2/32", "dev", "lo"], check=True)
+    fw = client(ns, tmp_path)
+    entry = await fw.egress_add("10.99.0.2", HOSTILE_COMMENT)
+    assert tcp_verdict(ns, "10.99.0.2") == "dropped"
+    assert entry.comment.startswith('feed "x"; flush ruleset }') and "\x00" not in entry.comment
+    assert "\x1b" not in entry.comment and "\n" not in entry.comment
+    assert len((entry.added_at + "|" + entry.comment).encode()) <= 128
+    bulk = await fw.egress_add_many(["192.0.2.7", "2001:db8::7"], HOSTILE_COMMENT)
+    assert bulk["added"] == ["192.0.2.7", "2001:db8::7"]
+    assert {e.value for e in await fw.egress_list()} == {"10.99.0.2", "192.0.2.7", "2001:db8::7"}
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True,
+                            text=True, check=True).stdout
+    assert listed.count("drop") == 4  # the table's own rules, nothing the comment wrote
+
+
+async def test_an_add_nft_does_not_apply_is_not_reported_as_done(ns, tmp_path):
+    """An nft that answers 0 to a write without changing the set (as 1.0 does for some input)."""
+    liar = ["sh", "-c", 'case " $* " in *" -f "*) cat >/dev/null; exit 0;; esac; exec ip netns exec "$0" nft "$@"', ns]
+    await client(ns, tmp_path).egress_list()  # the real nft creates the table
+    fw = client(ns, tmp_path, nft_command=liar)
+    with pytest.raises(ToolError) as exc:
+        await fw.egress_add("203.0.113.60", "x")
+    assert exc.value.code == "nft_not_applied"
+    with pytest.raises(ToolError) as exc:
+        await fw.egress_add_many(["203.0.113.61", "203.0.113.62"], "x")
+    assert exc.value.code == "nft_not_applied"
+
+
+async def test_scoped_address_is_refused_before_nft_sees_it(ns, tmp_path):
+    fw = client(ns, tmp_path)
+    for bad in ("fe80::1%eth0", "fe80::2%a b;}", "-203.0.113.9", "203.0.113.9\nflush ruleset", "x" * 5000):
+        with pytest.raises(Invalid):
+            await fw.egress_add(bad, "x")
+    assert await fw.egress_list() == []
+
+
+async def test_table_flushed_by_a_firewall_reload_is_created_again(ns, tmp_path):
+    """`systemctl reload nftables` runs `flush ruleset`: the worker's client must not stay broken."""
+    subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.0.3/32", "dev", "lo"], check=True)
+    fw = client(ns, tmp_path)
+    await fw.egress_add("10.99.0.3", "before the reload")
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "flush", "ruleset"], check=True)
+    assert await fw.egress_get("10.99.0.3") is None  # the before-state is honest: not blocked any more
+    await fw.egress_add("10.99.0.3", "after the reload", idempotency_key="k-reload")
+    assert tcp_verdict(ns, "10.99.0.3") == "dropped"
+    kept = client(ns, tmp_path, create=False)
+    await kept.egress_list()
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "flush", "ruleset"], check=True)
+    with pytest.raises(NotFound) as exc:
+        await kept.egress_list()
+    assert "does not exist" in str(exc.value) and not exc.value.retryable

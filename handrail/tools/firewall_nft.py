@@ -29,8 +29,11 @@ BATCH = 2_000
 
 def normalise(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """An address or a network written at its network boundary ("198.51.100.1/24" is refused)."""
+    text = str(value).strip()
     try:
-        return ipaddress.ip_network(str(value).strip(), strict=True)
+        if "%" in text:  # a scoped address (fe80::1%eth0): nft would look the whole text up as a host name
+            raise ValueError(text)
+        return ipaddress.ip_network(text, strict=True)
     except ValueError:
         raise Invalid(f"{value!r} is not an IP address or network.", status=422) from None
 
@@ -40,7 +43,10 @@ def text_of(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
 
 
 def _comment(added_at: str, comment: str) -> str:
-    text = f"{added_at}|{' '.join(comment.split())}"
+    """Printable characters only: nft 1.0 silently adds nothing when a comment holds a NUL, and
+    control characters would reach whoever reads `nft list` in a terminal."""
+    printable = "".join(c if c.isprintable() else " " for c in str(comment))
+    text = f"{added_at}|{' '.join(printable.split())}"
     while len(text.encode()) > _COMMENT_MAX:
         text = text[:-1]
     return text
@@ -118,6 +124,10 @@ class NftFirewall:
             return Unavailable(message, status=503)
         return ToolError(message, code="nft_failed")
 
+    def _not_applied(self, what: str) -> ToolError:
+        return ToolError(f"nft reported success but did not {what}: the set does not hold it.",
+                         code="nft_not_applied")
+
     async def _nft(self, args: list[str], what: str, stdin: bytes | None = None) -> Completed:
         done = await run_command([*self.cfg.nft_command, *args], stdin=stdin, timeout=self.cfg.timeout)
         if done.returncode != 0:
@@ -152,12 +162,26 @@ class NftFirewall:
     def _set_for(self, net) -> str:
         return self.cfg.set_v4 if net.version == 4 else self.cfg.set_v6
 
-    async def _entries(self) -> dict[str, EgressEntry]:
+    async def _list_set(self, set_name: str) -> Completed:
+        """The set as nft lists it; a table that vanished since it was checked (a reload of
+        nftables.service runs `flush ruleset`) is checked again, so it is created again when
+        `create` is set and reported as missing otherwise."""
+        args = ["-j", "list", "set", self.cfg.family, self.cfg.table, set_name]
+        checked_before = self._ready
         await self._ensure()
+        try:
+            return await self._nft(args, f"list the set {set_name}")
+        except NotFound:
+            if not checked_before:  # just checked: the set itself is missing, say so
+                raise
+            self._ready = False
+            await self._ensure()
+            return await self._nft(args, f"list the set {set_name}")
+
+    async def _entries(self) -> dict[str, EgressEntry]:
         entries: dict[str, EgressEntry] = {}
         for set_name in (self.cfg.set_v4, self.cfg.set_v6):
-            done = await self._nft(["-j", "list", "set", self.cfg.family, self.cfg.table, set_name],
-                                   f"list the set {set_name}")
+            done = await self._list_set(set_name)
             try:
                 items = json.loads(done.stdout)["nftables"]
             except (ValueError, KeyError, TypeError):
@@ -218,7 +242,10 @@ class NftFirewall:
                 added_at = datetime.now(UTC).isoformat(timespec="seconds")
                 await self._nft(["-j", "-f", "-"], f"add {key}",
                                 stdin=self._element_json("create", [net], comment, added_at))
-                return (await self._entries()).get(key) or EgressEntry(value=key, comment=comment, added_at=added_at)
+                entry = (await self._entries()).get(key)
+                if entry is None:
+                    raise self._not_applied(f"add {key}")
+                return entry
 
         return await self.journal.run("firewall", idempotency_key, fingerprint("add", key, comment), act,
                                       dump=lambda e: e.model_dump(), load=EgressEntry.model_validate)
@@ -272,6 +299,11 @@ class NftFirewall:
                 for i in range(0, len(new), BATCH):
                     await self._nft(["-j", "-f", "-"], f"add {len(new[i:i + BATCH])} elements",
                                     stdin=self._element_json("create", new[i:i + BATCH], comment, added_at))
+                if new:
+                    now = await self._entries()
+                    missing = [text_of(n) for n in new if text_of(n) not in now]
+                    if missing:
+                        raise self._not_applied(f"add {len(missing)} of {len(new)} elements (first {missing[0]})")
                 return {"added": [k for k in nets if k not in already], "already": [k for k in nets if k in already]}
 
         return await self.journal.run("firewall", idempotency_key, fingerprint("add_many", sorted(nets), comment), act)
