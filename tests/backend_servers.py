@@ -279,7 +279,7 @@ def read_lines(path: Path, count: int, timeout: float = 10.0) -> list[str]:
     """The file's lines once it has at least `count` of them (rsyslog writes asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = path.read_text().splitlines() if path.exists() else []
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)

@@ -94,3 +94,28 @@ async def test_alerts_over_tls(tmp_path):
             await untrusted.raise_alert("P2", "t", "b", source="x")
         assert not exc.value.retryable
         assert len(read_lines(srv["file"], 1)) == 1
+
+
+FORGED = ('<10>1 2026-01-01T00:00:00Z evil forged - FORGED - '
+          'CEF:0|Handrail|Handrail|0.1|alert.raised|FORGED all clear|3|')
+
+
+async def test_oversize_alert_is_shortened_and_cannot_forge_a_second_message(server, tmp_path):
+    """rsyslog cuts a frame over its 8 KiB limit and reads the rest as a message of its own:
+    an alert quoting attacker text must arrive as one message, shortened, never as two."""
+    a = client(server, tmp_path)
+    for filler in ("é" * 4000, "a\\" * 2100, "=\n" * 2100):  # multi-byte, backslashes, escapes that double
+        alert = await a.raise_alert("P3", "long title " * 200, filler + FORGED, source="x",
+                                    run_id='run"] [x@1 a="b"]\nnext', tags=["t"] * 50)
+        acked = await a.acknowledge(alert.id, "alice")
+        assert acked.acknowledged
+    lines = read_lines(server["file"], 6, timeout=3)
+    import time
+
+    time.sleep(0.5)  # a forged tail would be written just after
+    lines = read_lines(server["file"], 6, timeout=0)
+    assert len(lines) == 6 and not any("FORGED" in ln for ln in lines)
+    assert all(ln.split("|", 3)[2] in ("alert.raised", "alert.acknowledged") for ln in lines)
+    assert all("suser=alice" in ln for ln in lines if "|alert.acknowledged|" in ln)
+    assert "too long" not in (server["file"].parent / "rsyslogd.err").read_text()
+    assert "oversize" not in (server["file"].parent / "rsyslogd.err").read_text()

@@ -103,6 +103,9 @@ class SyslogAlerts(_Backend):
     facility: int = Field(default=20, ge=0, le=23)  # local4
     app_name: str = "handrail"
     hostname: str | None = None  # defaults to this machine's name
+    # The largest frame the SIEM takes whole. rsyslog (default 8 KiB) cuts a longer one and
+    # reads the rest as a message of its own, so a longer alert is shortened to fit instead.
+    max_message: int = Field(default=8000, ge=480, le=1_048_576)
     timeout: float = 5.0
 
 

@@ -68,8 +68,23 @@ def rfc5424(cfg: SyslogConfig, priority: str, msgid: str, sd: dict[str, str], me
     host = _token(cfg.hostname or socket.gethostname(), 255)
     params = " ".join(f'{k}="{_sd_value(v)}"' for k, v in sd.items() if v not in (None, ""))
     structured = f"[{SD_ID} {params}]" if params else "-"
-    line = f"<{pri}>1 {stamp} {host} {_token(cfg.app_name, 48)} - {_token(msgid, 32)} {structured} {message}"
-    return line.encode("utf-8", errors="replace")
+    head = f"<{pri}>1 {stamp} {host} {_token(cfg.app_name, 48)} - {_token(msgid, 32)} "
+    if len(f"{head}{structured} ".encode()) > cfg.max_message // 2:
+        structured = "-"  # the CEF payload carries the same fields
+    head = f"{head}{structured} ".encode("utf-8", errors="replace")
+    return head + _fit(message, cfg.max_message - len(head))
+
+
+def _fit(message: str, limit: int) -> bytes:
+    """The message in at most `limit` bytes of UTF-8, cut at a character and never inside an escape:
+    a receiver that cuts a longer frame itself reads the rest as a message of its own, which the
+    alert's text (a phishing subject, a feed entry) must never be able to write."""
+    data = message.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return data
+    text = data[:limit].decode("utf-8", errors="ignore")
+    trailing = len(text) - len(text.rstrip("\\"))
+    return (text[:-1] if trailing % 2 else text).encode()
 
 
 class _SentAlerts:
@@ -160,7 +175,8 @@ class SyslogAlerts:
     def _frame(self, alert: Alert, signature: str, name: str, extra: dict[str, str] | None = None) -> bytes:
         ext = {"externalId": alert.id, "rt": str(int(datetime.fromisoformat(alert.raised_at).timestamp() * 1000)),
                "cs1Label": "source", "cs1": alert.source, "cs2Label": "run_id", "cs2": alert.run_id or "",
-               "cs3Label": "tags", "cs3": ",".join(alert.tags), "msg": alert.body, **(extra or {})}
+               "cs3Label": "tags", "cs3": ",".join(alert.tags), **(extra or {}),
+               "msg": alert.body}  # last: a frame too long is cut there
         sd = {"id": alert.id, "priority": alert.priority, "run_id": alert.run_id or ""}
         return rfc5424(self.cfg, alert.priority, signature, sd, cef(signature, name, alert.priority, ext))
 
