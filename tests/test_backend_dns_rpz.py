@@ -112,3 +112,38 @@ async def test_unreachable_resolver_is_retryable(server, tmp_path):
     d = client(server, tmp_path, resolver=f"127.0.0.1:{free_port()}", timeout=0.5)
     with pytest.raises(Unavailable):
         await d.resolve("evil.example")
+
+
+async def test_hostile_names_and_comments_are_refused_or_kept_as_data(server, tmp_path):
+    d = client(server, tmp_path)
+    long = ".".join(["a" * 60] * 4) + ".ex"  # a valid 247-character name, too long once under the zone
+    for bad in (long, "-flush.example", "a b.example", "a;b.example", 'a"b.example', "a\nb.example",
+                "{zone}.example", "a..example", "x" * 5000):
+        with pytest.raises(Invalid):
+            await d.sinkhole(bad)
+    for comment in ("é" * 200, "€" * 150, 'a"b\\c;d $ORIGIN evil.\n@ NS x. ( ) \x00\x1b[31m'):
+        s = await d.sinkhole("evil.example", comment=comment)
+        assert len(s.comment.encode()) <= 255 and "\n" not in s.comment and "\x00" not in s.comment
+        assert await d.get_sinkhole("evil.example") == s  # the before-state a rollback restores
+        assert await answer(server["port"], "evil.example") == [AWARENESS]  # Unbound loaded the zone
+        await d.remove_sinkhole("evil.example")
+    assert "$ORIGIN evil." not in server["zone_file"].read_text().split("\n", 1)[1]
+    s = await d.sinkhole("bücher.example", comment="idn")
+    assert s.domain == "xn--bcher-kva.example"
+    assert await answer(server["port"], "www.xn--bcher-kva.example") == [AWARENESS]
+
+
+async def test_records_handrail_did_not_write_survive_its_rewrites(tmp_path):
+    """An operator's own policy in the RPZ zone (NXDOMAIN for a name) is kept by every rewrite."""
+    with unbound(tmp_path / "unbound", local_data=("blocked.example. A 192.0.2.20",)) as srv:
+        srv["zone_file"].write_text(srv["zone_file"].read_text() + "blocked.example CNAME .\n"
+                                    "*.blocked.example CNAME .\n")
+        d = client(srv, tmp_path)
+        await d.sinkhole("evil.example")
+        assert await answer(srv["port"], "blocked.example") == "NXDOMAIN"
+        assert await answer(srv["port"], "www.blocked.example") == "NXDOMAIN"
+        await d.remove_sinkhole("evil.example")
+        assert await answer(srv["port"], "blocked.example") == "NXDOMAIN"
+        assert await d.list_sinkholes() == []
+        zone = srv["zone_file"].read_text()
+        assert "blocked.example" in zone and zone.count(" NS ") == 1

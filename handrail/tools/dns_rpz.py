@@ -54,9 +54,11 @@ def normalise_domain(domain: str) -> str:
 
 
 def clean_comment(comment: str) -> str:
-    """What a zone file can hold verbatim in a TXT string: printable, one line, no quotes or backslashes."""
+    """What a zone file can hold verbatim in a TXT string: printable, one line, no quotes or backslashes,
+    at most 200 characters and 255 bytes of UTF-8 (the longest string a TXT record holds)."""
     text = "".join(c if c.isprintable() else " " for c in str(comment or ""))
-    return " ".join(text.split()).replace("\\", "/").replace('"', "'")[:200]
+    text = " ".join(text.split()).replace("\\", "/").replace('"', "'")[:200]
+    return text.encode()[:255].decode(errors="ignore")
 
 
 def _txt(added_at: str, comment: str) -> str:
@@ -72,10 +74,18 @@ class RpzZone:
         self.path = Path(cfg.zone_file)
 
     def read(self) -> tuple[int, dict[str, Sinkhole]]:
+        serial, entries, _ = self._read()
+        return serial, entries
+
+    def _read(self) -> tuple[int, dict[str, Sinkhole], list[str]]:
+        """The serial, the sinkholes, and every other record of the zone as zone-file lines (the
+        SOA apart): records Handrail did not write (an NS of the operator's, an NXDOMAIN policy
+        `x CNAME .`) are written back unchanged, never dropped by a rewrite."""
         if not self.path.exists():
-            return 0, {}
+            return 0, {}, []
         try:
-            zone = dns.zone.from_file(str(self.path), origin=self.origin, relativize=True, check_origin=False)
+            with open(self.path, encoding="utf-8") as fh:
+                zone = dns.zone.from_file(fh, origin=self.origin, relativize=True, check_origin=False)
         except (dns.exception.DNSException, OSError, UnicodeDecodeError) as exc:
             raise ToolError(f"The RPZ zone file {self.path} cannot be read: {exc}.", code="bad_zone") from None
         soa = zone.get_rdataset("@", dns.rdatatype.SOA)
@@ -98,26 +108,42 @@ class RpzZone:
                     comment = " ".join(parts[1:])
             entries[text.lower()] = Sinkhole(domain=text.lower(), address=a[0].address, comment=comment,
                                              added_at=added_at)
-        return serial, entries
+        kept: list[str] = []
+        for name, node in zone.nodes.items():
+            text = name.to_text().lower()
+            if text in entries or (text.startswith("*.") and text[2:] in entries):
+                continue
+            for rdataset in node.rdatasets:
+                if rdataset.rdtype != dns.rdatatype.SOA:
+                    kept.append(rdataset.to_text(name))
+        return serial, entries, kept
 
-    def render(self, serial: int, entries: dict[str, Sinkhole]) -> str:
+    def render(self, serial: int, entries: dict[str, Sinkhole], kept: list[str] | None = None) -> str:
         lines = [f"$ORIGIN {self.origin.to_text()}", "$TTL 60",
-                 f"@ SOA localhost. hostmaster.localhost. {serial} 3600 600 86400 60", "@ NS localhost."]
+                 f"@ SOA localhost. hostmaster.localhost. {serial} 3600 600 86400 60"]
+        kept = list(kept or ())
+        if not any(line.split()[0] == "@" and " NS " in f" {line} " for line in kept):
+            lines.append("@ NS localhost.")
+        lines += kept
         for domain in sorted(entries):
             e = entries[domain]
             rtype = "AAAA" if ":" in e.address else "A"
             lines += [f"{domain} {rtype} {e.address}", f"*.{domain} {rtype} {e.address}",
                       f"{domain} TXT {_txt(e.added_at, e.comment)}"]
         text = "\n".join(lines) + "\n"
-        dns.zone.from_text(text, origin=self.origin, relativize=True, check_origin=False)  # never write a bad zone
+        try:
+            dns.zone.from_text(text, origin=self.origin, relativize=True, check_origin=False)  # never write a bad zone
+        except dns.exception.DNSException as exc:
+            raise ToolError(f"The RPZ zone {self.origin} would not be valid after this change: {exc}.",
+                            code="bad_zone") from None
         return text
 
-    def write(self, serial: int, entries: dict[str, Sinkhole]) -> None:
-        text = self.render(serial, entries)
+    def write(self, serial: int, entries: dict[str, Sinkhole], kept: list[str] | None = None) -> None:
+        text = self.render(serial, entries, kept)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -132,10 +158,10 @@ class RpzZone:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            serial, entries = self.read()
+            serial, entries, kept = self._read()
             result, changed = change(entries)
             if changed:
-                self.write((serial + 1) % 2**32 or 1, entries)
+                self.write((serial + 1) % 2**32 or 1, entries, kept)
             return result, changed
 
 
@@ -145,6 +171,17 @@ class RpzSinkhole:
         self.zone = RpzZone(cfg)
         self.journal = journal
         self._lock = asyncio.Lock()
+
+    def _name(self, domain: str) -> str:
+        """The normalised domain, refused when its records (`*.<domain>` under the zone) would be
+        longer than a DNS name may be."""
+        name = normalise_domain(domain)
+        try:
+            dns.name.from_text(f"*.{name}", origin=self.zone.origin)
+        except dns.exception.DNSException:
+            raise Invalid(f"{name[:60]}... is too long to sinkhole under the zone {self.cfg.zone}.",
+                          status=422) from None
+        return name
 
     async def _reload(self, domain: str) -> None:
         zone = self.cfg.zone.rstrip(".")
@@ -168,7 +205,7 @@ class RpzSinkhole:
 
     async def sinkhole(self, domain: str, *, address: str | None = None, comment: str = "",
                        idempotency_key: str | None = None) -> Sinkhole:
-        name = normalise_domain(domain)
+        name = self._name(domain)
         try:
             addr = str(ipaddress.ip_address(address)) if address else self.cfg.awareness_address
         except ValueError:
@@ -193,7 +230,7 @@ class RpzSinkhole:
                                       dump=lambda s: s.model_dump(), load=Sinkhole.model_validate)
 
     async def remove_sinkhole(self, domain: str, *, idempotency_key: str | None = None) -> None:
-        name = normalise_domain(domain)
+        name = self._name(domain)
 
         async def act(resume: bool) -> None:
             def change(entries):
