@@ -76,6 +76,37 @@ async def test_fetch_does_not_mark_seen_and_idempotent_replay(server, tmp_path):
     await m.delete_message(d.id)
 
 
+async def test_delete_removes_only_its_message(server, tmp_path):
+    """A message an analyst's client marked \\Deleted (not yet expunged) is evidence still there:
+    deleting another message must not expunge it with its own."""
+    import imaplib
+
+    m = client(server, tmp_path)
+    ours = await m.deliver(REPORT.replace(b"report-1", b"report-del-1"))
+    theirs = await m.deliver(REPORT.replace(b"report-1", b"report-del-2"))
+
+    def analyst_marks_deleted():
+        c = imaplib.IMAP4("127.0.0.1", server["imap_port"])
+        c.login(server["user"], server["password"])
+        c.select("INBOX")
+        assert c.uid("STORE", theirs.id, "+FLAGS", r"(\Deleted)")[0] == "OK"
+        c.logout()
+
+    import asyncio
+
+    await asyncio.to_thread(analyst_marks_deleted)
+    await m.delete_message(ours.id, idempotency_key="del-1")
+    await m.delete_message(ours.id, idempotency_key="del-1")  # replay
+    with pytest.raises(NotFound):
+        await m.get_message(ours.id)
+    assert (await m.get_message(theirs.id)).id == theirs.id
+    assert await m.fetch_raw(theirs.id) == REPORT.replace(b"report-1", b"report-del-2")
+    for hostile in ("1:*", "1,2", "1 2", "-1", "1\r\nA1 LOGOUT", "é", "9" * 5000):
+        with pytest.raises(NotFound):
+            await m.delete_message(hostile)
+    assert (await m.get_message(theirs.id)).id == theirs.id
+
+
 async def test_refusals_and_failures(server, tmp_path):
     """Last in the module: after a failed login Dovecot delays that address's next logins."""
     with pytest.raises(Unauthorized):  # the server's certificate is not trusted without its CA

@@ -136,6 +136,26 @@ class ImapMailbox:
             raise NotFound(f"There is no message {msg_id} in {self.cfg.folder}.", status=404)
         return found[0]
 
+    def _expunge_one(self, box, uid: str) -> None:
+        """Delete exactly this message. A plain EXPUNGE also removes every other message an analyst's
+        client has marked \\Deleted, so it is only used when there is none; UID EXPUNGE (UIDPLUS)
+        removes this one alone."""
+        typ, data = box.client.capability()
+        uidplus = typ == "OK" and b"UIDPLUS" in b" ".join(d for d in data or () if isinstance(d, bytes)).upper().split()
+        if not uidplus:
+            others = [u for u in box.uids(AND(deleted=True)) if u != uid]
+            if others:
+                raise Conflict(f"Message {uid} was not deleted: {self.cfg.folder} holds {len(others)} other message(s) "
+                               f"marked deleted, which EXPUNGE would remove too (the server lacks UIDPLUS).",
+                               status=409)
+        typ, data = box.client.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
+        if typ != "OK":
+            raise ToolError(f"The IMAP server refused to mark message {uid} deleted: {data!r:.100}.",
+                            code="imap_refused")
+        typ, data = box.client.uid("EXPUNGE", uid) if uidplus else box.client.expunge()
+        if typ != "OK":
+            raise ToolError(f"The IMAP server refused to expunge message {uid}: {data!r:.100}.", code="imap_refused")
+
     # -- the Mailbox protocol ----------------------------------------------------------------
     async def list_messages(self, status: MessageStatus | None = None) -> list[MessageSummary]:
         if status not in (None, "processed", "unprocessed"):
@@ -193,12 +213,12 @@ class ImapMailbox:
         async def act(resume: bool) -> None:
             def fn(box):
                 try:
-                    self._one(box, str(msg_id))
+                    current = self._one(box, str(msg_id))
                 except NotFound:
                     if resume:
                         return
                     raise
-                box.delete([str(msg_id)])
+                self._expunge_one(box, current.id)
 
             await self._call(f"deleting message {msg_id}", fn)
 
