@@ -162,8 +162,9 @@ def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def dovecot(tmp: Path, user: str = "soc", password: str = "s3cret-imap") -> Iterator[dict]:
-    """Dovecot serving IMAP (STARTTLS-capable) and IMAPS on two loopback ports, as root, for one user."""
+def dovecot(tmp: Path, user: str = "soc", password: str = "s3cret-imap", passdb: str | None = None) -> Iterator[dict]:
+    """Dovecot serving IMAP (STARTTLS-capable) and IMAPS on two loopback ports, as root, for one user
+    (`passdb`: the body of a passdb block other than the passwd-file one)."""
     binary = require("dovecot", "dovecot-imapd")
     if not Path("/usr/lib/dovecot/imap").exists():
         require("imap-dovecot-binary", "dovecot-imapd")
@@ -198,8 +199,7 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 mail_location = maildir:{mail_root}/%u
 passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {tmp}/passwd
+  {passdb or f"driver = passwd-file{chr(10)}  args = scheme=PLAIN username_format=%u {tmp}/passwd"}
 }}
 userdb {{
   driver = static

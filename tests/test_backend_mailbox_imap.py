@@ -131,3 +131,18 @@ def test_password_comes_from_the_environment_only():
     data["tools"]["mailbox"]["password"] = "in-the-file"
     with pytest.raises(ToolsConfigError):
         parse_tools_config(data, env={"SOC_IMAP_PW": "pw"})
+
+
+def test_login_while_the_servers_authentication_is_down_is_retryable(tmp_path):
+    """Dovecot answers `NO [UNAVAILABLE] Temporary authentication failure` when its password
+    database fails (here a checkpassword program exiting 111): that is worth a retry, not a refusal."""
+    import asyncio
+
+    tmp_path.chmod(0o755)
+    script = tmp_path / "checkpassword"
+    script.write_text("#!/bin/sh\nexit 111\n")
+    script.chmod(0o755)
+    with dovecot(tmp_path / "dovecot", passdb=f"driver = checkpassword\n  args = {script}") as srv:
+        with pytest.raises(Unavailable) as exc:
+            asyncio.run(client(srv, tmp_path).list_messages())
+    assert exc.value.retryable and srv["password"] not in str(exc.value)

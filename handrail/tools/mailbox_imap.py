@@ -59,7 +59,11 @@ class ImapMailbox:
                 box.xoauth2(c.username, c.password, initial_folder=None)
             else:
                 box.login(c.username, c.password, initial_folder=None)
-        except MailboxLoginError:
+        except MailboxLoginError as exc:
+            text = b" ".join(d for d in exc.command_result[1] or () if isinstance(d, bytes)).upper()
+            if text.startswith(b"[UNAVAILABLE]"):  # RFC 5530: the server's authentication is down for now
+                raise Unavailable(f"The IMAP server {c.host} cannot check logins right now (UNAVAILABLE).",
+                                  status=503, code="auth_unavailable") from None
             raise Unauthorized(f"The IMAP server {c.host} refused the login of {c.username}.", status=401) from None
         typ, _ = box.client.select(f'"{c.folder}"' if " " in c.folder else c.folder)
         if typ != "OK":
