@@ -178,3 +178,16 @@ async def test_table_flushed_by_a_firewall_reload_is_created_again(ns, tmp_path)
     with pytest.raises(NotFound) as exc:
         await kept.egress_list()
     assert "does not exist" in str(exc.value) and not exc.value.retryable
+
+
+async def test_concurrent_first_calls_create_the_table_once(ns, tmp_path):
+    """Reads run outside the client's lock, and two workers share a host: the table, its sets and
+    its drop rules are created once, whoever comes first."""
+    import asyncio
+
+    a, b = client(ns, tmp_path), client(ns, tmp_path)
+    await asyncio.gather(a.egress_list(), a.egress_get("192.0.2.1"), b.egress_lookup_many(["192.0.2.1"]),
+                         b.egress_list())
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True,
+                            text=True, check=True).stdout
+    assert listed.count("drop") == 4

@@ -143,7 +143,10 @@ class NftFirewall:
         except NotFound:
             if not c.create:
                 raise NotFound(f"The nftables table {c.family} {c.table} does not exist.", status=404) from None
-            script = f"""table {c.family} {c.table} {{
+            # One transaction that starts with `create table`: when another call or worker created the
+            # table first, it fails whole with EEXIST instead of adding a second copy of the drop rules.
+            script = f"""create table {c.family} {c.table}
+table {c.family} {c.table} {{
   set {c.set_v4} {{ type ipv4_addr; flags interval; }}
   set {c.set_v6} {{ type ipv6_addr; flags interval; }}
   chain egress {{ type filter hook output priority 0; policy accept;
@@ -156,7 +159,10 @@ class NftFirewall:
   }}
 }}
 """
-            await self._nft(["-f", "-"], "create the egress table", stdin=script.encode())
+            try:
+                await self._nft(["-f", "-"], "create the egress table", stdin=script.encode())
+            except Conflict:
+                pass  # created meanwhile, whole
         self._ready = True
 
     def _set_for(self, net) -> str:
