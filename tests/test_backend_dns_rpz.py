@@ -8,7 +8,7 @@ import pytest
 
 from handrail.ops.tools_config import RpzDns
 from handrail.tools.dns_rpz import RpzSinkhole
-from handrail.tools.errors import Conflict, Invalid, NotFound, Unavailable
+from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
 from handrail.tools.journal import Journal
 from tests.backend_servers import unbound
 
@@ -147,3 +147,16 @@ async def test_records_handrail_did_not_write_survive_its_rewrites(tmp_path):
         assert await d.list_sinkholes() == []
         zone = srv["zone_file"].read_text()
         assert "blocked.example" in zone and zone.count(" NS ") == 1
+
+
+async def test_reload_the_resolver_refuses_is_definite_and_says_why(server, tmp_path):
+    """unbound-control prints the server's refusal on stdout and exits 1: a zone the resolver does not
+    serve is a definite error naming the cause, not an endless retry of `failed: 1`."""
+    d = client(server, tmp_path, zone="rpz.not-configured.", flush_command=[])
+    with pytest.raises(ToolError) as exc:
+        await d.sinkhole("evil.example", idempotency_key="k-refused")
+    assert not exc.value.retryable and "no auth-zone rpz.not-configured" in str(exc.value)
+    broken = client(server, tmp_path, reload_command=server["reload"][:3] + ["-s", "127.0.0.1@1", "status"])
+    with pytest.raises(Unavailable) as exc:  # the resolver does not answer at all: worth a retry
+        await broken.sinkhole("other.example", idempotency_key="k-down")
+    assert exc.value.retryable and "Connection refused" in str(exc.value)

@@ -32,7 +32,7 @@ from handrail.ops.tools_config import RpzDns
 from handrail.tools.dns import Resolution, Sinkhole
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unavailable
 from handrail.tools.journal import Journal, fingerprint
-from handrail.tools.process import run_command
+from handrail.tools.process import Completed, run_command
 
 _META = "handrail"
 
@@ -190,9 +190,15 @@ class RpzSinkhole:
                 continue
             argv = [a.replace("{zone}", zone).replace("{domain}", domain) for a in template]
             done = await run_command(argv, timeout=self.cfg.timeout)
-            if done.returncode != 0:
-                raise Unavailable(f"The resolver {what} ({argv[0]}) failed: {done.error_line or done.returncode}.",
-                                  code="reload_failed")
+            if done.returncode == 0:
+                continue
+            answer = Completed(done.returncode, b"", done.stdout).error_line
+            if not done.error_line and answer.lower().startswith("error"):
+                # unbound-control prints the server's own refusal on stdout ("error no auth-zone x",
+                # "error failed to read x"): the resolver answered, and a retry would be refused again
+                raise ToolError(f"The resolver refused the {what} ({argv[0]}): {answer}.", code="reload_refused")
+            why = done.error_line or answer or done.returncode
+            raise Unavailable(f"The resolver {what} ({argv[0]}) failed: {why}.", code="reload_failed")
 
     async def list_sinkholes(self) -> list[Sinkhole]:
         _, entries = await asyncio.to_thread(self.zone.read)
