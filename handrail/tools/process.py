@@ -36,7 +36,18 @@ async def run_command(argv: list[str], *, stdin: bytes | None = None, timeout: f
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await _kill(proc)
         raise Unavailable(f"The command {argv[0]} did not finish within {timeout:g}s.", code="timeout") from None
+    except BaseException:  # cancelled (the activity timed out or the worker stops): the command goes too
+        await asyncio.shield(_kill(proc))
+        raise
     return Completed(proc.returncode or 0, out, err)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    await proc.wait()
