@@ -146,3 +146,20 @@ def test_login_while_the_servers_authentication_is_down_is_retryable(tmp_path):
         with pytest.raises(Unavailable) as exc:
             asyncio.run(client(srv, tmp_path).list_messages())
     assert exc.value.retryable and srv["password"] not in str(exc.value)
+
+
+def test_a_password_login_cannot_quote_is_sent_safely(tmp_path):
+    """LOGIN takes a quoted ASCII string: a UTF-8 password could not be sent at all (a local
+    'ascii' codec error quoting its position), and a CR/LF in one ends the command line. Such
+    passwords go as SASL PLAIN; a wrong one is Unauthorized and never echoed."""
+    import asyncio
+
+    password = "pä§s wörd-S3CRET"
+    with dovecot(tmp_path / "dovecot", password=password) as srv:
+        assert asyncio.run(client(srv, tmp_path, password=password).list_messages()) == []
+        for wrong in ("pä§s wörd-WRONG", "x\r\nA1 LOGOUT-WRONG"):
+            with pytest.raises(Unauthorized) as exc:
+                asyncio.run(client(srv, tmp_path, password=wrong, timeout=15).list_messages())
+            assert "WRONG" not in str(exc.value) and "ä" not in str(exc.value)
+        with pytest.raises(Unauthorized):  # a mechanism the server does not offer is a refused login too
+            asyncio.run(client(srv, tmp_path, auth="xoauth2", timeout=15).list_messages())

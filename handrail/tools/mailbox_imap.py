@@ -55,19 +55,38 @@ class ImapMailbox:
         else:
             box = MailBoxUnencrypted(c.host, c.port, timeout=c.timeout)
         try:
+            return self._login_and_select(box)
+        except BaseException:
+            try:  # a refused login or folder must not leave the connection open
+                box.client.shutdown()
+            except Exception:
+                pass
+            raise
+
+    def _login_and_select(self, box):
+        c = self.cfg
+        try:
             if c.auth == "xoauth2":  # the environment variable then holds an OAuth 2 access token
                 box.xoauth2(c.username, c.password, initial_folder=None)
-            else:
+            elif all(v.isascii() and v.isprintable() for v in (c.username, c.password)):
                 box.login(c.username, c.password, initial_folder=None)
-        except MailboxLoginError as exc:
-            text = b" ".join(d for d in exc.command_result[1] or () if isinstance(d, bytes)).upper()
+            else:
+                # LOGIN sends a quoted ASCII string: imaplib cannot encode a UTF-8 password, and a CR or LF
+                # in one would end the command line. SASL PLAIN carries UTF-8 in base64 (RFC 4616).
+                secret = f"\0{c.username}\0{c.password}".encode()
+                box.client.authenticate("PLAIN", lambda _challenge: secret)
+                box.client.state = "AUTH"
+        except imaplib.IMAP4.abort:
+            raise
+        except (MailboxLoginError, imaplib.IMAP4.error) as exc:  # AUTHENTICATE's refusals are IMAP4.error
+            result = getattr(exc, "command_result", None) or ("NO", [str(exc).encode()])
+            text = b" ".join(d for d in result[1] or () if isinstance(d, bytes)).upper()
             if text.startswith(b"[UNAVAILABLE]"):  # RFC 5530: the server's authentication is down for now
                 raise Unavailable(f"The IMAP server {c.host} cannot check logins right now (UNAVAILABLE).",
                                   status=503, code="auth_unavailable") from None
             raise Unauthorized(f"The IMAP server {c.host} refused the login of {c.username}.", status=401) from None
         typ, _ = box.client.select(f'"{c.folder}"' if " " in c.folder else c.folder)
         if typ != "OK":
-            box.client.logout()
             raise NotFound(f"The IMAP folder {c.folder!r} does not exist.", status=404)
         return box
 
