@@ -119,3 +119,21 @@ async def test_oversize_alert_is_shortened_and_cannot_forge_a_second_message(ser
     assert all("suser=alice" in ln for ln in lines if "|alert.acknowledged|" in ln)
     assert "too long" not in (server["file"].parent / "rsyslogd.err").read_text()
     assert "oversize" not in (server["file"].parent / "rsyslogd.err").read_text()
+
+
+async def test_an_alert_sent_again_after_a_crash_keeps_its_id(server, tmp_path):
+    """The worker died after sending and before the journal recorded it: the retry sends again
+    (syslog cannot be asked), with the same id, so the SIEM can tell it is the same alert."""
+    import sqlite3
+
+    a = client(server, tmp_path)
+    first = await a.raise_alert("P2", "t", "b", source="x", idempotency_key="run-7:alert")
+    db = sqlite3.connect(str(tmp_path / "journal.db"))
+    db.execute("UPDATE calls SET state='pending', outcome=NULL WHERE key='run-7:alert'")  # the crash
+    db.commit()
+    db.close()
+    again = await a.raise_alert("P2", "t", "b", source="x", idempotency_key="run-7:alert")
+    assert again.id == first.id
+    lines = read_lines(server["file"], 2)
+    assert len(lines) == 2 and all(f"externalId={first.id}" in ln for ln in lines)
+    assert [x.id for x in await a.list_alerts()] == [first.id]

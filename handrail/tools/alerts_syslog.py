@@ -11,6 +11,7 @@ severity (P1 critical ... P4 notice).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 import sqlite3
@@ -190,8 +191,13 @@ class SyslogAlerts:
             raise Invalid("An alert needs a title.", status=422)
         tags = [str(t) for t in tags]
 
+        # A keyed alert keeps its id when it is sent again (the worker died after sending, before the
+        # journal said so): the SIEM then sees one externalId twice, not two alerts.
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else uuid.uuid4().hex
+        alert_id = f"ALR-{digest[:12].upper()}"
+
         async def act(resume: bool) -> Alert:
-            alert = Alert(id=f"ALR-{uuid.uuid4().hex[:12].upper()}", priority=priority, title=title, body=body,
+            alert = Alert(id=alert_id, priority=priority, title=title, body=body,
                           source=source, run_id=run_id, tags=tags,
                           raised_at=datetime.now(UTC).isoformat(timespec="milliseconds"))
             await self.send(self._frame(alert, "alert.raised", title))
