@@ -107,6 +107,23 @@ async def test_delete_removes_only_its_message(server, tmp_path):
     assert (await m.get_message(theirs.id)).id == theirs.id
 
 
+async def test_a_folder_name_with_quotes_and_non_ascii(server, tmp_path):
+    import asyncio
+
+    from imap_tools import MailBoxUnencrypted
+
+    folder = 'Phish "Reports" für SOC'
+
+    def create():
+        with MailBoxUnencrypted("127.0.0.1", server["imap_port"]).login(server["user"], server["password"]) as box:
+            box.folder.create(folder)
+
+    await asyncio.to_thread(create)
+    m = client(server, tmp_path, folder=folder)
+    d = await m.deliver(REPORT.replace(b"report-1", b"report-folder"))
+    assert [x.id for x in await m.list_messages()] == [d.id]
+
+
 async def test_refusals_and_failures(server, tmp_path):
     """Last in the module: after a failed login Dovecot delays that address's next logins."""
     with pytest.raises(Unauthorized):  # the server's certificate is not trusted without its CA

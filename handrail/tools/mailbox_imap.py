@@ -21,6 +21,7 @@ from email.parser import BytesHeaderParser
 
 from imap_tools import AND, NOT, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
+from imap_tools.utils import encode_folder
 
 from handrail.ops.tools_config import ImapMailbox as ImapConfig
 from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauthorized, Unavailable
@@ -85,7 +86,7 @@ class ImapMailbox:
                 raise Unavailable(f"The IMAP server {c.host} cannot check logins right now (UNAVAILABLE).",
                                   status=503, code="auth_unavailable") from None
             raise Unauthorized(f"The IMAP server {c.host} refused the login of {c.username}.", status=401) from None
-        typ, _ = box.client.select(f'"{c.folder}"' if " " in c.folder else c.folder)
+        typ, _ = box.client.select(encode_folder(c.folder))  # quoted, modified UTF-7 (RFC 3501 5.1.3)
         if typ != "OK":
             raise NotFound(f"The IMAP folder {c.folder!r} does not exist.", status=404)
         return box
