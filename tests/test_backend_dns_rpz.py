@@ -76,8 +76,9 @@ async def test_refusals_are_definite(server, tmp_path):
     for bad in ("not a domain", "", "-x.example", "a..example"):
         with pytest.raises(Invalid):
             await d.sinkhole(bad)
-    with pytest.raises(Invalid):
-        await d.sinkhole("ok.example", address="nope")
+    for address in ("nope", "fe80::1%eth0", "10.0.0.1; x", "10.0.0.1\n@ NS evil."):
+        with pytest.raises(Invalid):
+            await d.sinkhole("ok.example", address=address)
     with pytest.raises(NotFound):
         await d.remove_sinkhole("never.example")
 

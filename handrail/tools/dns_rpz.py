@@ -213,6 +213,8 @@ class RpzSinkhole:
                        idempotency_key: str | None = None) -> Sinkhole:
         name = self._name(domain)
         try:
+            if address and "%" in str(address):  # a scoped IPv6 address is no record's data
+                raise ValueError(address)
             addr = str(ipaddress.ip_address(address)) if address else self.cfg.awareness_address
         except ValueError:
             raise Invalid(f"{address!r} is not an IP address.", status=422) from None
