@@ -89,7 +89,7 @@ async def test_delete_removes_only_its_message(server, tmp_path):
         c = imaplib.IMAP4("127.0.0.1", server["imap_port"])
         c.login(server["user"], server["password"])
         c.select("INBOX")
-        assert c.uid("STORE", theirs.id, "+FLAGS", r"(\Deleted)")[0] == "OK"
+        assert c.uid("STORE", theirs.id.rpartition(".")[2], "+FLAGS", r"(\Deleted)")[0] == "OK"
         c.logout()
 
     import asyncio
@@ -122,6 +122,37 @@ async def test_a_folder_name_with_quotes_and_non_ascii(server, tmp_path):
     m = client(server, tmp_path, folder=folder)
     d = await m.deliver(REPORT.replace(b"report-1", b"report-folder"))
     assert [x.id for x in await m.list_messages()] == [d.id]
+
+
+async def test_an_id_from_an_earlier_generation_of_the_folder_names_no_message(server, tmp_path):
+    """A folder deleted and created again counts UIDs from 1 under a new UIDVALIDITY: a rollback
+    holding the old id must find nothing, never the stranger that now has the same UID."""
+    import asyncio
+
+    from imap_tools import MailBoxUnencrypted
+
+    folder = "Recreated"
+
+    def recreate(first: bool):
+        with MailBoxUnencrypted("127.0.0.1", server["imap_port"]).login(server["user"], server["password"]) as box:
+            if not first:
+                box.folder.delete(folder)
+            box.folder.create(folder)
+
+    await asyncio.to_thread(recreate, True)
+    m = client(server, tmp_path, folder=folder)
+    old = await m.deliver(REPORT.replace(b"report-1", b"report-gen-1"))
+    await m.mark_processed(old.id)
+    await asyncio.sleep(1.1)  # Dovecot derives a new folder's UIDVALIDITY from the clock
+    await asyncio.to_thread(recreate, False)
+    new = await m.deliver(REPORT.replace(b"report-1", b"report-gen-2"))
+    assert new.id.rpartition(".")[2] == old.id.rpartition(".")[2] and new.id != old.id  # same UID, new generation
+    with pytest.raises(NotFound, match="earlier generation"):
+        await m.mark_unprocessed(old.id)
+    with pytest.raises(NotFound, match="earlier generation"):
+        await m.delete_message(old.id)
+    assert (await m.get_message(new.id)).status == "unprocessed"  # the stranger is untouched
+    assert (await m.get_message(new.id.rpartition(".")[2])).id == new.id  # a bare UID: this generation
 
 
 async def test_refusals_and_failures(server, tmp_path):

@@ -1,6 +1,10 @@
 """The phishing-report mailbox over IMAP (any server: Dovecot, Exchange, Gmail...).
 
-A message's id is its IMAP UID in the configured folder. "Processed" is a keyword flag
+A message's id is ``UIDVALIDITY.UID`` in the configured folder: a UID alone names another
+message once the folder is recreated (the server then starts a new UIDVALIDITY and counts
+UIDs from 1 again), and a rollback that marks "message 42" unprocessed must never touch
+a stranger's. An id from an earlier generation of the folder is NotFound; a bare UID (ids
+written before, or typed by a person) is read in the folder's current generation. "Processed" is a keyword flag
 (`$HandrailProcessed` by default) so messages stay where the SOC expects them and a
 mistaken mark is undone by removing the flag. Raw bytes are fetched with BODY.PEEK so
 reading evidence never marks it \\Seen. Each call opens its own connection in a thread
@@ -28,8 +32,13 @@ from handrail.tools.errors import Conflict, Invalid, NotFound, ToolError, Unauth
 from handrail.tools.journal import Journal, fingerprint
 from handrail.tools.mailbox import Delivery, MessageStatus, MessageSummary
 
-_UID = re.compile(r"^[1-9][0-9]{0,9}$")
+_ID = re.compile(r"^(?:([1-9][0-9]{0,9})\.)?([1-9][0-9]{0,9})$")  # [UIDVALIDITY.]UID
 MAX_MESSAGE = 50 * 1024 * 1024
+
+
+def _uid(msg_id: str) -> str:
+    """The UID part of a message id (``UIDVALIDITY.UID``)."""
+    return msg_id.rpartition(".")[2]
 
 
 def _header(raw_headers: bytes, name: str) -> str:
@@ -89,6 +98,11 @@ class ImapMailbox:
         typ, _ = box.client.select(encode_folder(c.folder))  # quoted, modified UTF-7 (RFC 3501 5.1.3)
         if typ != "OK":
             raise NotFound(f"The IMAP folder {c.folder!r} does not exist.", status=404)
+        validity = (box.client.untagged_responses.get("UIDVALIDITY") or [b""])[-1]
+        if not (isinstance(validity, bytes) and validity.isdigit() and int(validity) > 0):
+            raise ToolError(f"The IMAP server {c.host} gave the folder {c.folder!r} no UIDVALIDITY.",
+                            code="imap_refused")
+        box.uidvalidity = validity.decode()  # the folder's generation, for this connection's ids
         return box
 
     async def _call(self, what: str, fn):
@@ -147,18 +161,24 @@ class ImapMailbox:
             received = datetime.fromtimestamp(time.mktime(internal), UTC).isoformat() if internal else ""
             processed = self.cfg.processed_flag.lower() in (flags.group(1).lower().split() if flags else [])
             out.append(MessageSummary(
-                id=uid.group(1), message_id=_header(headers, "Message-ID"), subject=_header(headers, "Subject"),
+                id=f"{box.uidvalidity}.{uid.group(1)}", message_id=_header(headers, "Message-ID"),
+                subject=_header(headers, "Subject"),
                 sender=_header(headers, "From"), received_at=received,
                 status="processed" if processed else "unprocessed", size=int(size.group(1)) if size else 0))
-        return sorted(out, key=lambda m: int(m.id))
+        return sorted(out, key=lambda m: int(_uid(m.id)))
 
     def _one(self, box, msg_id: str) -> MessageSummary:
-        if not _UID.match(msg_id or ""):
-            raise NotFound(f"There is no message {msg_id!r} in the mailbox (ids are IMAP UIDs).", status=404)
-        found = self._summaries(box, [msg_id])
-        if not found or found[0].id != msg_id:
+        found = _ID.match(msg_id or "")
+        if not found:
+            raise NotFound(f"There is no message {msg_id!r} in the mailbox (ids are UIDVALIDITY.UID).", status=404)
+        validity, uid = found.groups()
+        if validity is not None and validity != box.uidvalidity:
+            raise NotFound(f"Message {msg_id} was in an earlier generation of {self.cfg.folder} (its UIDVALIDITY "
+                           f"is now {box.uidvalidity}): that message is gone, whatever has its UID now.", status=404)
+        summaries = self._summaries(box, [uid])
+        if not summaries or _uid(summaries[0].id) != uid:
             raise NotFound(f"There is no message {msg_id} in {self.cfg.folder}.", status=404)
-        return found[0]
+        return summaries[0]
 
     def _expunge_one(self, box, uid: str) -> None:
         """Delete exactly this message. A plain EXPUNGE also removes every other message an analyst's
@@ -200,7 +220,7 @@ class ImapMailbox:
             summary = self._one(box, str(msg_id))
             if summary.size > MAX_MESSAGE:
                 raise Invalid(f"Message {msg_id} is {summary.size} bytes, over the {MAX_MESSAGE}-byte limit.")
-            typ, data = box.client.uid("FETCH", summary.id, "(BODY.PEEK[])")
+            typ, data = box.client.uid("FETCH", _uid(summary.id), "(BODY.PEEK[])")
             raw = next((item[1] for item in data or () if isinstance(item, tuple)), None)
             if typ != "OK" or raw is None:
                 raise NotFound(f"There is no message {msg_id} in {self.cfg.folder}.", status=404)
@@ -219,7 +239,7 @@ class ImapMailbox:
                 if not message_id:
                     return None
                 uids = box.uids(AND(header=H("Message-ID", message_id)))
-                return uids[-1] if uids else None
+                return f"{box.uidvalidity}.{uids[-1]}" if uids else None
 
             existing = find()
             if existing:
@@ -228,7 +248,7 @@ class ImapMailbox:
             uid = find()
             if uid is None:
                 uids = box.uids("ALL")
-                uid = uids[-1] if uids else ""
+                uid = f"{box.uidvalidity}.{uids[-1]}" if uids else ""
             return Delivery(id=uid, message_id=message_id, created=True)
 
         return await self._call("delivering a message", fn)
@@ -242,7 +262,7 @@ class ImapMailbox:
                     if resume:
                         return
                     raise
-                self._expunge_one(box, current.id)
+                self._expunge_one(box, _uid(current.id))
 
             await self._call(f"deleting message {msg_id}", fn)
 
@@ -258,7 +278,7 @@ class ImapMailbox:
                     if resume:
                         return current
                     raise Conflict(f"Message {msg_id} is already {want}.", status=409)
-                box.flag([current.id], [self.cfg.processed_flag], value)
+                box.flag([_uid(current.id)], [self.cfg.processed_flag], value)
                 return self._one(box, current.id)
 
             return await self._call(f"marking message {msg_id} {want}", fn)
