@@ -59,12 +59,3 @@ def suffix_section(name: str) -> str | None:
         return "icann"
     return "private" if name in _explicit_rules() else None
 
-
-def target_section(target: str) -> str | None:
-    """:func:`suffix_section` of a gate target that is a bare host name; None for a URL (it
-    blocks one page, not a suffix), an address, a ``set:`` batch or a malformed name."""
-    from handrail.gate.canon import looks_like_url
-
-    if target.startswith("set:") or looks_like_url(target) or target != target.strip().lower():
-        return None
-    return suffix_section(target)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from handrail.gate import guardrails
+from handrail.gate import canon, guardrails
 from handrail.gate.models import Change, GuardrailContext, Outcome
 
 STATIC_GUARDRAILS = {"never_block", "no_reserved_space", "never_touch", "canonical_target"}
@@ -60,9 +60,12 @@ def target_suffix(target: str, guardrails: list[dict[str, Any]]) -> str | None:
     the recorded fact, whatever list a later release ships)."""
     if not any(g.get("type") == "canonical_target" for g in guardrails):
         return None
-    from handrail.suffixes import target_section  # the list is loaded only where it is asked for
+    # a bare host name only: a URL blocks one page, not a suffix; addresses and batches have none
+    if target.startswith("set:") or canon.looks_like_url(target) or target != target.strip().lower():
+        return None
+    from handrail.suffixes import suffix_section  # the list is loaded only where it is asked for
 
-    return target_section(target)
+    return suffix_section(target)
 
 
 def lookup_hint(what: str) -> str:
