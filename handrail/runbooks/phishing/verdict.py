@@ -28,6 +28,8 @@ Nor is a ranked domain (in the list, past the cut-off) that sent the message its
 an established service whose mail was abused, and its click tracking on its own domain (a
 link showing the real site, going through the sender's redirect) looks like a lure's
 mismatch. Its sinkhole waits for a human; a phisher's own throwaway domain is not ranked.
+A held verdict carries at most *medium* to the gate (`sinkhole_confidence`), so the run holds
+it exactly as the dry run says.
 
 A popular domain at *high* confidence is where phishing hides on a shared platform (a page
 in a cloud bucket, a form on a forms service): the domain stays, and the pages the message
@@ -141,6 +143,13 @@ class DomainVerdict(BaseModel):
 
     def line(self) -> str:
         return "; ".join(self.evidence)
+
+    def sinkhole_confidence(self) -> str:
+        """The confidence a sinkhole carries to the gate: what the verdict says, except that a
+        verdict that *holds* (an established sender's own mail) carries at most medium, so the
+        `confidence` guardrail holds it as the dry run says. Past the cut-off `popular_domain`
+        does not hold, so a high one would be applied."""
+        return self.confidence if self.action == "sinkhole" or self.confidence != "high" else "medium"
 
     def page_confidence(self) -> str:
         """The confidence a page block carries to the gate: below high (the `confidence`

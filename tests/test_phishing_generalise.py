@@ -1,0 +1,68 @@
+"""Phishing judgement on mail shaped like real-world mail nobody had seen: rules that hold by
+structure (ranking, who sent it, what the link carries), each with the failure it prevents.
+
+Synthetic messages under reserved `.example` names; rankings are built inline. Nothing is
+fetched or resolved.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from handrail.gate.guardrails import confidence
+from handrail.gate.models import Change, GuardrailContext, Outcome
+from handrail.runbooks.phishing.mail import parse_message
+from handrail.runbooks.phishing.popular import parse_ranking
+from handrail.runbooks.phishing.verdict import VerdictSettings, judge
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = VerdictSettings(cutoff=100, allowlist=("corp.example",))
+
+
+def _html(sender: str, body: str, to: str = "alice@corp.example") -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: s\r\nMessage-ID: <g@x.example>\r\n"
+            f"Content-Type: text/html\r\n\r\n{body}").encode()
+
+
+def _rows(raw: bytes, ranks: list[str]) -> dict:
+    ranking = parse_ranking(["1,google.com", *ranks], "test list")
+    return {v.domain: v for v in judge(parse_message(raw), ranking, SETTINGS).domains}
+
+
+# -- a verdict that holds must hold in the run too, not only in the dry run --------------------------
+async def test_a_held_high_verdict_reaches_the_gate_below_high(tmp_path):
+    """A ranked sender's own tracked link (past the cut-off) is *high* but held. The run hands the
+    gate the site's confidence; past the cut-off `popular_domain` does not hold, so a *high* one
+    was sinkholed while `handrail phishing triage` said it waits for a human."""
+    import activities.phishing as phishing
+    from handrail.gate.policy import default_policy_path
+    from handrail.intel.state import IntelState
+    from handrail.intel.store import IntelStore
+    from handrail.runbooks.phishing.rules import ParseRequest
+
+    (tmp_path / "top.csv").write_text("1,google.com\n20000,community-hub.example\n")
+    policy = default_policy_path().read_text().replace(
+        "[settings.popular]\n", f'[settings.popular]\npath = "{tmp_path / "top.csv"}"\n', 1)
+    (tmp_path / "policy.toml").write_text(policy)
+    raw = _html("no-reply@notify.community-hub.example",
+                '<a href="https://email.notify.community-hub.example/c/eJw0z8tu6yAU">www.wallet-vendor.example</a>')
+
+    class Mailbox:
+        async def fetch_raw(self, mailbox_id):
+            return raw
+
+    store = IntelStore(tmp_path / "store")
+    acts = phishing.PhishingActivities(SimpleNamespace(
+        settings=SimpleNamespace(store_dir=tmp_path, policy_path=tmp_path / "policy.toml", home=tmp_path),
+        tools=SimpleNamespace(mailbox=Mailbox()), ledger=None,
+        intel=SimpleNamespace(store=store, state=IntelState(tmp_path / "intel.db", store))))
+    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    [row] = report.verdicts
+    assert (row.domain, row.verdict, row.action) == ("community-hub.example", "high", "hold")
+    [site] = report.sites
+    assert site.confidence == "medium"
+    change = Change(kind="dns.sinkhole", target=site.domain, params={"confidence": site.confidence})
+    assert confidence(change, {"at_least": "high"}, GuardrailContext()).outcome == Outcome.HOLD
