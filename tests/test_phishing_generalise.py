@@ -66,3 +66,46 @@ async def test_a_held_high_verdict_reaches_the_gate_below_high(tmp_path):
     assert site.confidence == "medium"
     change = Change(kind="dns.sinkhole", target=site.domain, params={"confidence": site.confidence})
     assert confidence(change, {"at_least": "high"}, GuardrailContext()).outcome == Outcome.HOLD
+
+
+# -- an e-mail marketing platform tracking the sender's own links -------------------------------------
+TRACKED = ('<a href="https://trk.mail-clicks.example/ls/click?upn=u1.Xq8v">www.outdoor-shop.example</a>'
+           '<a href="https://trk.mail-clicks.example/ls/click?upn=u1.Yr9w">Claim your reward</a>')
+
+
+def test_a_ranked_site_that_the_senders_own_links_go_through_holds():
+    """A link showing the sender's own site through a ranked third party is the sender's mail
+    service tracking clicks (sinkholing it breaks every mail of every customer of that service)."""
+    rows = _rows(_html("hello@outdoor-shop.example", TRACKED), ["5000,mail-clicks.example"])
+    row = rows["mail-clicks.example"]
+    assert row.confidence == "high" and row.action == "hold"
+    assert any("tracking its clicks" in e for e in row.evidence)
+
+
+def test_a_lure_showing_the_senders_site_through_an_unranked_domain_is_still_sinkholed():
+    rows = _rows(_html("hello@outdoor-shop.example", TRACKED), [])  # a throwaway: not ranked
+    assert rows["mail-clicks.example"].action == "sinkhole"
+    # a ranked site showing *another* site than the sender's is deception: sinkholed as before
+    other = TRACKED.replace("www.outdoor-shop.example", "www.wallet-vendor.example")
+    rows = _rows(_html("hello@outdoor-shop.example", other), ["5000,mail-clicks.example"])
+    assert rows["mail-clicks.example"].action == "sinkhole"
+
+
+# -- an established site that is only linked to -------------------------------------------------------
+SIGN = '<p>Please sign.</p><a href="https://secure.sign-service.example/public/widget?wid=1">Review and sign</a>'
+
+
+def test_a_ranked_site_with_no_sign_of_deception_holds():
+    """A real e-signature or shortener link from another sending domain is a button (2), the only
+    destination (1) and not the sender's (1): high by points, yet nothing in it deceives."""
+    rows = _rows(_html("sign@sign-mail.example", SIGN), ["5000,sign-service.example"])
+    row = rows["sign-service.example"]
+    assert row.confidence == "high" and row.action == "hold"
+    assert any("no sign of deception" in e for e in row.evidence)
+
+
+def test_deception_or_no_rank_still_sinkholes_without_a_human():
+    assert _rows(_html("sign@sign-mail.example", SIGN), [])["sign-service.example"].action == "sinkhole"
+    form = SIGN + '<form action="https://secure.sign-service.example/public/post.php"><input name="p"></form>'
+    rows = _rows(_html("sign@sign-mail.example", form), ["5000,sign-service.example"])
+    assert rows["sign-service.example"].action == "sinkhole"

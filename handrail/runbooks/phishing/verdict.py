@@ -28,6 +28,10 @@ Nor is a ranked domain (in the list, past the cut-off) that sent the message its
 an established service whose mail was abused, and its click tracking on its own domain (a
 link showing the real site, going through the sender's redirect) looks like a lure's
 mismatch. Its sinkhole waits for a human; a phisher's own throwaway domain is not ranked.
+The same holds for a ranked domain that a link *showing the sender's own site* goes through:
+that is the sender's mail service tracking its clicks (an e-mail marketing platform), and for
+a ranked domain with no evidence of deception at all (`DECEPTION`: only a button, the only
+destination, not the sender's), which is what any real service's notification looks like.
 A held verdict carries at most *medium* to the gate (`sinkhole_confidence`), so the run holds
 it exactly as the dry run says.
 
@@ -72,6 +76,12 @@ POINTS = {
     "only_destination": 1,
     "hidden": 2,
 }
+# Evidence that the message deceives (shows one site and sends to another, asks for what is
+# typed, dresses a name up as a brand, hides an address, is known bad). A site in the top-sites
+# list (past the cut-off) is an established one: being a message's button or only destination
+# is what any real service's mail looks like, so without one of these it is not sinkholed
+# automatically.
+DECEPTION = frozenset({"intel", "mismatch", "form", "lookalike", "hidden"})
 MAX_CTA_TEXT = 60  # longer link text is a sentence, not a button
 MAX_PAGES = 3  # pages of one popular domain proposed for a proxy block
 MAX_PAGE_URL = 2048  # longer is not a page a proxy blocks by its URL
@@ -146,9 +156,9 @@ class DomainVerdict(BaseModel):
 
     def sinkhole_confidence(self) -> str:
         """The confidence a sinkhole carries to the gate: what the verdict says, except that a
-        verdict that *holds* (an established sender's own mail) carries at most medium, so the
-        `confidence` guardrail holds it as the dry run says. Past the cut-off `popular_domain`
-        does not hold, so a high one would be applied."""
+        verdict that *holds* (an established sender, a site past the cut-off with no sign of
+        deception) carries at most medium, so the `confidence` guardrail holds it as the dry run
+        says. Past the cut-off `popular_domain` does not hold, so a high one would be applied."""
         return self.confidence if self.action == "sinkhole" or self.confidence != "high" else "medium"
 
     def page_confidence(self) -> str:
@@ -188,6 +198,7 @@ class _Candidate:
     points: dict[str, int] = field(default_factory=dict)
     evidence: list[str] = field(default_factory=list)
     decoy: bool = False
+    tracks_sender: bool = False  # a link showing the sender's own site goes through it
     target: bool = False  # something in the message sends the reader here
     pages: list[str] = field(default_factory=list)  # the destinations it is sent to (call to action, form, mismatch)
 
@@ -288,6 +299,8 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         if host not in cand.hosts:
             cand.hosts.append(host)
 
+    sender_host = mail.sender.rpartition("@")[2]
+    sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
     cta_domains: set[str] = set()
     for link in mail.links:
         dest = resolve(link.url)
@@ -355,13 +368,13 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
             if hop in candidates and hop != shown:
                 candidates[hop].target = True
                 candidates[hop].add("mismatch", f"a link showing {url_host(mismatch.text_url)} leads here")
+                if shown is not None and shown == sender_domain:
+                    candidates[hop].tracks_sender = True
                 if hop == real:
                     candidates[hop].lands(dest)
         if shown in candidates:
             candidates[shown].decoy = True
 
-    sender_host = mail.sender.rpartition("@")[2]
-    sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
     for domain, cand in candidates.items():
         named = next((h for h in [domain, *cand.hosts] if h in intel), None)
         if named:
@@ -428,6 +441,14 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
         action = "hold"
         cand.evidence.append("a ranked site sending its own mail (its click tracking shows other sites as "
                              "link text): an abused service, so the sinkhole waits for a human")
+    elif confidence == "high" and rank is not None and cand.tracks_sender:
+        action = "hold"
+        cand.evidence.append("a ranked site that links showing the sender's own site go through (the sender's "
+                             "mail service tracking its clicks): the sinkhole waits for a human")
+    elif confidence == "high" and rank is not None and not cand.points.keys() & DECEPTION:
+        action = "hold"
+        cand.evidence.append("a ranked site with no sign of deception (only linked to): an established "
+                             "service, so the sinkhole waits for a human")
     else:
         action = "sinkhole" if confidence == "high" else "hold"
     return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
