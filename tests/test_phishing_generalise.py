@@ -7,12 +7,14 @@ fetched or resolved.
 
 from __future__ import annotations
 
+import base64
 from types import SimpleNamespace
 
 import pytest
 
 from handrail.gate.guardrails import confidence
 from handrail.gate.models import Change, GuardrailContext, Outcome
+from handrail.runbooks.phishing.addressed import address_forms, carries_address
 from handrail.runbooks.phishing.mail import parse_message
 from handrail.runbooks.phishing.popular import parse_ranking
 from handrail.runbooks.phishing.verdict import VerdictSettings, judge
@@ -109,3 +111,32 @@ def test_deception_or_no_rank_still_sinkholes_without_a_human():
     form = SIGN + '<form action="https://secure.sign-service.example/public/post.php"><input name="p"></form>'
     rows = _rows(_html("sign@sign-mail.example", form), ["5000,sign-service.example"])
     assert rows["sign-service.example"].action == "sinkhole"
+
+
+# -- a link carrying the recipient's own address --------------------------------------------------------
+@pytest.mark.parametrize("href", [
+    "https://files-viewer.example/doc/index.html#alice@corp.example",
+    "https://files-viewer.example/doc/?login=alice%40corp.example",
+    "https://files-viewer.example/doc/#" + base64.b64encode(b"alice@corp.example").decode(),
+    "https://files-viewer.example/doc/?e=" + base64.urlsafe_b64encode(b"alice@corp.example").decode().rstrip("=")
+    + "&r=1",
+])
+def test_a_link_carrying_the_recipients_address_counts(href):
+    """A kit pre-fills its login page with the victim's address: without the point this lure (no
+    call to action the wording table knows) was only reported."""
+    body = f'<a href="{href}">Shared file</a><a href="https://www.google.com/">google</a>'
+    row = _rows(_html("share@notify-desk.example", body), [])["files-viewer.example"]
+    assert any("recipient's own address" in e for e in row.evidence)
+    assert row.score == 3 and row.action == "hold"
+
+
+def test_the_senders_own_link_with_the_address_and_other_addresses_do_not_count():
+    body = ('<a href="https://app.saas-vendor.example/login?email=alice@corp.example">Shared file</a>'
+            '<a href="https://files-viewer.example/doc/#bob@corp.example">Shared file</a>'
+            '<a href="https://list-mailer.example/unsub?e=alice@corp.example">Unsubscribe</a>')
+    rows = _rows(_html("login@saas-vendor.example", body), [])
+    assert not any("recipient" in e for e in rows["saas-vendor.example"].evidence)  # its own login link
+    assert not any("recipient" in e for e in rows["files-viewer.example"].evidence)  # not a recipient
+    assert not any("recipient" in e for e in rows["list-mailer.example"].evidence)  # the fine print
+    assert address_forms(["a@b"]) == ()  # too short to mean anything
+    assert not carries_address("https://x.example/", ())

@@ -16,6 +16,7 @@ decides what a run does:
 | an address a script in the message hides as base64 (mail clients run no scripts: a kit does) | 2 |
 | not in the top-sites list at all | 1 |
 | not the sender's domain | 1 |
+| a link carries the recipient's own address (a kit pre-fills its login page; `addressed.py`) | 1 |
 
 At `sinkhole_at` points or more (policy, default 4) the verdict is *high* and the domain is
 sinkholed through the gate; at `hold_at` (default 3) it is *medium* and the sinkhole waits for
@@ -58,6 +59,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from handrail.gate.policy import PolicyError
+from handrail.runbooks.phishing.addressed import address_forms, carries_address
 from handrail.runbooks.phishing.indicators import hostname, ip_host, registrable_domain, url_host
 from handrail.runbooks.phishing.lookalike import Brands, lookalike, make_brands
 from handrail.runbooks.phishing.mail import ParsedMessage
@@ -75,6 +77,7 @@ POINTS = {
     "sender_mismatch": 1,
     "only_destination": 1,
     "hidden": 2,
+    "recipient": 1,
 }
 # Evidence that the message deceives (shows one site and sends to another, asks for what is
 # typed, dresses a name up as a brand, hides an address, is known bad). A site in the top-sites
@@ -301,6 +304,7 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
 
     sender_host = mail.sender.rpartition("@")[2]
     sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
+    addressed = address_forms(mail.recipients)
     cta_domains: set[str] = set()
     for link in mail.links:
         dest = resolve(link.url)
@@ -316,6 +320,10 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
                         ips[ip].evidence.append(what)
             continue
         domain = registrable_domain(host)
+        if domain in candidates and domain != sender_domain and not _NOT_AN_ACTION.search(link.text) \
+                and (carries_address(link.url, addressed) or carries_address(dest, addressed)):  # not fine print
+            candidates[domain].add("recipient", "a link here carries the recipient's own address "
+                                                "(a kit pre-fills its login page with it)")
         # A redirect parameter must not launder a lure (?url=https://www.microsoft.com/): the
         # redirector is judged on the link's evidence as well as the destination.
         for hop in dict.fromkeys([domain, *via.get(link.url, [])]):
