@@ -140,3 +140,31 @@ def test_the_senders_own_link_with_the_address_and_other_addresses_do_not_count(
     assert not any("recipient" in e for e in rows["list-mailer.example"].evidence)  # the fine print
     assert address_forms(["a@b"]) == ()  # too short to mean anything
     assert not carries_address("https://x.example/", ())
+
+
+# -- a message reported as an attachment is judged as the message it wraps -----------------------------
+def _reported(inner: bytes) -> bytes:
+    """What a "Report phishing" button sends the phishing mailbox: the original, attached."""
+    return (b"From: Alice <alice@corp.example>\r\nTo: phishing-report@corp.example\r\nSubject: Report\r\n"
+            b"Message-ID: <rep@corp.example>\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="r"\r\n\r\n'
+            b"--r\r\nContent-Type: text/plain\r\n\r\nReported via the button.\r\n"
+            b'--r\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="orig.eml"\r\n\r\n'
+            + inner + b"\r\n--r--\r\n")
+
+
+def test_a_reported_message_is_judged_with_its_own_sender_and_recipients():
+    """The reporter is not who sent the lure: judged with the reporter's domain, the sender's own
+    tracked links looked like deception (sinkholed) and the recipient's address was never seen."""
+    tracked = _reported(_html("hello@outdoor-shop.example", TRACKED, to="bob@corp.example"))
+    mail = parse_message(tracked)
+    assert mail.sender == "alice@corp.example" and mail.judged_sender() == "hello@outdoor-shop.example"
+    assert mail.judged_recipients() == ["bob@corp.example"]
+    rows = _rows(tracked, ["5000,mail-clicks.example"])
+    assert rows["mail-clicks.example"].action == "hold"
+    body = '<a href="https://files-viewer.example/doc/#bob@corp.example">Shared file</a><a href="https://www.google.com/">g</a>'
+    rows = _rows(_reported(_html("share@notify-desk.example", body, to="bob@corp.example")), [])
+    assert any("recipient's own address" in e for e in rows["files-viewer.example"].evidence)
+    # a message that wraps none (or several) is judged with its own headers
+    plain = parse_message(_html("hello@outdoor-shop.example", TRACKED))
+    assert plain.reported_sender is None and plain.judged_sender() == "hello@outdoor-shop.example"

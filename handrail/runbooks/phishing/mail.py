@@ -25,6 +25,11 @@ Why it is built this way:
   attachments (images, archives, ...) are hashed, never read. Only ``http``, ``https`` and
   ``ftp`` URLs count: ``mailto:``, ``cid:``, ``data:``, ``tel:`` and ``javascript:`` are not
   links to block.
+* **A reported message is judged as itself.** A "Report phishing" button (or a forward as
+  attachment) sends the original as the report's one ``message/rfc822`` part: its parts are
+  read like any other, and its own sender and recipients are kept (``reported_sender``,
+  ``judged_sender()``) so the verdict compares links with the lure's sender, not the colleague
+  who reported it.
 * **Link mismatches** are ``<a>`` elements whose whole visible text reads as a URL or
   host name (``https://www.paypal.com/``, ``paypal.com``) on another host than the
   ``href``; a leading ``www.`` on either side is ignored.
@@ -169,6 +174,19 @@ class ParsedMessage(BaseModel):
     size: int
     links: list[Link] = Field(default_factory=list)  # the first MAX_LINKS anchors and forms
     hidden_urls: list[str] = Field(default_factory=list)  # URLs a script hides as base64 (obfuscation)
+    # The one message this one wraps (a "Report phishing" button or a forward as attachment sends
+    # the original as a message/rfc822 part): its sender and recipients, None/[] when it wraps none.
+    reported_sender: str | None = None
+    reported_recipients: list[str] = Field(default_factory=list)
+
+    def judged_sender(self) -> str:
+        """The sender the verdict compares link domains with: the reported message's when this
+        one only wraps it (its own sender is the colleague who reported it), else its own."""
+        return self.reported_sender if self.reported_sender is not None else self.sender
+
+    def judged_recipients(self) -> list[str]:
+        """The addresses the lure was sent to: the reported message's when this one wraps it."""
+        return self.reported_recipients if self.reported_sender is not None else self.recipients
 
 
 def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
@@ -640,8 +658,25 @@ def _message_id(msg: Message, raw: bytes) -> str:
     return value or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def _wrapped_message(msg: Message) -> Message | None:
+    """The one message attached at the top level (``message/rfc822``), if exactly one: the
+    message a user reported, which the phishing mailbox receives wrapped in the report."""
+    if not msg.is_multipart():
+        return None
+    payload = msg.get_payload()
+    attached = [part for part in payload if isinstance(part, Message)
+                and part.get_content_type() == "message/rfc822"] if isinstance(payload, list) else []
+    if len(attached) != 1:
+        return None
+    inner = attached[0].get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else inner
+    return inner if isinstance(inner, Message) else None
+
+
 def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
     display, sender = _address(_header(msg, "From") or "")
+    wrapped = _wrapped_message(msg)
+    reported_sender = _address(_header(wrapped, "From") or "")[1].lower() if wrapped is not None else None
     display = display.strip()
     reply_to = _address(_header(msg, "Reply-To") or "")[1] or None
     urls = sorted(set(found.urls))
@@ -661,6 +696,8 @@ def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
         size=len(raw),
         links=found.links,
         hidden_urls=found.hidden_urls,
+        reported_sender=reported_sender,
+        reported_recipients=_addresses(wrapped, "To", "Cc", "Delivered-To") if wrapped is not None else [],
     )
 
 

@@ -302,9 +302,9 @@ def judge(mail: ParsedMessage, ranking: Ranking | None, settings: VerdictSetting
         if host not in cand.hosts:
             cand.hosts.append(host)
 
-    sender_host = mail.sender.rpartition("@")[2]
+    sender_host = mail.judged_sender().rpartition("@")[2]
     sender_domain = registrable_domain(sender_host) if sender_host and hostname(sender_host) else None
-    addressed = address_forms(mail.recipients)
+    addressed = address_forms(mail.judged_recipients())
     cta_domains: set[str] = set()
     for link in mail.links:
         dest = resolve(link.url)
