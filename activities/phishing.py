@@ -87,7 +87,7 @@ class PhishingActivities:
         except PolicyError as exc:
             raise policy_failure(exc) from None
         mail, judgement = judged.mail, judged.judgement
-        sites = [Site(domain=v.domain, url=v.url, url_count=v.url_count,
+        sites = [Site(domain=v.target or v.domain, url=v.url, url_count=v.url_count,
                       confidence=v.sinkhole_confidence(),
                       evidence=[e[:200] for e in v.evidence[:8]]) for v in judgement.acting()]
         rows = [DomainRow(domain=v.domain, verdict=v.confidence, score=v.score, action=v.action, rank=v.rank,

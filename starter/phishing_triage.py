@@ -113,7 +113,7 @@ def triage_file(path: Path, context: JudgeContext) -> dict[str, Any]:
         "ranking_problem": judgement.ranking_problem,
         "wrappers": judgement.wrappers,
         "domains": [{"domain": v.domain, "verdict": v.confidence, "score": v.score, "action": v.action,
-                     "rank": v.rank, "url": v.url, "evidence": v.evidence, "pages": v.pages}
+                     "rank": v.rank, "target": v.target, "url": v.url, "evidence": v.evidence, "pages": v.pages}
                     for v in judgement.domains],
         "ips": [{"ip": c.ip, "action": "hold", "change": "firewall.egress_block", "url": c.url,
                  "evidence": c.evidence} for c in judgement.ips],

@@ -35,22 +35,18 @@ def _rows(raw: bytes, ranks: list[str]) -> dict:
 
 
 # -- a verdict that holds must hold in the run too, not only in the dry run --------------------------
-async def test_a_held_high_verdict_reaches_the_gate_below_high(tmp_path):
-    """A ranked sender's own tracked link (past the cut-off) is *high* but held. The run hands the
-    gate the site's confidence; past the cut-off `popular_domain` does not hold, so a *high* one
-    was sinkholed while `handrail phishing triage` said it waits for a human."""
+async def _parsed_by_the_run(tmp_path, raw: bytes, ranks: str):
+    """The run's parse activity (stand-in mailbox, the shipped policy with a list of ours)."""
     import activities.phishing as phishing
     from handrail.gate.policy import default_policy_path
     from handrail.intel.state import IntelState
     from handrail.intel.store import IntelStore
     from handrail.runbooks.phishing.rules import ParseRequest
 
-    (tmp_path / "top.csv").write_text("1,google.com\n20000,community-hub.example\n")
+    (tmp_path / "top.csv").write_text(ranks)
     policy = default_policy_path().read_text().replace(
         "[settings.popular]\n", f'[settings.popular]\npath = "{tmp_path / "top.csv"}"\n', 1)
     (tmp_path / "policy.toml").write_text(policy)
-    raw = _html("no-reply@notify.community-hub.example",
-                '<a href="https://email.notify.community-hub.example/c/eJw0z8tu6yAU">www.wallet-vendor.example</a>')
 
     class Mailbox:
         async def fetch_raw(self, mailbox_id):
@@ -61,7 +57,16 @@ async def test_a_held_high_verdict_reaches_the_gate_below_high(tmp_path):
         settings=SimpleNamespace(store_dir=tmp_path, policy_path=tmp_path / "policy.toml", home=tmp_path),
         tools=SimpleNamespace(mailbox=Mailbox()), ledger=None,
         intel=SimpleNamespace(store=store, state=IntelState(tmp_path / "intel.db", store))))
-    report = await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+    return await acts.phishing_parse(ParseRequest(mailbox_id="MSG-1", run_id="r"))
+
+
+async def test_a_held_high_verdict_reaches_the_gate_below_high(tmp_path):
+    """A ranked sender's own tracked link (past the cut-off) is *high* but held. The run hands the
+    gate the site's confidence; past the cut-off `popular_domain` does not hold, so a *high* one
+    was sinkholed while `handrail phishing triage` said it waits for a human."""
+    raw = _html("no-reply@notify.community-hub.example",
+                '<a href="https://email.notify.community-hub.example/c/eJw0z8tu6yAU">www.wallet-vendor.example</a>')
+    report = await _parsed_by_the_run(tmp_path, raw, "1,google.com\n20000,community-hub.example\n")
     [row] = report.verdicts
     assert (row.domain, row.verdict, row.action) == ("community-hub.example", "high", "hold")
     [site] = report.sites
@@ -168,3 +173,28 @@ def test_a_reported_message_is_judged_with_its_own_sender_and_recipients():
     # a message that wraps none (or several) is judged with its own headers
     plain = parse_message(_html("hello@outdoor-shop.example", TRACKED))
     assert plain.reported_sender is None and plain.judged_sender() == "hello@outdoor-shop.example"
+
+
+# -- one customer's host below an established domain, not the whole platform --------------------------
+BUILDER = ('<a href="https://acme-support.site-builder.example/login">https://www.acme.example/login</a>'
+           '<a href="https://www.acme.example/">acme</a>')
+
+
+async def test_below_a_ranked_domain_the_sinkhole_takes_the_one_host_linked(tmp_path):
+    """A lure on one customer's subdomain of a site-builder or portal platform that the public-suffix
+    list does not know: sinkholing the registrable domain took down every customer's site."""
+    rows = _rows(_html("it@acme-desk.example", BUILDER), ["5000,site-builder.example"])
+    row = rows["site-builder.example"]
+    assert row.action == "sinkhole" and row.target == "acme-support.site-builder.example"
+    assert any("takes acme-support.site-builder.example only" in e for e in row.evidence)
+    report = await _parsed_by_the_run(tmp_path, _html("it@acme-desk.example", BUILDER),
+                                      "1,google.com\n20000,site-builder.example\n")
+    assert [s.domain for s in report.sites] == ["acme-support.site-builder.example"]
+
+
+def test_an_unranked_domain_or_its_www_host_is_sinkholed_whole():
+    rows = _rows(_html("it@acme-desk.example", BUILDER), [])  # the attacker's own: every subdomain
+    assert rows["site-builder.example"].target == "site-builder.example"
+    www = BUILDER.replace("acme-support.site-builder", "www.site-builder")
+    rows = _rows(_html("it@acme-desk.example", www), ["5000,site-builder.example"])
+    assert rows["site-builder.example"].target == "site-builder.example"

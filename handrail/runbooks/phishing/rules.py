@@ -90,7 +90,8 @@ class ParseRequest(BaseModel):
 
 
 class Site(BaseModel):
-    """A malicious registrable domain and the first link to it (what takedown gets)."""
+    """A malicious domain (the name to sinkhole: its registrable domain, or below an established
+    one the single host linked) and the first link to it (what takedown gets)."""
 
     domain: str
     url: str

@@ -33,6 +33,10 @@ The same holds for a ranked domain that a link *showing the sender's own site* g
 that is the sender's mail service tracking its clicks (an e-mail marketing platform), and for
 a ranked domain with no evidence of deception at all (`DECEPTION`: only a button, the only
 destination, not the sender's), which is what any real service's notification looks like.
+An established domain is also not sinkholed whole for one host: when the message links to a
+single host below a ranked domain (``acme.site-builder.example``: one customer of a site
+builder or portal platform that the public-suffix list does not know), the sinkhole takes that
+host (`target`); an unranked domain is the attacker's own and is sinkholed whole.
 A held verdict carries at most *medium* to the gate (`sinkhole_confidence`), so the run holds
 it exactly as the dry run says.
 
@@ -153,6 +157,7 @@ class DomainVerdict(BaseModel):
     rank: int | None = None
     pages: list[str] = Field(default_factory=list)  # block_url: the pages to block on the web proxy
     pages_on_platform: bool = False  # block_url: every page on a user-content platform (automatic)
+    target: str = ""  # the name a sinkhole takes: the domain, or the one host linked below a ranked domain
 
     def line(self) -> str:
         return "; ".join(self.evidence)
@@ -459,12 +464,24 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
                              "service, so the sinkhole waits for a human")
     else:
         action = "sinkhole" if confidence == "high" else "hold"
-    return DomainVerdict(domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
+    target = _sinkhole_target(domain, cand.hosts, rank)
+    if target != domain and action in ("sinkhole", "hold"):
+        cand.evidence.append(f"an established domain: the sinkhole takes {target} only, not every site under {domain}")
+    return DomainVerdict(target=target, domain=domain, url=cand.urls[0] if cand.urls else f"http://{domain}/",
                          url_count=len(cand.urls), score=score, confidence=confidence, action=action,
                          evidence=cand.evidence, rank=rank,
                          pages=cand.pages[:MAX_PAGES] if action == "block_url" else [],
                          pages_on_platform=action == "block_url"
                          and all(platform_host(url_host(page)) for page in cand.pages[:MAX_PAGES]))
+
+
+def _sinkhole_target(domain: str, hosts: list[str], rank: int | None) -> str:
+    """The registrable domain, except below an established (ranked) one: the single host the
+    message links to (``www`` is the site itself). A ranked domain is someone else's, and a
+    platform the public-suffix list does not know serves every customer from its subdomains."""
+    if rank is None or len(hosts) != 1 or hosts[0] in (domain, "www." + domain):
+        return domain
+    return hosts[0]
 
 
 def _pages(n: int) -> str:
