@@ -198,3 +198,35 @@ def test_an_unranked_domain_or_its_www_host_is_sinkholed_whole():
     www = BUILDER.replace("acme-support.site-builder", "www.site-builder")
     rows = _rows(_html("it@acme-desk.example", www), ["5000,site-builder.example"])
     assert rows["site-builder.example"].target == "site-builder.example"
+
+
+def _eml_attached(inner: bytes, name: str = "suspicious.eml", count: int = 1) -> bytes:
+    """A report with the original saved as a file and attached as application/octet-stream."""
+    part = (b'--r\r\nContent-Type: application/octet-stream; name="' + name.encode() + b'"\r\n'
+            b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
+            + base64.encodebytes(inner) + b"\r\n")
+    return (b"From: Alice <alice@corp.example>\r\nTo: phishing-report@corp.example\r\nSubject: FW\r\n"
+            b'Message-ID: <fw@corp.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="r"\r\n\r\n'
+            b"--r\r\nContent-Type: text/plain\r\n\r\nReporting this one.\r\n" + part * count + b"--r--\r\n")
+
+
+def test_an_eml_file_attached_as_octet_stream_is_read_as_the_reported_message():
+    """Saved and attached as a file, the reported message's links were never read: nothing judged."""
+    lure = _html("share@notify-desk.example", '<a href="https://files-viewer.example/doc/">Verify now</a>',
+                 to="bob@corp.example")
+    mail = parse_message(_eml_attached(lure))
+    assert "https://files-viewer.example/doc/" in mail.urls
+    assert mail.judged_sender() == "share@notify-desk.example" and mail.judged_recipients() == ["bob@corp.example"]
+    assert [a.filename for a in mail.attachments] == ["suspicious.eml"]  # still hashed as the file it is
+    several = parse_message(_eml_attached(lure, count=5))
+    assert several.reported_sender is None  # several reported messages: none of them is "the" sender
+
+
+def test_an_attachment_that_is_not_a_message_or_cannot_be_walked_stays_a_file():
+    pdf = _eml_attached(b"%PDF-1.7\r\n1 0 obj << /Type /Catalog >>\r\nendobj\r\n", name="scan.pdf")
+    assert parse_message(pdf).reported_sender is None
+    from handrail.runbooks.phishing.hostile import corpus
+
+    many = corpus()["many-parts"]  # more MIME parts than a message may have: rejected on its own
+    mail = parse_message(_eml_attached(many))  # the report is still read; the file stays a file
+    assert mail.sender == "alice@corp.example" and [a.filename for a in mail.attachments] == ["suspicious.eml"]

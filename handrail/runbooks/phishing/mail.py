@@ -26,10 +26,11 @@ Why it is built this way:
   ``ftp`` URLs count: ``mailto:``, ``cid:``, ``data:``, ``tel:`` and ``javascript:`` are not
   links to block.
 * **A reported message is judged as itself.** A "Report phishing" button (or a forward as
-  attachment) sends the original as the report's one ``message/rfc822`` part: its parts are
-  read like any other, and its own sender and recipients are kept (``reported_sender``,
-  ``judged_sender()``) so the verdict compares links with the lure's sender, not the colleague
-  who reported it.
+  attachment) sends the original as the report's one ``message/rfc822`` part, or as an
+  ``.eml`` file (``application/octet-stream``; read as a message when its bytes start like
+  one, one level deep, at most ``MAX_EMBEDDED``): its parts are read like any other, and its
+  own sender and recipients are kept (``reported_sender``, ``judged_sender()``) so the verdict
+  compares links with the lure's sender, not the colleague who reported it.
 * **Link mismatches** are ``<a>`` elements whose whole visible text reads as a URL or
   host name (``https://www.paypal.com/``, ``paypal.com``) on another host than the
   ``href``; a leading ``www.`` on either side is ignored.
@@ -196,7 +197,38 @@ def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
     found = _Findings()
     for part in _leaf_parts(msg):
         _read_part(part, found)
+        inner = _embedded_message(part, found)
+        if inner is not None:  # read like an attached message/rfc822, one level deep only
+            try:
+                inner_parts = _leaf_parts(inner)
+            except MalformedMessage:  # the attachment cannot be walked: it stays a hashed file
+                inner_parts = []
+            for inner_part in inner_parts:
+                _read_part(inner_part, found)
     return _build(raw, msg, found)
+
+
+MAX_EMBEDDED = 3  # .eml attachments read as messages (each walks up to MAX_PARTS parts)
+
+
+def _embedded_message(part: Message, found: _Findings) -> Message | None:
+    """An attachment whose bytes are themselves an e-mail (a reported message saved as ``.eml``
+    and attached as ``application/octet-stream``): mail clients open it as a message, so its
+    links are the lure's. Only non-text attachments, and only bytes that start like a message
+    with the usual headers (a PDF or an image never does)."""
+    if len(found.embedded) >= MAX_EMBEDDED or part.get_content_maintype() in ("text", "message", "multipart"):
+        return None
+    if _filename(part) is None and _disposition(part) != "attachment":
+        return None
+    payload = _payload(part)
+    try:
+        inner = _read_structure(payload)
+    except MalformedMessage:
+        return None
+    if inner.get("From") is None:
+        return None
+    found.embedded.append(inner)
+    return inner
 
 
 # --- structure -------------------------------------------------------------------
@@ -268,6 +300,7 @@ class _Findings:
     links: list[Link] = field(default_factory=list)
     hidden_urls: list[str] = field(default_factory=list)
     chars_left: int = MAX_MESSAGE_CHARS
+    embedded: list[Message] = field(default_factory=list)  # .eml attachments read as messages
 
     def scan_text(self, text: str) -> None:
         urls, rest = find_urls(text)
@@ -658,24 +691,21 @@ def _message_id(msg: Message, raw: bytes) -> str:
     return value or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def _wrapped_message(msg: Message) -> Message | None:
-    """The one message attached at the top level (``message/rfc822``), if exactly one: the
-    message a user reported, which the phishing mailbox receives wrapped in the report."""
-    if not msg.is_multipart():
-        return None
-    payload = msg.get_payload()
+def _wrapped_message(msg: Message, embedded: list[Message]) -> Message | None:
+    """The one message attached at the top level (``message/rfc822``, or an ``.eml`` file), if
+    exactly one: the message a user reported, which the phishing mailbox receives in the report."""
+    payload = msg.get_payload() if msg.is_multipart() else None
     attached = [part for part in payload if isinstance(part, Message)
                 and part.get_content_type() == "message/rfc822"] if isinstance(payload, list) else []
-    if len(attached) != 1:
-        return None
-    inner = attached[0].get_payload()
-    inner = inner[0] if isinstance(inner, list) and inner else inner
-    return inner if isinstance(inner, Message) else None
+    messages = [inner[0] if isinstance(inner, list) and inner else inner
+                for inner in (part.get_payload() for part in attached)]
+    messages = [m for m in messages if isinstance(m, Message)] + embedded
+    return messages[0] if len(messages) == 1 else None
 
 
 def _build(raw: bytes, msg: Message, found: _Findings) -> ParsedMessage:
     display, sender = _address(_header(msg, "From") or "")
-    wrapped = _wrapped_message(msg)
+    wrapped = _wrapped_message(msg, found.embedded)
     reported_sender = _address(_header(wrapped, "From") or "")[1].lower() if wrapped is not None else None
     display = display.strip()
     reply_to = _address(_header(msg, "Reply-To") or "")[1] or None
