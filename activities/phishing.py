@@ -103,7 +103,7 @@ class PhishingActivities:
             sender=mail.sender,
             sender_display=mail.sender_display,
             subject=mail.subject,
-            recipients=mail.recipients[:MAX_RECIPIENTS],
+            recipients=mail.judged_recipients()[:MAX_RECIPIENTS],  # a report's: the lure's
             url_count=len(mail.urls),
             domain_count=len(mail.domains),
             ip_count=len(mail.ips),

@@ -164,7 +164,7 @@ def test_a_reported_message_is_judged_with_its_own_sender_and_recipients():
     tracked = _reported(_html("hello@outdoor-shop.example", TRACKED, to="bob@corp.example"))
     mail = parse_message(tracked)
     assert mail.sender == "alice@corp.example" and mail.judged_sender() == "hello@outdoor-shop.example"
-    assert mail.judged_recipients() == ["bob@corp.example"]
+    assert mail.judged_recipients() == ["alice@corp.example", "bob@corp.example"]  # and who reported it
     rows = _rows(tracked, ["5000,mail-clicks.example"])
     assert rows["mail-clicks.example"].action == "hold"
     body = '<a href="https://files-viewer.example/doc/#bob@corp.example">Shared file</a><a href="https://www.google.com/">g</a>'
@@ -216,7 +216,8 @@ def test_an_eml_file_attached_as_octet_stream_is_read_as_the_reported_message():
                  to="bob@corp.example")
     mail = parse_message(_eml_attached(lure))
     assert "https://files-viewer.example/doc/" in mail.urls
-    assert mail.judged_sender() == "share@notify-desk.example" and mail.judged_recipients() == ["bob@corp.example"]
+    assert mail.judged_sender() == "share@notify-desk.example"
+    assert mail.judged_recipients() == ["alice@corp.example", "bob@corp.example"]
     assert [a.filename for a in mail.attachments] == ["suspicious.eml"]  # still hashed as the file it is
     several = parse_message(_eml_attached(lure, count=5))
     assert several.reported_sender is None  # several reported messages: none of them is "the" sender
@@ -230,3 +231,11 @@ def test_an_attachment_that_is_not_a_message_or_cannot_be_walked_stays_a_file():
     many = corpus()["many-parts"]  # more MIME parts than a message may have: rejected on its own
     mail = parse_message(_eml_attached(many))  # the report is still read; the file stays a file
     assert mail.sender == "alice@corp.example" and [a.filename for a in mail.attachments] == ["suspicious.eml"]
+
+
+async def test_the_run_watches_the_lures_recipients_not_the_phishing_mailbox(tmp_path):
+    """The run raises telemetry on the recipients' devices: for a report, those were the phishing
+    mailbox's (unmapped), never the colleagues who had the lure."""
+    report = await _parsed_by_the_run(tmp_path, _reported(_html("share@notify-desk.example", "<p>hi</p>",
+                                                                 to="bob@corp.example")), "1,google.com\n")
+    assert report.recipients == ["alice@corp.example", "bob@corp.example"]

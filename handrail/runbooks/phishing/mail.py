@@ -186,8 +186,11 @@ class ParsedMessage(BaseModel):
         return self.reported_sender if self.reported_sender is not None else self.sender
 
     def judged_recipients(self) -> list[str]:
-        """The addresses the lure was sent to: the reported message's when this one wraps it."""
-        return self.reported_recipients if self.reported_sender is not None else self.recipients
+        """The addresses the lure was sent to: when this message wraps a reported one, that one's
+        recipients and the colleague who reported it (who had it), never the phishing mailbox."""
+        if self.reported_sender is None:
+            return self.recipients
+        return sorted(set(self.reported_recipients) | ({self.sender} if self.sender else set()))
 
 
 def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
