@@ -10,7 +10,7 @@ Why it is built this way:
   with a one-sentence reason for the analyst.
 * **Indicators are data, never targets.** Nothing here opens, fetches or resolves a URL,
   domain or IP; host names are only IDNA-encoded and matched against the public-suffix
-  snapshot bundled with ``tldextract`` (see :mod:`handrail.runbooks.phishing.indicators`).
+  snapshot bundled with ``tldextract`` (see :mod:`handrail.suffixes`).
 * **The stdlib reads the structure.** ``email`` (``compat32`` policy: the most forgiving
   with broken MIME) walks nested multiparts and attached messages; ``html.parser`` reads
   HTML. Defanged text is re-fanged with ``ioc-fanger``; URL and domain rules live in
