@@ -13,6 +13,7 @@ from typing import Any
 from handrail.actions import intel as _intel
 from handrail.actions.intel import SET_PREFIX, is_set_target
 from handrail.gate.models import Change
+from handrail.shown import one_line
 
 FIRST = 10
 
@@ -77,13 +78,13 @@ def batch_facts(change: Change, settings, first: int = FIRST) -> dict[str, Any] 
 
 def describe_batch(change: Change, facts: dict[str, Any] | None, run_id: str) -> str:
     """Lines an approver reads for a batch: what, how many, which, and how to see all."""
-    params = ", ".join(f"{k} {v}" for k, v in change.params.items() if k not in ("batch", "except"))
-    lines = [f"{change.kind} {change.target}", f"({params})" if params else ""]
+    params = ", ".join(f"{one_line(k)} {one_line(v)}" for k, v in change.params.items() if k not in ("batch", "except"))
+    lines = [f"{change.kind} {one_line(change.target)}", f"({params})" if params else ""]
     if facts is None:
         lines.append("members: not in this HANDRAIL_HOME's store")
         return "\n".join(x for x in lines if x)
     verb = "block" if facts["adds"] else "unblock"
-    lines.append(f"{facts['count']} members to {verb}; first: {', '.join(facts['first'])}"
+    lines.append(f"{facts['count']} members to {verb}; first: {', '.join(map(one_line, facts['first']))}"
                  + (" …" if facts["count"] > len(facts["first"]) else ""))
     if "new" in facts:
         lines.append(f"new {facts['new']}, already applied {facts['already_applied']} "

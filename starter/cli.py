@@ -16,6 +16,8 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
+from handrail.shown import one_line
+
 # Only what building the typer app needs is imported here: every `handrail` invocation pays for
 # this module. Temporal's client, the workflows, the ledger and the runbooks are imported inside
 # the commands that use them (tests/test_cli_startup.py keeps it so).
@@ -39,7 +41,7 @@ from starter import (
 )
 from starter import help_text as _help_text  # noqa: F401  (flags shown without a type)
 from starter.common import JSON, _client, _render_status, _settings, _started
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json, shown
 from starter.tables import print_url
 
 app = typer.Typer(
@@ -229,13 +231,13 @@ def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, 
                          if result.get("step") else "")
             run_note = (f" Run is still {result['state']}; follow it with `{result['follow']}`."
                         if result.get("follow") else f" Run is now {result['state']}.")
-            console.print(f"[green]Accepted[/]: {result['why']}.{step_note}{run_note}")
+            console.print(f"[green]Accepted[/]: {shown(result['why'])}.{shown(step_note)}{shown(run_note)}")
         elif result.get("kept"):
-            console.print(f"[yellow]Kept[/]: {result['why']}.")
+            console.print(f"[yellow]Kept[/]: {shown(result['why'])}.")
         elif result["accepted"] is None:
-            console.print(f"[yellow]Sent[/]: {result['why']}.")
+            console.print(f"[yellow]Sent[/]: {shown(result['why'])}.")
         else:
-            console.print(f"[red]Rejected[/]: {result['why']}.")
+            console.print(f"[red]Rejected[/]: {shown(result['why'])}.")
         if not result["accepted"] and not result.get("kept"):
             raise typer.Exit(1)
 
@@ -296,7 +298,7 @@ async def show(
             print_json(other.doc)
         else:
             for line in workflow_lines(other.doc):
-                console.print(line, highlight=False, markup=False)
+                console.print(one_line(line), highlight=False, markup=False)
             print_url(console, "Web UI", f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{run_id}")
         return
     if members:
@@ -334,20 +336,20 @@ async def rollback(
             return
         table = Table("change", "undo", "before")
         for item in plan:
-            table.add_row(item["change"], item["undo"], json.dumps(item["before"]))
-        console.print(f"Rollback plan for {run_id} (nothing changed):")
+            table.add_row(shown(item["change"]), shown(item["undo"]), shown(json.dumps(item["before"])))
+        console.print(f"Rollback plan for {shown(run_id)} (nothing changed):")
         console.print(table)
         return
     report = await ops.rollback(await _client(settings), settings, run_id, as_ or settings.user)
     if as_json:
         print_json(report)
     else:
-        console.print(f"Rollback of {run_id}: [bold]{report.state}[/]")
+        console.print(f"Rollback of {shown(run_id)}: [bold]{shown(report.state)}[/]")
         for result in report.results:
             done = "reverted" if result.reverted else "not reverted"
-            console.print(f" - {result.change_id}: {done}; {result.detail}")
+            console.print(f" - {shown(result.change_id)}: {done}; {shown(result.detail)}")
         if report.waiting:
-            console.print(f" - {report.waiting}")
+            console.print(f" - {shown(report.waiting)}")
     if report.state in ("needs_attention", "denied", "partly_rolled_back"):
         raise typer.Exit(1)
 
@@ -388,25 +390,25 @@ def audit_verify(
         print_json(doc)
     else:
         if not result.ok and result.bad_change:
-            console.print(f"[red]The ledger record of change {result.bad_change} was tampered with[/]: "
-                          f"{result.reason}.")
+            console.print(f"[red]The ledger record of change {shown(result.bad_change)} was tampered with[/]: "
+                          f"{shown(result.reason)}.")
         elif not result.ok:
-            console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {result.reason}.")
+            console.print(f"[red]Audit row {result.first_bad_seq} was tampered with[/]: {shown(result.reason)}.")
         elif not checkpoints.ok:
-            console.print(f"[red]The audit no longer matches its signed checkpoints[/]: {checkpoints.reason}.")
+            console.print(f"[red]The audit no longer matches its signed checkpoints[/]: {shown(checkpoints.reason)}.")
         else:
             console.print(f"[green]Audit chain intact[/]: {result.rows} rows verified, "
                           f"{checkpoints.checked} signed checkpoint(s) matched.")
         if signed is not None and signed.ok:
             console.print(f"[green]Decision signatures verify[/]: {signed.checked} accepted decision(s).")
         for failure in (signed.failures if signed is not None else []):
-            console.print(f"[red]Decision in row {failure['seq']} ({failure['run_id']} {failure['step_id']}) "
-                          f"does not verify[/]: {failure['why']}.", highlight=False)
+            console.print(f"[red]Decision in row {failure['seq']} ({shown(failure['run_id'])} "
+                          f"{shown(failure['step_id'])}) does not verify[/]: {shown(failure['why'])}.", highlight=False)
         if signed is not None and acts and not act_failures:
             console.print(f"[green]Trust acts verify[/]: {acts} signed mode change(s) and review mark(s).")
         for failure in act_failures:
-            console.print(f"[red]{failure['event']} in row {failure['seq']} (by {failure['by']}) does not verify[/]: "
-                          f"{failure['why']}.", highlight=False)
+            console.print(f"[red]{shown(failure['event'])} in row {failure['seq']} (by {shown(failure['by'])}) "
+                          f"does not verify[/]: {shown(failure['why'])}.", highlight=False)
     if not ok:
         raise typer.Exit(1)
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from handrail.ops.config import load_settings
 from starter.console_views import change_text
-from starter.output import console, print_json
+from starter.output import console, print_json, shown
 from starter.tables import print_rows, print_url
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ async def _started(client, settings, handle, wait: bool, as_json: bool) -> None:
         if as_json:
             print_json({"run_id": handle.id})
         else:
-            console.print(f"Started run [bold]{handle.id}[/]")
-            console.print(f"Follow it: handrail show {handle.id}")
+            console.print(f"Started run [bold]{shown(handle.id)}[/]")
+            console.print(f"Follow it: handrail show {shown(handle.id)}")
             print_url(console, "Web UI", _ui_link(settings, handle.id))
         return
     result = await _follow(client, settings, handle.id, as_json)
@@ -76,7 +76,7 @@ async def _follow(client, settings, run_id: str, as_json: bool) -> RunStatus:
     from starter.progress import follow
 
     if not as_json:
-        console.print(f"Started run [bold]{run_id}[/]", soft_wrap=True)
+        console.print(f"Started run [bold]{shown(run_id)}[/]", soft_wrap=True)
     try:
         policy = load_policy(settings.policy_path)
     except Exception:
@@ -96,30 +96,32 @@ def _render_status(status: RunStatus, settings) -> None:
     state = status.state.value if hasattr(status.state, "value") else status.state
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
     expired = ", every timed change since expired" if status.summary.get("all_expired") else ""
-    console.print(f"[bold]{status.run_id}[/]  {status.runbook}  [{colour}]{state}[/]{expired}")
+    console.print(f"[bold]{shown(status.run_id)}[/]  {shown(status.runbook)}  [{colour}]{state}[/]{expired}")
     started = f"{status.started_at:%Y-%m-%d %H:%M:%S}Z"
     started_by = status.summary.get("started_by")
-    by = (f"requested by {status.requested_by} (the person the change is about; started by {started_by})"
-          if started_by and started_by != status.requested_by else f"requested by {status.requested_by}")
-    console.print(f"{by} · subject {status.subject} · started {started}", highlight=False)
+    by = (f"requested by {shown(status.requested_by)} (the person the change is about; started by "
+          f"{shown(started_by)})" if started_by and started_by != status.requested_by
+          else f"requested by {shown(status.requested_by)}")
+    console.print(f"{by} · subject {shown(status.subject)} · started {started}", highlight=False)
     if status.error:
-        console.print(f"[red]{status.error}[/]")
+        console.print(f"[red]{shown(status.error)}[/]")
     if status.live_note:
-        console.print(f"[yellow]{status.live_note}[/]")
+        console.print(f"[yellow]{shown(status.live_note)}[/]")
     if status.rollback:
         for line in rollback_lines(status.rollback):
-            console.print(escape(line), highlight=False)
+            console.print(shown(line), highlight=False)
     headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
     rows = []
     for step in status.steps:
-        verdicts = "\n".join(verdict_line(v, step) for v in step.verdicts) or "pass"
-        verdicts += "".join(f"\n{name} threshold {used}" for name, used in step.thresholds.items())
+        # every cell is markup: a value from outside is `shown` (one line, escaped) before lines are joined
+        verdicts = "\n".join(shown(verdict_line(v, step)) for v in step.verdicts) or "pass"
+        verdicts += "".join(f"\n{shown(name)} threshold {shown(used)}" for name, used in step.thresholds.items())
         decisions = "\n".join(
-            f"{'approve' if d.decision.approve else 'deny'} by {d.decision.approver}" for d in step.decisions
+            f"{'approve' if d.decision.approve else 'deny'} by {shown(d.decision.approver)}" for d in step.decisions
         )
-        note = step.note + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
+        note = shown(step.note) + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
-        rows.append((step.step_id, escape(change_text(step.change, settings, status.run_id)), mode,
+        rows.append((shown(step.step_id), escape(change_text(step.change, settings, status.run_id)), mode,
                      step.state.value, verdicts, decisions, note))
     print_rows(console, headers, rows)
     for step in status.steps:
@@ -136,7 +138,8 @@ def _render_status(status: RunStatus, settings) -> None:
         console.print("[bold]What the run found[/]")
         for key, value in facts.items():
             text = value if isinstance(value, str) else json.dumps(value, default=str)
-            console.print(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}", highlight=False)
+            console.print(f"  {shown(key)}: {shown(text if len(text) <= 300 else text[:297] + '...')}",
+                          highlight=False)
     print_url(console, "Web UI", _ui_link(settings, status.run_id))
 
 
@@ -144,8 +147,8 @@ def rejected_line(record) -> str:
     """One rejected decision, as Rich markup. The sender's name is whatever the signal said (a raw
     signal from the Web UI may name nobody, or carry markup), so it is escaped and never blank."""
     sender = record.decision.approver.strip()
-    who = escape(sender) if sender else "an unnamed sender"
-    return f"[yellow]rejected decision[/] from {who}: {escape(record.why)}"
+    who = shown(sender) if sender else "an unnamed sender"
+    return f"[yellow]rejected decision[/] from {who}: {shown(record.why)}"
 
 
 def verdict_line(verdict, step) -> str:
@@ -179,11 +182,14 @@ def _render_digest(step) -> None:
     from handrail.gate.decisions import digest_covers
 
     covers = digest_covers(step)
-    console.print(f"[bold]{step.step_id}[/] change digest [bold]{step.change_digest}[/] covers:", highlight=False)
-    for name in ("kind", "target", "params", "mode"):
-        console.print(f"  {name}: {json.dumps(covers[name], default=str)}", highlight=False)
+    console.print(f"[bold]{shown(step.step_id)}[/] change digest [bold]{shown(step.change_digest)}[/] covers:",
+                  highlight=False)
+    for name in ("kind", "target", "params", "mode"):  # JSON escapes controls; `shown` escapes markup
+        console.print(f"  {name}: {shown(json.dumps(covers[name], default=str))}", highlight=False)
     for v in covers["verdicts"]:
-        console.print(f"  verdict: {v['outcome']} {v['guardrail']} — {v['reason']}", highlight=False)
+        console.print(f"  verdict: {shown(v['outcome'])} {shown(v['guardrail'])} — {shown(v['reason'])}",
+                      highlight=False)
     for name, used in covers["thresholds"].items():
-        console.print(f"  threshold: {name} {used}", highlight=False)
-    console.print(f"  approve it: handrail approve RUN --step {step.step_id} (signed with your key)", highlight=False)
+        console.print(f"  threshold: {shown(name)} {shown(used)}", highlight=False)
+    console.print(f"  approve it: handrail approve RUN --step {shown(step.step_id)} (signed with your key)",
+                  highlight=False)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from handrail.shown import one_line
+from starter.output import shown as shown_markup
 from starter.tables import print_record
 
 if TYPE_CHECKING:
@@ -19,9 +21,10 @@ if TYPE_CHECKING:
 
 
 def describe_change(change: Change) -> str:
-    """The whole change: kind, target and every parameter (a batch says it is one)."""
-    params = ", ".join(f"{k}={v}" for k, v in change.params.items() if k not in ("except",))
-    return f"{change.kind} {change.target}" + (f"\n({params})" if params else "")
+    """The whole change: kind, target and every parameter (a batch says it is one). Plain text,
+    one line per part: a target or parameter from outside cannot break a line of its own."""
+    params = ", ".join(f"{one_line(k)}={one_line(v)}" for k, v in change.params.items() if k not in ("except",))
+    return f"{change.kind} {one_line(change.target)}" + (f"\n({params})" if params else "")
 
 
 def deadline(row: dict[str, Any], policy) -> str | None:
@@ -70,12 +73,13 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
         else:
             shown = describe_change(change)
         approvals = r["approvals"] + (" (escalated)" if r.get("escalated") else "")
-        print_record(console, headers, [r["run_id"], r["step"], r["requested_by"], approvals,
-                                        escape(shown), escape(r["why"]), r.get("until") or ""])
-        console.print(f"  [dim]approve:[/] handrail approve {r['run_id']} --as YOU", soft_wrap=True,
+        print_record(console, headers, [shown_markup(r["run_id"]), shown_markup(r["step"]),
+                                        shown_markup(r["requested_by"]), approvals, escape(shown),
+                                        shown_markup(r["why"]), r.get("until") or ""])
+        console.print(f"  [dim]approve:[/] handrail approve {shown_markup(r['run_id'])} --as YOU", soft_wrap=True,
                       highlight=False)
-        console.print(f"  [dim]deny:[/]    handrail deny {r['run_id']} --as YOU --reason \"...\"", soft_wrap=True,
-                      highlight=False)
+        console.print(f"  [dim]deny:[/]    handrail deny {shown_markup(r['run_id'])} --as YOU --reason \"...\"",
+                      soft_wrap=True, highlight=False)
 
 
 def change_text(change: Change, settings, run_id: str) -> str:
@@ -108,10 +112,10 @@ def print_members(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"Run {doc['run_id']} has no batch steps (only `set:` targets have members).")
         return
     for step in doc["steps"]:
-        console.print(f"[bold]{step['step']}[/] {step['kind']}: {step['count']} members, "
+        console.print(f"[bold]{shown_markup(step['step'])}[/] {step['kind']}: {step['count']} members, "
                       f"page {step['page']} of {step['pages']}", highlight=False)
         for member in step["members"]:
-            console.print(f"  {member}", highlight=False)
+            console.print(f"  {shown_markup(member)}", highlight=False)
         if step["page"] < step["pages"]:
             console.print(f"next: handrail show {doc['run_id']} --members --page {step['page'] + 1}",
                           soft_wrap=True, highlight=False)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from handrail.ops.config import load_settings
-from starter.output import command, console, print_json
+from starter.output import command, console, print_json, shown
 
 if TYPE_CHECKING:
     from handrail.gate.reconcile import ReconcileReport
@@ -50,7 +50,7 @@ async def drift(
         table = Table("change", "run", "ledger", "tool holds", "detail")
         for item in report.drift:
             holds = "?" if item.tool_holds is None else ("yes" if item.tool_holds else "no")
-            table.add_row(item.change, item.run_id, item.ledger, holds, item.detail)
+            table.add_row(shown(item.change), shown(item.run_id), shown(item.ledger), holds, shown(item.detail))
         console.print(table)
     if report.drift:
         raise typer.Exit(1)

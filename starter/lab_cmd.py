@@ -188,33 +188,32 @@ def list_(
     if json_:
         _print_json(doc)
         return
-    console = Console()
+    from starter.output import console, shown
+
     if not doc["items"]:
         console.print(f"The lab has no {source} records to list.")
         return
-    headers = list(doc["items"][0])
-    print_rows(console, headers, [["" if r[h] is None else str(r[h]) for h in headers] for r in doc["items"]])
-    console.print(f"{doc['count']} listed. Start a run: {doc['start_with'].format(id=doc['items'][0]['id'])}",
+    headers = list(doc["items"][0])  # subjects, file names, device names: the attacker's words
+    print_rows(console, headers, [["" if r[h] is None else shown(r[h]) for h in headers] for r in doc["items"]])
+    console.print(f"{doc['count']} listed. Start a run: {shown(doc['start_with'].format(id=doc['items'][0]['id']))}",
                   soft_wrap=True, highlight=False)
 
 
 def _list_notifications(json_: bool) -> None:
     """The lab's notification sink: each notice with its recipients and the approve command (or outcome)."""
-    from rich.markup import escape
-
     from starter.lab_list import notification_listing
+    from starter.output import console, shown
     from starter.tables import print_rows
 
     doc = notification_listing(_run(lambda t: t.lab_notifications()))
     if json_:
         _print_json({"source": doc["source"], "count": doc["count"], "items": doc["full"]})  # whole records
         return
-    console = Console()
     if not doc["items"]:
         console.print("Nobody has been notified yet: no step has waited for a human.")
         return
     headers = ["id", "event", "run_id", "step_id", "recipients", "command"]
-    print_rows(console, headers, [[escape(str(r[h] or "")) for h in headers] for r in doc["items"]], key=2)
+    print_rows(console, headers, [[shown(r[h] or "") for h in headers] for r in doc["items"]], key=2)
     console.print(f"{doc['count']} notification(s).", highlight=False)
 
 

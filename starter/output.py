@@ -2,6 +2,15 @@
 
 Errors are one sentence on stderr and an exit status (1 refused or failed, 2 usage),
 never a traceback.
+
+Much of what the CLI prints was written by an attacker (a phishing subject, a target, a
+guardrail reason quoting one). Two rules keep it from acting on the approver's terminal:
+
+* every value interpolated into a Rich string goes through :func:`shown` (one line, markup
+  escaped), so ``[link=file:///etc]x[/link]`` or ``[red]APPROVED[/]`` prints as written;
+* the consoles are :class:`SafeConsole`: whatever string reaches Rich has its control and
+  bidi characters shown as escapes (``\\x1b``), so a value that missed :func:`shown` still
+  cannot clear the screen, hide a hyperlink or reverse a file name.
 """
 
 from __future__ import annotations
@@ -20,9 +29,32 @@ import pydantic
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+from handrail.shown import lines, one_line
+
+
+class SafeConsole(Console):
+    """A Rich console on which no printed string can carry a terminal control sequence.
+
+    Every ``str`` Rich renders (``print`` arguments, table cells) passes `render_str`; Rich
+    itself strips only BEL, BS, VT, FF and CR, so ESC, OSC 8 links and bidi overrides would
+    reach the terminal. Line breaks and tabs stay: the CLI builds multi-line cells itself.
+    """
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(lines(text), **kwargs)
+
+
+def shown(value: object) -> str:
+    """A value from outside (a subject, a target, a reason) for a Rich markup string: one line,
+    controls shown as escapes, markup escaped so that it prints instead of styling or linking."""
+    return escape(one_line(value))
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 
 REFUSED = 1
 USAGE = 2
@@ -56,7 +88,7 @@ def emit_error(exc: CliError, json_mode: bool) -> NoReturn:
     if json_mode:
         print_json({"error": str(exc)})
     else:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(lines(exc))}", highlight=False)
     raise typer.Exit(exc.code)
 
 

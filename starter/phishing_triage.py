@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json, shown
 
 if TYPE_CHECKING:
     from handrail.runbooks.phishing.triage import JudgeContext
@@ -78,14 +78,16 @@ def verdict_table(rows: list[dict[str, Any]], steps: list | None = None) -> Tabl
     table = Table("domain", "verdict", "evidence", title="Link domains")
     table.add_column("action", overflow="fold")  # block_url's pages: a URL is folded, never cut
     for row in rows:
-        verdict = f"{row.get('verdict', '')} ({row.get('score', 0)})"
-        evidence = "\n".join(row.get("evidence", []))
+        # every cell is the message's own words (a domain, its evidence, a page URL): one line each, escaped
+        verdict = shown(f"{row.get('verdict', '')} ({row.get('score', 0)})")
+        evidence = "\n".join(map(shown, row.get("evidence", [])))
         action = str(row.get("action", ""))
         if action in ("sinkhole", "hold"):
             action = _final(action, sinkholes.get(str(row.get("domain", "")), []))
-        shown = [page + (f" ({'; '.join(step_outcome(s) for s in pages[page])})" if page in pages else "")
-                 for page in row.get("pages", [])]
-        table.add_row(str(row.get("domain", "")), verdict, evidence, "\n".join([action, *shown]))  # block_url: pages
+        outcomes = [shown(page + (f" ({'; '.join(step_outcome(s) for s in pages[page])})" if page in pages else ""))
+                    for page in row.get("pages", [])]
+        table.add_row(shown(row.get("domain", "")), verdict, evidence,  # block_url: pages
+                      "\n".join([shown(action), *outcomes]))
     return table
 
 
@@ -149,13 +151,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             print_json({"dry_run": True, "messages": results})
             return
         for result in results:
-            console.print(f"[bold]{result['file']}[/]", highlight=False)
+            console.print(f"[bold]{shown(result['file'])}[/]", highlight=False)
             if "rejected" in result:
-                console.print(f"  [red]rejected:[/] {result['rejected']}", highlight=False)
+                console.print(f"  [red]rejected:[/] {shown(result['rejected'])}", highlight=False)
                 continue
-            console.print(f"  from {result['sender']}: {result['subject']}", highlight=False)
+            console.print(f"  from {shown(result['sender'])}: {shown(result['subject'])}", highlight=False)
             if result["ranking_problem"]:
-                console.print(f"  [yellow]{result['ranking_problem']}: every sinkhole would wait for a human[/]",
+                console.print(f"  [yellow]{shown(result['ranking_problem'])}: every sinkhole would wait for a human[/]",
                               highlight=False)
             rows = [r for r in result["domains"] if show_all or r["action"] != "report"]
             if rows:
@@ -164,9 +166,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             if hidden:
                 console.print(f"  {hidden} more domain(s) only reported (--all shows them)")
             for ip in result["ips"]:
-                console.print(f"  egress block {ip['ip']} (held): {'; '.join(ip['evidence'])}", highlight=False)
+                console.print(f"  egress block {shown(ip['ip'])} (held): {shown('; '.join(ip['evidence']))}",
+                              highlight=False)
             if result["wrappers"]:
-                console.print(f"  looked through wrappers: {', '.join(result['wrappers'])}", highlight=False)
+                console.print(f"  looked through wrappers: {shown(', '.join(result['wrappers']))}", highlight=False)
         console.print("Dry run: nothing was changed.")
 
     @phishing_app.command("evidence")
@@ -190,8 +193,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if as_json:
             print_json(document)
             return
-        console.print(f"[bold]{ref}[/]", highlight=False)
-        console.print(f"  from {document.get('sender', '')}: {document.get('subject', '')}", highlight=False)
+        console.print(f"[bold]{shown(ref)}[/]", highlight=False)
+        console.print(f"  from {shown(document.get('sender', ''))}: {shown(document.get('subject', ''))}",
+                      highlight=False)
         console.print(f"  {len(document.get('urls') or [])} URL(s), {len(document.get('domains') or [])} domain(s), "
                       f"{len(document.get('attachments') or [])} attachment(s)", highlight=False)
         rows = [{"domain": d.get("domain", ""), "verdict": d.get("confidence", ""), "score": d.get("score", 0),

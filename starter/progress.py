@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from rich.console import Console
 
 from handrail.gate.models import RunStatus, StepRecord, StepState
+from handrail.shown import one_line
 
 
 def _approvers(policy, kind: str, escalated: bool) -> tuple[str, str | None]:
@@ -93,7 +94,8 @@ async def follow(read: Callable[[], Awaitable[RunStatus]], done: Callable[[RunSt
             if status is not None:
                 if not quiet:
                     for line in run_events(last, status, policy):
-                        console.print(line, highlight=False, soft_wrap=True)
+                        # a target, a reason or a note from outside: printed as written, one line
+                        console.print(one_line(line), highlight=False, soft_wrap=True, markup=False)
                     if spinner is not None:
                         spinner.update(f"{run_id}: {status.state.value}")
                 last = status

@@ -218,27 +218,27 @@ async def list_runs(client: Client, settings, states: list[str] | None = None, r
 def print_runs(rows: list[dict[str, Any]]) -> None:
     """A table when it fits the terminal; else one record per run: its id whole on its own line,
     then state, runbook, start and requester on one line (the state first, always), then the subject."""
-    from rich.markup import escape
     from rich.padding import Padding
-    from rich.text import Text
 
+    from starter.output import shown
     from starter.tables import natural_width, print_rows
 
     headers = ("run", "runbook", "state", "started UTC", "requested by", "subject")
     cells = []
     for r in rows:
-        state = f"[{_COLOUR.get(r['state'], 'red')}]{r['state']}[/]"
+        state = f"[{_COLOUR.get(r['state'], 'red')}]{shown(r['state'])}[/]"
         started = f"{datetime.fromisoformat(r['started_at']).astimezone(UTC):%Y-%m-%d %H:%M}"
-        cells.append((r["run_id"], r["runbook"], state, started, escape(r["requested_by"]), escape(r["subject"])))
+        cells.append((shown(r["run_id"]), shown(r["runbook"]), state, started, shown(r["requested_by"]),
+                      shown(r["subject"])))
     if natural_width(headers, cells) <= console.width:
         print_rows(console, headers, cells)
         return
     for run_id, runbook, state, started, who, subject in cells:
-        console.print(Text(run_id, style="bold"), soft_wrap=True)
+        console.print(console.render_str(f"[bold]{run_id}[/]", highlight=False), soft_wrap=True)
         line = f"{state} · {runbook} · {started}Z" + (f" · [dim]by[/] {who}" if who else "")
-        console.print(Padding(Text.from_markup(line), (0, 0, 0, 2)))
+        console.print(Padding(console.render_str(line, highlight=False), (0, 0, 0, 2)))
         if subject:
-            console.print(Padding(Text.from_markup(f"[dim]subject[/] {subject}"), (0, 0, 0, 2)))
+            console.print(Padding(console.render_str(f"[dim]subject[/] {subject}", highlight=False), (0, 0, 0, 2)))
 
 
 _COLOUR = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan", "waiting_for_tool": "cyan",

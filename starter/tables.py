@@ -5,6 +5,10 @@ Rich squeezes a wide table into a narrow terminal by cutting every cell to a few
 printed only when every column fits at its natural width; otherwise each row becomes a
 small record: its key (the id) whole on its own line, the short fields on one line, and
 each long field on a line of its own, wrapped with an indent.
+
+Cells are Rich markup: a caller puts a value from outside through `starter.output.shown`
+(or `rich.markup.escape`). Records are built with the console's `render_str`, never
+`Text.from_markup` alone, so a `SafeConsole` shows the controls a cell carries as escapes.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def print_rows(console: Console, headers: Sequence[str], rows: Sequence[Sequence
 
 def print_record(console: Console, headers: Sequence[str], row: Sequence[str], *, key: int = 0) -> None:
     """One row as a record: the key whole on its own line, then its fields."""
-    console.print(Text.from_markup(f"[bold]{row[key]}[/]"), soft_wrap=True)
+    console.print(console.render_str(f"[bold]{row[key]}[/]", highlight=False), soft_wrap=True)
     short, long = [], []
     for i, (header, cell) in enumerate(zip(headers, row, strict=False)):
         if i == key or not _plain(cell).strip():
@@ -71,18 +75,18 @@ def print_record(console: Console, headers: Sequence[str], row: Sequence[str], *
         else:
             long.append((name, cell))
     for line in _pack(short, console.width - 2):
-        console.print(Padding(Text.from_markup(line), (0, 0, 0, 2)))
+        console.print(Padding(console.render_str(line, highlight=False), (0, 0, 0, 2)))
     for name, cell in long:
         lines = cell.split("\n")
-        console.print(Padding(Text.from_markup(f"[dim]{escape(name)}:[/] {lines[0]}"), (0, 0, 0, 2)))
+        console.print(Padding(console.render_str(f"[dim]{escape(name)}:[/] {lines[0]}", highlight=False), (0, 0, 0, 2)))
         for line in lines[1:]:
-            console.print(Padding(Text.from_markup(line), (0, 0, 0, 4)))
+            console.print(Padding(console.render_str(line, highlight=False), (0, 0, 0, 4)))
 
 
 def print_url(console: Console, label: str, url: str) -> None:
     """A label, then the URL whole on its own line (a terminal may fold it, but never splits it)."""
     console.print(f"{label}:")
-    console.print(Text(url), soft_wrap=True)
+    console.print(console.render_str(url, markup=False, highlight=False), soft_wrap=True)
 
 
 def _pack(fields: list[str], width: int) -> list[str]:

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from handrail.ops.config import load_settings
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json, shown
 
 tools_app = typer.Typer(help="Check the configured tool backends (HANDRAIL_TOOLS).", no_args_is_help=True)
 
@@ -55,7 +55,7 @@ async def tools_check(
             table.add_column(col)
         for r in results:
             table.add_row(r.tool, r.backend, "yes" if r.reachable else "NO", "yes" if r.authenticated else "NO",
-                          r.read if r.error is None else f"[red]{r.error}[/]")
+                          shown(r.read) if r.error is None else f"[red]{shown(r.error)}[/]")  # a server's words
         console.print(table)
     if not ok:
         raise typer.Exit(1)

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 
 from handrail.ops.config import load_settings
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json, shown
 from starter.tables import print_rows
 
 # The ledger, the policy and the trust modules are imported by the commands that use them:
@@ -159,12 +158,13 @@ def baseline(
     for fig in figures.kinds:
         h, d, a = fig.hourly, fig.daily, fig.approvals
         rows.append((
-            fig.kind, extra[fig.kind]["mode"], str(fig.changes),
+            shown(fig.kind), shown(extra[fig.kind]["mode"]), str(fig.changes),
             f"{h.mean:.2f}/{h.p95:g}/{h.p99:g}/{h.max:g}", f"{d.mean:.1f}/{d.p95:g}/{d.p99:g}/{d.max:g}",
             f"{fig.per_run.p95:g}/{fig.per_run.max:g}", f"{a.approved}/{a.denied}/{a.timeouts}",
             f"{a.latency_s.p50:g}/{a.latency_s.p95:g}", f"{fig.guardrails.held}/{fig.guardrails.denied}",
             f"{fig.rollbacks}/{fig.expiries}", str(fig.overrides),
-            "\n".join(f"{t['guardrail']} {t['value']:g} ({t['source']})" for t in extra[fig.kind]["thresholds"]),
+            "\n".join(f"{shown(t['guardrail'])} {t['value']:g} ({shown(t['source'])})"
+                      for t in extra[fig.kind]["thresholds"]),
         ))
     print_rows(console, headers, rows)
     console.print(f"Computed in {figures.elapsed_s:.2f}s." + (f" HTML report: {html}" if html else ""))
@@ -193,10 +193,10 @@ def advise(as_json: bool = JSON):
     for a in advice:
         ev = a.evidence
         rows.append((
-            a.kind, a.mode.value + (" (pinned)" if a.pinned else ""),
+            shown(a.kind), a.mode.value + (" (pinned)" if a.pinned else ""),
             f"[{colour[a.suggestion]}]{a.suggestion}" + (f" → {a.to.value}" if a.to else "") + "[/]",
             f"{ev.days:g}", str(ev.changes), str(ev.rollbacks), str(ev.overrides),
-            f"{ev.approvals.denied}/{ev.approvals.approved + ev.approvals.denied}", escape(a.why),
+            f"{ev.approvals.denied}/{ev.approvals.approved + ev.approvals.denied}", shown(a.why),
         ))
     print_rows(console, headers, rows)
     console.print("Change a mode with: handrail trust set KIND MODE --as USER --reason \"...\"")
@@ -278,14 +278,15 @@ def review(
         return
     previous = listing.last_review
     console.print(
-        (f"Last review by {previous.by} at {previous.at:%Y-%m-%d %H:%M}Z. " if previous else "No review yet. ")
+        (f"Last review by {shown(previous.by)} at {previous.at:%Y-%m-%d %H:%M}Z. " if previous else "No review yet. ")
         + f"{len(listing.changes)} automated change(s) since "
         + (f"{listing.since:%Y-%m-%d %H:%M}Z" if listing.since else "the start of the ledger") + "."
     )
     if listing.changes:
         print_rows(console, ("applied", "kind", "target", "mode", "status", "run", "undone"),
-                   [(f"{c.applied_at:%Y-%m-%d %H:%M}", c.kind, escape(c.target), c.mode, c.status or "",
-                     c.run_id, c.reverted or "") for c in listing.changes], key=5)
+                   [(f"{c.applied_at:%Y-%m-%d %H:%M}", shown(c.kind), shown(c.target), shown(c.mode),
+                     shown(c.status or ""), shown(c.run_id), shown(c.reverted or "")) for c in listing.changes],
+                   key=5)
     if marked_id:
         console.print(f"[green]Marked reviewed[/] by {as_}: {len(listing.changes)} change(s) (audit {marked_id}).")
 

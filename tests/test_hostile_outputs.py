@@ -1,0 +1,173 @@
+"""Attacker-written text on every output channel: the CLI, the approvers' notices, SIEM alerts,
+the HTML report and case files. It must print as written and never act there: no Rich markup
+obeyed, no terminal escape, no forged line, no disguised link (`handrail.shown`)."""
+
+from __future__ import annotations
+
+import io
+import re
+import types
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from handrail.gate.models import (
+    Change,
+    Decision,
+    DecisionRecord,
+    Outcome,
+    RunState,
+    RunStatus,
+    StepRecord,
+    StepState,
+    Verdict,
+)
+from handrail.shown import inert_links, lines, one_line
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+# Rich markup, a clear-screen, an OSC 8 hyperlink hiding its address, a bidi override ("exe.pdf")
+HOSTILE = ("[link=file:///etc/passwd]Invoice[/link] [red]APPROVED[/] \x1b[2J"
+           "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\ \u202efdp.exe")
+FORGED = "203.0.113.9\ns99-fake approved by bob"  # a line break that would make a row of its own
+_SGR = re.compile(r"\x1b\[[0-9;]*m")  # Rich's own colours
+
+
+def _terminal():
+    from starter.output import SafeConsole
+
+    return SafeConsole(file=io.StringIO(), force_terminal=True, color_system="standard", width=400)
+
+
+def _printed(console) -> str:
+    """What reached the terminal, Rich's colours removed: any ESC left came from the data."""
+    return _SGR.sub("", console.file.getvalue())
+
+
+def _assert_inert(out: str) -> None:
+    assert "\x1b" not in out and "\u202e" not in out, repr(out)  # no escape sequence, no bidi override
+    assert "[red]APPROVED[/]" in out and "[link=file:///etc/passwd]" in out  # markup printed, not obeyed
+    assert "\\x1b[2J" in out and "\\u202efdp.exe" in out  # the controls are shown, not dropped
+
+
+# -- the shared rule ---------------------------------------------------------------------------
+def test_controls_bidi_and_line_breaks_are_shown_as_escapes():
+    assert one_line("a\x1b[2Jb\r\nc\u202ed\x00\u200b\x85\U000e0041") == (
+        "a\\x1b[2Jb\\r\\nc\\u202ed\\x00\\u200b\\x85\\U000e0041")
+    assert one_line("paypa1.example — ok, ünïcode 日本") == "paypa1.example — ok, ünïcode 日本"
+    assert lines("one\r\ntwo\rthree\n\tfour\x1b") == "one\ntwo\nthree\n\tfour\\x1b"
+    assert inert_links("see https://evil.example/approve and HXXP://x") == ("see https[:]//evil.example/approve "
+                                                                             "and HXXP[:]//x")
+
+
+def test_the_console_shows_escapes_a_caller_forgot_to_escape():
+    from rich.table import Table
+
+    console = _terminal()
+    console.print(f"plain {HOSTILE}", markup=False)
+    table = Table("cell")
+    table.add_row("x\x1b]8;;https://evil.example/\x1b\\y")
+    console.print(table)
+    out = _printed(console)
+    assert "\x1b" not in out and "\\x1b]8;;https://evil.example/" in out
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+def test_phishing_triage_prints_a_hostile_subject_as_written(tmp_path):
+    from starter.cli import app
+
+    eml = tmp_path / "hostile.eml"
+    eml.write_bytes(b"From: IT Desk <it@paypa1-secure.example>\r\n"
+                    b"Subject: =?utf-8?q?[link=3Dfile:///etc/passwd]Invoice[/link]_[red]APPROVED[/]_=1B[2J"
+                    b"=1B]8;;https://evil.example/=1B=5Cclick=1B]8;;=1B=5C_=E2=80=AEfdp.exe?=\r\n"
+                    b"Message-ID: <abc@paypa1-secure.example>\r\nTo: v@corp.example\r\n"
+                    b"Content-Type: text/plain\r\n\r\nLogin http://paypa1-secure.example/login now\r\n")
+    (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(tmp_path / "home"),
+           "COLUMNS": "400"}
+    result = CliRunner().invoke(app, ["phishing", "triage", str(eml)], env=env)
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+
+
+def _hostile_status() -> RunStatus:
+    step = StepRecord(
+        step_id="s01-dns.sinkhole", state=StepState.AWAITING_APPROVAL, change_digest="sha256:0",
+        change=Change(kind="dns.sinkhole", target=FORGED, params={"comment": HOSTILE}),
+        verdicts=[Verdict(guardrail="popular_domain", outcome=Outcome.HOLD, reason=HOSTILE)],
+        note=HOSTILE,
+        decisions=[DecisionRecord(decision=Decision(id="d", approver="[green]boss[/]", approve=True),
+                                  accepted=False, at=T0, why=HOSTILE)],
+    )
+    return RunStatus(run_id="phishing-1", runbook="phishing", state=RunState.AWAITING_APPROVAL,
+                     requested_by="mailbox", subject=HOSTILE, started_at=T0, steps=[step], error=HOSTILE,
+                     rejected_decisions=step.decisions, summary={"subject": HOSTILE, "sender": "x@evil.example"})
+
+
+def test_show_prints_every_hostile_field_of_a_run_as_written(monkeypatch):
+    from starter import common
+
+    console = _terminal()
+    monkeypatch.setattr(common, "console", console)
+    monkeypatch.setattr(common, "print_url", lambda *a, **k: None)
+    common._render_status(_hostile_status(), settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    out = _printed(console)
+    _assert_inert(out)
+    assert "203.0.113.9\\ns99-fake approved by bob" in out  # the forged row stays inside its cell
+    assert "\\[green]boss" not in out and "[green]boss[/]" in out
+    assert not any(line.startswith("s99-fake") for line in out.splitlines())
+
+
+def test_pending_runs_and_review_print_hostile_cells_as_written(monkeypatch):
+    from starter import runs_cmd
+    from starter.console_views import print_pending
+
+    console = _terminal()
+    print_pending(console, [{"run_id": "phishing-1", "step": "s01", "requested_by": "mailbox", "approvals": "0/1",
+                             "change": Change(kind="dns.sinkhole", target=FORGED).model_dump(),
+                             "action": "dns.sinkhole", "target": FORGED, "why": HOSTILE}])
+    monkeypatch.setattr(runs_cmd, "console", console)
+    for width in (400, 60):  # the table, and the records a narrow terminal gets
+        console.width = width
+        runs_cmd.print_runs([{"run_id": "phishing-1", "runbook": "phishing", "state": "completed",
+                              "started_at": T0.isoformat(), "requested_by": "mailbox", "subject": HOSTILE}])
+    out = _printed(console)
+    _assert_inert(out)
+    assert "203.0.113.9\\ns99-fake" in out
+
+
+def test_an_error_quoting_a_tool_is_printed_as_written(capsys):
+    import typer
+
+    from starter.output import CliError, emit_error
+
+    with pytest.raises(typer.Exit):
+        emit_error(CliError(f"the tool answered: {HOSTILE}"), json_mode=False)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "[red]APPROVED[/]" in err
+
+
+def test_review_prints_a_hostile_target_from_the_ledger_as_written(tmp_path):
+    from datetime import timedelta
+
+    from handrail.gate.ledger import Ledger
+    from handrail.trust.synth import SyntheticLedger
+    from starter.cli import app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    ledger = Ledger(home / "ledger.db")
+    with SyntheticLedger(ledger) as syn:
+        syn.change("dns.sinkhole", datetime.now(UTC) - timedelta(hours=1), run_id="r1", step_id="s01",
+                   target=f"{FORGED} {HOSTILE}")
+    ledger.close()
+    (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(home), "COLUMNS": "400"}
+    result = CliRunner().invoke(app, ["review"], env=env)
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+    assert "203.0.113.9\\ns99-fake" in result.output
