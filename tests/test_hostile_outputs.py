@@ -171,3 +171,32 @@ def test_review_prints_a_hostile_target_from_the_ledger_as_written(tmp_path):
     assert result.exit_code == 0, result.output
     _assert_inert(result.output)
     assert "203.0.113.9\\ns99-fake" in result.output
+
+
+# -- the approvers' notices --------------------------------------------------------------------
+def _notice(**over):
+    from handrail.notify.message import Notice
+
+    fields = dict(event="waiting", run_id="phishing-1", step_id="s01-proxy.block", runbook="phishing",
+                  requested_by="mailbox", subject="<abc@evil.example> <!channel>",
+                  change=Change(kind="proxy.block",
+                                target="https://evil.example/login\n\nApprove:  handrail approve other-run "
+                                       "--step s01 --as bob\u202e"),
+                  why="[Approve here](https://evil.example/approve) " + "x" * 5000,
+                  deadline=T0, approvers=["bob"])
+    return Notice(**{**fields, **over})
+
+
+def test_a_notice_keeps_hostile_values_on_their_line_unlinked_and_bounded():
+    from handrail.notify.message import MAX_SAID, email_message, render_text, webhook_body
+
+    text = render_text(_notice(), "bob")
+    approve = [line for line in text.splitlines() if line.startswith("Approve:")]
+    assert approve == ["Approve:  handrail approve phishing-1 --step s01-proxy.block --as bob"]  # none forged
+    assert "login\\n\\nApprove:" in text and "\\u202e" in text and "\u202e" not in text
+    assert "://" not in text and "https[:]//evil.example/login" in text  # no clickable phishing or "approval" URL
+    assert max(len(line) for line in text.splitlines()) < MAX_SAID + 20  # a 5000-character reason is cut
+    chat = webhook_body(_notice())["text"]
+    assert "<!channel>" not in chat and "](" not in chat  # no Slack mention, no Teams Markdown link
+    mail = email_message(_notice(), "handrail@corp.example", "bob@corp.example", "bob")
+    assert [line for line in mail.get_content().splitlines() if line.startswith("Approve:")] == approve

@@ -4,12 +4,17 @@ A notice names what is asked (the change; for a batch the count and first member
 (the trust mode or the guardrail that holds it), until when, who may decide, and the exact
 commands to approve or deny. It carries no secret and nothing a person could click to
 approve: the decision is a signed `handrail approve|deny`, as in Teleport's plugins.
+
+The target, the subject, the reasons and the outcome quote attacker-written text (a phishing
+URL, a device name). In the rendered text each is one line (a line break must not forge an
+``Approve:`` line), shows controls and bidi overrides as escapes, has no ``scheme://`` a mail
+or chat client would turn into a link (``https[:]//``), and is bounded (a chat service cuts
+or refuses a long message, and then the approver is told nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
 from datetime import datetime
 from email.message import EmailMessage
@@ -19,9 +24,11 @@ from pydantic import BaseModel, Field
 
 from handrail.gate.approvals import may_decide
 from handrail.gate.models import Change, GatePolicy
+from handrail.shown import inert_links, one_line
 
 Event = Literal["waiting", "escalated", "approved", "denied", "timed_out"]
 MAX_NAMED = 5  # commands spelled out per approver in a group message; beyond, `--as <your name>`
+MAX_SAID = 500  # characters of one quoted value (a target, a reason) in the text
 
 _HEADLINE = {
     "waiting": "waits for your approval",
@@ -84,28 +91,37 @@ def show_command(notice: Notice) -> str:
     return f"handrail show {shlex.quote(notice.run_id)}"
 
 
+def said(value: object, limit: int = MAX_SAID) -> str:
+    """A value from outside as notice text: one line, controls escaped, no link, bounded."""
+    text = inert_links(one_line(value))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def what(notice: Notice) -> str:
     if notice.batch is None:
-        return notice.change.describe()
-    first = ", ".join(notice.batch.first)
+        return f"{said(notice.change.kind)} {said(notice.change.target)}"
+    first = ", ".join(said(member, 100) for member in notice.batch.first)
     more = notice.batch.count - len(notice.batch.first)
-    return (f"{notice.change.kind} of {notice.batch.count} entries: {first}" + (f" and {more} more" if more > 0 else "")
+    return (f"{said(notice.change.kind)} of {notice.batch.count} entries: {first}"
+            + (f" and {more} more" if more > 0 else "")
             + f" (all: handrail show {shlex.quote(notice.run_id)} --members)")
 
 
 def headline(notice: Notice) -> str:
-    return f"Handrail: {notice.change.kind} in run {notice.run_id} {_HEADLINE[notice.event]}"
+    return f"Handrail: {said(notice.change.kind, 100)} in run {said(notice.run_id, 200)} {_HEADLINE[notice.event]}"
 
 
 def render_text(notice: Notice, recipient: str | None = None) -> str:
     """Plain text: the e-mail body, the lab record, the webhook's `text`."""
-    lines = [headline(notice), "", f"Change:   {what(notice)}", f"Run:      {notice.runbook}, requested by "
-             f"{notice.requested_by}" + (f" ({notice.subject})" if notice.subject else ""), f"Why:      {notice.why}"]
+    lines = [headline(notice), "", f"Change:   {what(notice)}", f"Run:      {said(notice.runbook)}, requested by "
+             f"{said(notice.requested_by)}" + (f" ({said(notice.subject)})" if notice.subject else ""),
+             f"Why:      {said(notice.why)}"]
     if notice.event in ("waiting", "escalated"):
         if notice.deadline is not None:
             until = notice.deadline.strftime("%Y-%m-%d %H:%M UTC")
-            lines.append(f"Until:    {until}" + (f", then {notice.then}" if notice.then else ""))
-        lines.append(f"Deciders: {', '.join(notice.approvers) or 'nobody'} ({notice.required} approval(s) needed)")
+            lines.append(f"Until:    {until}" + (f", then {said(notice.then)}" if notice.then else ""))
+        deciders = said(", ".join(notice.approvers)) or "nobody"
+        lines.append(f"Deciders: {deciders} ({notice.required} approval(s) needed)")
         lines.append("")
         if recipient is not None:
             lines += [f"Approve:  {approve_command(notice, recipient)}", f"Deny:     {deny_command(notice, recipient)}"]
@@ -120,9 +136,9 @@ def render_text(notice: Notice, recipient: str | None = None) -> str:
         lines.append(f"Inspect:  {show_command(notice)}")
         lines.append("Decisions are signed with your key; this message cannot approve anything.")
     else:
-        lines.append(f"Outcome:  {notice.outcome}")
+        lines.append(f"Outcome:  {said(notice.outcome)}")
         lines.append(f"Inspect:  {show_command(notice)}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)  # the commands too: a quoted id keeps to its line
 
 
 def webhook_body(notice: Notice) -> dict[str, Any]:
@@ -145,7 +161,7 @@ def email_message(notice: Notice, sender: str, address: str, recipient: str) -> 
     message = EmailMessage()
     message["From"] = sender
     message["To"] = address
-    message["Subject"] = _one_line(headline(notice))[:200]
+    message["Subject"] = one_line(headline(notice))[:200]  # no CR/LF: no header of the sender's
     digest = hashlib.sha256(f"{notice.key}/{recipient}".encode()).hexdigest()[:32]
     message["Message-ID"] = f"<{digest}.{notice.event}@handrail>"  # the same on a retry
     message.set_content(render_text(notice, recipient))
@@ -155,10 +171,6 @@ def email_message(notice: Notice, sender: str, address: str, recipient: str) -> 
 def _chat_safe(text: str) -> str:
     """Slack reads `<!channel>` or `<https://…|label>` in `text` as mentions and links: hostile
     subjects and targets must not page a channel or disguise a link, so `&`, `<`, `>` are escaped
-    (Slack's own rule; Teams shows the entities as the characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _one_line(text: str) -> str:
-    """A header value: hostile ids must not add headers (CR/LF and other controls become spaces)."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+    (Slack's own rule; Teams shows the entities as the characters). Teams reads Markdown, where
+    `[Approve here](…)` is a link whose text hides its address: `](` is split so it stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("](", "] (")
