@@ -137,3 +137,12 @@ async def test_an_alert_sent_again_after_a_crash_keeps_its_id(server, tmp_path):
     lines = read_lines(server["file"], 2)
     assert len(lines) == 2 and all(f"externalId={first.id}" in ln for ln in lines)
     assert [x.id for x in await a.list_alerts()] == [first.id]
+
+
+async def test_a_hostile_subject_arrives_as_one_event_without_control_characters(server, tmp_path):
+    a = client(server, tmp_path)
+    await a.raise_alert("P2", "Phish: \x1b[2J\u202efdp.exe", "subject \x00cut\u2028\x85next\r\nCEF:0|fake|event",
+                        source="phishing")
+    [line] = read_lines(server["file"], 1)
+    assert not any(c in line for c in "\x00\x1b\u2028\u202e\x85") and "#033" not in line  # escaped by us
+    assert "\\\\x1b[2J" in line and "\\\\u202efdp.exe" in line and "\\nCEF:0|fake" in line

@@ -200,3 +200,31 @@ def test_a_notice_keeps_hostile_values_on_their_line_unlinked_and_bounded():
     assert "<!channel>" not in chat and "](" not in chat  # no Slack mention, no Teams Markdown link
     mail = email_message(_notice(), "handrail@corp.example", "bob@corp.example", "bob")
     assert [line for line in mail.get_content().splitlines() if line.startswith("Approve:")] == approve
+
+
+# -- SIEM alerts, the HTML report, case files -------------------------------------------------
+def test_a_syslog_alert_carries_no_control_character():
+    from handrail.tools.alerts_syslog import _sd_value, cef
+
+    event = cef("alert.raised", f"Phish: {HOSTILE}", "P1", {"msg": f"{HOSTILE}\x00cut\u2028\x85next\r\nline"})
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u202e]", event), repr(event)
+    assert "msg=" in event and "\\\\x00cut" in event and "\\nline" in event
+    assert not re.search(r"[\x00-\x1f]", _sd_value("run\n1\x1b"))
+
+
+def test_the_html_report_escapes_every_ledger_string(tmp_path):
+    from datetime import timedelta
+
+    from handrail.gate.ledger import Ledger
+    from handrail.trust.baseline import compute_baseline
+    from handrail.trust.report import render
+    from handrail.trust.synth import KNOWN_NOW, KNOWN_T0, SyntheticLedger
+
+    ledger = Ledger(tmp_path / "l.db")
+    with SyntheticLedger(ledger) as syn:
+        syn.change("dns.sinkhole", KNOWN_T0 + timedelta(hours=1), run_id="r", step_id="s")
+    baseline = compute_baseline(ledger, KNOWN_NOW)
+    baseline.kinds[0].guardrails.by_guardrail = {"<b>g</b>": {"<script>alert(1)</script>": 1}}
+    page = render(baseline)
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<b>" not in page
+    ledger.close()

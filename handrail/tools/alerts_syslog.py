@@ -6,6 +6,11 @@ are also kept in a small local table (beside the idempotency journal) so `list_a
 `get_alert` and `acknowledge` answer as the lab's do; an acknowledgement is sent to the
 SIEM as its own CEF event. The alert's priority sets the syslog severity and the CEF
 severity (P1 critical ... P4 notice).
+
+An alert's title and body quote attacker-written text (a phishing subject, a feed entry).
+Besides CEF's own escapes, every control and bidi character is sent as its escape
+(`handrail.shown`): a NUL cuts the event in a C parser, an ESC reaches the analyst's
+terminal through `tail`, and NEL or U+2028 start a new line in a line-based viewer.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from handrail.ops.tools_config import SyslogAlerts as SyslogConfig
+from handrail.shown import lines, one_line
 from handrail.tools.alerts import Alert, Priority
 from handrail.tools.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from handrail.tools.journal import Journal, fingerprint
@@ -34,16 +40,16 @@ MAX_FIELD = 1024
 
 
 def _cef_header(text: str) -> str:
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")[:MAX_FIELD]
+    return one_line(" ".join(str(text).split())).replace("\\", "\\\\").replace("|", "\\|")[:MAX_FIELD]
 
 
 def _cef_value(text: str) -> str:
-    text = str(text)[:4 * MAX_FIELD].replace("\\", "\\\\").replace("=", "\\=")
-    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+    text = lines(str(text)[:4 * MAX_FIELD]).replace("\\", "\\\\").replace("=", "\\=")
+    return text.replace("\n", "\\n")  # `lines` made every line break (CR LF, CR) one LF
 
 
 def _sd_value(text: str) -> str:
-    return str(text)[:MAX_FIELD].replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return one_line(str(text)[:MAX_FIELD]).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _token(text: str, limit: int) -> str:

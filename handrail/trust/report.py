@@ -151,7 +151,7 @@ def _kind_section(fig: KindBaseline, mode: str | None, lines: list[Line], notes:
     window = (f"{fig.window_start:%Y-%m-%d %H:%M} – {fig.window_end:%Y-%m-%d %H:%M} UTC "
               f"({fig.hours} hours, {fig.days} days)") if fig.window_start else "no changes in the period"
     by_guardrail = ", ".join(
-        f"{escape(name)}: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        f"{escape(name)}: " + ", ".join(f"{n} {escape(o)}" for o, n in sorted(outcomes.items()))
         for name, outcomes in sorted(g.by_guardrail.items())
     ) or "none"
     rows = [
