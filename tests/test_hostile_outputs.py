@@ -228,3 +228,25 @@ def test_the_html_report_escapes_every_ledger_string(tmp_path):
     page = render(baseline)
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<b>" not in page
     ledger.close()
+
+
+async def test_a_case_file_gets_text_not_controls():
+    from handrail.tools.cases import LabCases
+
+    sent = []
+
+    class _Http:
+        async def json(self, method, path, json=None, **_):
+            sent.append(json)
+            return {"id": "C-1", "title": "t", "status": "open", "created_at": "now", "author": "a", "text": "t",
+                    "at": "now", "kind": "k", "ref": "r", "added_at": "now"}
+
+    cases = LabCases(_Http())
+    await cases.create_case(f"Phishing: {HOSTILE}\nforged", description=f"line one\r\n{HOSTILE}")
+    await cases.add_note("C-1", "handrail", "EDR scan of host\x1b[2J: clean\nnext line")
+    await cases.add_artefact("C-1", "email", "mailbox:MSG-1", description=HOSTILE)
+    title, description = sent[0]["title"], sent[0]["description"]
+    assert "\n" not in title and "\\x1b[2J" in title and title.endswith("\\nforged")
+    assert description.startswith("line one\n") and "\\u202efdp.exe" in description
+    assert sent[1]["text"] == "EDR scan of host\\x1b[2J: clean\nnext line" and sent[2]["ref"] == "mailbox:MSG-1"
+    assert not any(re.search(r"[\x00-\x09\x0b-\x1f\u202e]", str(v)) for body in sent for v in body.values())

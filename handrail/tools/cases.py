@@ -1,4 +1,11 @@
-"""Case management: incident cases with artefacts and notes."""
+"""Case management: incident cases with artefacts and notes.
+
+A case file quotes the attacker (a phishing subject, an EDR host name, a DLP file name) and is
+read by analysts in the case tool's UI, its exports and terminals. What Handrail writes is
+made text first (`handrail.shown`): a title is one line, a description or note keeps its line
+breaks, and controls and bidi overrides are written as escapes, never as themselves. An
+artefact's `ref` is a key (a mailbox id, a parse reference) and stays verbatim.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
+from handrail.shown import lines, one_line
 from handrail.tools.http import LabHTTP, ToolModel, seg
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -70,7 +78,7 @@ class LabCases:
                           severity: Severity = "medium", run_id: str | None = None,
                           idempotency_key: str | None = None) -> Case:
         data = await self.http.json("POST", "/cases", json={
-            "title": title, "description": description, "severity": severity,
+            "title": one_line(title), "description": lines(description), "severity": severity,
             "run_id": run_id}, idempotency_key=idempotency_key)
         return Case.model_validate(data)
 
@@ -85,7 +93,7 @@ class LabCases:
     async def add_artefact(self, case_id: str, kind: str, ref: str, *, description: str = "",
                            idempotency_key: str | None = None) -> CaseArtefact:
         data = await self.http.json("POST", f"/cases/{seg(case_id)}/artefacts",
-                                    json={"kind": kind, "ref": ref, "description": description},
+                                    json={"kind": kind, "ref": ref, "description": lines(description)},
                                     idempotency_key=idempotency_key)
         return CaseArtefact.model_validate(data)
 
@@ -97,14 +105,14 @@ class LabCases:
     async def add_note(self, case_id: str, author: str, text: str, *,
                        idempotency_key: str | None = None) -> CaseNote:
         data = await self.http.json("POST", f"/cases/{seg(case_id)}/notes",
-                                    json={"author": author, "text": text},
+                                    json={"author": one_line(author), "text": lines(text)},
                                     idempotency_key=idempotency_key)
         return CaseNote.model_validate(data)
 
     async def close_case(self, case_id: str, resolution: str, *,
                          idempotency_key: str | None = None) -> Case:
         data = await self.http.json("POST", f"/cases/{seg(case_id)}/close",
-                                    json={"resolution": resolution},
+                                    json={"resolution": lines(resolution)},
                                     idempotency_key=idempotency_key)
         return Case.model_validate(data)
 
