@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from starter.output import USAGE, command, console, fail, print_json
+from starter.output import USAGE, command, console, fail, print_json, shown
 
 if TYPE_CHECKING:
     from handrail.runbooks.phishing.popular import PopularSettings
@@ -59,7 +59,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             print_json(document)
             return
         colour = "yellow" if holds else "green"
-        console.print(f"[{colour}]{found.describe()}[/]", highlight=False)
+        console.print(f"[{colour}]{shown(found.describe())}[/]", highlight=False)  # a pasted URL: the attacker's
         console.print("a sinkhole or takedown of it waits for a human" if holds
                       else "not popular: the phishing verdict decides", highlight=False)
         if pages == "automatic":

@@ -250,3 +250,16 @@ async def test_a_case_file_gets_text_not_controls():
     assert description.startswith("line one\n") and "\\u202efdp.exe" in description
     assert sent[1]["text"] == "EDR scan of host\\x1b[2J: clean\nnext line" and sent[2]["ref"] == "mailbox:MSG-1"
     assert not any(re.search(r"[\x00-\x09\x0b-\x1f\u202e]", str(v)) for body in sent for v in body.values())
+
+
+def test_popular_check_prints_a_pasted_hostile_url_as_written(tmp_path):
+    from starter.cli import app
+
+    ranking = ROOT / "tests" / "data" / "top-sites.csv"
+    policy = (ROOT / "policy.toml").read_text().replace("[settings.popular]\n",
+                                                        f'[settings.popular]\npath = "{ranking}"\n', 1)
+    (tmp_path / "policy.toml").write_text(policy)
+    env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(tmp_path / "home"),
+           "COLUMNS": "400"}
+    result = CliRunner().invoke(app, ["popular", "check", "[red]APPROVED[/] \x1b[2J"], env=env)
+    assert "[red]APPROVED[/] \\x1b[2J is not a domain name" in result.output, result.output
