@@ -263,3 +263,53 @@ def test_popular_check_prints_a_pasted_hostile_url_as_written(tmp_path):
            "COLUMNS": "400"}
     result = CliRunner().invoke(app, ["popular", "check", "[red]APPROVED[/] \x1b[2J"], env=env)
     assert "[red]APPROVED[/] \\x1b[2J is not a domain name" in result.output, result.output
+
+
+def test_a_rollback_plan_prints_a_hostile_target_as_written(tmp_path):
+    from datetime import timedelta
+
+    from handrail.gate.ledger import Ledger
+    from handrail.trust.synth import SyntheticLedger
+    from starter.cli import app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    ledger = Ledger(home / "ledger.db")
+    with SyntheticLedger(ledger) as syn:
+        syn.change("dns.sinkhole", datetime.now(UTC) - timedelta(hours=1), run_id="r1", step_id="s01",
+                   target=f"{FORGED} {HOSTILE}")
+    ledger.close()
+    (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(home), "COLUMNS": "900"}
+    result = CliRunner().invoke(app, ["rollback", "r1", "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+    assert "203.0.113.9\\ns99-fake" in result.output
+
+
+def test_drift_prints_a_hostile_change_and_tool_detail_as_written(monkeypatch, tmp_path):
+    import typer
+
+    from handrail.gate.reconcile import DriftItem, ReconcileReport
+    from starter import drift_cmd
+
+    async def report(*_a, **_k):
+        return ReconcileReport(drift=[DriftItem(change_id="r1/s01", run_id="r1", change=f"dns.sinkhole {FORGED}",
+                                                ledger="live", tool_holds=False, detail=HOSTILE)])
+
+    async def connect(*_a, **_k):
+        return None
+
+    console = _terminal()
+    monkeypatch.setattr(drift_cmd, "drift_report", report)
+    monkeypatch.setattr("handrail.ops.temporal.connect", connect)
+    monkeypatch.setattr(drift_cmd, "console", console)
+    monkeypatch.setenv("HANDRAIL_HOME", str(tmp_path))
+    app = typer.Typer()
+    app.command("drift")(drift_cmd.drift)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(app, ["drift"])
+    assert result.exit_code == 1, result.output  # drift found
+    out = _printed(console)
+    _assert_inert(out)
+    assert "203.0.113.9\\ns99-fake" in out
