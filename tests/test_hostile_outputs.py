@@ -313,3 +313,19 @@ def test_drift_prints_a_hostile_change_and_tool_detail_as_written(monkeypatch, t
     out = _printed(console)
     _assert_inert(out)
     assert "203.0.113.9\\ns99-fake" in out
+
+
+async def test_following_a_run_prints_its_hostile_events_as_written():
+    from starter.output import SafeConsole
+    from starter.progress import follow
+
+    console = SafeConsole(file=io.StringIO(), force_terminal=False, width=400)  # no spinner: only the lines
+    status = _hostile_status()
+
+    async def read():
+        return status
+
+    await follow(read, lambda s: True, status.run_id, console, poll_s=0)
+    out = _printed(console)
+    _assert_inert(out)
+    assert "203.0.113.9\\ns99-fake" in out and not any(line.startswith("s99-fake") for line in out.splitlines())
