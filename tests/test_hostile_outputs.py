@@ -329,3 +329,16 @@ async def test_following_a_run_prints_its_hostile_events_as_written():
     out = _printed(console)
     _assert_inert(out)
     assert "203.0.113.9\\ns99-fake" in out and not any(line.startswith("s99-fake") for line in out.splitlines())
+
+
+def test_a_stray_closing_tag_cannot_make_show_fail(monkeypatch):
+    """Rich raises MarkupError on a '[/]' with nothing to close: a subject holding one made
+    `handrail show` of that run fail instead of showing it to the approver."""
+    from starter import common
+
+    console = _terminal()
+    monkeypatch.setattr(common, "console", console)
+    monkeypatch.setattr(common, "print_url", lambda *a, **k: None)
+    status = _hostile_status().model_copy(update={"subject": "Invoice [/] overdue"})
+    common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    assert "subject Invoice [/] overdue" in _printed(console)
