@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 from handrail.gate.models import Change
 from handrail.gate.preflight import PreflightRequest, PreflightResult
 from handrail.ops.config import Settings
-from starter.output import err_console, fail
+from starter.output import err_console, fail, shown
 
 ANSWER_WITHIN = timedelta(seconds=20)
 
@@ -44,7 +44,7 @@ async def check(client: Client, settings: Settings, request: PreflightRequest) -
     except (WorkflowFailureError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError,
             RPCError) as exc:
         await forget(client, workflow_id)
-        err_console.print(f"[yellow]warning:[/] the pre-flight check could not run ({_cause(exc)}); "
+        err_console.print(f"[yellow]warning:[/] the pre-flight check could not run ({shown(_cause(exc))}); "
                           "starting the run anyway, the gate still checks every change.", highlight=False)
         return None
     await forget(client, workflow_id)
