@@ -5,12 +5,14 @@ written by the attacker, and Handrail shows it to the approver who decides what 
 in the terminal, in a notice, in a SIEM alert. Characters that are not text must not act
 there. An ESC starts a terminal escape (clear the screen, an OSC 8 hyperlink that hides its
 address), CR and NUL overwrite or cut a line, U+202E and its kin reverse what follows
-("exe.pdf" reads "fdp.exe"), zero-width and tag characters hide text, and a line break
+(U+202E then "fdp.exe" reads "exe.pdf"), zero-width and tag characters hide text, and a line break
 forges a line of its own ("Approve: handrail approve ...").
 
 Such characters are not dropped but shown as their escape (``\\x1b``, ``\\u202e``, ``\\n``),
 so the person sees that the text carried them. Each channel then applies its own syntax on
-top (Rich markup in the CLI, HTML, Slack/Teams, CEF, CSV cells); see the callers.
+top (Rich markup in the CLI, Slack/Teams escapes in notices, CEF in syslog alerts); see the
+callers (starter/output.py, handrail/notify/message.py, handrail/tools/alerts_syslog.py,
+handrail/tools/cases.py).
 """
 
 from __future__ import annotations
