@@ -151,12 +151,12 @@ def test_an_error_quoting_a_tool_is_printed_as_written(capsys):
     assert "\x1b" not in err and "[red]APPROVED[/]" in err
 
 
-def test_review_prints_a_hostile_target_from_the_ledger_as_written(tmp_path):
+def _home_with_a_hostile_change(tmp_path: Path) -> Path:
+    """A home whose ledger holds one sinkhole of a hostile target (run r1), and the shipped policy."""
     from datetime import timedelta
 
     from handrail.gate.ledger import Ledger
     from handrail.trust.synth import SyntheticLedger
-    from starter.cli import app
 
     home = tmp_path / "home"
     home.mkdir()
@@ -166,6 +166,13 @@ def test_review_prints_a_hostile_target_from_the_ledger_as_written(tmp_path):
                    target=f"{FORGED} {HOSTILE}")
     ledger.close()
     (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    return home
+
+
+def test_review_prints_a_hostile_target_from_the_ledger_as_written(tmp_path):
+    from starter.cli import app
+
+    home = _home_with_a_hostile_change(tmp_path)
     env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(home), "COLUMNS": "400"}
     result = CliRunner().invoke(app, ["review"], env=env)
     assert result.exit_code == 0, result.output
@@ -266,20 +273,9 @@ def test_popular_check_prints_a_pasted_hostile_url_as_written(tmp_path):
 
 
 def test_a_rollback_plan_prints_a_hostile_target_as_written(tmp_path):
-    from datetime import timedelta
-
-    from handrail.gate.ledger import Ledger
-    from handrail.trust.synth import SyntheticLedger
     from starter.cli import app
 
-    home = tmp_path / "home"
-    home.mkdir()
-    ledger = Ledger(home / "ledger.db")
-    with SyntheticLedger(ledger) as syn:
-        syn.change("dns.sinkhole", datetime.now(UTC) - timedelta(hours=1), run_id="r1", step_id="s01",
-                   target=f"{FORGED} {HOSTILE}")
-    ledger.close()
-    (tmp_path / "policy.toml").write_text((ROOT / "policy.toml").read_text())
+    home = _home_with_a_hostile_change(tmp_path)
     env = {"HANDRAIL_POLICY": str(tmp_path / "policy.toml"), "HANDRAIL_HOME": str(home), "COLUMNS": "900"}
     result = CliRunner().invoke(app, ["rollback", "r1", "--dry-run"], env=env)
     assert result.exit_code == 0, result.output
