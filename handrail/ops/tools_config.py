@@ -121,6 +121,8 @@ class TaxiiIntel(_Backend):
     token_env: str | None = None  # a bearer token instead of basic auth
     page_size: int = Field(default=500, ge=1, le=10_000)
     max_objects: int = Field(default=200_000, ge=1)
+    max_page_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # one answer's body, decoded
+    deadline: float = Field(default=240.0, gt=0)  # seconds to read a whole collection (under the 5 min feed timeout)
     verify: bool | str = True
     timeout: float = 20.0
     password: str = Field(default="", exclude=True, repr=False)

@@ -7,10 +7,16 @@ server's `next` token while `more` is true, and `added_after` from the
 one STIX 2.1 bundle, byte-identical for the same indicators, so the intel sync's content
 cache and "last good" fallback work unchanged. Every other feed name goes to the HTTP
 feed server (the lab's client). TAXII feeds are read-only here: publishing is refused.
+
+The server is not trusted to end its paging: a repeated or oversized `next` token (or
+`added_after` that does not move) is an error, every answer's body is capped
+(`max_page_bytes`, read as it streams), and reading a collection has `deadline` seconds in
+all; a page is decoded in a thread, off the worker's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -19,7 +25,7 @@ from typing import Any
 import httpx
 
 from handrail.ops.tools_config import TaxiiIntel as TaxiiConfig
-from handrail.tools.errors import Invalid, NotFound, ToolError, Unauthorized
+from handrail.tools.errors import Invalid, NotFound, ToolError, Unauthorized, Unavailable
 from handrail.tools.http import LabHTTP, seg
 from handrail.tools.intel import FeedFormat, FeedInfo
 from handrail.tools.journal import Journal
@@ -27,6 +33,7 @@ from handrail.tools.journal import Journal
 PREFIX = "taxii:"
 TAXII_JSON = "application/taxii+json;version=2.1"
 MAX_PAGES = 10_000
+MAX_TOKEN = 2048  # characters of a `next` token or an `added_after` value sent back to the server
 
 
 def _listed(envelope: Any, key: str, path: str) -> list:
@@ -76,7 +83,7 @@ class TaxiiIntel:
     # -- TAXII -------------------------------------------------------------------------------
     async def collections(self) -> list[dict]:
         try:
-            data = await self.http.json("GET", "collections/")
+            data = await self.http.json("GET", "collections/", max_bytes=self.cfg.max_page_bytes)
         except NotFound:
             raise NotFound(f"There is no TAXII API root at {self.http.base_url}.", status=404) from None
         listed = _listed({} if data is None else data, "collections", "collections/")
@@ -100,10 +107,11 @@ class TaxiiIntel:
         path = f"collections/{seg(collection_id)}/objects/"
         objects: dict[tuple[str, str], dict] = {}
         params: dict[str, Any] = {"match[type]": "indicator", "limit": self.cfg.page_size}
+        asked: set[tuple[str, str]] = set()
         for _ in range(MAX_PAGES):
-            resp = await self.http.request("GET", path, params=params)
+            resp = await self.http.request("GET", path, params=params, max_bytes=self.cfg.max_page_bytes)
             try:
-                envelope = resp.json() if resp.content else {}
+                envelope = await asyncio.to_thread(json.loads, resp.content) if resp.content else {}
             except ValueError:
                 raise ToolError(f"The TAXII server answered {path} with something that is not JSON.",
                                 code="bad_response") from None
@@ -120,13 +128,23 @@ class TaxiiIntel:
             if not envelope.get("more") or not page:
                 break
             if _text(envelope.get("next")):
-                params = {"match[type]": "indicator", "limit": self.cfg.page_size, "next": envelope["next"]}
+                token = ("next", envelope["next"])
             elif resp.headers.get("X-TAXII-Date-Added-Last"):
-                params = {"match[type]": "indicator", "limit": self.cfg.page_size,
-                          "added_after": resp.headers["X-TAXII-Date-Added-Last"]}
+                token = ("added_after", resp.headers["X-TAXII-Date-Added-Last"])
             else:
                 raise ToolError(f"The TAXII server said there is more in {collection_id} but gave no way to "
                                 "ask for it.", code="bad_response")
+            if len(token[1]) > MAX_TOKEN:
+                raise ToolError(f"The TAXII server gave a {token[0]} value for {collection_id} longer than "
+                                f"{MAX_TOKEN} characters.", code="bad_response")
+            if token in asked:
+                raise ToolError(f"The TAXII server sent the same {token[0]} value for {collection_id} twice; "
+                                "its paging does not end.", code="bad_response")
+            asked.add(token)
+            params = {"match[type]": "indicator", "limit": self.cfg.page_size, token[0]: token[1]}
+        else:
+            raise ToolError(f"The TAXII collection {collection_id} did not end within {MAX_PAGES} pages.",
+                            code="bad_response")
         return [objects[k] for k in sorted(objects)]
 
     def bundle(self, collection_id: str, objects: list[dict]) -> bytes:
@@ -165,8 +183,14 @@ class TaxiiIntel:
     async def fetch_feed(self, name: str) -> bytes:
         if not name.startswith(PREFIX):
             return await self._http(name).fetch_feed(name)
-        c = await self._collection(name)
-        return self.bundle(c["id"], await self.indicators(c["id"]))
+        try:
+            async with asyncio.timeout(self.cfg.deadline):
+                c = await self._collection(name)
+                objects = await self.indicators(c["id"])
+        except TimeoutError:
+            raise Unavailable(f"Reading the TAXII collection {name[len(PREFIX):]} did not finish within "
+                              f"{self.cfg.deadline:g} s.", code="timeout") from None
+        return await asyncio.to_thread(self.bundle, c["id"], objects)
 
     async def publish_feed(self, name: str, content: bytes | str, *, format: FeedFormat | None = None,
                            idempotency_key: str | None = None) -> FeedInfo:

@@ -25,10 +25,15 @@ from typing import TypeVar
 import httpx
 
 MAX_HEAD_BYTES = 256 * 1024  # a status line and headers larger than this are refused
+MAX_BODY = "handrail.max_body"  # a request extension: refuse a body (as sent on the wire) larger than this
 MAX_IDLE_PER_ORIGIN = 128
 _NO_BODY_STATUSES = frozenset({204, 304})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 T = TypeVar("T")
+
+
+class BodyTooLarge(httpx.TransportError):
+    """The answer's body is larger than the request's `MAX_BODY` extension allows."""
 
 
 class _StaleConnection(Exception):
@@ -228,24 +233,41 @@ async def _read_body(reader: asyncio.StreamReader, request: httpx.Request, statu
     keep = "close" not in connection and (version == b"HTTP/1.1" or "keep-alive" in connection)
     if request.method == "HEAD" or status in _NO_BODY_STATUSES:
         return b"", keep
+    limit = request.extensions.get(MAX_BODY)
     if "chunked" in values.get("transfer-encoding", ""):
-        return await _read_chunked(reader), keep
+        return await _read_chunked(reader, request, limit), keep
     if "content-length" in values:
         length = int(values["content-length"])
         if length < 0:
             raise ValueError("negative Content-Length")
+        _check(request, limit, length)
         return await reader.readexactly(length), keep
-    return await reader.read(-1), False  # delimited by the server closing the connection
+    if limit is None:
+        return await reader.read(-1), False  # delimited by the server closing the connection
+    body = bytearray()
+    while chunk := await reader.read(65536):
+        body += chunk
+        _check(request, limit, len(body))
+    return bytes(body), False
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+def _check(request: httpx.Request, limit: int | None, size: int) -> None:
+    if limit is not None and size > limit:
+        raise BodyTooLarge(f"the answer is larger than {limit} bytes", request=request)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, request: httpx.Request, limit: int | None) -> bytes:
     parts: list[bytes] = []
+    wire = 0  # chunk framing counts too: a million one-byte chunks cost six million bytes
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size = int(size_line.split(b";", 1)[0].strip(), 16)
+        wire += len(size_line) + size + 2
+        _check(request, limit, wire)
         if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                pass  # trailers
+            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                wire += len(line)  # trailers
+                _check(request, limit, wire)
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
         if await reader.readexactly(2) != b"\r\n":
