@@ -8,8 +8,8 @@ one STIX 2.1 bundle, byte-identical for the same indicators, so the intel sync's
 cache and "last good" fallback work unchanged. Every other feed name goes to the HTTP
 feed server (the lab's client). TAXII feeds are read-only here: publishing is refused.
 
-The server is not trusted to end its paging: a repeated or oversized `next` token (or
-`added_after` that does not move) is an error, every answer's body is capped
+The server is not trusted to end its paging: pages that bring nothing new while `more`
+stays true, and an oversized `next` token, are errors, every answer's body is capped
 (`max_page_bytes`, read as it streams), and reading a collection has `deadline` seconds in
 all; a page is decoded in a thread, off the worker's event loop.
 """
@@ -33,6 +33,7 @@ from handrail.tools.journal import Journal
 PREFIX = "taxii:"
 TAXII_JSON = "application/taxii+json;version=2.1"
 MAX_PAGES = 10_000
+MAX_STALE_PAGES = 3  # a server may reuse its `next` token (medallion does); it may not repeat its pages
 MAX_TOKEN = 2048  # characters of a `next` token or an `added_after` value sent back to the server
 
 
@@ -107,7 +108,7 @@ class TaxiiIntel:
         path = f"collections/{seg(collection_id)}/objects/"
         objects: dict[tuple[str, str], dict] = {}
         params: dict[str, Any] = {"match[type]": "indicator", "limit": self.cfg.page_size}
-        asked: set[tuple[str, str]] = set()
+        stale = 0  # pages in a row that brought no object not seen before
         for _ in range(MAX_PAGES):
             resp = await self.http.request("GET", path, params=params, max_bytes=self.cfg.max_page_bytes)
             try:
@@ -119,6 +120,7 @@ class TaxiiIntel:
                 raise ToolError(f"The TAXII server answered {path} with JSON nested too deeply to read.",
                                 code="bad_response") from None
             page = [o for o in _listed(envelope, "objects", path) if isinstance(o, dict) and _text(o.get("id"))]
+            before = len(objects)
             for obj in page:
                 modified = obj.get("modified")
                 objects[(obj["id"], modified if isinstance(modified, str) else "")] = obj
@@ -137,10 +139,10 @@ class TaxiiIntel:
             if len(token[1]) > MAX_TOKEN:
                 raise ToolError(f"The TAXII server gave a {token[0]} value for {collection_id} longer than "
                                 f"{MAX_TOKEN} characters.", code="bad_response")
-            if token in asked:
-                raise ToolError(f"The TAXII server sent the same {token[0]} value for {collection_id} twice; "
-                                "its paging does not end.", code="bad_response")
-            asked.add(token)
+            stale = 0 if len(objects) > before else stale + 1
+            if stale >= MAX_STALE_PAGES:
+                raise ToolError(f"The TAXII server sent {stale} pages of {collection_id} in a row with nothing new "
+                                "and still says there is more; its paging does not end.", code="bad_response")
             params = {"match[type]": "indicator", "limit": self.cfg.page_size, token[0]: token[1]}
         else:
             raise ToolError(f"The TAXII collection {collection_id} did not end within {MAX_PAGES} pages.",
