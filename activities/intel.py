@@ -83,11 +83,50 @@ class IntelActivities:
         try:
             out = await asyncio.to_thread(self._normalise_and_guard, req, sha)
         except FeedFormatError as exc:
-            return FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
-                               error=f"cannot be read as {spec.format}: {exc}")
+            unreadable = FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
+                                     error=f"cannot be read as {spec.format}: {exc}")
+            if source != "fetched":
+                return unreadable
+            # fetched content that cannot be read is no reason to forget what the feed said
+            held = await asyncio.to_thread(self._last_good, req, unreadable.error or "")
+            log.warning("feed unreadable", error=unreadable.error, fallback="last-good" if held else "none")
+            return held or unreadable
         if source == "fetched":
+            held = await asyncio.to_thread(self._held_if_shrunk, req, out)
+            if held is not None:
+                log.warning("feed shrank; last good content kept", error=held.error)
+                return held
             await asyncio.to_thread(self.state.remember_feed, spec.name, sha)
         return out.model_copy(update={"source": source, "error": error})
+
+    def _last_good(self, req: FeedRequest, error: str) -> FeedOutcome | None:
+        sha = self.state.last_feed(req.spec.name)
+        if sha is None:
+            return None
+        try:
+            out = self._normalise_and_guard(req, sha)
+        except FeedFormatError:
+            return None
+        return out.model_copy(update={"source": "last-good", "error": error})
+
+    def _held_if_shrunk(self, req: FeedRequest, new: FeedOutcome) -> FeedOutcome | None:
+        """The last good content instead of `new` when `new` keeps fewer than ``hold_shrink``
+        of its entries: a feed that suddenly lists (almost) nothing is far more often an
+        error page, a captive portal or a truncated file than the threat going away, and
+        using it would start the age-out clock on everything only it named."""
+        cfg = req.config
+        last = self.state.last_feed(req.spec.name)
+        if not cfg.hold_shrink or last is None or last == new.sha256:
+            return None
+        try:
+            old = self._normalise_and_guard(req, last)
+        except FeedFormatError:
+            return None
+        if old.kept < cfg.hold_shrink_min or new.kept >= cfg.hold_shrink * old.kept:
+            return None
+        why = (f"the fetched content (store {new.sha256}) keeps {new.kept} entries where its last good content "
+               f"kept {old.kept}; the last good content is used until the feed recovers")
+        return old.model_copy(update={"source": "last-good", "error": why, "held": True})
 
     def _normalise_and_guard(self, req: FeedRequest, sha: str) -> FeedOutcome:
         spec, cfg = req.spec, req.config

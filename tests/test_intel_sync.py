@@ -12,7 +12,7 @@ import pytest
 
 from handrail.gate.models import RollbackTrigger, RunState, RunStatus
 from handrail.intel.messages import IntelSyncTrigger
-from tests.support import running_stack, send_decision, skip_time
+from tests.support import running_stack, send_decision, skip_time, with_test_keys
 from workflows.intel_sync import IntelSync
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -259,3 +259,51 @@ async def test_many_parts_run_in_child_workflows(time_env, tmp_path):
         parts = stack.ledger.changes_for_run(children[0])
         assert len(parts) == 4 and all(r.change.params["count"] <= 1000 for r in parts)
         assert await proxy_blocked(stack, ["23.1.11.184"]) == {"23.1.11.184"}
+
+
+async def test_a_feed_that_suddenly_shrinks_keeps_its_last_good_content_and_alerts(time_env, tmp_path):
+    """An error page, a captive portal or a truncated download that reads as (almost) nothing
+    must not count as the feed dropping its indicators: the last good content is used (the
+    age-out clock does not start), the administrators are alerted, and `hold_shrink = 0`
+    accepts a real shrink."""
+    many = "".join(f"23.2.0.{i}\n" for i in range(1, 41))
+    extra = '  { name = "shrinker", format = "ipset", weight = 2.0 },\n'  # validated on its own word
+    policy = intel_policy(extra_feeds=extra)
+    async with running_stack(time_env.client, tmp_path, policy) as stack:
+        await stack.tools.intel.publish_feed("shrinker", many, format="ipset")
+        first = await sync(stack)
+        assert first.summary["feeds"]["shrinker"]["kept"] == 40
+        assert await proxy_blocked(stack, ["23.2.0.7"]) == {"23.2.0.7"}
+
+        await stack.tools.intel.publish_feed("shrinker", "23.2.0.1\n# upstream error: quota exceeded\n",
+                                             format="ipset")
+        second = await sync(stack)
+        assert second.state == RunState.COMPLETED, second.error
+        held = second.summary["feeds"]["shrinker"]
+        assert held["source"] == "last-good" and held["held"] and held["kept"] == 40, held
+        assert "keeps 1 entries" in held["error"] and "kept 40" in held["error"]
+        assert second.summary["held_feeds"] == ["shrinker"]
+        assert second.summary["age"]["newly_absent"] == 0  # nothing it named starts to age out
+        alerts = [a for a in await stack.tools.alerts.list_alerts() if a.run_id == second.run_id]
+        assert [a.title for a in alerts if "shrank" in a.title] == [
+            "Intel feed shrinker shrank suddenly; its last good content is used"]
+        third = await sync(stack)  # still held: its last good content was not replaced
+        assert third.summary["feeds"]["shrinker"]["held"]
+
+        stack.set_policy(with_test_keys(policy.replace("threshold = 2.0", "threshold = 2.0\nhold_shrink = 0")))
+        accepted = await sync(stack)
+        shrunk = accepted.summary["feeds"]["shrinker"]
+        assert shrunk["source"] == "fetched" and shrunk["kept"] == 1 and "held" not in shrunk
+        assert accepted.summary["age"]["newly_absent"] == 39
+
+
+async def test_fetched_content_that_cannot_be_read_keeps_the_last_good_content(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, intel_policy()) as stack:
+        first = await sync(stack)
+        kept = first.summary["feeds"]["lab-stix"]["kept"]
+        await stack.tools.intel.publish_feed("lab-stix", '{"type": "bundle", "objects": [', format="stix")
+        result = await sync(stack)
+        stix = result.summary["feeds"]["lab-stix"]
+        assert stix["source"] == "last-good" and stix["kept"] == kept > 0, stix
+        assert "cannot be read as stix" in stix["error"]
+        assert result.summary["age"]["newly_absent"] == 0

@@ -92,6 +92,18 @@ class IntelSync(RunbookWorkflow):
                     f"store {o.report_sha256}. Run {rb.run_id}.",
                     tags=["intel", "faulty-feed", f"feed:{o.feed}"])
 
+            held = [o for o in outcomes if o.held]
+            if held:
+                summary["held_feeds"] = [o.feed for o in held]
+            for o in held:
+                await rb.alert(
+                    cfg.alert_priority_faulty, f"Intel feed {o.feed} shrank suddenly; its last good content is used",
+                    f"{o.error} (settings.intel.hold_shrink {cfg.hold_shrink:g}). A feed that suddenly lists "
+                    f"almost nothing is usually an error page or a truncated download; nothing it named is "
+                    f"unblocked while it is held. If the feed really shrank, set hold_shrink = 0 for one sync "
+                    f"to accept it. Run {rb.run_id}.",
+                    tags=["intel", "feed-shrank", f"feed:{o.feed}"])
+
             # 2. consensus and the work per tool
             sets = {o.feed: o.clean_set_sha256 for o in outcomes if o.clean_set_sha256}
             plan: SyncPlan = await workflow.execute_activity_method(

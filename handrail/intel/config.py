@@ -53,6 +53,11 @@ class IntelSettings(BaseModel):
     ips_action: str = "drop"
     ips_sid_base: int = Field(default=1_100_000_000, ge=1_000_000, le=3_000_000_000)
     alert_priority_faulty: str = "P1"
+    # a fetched feed keeping fewer than this fraction of the entries its last good content
+    # kept (a captive portal, an error page, a truncated file) is not used: its last good
+    # content is, and the administrators are alerted each sync until it recovers (0: never hold)
+    hold_shrink: float = Field(default=0.5, ge=0, lt=1)
+    hold_shrink_min: int = Field(default=10, ge=1)  # only feeds whose last good content kept this many
     alert_priority_suspect: str = "P3"
 
     @field_validator("grace")

@@ -75,6 +75,7 @@ class FeedOutcome(BaseModel):
     dropped_by_reason: dict[str, int] = Field(default_factory=dict)
     faulty: bool = False
     alert: str | None = None
+    held: bool = False  # the fetched content shrank past hold_shrink: the last good content is used
     protected_hits: list[str] = Field(default_factory=list)  # capped; see dropped_by_reason
     clean_set_sha256: str | None = None
     report_sha256: str | None = None  # the full parse + guardrail reports, stored as JSON
@@ -86,6 +87,7 @@ class FeedOutcome(BaseModel):
             "rejects_by_reason": self.rejects_by_reason, "entries": self.entries,
             "kept": self.kept, "dropped": self.dropped, "dropped_by_reason": self.dropped_by_reason,
             "faulty": self.faulty, "report_sha256": self.report_sha256,
+            **({"held": True} if self.held else {}),
         }
 
 
