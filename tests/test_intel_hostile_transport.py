@@ -418,3 +418,17 @@ async def test_taxii_a_redirect_is_an_error_not_an_empty_collection():
 
     result, _, server = await taxii(moved)
     assert isinstance(result, ToolError) and result.code == "redirected", result
+
+
+async def test_credentials_in_the_api_root_never_reach_an_error():
+    async with Server(lambda m, p, h, w: answer(w, 200, b"")) as server:
+        port = server.port
+    cfg = TaxiiConfig(backend="taxii", api_root=f"http://handrail:url-pass-77@127.0.0.1:{port}/api/",
+                      http_feeds=False, timeout=1.0)
+    intel = TaxiiIntel(cfg, None)  # the server is gone: connection refused
+    try:
+        with pytest.raises(Unavailable) as exc:
+            await intel.fetch_feed("taxii:t")
+    finally:
+        await intel.aclose()
+    assert "url-pass-77" not in str(exc.value) and f"http://127.0.0.1:{port}" in str(exc.value)

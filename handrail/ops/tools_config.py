@@ -122,7 +122,7 @@ class TaxiiIntel(_Backend):
     page_size: int = Field(default=500, ge=1, le=10_000)
     max_objects: int = Field(default=200_000, ge=1)
     max_page_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # one answer's body, decoded
-    deadline: float = Field(default=240.0, gt=0)  # seconds to read a whole collection (under the 5 min feed timeout)
+    deadline: float = Field(default=240.0, gt=0, le=280)  # seconds for a whole collection (the activity has 300)
     verify: bool | str = True
     timeout: float = 20.0
     password: str = Field(default="", exclude=True, repr=False)

@@ -28,6 +28,7 @@ from handrail.tools.keepalive import MAX_BODY, BodyTooLarge
 
 DEFAULT_TIMEOUT = 10.0
 MAX_MESSAGE = 300  # characters of a tool's own error text kept in an error (it reaches history and the audit)
+INFLATE_STEP = 64 * 1024  # compressed bytes decoded at a time (at most ~64 MiB out of gzip's best ratio)
 DECODED = ("gzip", "x-gzip", "deflate")  # no br/zstd: a bounded reader here would need their libraries
 
 
@@ -93,7 +94,8 @@ class LabHTTP:
 
     @property
     def base_url(self) -> str:
-        return str(self.client.base_url).rstrip("/")
+        """The tool's address as errors name it: never with the user info a URL may carry."""
+        return str(self.client.base_url.copy_with(userinfo=b"")).rstrip("/")
 
     def _scrub(self, message: str) -> str:
         for secret in self._secrets:
@@ -213,10 +215,19 @@ class LabHTTP:
                 raw += len(chunk)
                 if raw > max_bytes:
                     raise self._too_large(method, path, max_bytes)
-                out = chunk if inflater is None else inflater.feed(chunk, max_bytes - len(body))
-                if out is None or len(body) + len(out) > max_bytes:
-                    raise self._too_large(method, path, max_bytes)
-                body += out
+                if inflater is None:
+                    if len(body) + len(chunk) > max_bytes:
+                        raise self._too_large(method, path, max_bytes)
+                    body += chunk
+                    continue
+                view = memoryview(chunk)
+                for at in range(0, len(view), INFLATE_STEP):  # a transport may hand over the whole body
+                    out = inflater.feed(view[at:at + INFLATE_STEP], max_bytes - len(body))
+                    if out is None:
+                        raise self._too_large(method, path, max_bytes)
+                    body += out
+                    if len(view) > INFLATE_STEP:
+                        await asyncio.sleep(0)  # let the worker's other tasks run between steps
             if inflater is not None:
                 out = inflater.flush(max_bytes - len(body))
                 if out is None:
@@ -247,15 +258,17 @@ def _secrets(client: httpx.AsyncClient, secret: str) -> list[str]:
     the secret itself, the Authorization header's value and its credential part (a basic
     auth's base64 of user:password)."""
     found = {secret} if secret else set()
+    url = client.base_url
+    if url.userinfo:  # https://user:password@host/ (httpx sends it as basic auth)
+        found.update({url.userinfo.decode("ascii", "replace"), url.password or ""})
     values = [client.headers.get("authorization", "")]
     auth = getattr(client, "auth", None)
     if isinstance(auth, httpx.BasicAuth):
         values.append(auth._auth_header)  # noqa: SLF001 (httpx keeps the header it sends there)
     for value in filter(None, values):
-        found.add(value)
         scheme, _, credential = value.partition(" ")
-        if credential:
-            found.add(credential)
+        if credential.strip():
+            found.update({value, credential})
             if scheme.lower() == "basic":
                 try:
                     found.add(base64.b64decode(credential).decode("utf-8", "replace"))
