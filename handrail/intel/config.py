@@ -8,6 +8,7 @@ sentence at ``handrail policy check``/sync time, never a surprise halfway throug
     [settings.intel]
     threshold = 2.0          # summed feed weight that makes an indicator validated
     grace = "7d"             # unblock what has left every feed for longer than this
+    hold_shrink = 0.5        # a feed suddenly keeping less than half its entries: keep its last good content
     feeds = [
       { name = "lab-c2", format = "ipset", weight = 1.0 },
       { name = "lab-phish-csv", format = "csv", columns = { indicator = "indicator", type = "type" } },
