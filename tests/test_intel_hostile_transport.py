@@ -13,8 +13,12 @@ import asyncio
 import base64
 import gzip
 import json
+import os
+import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -432,3 +436,41 @@ async def test_credentials_in_the_api_root_never_reach_an_error():
     finally:
         await intel.aclose()
     assert "url-pass-77" not in str(exc.value) and f"http://127.0.0.1:{port}" in str(exc.value)
+
+
+PROBE = """
+import asyncio, sys
+from handrail.ops.log import get_logger
+from handrail.ops.tools_config import TaxiiIntel as C
+from handrail.tools.intel_taxii import TaxiiIntel
+from handrail.tools.errors import ToolError
+
+async def main():
+    async def serve(reader, writer):
+        await reader.readuntil(b"\\r\\n\\r\\n")
+        writer.write(b"HTTP/1.1 404 X\\r\\nContent-Length: 0\\r\\n\\r\\n")
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    get_logger()  # the worker's logging, as every activity sets it up
+    intel = TaxiiIntel(C(backend="taxii", api_root=f"http://handrail:url-pass-77@127.0.0.1:{port}/api/",
+                         http_feeds=False), None)
+    try:
+        await intel.fetch_feed("taxii:t")
+    except ToolError as exc:
+        print(exc)
+    await intel.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_library_log_lines_carry_no_credentials():
+    """httpx logs each request's URL through the standard logging module, not structlog."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "HANDRAIL_LOG_LEVEL": "INFO"}
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=60,
+                         cwd=root)
+    assert "HTTP Request: GET http://handrail:" in out.stderr, out.stderr  # the line is there...
+    assert "url-pass-77" not in out.stderr + out.stdout  # ...without the password

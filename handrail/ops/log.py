@@ -1,4 +1,7 @@
-"""structlog JSON logs, with secrets removed before anything is rendered."""
+"""structlog JSON logs, with secrets removed before anything is rendered.
+
+Libraries log through the standard `logging` module instead (httpx writes every request's
+URL at INFO, user info and query included): its handlers get the same redaction."""
 
 from __future__ import annotations
 
@@ -8,9 +11,20 @@ import sys
 
 import structlog
 
-from handrail.gate.redact import redact_processor
+from handrail.gate.redact import redact_processor, redact_text
 
 _configured = False
+
+
+class RedactFilter(logging.Filter):
+    """A handler filter: the record's message with every detected secret replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def configure(level: str | None = None) -> None:
@@ -19,6 +33,9 @@ def configure(level: str | None = None) -> None:
         return
     level = level or os.environ.get("HANDRAIL_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactFilter) for f in handler.filters):
+            handler.addFilter(RedactFilter())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
