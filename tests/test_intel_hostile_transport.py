@@ -201,6 +201,35 @@ async def test_a_gzipped_feed_under_the_cap_is_read(transport):
     assert result == feed
 
 
+CORRUPT_GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 20  # a gzip header, then no valid block
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_does_not_decode_is_a_tool_error(transport, encoding):
+    async def corrupt(method, path, headers, writer):
+        return await answer(writer, 200, CORRUPT_GZIP, Content_Encoding=encoding)
+
+    result, _, _ = await fetch(corrupt, transport)
+    assert isinstance(result, ToolError) and result.code == "bad_response", result
+
+
+async def test_a_corrupt_body_on_any_tool_call_is_a_tool_error():
+    """Not an httpx exception the activity would not expect: every tool call, not only feeds."""
+    async def corrupt(method, path, headers, writer):
+        return await answer(writer, 200, CORRUPT_GZIP, Content_Encoding="gzip",
+                            Content_Type="application/json")
+
+    async with Server(corrupt) as server:
+        intel, client = feed_client(server.url, "keepalive")
+        try:
+            with pytest.raises(ToolError) as exc:
+                await intel.list_feeds()
+        finally:
+            await client.aclose()
+    assert exc.value.code == "bad_response"
+
+
 async def test_a_million_tiny_chunks_count_their_framing_against_the_cap():
     async def tiny(method, path, headers, writer):
         writer.write(head(200, Transfer_Encoding="chunked"))
@@ -327,10 +356,10 @@ def indicator(i: int) -> dict:
             "valid_from": "2026-01-01T00:00:00Z"}
 
 
-async def taxii(objects_handler, **cfg) -> tuple[bytes | ToolError, float, Server]:
+async def taxii(objects_handler, collections: dict = COLLECTIONS, **cfg) -> tuple[bytes | ToolError, float, Server]:
     async def handler(method, path, headers, writer):
         if path.endswith("/collections/"):
-            return await answer(writer, 200, json.dumps(COLLECTIONS).encode(),
+            return await answer(writer, 200, json.dumps(collections).encode(),
                                 Content_Type="application/taxii+json;version=2.1")
         return await objects_handler(path, writer)
 
@@ -414,6 +443,14 @@ async def test_taxii_a_server_that_drips_meets_the_deadline():
     result, took, _ = await taxii(drip, deadline=0.8)
     assert isinstance(result, Unavailable) and result.code == "timeout", result
     assert took < 3
+
+
+async def test_taxii_a_collection_with_a_huge_id_is_skipped():
+    """Its id would go into every path, error and the sync's history."""
+    huge = {"collections": [{"id": "c" * 100_000, "title": "t", "can_read": True}]}
+    result, _, server = await taxii(lambda path, writer: answer(writer, 200, b"{}"), huge)
+    assert isinstance(result, ToolError) and result.code == "not_found" and len(str(result)) < 200, result
+    assert len(server.requests) == 1
 
 
 async def test_taxii_a_redirect_is_an_error_not_an_empty_collection():

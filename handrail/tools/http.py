@@ -169,6 +169,11 @@ class LabHTTP:
         except httpx.TransportError as exc:
             raise Unavailable(f"The tool at {self.base_url} is not answering.",
                               code="unreachable") from exc
+        except httpx.DecodingError as exc:  # a body that is not what its Content-Encoding says
+            raise ToolError(f"{method} {path} answered with a body that does not decode.",
+                            code="bad_response", retryable=False) from exc
+        except httpx.InvalidURL as exc:  # e.g. a path or query past httpx's length limit
+            raise Invalid(f"{method} {path} cannot be sent: {exc}.", code="invalid_input") from exc
         if resp.status_code >= 400:
             raise self.error_for(resp, method, path)
         if resp.status_code >= 300:

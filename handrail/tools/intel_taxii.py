@@ -35,6 +35,7 @@ TAXII_JSON = "application/taxii+json;version=2.1"
 MAX_PAGES = 10_000
 MAX_STALE_PAGES = 3  # a server may reuse its `next` token (medallion does); it may not repeat its pages
 MAX_TOKEN = 2048  # characters of a `next` token or an `added_after` value sent back to the server
+MAX_NAME = 256  # characters of a collection's id or title
 
 
 def _listed(envelope: Any, key: str, path: str) -> list:
@@ -53,10 +54,12 @@ def _text(value: Any) -> bool:
 
 
 def _readable_collection(c: Any) -> bool:
-    """A collection entry Handrail can name a feed after: a text id, and a title and
-    description that are text when present. Other entries are skipped."""
+    """A collection entry Handrail can name a feed after: a text id and title of at most
+    MAX_NAME characters (they go into paths, feed names, errors and the sync's history), and
+    a description that is text when present. Other entries are skipped."""
     return isinstance(c, dict) and _text(c.get("id")) and all(
-        isinstance(c.get(k), str | None) for k in ("title", "description"))
+        isinstance(c.get(k), str | None) for k in ("title", "description")) and all(
+        len(c.get(k) or "") <= MAX_NAME for k in ("id", "title"))
 
 
 class TaxiiIntel:
