@@ -38,7 +38,27 @@ def deadline(row: dict[str, Any], policy) -> str | None:
     since = datetime.fromisoformat(row["waiting_since"])
     seconds = gate.approval_timeout_s + (gate.escalation_timeout_s if row.get("escalated") else 0)
     then = since + timedelta(seconds=seconds)
-    return f"{then:%Y-%m-%d %H:%M}Z, then {gate.on_timeout}"
+    return f"{then:%Y-%m-%d %H:%M}Z, then {what_then(row, policy, gate)}"
+
+
+def what_then(row: dict[str, Any], policy, gate) -> str:
+    """What happens at the deadline, as the run will do it (and as the approvers' notice says):
+    an escalation first when the policy has one and the step has not escalated yet; then the
+    policy's on_timeout, except for the exfiltration question, which the runbook's
+    on_unclassified_timeout decides (its on_timeout must stay deny)."""
+    group = gate.escalate_to
+    if not row.get("escalated") and (group.users or group.roles):
+        who = ", ".join([f"role {r}" for r in group.roles] + [f"user {u}" for u in group.users])
+        return f"it escalates to {who}"
+    from handrail.runbooks.exfiltration import CLASSIFY_KIND, SettingsError, parse_settings
+
+    if row.get("action") == CLASSIFY_KIND:
+        try:
+            verdict = parse_settings(policy.settings).on_unclassified_timeout
+        except SettingsError:
+            return gate.on_timeout
+        return f"{verdict} (settings.exfiltration.on_unclassified_timeout)"
+    return gate.on_timeout
 
 
 def enrich_pending(rows: list[dict[str, Any]], settings) -> list[dict[str, Any]]:

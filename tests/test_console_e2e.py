@@ -76,7 +76,7 @@ def test_pending_runs_and_show_read_at_80_columns_with_the_id_whole(stack_env):
     out = text(env, "pending").stdout
     assert run_id in out.splitlines(), out
     assert f"handrail approve {run_id} --as YOU" in out
-    assert "comment=console width" in out and "then deny" in out
+    assert "comment=console width" in out and "then it escalates to role soc-lead" in out
     assert not _lines_fit(out), out
     shown = text(env, "show", run_id).stdout
     assert f"{run_id}  egress-block  awaiting_approval" in shown
