@@ -32,6 +32,22 @@ def _popular_settings() -> PopularSettings:
     return PopularSettings.from_policy(policy.settings, settings.home, settings.policy_path.parent)
 
 
+def _public_suffix(target: str) -> tuple[str, str] | None:
+    """(name, whose suffix) when the target's name is itself a public suffix (``co.uk``,
+    ``github.io``), the way the gate's canonical_target reads it; else None."""
+    from handrail.gate.canon import looks_like_url, target_name
+    from handrail.gate.guardrails import _SUFFIX_OWNERS
+    from handrail.suffixes import suffix_section
+
+    if looks_like_url(target.strip()):
+        return None  # a URL blocks one page, not a suffix (handrail.gate.preflight.target_suffix)
+    name = target_name(target)
+    section = suffix_section(name)
+    if section is None:
+        return None
+    return name, _SUFFIX_OWNERS.get(section, "a public suffix: every site under it")
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     popular_app = typer.Typer(help="The top-sites list that keeps popular domains from automatic blocking.",
                               no_args_is_help=True)
@@ -48,6 +64,18 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         if not domain.strip() or len(domain) > 2048:
             fail("Give a domain, host or URL.", USAGE)
+        suffix = _public_suffix(domain)
+        if suffix is not None:  # the gate denies it in every mode: never "the phishing verdict decides"
+            name, owners = suffix
+            why = (f"{name} is {owners}: the gate never sinkholes or blocks it (canonical_target); "
+                   "name the site instead")
+            if as_json:
+                print_json({"target": domain, "domain": None, "rank": None, "public_suffix": name,
+                            "popular": False, "automatic_sinkhole_allowed": False, "page_block": None,
+                            "why": why})
+                return
+            console.print(f"[yellow]{shown(why)}[/]", highlight=False)
+            return
         found = standing(domain, _popular_settings())
         holds = found.problem is not None or found.popular
         host = target_host(domain)

@@ -263,6 +263,23 @@ def test_popular_check_says_where_a_domain_stands(tmp_path):
     assert missing["problem"] and not missing["automatic_sinkhole_allowed"]
 
 
+def test_popular_check_of_a_public_suffix_says_the_gate_refuses_it(tmp_path):
+    """`co.uk` or `github.io` is no domain the phishing verdict decides: canonical_target denies
+    its sinkhole or block in every mode, and the check says so (not "not a domain name")."""
+    from starter.cli import app
+
+    env = _cli_env(tmp_path, TOP_SITES)
+    for name, owners in (("co.uk", "a registry's public suffix"), ("github.io", "a platform's public suffix")):
+        doc = json.loads(CliRunner().invoke(app, ["popular", "check", name, "--json"], env=env).output)
+        assert doc["public_suffix"] == name and not doc["automatic_sinkhole_allowed"], doc
+        assert owners in doc["why"] and "canonical_target" in doc["why"], doc
+        shown = CliRunner().invoke(app, ["popular", "check", name], env=env)
+        assert shown.exit_code == 0 and "never sinkholes or blocks it" in shown.output
+        assert "the phishing verdict decides" not in shown.output, shown.output
+    tenant = json.loads(CliRunner().invoke(app, ["popular", "check", "someone.github.io", "--json"], env=env).output)
+    assert "public_suffix" not in tenant and tenant["automatic_sinkhole_allowed"]  # one tenant is a site
+
+
 def test_triage_of_our_samples_changes_nothing_and_holds_everything_without_a_list(tmp_path):
     from starter.cli import app
 
