@@ -139,6 +139,14 @@ def baseline(
     start = parse_since(since, now)
     policy = load_policy(settings.policy_path)
     ledger = _existing_ledger(settings)
+    if kind:
+        from handrail.trust.advice import known_kinds
+
+        known = known_kinds(ledger, policy)
+        for name in kind:
+            if name not in known:  # a typo must not read as "nothing happened on this kind"
+                fail(f"--kind {name[:60]!r} is neither an action kind in the policy nor one the ledger has seen; "
+                     f"use one of: {', '.join(known)}.", USAGE)
     figures, extra = build_report(ledger, policy, now, start, kind or None)
     if html is not None:
         write_html(html, figures, extra)

@@ -314,6 +314,18 @@ def test_cli_commands_print_one_json_document(cli):
     assert json.loads(run("review", "--json").stdout)["changes"] == []
 
 
+def test_cli_baseline_refuses_a_kind_it_does_not_know(cli):
+    """A misspelt --kind is a usage error naming the known kinds, never a row of zeros."""
+    run, home, _ = cli
+    _recent_history(home)
+    typo = run("baseline", "--kind", "dns.sinkhol", "--json")
+    assert typo.exit_code == 2, typo.output
+    error = json.loads(typo.stdout)["error"]
+    assert "'dns.sinkhol' is neither an action kind" in error and "dns.sinkhole" in error
+    known = run("baseline", "--kind", "edr.isolate", "--json")  # in the policy, no history yet: a real zero
+    assert known.exit_code == 0 and json.loads(known.stdout)["kinds"][0]["changes"] == 0, known.output
+
+
 def test_cli_trust_set_and_its_errors(cli):
     run, _, policy = cli
     ok = run("trust", "set", "dns.sinkhole", "guarded", "--as", "carol", "--reason", "clean", "--json")
