@@ -59,11 +59,14 @@ async def start_egress_block(
     if not reason.strip():
         fail("--reason must say why the address is blocked.", USAGE)
     ttl_s = None
-    if ttl:
+    if ttl is not None:
         try:
             ttl_s = parse_duration(ttl)
         except ValueError as exc:
             fail(f"--ttl {exc}.", USAGE)
+        if ttl_s <= 0:  # a zero TTL would read as none: a block that never expires
+            fail(f"--ttl {ttl!r} is not longer than zero; leave --ttl out for a block that stays until "
+                 "rolled back.", USAGE)
     from starter import preflight
     from workflows.egress_block import RUNBOOK as EGRESS_BLOCK
     from workflows.egress_block import EgressBlock
