@@ -75,4 +75,4 @@ class PhishingIntakeActivities:
         for message in await self.tools.mailbox.list_messages():
             if normalise_message_id(message.message_id) == key:
                 return message
-        raise _refuse(f"There is no message {wanted} in the phishing mailbox (see `handrail lab state`).")
+        raise _refuse(f"There is no message {wanted} in the phishing mailbox (`handrail lab list mailbox` lists them).")

@@ -51,6 +51,7 @@ async def test_intake_delivers_an_eml_and_refuses_unknown_ids_in_one_sentence(ti
             await intake(stack, IntakeRequest(message_id="<nobody@nowhere.example>", requested_by="alice"))
         refusal = failure.value.cause.cause
         assert "There is no message <nobody@nowhere.example> in the phishing mailbox" in str(refusal)
+        assert "`handrail lab list mailbox` lists them" in str(refusal)  # as the DLP, IAM and NAC refusals say
         # a refused input is the person's to fix, not the operator's: no traceback in the worker log
         assert refusal.category == ApplicationErrorCategory.BENIGN
         assert not [r for r in caplog.records
