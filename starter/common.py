@@ -92,6 +92,17 @@ def _ui_link(settings, run_id: str) -> str:
 _ENGINE_FACTS = {"compensating"}  # bookkeeping the gate keeps in the summary, not findings
 
 
+def _ttl_word(step) -> str:
+    """A change's TTL in the tense it is in: an expired change no longer "expires"; one undone
+    before its TTL ended never will."""
+    state = step.state.value if hasattr(step.state, "value") else step.state
+    if state == "expired":
+        return "expired (TTL ended)"
+    if state in ("rolled_back", "compensated"):
+        return "undone before its TTL ended"
+    return "expires"
+
+
 def _render_status(status: RunStatus, settings) -> None:
     state = status.state.value if hasattr(status.state, "value") else status.state
     colour = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan"}.get(state, "red")
@@ -119,7 +130,7 @@ def _render_status(status: RunStatus, settings) -> None:
         decisions = "\n".join(
             f"{'approve' if d.decision.approve else 'deny'} by {shown(d.decision.approver)}" for d in step.decisions
         )
-        note = shown(step.note) + (f"\nexpires {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
+        note = shown(step.note) + (f"\n{_ttl_word(step)} {step.expires_at:%Y-%m-%d %H:%M}Z" if step.expires_at else "")
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
         rows.append((shown(step.step_id), escape(change_text(step.change, settings, status.run_id)), mode,
                      step.state.value, verdicts, decisions, note))

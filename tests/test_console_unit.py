@@ -130,3 +130,21 @@ def test_show_names_who_started_a_run_whose_requester_is_the_person_it_is_about(
     common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
     shown = common.console.export_text()
     assert "requested by rcollins (the person the change is about; started by alice)" in shown
+
+
+def test_show_puts_a_change_ttl_in_its_tense(monkeypatch):
+    """A change whose TTL ended says it expired, not that it "expires" at a time now past."""
+    from rich.console import Console
+
+    from starter import common
+
+    status = _status(StepState.EXPIRED, StepState.APPLIED, StepState.ROLLED_BACK, state=RunState.COMPLETED)
+    for step in status.steps:
+        step.expires_at = T0
+    monkeypatch.setattr(common, "console", Console(record=True, width=200, color_system=None))
+    monkeypatch.setattr(common, "print_url", lambda *a, **k: None)
+    common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    shown = common.console.export_text()
+    assert shown.count("expired (TTL ended) 2026-01-05 09:00Z") == 1, shown
+    assert shown.count("expires 2026-01-05 09:00Z") == 1, shown  # the one still applied
+    assert shown.count("undone before its TTL ended 2026-01-05 09:00Z") == 1, shown
