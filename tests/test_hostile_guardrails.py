@@ -257,3 +257,23 @@ def test_unicode_dots_and_zero_width_in_mail_links_do_not_hide_the_host(text):
     from handrail.runbooks.phishing.indicators import find_urls
 
     assert find_urls(text)[0] == ["http://evil.example/login"]
+
+
+@pytest.mark.parametrize("text, url", [
+    ("see http://0xcb.0x00.0x71.0x09/login now", "http://203.0.113.9/login"),
+    ("see http://3405803785/x now", "http://203.0.113.9/x"),
+    ("see http://0241.0107.5.5/ now", "http://161.71.5.5/"),  # the CRM: the egress block is then denied
+    ("see http://203.0.113.9./a now", "http://203.0.113.9/a"),
+])
+def test_a_mail_link_to_a_legacy_ipv4_spelling_is_the_address_a_browser_reaches(text, url):
+    """A browser connects to 203.0.113.9 for http://3405803785/: the link must reach the verdict
+    (a held egress block, the never-block guardrails), not vanish from the parse."""
+    from handrail.runbooks.phishing.indicators import find_urls
+
+    assert find_urls(text)[0] == [url]
+
+
+def test_a_mail_link_host_that_is_no_address_and_no_name_still_vanishes():
+    from handrail.runbooks.phishing.indicators import find_urls
+
+    assert find_urls("see http://example/x and http://0xzz.1.2.3/ now")[0] == []

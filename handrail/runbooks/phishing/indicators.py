@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import idna
 from ioc_fanger import fang as _fang
 
-from handrail.gate.canon import UrlError, canonical_domain, canonical_url
+from handrail.gate.canon import UrlError, canonical_domain, canonical_url, legacy_ipv4
 from handrail.suffixes import extractor
 
 URL_SCHEMES = frozenset({"http", "https", "ftp"})
@@ -145,9 +145,21 @@ def _normalise_fanged(text: str) -> str | None:
     parser) with this module's host rule; the fragment is kept, as evidence of what was sent.
     """
     try:
-        return canonical_url(text, normalise_host, keep_fragment=True)
+        return canonical_url(text, _url_host, keep_fragment=True)
     except UrlError:
         return None
+
+
+def _url_host(host: str) -> str | None:
+    """A URL's host as a browser reaches it: :func:`normalise_host`, or a legacy IPv4 spelling
+    (``http://0xcb.0.113.9/``, ``http://3405803785/``) as the dotted address a browser
+    connects to, so the link is judged (an egress block, the never-block guardrails) instead of
+    vanishing from the parse. Only in a URL: a bare number in text is no address."""
+    found = normalise_host(host)
+    if found:
+        return found
+    legacy = legacy_ipv4(host.rstrip("."))
+    return str(legacy) if legacy is not None else None
 
 
 def url_host(url: str) -> str:
