@@ -54,10 +54,11 @@ def find_key(settings: Settings, explicit: Path | None, claimed: str | None) -> 
     elif os.environ.get("HANDRAIL_SIGNING_KEY"):
         path = Path(os.environ["HANDRAIL_SIGNING_KEY"]).expanduser()
     else:
-        path = default_key_path(settings, claimed or settings.user)
-        if not path.exists():
-            fail("No signing key: give --key PATH, set HANDRAIL_SIGNING_KEY, or create one with `handrail keys init`.",
-                 USAGE)
+        who = claimed or settings.user
+        path = default_key_path(settings, who)
+        if not path.exists():  # say whose key was looked for where: --as/--requested-by, else the OS user
+            fail(f"No signing key for {who} (looked for {path}): give --key PATH, set HANDRAIL_SIGNING_KEY, or "
+                 f"create one with `handrail keys init --user {who}`.", USAGE)
     if not path.is_file():
         fail(f"The signing key {path} is not a file.", USAGE)
     return path

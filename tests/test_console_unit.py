@@ -148,3 +148,18 @@ def test_show_puts_a_change_ttl_in_its_tense(monkeypatch):
     assert shown.count("expired (TTL ended) 2026-01-05 09:00Z") == 1, shown
     assert shown.count("expires 2026-01-05 09:00Z") == 1, shown  # the one still applied
     assert shown.count("undone before its TTL ended 2026-01-05 09:00Z") == 1, shown
+
+
+def test_a_missing_signing_key_names_whose_key_and_where_it_was_looked_for(tmp_path, monkeypatch):
+    """`--requested-by mallory` or `--as mallory` without a key: the refusal names mallory and the path."""
+    from starter.signing import find_key
+
+    monkeypatch.delenv("HANDRAIL_SIGNING_KEY", raising=False)
+    settings = types.SimpleNamespace(home=tmp_path, user="root")
+    with pytest.raises(CliError) as refused:
+        find_key(settings, None, "mallory")
+    message = str(refused.value)
+    assert "No signing key for mallory" in message and str(tmp_path / "keys" / "mallory_ed25519") in message
+    assert "handrail keys init --user mallory" in message
+    with pytest.raises(CliError, match="No signing key for root"):  # nobody named: the OS user's
+        find_key(settings, None, None)
