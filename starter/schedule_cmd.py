@@ -20,6 +20,11 @@ async def schedule_command(
 ) -> None:
     if sum([bool(every), pause, unpause, trigger]) > 1:
         fail("Use one of --every, --pause, --unpause or --trigger at a time.", USAGE)
+    if every:  # a bad interval is a usage error, found before Temporal is asked anything
+        try:
+            schedules.interval(every)
+        except schedules.ScheduleError as exc:
+            raise CliError(str(exc), USAGE) from None
     settings = load_settings()
     client = await connect(settings)
     try:

@@ -163,3 +163,18 @@ def test_a_missing_signing_key_names_whose_key_and_where_it_was_looked_for(tmp_p
     assert "handrail keys init --user mallory" in message
     with pytest.raises(CliError, match="No signing key for root"):  # nobody named: the OS user's
         find_key(settings, None, None)
+
+
+@pytest.mark.parametrize("every, says", [("5s", "at least 10s"), ("0s", "at least 10s"), ("banana", "not a duration")])
+def test_schedule_every_that_cannot_be_used_is_a_usage_error_before_temporal(every, says, tmp_path):
+    """Exit 2 like every other usage error, and without a Temporal server to ask (none listens here)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from starter.cli import app
+
+    env = {"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_TEMPORAL_ADDRESS": "127.0.0.1:9"}
+    result = CliRunner().invoke(app, ["schedule", "mailbox", "--every", every, "--json"], env=env)
+    assert result.exit_code == 2, result.output
+    assert says in json.loads(result.stdout)["error"]

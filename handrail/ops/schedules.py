@@ -89,6 +89,11 @@ def definition(name: str) -> ScheduleDef:
         raise ScheduleError(f"There is no schedule named {name!r} (known: {known}).") from None
 
 
+def interval(every: str) -> timedelta:
+    """`--every` as a timedelta, or ScheduleError with one sentence (at least 10s)."""
+    return _interval(every)
+
+
 def _interval(every: str) -> timedelta:
     try:
         seconds = parse_duration(every)
