@@ -137,7 +137,7 @@ def _render_status(status: RunStatus, settings) -> None:
     print_rows(console, headers, rows)
     for step in status.steps:
         if step.state.value == "awaiting_approval" and step.change_digest:
-            _render_digest(step)
+            _render_digest(step, status.run_id)
     for rec in status.rejected_decisions:
         console.print(rejected_line(rec))
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}
@@ -188,7 +188,7 @@ def rollback_lines(note) -> list[str]:
     return lines
 
 
-def _render_digest(step) -> None:
+def _render_digest(step, run_id: str) -> None:
     """What a signed decision on this step approves: compare it before signing."""
     from handrail.gate.decisions import digest_covers
 
@@ -202,5 +202,5 @@ def _render_digest(step) -> None:
                       highlight=False)
     for name, used in covers["thresholds"].items():
         console.print(f"  threshold: {shown(name)} {shown(used)}", highlight=False)
-    console.print(f"  approve it: handrail approve RUN --step {shown(step.step_id)} (signed with your key)",
-                  highlight=False)
+    console.print(f"  approve it: handrail approve {shown(run_id)} --step {shown(step.step_id)} --as YOU "
+                  "(signed with your key)", highlight=False, soft_wrap=True)  # whole, to copy as `pending` prints it

@@ -178,3 +178,20 @@ def test_schedule_every_that_cannot_be_used_is_a_usage_error_before_temporal(eve
     result = CliRunner().invoke(app, ["schedule", "mailbox", "--every", every, "--json"], env=env)
     assert result.exit_code == 2, result.output
     assert says in json.loads(result.stdout)["error"]
+
+
+def test_show_of_a_waiting_step_prints_the_whole_approve_command(monkeypatch):
+    """Like `pending`: the run id itself, not a placeholder RUN, on one line to copy."""
+    from rich.console import Console
+
+    from starter import common
+
+    status = _status(StepState.AWAITING_APPROVAL)
+    status.run_id = "egress-block-203.0.113.7-a11920949b"
+    monkeypatch.setattr(common, "console", Console(record=True, width=80, color_system=None))
+    monkeypatch.setattr(common, "print_url", lambda *a, **k: None)
+    common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    shown = common.console.export_text()
+    assert ("approve it: handrail approve egress-block-203.0.113.7-a11920949b --step s01-firewall.egress_block "
+            "--as YOU") in shown, shown
+    assert "handrail approve RUN" not in shown
