@@ -22,6 +22,7 @@ from handrail.runbooks.exfiltration import (
     SettingsError,
     classify,
     destination_domain,
+    is_internal,
     follow_up_id,
     parse_settings,
     run_id_for,
@@ -68,9 +69,29 @@ def test_shipped_rules_classify_deterministically():
     ("https://evil.example\\@partner.example/", ""), ("a@partner.example@evil.example", ""),
     ('"v@partner.example"@evil.example', "evil.example"),
     ("https://partner.example.evil.example/", "partner.example.evil.example"),
+    # several recipients: one domain only when they all share it; else none (never the first one's)
+    ("me@corp.example, x@evil.example", ""), ("me@corp.example; x@evil.example", ""),
+    ("Me <me@corp.example>, Ops <ops@CORP.example>", "corp.example"),
 ])
 def test_the_destination_domain_is_read_from_an_address_or_a_url(destination, domain):
     assert destination_domain(destination) == domain
+
+
+@pytest.mark.unit
+def test_an_external_recipient_after_an_internal_one_is_not_internal():
+    """`internal = true` trusts data that stayed inside: a second, outside recipient means it left."""
+    own = ["corp.example"]
+    rules = [Rule(internal=True, verdict="inadvertent"), Rule(internal=False, verdict="malicious")]
+    mixed = _alert("email", "account_numbers", destination="me@corp.example, drop@evil.example")
+    assert not is_internal("me@corp.example, drop@evil.example", own)
+    assert classify(rules, mixed, History(), own).verdict == "malicious"
+    inside = _alert("email", "account_numbers", destination="a@corp.example, b@hr.corp.example")
+    assert classify(rules, inside, History(), own).verdict == "inadvertent"  # every recipient inside
+    partner = [Rule(destination=["partner.example"], verdict="inadvertent")]
+    assert classify(partner, _alert("email", "other", destination="a@partner.example, b@evil.example"),
+                    History()).verdict == "analyst"  # a destination rule trusts every recipient or none
+    assert classify(rules, _alert("email", "account_numbers", destination="a@corp.example"), History(),
+                    own).verdict == "inadvertent"
 
 
 @pytest.mark.unit

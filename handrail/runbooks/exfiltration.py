@@ -27,7 +27,7 @@ out matches anything. The analyst question's timeout is the approval timeout of
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
+from email.utils import getaddresses
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -267,7 +267,8 @@ def destination_domain(destination: str) -> str:
     """The domain an alert's data went to: an address's domain or a URL's host, lower case,
     read strictly; "" when the destination is neither (a USB device) or could be read as
     another host than the one shown (``https://evil.example\\@partner.example/``,
-    ``a@partner.example@evil.example``): the user chose the destination, so a rule that
+    ``a@partner.example@evil.example``) or names recipients in more than one domain
+    (``me@corp.example, x@evil.example``): the user chose the destination, so a rule that
     trusts a domain must not be fooled by its spelling. Data only: nothing is resolved."""
     text = destination.strip()
     if "://" in text:
@@ -278,19 +279,38 @@ def destination_domain(destination: str) -> str:
         except ValueError:
             return ""
     elif "@" in text:
-        address = parseaddr(text)[1]
-        local, _, host = address.rpartition("@")
-        if not local or ("@" in local and not (local.startswith('"') and local.endswith('"'))):
-            return ""
+        hosts = destination_domains(text)
+        return hosts[0] if len(hosts) == 1 else ""  # several recipients' domains: no one domain
     else:
         return ""
     return exact_host(canonical_domain(host)) or ""
 
 
+def destination_domains(destination: str) -> list[str]:
+    """Every recipient's domain of an address destination (``me@corp.example, x@evil.example``),
+    distinct, in order; [""] when any of them cannot be read (so nothing trusts it). A URL or
+    anything else: its one :func:`destination_domain`."""
+    text = destination.strip()
+    if "://" in text or "@" not in text:
+        return [destination_domain(text)]
+    hosts = [_address_host(address) for _, address in getaddresses([text]) if address]
+    if not hosts or "" in hosts:
+        return [""]
+    return list(dict.fromkeys(hosts))
+
+
+def _address_host(address: str) -> str:
+    """The domain of one address, "" when its local part could hide another (``a@b@c``)."""
+    local, _, host = address.rpartition("@")
+    if not local or ("@" in local and not (local.startswith('"') and local.endswith('"'))):
+        return ""
+    return exact_host(canonical_domain(host)) or ""
+
+
 def is_internal(destination: str, own_domains: list[str]) -> bool:
-    """Whether the data stayed inside: its destination's domain is one of the company's own
-    domains or under one (``[settings.exfiltration] own_domains``)."""
-    return _under(destination_domain(destination), own_domains)
+    """Whether the data stayed inside: its destination's domain — every recipient's — is one of
+    the company's own domains or under one (``[settings.exfiltration] own_domains``)."""
+    return all(_under(domain, own_domains) for domain in destination_domains(destination))
 
 
 def _under(domain: str, entries: list[str]) -> bool:
@@ -301,7 +321,7 @@ def _goes_to(condition: str | list[str] | None, destination: str) -> bool:
     if condition is None:
         return True
     listed = [condition] if isinstance(condition, str) else condition
-    return "*" in listed or _under(destination_domain(destination), listed)
+    return "*" in listed or all(_under(domain, listed) for domain in destination_domains(destination))
 
 
 def classify(rules: list[Rule], alert: AlertFacts, history: History,
