@@ -154,13 +154,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if as_json:
             print_json({"policy": str(settings.policy_path), "keys": rows})
             return
-        from rich.table import Table
+        from starter.output import shown
+        from starter.tables import print_rows
 
-        table = Table("user", "roles", "type", "fingerprint", "comment", "key file here")
-        for r in rows:
-            table.add_row(r["user"], ", ".join(r["roles"]), r["type"] or "-", r["fingerprint"] or "-", r["comment"],
-                          r["local_key"] or "")
-        console.print(table)
+        # records when the table does not fit: a fingerprint is compared whole, never cut to "SHA256:eBE…"
+        print_rows(console, ("user", "roles", "type", "fingerprint", "comment", "key file here"), [
+            (shown(r["user"]), shown(", ".join(r["roles"])), shown(r["type"] or "-"), shown(r["fingerprint"] or "-"),
+             shown(r["comment"]), shown(r["local_key"] or "")) for r in rows])
 
 
 def demo_policy(settings, source: Path) -> Path:

@@ -195,3 +195,26 @@ def test_show_of_a_waiting_step_prints_the_whole_approve_command(monkeypatch):
     assert ("approve it: handrail approve egress-block-203.0.113.7-a11920949b --step s01-firewall.egress_block "
             "--as YOU") in shown, shown
     assert "handrail approve RUN" not in shown
+
+
+def test_keys_list_shows_each_fingerprint_whole_at_80_columns(tmp_path):
+    """The fingerprint is what a person compares with the key's owner: never cut to 'SHA256:eBE…'."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from starter.cli import app
+    from starter.keys_cmd import demo_policy
+
+    home = tmp_path / "home"
+    settings = types.SimpleNamespace(home=home)
+    policy = demo_policy(settings, Path(__file__).resolve().parent.parent / "policy.toml")
+    env = {"HANDRAIL_HOME": str(home), "HANDRAIL_POLICY": str(policy), "COLUMNS": "80"}
+    listed = CliRunner().invoke(app, ["keys", "list", "--json"], env=env)
+    fingerprints = [row["fingerprint"] for row in __import__("json").loads(listed.stdout)["keys"]]
+    assert len(fingerprints) == 4 and all(f.startswith("SHA256:") for f in fingerprints)
+    shown = CliRunner().invoke(app, ["keys", "list"], env=env, terminal_width=80)
+    assert shown.exit_code == 0, shown.output
+    for fingerprint in fingerprints:
+        assert fingerprint in shown.output, shown.output
+    assert "…" not in shown.output
