@@ -75,8 +75,12 @@ def verdict_table(rows: list[dict[str, Any]], steps: list | None = None) -> Tabl
             sinkholes.setdefault(step.change.target, []).append(step)
         elif step.change.kind == "proxy.block":
             pages.setdefault(step.change.target, []).append(step)
-    table = Table("domain", "verdict", "evidence", title="Link domains")
-    table.add_column("action", overflow="fold")  # block_url's pages: a URL is folded, never cut
+    table = Table(title="Link domains")
+    # a domain, its evidence and block_url's pages are folded at 80 columns, never cut to "micr0soft-365-….ex…"
+    table.add_column("domain", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("evidence", overflow="fold")
+    table.add_column("action", overflow="fold")
     for row in rows:
         # every cell is the message's own words (a domain, its evidence, a page URL): one line each, escaped
         verdict = shown(f"{row.get('verdict', '')} ({row.get('score', 0)})")

@@ -218,3 +218,20 @@ def test_keys_list_shows_each_fingerprint_whole_at_80_columns(tmp_path):
     for fingerprint in fingerprints:
         assert fingerprint in shown.output, shown.output
     assert "…" not in shown.output
+
+
+def test_the_verdict_table_folds_a_long_domain_at_80_columns_never_cuts_it():
+    """`phishing triage` / `show`: the domain to be sinkholed and its evidence are read whole."""
+    from rich.console import Console
+
+    from starter.phishing_triage import verdict_table
+
+    domain = "micr0soft-365-password-reset-portal.example"
+    rows = [{"domain": domain, "verdict": "high", "score": 8, "action": "sinkhole",
+             "evidence": ["not the sender's domain (m365-tenant-notice-service-mail.example)"]}]
+    console = Console(record=True, width=80, color_system=None)
+    console.print(verdict_table(rows))
+    text = console.export_text()
+    assert "…" not in text, text
+    cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert domain in cells, text
