@@ -334,11 +334,12 @@ async def rollback(
         if as_json:
             print_json({"run_id": run_id, "dry_run": True, "plan": plan})
             return
-        table = Table("change", "undo", "before")
-        for item in plan:
-            table.add_row(shown(item["change"]), shown(item["undo"]), shown(json.dumps(item["before"])))
+        from starter.tables import print_rows
+
         console.print(f"Rollback plan for {shown(run_id)} (nothing changed):")
-        console.print(table)
+        # records when the table does not fit: a change, its inverse and the before-state are read whole
+        print_rows(console, ("change", "undo", "before"),
+                   [(shown(item["change"]), shown(item["undo"]), shown(json.dumps(item["before"]))) for item in plan])
         return
     report = await ops.rollback(await _client(settings), settings, run_id, as_ or settings.user)
     if as_json:

@@ -235,3 +235,29 @@ def test_the_verdict_table_folds_a_long_domain_at_80_columns_never_cuts_it():
     assert "…" not in text, text
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert domain in cells, text
+
+
+def test_a_rollback_plan_shows_a_long_target_whole_at_80_columns(tmp_path):
+    """`rollback --dry-run`: what will be undone is read whole, never cut to 'https://storage.google…'."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from handrail.gate.ledger import Ledger
+    from handrail.trust.synth import SyntheticLedger
+    from starter.cli import app
+
+    url = "https://storage.googleapis.com/evil-bucket/login.html?u=rchen@corp.example"
+    home = tmp_path / "home"
+    home.mkdir()
+    ledger = Ledger(home / "ledger.db")
+    with SyntheticLedger(ledger) as syn:
+        syn.change("proxy.block", datetime.now(UTC) - timedelta(hours=1), run_id="r1", step_id="s01", target=url)
+    ledger.close()
+    policy = tmp_path / "policy.toml"
+    policy.write_text((Path(__file__).resolve().parent.parent / "policy.toml").read_text())
+    env = {"HANDRAIL_POLICY": str(policy), "HANDRAIL_HOME": str(home), "COLUMNS": "80"}
+    result = CliRunner().invoke(app, ["rollback", "r1", "--dry-run"], env=env, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and result.output.count(url) == 2, result.output  # the change and its undo
