@@ -56,6 +56,15 @@ def test_requester_unknown_and_roleless_people_are_refused():
     assert not book.decided(step) and len(book.status.rejected_decisions) == 4
 
 
+def test_the_person_a_guardrail_run_is_about_is_told_so_not_that_they_requested_it():
+    book, step = book_with_step()
+    book.status.summary["started_by"] = "bob"  # privilege guard: requester alice is the affected user
+    record = decide(book, "alice")
+    assert not record.accepted and "requested this run" not in record.why
+    assert "alice is the person this run is about (started by bob)" in record.why
+    assert "separation of duties" in record.why
+
+
 def test_excluded_deciders_are_refused_even_with_the_right_role():
     book, step = book_with_step(excluded=("bob",))
     record = decide(book, "bob")

@@ -199,6 +199,10 @@ class ApprovalBook:
         if who not in policy.user_roles:
             return None, f"{who} is not a user in the policy"
         if self.status is not None and who == self.status.requested_by:
+            started_by = self.status.summary.get("started_by")
+            if started_by and started_by != who:  # a guardrail runbook: the requester is whom the change is about
+                return None, (f"{who} is the person this run is about (started by {started_by}) and cannot "
+                              "decide on it (separation of duties)")
             return None, f"{who} requested this run and cannot decide on it (separation of duties)"
         if who in entry.excluded:
             return None, f"{who} made the change under review and cannot decide on it (separation of duties)"
