@@ -22,8 +22,8 @@ from handrail.runbooks.exfiltration import (
     SettingsError,
     classify,
     destination_domain,
-    is_internal,
     follow_up_id,
+    is_internal,
     parse_settings,
     run_id_for,
 )

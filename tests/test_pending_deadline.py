@@ -36,8 +36,8 @@ def test_without_escalation_the_policy_on_timeout_is_shown(tmp_path):
     text = POLICY.read_text(encoding="utf-8")
     text = text.replace('[actions."firewall.egress_block"]\n',
                         '[actions."firewall.egress_block"]\nescalate_to = { roles = [] }\n', 1)
-    text = text.replace('escalate_to = { roles = ["soc-lead"] }\nescalation_timeout = "4h"\non_timeout = "deny"\n'
-                        'alert_priority = "P1"', 'escalation_timeout = "4h"\non_timeout = "deny"\nalert_priority = "P1"', 1)
+    rest = 'escalation_timeout = "4h"\non_timeout = "deny"\nalert_priority = "P1"'
+    text = text.replace('escalate_to = { roles = ["soc-lead"] }\n' + rest, rest, 1)
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
     policy = load_policy(path)
