@@ -53,7 +53,8 @@ def test_approve_reports_the_state_that_resulted(stack_env):
 def _lines_fit(out: str, width: int = 80) -> list[str]:
     """Lines wider than the terminal, except commands and URLs printed whole on purpose."""
     return [line for line in out.splitlines()
-            if len(line) > width and not line.lstrip().startswith(("approve:", "approve it:", "deny:", "http", "next:"))]
+            if len(line) > width
+            and not line.lstrip().startswith(("approve:", "approve it:", "deny:", "http", "next:"))]
 
 
 def wait_runs(env, run_id: str, state: str, *filters: str, timeout: float = 20.0) -> list[dict]:

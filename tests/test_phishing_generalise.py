@@ -239,3 +239,26 @@ async def test_the_run_watches_the_lures_recipients_not_the_phishing_mailbox(tmp
     report = await _parsed_by_the_run(tmp_path, _reported(_html("share@notify-desk.example", "<p>hi</p>",
                                                                  to="bob@corp.example")), "1,google.com\n")
     assert report.recipients == ["alice@corp.example", "bob@corp.example"]
+
+
+# -- a page on a platform's own suffix host (path-style buckets) ---------------------------------------
+BUCKET_PAGE = "https://s3.amazonaws.com/invoice-docs-7731/login.html"
+
+
+@pytest.mark.parametrize("ranks", [["50,amazonaws.com"], []], ids=["platform ranked", "platform unranked"])
+def test_a_page_on_a_platforms_own_suffix_host_is_blocked_by_its_url_never_the_host(ranks):
+    """``s3.amazonaws.com`` is itself a public suffix (every bucket is a customer's): its links used
+    to vanish from the parse. The page the lure sends the reader to is blocked; the host never is."""
+    raw = _html("billing@invoices-portal.example",
+                f'<p>Your invoice is ready.</p><a href="{BUCKET_PAGE}">View invoice</a>')
+    rows = _rows(raw, ranks)
+    row = rows["s3.amazonaws.com"]
+    assert row.action == "block_url" and row.pages == [BUCKET_PAGE] and row.pages_on_platform, row
+    assert "blocked on the web proxy" in row.line()
+
+
+def test_a_platforms_own_host_is_ranked_as_the_platform():
+    from handrail.runbooks.phishing.popular import platform_host, rank_key
+
+    assert rank_key("s3.amazonaws.com") == "amazonaws.com" and platform_host("s3.amazonaws.com")
+    assert rank_key("evil.github.io") == "evil.github.io" and not platform_host("evil.github.io")

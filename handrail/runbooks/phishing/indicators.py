@@ -34,7 +34,7 @@ import idna
 from ioc_fanger import fang as _fang
 
 from handrail.gate.canon import UrlError, canonical_domain, canonical_url, legacy_ipv4
-from handrail.suffixes import extractor
+from handrail.suffixes import extractor, suffix_section
 
 URL_SCHEMES = frozenset({"http", "https", "ftp"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
@@ -105,7 +105,9 @@ def _ascii_label(label: str) -> str | None:
 
 
 def hostname(host: str) -> str | None:
-    """Lower-case IDNA host name with a known public suffix, else None."""
+    """Lower-case IDNA host name with a known public suffix, else None. A platform's own host
+    that is itself a suffix of the list's private section (``s3.amazonaws.com``, serving every
+    customer's bucket path-style) is a host too: phishing pages live there."""
     name = canonical_domain(host)  # the gate's reading: NFKC, "。" and "．" dots, no zero-width
     labels = name.split(".")
     if len(labels) < 2 or len(name) > 253:
@@ -115,14 +117,24 @@ def hostname(host: str) -> str | None:
         return None
     name = ".".join(ascii_labels)  # type: ignore[arg-type]
     parts = extractor()(name)
-    if not parts.suffix or not parts.domain:
+    if not parts.suffix or not (parts.domain or platform_suffix(name)):
         return None
     return name
 
 
+def platform_suffix(name: str) -> bool:
+    """A host that is itself a platform's public suffix (``s3.amazonaws.com``, ``github.io``):
+    every customer's site is under it or in its paths, so it is judged as one site of its own
+    but never sinkholed whole."""
+    return suffix_section(name) == "private"
+
+
 def registrable_domain(name: str) -> str | None:
-    """The registrable domain (public suffix + one label) of a normalised host name."""
+    """The registrable domain (public suffix + one label) of a normalised host name; a
+    platform's own suffix host is its own (:func:`platform_suffix`)."""
     parts = extractor()(name)
+    if parts.suffix and not parts.domain and platform_suffix(name):
+        return name
     if not parts.suffix or not parts.domain:
         return None
     return f"{parts.domain}.{parts.suffix}"

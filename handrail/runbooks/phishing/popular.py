@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from handrail.runbooks.phishing.indicators import ip_host, normalise_host, registrable_domain
+from handrail.runbooks.phishing.indicators import ip_host, normalise_host, platform_suffix, registrable_domain
 from handrail.suffixes import extractor
 
 DEFAULT_CUTOFF = 10_000
@@ -54,15 +54,22 @@ def _service_label(label: str) -> bool:
 def platform_host(host: str) -> bool:
     """A platform's own service host, serving every customer's content path-style
     (``storage.googleapis.com/<bucket>/…``): by the public-suffix list's private section, a
-    platform hosting independent parties, and a service label, not a customer's name."""
+    platform hosting independent parties, and a service label, not a customer's name; or the
+    platform's suffix host itself (``s3.amazonaws.com/<bucket>/…``)."""
     parts = extractor()(host)
+    if parts.suffix and not parts.domain:
+        return platform_suffix(host)
     return bool(parts.domain and parts.suffix and parts.is_private and _service_label(parts.domain))
 
 
 def rank_key(host: str) -> str | None:
     """The name a host is ranked by: its registrable domain (PSL private section included),
-    except a platform's own service host, ranked as the platform (``fonts.googleapis.com``)."""
+    except a platform's own service host, ranked as the platform (``fonts.googleapis.com``,
+    ``s3.amazonaws.com``)."""
     parts = extractor()(host)
+    if parts.suffix and not parts.domain and platform_suffix(host):
+        registry = extractor()(host, include_psl_private_domains=False)  # amazonaws.com
+        return f"{registry.domain}.{registry.suffix}" if registry.domain and registry.suffix else None
     if not parts.domain or not parts.suffix:
         return None
     if parts.is_private and _service_label(parts.domain):

@@ -64,7 +64,7 @@ from pydantic import BaseModel, Field
 
 from handrail.gate.policy import PolicyError
 from handrail.runbooks.phishing.addressed import address_forms, carries_address
-from handrail.runbooks.phishing.indicators import hostname, ip_host, registrable_domain, url_host
+from handrail.runbooks.phishing.indicators import hostname, ip_host, platform_suffix, registrable_domain, url_host
 from handrail.runbooks.phishing.lookalike import Brands, lookalike, make_brands
 from handrail.runbooks.phishing.mail import ParsedMessage
 from handrail.runbooks.phishing.popular import Ranking, platform_host, rank_key
@@ -444,6 +444,11 @@ def _verdict(domain: str, cand: _Candidate, ranking: Ranking | None, settings: V
         else:
             cand.evidence.append(f"popular: the domain stays; a web proxy block of {what} waits for a human "
                                  "(the site's own host, not a user-content platform)")
+    elif platform_suffix(domain):
+        action = "block_url" if confidence == "high" and cand.pages else "report"
+        cand.evidence.append("a platform's own host (a public suffix: every customer's site is under it), never "
+                             "sinkholed whole" + ("; the pages the message sends the reader to are blocked on the "
+                                                  "web proxy" if action == "block_url" else ""))
     elif popular:
         action = "hold"
         cand.evidence.append("popular: the sinkhole waits for a human")
