@@ -139,3 +139,17 @@ channels = [
             assert "HANDRAIL_TEST_CHAT_URL" not in history  # the history names the notice, not the channel setup
     finally:
         server.shutdown()
+
+
+@pytest.mark.unit
+def test_the_exfiltration_questions_notice_names_the_verdict_its_timeout_gives_not_deny():
+    # its on_timeout must stay deny (it closes the gate), but the alert's verdict at the deadline is
+    # settings.exfiltration.on_unclassified_timeout: "deny" read as "inadvertent" to an approver
+    from handrail.gate.models import Change, GatePolicy, Mode, StepRecord
+    from workflows.notify import _at_timeout
+
+    policy = GatePolicy(kind="firewall.egress_block", mode=Mode.APPROVE, on_timeout="deny")
+    question = StepRecord(step_id="s01", change=Change(kind="exfiltration.classify_malicious", target="DLP-1"))
+    block = StepRecord(step_id="s01", change=Change(kind="firewall.egress_block", target="203.0.113.9"))
+    assert "on_unclassified_timeout" in _at_timeout(question, policy) and "deny" not in _at_timeout(question, policy)
+    assert _at_timeout(block, policy) == "the policy's on_timeout applies (deny)"

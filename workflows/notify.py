@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from handrail.gate.models import GatePolicy, StepRecord, StepState
     from handrail.notify.message import Event, Notice, eligible_approvers
+    from handrail.runbooks.exfiltration import CLASSIFY_KIND
 
 # The activity retries each channel itself and never raises for a channel; Temporal retries
 # only a lost worker.
@@ -58,6 +59,15 @@ async def drain_notices(rb) -> None:
         return
 
 
+def _at_timeout(step: StepRecord, policy: GatePolicy) -> str:
+    """What an unanswered step comes to, as `handrail pending` says it: the policy's on_timeout,
+    except for the exfiltration question, whose on_timeout only closes the gate (it must stay
+    deny) while the runbook's on_unclassified_timeout decides the alert's verdict."""
+    if step.change.kind == CLASSIFY_KIND:
+        return "the verdict settings.exfiltration.on_unclassified_timeout names"
+    return f"the policy's on_timeout applies ({policy.on_timeout})"
+
+
 class _Teller:
     def __init__(self, rb, step: StepRecord, policy: GatePolicy, why: str, exclude: tuple[str, ...]):
         self.rb, self.step, self.policy, self.why, self.exclude = rb, step, policy, why, exclude
@@ -68,12 +78,11 @@ class _Teller:
         if step.state != StepState.AWAITING_APPROVAL:
             return
         escalates = bool(policy.escalate_to.users or policy.escalate_to.roles)
-        then = (f"it escalates to {_group(policy.escalate_to)}" if escalates
-                else f"the policy's on_timeout applies ({policy.on_timeout})")
+        then = f"it escalates to {_group(policy.escalate_to)}" if escalates else _at_timeout(step, policy)
         self.send("waiting", deadline=workflow.now() + timedelta(seconds=policy.approval_timeout_s), then=then)
         await workflow.wait_condition(lambda: step.escalated)
         self.send("escalated", deadline=workflow.now() + timedelta(seconds=policy.escalation_timeout_s),
-                  then=f"the policy's on_timeout applies ({policy.on_timeout})")
+                  then=_at_timeout(step, policy))
 
     def outcome(self, approved: bool, approved_by: list[str], note: str) -> None:
         denied = any(not d.decision.approve for d in self.step.decisions)
