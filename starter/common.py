@@ -197,6 +197,10 @@ def _render_digest(step, run_id: str) -> None:
                   highlight=False)
     for name in ("kind", "target", "params", "mode"):  # JSON escapes controls; `shown` escapes markup
         console.print(f"  {name}: {shown(json.dumps(covers[name], default=str))}", highlight=False)
+    if "expires_after_s" in covers:
+        from starter.console_views import lasting
+
+        console.print(f"  for: {lasting(covers['expires_after_s'])}", highlight=False)
     for v in covers["verdicts"]:
         console.print(f"  verdict: {shown(v['outcome'])} {shown(v['guardrail'])} — {shown(v['reason'])}",
                       highlight=False)

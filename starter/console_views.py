@@ -84,7 +84,7 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
     from handrail.gate.models import Change
     from starter.batch_view import describe_batch
 
-    headers = ["run", "step", "requested by", "approvals", "change", "why", "until"]
+    headers = ["run", "step", "requested by", "approvals", "change", "for", "why", "until"]
     for r in rows:
         change = Change.model_validate(r["change"]) if r.get("change") else Change(kind=r["action"],
                                                                                     target=r["target"])
@@ -95,11 +95,29 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
         approvals = r["approvals"] + (" (escalated)" if r.get("escalated") else "")
         print_record(console, headers, [shown_markup(r["run_id"]), shown_markup(r["step"]),
                                         shown_markup(r["requested_by"]), approvals, escape(shown),
-                                        shown_markup(r["why"]), r.get("until") or ""])
+                                        lasting(r.get("expires_after_s")), shown_markup(r["why"]),
+                                        r.get("until") or ""])
         console.print(f"  [dim]approve:[/] handrail approve {shown_markup(r['run_id'])} --as YOU", soft_wrap=True,
                       highlight=False)
         console.print(f"  [dim]deny:[/]    handrail deny {shown_markup(r['run_id'])} --as YOU --reason \"...\"",
                       soft_wrap=True, highlight=False)
+
+
+def lasting(expires_after_s: float | None) -> str:
+    """How long an approved change stays: its TTL, or until someone rolls it back."""
+    if not expires_after_s:
+        return "until rolled back (no TTL)"
+    return f"{duration_text(expires_after_s)} once applied, then undone (TTL)"
+
+
+def duration_text(seconds: float) -> str:
+    """``2m``, ``1h30m``, ``30d``: the policy's own duration spelling, largest units first."""
+    left, parts = round(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
 
 
 def change_text(change: Change, settings, run_id: str) -> str:

@@ -134,6 +134,29 @@ async def test_unauthorized_self_and_unknown_decisions_are_rejected(time_env, tm
         assert len(rejected) == 5
 
 
+async def test_the_signed_approval_covers_how_long_the_change_lasts(time_env, tmp_path):
+    """A TTL is part of what the approver sees and signs: a decision signed over the same block
+    without its TTL (a block for good) is not an approval of this one."""
+    from handrail.gate.decisions import digest_covers
+
+    async with running_stack(time_env.client, tmp_path) as stack:
+        handle = await stack.start(EgressBlock.run, trigger(ttl_s=120))
+        status = await stack.wait_for(handle, awaiting)
+        step = status.pending_step()
+        assert step.expires_after_s == 120 and digest_covers(step)["expires_after_s"] == 120
+        for_good = change_digest(step.model_copy(update={"expires_after_s": None}))
+        assert for_good != step.change_digest
+        await handle.signal(EgressBlock.decide, make_decision("bob", True, step.step_id, status=status,
+                                                              digest=for_good))
+        status = await stack.wait_for(handle, lambda s: len(s.rejected_decisions) == 1)
+        assert "how long it lasts" in status.rejected_decisions[0].why, status.rejected_decisions[0].why
+        await handle.signal(EgressBlock.decide, await decision(handle, "bob"))
+        result = await handle.result()
+        assert result.state == RunState.COMPLETED and result.steps[0].expires_at is not None
+        rebuilt = status_from_audit(handle.id, list(stack.ledger.audit_rows(handle.id)))
+        assert rebuilt.steps[0].expires_after_s == 120  # `show` and `pending` from the ledger say it too
+
+
 async def test_two_of_three_needs_two_different_people(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, make_policy(required=2)) as stack:
         handle = await stack.start(EgressBlock.run, trigger(by="carol"))

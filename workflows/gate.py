@@ -92,6 +92,8 @@ ONE_TRIP_OPTS = dict(
 )
 # A failed check that may have applied makes its step uncertain; runs begun before replay as they ran.
 CHECK_MAY_APPLY = "handrail-check-may-apply"
+# steps begun since carry their TTL, covered by the change digest (runs begun before replay as they ran)
+TTL_IN_DIGEST = "handrail-ttl-in-digest"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
@@ -392,9 +394,12 @@ class Runbook:
             change=change,
             started_at=workflow.now(),
         )
+        if expires_after and workflow.patched(TTL_IN_DIGEST):
+            step.expires_after_s = expires_after.total_seconds()
         self.status.steps.append(step)
         self.audit("step.requested", step.step_id, change=change.model_dump(),
-                   **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}))
+                   **({"excluded_deciders": list(excluded_deciders)} if excluded_deciders else {}),
+                   **({"expires_after_s": step.expires_after_s} if step.expires_after_s else {}))
 
         # A step that is not a rollback's undo asks its check to apply it at once when no person
         # need decide (one activity, not two); otherwise the check only gathers the facts.

@@ -182,7 +182,8 @@ class ApprovalBook:
         if document.change_digest != entry.step.change_digest:
             raise decisions.Refused(
                 f"the signature approves change {document.change_digest[:19]}…, but step {entry.step.step_id} "
-                f"would run {entry.step.change_digest[:19]}… (the change or its guardrail verdicts differ)")
+                f"would run {entry.step.change_digest[:19]}… "
+                "(the change, how long it lasts or its guardrail verdicts differ)")
         if document.nonce in self._nonces:
             raise decisions.Refused("this signed decision was already used in this run (replay)")
         self._nonces.add(document.nonce)

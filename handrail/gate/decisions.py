@@ -47,6 +47,8 @@ def digest_covers(step: StepRecord) -> dict[str, Any]:
             for v in step.verdicts
         ],
         "thresholds": dict(step.thresholds),
+        # only when set: digests of steps begun before the field existed stay what they were
+        **({"expires_after_s": step.expires_after_s} if step.expires_after_s else {}),
     }
 
 

@@ -323,6 +323,10 @@ class StepRecord(BaseModel):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     approvals_needed: int = 0
     escalated: bool = False
+    # the TTL the change gets once applied (None: it stays until rolled back); shown to approvers
+    # and covered by the change digest, so a signed approval of a 2-minute block is not one of
+    # a block for good (set by steps begun since the TTL_IN_DIGEST patch)
+    expires_after_s: float | None = None
     change_id: str | None = None
     unchanged: bool = False
     expires_at: datetime | None = None

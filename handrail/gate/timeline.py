@@ -43,7 +43,8 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
         event, data, step_id = row["event"], row.get("data", {}), row.get("step_id")
         if event == "step.requested":
             steps[step_id] = StepRecord(step_id=step_id, change=Change.model_validate(data["change"]),
-                                        started_at=datetime.fromisoformat(row["at"]))
+                                        started_at=datetime.fromisoformat(row["at"]),
+                                        expires_after_s=data.get("expires_after_s"))
             status.steps.append(steps[step_id])
         step = steps.get(step_id)
         if event == "guardrails.evaluated" and step:
