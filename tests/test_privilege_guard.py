@@ -96,6 +96,20 @@ async def test_recommit_needs_someone_other_than_the_affected_user_and_restores_
         assert regrant.inverse.kind == "iam.revoke_privilege"
 
 
+async def test_whoever_starts_the_run_by_hand_cannot_decide_its_recommit_either(time_env, tmp_path):
+    async with running_stack(time_env.client, tmp_path, POLICY) as stack:
+        handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=NO_TICKET, requested_by="bob"),
+                                   id=f"{privilege_run_id(NO_TICKET)}-{uuid.uuid4().hex[:6]}")
+        status = await stack.wait_for(handle, recommit_waiting)
+        assert status.summary["started_by"] == "bob" and status.requested_by != "bob"
+        await send_decision(handle, "bob", True, "it was planned")
+        status = await stack.wait_for(handle, lambda s: s.rejected_decisions)
+        assert "bob started this run and cannot decide on it" in status.rejected_decisions[0].why
+        await send_decision(handle, "alice", True, "planned")
+        result = await handle.result()
+        assert result.summary["recommitted_by"] == ["alice"]
+
+
 async def test_covered_or_harmless_events_change_nothing(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         for event_id, expect in ((APPROVED_TICKET, "authorized by approved change CHG-1042"),

@@ -205,6 +205,9 @@ class ApprovalBook:
                 return None, (f"{who} is the person this run is about (started by {started_by}) and cannot "
                               "decide on it (separation of duties)")
             return None, f"{who} requested this run and cannot decide on it (separation of duties)"
+        if self.status is not None and who == self.status.summary.get("started_by"):
+            # a guardrail runbook started by hand: whoever started it does not decide it either
+            return None, f"{who} started this run and cannot decide on it (separation of duties)"
         if who in entry.excluded:
             return None, f"{who} made the change under review and cannot decide on it (separation of duties)"
         if who in entry.approvals or (entry.denial and entry.denial.decision.approver == who):
