@@ -287,12 +287,17 @@ async def show(
     as_json: bool = JSON,
 ):
     """A run's timeline: steps, guardrail verdicts, decisions, changes and state."""
+    from handrail.ops.temporal import TemporalUnavailable
     from starter import ops
     from starter.workflow_view import NotARun, workflow_lines
 
     settings = _settings()
     try:
-        status = await ops.run_status(await _client(settings), settings, run_id)
+        client, down = await _client(settings), ""
+    except TemporalUnavailable as exc:  # the ledger still answers: show what it recorded
+        client, down = None, str(exc)
+    try:
+        status = await ops.run_status(client, settings, run_id, down)
     except NotARun as other:  # a workflow Temporal knows (expiry-*, a poll, an intake): what it is
         if as_json:
             print_json(other.doc)

@@ -85,14 +85,16 @@ async def start_egress_block(
     )
 
 
-async def run_status(client: Client, settings: Settings, run_id: str) -> RunStatus:
-    """The run's status from the workflow itself, or rebuilt from the ledger when Temporal no longer has it
-    or no worker can answer the query (then `live_note` says the live status is unavailable)."""
+async def run_status(client: Client | None, settings: Settings, run_id: str, why_no_client: str = "") -> RunStatus:
+    """The run's status from the workflow itself, or rebuilt from the ledger when Temporal no longer has it,
+    is not answering at all (`client` None, `why_no_client` says why) or no worker can answer the query
+    (then `live_note` says the live status is unavailable)."""
     status: RunStatus | None = None
-    why_not_live = ""
+    why_not_live = why_no_client
     try:
-        handle = client.get_workflow_handle(run_id)
-        status = await handle.query("status", result_type=RunStatus, rpc_timeout=_seconds(5))
+        if client is not None:
+            handle = client.get_workflow_handle(run_id)
+            status = await handle.query("status", result_type=RunStatus, rpc_timeout=_seconds(5))
     except RPCError as exc:  # no worker, history gone, server busy: the ledger still answers
         why_not_live = str(exc).splitlines()[0] if str(exc) else exc.status.name if exc.status else "RPC error"
     except Exception as exc:  # a query that fails (no worker, history gone) falls back to the ledger
@@ -104,6 +106,8 @@ async def run_status(client: Client, settings: Settings, run_id: str) -> RunStat
         if status is None:
             from starter.workflow_view import refuse_unknown
 
+            if client is None:
+                fail(f"The ledger has no run {run_id}, and {why_no_client}")
             await refuse_unknown(client, settings, run_id, why_not_live)  # Temporal knows it: say what it is
             fail(f"No run {run_id} is known to Temporal or to the ledger (see `handrail pending` or the Web UI).")
         if why_not_live and "not found" not in why_not_live.lower():
