@@ -107,7 +107,7 @@ async def follow(read: Callable[[], Awaitable[RunStatus]], done: Callable[[RunSt
             if spinner is not None:
                 spinner.stop()
                 spinner = None
-            console.print(f"Stopped following; the run goes on. Follow it again: handrail show {run_id}",
+            console.print(f"Stopped following; the run goes on. See where it stands: handrail show {run_id}",
                           highlight=False, soft_wrap=True)
         raise
     finally:

@@ -205,7 +205,7 @@ def test_wait_prints_the_id_at_once_then_each_step_and_ctrl_c_leaves_the_run(sta
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130
-    assert f"the run goes on. Follow it again: handrail show {run_id}" in rest
+    assert f"the run goes on. See where it stands: handrail show {run_id}" in rest
     _, shown = cli(stack_env, "show", run_id)
     assert shown["state"] == "awaiting_approval"
     cli(stack_env, "deny", run_id, "--as", "bob", "--reason", "test over")
