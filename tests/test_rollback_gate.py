@@ -99,7 +99,7 @@ async def test_the_requester_of_a_run_can_never_roll_it_back(time_env, tmp_path)
     async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
         handle = await stack.start(EgressBlock.run, block(by="alice"))
         await handle.result()
-        for who, why in (("alice", "acted against"), ("dave", "may not roll back"), ("mallory", "not a user")):
+        for who, why in (("alice", "is a party to run"), ("dave", "may not roll back"), ("mallory", "not a user")):
             rb = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by=who))
             with pytest.raises(WorkflowFailureError) as failure:
                 await rb.result()
@@ -123,7 +123,7 @@ async def test_the_affected_user_of_a_privilege_guard_run_cannot_roll_it_back(ti
         with pytest.raises(WorkflowFailureError) as failure:
             await rb.result()
         why = str(failure.value.cause)
-        assert "alice is someone run" in why and "can never roll it back" in why
+        assert "alice is a party to run" in why and "can never roll it back" in why
         assert "alice" not in sorted((await stack.tools.iam.get_group("server-admins")).members)
 
 

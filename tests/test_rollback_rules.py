@@ -48,6 +48,6 @@ def test_per_runbook_rules_and_the_people_a_run_acted_against():
     plan = RollbackPlan(run_id="r", runbook=runbook, known=True, parties=parties,
                         allowed=allowed_for(policy, runbook),
                         user_roles={n: list(u.roles) for n, u in policy.users.items()})
-    assert "acted against" in refusal("alice", plan) and "acted against" in refusal("bob", plan)
+    assert "is a party to run" in refusal("alice", plan) and "is a party to run" in refusal("bob", plan)
     assert "may not roll back privilege-guard runs (allowed: role soc-lead)" in refusal("dave", plan)
     assert refusal("carol", plan) is None

@@ -119,8 +119,8 @@ def refusal(who: str, plan: RollbackPlan) -> str | None:
     if not plan.known:
         return f"no run {plan.run_id} is in the ledger, so there is nothing to roll back"
     if who in plan.parties:
-        return (f"{who} is someone run {plan.run_id} acted against (its requester or an excluded decider) "
-                "and can never roll it back")
+        return (f"{who} is a party to run {plan.run_id} (its requester, the person it is about, or someone "
+                "excluded from deciding it) and can never roll it back (separation of duties)")
     if who not in plan.user_roles:
         return f"{who} is not a user in the policy and cannot roll back runs"
     roles = set(plan.user_roles.get(who, []))
