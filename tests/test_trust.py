@@ -265,6 +265,20 @@ def test_review_lists_automated_changes_since_the_last_mark(tmp_path):
     assert ledger.verify().ok
 
 
+def test_a_review_leaves_out_what_a_person_approved_and_nobody_reviews_their_own_runs(tmp_path):
+    ledger = Ledger(tmp_path / "l.db")
+    policy = parse_policy(with_test_keys(POLICY))
+    with SyntheticLedger(ledger) as syn:
+        syn.change("dns.sinkhole", KNOWN_NOW, run_id="held", step_id="s01", mode="guarded", approved_by=("alice",))
+        syn.change("dns.sinkhole", KNOWN_NOW, run_id="alone", step_id="s01", mode="guarded", requested_by="bob")
+    listing = pending(ledger, KNOWN_NOW + timedelta(hours=1))
+    assert [c.change_id for c in listing.changes] == ["alone/s01"]  # alice looked at the held one already
+    with pytest.raises(ReviewError, match="bob requested runs whose changes this review covers"):
+        mark(ledger, policy, "bob", KNOWN_NOW + timedelta(hours=1), sign=signed_by("bob"))
+    listing, _ = mark(ledger, policy, "alice", KNOWN_NOW + timedelta(hours=1), sign=signed_by("alice"))
+    assert [c.change_id for c in listing.changes] == ["alone/s01"]
+
+
 # -- the CLI ----------------------------------------------------------------------------------
 @pytest.fixture
 def cli(tmp_path, monkeypatch):

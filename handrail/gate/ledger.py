@@ -219,7 +219,8 @@ class SqliteSQL:
     REVIEW_LAST = "SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1"
     REVIEW_PENDING = (
         "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, json_extract(c.body, '$.status'),"
-        " json_extract(c.body, '$.requested_by'), c.applied_at, c.expires_at, r.reason, r.by, r.at"
+        " json_extract(c.body, '$.requested_by'), c.applied_at, c.expires_at, r.reason, r.by, r.at,"
+        " json_extract(c.body, '$.approved_by')"
         " FROM changes c INDEXED BY changes_automated_target LEFT JOIN reverts r ON r.change_id = c.change_id"
         " WHERE c.automated = 1 AND c.applied_at > ? AND c.applied_at <= ? ORDER BY c.applied_at, c.rowid")
     RECONCILE_EXPIRED = (

@@ -201,7 +201,8 @@ class PostgresSQL:
     REVIEW_LAST = "SELECT at, body FROM audit WHERE event = 'review.marked' ORDER BY seq DESC LIMIT 1"
     REVIEW_PENDING = (
         "SELECT c.change_id, c.run_id, c.kind, c.target, c.mode, c.body::jsonb ->> 'status',"
-        " c.body::jsonb ->> 'requested_by', c.applied_at, c.expires_at, r.reason, r.by, r.at"
+        " c.body::jsonb ->> 'requested_by', c.applied_at, c.expires_at, r.reason, r.by, r.at,"
+        " c.body::jsonb ->> 'approved_by'"
         " FROM changes c LEFT JOIN reverts r ON r.change_id = c.change_id"
         " WHERE c.automated = 1 AND c.applied_at > %s AND c.applied_at <= %s ORDER BY c.applied_at, c.id")
     RECONCILE_EXPIRED = (

@@ -1,9 +1,11 @@
 """Keeping close tabs: the automated changes made since the last human review.
 
 Changes made in mode `logged` or `guarded` ran without anyone approving them. `pending`
-lists those applied after the last `review.marked` audit event (or after `since`);
-`mark` records a `review.marked` event naming who reviewed, the period and every change
-id covered, so the next review starts where this one ended.
+lists those applied after the last `review.marked` audit event (or after `since`); a
+guarded change a guardrail held and a person approved is not among them (someone already
+looked). `mark` records a `review.marked` event naming who reviewed, the period and every
+change id covered, so the next review starts where this one ended. Nobody reviews changes
+of runs they requested themselves: the mark is refused, naming them, for someone else.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> Rev
     """Automated changes applied after `since` (default: the end of the last review) up to `now`."""
     previous = last_review(ledger)
     start = since if since is not None else (previous.until if previous else None)
-    rows = ledger.query("REVIEW_PENDING", [iso(start) if start else "", iso(now)])
+    rows = [row[:-1] for row in ledger.query("REVIEW_PENDING", [iso(start) if start else "", iso(now)])
+            if not _approved(row[-1])]
     items = [
         ReviewItem(
             change_id=cid, run_id=run, kind=kind, target=target, mode=mode, status=status,
@@ -78,6 +81,16 @@ def pending(ledger: Ledger, now: datetime, since: datetime | None = None) -> Rev
         for cid, run, kind, target, mode, status, requested_by, applied, expires, reason, by, at in rows
     ]
     return ReviewList(since=start, until=now, last_review=previous, changes=items)
+
+
+def _approved(approved_by) -> bool:
+    """Whether a person approved the change (a guarded change a guardrail held)."""
+    if isinstance(approved_by, str):
+        try:
+            approved_by = json.loads(approved_by)
+        except ValueError:
+            return False
+    return bool(approved_by)
 
 
 def mark(ledger: Ledger, policy: Policy, by: str, now: datetime,
@@ -91,6 +104,11 @@ def mark(ledger: Ledger, policy: Policy, by: str, now: datetime,
     except attest.AttestError as exc:
         raise ReviewError(str(exc)) from None
     listing = pending(ledger, now, since)
+    own = sorted({c.run_id for c in listing.changes if c.requested_by == by})
+    if own:
+        shown = ", ".join(own[:5]) + (f" and {len(own) - 5} more" if len(own) > 5 else "")
+        raise ReviewError(f"{by} requested runs whose changes this review covers ({shown}); someone else reviews "
+                          "them (separation of duties)")
     data = {"by": by, "since": iso(listing.since) if listing.since else None, "until": iso(listing.until),
             "count": len(listing.changes), "change_ids": [c.change_id for c in listing.changes]}
     try:
