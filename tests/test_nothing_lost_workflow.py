@@ -3,6 +3,8 @@ patient retries, on the time-skipping server with the lab's fault injection."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from handrail.gate.decisions import change_digest
@@ -36,6 +38,23 @@ def with_second_step(status, target: str = "203.0.113.78"):
                                       "change": first.change.model_copy(update={"target": target})})
     second.change_digest = change_digest(second)
     return status.model_copy(update={"steps": [*status.steps, second]})
+
+
+async def skipping_seconds(env, call):
+    """Await `call` while the time-skipping server's clock moves a second at a time.
+
+    `ops.rollback` polls the run (describe, query) and awaits its result only once it ended, so
+    the server would wait out the undo's retry backoff (1+2+4+8 s) in real time: skip it instead,
+    a second per step, never further (the signed request stays valid). result() inside must not
+    unlock too: the skips are the only unlocks."""
+    from datetime import timedelta
+
+    task = asyncio.ensure_future(call)
+    with env.auto_time_skipping_disabled():
+        while not task.done():
+            await env.sleep(timedelta(seconds=1))
+            await asyncio.wait({task}, timeout=0.05)
+        return await task
 
 
 async def approve(stack, handle):
@@ -146,7 +165,8 @@ async def test_an_unfinished_rollback_needs_attention_and_a_second_one_retries_w
         assert (await handle.result()).state == RunState.COMPLETED
         # exactly the undo's five attempts fail (UNDO_OPTS): the first rollback gives up, the second succeeds
         await stack.tools.lab_set_fault(GET, method="DELETE", error_rate=1.0, count=5)
-        first = await ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now())
+        first = await skipping_seconds(
+            time_env, ops.rollback(stack.client, stack.settings, handle.id, "carol", now=await stack.server_now()))
         assert first.state == "needs_attention" and len(first.failed) == 1
         shown = await ops.run_status(stack.client, stack.settings, handle.id)
         assert shown.state == RunState.NEEDS_ATTENTION and first.failed[0] in shown.error
