@@ -458,6 +458,23 @@ async def send_decision(handle: WorkflowHandle, approver: str, approve: bool = T
     return decision
 
 
+async def skipping_seconds(env, call):
+    """Await `call` while the time-skipping server's clock moves a second at a time.
+
+    The server skips time only while a client awaits a result; a test that polls instead
+    (`Stack.wait_for`, `ops.rollback`, which describes and queries the run until it ends) would
+    wait out an activity's retry backoff in real time. This skips it, a second per step and
+    never further, so nothing that waits longer (an approval, a signed request's validity, a
+    TTL) is reached. Auto skipping is off inside: a result() in `call` must not unlock too.
+    Not for a call that cancels or terminates a run (see :func:`_quiet`)."""
+    task = asyncio.ensure_future(call)
+    with env.auto_time_skipping_disabled():
+        while not task.done():
+            await env.sleep(timedelta(seconds=1))
+            await asyncio.wait({task}, timeout=0.05)
+        return await task
+
+
 async def skip_time(env, span: timedelta, step: timedelta = timedelta(hours=12)) -> None:
     """Skip `span` on the time-skipping server in steps: one long `sleep` RPC keeps the server
     busy firing every timer on the way while the client's HTTP/2 connection waits on it, and on

@@ -3,13 +3,11 @@ patient retries, on the time-skipping server with the lab's fault injection."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from handrail.gate.decisions import change_digest
 from handrail.gate.models import ChangeRecord, EgressBlockTrigger, Mode, RollbackTrigger, RunState, StepState
-from tests.support import make_policy, running_stack, send_decision
+from tests.support import make_policy, running_stack, send_decision, skipping_seconds
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackRun, rollback_id
 
@@ -38,23 +36,6 @@ def with_second_step(status, target: str = "203.0.113.78"):
                                       "change": first.change.model_copy(update={"target": target})})
     second.change_digest = change_digest(second)
     return status.model_copy(update={"steps": [*status.steps, second]})
-
-
-async def skipping_seconds(env, call):
-    """Await `call` while the time-skipping server's clock moves a second at a time.
-
-    `ops.rollback` polls the run (describe, query) and awaits its result only once it ended, so
-    the server would wait out the undo's retry backoff (1+2+4+8 s) in real time: skip it instead,
-    a second per step, never further (the signed request stays valid). result() inside must not
-    unlock too: the skips are the only unlocks."""
-    from datetime import timedelta
-
-    task = asyncio.ensure_future(call)
-    with env.auto_time_skipping_disabled():
-        while not task.done():
-            await env.sleep(timedelta(seconds=1))
-            await asyncio.wait({task}, timeout=0.05)
-        return await task
 
 
 async def approve(stack, handle):
@@ -121,7 +102,8 @@ async def test_a_firewall_outage_is_waited_out_visibly_with_one_alert(time_env, 
         handle = await stack.start(EgressBlock.run, trigger())
         await approve(stack, handle)
         await stack.tools.lab_set_fault(POST, method="POST", error_rate=1.0, count=7)
-        waiting = await stack.wait_for(handle, lambda s: s.state == RunState.WAITING_FOR_TOOL)
+        waiting = await skipping_seconds(  # the round's retry backoff (1+2 s), not waited in real time
+            time_env, stack.wait_for(handle, lambda s: s.state == RunState.WAITING_FOR_TOOL))
         info = waiting.summary["waiting_for_tool"]
         assert "503" in info["last_error"] and info["next_attempt_at"]
         assert waiting.steps[0].note.startswith("waiting for tool")

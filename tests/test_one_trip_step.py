@@ -29,7 +29,8 @@ from handrail.gate.models import (
     StepState,
 )
 from lab.testing import in_process_lab
-from tests.support import TEST_KEYS, make_policy, running_stack, send_decision, signed_request_memo, with_test_keys
+from tests.support import (TEST_KEYS, make_policy, running_stack, send_decision, signed_request_memo,
+                           skipping_seconds, with_test_keys)
 from workflows.egress_block import EgressBlock
 
 POST = "/firewall/egress"
@@ -118,7 +119,8 @@ async def test_a_tool_outage_during_a_one_trip_step_is_waited_out(time_env, tmp_
     async with running_stack(time_env.client, tmp_path, guarded('tool_alert_after = "1s"')) as stack:
         await stack.tools.lab_set_fault(POST, method="POST", error_rate=1.0, count=20)
         handle = await stack.start(EgressBlock.run, trigger("203.0.113.85"))
-        waiting = await stack.wait_for(handle, lambda s: s.state == RunState.WAITING_FOR_TOOL)
+        waiting = await skipping_seconds(  # the round's retry backoff (1+2 s), not waited in real time
+            time_env, stack.wait_for(handle, lambda s: s.state == RunState.WAITING_FOR_TOOL))
         assert "503" in waiting.summary["waiting_for_tool"]["last_error"]
         result = await handle.result()
         assert result.state == RunState.COMPLETED
