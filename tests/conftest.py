@@ -91,3 +91,19 @@ def postgres_url():
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory):
+    """One detached stack (`handrail up --detach`) for the CLI end-to-end tests of test_e2e_cli and
+    test_console_e2e: each starts its own runs (own IPs, own run ids) and reads only those, so they
+    share it rather than starting and stopping one each (about 5 s). The tests that use it run
+    last (pytest_collection_modifyitems), so the stack is down as soon as they are done."""
+    from tests.test_e2e_cli import start_stack
+
+    yield from start_stack(tmp_path_factory)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the shared CLI stack last, in their own order: no idle stack beside the rest."""
+    items.sort(key=lambda item: "stack_env" in getattr(item, "fixturenames", ()))

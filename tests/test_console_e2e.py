@@ -1,7 +1,7 @@
 """The analyst's console, end to end: what `handrail` tells a person, read at 80 columns.
 
-One stack (`handrail up --detach`) for the module; each test drives the CLI the way an
-analyst would and checks what it prints and how it exits.
+One stack (`handrail up --detach`), shared with test_e2e_cli (`stack_env`, conftest.py); each
+test drives the CLI the way an analyst would and checks what it prints and how it exits.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import time
 
 import pytest
 
-from tests import test_e2e_cli as e2e
 from tests.test_e2e_cli import REPO, _handrail_exe, cli, wait_show
-
-stack_env = e2e.stack_env  # the module's stack fixture, shared with the CLI end-to-end tests
 
 pytestmark = pytest.mark.e2e
 

@@ -27,8 +27,9 @@ def _handrail_exe() -> str:
     return exe
 
 
-@pytest.fixture(scope="module")
-def stack_env(tmp_path_factory):
+def start_stack(tmp_path_factory):
+    """`handrail up --detach` on a home of its own: yields the CLI's environment, then `handrail down`.
+    Used once a session, by the `stack_env` fixture (conftest.py) of this module and test_console_e2e."""
     from tests.support import key_file, with_test_keys
 
     home = tmp_path_factory.mktemp("e2e-home")

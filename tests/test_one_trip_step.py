@@ -29,8 +29,15 @@ from handrail.gate.models import (
     StepState,
 )
 from lab.testing import in_process_lab
-from tests.support import (TEST_KEYS, make_policy, running_stack, send_decision, signed_request_memo,
-                           skipping_seconds, with_test_keys)
+from tests.support import (
+    TEST_KEYS,
+    make_policy,
+    running_stack,
+    send_decision,
+    signed_request_memo,
+    skipping_seconds,
+    with_test_keys,
+)
 from workflows.egress_block import EgressBlock
 
 POST = "/firewall/egress"
