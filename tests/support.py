@@ -468,11 +468,14 @@ async def skipping_seconds(env, call):
     TTL) is reached. Auto skipping is off inside: a result() in `call` must not unlock too.
     Not for a call that cancels or terminates a run (see :func:`_quiet`)."""
     task = asyncio.ensure_future(call)
-    with env.auto_time_skipping_disabled():
-        while not task.done():
-            await env.sleep(timedelta(seconds=1))
-            await asyncio.wait({task}, timeout=0.05)
-        return await task
+    try:
+        with env.auto_time_skipping_disabled():
+            while not task.done():
+                await env.sleep(timedelta(seconds=1))
+                await asyncio.wait({task}, timeout=0.05)
+            return await task
+    finally:
+        task.cancel()  # a no-op once it is done; else (a failed skip) it must not run on unwatched
 
 
 async def skip_time(env, span: timedelta, step: timedelta = timedelta(hours=12)) -> None:
