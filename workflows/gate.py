@@ -94,6 +94,9 @@ ONE_TRIP_OPTS = dict(
 CHECK_MAY_APPLY = "handrail-check-may-apply"
 # steps begun since carry their TTL, covered by the change digest (runs begun before replay as they ran)
 TTL_IN_DIGEST = "handrail-ttl-in-digest"
+# whoever started a guardrail runbook by hand neither decides its steps nor is told to; a run whose
+# first waiting step began before keeps its old rule (the starter decided, and bob's approval replays)
+STARTER_NOT_DECIDER = "handrail-starter-not-decider"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
@@ -440,6 +443,8 @@ class Runbook:
 
         approved_by: list[str] = []
         if judgement.needs_human:
+            # Asked here, once a step waits: a run that already waited before the rule keeps the old one.
+            self.book.starter_may_decide = not workflow.patched(STARTER_NOT_DECIDER)
             approved, approved_by, note = await ask_and_tell(self, step, policy, judgement.why_ask(), excluded_deciders)
             if not approved:
                 step.state, step.note, step.finished_at = StepState.DENIED, note, workflow.now()

@@ -37,7 +37,9 @@ async def ask_and_tell(rb, step: StepRecord, policy: GatePolicy, why: str,
     """`rb._ask_for_approval(...)`, telling the eligible approvers as the step waits, escalates and ends."""
     if not workflow.patched(PATCH):  # a run that was already waiting when this code was deployed
         return await rb._ask_for_approval(step, policy, why, excluded)
-    started_by = rb.status.summary.get("started_by")  # a guardrail runbook started by hand
+    # a guardrail runbook started by hand: its starter may not decide, so is not told to (unless the
+    # run waited before that rule: `Runbook.book.starter_may_decide`, patched in workflows/gate.py)
+    started_by = None if rb.book.starter_may_decide else rb.status.summary.get("started_by")
     teller = _Teller(rb, step, policy, why, (rb.status.requested_by, *excluded, *([started_by] if started_by else [])))
     watching = asyncio.ensure_future(teller.while_waiting())
     try:

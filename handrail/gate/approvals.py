@@ -64,6 +64,10 @@ class ApprovalBook:
         self._closed: set[str] = set()
         self._early: list[DecisionRecord] = []  # decisions for steps that have not opened yet
         self._nonces: set[str] = set()
+        # The run's starter (`summary["started_by"]`, a guardrail runbook started by hand) may
+        # not decide it; the workflow sets this for runs that waited before that rule (patched:
+        # they replay the decisions their starter made, as the gate then accepted them).
+        self.starter_may_decide = False
 
     # -- called by the gate ------------------------------------------------------------
     def open(self, step: StepRecord, policy: GatePolicy, excluded: tuple[str, ...] = ()) -> None:
@@ -205,7 +209,7 @@ class ApprovalBook:
                 return None, (f"{who} is the person this run is about (started by {started_by}) and cannot "
                               "decide on it (separation of duties)")
             return None, f"{who} requested this run and cannot decide on it (separation of duties)"
-        if self.status is not None and who == self.status.summary.get("started_by"):
+        if self.status is not None and not self.starter_may_decide and who == self.status.summary.get("started_by"):
             # a guardrail runbook started by hand: whoever started it does not decide it either
             return None, f"{who} started this run and cannot decide on it (separation of duties)"
         if who in entry.excluded:

@@ -1,0 +1,39 @@
+"""Runs begun by an earlier release replay on this one, where workflow-side code has changed since.
+
+Each history in tests/data was recorded by a worker of the commit named in its file name,
+with `tests/record_in_flight.py` run from a checkout of that commit (its docstring says
+how): the old code itself, not today's with a patch forced off, so the history is what an
+in-flight run carries into a deploy. Each is replayed here with `Replayer`, the worker's
+workflow list and sandbox (`handrail.ops.sandbox.workflow_runner`) and the pydantic data
+converter (`tests.test_replay.replayer`). Without its guard, each fails with a
+NondeterminismError: the new code issues other commands for the same history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from tests.runbooks_for_tests import BlockManyRunbook
+from tests.test_replay import replayer
+from worker import WORKFLOWS
+
+pytestmark = pytest.mark.workflow
+
+DATA = Path(__file__).parent / "data"
+
+
+async def replay(name: str, workflow_id: str) -> None:
+    history = WorkflowHistory.from_json(workflow_id, (DATA / name).read_text())
+    await replayer([*WORKFLOWS, BlockManyRunbook]).replay_workflow(history)
+
+
+async def test_a_privilege_run_whose_starter_approved_replays():
+    """Recorded at 3ae8ef3: bob starts the privilege guard by hand and approves its recommit,
+    which that release allowed (only the affected principal, the run's requester, was refused).
+    Since 2f7b286 the starter may not decide; replayed under that rule, bob's approval is
+    refused, the step goes on waiting and the run fails. Guard: `STARTER_NOT_DECIDER`
+    (workflows/gate.py) keeps the old rule, notices included, for a run that waited before it."""
+    await replay("privilege_recommit_by_starter_3ae8ef3.history.json", "recorded-privilege-starter")
