@@ -21,6 +21,7 @@ from handrail.runbooks.exfiltration import (
     Rule,
     SettingsError,
     classify,
+    classify_as_begun,
     destination_domain,
     follow_up_id,
     is_internal,
@@ -428,3 +429,27 @@ def test_own_domains_are_checked_and_internal_needs_them():
     with pytest.raises(ValueError, match="not a lower-case domain name"):
         ExfilSettings(own_domains=["Corp.Example:25"])
     assert ExfilSettings(own_domains=["corp.example"]).own_domains == ["corp.example"]
+
+
+@pytest.mark.unit
+def test_a_run_begun_before_the_strict_reading_is_classified_as_its_release_did():
+    """`classify_as_begun` (runs without `handrail-dlp-strict-destination`) tells the release by
+    the fields its intake recorded (tests/test_replay_in_flight.py replays such runs)."""
+    usb = _alert("usb", "encrypted_archive", destination="USB SanDisk 64GB")
+    first = ExfilSettings.model_validate({"rules": [{"channel": "email", "verdict": "inadvertent"}]})  # 3ae8ef3
+    assert classify_as_begun(first, usb, History()).why == (
+        "no rule matches channel=usb, detector=encrypted_archive with 0 prior alert(s) of this user")
+    assert "severity=unknown, 0 match(es) to USB SanDisk 64GB" in classify(first.rules, usb, History()).why
+
+    mixed = _alert("email", "other", destination="drop@evil.example, jo@partner.example")
+    loose = ExfilSettings.model_validate({"rules": [{"destination": ["partner.example"], "verdict": "inadvertent"}]})
+    assert classify_as_begun(loose, mixed, History()).verdict == "inadvertent"  # 745235d: the last address
+    assert classify(loose.rules, mixed, History()).verdict == "analyst"
+    assert "to usb sandisk 64gb" in classify_as_begun(loose, usb, History()).why
+
+    inside_first = _alert("email", "other", destination="me@corp.example, drop@evil.example")
+    strict = ExfilSettings.model_validate({"own_domains": ["corp.example"],
+                                           "rules": [{"internal": True, "verdict": "inadvertent"}]})
+    assert classify_as_begun(strict, inside_first, History()).verdict == "inadvertent"  # 839c4e5: the first
+    assert classify(strict.rules, inside_first, History(), strict.own_domains).verdict == "analyst"
+

@@ -37,3 +37,28 @@ async def test_a_privilege_run_whose_starter_approved_replays():
     refused, the step goes on waiting and the run fails. Guard: `STARTER_NOT_DECIDER`
     (workflows/gate.py) keeps the old rule, notices included, for a run that waited before it."""
     await replay("privilege_recommit_by_starter_3ae8ef3.history.json", "recorded-privilege-starter")
+
+
+async def test_an_answered_dlp_question_replays():
+    """Recorded at 3ae8ef3: no rule covers DLP-0003, so the run asks the analyst question, and
+    bob answers it. The question's `why_asked` is the classification's sentence, which has
+    since grown (severity, matches, destination): the step's change digest changes with it,
+    bob's signature no longer names the step, and the run fails. Guard:
+    `handrail-dlp-strict-destination` (workflows/exfiltration.py) with `classify_as_begun`."""
+    await replay("dlp_question_answered_3ae8ef3.history.json", "recorded-dlp-question")
+
+
+async def test_a_dlp_run_classified_by_the_loose_destination_reading_replays():
+    """Recorded at 67b6f03 (the last commit of 745235d's loose reading): a rule trusts
+    partner.example and the alert went to 'drop@evil.example, jo@partner.example', which the
+    last address made inadvertent (training). Read strictly, every recipient must match: no
+    rule does, the run would ask the analyst instead, and it fails. Guard: as above."""
+    await replay("dlp_destination_loose_67b6f03.history.json", "recorded-dlp-loose")
+
+
+async def test_a_dlp_run_classified_by_the_first_address_replays():
+    """Recorded at 51e3f15 (the last commit of 839c4e5's strict reading of one address):
+    `internal = true` trusted 'me@corp.example, drop@evil.example' by its first address.
+    Since 8b0d5ab every recipient must be inside: the run would ask the analyst instead,
+    and it fails. Guard: as above."""
+    await replay("dlp_internal_first_address_51e3f15.history.json", "recorded-dlp-first-address")

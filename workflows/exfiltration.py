@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         SpreadRequest,
         alert_id_problem,
         classify,
+        classify_as_begun,
         follow_up_id,
         run_id_for,
     )
@@ -43,6 +44,9 @@ from workflows.gate import READ_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs
 
 DONE = (StepState.APPLIED, StepState.UNCHANGED)
+# Runs begun since classify by the strict reading of a destination (every recipient trusted, or
+# none); runs begun before replay the classification their release made (`classify_as_begun`).
+STRICT_DESTINATION = "handrail-dlp-strict-destination"
 
 
 def _path(rb: Runbook, line: str) -> None:
@@ -136,7 +140,10 @@ class ExfiltrationResponse(RunbookWorkflow):
 
     async def _classify(self, rb: Runbook, intake: Intake) -> tuple[str, str, str]:
         alert, settings = intake.alert, intake.settings
-        result = classify(settings.rules, alert, intake.history, settings.own_domains)
+        if workflow.patched(STRICT_DESTINATION):
+            result = classify(settings.rules, alert, intake.history, settings.own_domains)
+        else:  # begun before: the verdict and the question it came to then (a replay must not differ)
+            result = classify_as_begun(settings, alert, intake.history)
         if result.verdict != "analyst":
             _path(rb, f"{result.verdict} by {result.why}")
             return result.verdict, "rule", result.why

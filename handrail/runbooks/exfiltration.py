@@ -27,7 +27,7 @@ out matches anything. The analyst question's timeout is the approval timeout of
 from __future__ import annotations
 
 import re
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -317,21 +317,23 @@ def _under(domain: str, entries: list[str]) -> bool:
     return bool(domain) and any(domain == e.lower() or domain.endswith("." + e.lower()) for e in entries)
 
 
-def _goes_to(condition: str | list[str] | None, destination: str) -> bool:
-    if condition is None:
-        return True
-    listed = [condition] if isinstance(condition, str) else condition
-    return "*" in listed or all(_under(domain, listed) for domain in destination_domains(destination))
-
-
 def classify(rules: list[Rule], alert: AlertFacts, history: History,
              own_domains: list[str] | None = None) -> Classification:
     """First matching rule wins; no match means an analyst decides."""
+    domains = destination_domains(alert.destination)
+    return _first_rule(rules, alert, history, domains, own_domains or []) or _ask(
+        alert, history, destination_domain(alert.destination) or alert.destination.strip()[:80])
+
+
+def _first_rule(rules: list[Rule], alert: AlertFacts, history: History, domains: list[str],
+                own_domains: list[str]) -> Classification | None:
+    """The first rule whose every condition holds; `domains` are the destination's, as read
+    (a rule on the destination, or `internal`, trusts every one of them or none)."""
     for i, rule in enumerate(rules):
         if not (_matches(rule.channel, alert.channel) and _matches(rule.detector, alert.detector)
-                and _matches(rule.severity, alert.severity) and _goes_to(rule.destination, alert.destination)):
+                and _matches(rule.severity, alert.severity) and _goes_to(rule.destination, domains)):
             continue
-        if rule.internal is not None and is_internal(alert.destination, own_domains or []) != rule.internal:
+        if rule.internal is not None and all(_under(d, own_domains) for d in domains) != rule.internal:
             continue
         if rule.min_matches is not None and alert.match_count < rule.min_matches:
             continue
@@ -344,12 +346,76 @@ def classify(rules: list[Rule], alert: AlertFacts, history: History,
         if rule.prior_malicious is not None and (history.prior_malicious > 0) != rule.prior_malicious:
             continue
         return Classification(verdict=rule.verdict, rule=i, why=f"rule {i + 1}: {rule.describe()}")
+    return None
+
+
+def _goes_to(condition: str | list[str] | None, domains: list[str]) -> bool:
+    if condition is None:
+        return True
+    listed = [condition] if isinstance(condition, str) else condition
+    return "*" in listed or all(_under(domain, listed) for domain in domains)
+
+
+def _ask(alert: AlertFacts, history: History, to: str) -> Classification:
+    """No rule matched: the analyst question. Its sentence is the question's `why_asked`, which
+    the change digest an analyst signs covers: it must read the same when the run replays."""
     return Classification(
         verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector}, "
         f"severity={alert.severity or 'unknown'}, {alert.match_count} match(es) to "
-        f"{destination_domain(alert.destination) or alert.destination.strip()[:80] or 'an unknown destination'} "
-        f"with {history.prior_alerts} prior alert(s) of this user",
+        f"{to or 'an unknown destination'} with {history.prior_alerts} prior alert(s) of this user",
     )
+
+
+# -- runs begun before the strict reading ------------------------------------------------------
+# `classify` runs in workflow code, so a run classifies again each time it is replayed, and
+# must come to what it came to when it ran: another verdict is other commands (a question it
+# never asked, training it never gave), and another question sentence is another change
+# digest, which refuses the analyst's signed answer in its history. Either fails the run as
+# nondeterministic. Runs begun before `handrail-dlp-strict-destination` (workflows/exfiltration.py)
+# are therefore classified as the release that began them classified; which release that was
+# shows in the settings its intake recorded in the run's history (every field is recorded,
+# so a field its release did not have is absent): `own_domains` from 839c4e5 on, a rule's
+# `destination` from 745235d on, neither before (3ae8ef3).
+
+
+def loose_destination_domain(destination: str) -> str:
+    """The destination's domain as 745235d read it (for runs it began): an address's domain (the
+    last ``@``), a URL's host as split by hand, else the text itself, lower case. Superseded:
+    ``https://evil.example\\@partner.example/`` and ``drop@evil.example, me@partner.example``
+    both read as partner.example."""
+    text = destination.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    elif "@" in text:
+        text = text.rsplit("@", 1)[1]
+    return text.rstrip(".>")
+
+
+def first_address_domain(destination: str) -> str:
+    """The destination's domain as 839c4e5 read it (for runs it began): strictly, like
+    :func:`destination_domain`, but of the first address only. Superseded: in
+    ``me@corp.example, drop@evil.example`` the first address decided that the data stayed inside."""
+    text = destination.strip()
+    if "://" in text or "@" not in text:
+        return destination_domain(text)
+    return _address_host(parseaddr(text)[1])
+
+
+def classify_as_begun(settings: ExfilSettings, alert: AlertFacts, history: History) -> Classification:
+    """How the release that began a run classified it, for runs begun before
+    `handrail-dlp-strict-destination` (see above): read from the settings its intake recorded."""
+    rules = settings.rules
+    if "own_domains" in settings.model_fields_set:  # 839c4e5 to 8b0d5ab: strict, the first address
+        domain = first_address_domain(alert.destination)
+        return _first_rule(rules, alert, history, [domain], settings.own_domains) or _ask(
+            alert, history, domain or alert.destination.strip()[:80])
+    if any("destination" in rule.model_fields_set for rule in rules):  # 745235d to 839c4e5: loose
+        domain = loose_destination_domain(alert.destination)
+        return _first_rule(rules, alert, history, [domain], []) or _ask(alert, history, domain)
+    # 3ae8ef3: no rule could name a destination or a count, and the question said less
+    return _first_rule(rules, alert, history, [""], []) or Classification(
+        verdict="analyst", why=f"no rule matches channel={alert.channel}, detector={alert.detector} "
+        f"with {history.prior_alerts} prior alert(s) of this user")
 
 
 def follow_up_id(parent_alert: str, host: str) -> str:
