@@ -127,6 +127,25 @@ def test_never_touch_covers_subdomains_but_not_lookalikes():
     assert guardrails.overall(guardrails.evaluate(block("evilcorp.example", "dns.sinkhole"), rails)) == Outcome.ALLOW
 
 
+def test_a_check_that_recorded_no_verdicts_is_judged_as_its_release_read_targets():
+    """A check before 22098cd recorded no verdicts: the workflow judges it on every replay
+    (tests/test_replay_in_flight.py), as before 11298c5 unless its context reads in one spelling."""
+    covering = block("parcel-fees.example", "dns.sinkhole")
+    rail = {"type": "never_touch", "values": ["track.parcel-fees.example"]}
+    assert [v.guardrail for v in guardrails.evaluate(covering, ctx(rail))] == ["never_touch"]  # today
+    assert guardrails.evaluate_unrecorded(covering, ctx(rail)) == []  # 3ae8ef3: a covering name was not touched
+    assert guardrails.evaluate_unrecorded(block("mail.track.parcel-fees.example", "dns.sinkhole"), ctx(rail))
+    since_suffixes = GuardrailContext.model_validate({"guardrails": [rail], "target_suffix": None})  # c4dbfd2 on
+    one_spelling = ctx({"type": "canonical_target"}, rail)  # the shipped policy from 11298c5 on
+    for context in (since_suffixes, one_spelling):
+        assert [v.guardrail for v in guardrails.evaluate_unrecorded(covering, context)] == ["never_touch"]
+    # the CRM's address in a spelling urlsplit did not read as one: passed then (as it ran), refused now
+    odd = block("http://0xa1.0x47.5.5./x", "proxy.block")
+    assert guardrails.evaluate_unrecorded(odd, ctx({"type": "never_block"})) == []
+    [now] = guardrails.evaluate(odd, ctx({"type": "never_block"}))
+    assert now.outcome == Outcome.DENY and "canonical spelling" in now.reason
+
+
 def test_never_touch_judges_a_page_by_its_host():
     rails = ctx({"type": "never_touch"}, allowlist=["corp.example"])
 

@@ -62,3 +62,13 @@ async def test_a_dlp_run_classified_by_the_first_address_replays():
     Since 8b0d5ab every recipient must be inside: the run would ask the analyst instead,
     and it fails. Guard: as above."""
     await replay("dlp_internal_first_address_51e3f15.history.json", "recorded-dlp-first-address")
+
+
+async def test_a_sinkhole_judged_before_covering_names_were_refused_replays():
+    """Recorded at 3ae8ef3, before checks recorded their verdicts (22098cd): the workflow
+    evaluates the guardrails again on replay. The sinkhole of parcel-fees.example, whose
+    never_touch lists track.parcel-fees.example, waited for an approver and bob approved it;
+    today's never_touch refuses a name covering a listed one, so the replay refuses the step
+    instead of waiting, and fails. Guard: `guardrails.evaluate_unrecorded` judges a check
+    without verdicts as its release read targets."""
+    await replay("sinkhole_covering_name_approved_3ae8ef3.history.json", "recorded-sinkhole-covering")

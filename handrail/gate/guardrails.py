@@ -12,6 +12,7 @@ import ipaddress
 import unicodedata
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from handrail.gate import canon
 from handrail.gate.models import Change, GuardrailContext, Outcome, Verdict
@@ -81,10 +82,14 @@ def _set_verdict(change: Change, ctx: GuardrailContext, guardrail: str,
                    reason=f"{len(hits)} of the {check.members} members of the batch are refused: {shown}")
 
 
-def never_block(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+def never_block(
+    change: Change, options: dict[str, Any], ctx: GuardrailContext,
+    read: Callable[[Change, str, dict[str, Any]], tuple[Any, Verdict | None]] = _ip_target,
+) -> Verdict | None:
     """Deny anything that overlaps a protected network, in either family (an IPv4-mapped,
-    NAT64, 6to4 or Teredo form of a protected address counts), or a network covering it."""
-    net, refused = _ip_target(change, "never_block", options)
+    NAT64, 6to4 or Teredo form of a protected address counts), or a network covering it.
+    `read` is how the target is read (another only for `evaluate_unrecorded`)."""
+    net, refused = read(change, "never_block", options)
     if refused or net is None:
         return refused
     if net == "set":
@@ -118,14 +123,18 @@ SPECIAL_SPACE: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] =
 ]
 
 
-def no_reserved_space(change: Change, options: dict[str, Any], ctx: GuardrailContext) -> Verdict | None:
+def no_reserved_space(
+    change: Change, options: dict[str, Any], ctx: GuardrailContext,
+    read: Callable[[Change, str, dict[str, Any]], tuple[Any, Verdict | None]] = _ip_target,
+) -> Verdict | None:
     """Deny blocking private, shared, loopback, link-local, multicast or reserved space.
 
     Overlap, not containment: 0.0.0.0/0 or 8.0.0.0/4 would take internal space down too,
     and so would ``::ffff:0:0/96`` or ``64:ff9b::/96``, which embed all of IPv4.
     Documentation ranges (TEST-NET) are not special here: blocking them harms nothing.
+    `read` is how the target is read (another only for `evaluate_unrecorded`).
     """
-    net, refused = _ip_target(change, "no_reserved_space", options)
+    net, refused = read(change, "no_reserved_space", options)
     if refused or net is None:
         return refused
     if net == "set":
@@ -354,9 +363,14 @@ def change_freeze(change: Change, ctx: GuardrailContext) -> Verdict | None:
 def evaluate(change: Change, ctx: GuardrailContext) -> list[Verdict]:
     """Run every guardrail configured for the change's kind, then the freeze (which applies to
     every kind); only the ones that object speak."""
+    return _evaluate(GUARDRAILS, change, ctx)
+
+
+def _evaluate(table: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]],
+              change: Change, ctx: GuardrailContext) -> list[Verdict]:
     verdicts = []
     for options in ctx.guardrails:
-        verdict = GUARDRAILS[options["type"]](change, options, ctx)
+        verdict = table[options["type"]](change, options, ctx)
         if verdict is not None:
             verdicts.append(verdict)
     frozen = change_freeze(change, ctx)
@@ -368,3 +382,91 @@ def evaluate(change: Change, ctx: GuardrailContext) -> list[Verdict]:
 def overall(verdicts: list[Verdict]) -> Outcome:
     """The strictest verdict wins: one deny beats any number of holds."""
     return max((v.outcome for v in verdicts), key=_SEVERITY.__getitem__, default=Outcome.ALLOW)
+
+
+# -- checks that recorded no verdicts ---------------------------------------------------------
+# A step's check records the guardrails' verdicts in the run's history since 22098cd. A check
+# recorded before carries none, and the workflow evaluates the guardrails itself, again on
+# every replay: they must then say what they said when the run ran, or the run's commands
+# differ (a sinkhole bob approved is refused on replay; a verdict's reason changes the digest
+# his signature names) and the run fails as nondeterministic. Until 11298c5 ("one spelling
+# for a web target") never_touch saw only the listed name and names under it, and the IP
+# guardrails read a URL's host as `urlsplit` does, whatever its spelling; the rest reads
+# targets as it did (canonical_target came with 11298c5 and reads as it did then).
+
+
+def _ip_target_before_one_spelling(change: Change, guardrail: str,
+                                   options: dict[str, Any]) -> tuple[Any, Verdict | None]:
+    """`_ip_target` as 3ae8ef3 read it: a URL by its host as `urlsplit` reads it (a legacy
+    IPv4 spelling too), never refused for how it is spelt; a bare name is no address."""
+    target = change.target
+
+    def deny(reason: str) -> tuple[None, Verdict]:
+        return None, Verdict(guardrail=guardrail, outcome=Outcome.DENY, reason=reason, alert=True)
+
+    if target.startswith("set:"):
+        return "set", None
+    ip_only = bool(options.get("ip_only", change.kind.startswith(IP_ONLY_PREFIXES)))
+    if ip_only or canon.looks_like_ip(target) or any(
+            ch.isspace() or ch in ",;|" or unicodedata.category(ch)[0] == "C" for ch in target):
+        try:
+            return canon.parse_one_network(target), None
+        except canon.TargetError as exc:
+            return deny(f"{exc.reason}; refused rather than guessed")
+    if "://" in target:
+        try:
+            host = urlsplit(target).hostname or ""
+        except ValueError:
+            return deny(f"the target {target[:60]!r} is not a readable URL; refused rather than guessed")
+        try:
+            return canon.parse_one_network(host), None
+        except canon.TargetError:
+            legacy = canon.legacy_ipv4(host)  # http://2705786117/ is 161.71.5.5 to a browser
+            return (ipaddress.ip_network(legacy), None) if legacy else (None, None)
+    return None, None
+
+
+def _never_block_before_one_spelling(change: Change, options: dict[str, Any],
+                                     ctx: GuardrailContext) -> Verdict | None:
+    return never_block(change, options, ctx, read=_ip_target_before_one_spelling)
+
+
+def _no_reserved_space_before_one_spelling(change: Change, options: dict[str, Any],
+                                           ctx: GuardrailContext) -> Verdict | None:
+    return no_reserved_space(change, options, ctx, read=_ip_target_before_one_spelling)
+
+
+def _never_touch_before_one_spelling(change: Change, options: dict[str, Any],
+                                     ctx: GuardrailContext) -> Verdict | None:
+    """`never_touch` as 3ae8ef3 read it: the listed name or a name under it, compared in
+    canonical form; a name covering a listed one, a URL or a batch was not refused."""
+    target = canon.canonical_domain(change.target)
+    for raw in list(options.get("values", [])) + ctx.allowlist:
+        entry = canon.canonical_domain(raw)
+        if entry and (target == entry or target.endswith("." + entry)):
+            return Verdict(
+                guardrail="never_touch",
+                outcome=Outcome(options.get("outcome", "deny")),
+                reason=f"{change.target} is on the allowlist ({entry})",
+                alert=bool(options.get("alert", False)),
+            )
+    return None
+
+
+GUARDRAILS_BEFORE_ONE_SPELLING: dict[str, Callable[[Change, dict[str, Any], GuardrailContext], Verdict | None]] = {
+    **GUARDRAILS,
+    "never_block": _never_block_before_one_spelling,
+    "no_reserved_space": _no_reserved_space_before_one_spelling,
+    "never_touch": _never_touch_before_one_spelling,
+}
+
+
+def evaluate_unrecorded(change: Change, ctx: GuardrailContext) -> list[Verdict]:
+    """The verdicts of a check that recorded none (a worker before 22098cd), as its release
+    gave them. Which release that was shows in the context the check recorded (every field
+    is recorded, so a field its release did not have is absent): a `target_suffix`
+    (c4dbfd2 on) or a `canonical_target` guardrail (the shipped policy from 11298c5 on) means
+    targets were read in one spelling, as now; any other context was read as before 11298c5."""
+    if "target_suffix" in ctx.model_fields_set or any(g.get("type") == "canonical_target" for g in ctx.guardrails):
+        return evaluate(change, ctx)
+    return _evaluate(GUARDRAILS_BEFORE_ONE_SPELLING, change, ctx)

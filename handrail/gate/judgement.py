@@ -56,9 +56,9 @@ class Judgement:
 
 def judge(change: Change, check: StepCheck) -> Judgement:
     """The step's judgement: from the verdicts the check recorded, or (a check recorded
-    before checks carried them) from the guardrails evaluated here, as then."""
+    before checks carried them) from the guardrails evaluated here, as they read then."""
     context = check.context
-    verdicts = check.verdicts if check.verdicts is not None else guardrails.evaluate(change, context)
+    verdicts = check.verdicts if check.verdicts is not None else guardrails.evaluate_unrecorded(change, context)
     return Judgement(
         verdicts=verdicts,
         outcome=guardrails.overall(verdicts),

@@ -90,6 +90,7 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "handrail.gate.signatures._CURVES": "SSH curve name -> cryptography curve",
     "handrail.gate.signatures._HASHES": "SSHSIG hash name -> hashlib constructor",
     "handrail.gate.guardrails.GUARDRAILS": "guardrail type -> pure function",
+    "handrail.gate.guardrails.GUARDRAILS_BEFORE_ONE_SPELLING": "the same, as checks before 11298c5 read targets",
     "handrail.gate.guardrails._SEVERITY": "outcome ordering",
     "handrail.gate.guardrails._CONFIDENCE": "verdict confidence ordering",
     "handrail.gate.guardrails._SUFFIX_OWNERS": "public-suffix section -> whose sites a block takes",
