@@ -95,7 +95,7 @@ CHECK_MAY_APPLY = "handrail-check-may-apply"
 # steps begun since carry their TTL, covered by the change digest (runs begun before replay as they ran)
 TTL_IN_DIGEST = "handrail-ttl-in-digest"
 # whoever started a guardrail runbook by hand neither decides its steps nor is told to; a run whose
-# first waiting step began before keeps its old rule (the starter decided, and bob's approval replays)
+# first waiting step began before keeps the old rule (its starter's approval in its history replays accepted)
 STARTER_NOT_DECIDER = "handrail-starter-not-decider"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
