@@ -121,6 +121,8 @@ def _render_status(status: RunStatus, settings) -> None:
     if status.rollback:
         for line in rollback_lines(status.rollback):
             console.print(shown(line), highlight=False)
+    for line in refused_lines(status):
+        console.print(shown(line), highlight=False)
     headers = ("step", "change", "mode", "state", "guardrails", "decisions", "note")
     rows = []
     for step in status.steps:
@@ -134,7 +136,8 @@ def _render_status(status: RunStatus, settings) -> None:
         mode = step.mode.value if hasattr(step.mode, "value") else (step.mode or "")
         rows.append((shown(step.step_id), escape(change_text(step.change, settings, status.run_id)), mode,
                      step.state.value, verdicts, decisions, note))
-    print_rows(console, headers, rows)
+    if rows or state != "refused":  # a refused request ran nothing: no empty table of steps
+        print_rows(console, headers, rows)
     for step in status.steps:
         if step.state.value == "awaiting_approval" and step.change_digest:
             _render_digest(step, status.run_id)
@@ -186,6 +189,21 @@ def rollback_lines(note) -> list[str]:
     lines = [f"rollback requested by {note.requested_by}{when}: {note.outcome}{ended}"]
     lines += [f"rollback run: handrail show {run}" for run in note.rollback_ids]
     return lines
+
+
+def refused_lines(status) -> list[str]:
+    """A rollback run's refused requests (`handrail show rollback-RUN`): the earlier ones under its
+    id, and, when this one was refused too, what to do next. Plain text (the caller `shown`s it)."""
+    lines = [f"refused before: {r.by} asked{_at(r.at)}: {r.why}" for r in status.refused_before]
+    state = status.state.value if hasattr(status.state, "value") else status.state
+    if state == "refused":
+        lines.append(f"nothing was changed; someone the policy allows may ask: handrail rollback {status.subject} "
+                     "--as YOU")
+    return lines
+
+
+def _at(when) -> str:
+    return f" at {when:%Y-%m-%d %H:%M:%S}Z" if when else ""
 
 
 def _render_digest(step, run_id: str) -> None:

@@ -21,7 +21,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from handrail.gate.ledger import UntrustedRecord, open_ledger
 from handrail.gate.models import Decision, EgressBlockTrigger, RollbackTrigger, RunState, RunStatus
 from handrail.gate.policy import parse_duration
-from handrail.gate.rollback_outcome import apply_rollback_outcome, rollback_outcome
+from handrail.gate.rollback_outcome import (
+    apply_rollback_outcome,
+    refused_status,
+    rollback_attempts,
+    rollback_outcome,
+    rollback_view,
+    rolled_back_runs,
+)
 from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
 from handrail.ops.liveness import live_pollers
@@ -101,8 +108,13 @@ async def run_status(client: Client | None, settings: Settings, run_id: str, why
         why_not_live = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     # in a thread: the ledger may be busy with a worker's write, and Ctrl-C on `--wait` must not wait for it
     rows = await asyncio.to_thread(_audit_rows, settings, run_id)
-    if status is None:
+    rebuilt = status is None
+    if rebuilt:
         status = status_from_audit(run_id, rows)
+    if rolled_back_runs(run_id):  # a rollback run: its outcome, or its refusal, as `handrail runs` shows it
+        status = await _rollback_status(client, settings, run_id, status)
+        rebuilt = rebuilt and status is not None and status.state != RunState.REFUSED
+    if rebuilt or status is None:
         if status is None:
             from starter.workflow_view import refuse_unknown
 
@@ -119,6 +131,38 @@ async def run_status(client: Client | None, settings: Settings, run_id: str, why
     return apply_rollback_outcome(apply_expiries(status, rows), rows)
 
 
+async def _rollback_status(client: Client | None, settings: Settings, workflow_id: str,
+                           status: RunStatus | None) -> RunStatus | None:
+    """A rollback run's status in the vocabulary `handrail runs` uses (`rollback_view`): its
+    outcome once it ended, or, for a request that was refused (it has no timeline of its own), the
+    refusal; with the requests refused before it under the same id. None: nothing is known."""
+    execution = None
+    if client is not None:
+        try:  # which execution of the id is the latest: a new one may not have written anything yet
+            execution = (await client.get_workflow_handle(workflow_id).describe(rpc_timeout=_seconds(5))).run_id
+        except Exception:
+            execution = None
+    candidates = ([status.subject] if status is not None and status.subject else []) + rolled_back_runs(workflow_id)
+    rolled_back, rows = "", []
+    for candidate in dict.fromkeys(candidates):
+        found = await asyncio.to_thread(_audit_rows, settings, candidate)
+        if rollback_attempts(workflow_id, found):
+            rolled_back, rows = candidate, found
+            break
+    if not rows:
+        return status
+    view = rollback_view(workflow_id, rows, status.state.value if status is not None else None,
+                         status.summary if status is not None else None, run=execution)
+    if view.state == RunState.REFUSED.value:
+        status = refused_status(workflow_id, rolled_back, view.current)
+    elif status is None:
+        return None
+    elif view.state is not None:
+        status.state = RunState(view.state)
+    status.refused_before = [a.request() for a in view.refused_before]
+    return status
+
+
 def _audit_rows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     ledger = open_ledger(settings)
     try:
@@ -128,7 +172,8 @@ def _audit_rows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
 
 
 OUTCOMES = {RunState.COMPLETED, RunState.DENIED, RunState.COMPENSATED, RunState.ROLLED_BACK,
-            RunState.NEEDS_ATTENTION, RunState.FAILED, RunState.REJECTED}
+            RunState.NEEDS_ATTENTION, RunState.FAILED, RunState.REJECTED, RunState.PARTLY_ROLLED_BACK,
+            RunState.REFUSED}
 
 
 async def wait_for_outcome(client: Client, settings: Settings, run_id: str, poll_s: float = 0.5) -> RunStatus:

@@ -101,3 +101,78 @@ def test_a_timeline_rebuilt_from_the_ledger_says_rolled_back_too():
     status = apply_rollback_outcome(status_from_audit(RUN, rows), rows)
     assert status.steps[0].state == StepState.ROLLED_BACK and status.steps[0].expires_at is None
     assert status.state == RunState.ROLLED_BACK and status.rollback.outcome == "rolled_back"
+
+
+# -- a rollback run's own state: one reading for `handrail show rollback-RUN` and `handrail runs` --------
+ROLLBACK = f"rollback-{RUN}"
+
+
+def _by(execution: str, event: str, at: str, seq: int = 1, **data) -> dict:
+    """An event a rollback execution writes into the rolled-back run's audit (workflows/rollback.py)."""
+    return {"id": f"{ROLLBACK}:{execution}:orig-{seq}", **_row(event, at, **data)}
+
+
+REFUSED_ALICE = _by("r1", "rollback.refused", "2025-03-01T09:59:00+00:00", by="alice",
+                    why="alice is a party to run x")
+REFUSED_DAVE = _by("r2", "rollback.refused", "2025-03-01T09:59:30+00:00", by="dave",
+                   why="dave may not roll back egress-block runs")
+STARTED_CAROL = _by("r3", "rollback.started", "2025-03-01T10:00:00+00:00", by="carol", rollback=ROLLBACK)
+
+
+def test_a_rollback_run_ids_names_the_run_it_rolls_back():
+    from handrail.gate.rollback_outcome import rolled_back_runs
+
+    assert rolled_back_runs(ROLLBACK) == [RUN]
+    assert rolled_back_runs(f"{ROLLBACK}-retry-2") == [RUN, f"{RUN}-retry-2"]
+    assert rolled_back_runs(RUN) == [] and rolled_back_runs("rollback-") == []
+
+
+def test_each_execution_of_a_rollback_id_is_one_attempt_refused_or_run():
+    from handrail.gate.rollback_outcome import rollback_attempts
+
+    other = {**REFUSED_ALICE, "id": f"{ROLLBACK}-retry-2:r9:orig-1"}  # another workflow id: not these
+    rejected = _by("r4", "rollback.refused", "2025-03-01T10:01:01+00:00", seq=2, by="bob", why="not proven")
+    rows = [REFUSED_ALICE, other, REFUSED_DAVE, STARTED_CAROL,
+            _by("r4", "rollback.started", "2025-03-01T10:01:00+00:00", by="bob", rollback=ROLLBACK), rejected]
+    attempts = rollback_attempts(ROLLBACK, rows)
+    assert [(a.run, a.by, a.refused) for a in attempts] == [
+        ("r1", "alice", "alice is a party to run x"), ("r2", "dave", "dave may not roll back egress-block runs"),
+        ("r3", "carol", None), ("r4", "bob", "not proven")]  # a request not proven started, then was refused
+
+
+@pytest.mark.parametrize("own, outcome, shown", [
+    ("completed", "rolled_back", "rolled_back"),
+    ("completed", "partly_rolled_back", "partly_rolled_back"),
+    ("completed", "denied", "denied"),
+    ("completed", "needs_attention", "needs_attention"),
+    ("completed", "nothing_to_do", "completed"),  # nothing undone: the workflow leaves HandrailState completed
+    ("awaiting_approval", None, "awaiting_approval"),
+    ("rolled_back", "rolled_back", "rolled_back"),  # what visibility already says
+])
+def test_a_rollback_that_ran_is_shown_in_its_outcome_as_the_workflow_sets_handrail_state(own, outcome, shown):
+    from handrail.gate.rollback_outcome import rollback_run_state, rollback_view
+
+    assert rollback_run_state(own, {"outcome": outcome} if outcome else {}) == shown
+    view = rollback_view(ROLLBACK, [REFUSED_ALICE, REFUSED_DAVE, STARTED_CAROL], own,
+                         {"outcome": outcome} if outcome else {})
+    assert view.state == shown and view.current.run == "r3" and not view.superseded
+    assert [(a.by, a.refused) for a in view.refused_before] == [
+        ("alice", "alice is a party to run x"), ("dave", "dave may not roll back egress-block runs")]
+
+
+def test_a_refused_request_is_refused_with_its_reason_and_superseded_once_another_followed():
+    from handrail.gate.rollback_outcome import refused_status, rollback_view
+
+    alone = rollback_view(ROLLBACK, [REFUSED_ALICE], None)
+    assert alone.state == "refused" and alone.current.refused == "alice is a party to run x"
+    status = refused_status(ROLLBACK, RUN, alone.current)
+    assert status.state == RunState.REFUSED and status.requested_by == "alice" and status.subject == RUN
+    assert status.error == "rollback refused: alice is a party to run x" and not status.steps
+    rows = [REFUSED_ALICE, REFUSED_DAVE, STARTED_CAROL]
+    first = rollback_view(ROLLBACK, rows, None, run="r1")
+    assert first.state == "refused" and first.superseded and first.refused_before == []
+    second = rollback_view(ROLLBACK, rows, None, run="r2")
+    assert second.superseded and [a.by for a in second.refused_before] == ["alice"]
+    newest = rollback_view(ROLLBACK, rows, "running", run="r5")  # just started: the audit has not heard of it
+    assert newest.state == "running" and newest.current is None and not newest.superseded
+    assert [a.by for a in newest.refused_before] == ["alice", "dave"]

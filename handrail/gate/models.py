@@ -40,6 +40,9 @@ class RunState(StrEnum):
     NEEDS_ATTENTION = "needs_attention"
     FAILED = "failed"
     REJECTED = "rejected"
+    # a rollback run's own outcomes (`rollback-RUN`; handrail.gate.rollback_outcome.rollback_view):
+    PARTLY_ROLLED_BACK = "partly_rolled_back"  # some inverses applied, the others' undo denied
+    REFUSED = "refused"  # the request was refused (who asked may not roll the run back): nothing ran
 
 
 class StepState(StrEnum):
@@ -345,6 +348,15 @@ class RollbackNote(BaseModel):
     rollback_ids: list[str] = Field(default_factory=list)  # rollback-<run id>, then any -retry-N
 
 
+class RefusedRequest(BaseModel):
+    """A request to roll a run back that was refused (`rollback.refused`): who asked, when, why.
+    Each is an execution of the rollback's workflow id that ended at once, having changed nothing."""
+
+    by: str
+    at: datetime | None = None
+    why: str = ""
+
+
 class RunStatus(BaseModel):
     run_id: str
     runbook: str
@@ -360,6 +372,8 @@ class RunStatus(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict)
     live_note: str | None = None  # set when the live status could not be read and this was rebuilt from the ledger
     rollback: RollbackNote | None = None  # set by `show` from the ledger once the run has been rolled back
+    # a rollback run (`rollback-RUN`): the requests under its id refused before this one (from the ledger)
+    refused_before: list[RefusedRequest] = Field(default_factory=list)
 
     def pending_step(self) -> StepRecord | None:
         for step in self.steps:
