@@ -12,6 +12,13 @@ Temporal's HandrailState is not always the whole truth, so each run's state is r
 Temporal, and a run whose changes all expired (by `expiry-RUN`) too; the ledger knows, and the
 list shows `rolled_back` / `expired`. A run terminated or cancelled in Temporal shows that,
 not the state it was in when it stopped.
+
+One row per run id. Temporal may hold several executions of one id: a refused rollback
+request is an execution of `rollback-RUN` that ended at once (so that someone allowed may ask
+again). The row is the latest execution, in the state `handrail show` gives it
+(`handrail.gate.rollback_outcome.rollback_view`): the rollback's outcome, or `refused` with
+the reason; the requests refused before it are folded into it (`refused_before`: who, when,
+why; the table's note counts them).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ RUNBOOK_WORKFLOWS = {
     "RollbackRun": "rollback",
 }
 RUNBOOKS = tuple(sorted(RUNBOOK_WORKFLOWS.values()))
+ROLLBACK_WORKFLOW = "RollbackRun"
 
 # What Temporal's status (WorkflowExecutionStatus, by name: temporalio is not imported to build
 # the CLI) says when a run was stopped from outside, or its workflow failed: its HandrailState
@@ -63,6 +71,7 @@ _FOUND_AS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "needs_attention": (_ENDED, ()),
     EXPIRED: (("completed",), ()),
     "failed": (("failed",), ("Failed",)),
+    "refused": ((), ("Failed",)),  # a refused rollback request fails its execution at once
     "terminated": ((), ("Terminated",)),
     "canceled": ((), ("Canceled",)),
     "timed_out": ((), ("TimedOut",)),
@@ -130,6 +139,31 @@ def state_from_ledger(visible: str, rows: list[dict[str, Any]]) -> str:
     return visible
 
 
+def rollback_row(execution_id: str, execution_run: str | None, state: str, rows: list[dict[str, Any]],
+                 ledger) -> dict[str, Any] | None:
+    """What a rollback execution's row says beyond the rest: its state as `handrail show` gives it
+    (`rollback_view`), the run it rolls back, why it was refused, the requests refused before it,
+    and whether a later execution of its id supersedes it. None when the ledger heard of none."""
+    from handrail.gate.rollback_outcome import rollback_attempts, rollback_view, rolled_back_runs
+
+    for candidate in rolled_back_runs(execution_id):
+        original = list(ledger.audit_rows(candidate)) if ledger is not None else []
+        if not rollback_attempts(execution_id, original):
+            continue
+        finished = next((r for r in reversed(rows) if r["event"] == "run.finished"), None)
+        data = (finished or {}).get("data") or {}
+        view = rollback_view(execution_id, original, data.get("state") or state, data.get("summary"),
+                             run=execution_run)
+        return {
+            "state": view.state or state,
+            "rolls_back": candidate,
+            "why": view.current.refused if view.current is not None else None,
+            "refused_before": [r.request().model_dump(mode="json") for r in view.refused_before],
+            "superseded": view.superseded,
+        }
+    return None
+
+
 def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
     from handrail.gate.search import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
 
@@ -143,6 +177,12 @@ def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
         state = state_from_ledger(visible, rows)
     started = next((r for r in rows if r["event"] == "run.started"), None)
     subject = str(((started or {}).get("data") or {}).get("subject") or "")
+    rollback = rollback_row(execution.id, execution.run_id, state, rows, ledger) \
+        if execution.workflow_type == ROLLBACK_WORKFLOW else None
+    if rollback is not None:
+        state, subject = rollback["state"], subject or rollback["rolls_back"]
+    extra = {} if rollback is None else {
+        "why": rollback["why"], "refused_before": rollback["refused_before"], "_superseded": rollback["superseded"]}
     return {
         "run_id": execution.id,
         "runbook": attrs.get(RUNBOOK_KEY) or RUNBOOK_WORKFLOWS.get(execution.workflow_type, "?"),
@@ -153,6 +193,7 @@ def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
         "closed_at": execution.close_time.isoformat() if execution.close_time else None,
         "requested_by": attrs.get(REQUESTER_KEY) or "",
         "subject": subject,
+        **extra,
     }
 
 
@@ -201,8 +242,15 @@ async def list_runs(client: Client, settings, states: list[str] | None = None, r
             if len(kept) >= limit and execution.start_time <= kept[-1][0]:
                 continue
             row = _row(execution, ledger)
+            if row.pop("_superseded", False):  # a refused request a later one of its id followed: folded there
+                continue
             if wanted and row["state"] not in wanted:
                 continue
+            same = next((i for i, (_, r) in enumerate(kept) if r["run_id"] == row["run_id"]), None)
+            if same is not None:  # one row per run id: its latest execution
+                if kept[same][0] >= execution.start_time:
+                    continue
+                del kept[same]
             kept.append((execution.start_time, row))
             kept.sort(key=lambda pair: pair[0], reverse=True)
             del kept[limit:]
@@ -229,20 +277,39 @@ def print_runs(rows: list[dict[str, Any]]) -> None:
         state = f"[{_COLOUR.get(r['state'], 'red')}]{shown(r['state'])}[/]"
         started = f"{datetime.fromisoformat(r['started_at']).astimezone(UTC):%Y-%m-%d %H:%M}"
         cells.append((shown(r["run_id"]), shown(r["runbook"]), state, started, shown(r["requested_by"]),
-                      shown(r["subject"])))
+                      shown(r["subject"]), shown(note(r))))
+    if any(cell[-1] for cell in cells):
+        headers += ("note",)
+    else:
+        cells = [cell[:-1] for cell in cells]
     if natural_width(headers, cells) <= console.width:
         print_rows(console, headers, cells)
         return
-    for run_id, runbook, state, started, who, subject in cells:
+    for run_id, runbook, state, started, who, subject, *noted in cells:
         console.print(console.render_str(f"[bold]{run_id}[/]", highlight=False), soft_wrap=True)
         line = f"{state} · {runbook} · {started}Z" + (f" · [dim]by[/] {who}" if who else "")
         console.print(Padding(console.render_str(line, highlight=False), (0, 0, 0, 2)))
         if subject:
             console.print(Padding(console.render_str(f"[dim]subject[/] {subject}", highlight=False), (0, 0, 0, 2)))
+        if noted and noted[0]:
+            console.print(Padding(console.render_str(f"[dim]note[/] {noted[0]}", highlight=False), (0, 0, 0, 2)))
+
+
+def note(row: dict[str, Any]) -> str:
+    """Plain text: why a refused rollback request was refused, and the requests refused before the
+    row's rollback under its id (folded into its row: one count, who asked, the last reason)."""
+    parts = [f"refused: {row['why']}"] if row.get("why") else []
+    before = row.get("refused_before") or []
+    if before:
+        who = ", ".join(dict.fromkeys(str(r.get("by")) for r in before))
+        count = f"{len(before)} earlier request{'s' if len(before) > 1 else ''} refused ({who})"
+        parts.append(f"{count}: {before[-1].get('why')}" if len(before) == 1 else
+                     f"{count}; the last: {before[-1].get('why')}")
+    return "; ".join(parts)
 
 
 _COLOUR = {"completed": "green", "awaiting_approval": "yellow", "running": "cyan", "waiting_for_tool": "cyan",
-           EXPIRED: "green", "rolled_back": "green"}
+           EXPIRED: "green", "rolled_back": "green", "refused": "yellow"}
 
 
 @command

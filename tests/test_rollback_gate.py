@@ -109,6 +109,35 @@ async def test_the_requester_of_a_run_can_never_roll_it_back(time_env, tmp_path)
         assert [r["data"]["by"] for r in refused] == ["alice", "dave", "mallory"]
 
 
+async def test_a_refused_request_then_a_rollback_under_one_id_read_as_one_rollback_by_show_and_runs(
+        time_env, tmp_path):
+    from starter import ops
+    from starter.runs_cmd import rollback_row
+
+    async with running_stack(time_env.client, tmp_path, make_policy(mode="logged")) as stack:
+        handle = await stack.start(EgressBlock.run, block(by="alice"))
+        await handle.result()
+        again = dict(id=rollback_id(handle.id), id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+        refused = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="alice"), **again)
+        with pytest.raises(WorkflowFailureError):
+            await refused.result()
+        shown = await ops.run_status(stack.client, stack.settings, rollback_id(handle.id))
+        assert shown.state == RunState.REFUSED and shown.requested_by == "alice" and shown.subject == handle.id
+        assert "alice is a party to run" in shown.error and not shown.refused_before
+        ran = await stack.start(RollbackRun.run, RollbackTrigger(run_id=handle.id, requested_by="bob"), **again)
+        assert (await ran.result()).state == "rolled_back"
+        shown = await ops.run_status(stack.client, stack.settings, rollback_id(handle.id))
+        assert shown.state == RunState.ROLLED_BACK  # not the `completed` its own status query says
+        assert [(r.by, "alice is a party to run" in r.why) for r in shown.refused_before] == [("alice", True)]
+        # `handrail runs` reads the same executions from the same audit the same way
+        rows = list(stack.ledger.audit_rows(rollback_id(handle.id)))
+        first = refused.result_run_id  # the refused execution, not the latest one of its id
+        assert rollback_row(rollback_id(handle.id), first, "failed", [], stack.ledger)["superseded"] is True
+        latest = rollback_row(rollback_id(handle.id), ran.result_run_id, "rolled_back", rows, stack.ledger)
+        assert latest["state"] == "rolled_back" and not latest["superseded"] and latest["why"] is None
+        assert [r["by"] for r in latest["refused_before"]] == ["alice"]
+
+
 async def test_the_affected_user_of_a_privilege_guard_run_cannot_roll_it_back(time_env, tmp_path):
     async with running_stack(time_env.client, tmp_path, POLICY) as stack:
         handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=ANALYST),
