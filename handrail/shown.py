@@ -48,6 +48,11 @@ def lines(text: object) -> str:
     return _BUT_LINES.sub(_escape, str(text).replace("\r\n", "\n").replace("\r", "\n"))
 
 
+# The one placeholder for the reader's own policy user name in a command shown to copy
+# (`handrail approve RUN --as YOU`): upper case like the README's RUN and PATH, and harmless
+# pasted into a shell as it is (`<your name>` would be a redirection).
+YOU = "YOU"
+
 # A scheme a mail or chat client makes a link of: any RFC 3986 scheme followed by "//".
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}):(?=//)")
 

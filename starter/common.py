@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from handrail.ops.config import load_settings
+from handrail.shown import YOU
 from starter.console_views import change_text
 from starter.output import console, print_json, shown
 from starter.tables import print_rows, print_url
@@ -198,7 +199,7 @@ def refused_lines(status) -> list[str]:
     state = status.state.value if hasattr(status.state, "value") else status.state
     if state == "refused":
         lines.append(f"nothing was changed; someone the policy allows may ask: handrail rollback {status.subject} "
-                     "--as YOU")
+                     f"--as {YOU}")
     return lines
 
 
@@ -224,5 +225,5 @@ def _render_digest(step, run_id: str) -> None:
                       highlight=False)
     for name, used in covers["thresholds"].items():
         console.print(f"  threshold: {shown(name)} {shown(used)}", highlight=False)
-    console.print(f"  approve it: handrail approve {shown(run_id)} --step {shown(step.step_id)} --as YOU "
+    console.print(f"  approve it: handrail approve {shown(run_id)} --step {shown(step.step_id)} --as {YOU} "
                   "(signed with your key)", highlight=False, soft_wrap=True)  # whole, to copy as `pending` prints it

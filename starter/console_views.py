@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from handrail.shown import one_line
+from handrail.shown import YOU, one_line
 from starter.output import shown as shown_markup
 from starter.tables import print_record
 
@@ -97,9 +97,9 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
                                         shown_markup(r["requested_by"]), approvals, escape(shown),
                                         lasting(r.get("expires_after_s")), shown_markup(r["why"]),
                                         r.get("until") or ""])
-        console.print(f"  [dim]approve:[/] handrail approve {shown_markup(r['run_id'])} --as YOU", soft_wrap=True,
+        console.print(f"  [dim]approve:[/] handrail approve {shown_markup(r['run_id'])} --as {YOU}", soft_wrap=True,
                       highlight=False)
-        console.print(f"  [dim]deny:[/]    handrail deny {shown_markup(r['run_id'])} --as YOU --reason \"...\"",
+        console.print(f"  [dim]deny:[/]    handrail deny {shown_markup(r['run_id'])} --as {YOU} --reason \"...\"",
                       soft_wrap=True, highlight=False)
 
 

@@ -1,7 +1,7 @@
 """`handrail policy sign|diff`: policy edits count once enough policy admins signed them.
 
     handrail policy diff [FILE]                 what the file changes against the last signed policy
-    handrail policy sign [--as carol] [--key K] add your signature (namespace handrail-policy) to FILE.sig
+    handrail policy sign [--as YOU] [--key K]   add your signature (namespace handrail-policy) to FILE.sig
 
 With `[policy_admins]` in the policy, the worker runs the file only when `required` admins
 of the last signed policy have signed exactly its bytes; until then it keeps the last signed

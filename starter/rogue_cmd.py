@@ -3,7 +3,7 @@
 The run id comes from the MAC (`rogue-device-50c7bf3a910e`), the same id the `nac`
 schedule's poller uses, so a device started by hand and by the schedule still runs once.
 An analyst declares a disconnected device legitimate with
-`handrail approve RUN --as <analyst> [--reason "register"]` (the word "register" in the
+`handrail approve RUN --as YOU [--reason "register"]` (the word "register" in the
 reason also registers it in the CMDB).
 """
 

@@ -6,7 +6,7 @@ Which key signs, first found wins: `--key PATH`, `HANDRAIL_SIGNING_KEY`, then th
 encrypted private key signs through `ssh-keygen -Y sign`, which asks ssh-agent or the
 hardware key (FIDO `sk-` keys) — the private key never has to be readable by Handrail.
 
-The signer's identity comes from the key: the policy user who lists it. `--as NAME` is
+The signer's identity comes from the key: the policy user who lists it. `--as YOU` is
 only a check ("your key belongs to bob, not carol").
 """
 

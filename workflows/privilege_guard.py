@@ -19,6 +19,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.privilege import PrivilegeActivities
     from handrail.gate.models import Change, RunStatus, StepRecord, StepState
+    from handrail.shown import YOU
     from handrail.runbooks.privilege import (
         RUNBOOK,
         IamPoll,
@@ -109,7 +110,7 @@ class PrivilegeGuard(RunbookWorkflow):
                   else ("the user's devices " + ", ".join(facts.devices) if facts.devices else "no device on record"))
         next_step = (
             f"If the change was legitimate, an analyst other than {facts.principal} approves the recommit: "
-            f"handrail approve {rb.run_id} --as <analyst>. Otherwise the revert stands."
+            f"handrail approve {rb.run_id} --as {YOU}. Otherwise the revert stands."
             if revert.state == StepState.APPLIED else "Review the membership by hand."
         )
         body = (

@@ -7,7 +7,7 @@
    network segment holds for a human, and a mass of disconnects in an hour holds too),
    raise a SOC alert and open a case.
 3. Recommit: wait (policy `nac.recommit_device`, 24 h by default) for an analyst to declare
-   it legitimate (`handrail approve RUN --as <analyst>`): it is reconnected, and registered
+   it legitimate (`handrail approve RUN --as YOU`): it is reconnected, and registered
    in the CMDB when the approval's reason asks for it (contains the word "register").
 """
 
@@ -20,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.rogue import RogueActivities
     from handrail.gate.models import Change, RunStatus, StepRecord, StepState
+    from handrail.shown import YOU
     from handrail.runbooks.rogue import (
         RUNBOOK,
         NacPoll,
@@ -75,7 +76,7 @@ class RogueDevice(RunbookWorkflow):
         await rb.alert(
             "P2", f"Rogue device {'disconnected' if applied else 'found'}: {facts.vendor} {facts.type} {facts.mac}",
             f"{facts.describe()}: {facts.why_rogue()}.\n{outcome}. Case {case_id}.\n"
-            + (f"If it is legitimate: handrail approve {rb.run_id} --as <analyst> "
+            + (f"If it is legitimate: handrail approve {rb.run_id} --as {YOU} "
                f"[--reason \"register\" to also register it in the CMDB]." if applied else "Review it by hand."),
             tags=["rogue-device", f"mac:{facts.mac}", f"network:{facts.network}", f"case:{case_id}"],
         )

@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 
 from handrail.gate.approvals import may_decide
 from handrail.gate.models import Change, GatePolicy
-from handrail.shown import inert_links, one_line
+from handrail.shown import YOU, inert_links, one_line
 
 Event = Literal["waiting", "escalated", "approved", "denied", "timed_out"]
-MAX_NAMED = 5  # commands spelled out per approver in a group message; beyond, `--as <your name>`
+MAX_NAMED = 5  # commands spelled out per approver in a group message; beyond, `--as YOU`
 MAX_SAID = 500  # characters of one quoted value (a target, a reason) in the text
 
 _HEADLINE = {
@@ -78,12 +78,12 @@ def eligible_approvers(policy: GatePolicy, escalated: bool, exclude: tuple[str, 
     return sorted(user for user in policy.user_roles if user not in exclude and may_decide(user, policy, escalated))
 
 
-def approve_command(notice: Notice, user: str = "<your name>") -> str:
+def approve_command(notice: Notice, user: str = YOU) -> str:
     return " ".join(["handrail", "approve", shlex.quote(notice.run_id), "--step", shlex.quote(notice.step_id),
-                     "--as", user if user.startswith("<") else shlex.quote(user)])
+                     "--as", shlex.quote(user)])
 
 
-def deny_command(notice: Notice, user: str = "<your name>") -> str:
+def deny_command(notice: Notice, user: str = YOU) -> str:
     return approve_command(notice, user).replace(" approve ", " deny ", 1) + ' --reason "<why>"'
 
 

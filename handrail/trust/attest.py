@@ -3,7 +3,7 @@
 `handrail trust set` turns approvals off for a kind and `handrail review --mark` closes
 the loop on automated changes: both are trust decisions, as weighty as an approval. So,
 like an approval, the person is proven by an SSH signature made with a key the policy
-lists for them (`--as NAME` is only a check), and the person must be one the policy
+lists for them (`--as YOU` is only a check), and the person must be one the policy
 trusts with that decision:
 
 * with ``[policy_admins]`` in the policy, a policy admin (their signatures are what make a
