@@ -13,6 +13,7 @@ only a check ("your key belongs to bob, not carol").
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 from handrail.gate import signatures
 from handrail.gate.policy import PolicyError, load_policy
 from handrail.ops.config import Settings
+from handrail.shown import one_line
 from starter.output import USAGE, fail
 
 
@@ -124,25 +126,70 @@ def _ssh_keygen_sign(public_path: Path, message: bytes, namespace: str) -> str:
         return sig.read_text()
 
 
-def choose_step(status, run_id: str, step: str | None):
+def choose_step(status, run_id: str, step: str | None, kinds=None):
     """The step a decision is for: the one named by `--step`, else the first waiting one.
 
     `status` is what `handrail show` reads (live, or rebuilt from the ledger when no worker
     answers), so a decision is signed over the same change digest the approver was shown.
+    `kinds`: every action kind a step can change (default: the registry's), to tell a step id
+    that can never exist from one that may still open.
     """
-    waiting = [s for s in (status.steps if status else []) if s.state.value == "awaiting_approval"]
+    steps = list(status.steps if status else [])
+    waiting = [s for s in steps if s.state.value == "awaiting_approval"]
     if step:
         chosen = next((s for s in waiting if s.step_id == step), None)
         if chosen is None:
-            opened = next((s for s in (status.steps if status else []) if s.step_id == step), None)
+            opened = next((s for s in steps if s.step_id == step), None)
             if opened is not None:
-                fail(f"Step {step} is {opened.state.value}, not waiting; "
-                     + (f"run {run_id} waits on {', '.join(s.step_id for s in waiting)}."
-                        if waiting else f"run {run_id} waits on no step."))
-            fail(f"Step {step} has not opened yet, so there is no change digest to sign; approve it once "
-                 f"`handrail show {run_id}` lists it as waiting"
-                 + (f" (run {run_id} waits on {', '.join(s.step_id for s in waiting)} now)." if waiting else "."))
+                fail(f"Step {one_line(step)} is {opened.state.value}, not waiting; "
+                     + (f"run {one_line(run_id)} waits on {', '.join(s.step_id for s in waiting)}."
+                        if waiting else f"run {one_line(run_id)} waits on no step."))
+            fail(no_such_step(status, run_id, step, kinds))
         return chosen
     if not waiting:
-        fail(f"Run {run_id} waits on no step; there is nothing to decide.")
+        fail(f"Run {one_line(run_id)} waits on no step; there is nothing to decide.")
     return waiting[0]
+
+
+_STEP_ID = re.compile(r"^s(\d{2,})-(.+)$")  # workflows/gate.py names the Nth step of a run `sNN-KIND`
+_LISTED = 8  # steps named in the sentence; `handrail show RUN` lists them all
+_LIVE = ("running", "awaiting_approval", "waiting_for_tool")
+
+
+def no_such_step(status, run_id: str, step: str, kinds=None) -> str:
+    """Why `--step` names no step of the run waiting now: a step the run has not and never will
+    (it ended; its step N is another; the id is no `sNN-KIND`; KIND is no action kind), or one
+    that may still open (steps open as the run reaches them), with the run's steps as they are."""
+    if kinds is None:
+        from handrail.actions import action_kinds
+
+        kinds = action_kinds()
+    steps = list(status.steps if status else [])
+    state = status.state.value if status is not None and hasattr(status.state, "value") else str(
+        getattr(status, "state", ""))
+    name, run = one_line(step), one_line(run_id)
+    parsed = _STEP_ID.match(step)
+    if state not in _LIVE:
+        never = f"it has ended ({state}), so no step will open"
+    elif parsed is None:
+        never = "a step id is sNN-KIND, like s01-firewall.egress_block"
+    elif parsed.group(2) not in kinds:
+        never = f"{one_line(parsed.group(2))} is not an action kind"
+    elif 0 < int(parsed.group(1)) <= len(steps):
+        never = f"its step {int(parsed.group(1))} is {steps[int(parsed.group(1)) - 1].step_id}"
+    elif int(parsed.group(1)) == 0:
+        never = "steps count from s01"
+    else:
+        never = ""
+    listed = ", ".join(f"{s.step_id} ({s.state.value})" for s in steps[:_LISTED])
+    more = f" and {len(steps) - _LISTED} more" if len(steps) > _LISTED else ""
+    waiting = ", ".join(s.step_id for s in steps if s.state.value == "awaiting_approval")
+    if never:
+        its = f"Its steps: {listed}{more}." if steps else "It has no steps."
+        then = (f"Leave out --step to decide the waiting one ({waiting}), or see each with `handrail show {run}`."
+                if waiting else f"None waits now; see each with `handrail show {run}`.")
+        return f"Run {run} has no step {name} ({never}). {its} {then}"
+    its = f"Its steps so far: {listed}{more}." if steps else "It has opened none so far."
+    waits = f"It waits on {waiting}." if waiting else "None waits now."
+    return (f"No step {name} is open in run {run} yet, so there is no change digest to sign: steps open as the "
+            f"run reaches them. {its} {waits} Decide it once `handrail show {run}` lists it as waiting.")

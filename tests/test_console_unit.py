@@ -32,11 +32,48 @@ def test_a_decision_is_for_the_waiting_step_or_the_one_named():
     with pytest.raises(CliError, match="Step s01-firewall.egress_block is applied, not waiting; "
                                        "run run-1 waits on s02-firewall.egress_block"):
         choose_step(status, "run-1", "s01-firewall.egress_block")
-    with pytest.raises(CliError, match="Step s03-firewall.egress_block has not opened yet, so there is no "
+    with pytest.raises(CliError, match="No step s03-firewall.egress_block is open in run run-1 yet, so there is no "
                                        "change digest to sign"):
         choose_step(status, "run-1", "s03-firewall.egress_block")
     with pytest.raises(CliError, match="waits on no step"):
         choose_step(_status(StepState.APPLIED, state=RunState.COMPLETED), "run-1", None)
+
+
+def _refusal(status, step: str) -> str:
+    from starter.signing import choose_step
+
+    with pytest.raises(CliError) as refused:
+        choose_step(status, "run-1", step)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("step, why", [
+    ("s09-nothing", "nothing is not an action kind"),
+    ("s01-dns.sinkhole", "its step 1 is s01-firewall.egress_block"),
+    ("firewall.egress_block", "a step id is sNN-KIND, like s01-firewall.egress_block"),
+    ("s00-firewall.egress_block", "steps count from s01"),
+])
+def test_a_step_the_run_never_has_is_named_so_with_the_runs_steps(step, why):
+    said = _refusal(_status(StepState.APPLIED, StepState.AWAITING_APPROVAL), step)
+    assert said.startswith(f"Run run-1 has no step {step} ({why}). Its steps: s01-firewall.egress_block (applied), "
+                           "s02-firewall.egress_block (awaiting_approval). Leave out --step to decide the waiting one "
+                           "(s02-firewall.egress_block), or see each with `handrail show run-1`."), said
+    assert "has not opened yet" not in said
+
+
+def test_a_step_that_may_still_open_is_told_apart_from_one_that_never_will():
+    live = _status(StepState.APPLIED, StepState.AWAITING_APPROVAL)
+    later = _refusal(live, "s09-firewall.egress_block")  # a runbook's steps are dynamic: it may come
+    assert later == ("No step s09-firewall.egress_block is open in run run-1 yet, so there is no change digest to "
+                     "sign: steps open as the run reaches them. Its steps so far: s01-firewall.egress_block (applied), "
+                     "s02-firewall.egress_block (awaiting_approval). It waits on s02-firewall.egress_block. Decide it "
+                     "once `handrail show run-1` lists it as waiting.")
+    ended = _status(StepState.APPLIED, state=RunState.COMPLETED)
+    assert _refusal(ended, "s02-firewall.egress_block") == (
+        "Run run-1 has no step s02-firewall.egress_block (it has ended (completed), so no step will open). "
+        "Its steps: s01-firewall.egress_block (applied). None waits now; see each with `handrail show run-1`.")
+    hostile = _refusal(live, "s03-x\n[red]Approved")
+    assert "\n" not in hostile and "s03-x\\n[red]Approved" in hostile  # one line; markup escaped when printed
 
 
 class _Handle:

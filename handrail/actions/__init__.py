@@ -25,7 +25,7 @@ from handrail.actions import (  # exfiltration runbook (training shared)  # priv
     training,
 )
 from handrail.actions.base import Action, UnknownAction
-from handrail.actions.intel import IntelContext, with_set_targets
+from handrail.actions.intel import BATCH_KINDS, IntelContext, with_set_targets
 
 SINGLE_ACTIONS: dict[str, Action] = {
     action.kind: action
@@ -85,4 +85,10 @@ class Actions:
         return sorted(self._table)
 
 
-__all__ = ["Action", "Actions", "IntelContext", "SINGLE_ACTIONS", "UnknownAction"]
+def action_kinds() -> frozenset[str]:
+    """Every kind a step can change: the single-target kinds and the intel sync's batch kinds.
+    A step's id is `sNN-KIND` with one of them (`handrail approve --step` checks a name against it)."""
+    return frozenset(SINGLE_ACTIONS) | {cls.kind for cls in BATCH_KINDS}
+
+
+__all__ = ["Action", "Actions", "IntelContext", "SINGLE_ACTIONS", "UnknownAction", "action_kinds"]
