@@ -193,7 +193,7 @@ async def run_egress_block(
 @command
 async def pending(as_json: bool = JSON):
     """List the runs waiting for a human decision."""
-    from handrail.ops.liveness import live_pollers, no_worker_sentence
+    from handrail.ops.liveness import live_workers, no_worker_sentence
     from starter import ops
     from starter.console_views import enrich_pending
 
@@ -203,7 +203,7 @@ async def pending(as_json: bool = JSON):
     if as_json:
         print_json(rows)
         return
-    if await live_pollers(client, settings.task_queue) == 0:
+    if await live_workers(client, settings) == 0:
         console.print(f"[yellow]{no_worker_sentence(settings.task_queue)}[/]")
     if not rows:
         console.print("Nothing is waiting for approval.")

@@ -31,7 +31,7 @@ from handrail.gate.rollback_outcome import (
 )
 from handrail.gate.timeline import status_from_audit
 from handrail.ops.config import Settings
-from handrail.ops.liveness import live_pollers
+from handrail.ops.liveness import live_workers
 from starter.output import USAGE, fail
 
 # The workflow definitions (and the activities they pull in) are imported only where a run is
@@ -261,7 +261,7 @@ async def pending(client: Client, settings: Settings | None = None) -> list[dict
     just because the workers are down.
     """
     found = []
-    workers = await live_pollers(client, settings.task_queue) if settings is not None else None
+    workers = await live_workers(client, settings) if settings is not None else None
     async for execution in client.list_workflows('HandrailState = "awaiting_approval" AND ExecutionStatus = "Running"'):
         status: RunStatus | None = None
         live = workers != 0

@@ -16,6 +16,8 @@ import pytest
 
 from handrail.ops import stack
 from handrail.ops.config import load_settings
+from handrail.ops.liveness import live_pollers, live_workers
+from handrail.ops.temporal import connect
 from tests.test_stack import assert_healthy, pid_gone, stack_env
 
 pytestmark = pytest.mark.e2e
@@ -32,8 +34,13 @@ async def test_up_restarts_only_the_killed_components(tmp_path: Path) -> None:
     settings = load_settings(stack_env(tmp_path / "p", "handrail-partial"))
     try:
         first = await asyncio.to_thread(stack.start, settings, True)
+        client = await connect(settings)
+        assert await live_workers(client, settings) == 1
         os.kill(first.pids["worker"], signal.SIGKILL)
         await asyncio.to_thread(_wait_gone, first.pids["worker"])
+        # Temporal lists the dead worker's poller for a while yet; the stack's record says it is gone
+        assert await live_pollers(client, settings.task_queue) == 1
+        assert await live_workers(client, settings) == 0
 
         second = await asyncio.to_thread(stack.start, settings, True)
         assert second.pids["temporal"] == first.pids["temporal"]

@@ -373,9 +373,12 @@ def _write_record(
     settings: Settings, children: list[_Child], started_at: str, detached: bool,
     kept: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    from handrail.ops.liveness import here
+
     data = {
         "home": str(settings.home),
         "started_at": started_at,
+        **here(),  # where the pids below are valid (liveness reads a dead worker from them)
         "supervisor_pid": None if detached else os.getpid(),
         "temporal_address": settings.temporal_address,
         "namespace": settings.namespace,
@@ -786,6 +789,7 @@ def _supervise(
     finally:
         # further Ctrl-C while stopping only sets the flag again: shutdown is not interrupted
         _stop_children(children)
+        _note_stopped(settings, {c.name: c.pid for c in children})
         _remove_record(settings, {c.pid for c in children})
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -825,8 +829,18 @@ def stop(settings: Settings) -> list[str]:
         how = _terminate(pid)
         _children.pop(pid, None)
         done.append(f"{how} {name} (pid {pid})")
+    _note_stopped(settings, {name: entry.get("pid") for name, entry in components.items() if entry})
     record_path(settings).unlink(missing_ok=True)
     return done
+
+
+def _note_stopped(settings: Settings, pids: dict[str, Any]) -> None:
+    """The worker is stopped and its record goes: say which it was, so that `handrail pending`
+    reports no worker at once rather than once its last poll is old (handrail.ops.liveness)."""
+    from handrail.ops.liveness import note_stopped
+
+    if isinstance(pids.get("worker"), int):
+        note_stopped(settings, pids["worker"])
 
 
 def status(settings: Settings) -> dict[str, Any]:
