@@ -88,10 +88,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             created = not path.exists()
             public = create_key(path, f"{name}@handrail") if created else read_public(path)
         roles: list[str] = []
-        listed = False
+        listed = known = False
         try:
             policy = load_policy(settings.policy_path)
             spec = policy.users.get(name)
+            known = spec is not None
             if spec is not None:
                 roles = list(spec.roles)
                 listed = any(signatures.parse_public_key(k).blob == public.blob for k in spec.keys)
@@ -106,14 +107,24 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if as_json:
             print_json(result)
             return
-        console.print(f"{'Created' if created else 'Using'} {path} ({public.fingerprint}).", highlight=False,
+        from starter.output import shown
+
+        who = shown(name)
+        console.print(f"{'Created' if created else 'Using'} {shown(path)} ({public.fingerprint}).", highlight=False,
                       soft_wrap=True)
         if listed:
-            console.print(f"The policy already lists this key for {name}.")
-        else:
-            console.print(f"Add this line to \\[users] in {settings.policy_path}:", highlight=False, soft_wrap=True)
-            console.print(line, highlight=False, soft_wrap=True)
-        console.print(f"Then sign decisions with: handrail approve RUN --key {path}", highlight=False)
+            console.print(f"The policy already lists this key for {who}.", highlight=False)
+        else:  # a second `name = …` line would be a TOML error: say to replace the one there
+            where = (f"Replace {who}'s line under \\[users] in {shown(settings.policy_path)} with:" if known else
+                     f"Add this line under \\[users] in {shown(settings.policy_path)}:")
+            console.print(where, highlight=False, soft_wrap=True)
+            console.print(shown(line), highlight=False, soft_wrap=True)
+            if not roles:
+                console.print(f"(and give {who} a role, or name them, where an action's approvers are listed: "
+                              "a user no action names decides nothing)", highlight=False, soft_wrap=True)
+        # a key where `--as` looks for it needs no --key
+        signs = f"--as {who}" if path == default_key_path(settings, name) else f"--key {shown(path)}"
+        console.print(f"Then sign decisions with: handrail approve RUN {signs}", highlight=False, soft_wrap=True)
 
     @keys_app.command("list")
     @command
