@@ -169,12 +169,14 @@ def _scenario(outcome: str | None):
     yet asked by anyone allowed, so the latest execution is dave's refused request)."""
     from handrail.gate.models import RunState, RunStatus
 
-    original = [_audit_event(RUN, "run.started", 0, runbook="egress-block", requested_by="alice", subject="203.0.113.7"),
+    original = [_audit_event(RUN, "run.started", 0, runbook="egress-block", requested_by="alice",
+                             subject="203.0.113.7"),
                 _refused("r1", 5, "alice", ALICE_WHY), _refused("r2", 6, "dave", DAVE_WHY)]
     executions = [_Execution("r2", "FAILED", 6, "running", "dave"), _Execution("r1", "FAILED", 5, "running", "alice")]
     own, status = [], None
     if outcome is not None:
-        original.append(_audit_event(RUN, "rollback.started", 7, f"{ROLLBACK}:r3:orig-1", by="carol", rollback=ROLLBACK))
+        original.append(_audit_event(RUN, "rollback.started", 7, f"{ROLLBACK}:r3:orig-1", by="carol",
+                                     rollback=ROLLBACK))
         summary = {"rolls_back": RUN, "outcome": outcome, "failed": [], "denied": []}
         own = [_audit_event(ROLLBACK, "run.started", 7, runbook="rollback", requested_by="carol", subject=RUN),
                _audit_event(ROLLBACK, "run.finished", 8, state="completed", summary=summary)]

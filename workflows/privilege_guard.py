@@ -19,7 +19,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.privilege import PrivilegeActivities
     from handrail.gate.models import Change, RunStatus, StepRecord, StepState
-    from handrail.shown import YOU
     from handrail.runbooks.privilege import (
         RUNBOOK,
         IamPoll,
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         PrivilegeTrigger,
         privilege_run_id,
     )
+    from handrail.shown import YOU
 
 from workflows.gate import REQUESTER_KEY, TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
 from workflows.poller import PollReport, start_runs

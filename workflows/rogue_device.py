@@ -20,7 +20,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.rogue import RogueActivities
     from handrail.gate.models import Change, RunStatus, StepRecord, StepState
-    from handrail.shown import YOU
     from handrail.runbooks.rogue import (
         RUNBOOK,
         NacPoll,
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         RogueTrigger,
         rogue_run_id,
     )
+    from handrail.shown import YOU
 
 from workflows.cases import open_case
 from workflows.gate import TOOL_OPTS, Rejected, Runbook, RunbookWorkflow
