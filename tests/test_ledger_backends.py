@@ -134,6 +134,86 @@ def test_a_revert_counts_once_and_verifies(ledger):
     assert ledger.verify().ok
 
 
+def unchanged(ledger, change_id: str, run_id: str, at: datetime = T0) -> ChangeRecord:
+    """A change that found the tool already blocked: no inverse, nothing of its own to undo."""
+    record = ledger.begin_change(intent(change_id, run_id=run_id, at=at, before={"blocked": True}))
+    record.status, record.after = "unchanged", record.before
+    ledger.finish_change(record)
+    return record
+
+
+def kept_event(change_id: str, run_id: str, holder: ChangeRecord, how: str) -> AuditEvent:
+    return AuditEvent(id=f"{change_id}:reverted:change.reverted", at=T0, run_id=run_id, event="change.reverted",
+                      data={"change_id": change_id, "reason": "rollback", "by": "bob", "verified": True,
+                            "detail": "kept", "kept": how,
+                            "held_by": {"run_id": holder.run_id, "change_id": holder.change_id}})
+
+
+def test_the_changes_to_one_target_read_back_with_their_reverts(ledger):
+    applied(ledger, "run-1/s01")
+    unchanged(ledger, "run-2/s01", "run-2", at=T0 + timedelta(seconds=1))
+    ledger.begin_change(intent("run-3/s01", run_id="run-3", kind="proxy.block"))  # same target, other kind
+    other = intent("run-4/s01", run_id="run-4")
+    other.change.target = "198.51.100.9"
+    ledger.begin_change(other)
+    ledger.record_revert("run-1/s01", "run-1", "expiry", "handrail", T0, True, "ok")
+    found = ledger.changes_of_target("firewall.egress_block", "203.0.113.1")
+    assert [(r.change_id, r.status, r.reverted_by) for r in found] == [
+        ("run-1/s01", "applied", "handrail"), ("run-2/s01", "unchanged", None)]
+
+
+def test_a_hand_over_rewrites_the_holder_and_marks_the_change_kept_in_one_chain(ledger):
+    """The holder takes over the before-state and inverse (its row and its chained twin), and the
+    kept change gets its revert: one transaction, which a retry finds done ("already")."""
+    from handrail.actions.firewall import EgressBlock
+    from handrail.gate.holders import inherit
+
+    mine = applied(ledger, "run-1/s01")
+    holder = unchanged(ledger, "run-2/s01", "run-2", at=T0 + timedelta(seconds=1))
+    heir = inherit(EgressBlock(), holder, mine)
+    event = kept_event(mine.change_id, "run-1", holder, "handed_over")
+    assert ledger.keep_change(mine.change_id, "run-1", "rollback", "bob", T0, "kept", event,
+                              holder.change_id, heir) == "kept"
+    took = ledger.verified_change(holder.change_id)
+    assert (took.status, took.inherited_from, took.before) == ("applied", mine.change_id, {"blocked": False})
+    assert took.inverse.kind == "firewall.egress_unblock" and took.reverted_at is None
+    revert = ledger.verified_revert(mine.change_id)
+    assert (revert.reason, revert.by, revert.verified, revert.detail) == ("rollback", "bob", True, "kept")
+    assert ledger.verified_revert_event(mine.change_id)["held_by"]["change_id"] == holder.change_id
+    assert ledger.verified_revert_event(holder.change_id) is None
+    assert [r["id"] for r in ledger.audit_rows()][-2:] == ["run-2/s01:change.applied",
+                                                           "run-1/s01:reverted:change.reverted"]
+    assert ledger.keep_change(mine.change_id, "run-1", "rollback", "bob", T0, "kept", event,
+                              holder.change_id, heir) == "already"  # an activity retry
+    assert len(list(ledger.audit_rows())) == 4 and ledger.verify().ok
+
+
+def test_a_keep_writes_nothing_when_its_holder_moved_meanwhile(ledger):
+    """Undone meanwhile, or (for a hand-over) taken over by another change first: the caller looks again.
+    Two changes holding each other's state can never both be kept, leaving the state to nobody."""
+    from handrail.actions.firewall import EgressBlock
+    from handrail.gate.holders import inherit
+
+    mine = applied(ledger, "run-1/s01")
+    theirs = applied(ledger, "run-2/s01", run_id="run-2", at=T0 + timedelta(seconds=1))
+    holder = unchanged(ledger, "run-3/s01", "run-3", at=T0 + timedelta(seconds=2))
+    rows = len(list(ledger.audit_rows()))
+    released = kept_event(mine.change_id, "run-1", theirs, "released")
+    assert ledger.keep_change(mine.change_id, "run-1", "rollback", "bob", T0, "kept", released,
+                              theirs.change_id) == "kept"
+    mutual = kept_event(theirs.change_id, "run-2", mine, "released")
+    assert ledger.keep_change(theirs.change_id, "run-2", "expiry", "handrail", T0, "kept", mutual,
+                              mine.change_id) == "moved"  # mine is undone: it holds nothing any more
+    taken = applied(ledger, "run-3/s01", run_id="run-3")  # as if another change had handed over to it
+    assert taken.status == "applied"
+    handed = kept_event(theirs.change_id, "run-2", holder, "handed_over")
+    assert ledger.keep_change(theirs.change_id, "run-2", "expiry", "handrail", T0, "kept", handed,
+                              holder.change_id, inherit(EgressBlock(), holder, theirs)) == "moved"
+    assert ledger.revert_of(theirs.change_id) is None
+    assert ledger.verified_change(holder.change_id).inherited_from is None
+    assert len(list(ledger.audit_rows())) == rows + 2 and ledger.verify().ok  # mine's revert, run-3's applied
+
+
 @pytest.mark.parametrize("sql, reason", [
     ("UPDATE audit SET body = replace(body, '\"i\":2', '\"i\":9') WHERE seq = 3", "content does not match"),
     ("DELETE FROM audit WHERE seq = 3", "previous-row hash"),

@@ -134,6 +134,9 @@ class SqliteSQL:
                           " WHERE c.change_id = ?")
     CHANGES_OF_RUN = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
                       " WHERE c.run_id = ? ORDER BY c.applied_at, c.rowid")
+    CHANGES_OF_TARGET = ("SELECT c.body, r.at, r.by FROM changes c INDEXED BY changes_target"
+                         " LEFT JOIN reverts r USING(change_id) WHERE c.target = ? AND c.kind = ?"
+                         " ORDER BY c.applied_at, c.rowid")
     REVERT_OF = "SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts WHERE change_id = ?"
     CHAINED_EVENT = (  # an event with its neighbours' links: one statement, one snapshot
         "SELECT a.seq, a.body, a.prev_hash, a.hash,"

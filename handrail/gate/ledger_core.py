@@ -5,7 +5,7 @@ wins", records checked against the chain, blast-radius reservations) are written
 here, against a tiny transaction interface (`Tx`: one, all, run, many). A backend
 (`handrail.gate.ledger.Ledger` on SQLite, `handrail.gate.ledger_postgres.PostgresLedger`)
 supplies its SQL — one `SQL` namespace per backend — and how to open a serialised write
-transaction and a read. One exception, for the network's sake: PostgreSQL runs the five
+transaction and a read. One exception, for the network's sake: PostgreSQL runs the six
 chain writes as server functions, one round trip each (`ledger_pg_functions`, the rules
 below restated in PL/pgSQL, method for method), so no write holds the ledger's lock
 across a round trip. The shared test suite (tests/test_ledger_backends.py) holds both
@@ -363,6 +363,14 @@ class LedgerCore:
             row = tx.one(self.SQL.CHANGE_WITH_REVERT, (change_id,))
         return to_record(row) if row else None
 
+    def changes_of_target(self, kind: str, target: str) -> list[ChangeRecord]:
+        """Every change of a kind to one target, oldest first, with its revert if any (the rows,
+        not yet checked against the chain): who may hold a state (`handrail.gate.holders`).
+        Read through the `changes_target` index on both backends."""
+        with self._read() as tx:
+            rows = tx.all(self.SQL.CHANGES_OF_TARGET, (target, kind))
+        return [to_record(row) for row in rows]
+
     def changes_for_run(self, run_id: str) -> list[ChangeRecord]:
         with self._read() as tx:
             rows = tx.all(self.SQL.CHANGES_OF_RUN, (run_id,))
@@ -382,6 +390,39 @@ class LedgerCore:
             if inserted and event is not None:
                 self._append_in(tx, [event])
         return inserted
+
+    def keep_change(
+        self, change_id: str, run_id: str, reason: str, by: str, at: datetime, detail: str, event: AuditEvent,
+        holder_id: str, heir: ChangeRecord | None = None,
+    ) -> str:
+        """Mark a change undone without touching its tool, because another run's change still
+        holds the state (`handrail.gate.holders`): one transaction, so no crash or concurrent
+        writer can leave half of it.
+
+        `heir` (a hand-over): the holder's record rewritten to carry the change's before-state
+        and inverse, chained as its twin (`change.applied`) before `event` (the chained
+        `change.reverted`). Returns "kept"; "already" when the change was undone meanwhile
+        (nothing written: the first word stands); "moved" when the holder was undone meanwhile,
+        or, for a hand-over, is no longer `unchanged` (another change handed over to it first):
+        nothing is written and the caller looks again. The check and the write are under the
+        ledger's write lock, so two changes holding each other's state can never both be kept.
+        """
+        row = (change_id, run_id, reason, by, iso(at), 1, detail)
+        with self._write() as tx:
+            if tx.one(self.SQL.REVERT_OF, (change_id,)) is not None:
+                return "already"
+            holder = tx.one(self.SQL.CHANGE_WITH_REVERT, (holder_id,))
+            if holder is None or holder[1] is not None:
+                return "moved"
+            twin: list[AuditEvent] = []
+            if heir is not None:
+                if json.loads(holder[0]).get("status") != "unchanged":
+                    return "moved"
+                tx.run(self.SQL.UPDATE_CHANGE_BODY, (record_body(heir), heir.change_id))
+                twin = [chained_twin(heir)]
+            tx.run(self.SQL.INSERT_REVERT, row)
+            self._append_in(tx, [*twin, event])
+        return "kept"
 
     def revert_of(self, change_id: str) -> RevertRow | None:
         with self._read() as tx:
@@ -434,6 +475,15 @@ class LedgerCore:
         except ValueError as exc:
             raise UntrustedRecord(change_id, str(exc)) from None
         return judge_revert(change_id, row, chained)
+
+    def verified_revert_event(self, change_id: str) -> dict[str, Any] | None:
+        """The data of the change's chained `change.reverted` event, once its revert row is
+        checked against it (None: not reverted): what a revert said beyond its row, e.g. that
+        the change was kept because another run holds its state."""
+        if self.verified_revert(change_id) is None:
+            return None
+        chained = self._chained_event(revert_event_id(change_id))
+        return (chained or {}).get("data")
 
     def verified_changes_for_run(self, run_id: str) -> list[ChangeRecord | UntrustedRecord]:
         """Each of a run's changes in order, as verified records or the reason one cannot be trusted."""

@@ -152,6 +152,37 @@ BEGIN
     END IF;
     RETURN inserted = 1;
 END $$;
+
+-- LedgerCore.keep_change: the change marked undone without a tool call, because p_holder_id still
+-- holds its state; with p_heir_body (a hand-over) the holder's row rewritten and its twin chained
+-- first (the events carry the twin, then the revert). 'already' / 'moved': nothing is written.
+CREATE OR REPLACE FUNCTION handrail_keep_change({_EVENTS}, p_change_id text, p_run_id text, p_reason text,
+    p_by text, p_at text, p_verified integer, p_detail text, p_holder_id text, p_heir_body text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    holder_body text;
+    holder_reverted text;
+BEGIN
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    IF EXISTS (SELECT 1 FROM reverts r WHERE r.change_id = p_change_id) THEN
+        RETURN 'already';
+    END IF;
+    SELECT c.body, r.change_id INTO holder_body, holder_reverted
+        FROM changes c LEFT JOIN reverts r ON r.change_id = c.change_id WHERE c.change_id = p_holder_id;
+    IF NOT FOUND OR holder_reverted IS NOT NULL THEN
+        RETURN 'moved';
+    END IF;
+    IF p_heir_body IS NOT NULL THEN
+        IF (holder_body::jsonb ->> 'status') IS DISTINCT FROM 'unchanged' THEN
+            RETURN 'moved';
+        END IF;
+        UPDATE changes c SET body = p_heir_body WHERE c.change_id = p_holder_id;
+    END IF;
+    INSERT INTO reverts(change_id, run_id, reason, by, at, verified, detail)
+        VALUES (p_change_id, p_run_id, p_reason, p_by, p_at, p_verified, p_detail);
+    PERFORM handrail_chain(ids, ats, run_ids, step_ids, kinds, bodies, false);
+    RETURN 'kept';
+END $$;
 """
 
 _VERSION = "handrail ledger functions " + hashlib.sha256(FUNCTIONS.encode()).hexdigest()[:16]
@@ -183,3 +214,4 @@ class PgCalls:
                     " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
     FINISH_CHANGE = f"SELECT handrail_finish_change({_ARRAYS}, %s, %s)"
     RECORD_REVERT = f"SELECT handrail_record_revert({_ARRAYS}, %s, %s, %s, %s, %s, %s, %s)"
+    KEEP_CHANGE = f"SELECT handrail_keep_change({_ARRAYS}, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

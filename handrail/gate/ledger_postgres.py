@@ -6,7 +6,7 @@ The ledger's interface is synchronous, like the SQLite one, and the worker calls
 event loop (`activities.ledger_io`); the pool lets those threads run their queries in
 parallel instead of queueing on one connection.
 
-Each write (append, check_limits, begin_change, finish_change, record_revert) is one call
+Each write (append, check_limits, begin_change, finish_change, record_revert, keep_change) is one call
 of a server function (`handrail.gate.ledger_pg_functions`, the twins of `LedgerCore`'s
 methods): one statement in autocommit, one round trip, one transaction. Its serialisation
 point is a transaction-scoped advisory lock (`pg_advisory_xact_lock`) taken first, under
@@ -123,6 +123,8 @@ class PostgresSQL:
                           " WHERE c.change_id = %s")
     CHANGES_OF_RUN = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
                       " WHERE c.run_id = %s ORDER BY c.applied_at, c.id")
+    CHANGES_OF_TARGET = ("SELECT c.body, r.at, r.by FROM changes c LEFT JOIN reverts r USING(change_id)"
+                         " WHERE c.target = %s AND c.kind = %s ORDER BY c.applied_at, c.id")
     REVERT_OF = "SELECT change_id, run_id, reason, by, at, verified, detail FROM reverts WHERE change_id = %s"
     CHAINED_EVENT = (  # an event with its neighbours' links: one statement, one snapshot
         "SELECT a.seq, a.body, a.prev_hash, a.hash,"
@@ -340,6 +342,16 @@ class PostgresLedger(LedgerCore):
     ) -> bool:
         row = (change_id, run_id, reason, by, iso(at), int(verified), detail)
         return self._call(PgCalls.RECORD_REVERT, (*_arrays([event] if event else []), *row))[0]
+
+
+    def keep_change(
+        self, change_id: str, run_id: str, reason: str, by: str, at: datetime, detail: str, event: AuditEvent,
+        holder_id: str, heir: ChangeRecord | None = None,
+    ) -> str:
+        events = [chained_twin(heir), event] if heir is not None else [event]
+        return self._call(PgCalls.KEEP_CHANGE, (
+            *_arrays(events), change_id, run_id, reason, by, iso(at), 1, detail, holder_id,
+            record_body(heir) if heir is not None else None))[0]
 
 
 def _arrays(events: list[AuditEvent]) -> list[list]:

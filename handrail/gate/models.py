@@ -57,6 +57,9 @@ class StepState(StrEnum):
     EXPIRED = "expired"
     COMPENSATION_FAILED = "compensation_failed"
     ROLLED_BACK = "rolled_back"  # undone by `handrail rollback` (shown by `show`; the run's own workflow never sets it)
+    # undone for this run, but the tool keeps the state because another run still relies on it
+    # (`handrail.gate.holders`): a rollback's or expiry's outcome, shown by `show`
+    KEPT = "kept"
 
 
 class Change(BaseModel):
@@ -262,6 +265,9 @@ class ChangeRecord(BaseModel):
     expires_at: datetime | None = None
     reverted_at: datetime | None = None
     reverted_by: str | None = None
+    # the change id whose before-state and inverse this record took over when that change was
+    # undone while this one (found "already so") still relied on its state (`handrail.gate.holders`)
+    inherited_from: str | None = None
 
     def why_not_undoable(self) -> str | None:
         """None when undoing this change would run its inverse; otherwise why it is skipped.
@@ -305,14 +311,25 @@ class RevertRequest(BaseModel):
     run_id: str
     audit: list[AuditEvent] = Field(default_factory=list)
     expected_inverse: Change | None = None  # a rollback's: the inverse its gate step approved
+    # only keep it: when another run holds the state, record the change as kept; otherwise change
+    # nothing and say so (a rollback asks this before it sends an inverse through the gate)
+    keep_only: bool = False
 
 
 class RevertResult(BaseModel):
+    """What undoing a change came to. `kept`: the tool was left as it is because another run
+    still relies on the state (`released`: that run's change undoes it itself; `handed_over`:
+    that run's change took over this one's before-state and inverse); `held_by_run` and
+    `held_by_change` name it."""
+
     change_id: str
     reverted: bool
     already: bool = False
     verified: bool = True
     detail: str = ""
+    kept: Literal["", "released", "handed_over"] = ""
+    held_by_run: str = ""
+    held_by_change: str = ""
 
 
 class StepRecord(BaseModel):

@@ -95,6 +95,14 @@ def _story(rows: list[dict[str, Any]]) -> _Story:
     return story
 
 
+def rolled_back_on_request(rows: list[dict[str, Any]]) -> bool:
+    """Whether someone rolled the run back: its last rollback started and was neither refused
+    nor denied, in whole or in part. Such a run no longer relies on the states it found in
+    place (`handrail.gate.holders`), although its rollback had nothing of theirs to undo."""
+    note = _story(rows).note
+    return note is not None and note.outcome not in ("refused", "denied", "partly_rolled_back")
+
+
 def _when(at: datetime | None) -> str:
     return f" at {at:%Y-%m-%d %H:%M:%S}Z" if at else ""
 
