@@ -21,6 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import WorkerContext
 from activities.errors import tool_failure
+from activities.expiry import start_inherited_expiry
+from activities.keep import Keeper, already_result
 from activities.ledger_io import off_loop
 from activities.settle import apply_written_ahead, heartbeating, settle
 from handrail.actions import UnknownAction
@@ -317,7 +319,9 @@ class GateActivities:
 
     @activity.defn
     async def revert_change(self, request: RevertRequest) -> RevertResult:
-        """Apply a recorded change's inverse and check the tool is back in its before-state."""
+        """Apply a recorded change's inverse and check the tool is back in its before-state;
+        or keep it, the tool untouched, when another run still relies on its state
+        (`activities.keep`, `handrail.gate.holders`)."""
         await off_loop(self.ledger.append, request.audit)
         try:  # only the hash-chained record is trusted: an inverse edited in the file is refused
             record = await off_loop(self.ledger.verified_change, request.change_id)
@@ -340,33 +344,14 @@ class GateActivities:
             return RevertResult(change_id=request.change_id, reverted=False,
                                 detail=f"the tool does not hold this change ({record.status}); nothing to undo")
         if previous is not None:
-            return RevertResult(
-                change_id=request.change_id, reverted=False, already=True,
-                detail=f"already reverted by {previous.reason} ({previous.by})",
-            )
+            return await off_loop(already_result, self.ledger, request.change_id, previous)
         if record.inverse is None:
             return RevertResult(change_id=request.change_id, reverted=False, detail="nothing to undo")
-        inverse = self.ctx.actions.for_kind(record.inverse.kind)
-        try:
-            current = await inverse.read(self.tools, record.inverse)
-            if not inverse.wanted(record.inverse, current):
-                await inverse.apply(self.tools, record.inverse, request.change_id + ":revert")
-            state = await self.ctx.actions.for_kind(record.change.kind).read(self.tools, record.change)
+        keeper = Keeper(self.ledger, self.tools, self.ctx.actions, start_expiry=start_inherited_expiry)
+        try:  # kept when another run still relies on the state; otherwise undone and checked
+            return await keeper.undo(request, record)
         except ToolError as exc:
             raise tool_failure(exc, f"undoing {record.change.describe()} failed") from None
-        verified = state == record.before
-        detail = "tool state matches the recorded before-state" if verified else (
-            f"tool state {state} differs from the recorded before-state {record.before}"
-        )
-        await off_loop(
-            self.ledger.record_revert,
-            request.change_id, request.run_id, request.reason, request.by, _now(), verified, detail,
-            event=_event(request.run_id, record.step_id, "change.reverted", {
-                "change_id": request.change_id, "reason": request.reason, "by": request.by,
-                "inverse": record.inverse.model_dump(), "verified": verified, "detail": detail,
-            }, suffix=":reverted"),
-        )
-        return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
 
     @activity.defn
     async def record_audit(self, events: list[AuditEvent]) -> int:
@@ -387,14 +372,6 @@ class GateActivities:
     @activity.defn
     async def run_changes(self, request: RunChangesRequest) -> list[ChangeRecord]:
         return await off_loop(self.ledger.changes_for_run, request.run_id)
-
-
-
-def _event(run_id: str, step_id: str | None, name: str, data: Any, suffix: str = "") -> AuditEvent:
-    """An audit event written by an activity; its id is stable across retries."""
-    payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else data
-    base = payload.get("change_id", "") if isinstance(payload, dict) else ""
-    return AuditEvent(id=f"{base}{suffix}:{name}", at=_now(), run_id=run_id, step_id=step_id, event=name, data=payload)
 
 
 def _proof(intent: ApplyIntent, check: StepCheck) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 
 from handrail.gate import decisions as signed
 from handrail.gate import signatures, signing
+from handrail.gate.expiry import inherited_expiry_id
 from handrail.gate.ledger import Ledger
 from handrail.gate.models import Decision, RunStatus
 from handrail.ops.config import Settings, load_settings
@@ -173,6 +174,9 @@ class Stack:
     async def terminate_leftovers(self) -> None:
         """A failed test must not leave timers behind on the shared time-skipping server."""
         expiries = [self.client.get_workflow_handle(f"expiry-{h.id}") for h in self.started]  # a run's TTLs
+        expiries += [self.client.get_workflow_handle(inherited_expiry_id(r.change_id))  # one taken over
+                     for h in self.started for r in self.ledger.changes_for_run(h.id)
+                     if r.inherited_from and r.expires_at]
         for handle in [*reversed(self.started), *expiries]:  # a run before the launcher that waits for it
             if handle.id.startswith(LAUNCHER_PREFIX):
                 await _until_closed(handle, LAUNCHER_CLOSE_S)

@@ -73,7 +73,7 @@ class ExpireChanges:
             item.state, item.detail = "failed", f"expiry failed: {err.cause or err}"
             workflow.upsert_search_attributes([STATE_KEY.value_set("needs_attention")])
             return
-        item.state = "expired" if result.reverted else "skipped"
+        item.state = "expired" if result.reverted else ("kept" if result.kept else "skipped")
         item.detail = result.detail
 
     @workflow.query

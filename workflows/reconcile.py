@@ -48,7 +48,7 @@ class Reconcile:
                 except ActivityError:
                     report.failed.append(item.change_id)
                     continue
-                if result.reverted:
+                if result.reverted or result.kept:  # kept: another run relies on it, its end is that run's
                     report.reconciled.append(item.change_id)
         report.drift = await workflow.execute_activity_method(ReconcileActivities.find_drift, trigger, **READ_OPTS)
         return report

@@ -18,7 +18,7 @@ class ExpiryItem(BaseModel):
     change_id: str
     change: str  # described, for people reading the expiry workflow's status
     expires_at: datetime
-    state: str = "pending"  # pending | expired | skipped | failed
+    state: str = "pending"  # pending | expired | kept (another run relies on it) | skipped | failed
     detail: str = ""
 
 
@@ -34,3 +34,8 @@ EXPIRY_WORKFLOW = "ExpireChanges"
 
 def expiry_id(run_id: str) -> str:
     return f"expiry-{run_id}"
+
+
+def inherited_expiry_id(change_id: str) -> str:
+    """The expiry workflow of one change that took over another's undo (`handrail.gate.holders`)."""
+    return f"expiry-{change_id}"
