@@ -2,6 +2,9 @@
 
 Each change comes from `Ledger.verified_change`, so an inverse edited in the ledger file
 is handed to the workflow as untrusted (and refused loudly), never as something to run.
+Each also carries the forecast of whether another run still relies on its state (then
+undoing it keeps the tool as it is, and the rollback asks nobody to approve an undo that
+would not happen); the revert itself decides, when it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from typing import Any
 
 from temporalio import activity
 
+from handrail.actions import SINGLE_ACTIONS, UnknownAction
+from handrail.gate.holders import forecast_holder
 from handrail.gate.ledger import Ledger, UntrustedRecord, open_ledger
+from handrail.gate.models import ChangeRecord
 from handrail.gate.policy import PolicyError
 from handrail.gate.policy_signing import PolicyKeeper
 from handrail.gate.rollback import (
@@ -27,6 +33,7 @@ from handrail.ops.config import Settings
 class RollbackActivities:
     def __init__(self, settings: Settings, tools: Any = None, ledger: Ledger | None = None):
         """Built around the worker's resources: (settings, tools, ledger) or one context holding them."""
+        self.actions = getattr(settings, "actions", None)
         if hasattr(settings, "ledger") and hasattr(settings, "settings"):  # a worker context
             settings, ledger = settings.settings, settings.ledger
         self.settings = settings
@@ -47,8 +54,22 @@ class RollbackActivities:
             if isinstance(found, UntrustedRecord):
                 plan.items.append(RollbackItem(change_id=found.change_id, untrusted=str(found)))
             else:
-                plan.items.append(RollbackItem(change_id=found.change_id, record=found))
+                plan.items.append(self._item(found))
         return plan
+
+    def _item(self, record: ChangeRecord) -> RollbackItem:
+        """The plan's item for a trusted change, with its forecast: kept, if another run holds its state."""
+        item = RollbackItem(change_id=record.change_id, record=record)
+        if record.why_not_undoable() is not None:
+            return item
+        try:
+            action = self.actions.for_kind(record.change.kind) if self.actions else SINGLE_ACTIONS[record.change.kind]
+        except (KeyError, UnknownAction):
+            return item
+        holder = forecast_holder(self.ledger, action, record)
+        if holder is not None:
+            item.kept_by_run, item.kept_by_change = holder.run_id, holder.change_id
+        return item
 
     def all(self) -> list:
         return [self.rollback_plan]

@@ -97,6 +97,9 @@ TTL_IN_DIGEST = "handrail-ttl-in-digest"
 # whoever started a guardrail runbook by hand neither decides its steps nor is told to; a run whose
 # first waiting step began before keeps the old rule (its starter's approval in its history replays accepted)
 STARTER_NOT_DECIDER = "handrail-starter-not-decider"
+# a rollback's undo another run still relies on is kept before it is judged or asked about
+# (`Runbook._kept`); rollbacks begun before replay as they ran
+KEEP_FIRST = "handrail-rollback-keep-first"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
@@ -313,6 +316,8 @@ class Runbook:
                 step.state = StepState.COMPENSATED
                 step.note = "the tool had applied it despite the error; " + result.detail
                 self.audit("compensation.settled", step.step_id, change_id=step.change_id, detail=result.detail)
+            elif result.kept:  # the tool holds it, and another run relies on it now
+                step.note = "the tool had applied it despite the error; " + result.detail
         return failed
 
     async def _compensate(self) -> list[str]:
@@ -379,6 +384,7 @@ class Runbook:
         protective: bool = False,
         excluded_deciders: tuple[str, ...] = (),
         reverts: ChangeRecord | None = None,
+        keep_first: bool = False,
     ) -> StepRecord:
         """Run one change through the gate. Returns the step; raises StepDenied when refused.
 
@@ -391,6 +397,10 @@ class Runbook:
         `reverts` makes the step a rollback's undo of that recorded change (`change` is its
         inverse): same guardrails and approvals, then the ledger's verified inverse is applied
         and the tool checked against the recorded before-state; it is never compensated.
+        `keep_first` (with `reverts`: the rollback plan forecasts that another run still relies
+        on the change's state): once the requester is proven, the revert is asked to keep the
+        change first; kept, the step ends there, and no approver is asked about an undo that
+        would not happen.
         """
         step = StepRecord(
             step_id=f"s{len(self.status.steps) + 1:02d}-{change.kind}",
@@ -434,6 +444,8 @@ class Runbook:
         if self._requester_proof is None:
             self._prove_requester(step, policy)
         self.audit("guardrails.evaluated", step.step_id, **judgement.audit_data(change.kind))
+        if reverts is not None and keep_first and workflow.patched(KEEP_FIRST) and await self._kept(step, reverts):
+            return step
 
         if judgement.refused:
             await self._refuse(step, f"guardrail denied {change.describe()}: {judgement.why_refused()}", policy)
@@ -523,23 +535,46 @@ class Runbook:
         """Apply a recorded change's inverse for a rollback, once the gate let it through."""
         step.state = StepState.APPLYING
         try:
-            result = await workflow.execute_activity_method(
-                GateActivities.revert_change,
-                RevertRequest(change_id=record.change_id, reason="rollback", by=self.status.requested_by,
-                              run_id=record.run_id, audit=self._take_audit(), expected_inverse=step.change),
-                **UNDO_OPTS,
-            )
+            result = await self._revert_for_rollback(step, record)
         except ActivityError as err:
             result = RevertResult(change_id=record.change_id, reverted=False, verified=False,
                                   detail=_describe_failure(err))
             step.state = StepState.FAILED
-        else:
-            step.state = StepState.APPLIED if result.reverted else StepState.UNCHANGED
+        self._undone(step, record, result)
+        return step
+
+    async def _kept(self, step: StepRecord, record: ChangeRecord) -> bool:
+        """Keep a rollback's change another run still relies on, before its undo is judged or
+        asked about: True when the revert kept it (or found it undone already); False when nobody
+        holds its state any more, or the ask failed: the undo then goes through the gate."""
+        try:
+            result = await self._revert_for_rollback(step, record, keep_only=True)
+        except ActivityError:
+            return False
+        if not (result.kept or result.already):
+            return False
+        self._undone(step, record, result)
+        return True
+
+    async def _revert_for_rollback(self, step: StepRecord, record: ChangeRecord, keep_only: bool = False):
+        return await workflow.execute_activity_method(
+            GateActivities.revert_change,
+            RevertRequest(change_id=record.change_id, reason="rollback", by=self.status.requested_by,
+                          run_id=record.run_id, audit=self._take_audit(), expected_inverse=step.change,
+                          keep_only=keep_only),
+            **UNDO_OPTS,
+        )
+
+    def _undone(self, step: StepRecord, record: ChangeRecord, result: RevertResult) -> None:
+        """Book a rollback's revert on its step; kept: another run still relies on the state."""
+        if step.state != StepState.FAILED:
+            step.state = StepState.APPLIED if result.reverted else (
+                StepState.KEPT if result.kept else StepState.UNCHANGED)
         step.change_id, step.note, step.finished_at = record.change_id, result.detail, workflow.now()
         self.undone[record.change_id] = result
         self.audit("change.undone", step.step_id, change_id=record.change_id, reverted=result.reverted,
-                   verified=result.verified, detail=result.detail)
-        return step
+                   verified=result.verified, detail=result.detail,
+                   **({"kept": result.kept, "held_by_run": result.held_by_run} if result.kept else {}))
 
     def _prove_requester(self, step: StepRecord, policy: GatePolicy) -> None:
         """Before the first change: the requester is the verified signer (or the service itself)."""

@@ -14,6 +14,12 @@ may ask again, while a rollback that ran is never started twice.
 A rollback that could not finish (`needs_attention`) may be asked for again: `handrail
 rollback RUN` then starts `rollback-<run id>-retry-N`, which retries exactly the changes
 still held (reverted ones are skipped; pending ones are settled by reading the tool).
+
+A change another run still relies on (that run found the state already so) is kept, the
+tool untouched (`handrail.gate.holders`). When the plan forecasts it, the step gate asks
+the revert to keep it once the requester is proven and before anyone is asked to approve
+the undo (`keep_first`), so nobody approves an undo that would not happen; the undo keeps
+it too if a holder appeared after the forecast.
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ class RollbackRun(RunbookWorkflow):
                     rb.audit("rollback.untrusted_record", change_id=item.change_id, why=item.untrusted)
                     continue
                 step = await rb.change(item.record.inverse, abort_on_deny=False,
-                                       excluded_deciders=tuple(plan.parties), reverts=item.record)
+                                       excluded_deciders=tuple(plan.parties), reverts=item.record,
+                                       keep_first=bool(item.kept_by_run))
                 result = rb.undone.get(item.change_id) or RevertResult(
                     change_id=item.change_id, reverted=False, verified=False, detail=step.note)
                 report.results.append(result)

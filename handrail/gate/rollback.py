@@ -90,6 +90,10 @@ class RollbackItem(BaseModel):
     change_id: str
     record: ChangeRecord | None = None
     untrusted: str = ""
+    # forecast by the plan: another run still relies on the change's state, so undoing it would
+    # keep the tool as it is (`handrail.gate.holders`); the revert decides when it runs
+    kept_by_run: str = ""
+    kept_by_change: str = ""
 
 
 class RollbackPlanRequest(BaseModel):
