@@ -9,6 +9,7 @@ from temporalio import activity
 from activities.context import WorkerContext
 from activities.ledger_io import off_loop
 from handrail.actions import UnknownAction
+from handrail.gate.ledger_core import UntrustedRecord
 from handrail.gate.reconcile import (
     DriftItem,
     ExpiredChange,
@@ -60,6 +61,8 @@ class ReconcileActivities:
                     drift.append(DriftItem(change_id=record.change_id, run_id=record.run_id,
                                            change=record.change.describe(), ledger="pending", tool_holds=holds,
                                            detail="the outcome of this change was never settled"))
+            elif reverted and holds and await off_loop(_kept, self.ledger, record.change_id):
+                continue  # undone but kept: another run's change relies on the state and holds it
             elif holds != (ledger_says == "live"):
                 detail = ("the ledger says it is live but the tool does not hold it" if ledger_says == "live"
                           else "the ledger says it was reverted but the tool still holds it")
@@ -67,3 +70,12 @@ class ReconcileActivities:
                                        change=record.change.describe(), ledger=ledger_says, tool_holds=holds,
                                        detail=detail))
         return drift
+
+
+def _kept(ledger, change_id: str) -> bool:
+    """Whether the change's revert kept the tool as it was, for a run still relying on it
+    (`handrail.gate.holders`); an untrusted revert is not taken at its word."""
+    try:
+        return bool((ledger.verified_revert_event(change_id) or {}).get("kept"))
+    except UntrustedRecord:
+        return False

@@ -352,7 +352,10 @@ async def rollback(
     else:
         console.print(f"Rollback of {shown(run_id)}: [bold]{shown(report.state)}[/]")
         for result in report.results:
-            done = "reverted" if result.reverted else "not reverted"
+            if result.kept:  # the detail says more: released, or handed over to which change
+                done = f"kept: run {shown(result.held_by_run)} still relies on it"
+            else:
+                done = "reverted" if result.reverted else "not reverted"
             console.print(f" - {shown(result.change_id)}: {done}; {shown(result.detail)}")
         if report.waiting:
             console.print(f" - {shown(report.waiting)}")

@@ -127,8 +127,10 @@ async def run_status(client: Client | None, settings: Settings, run_id: str, why
         if status.state == RunState.RUNNING and status.pending_step() is not None:
             status.state = RunState.AWAITING_APPROVAL  # what the run's HandrailState says too
     from handrail.gate.expiry_outcome import apply_expiries
+    from handrail.gate.kept_outcome import apply_inherited, apply_kept
 
-    return apply_rollback_outcome(apply_expiries(status, rows), rows)
+    status = apply_rollback_outcome(apply_expiries(apply_inherited(status, rows), rows), rows)
+    return apply_kept(status, rows)  # last: a change kept for another run is not "rolled back" nor "expired"
 
 
 async def _rollback_status(client: Client | None, settings: Settings, workflow_id: str,
@@ -311,6 +313,7 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     try:
         changes = ledger.verified_changes_for_run(run_id)
         known = changes or list(ledger.audit_rows(run_id))
+        holders = {r.change_id: _forecast_holder(ledger, r) for r in changes if not isinstance(r, UntrustedRecord)}
     finally:
         ledger.close()
     if not known:
@@ -322,15 +325,29 @@ def rollback_plan(settings: Settings, run_id: str) -> list[dict[str, Any]]:
                          "undo": f"refuse: {record}", "will_run": False})
             continue
         skip = record.why_not_undoable()
+        holder = holders.get(record.change_id)
         action = f"skip: {skip}" if skip else f"{record.inverse.kind} {record.inverse.target}"
+        if skip is None and holder is not None:  # a forecast: the rollback decides when it runs
+            action = f"kept: run {holder.run_id} still relies on it (its change {holder.change_id}); the tool keeps it"
         plan.append({
             "change_id": record.change_id,
             "change": record.change.describe(),
             "before": record.before,
             "undo": action,
-            "will_run": action.startswith("skip") is False,
+            "will_run": skip is None and holder is None,
         })
     return plan
+
+
+def _forecast_holder(ledger, record):
+    """Another run's change that would keep this one if it were undone now (`handrail.gate.holders`)."""
+    from handrail.actions import SINGLE_ACTIONS
+    from handrail.gate.holders import forecast_holder
+
+    action = SINGLE_ACTIONS.get(record.change.kind)
+    if action is None or record.why_not_undoable() is not None:
+        return None
+    return forecast_holder(ledger, action, record)
 
 
 async def rollback(client: Client, settings: Settings, run_id: str, requested_by: str, *,

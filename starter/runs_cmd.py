@@ -165,6 +165,7 @@ def rollback_row(execution_id: str, execution_run: str | None, state: str, rows:
 
 
 def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
+    from handrail.gate.kept_outcome import runs_note
     from handrail.gate.search import REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY
 
     attrs = execution.typed_search_attributes
@@ -193,6 +194,7 @@ def _row(execution: WorkflowExecution, ledger) -> dict[str, Any]:
         "closed_at": execution.close_time.isoformat() if execution.close_time else None,
         "requested_by": attrs.get(REQUESTER_KEY) or "",
         "subject": subject,
+        "kept": runs_note(rows) or None,  # changes undone for this run that another run still relies on
         **extra,
     }
 
@@ -297,8 +299,11 @@ def print_runs(rows: list[dict[str, Any]]) -> None:
 
 def note(row: dict[str, Any]) -> str:
     """Plain text: why a refused rollback request was refused, and the requests refused before the
-    row's rollback under its id (folded into its row: one count, who asked, the last reason)."""
+    row's rollback under its id (folded into its row: one count, who asked, the last reason); and
+    the run's changes kept for another run that relies on them ("kept: run R still relies on it")."""
     parts = [f"refused: {row['why']}"] if row.get("why") else []
+    if row.get("kept"):  # e.g. rolled back, but a change of it kept: another run relies on it
+        parts.append(row["kept"])
     before = row.get("refused_before") or []
     if before:
         who = ", ".join(dict.fromkeys(str(r.get("by")) for r in before))

@@ -78,6 +78,9 @@ def expiry_facts(settings, run_id: str) -> dict[str, Any]:
     ledger = open_ledger(settings)
     try:
         records = [r for r in ledger.changes_for_run(run_id) if r.expires_at is not None]
+        one = ledger.change(run_id) if not records and "/" in run_id else None
+        if one is not None and one.expires_at is not None:  # expiry-<change id>: a change that took another over
+            records, run_id = [one], one.run_id
     finally:
         ledger.close()
     return {"run_id": run_id, "changes": [{

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from handrail.gate.kept_outcome import inherited_note
 from handrail.gate.models import (
     Change,
     Decision,
@@ -66,14 +67,24 @@ def status_from_audit(run_id: str, rows: list[dict[str, Any]]) -> RunStatus | No
         elif event in _CHANGE_STATE and step:
             step.state, step.change_id = _CHANGE_STATE[event], data.get("change_id")
             step.unchanged = event == "change.unchanged"
+            if data.get("inherited_from"):  # it took over another run's change (handrail.gate.holders)
+                step.note = inherited_note(data)
             if data.get("expires_at"):
                 step.expires_at = datetime.fromisoformat(data["expires_at"])
         elif event == "change.reverted":
             for candidate in status.steps:
                 if candidate.change_id == data.get("change_id"):
                     reason = data.get("reason")
+                    if data.get("kept"):  # the tool kept the state: another run relies on it
+                        candidate.state = StepState.KEPT
+                        candidate.note = f"{data.get('detail', '')} (undone for this run by {reason}, {data.get('by')})"
+                        continue
                     candidate.state = _REVERTED_STATE.get(reason, StepState.COMPENSATED)
                     candidate.note = f"reverted by {reason} ({data.get('by')}): {data.get('detail', '')}"
+        elif event == "change.undone" and step:  # a rollback's own step: what its revert came to
+            step.change_id, step.note = data.get("change_id"), data.get("detail", "")
+            step.state = StepState.APPLIED if data.get("reverted") else (
+                StepState.KEPT if data.get("kept") else StepState.UNCHANGED)
         elif event == "run.requester_set":  # a runbook that names the affected person as requester
             status.requested_by = data.get("requested_by", status.requested_by)
         elif event == "run.finished":
