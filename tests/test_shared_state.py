@@ -15,6 +15,7 @@ from handrail.gate.expiry import ExpiryPlan, expiry_id, inherited_expiry_id
 from handrail.gate.kept_outcome import runs_note
 from handrail.gate.models import EgressBlockTrigger, RollbackTrigger, RunState, StepState
 from starter import ops
+from starter.workflow_view import expiry_facts
 from tests.support import make_policy, running_stack, send_decision, skip_time
 from tests.test_replay import replay
 from workflows.egress_block import EgressBlock
@@ -166,6 +167,8 @@ async def test_the_first_runs_ttl_ends_and_the_second_keeps_the_block_until_its_
         stack.started.append(heir_expiry)  # the second run's TTL, now that undoing it restores the first before-state
         took = await ops.run_status(stack.client, stack.settings, second.id)
         assert took.steps[0].state == StepState.APPLIED and took.steps[0].expires_at is not None
+        facts = expiry_facts(stack.settings, theirs)  # `show expiry-<change id>` names the change and its run
+        assert facts["run_id"] == second.id and [c["change_id"] for c in facts["changes"]] == [theirs]
         await skip_time(env, timedelta(hours=2))
         [item] = (await heir_expiry.result()).items
         assert item.state == "expired" and IP not in await stack.edl()
