@@ -125,7 +125,8 @@ class Keeper:
                     reapplied: bool) -> RevertResult | None:
         """Record the change kept (None: the holder moved meanwhile, look again)."""
         if keep.heir is not None and keep.heir.expires_at is not None and self.start_expiry is not None:
-            await self.start_expiry(keep.heir)  # first: a retry starts it again harmlessly; unused, it finds it unheld
+            # first: a retry starts it again harmlessly; if the hand-over does not happen, it undoes nothing
+            await self.start_expiry(keep.heir)
         detail = kept_detail(keep, reapplied)
         event = _reverted_event(request, record, True, detail, **kept_audit(keep, reapplied))
         outcome = await off_loop(self.ledger.keep_change, request.change_id, request.run_id, request.reason,

@@ -44,6 +44,7 @@ def _shared_intel(settings) -> Any:
 _DONE = {"dns.sinkhole": "sinkholed", "proxy.block": "blocked"}
 _AFTER = {"applied": "{done}", "unchanged": "already {done}", "expired": "{done}, since expired",
           "rolled_back": "{done}, since rolled back", "compensated": "{done}, then undone (compensation)",
+          "kept": "{done}, undone for this run; kept, as another run relies on it",
           "awaiting_approval": "hold: waiting for approval", "denied": "denied", "failed": "failed",
           "compensation_failed": "{done}; undoing it failed"}
 
