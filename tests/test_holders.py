@@ -206,3 +206,23 @@ def test_keep_only_changes_nothing_when_nobody_relies_on_the_state(ledger):
     result = asyncio.run(keeper.undo(revert(mine.change_id).model_copy(update={"keep_only": True}), mine))
     assert not result.kept and not result.reverted and firewall.calls == []
     assert ledger.revert_of(mine.change_id) is None
+
+
+def _rows(*events: tuple[str, str, dict]) -> list[dict]:
+    """Audit rows of a rolled-back run: (execution, event, data), ids as the rollback writes them."""
+    return [{"id": f"rollback-r2:{execution}:orig-{i}", "event": event, "data": data}
+            for i, (execution, event, data) in enumerate(events)]
+
+
+def test_a_run_relies_on_nothing_once_someone_rolled_it_back():
+    from handrail.gate.rollback_outcome import rolled_back_on_request
+
+    started = ("x1", "rollback.started", {"by": "bob"})
+    assert not rolled_back_on_request(_rows())
+    assert rolled_back_on_request(_rows(started))  # nothing of its own to undo: no outcome is written
+    assert rolled_back_on_request(_rows(started, ("x1", "run.rolled_back", {"failed": []})))
+    assert not rolled_back_on_request(_rows(started, ("x1", "rollback.denied", {"denied": ["c"]})))
+    assert not rolled_back_on_request(_rows(("x0", "rollback.refused", {"why": "a party"})))
+    assert not rolled_back_on_request(_rows(started, ("x1", "rollback.refused", {"why": "not proven"})))
+    # a later request refused at once (its own execution) does not undo an earlier rollback
+    assert rolled_back_on_request(_rows(started, ("x2", "rollback.refused", {"why": "a party"})))

@@ -96,11 +96,24 @@ def _story(rows: list[dict[str, Any]]) -> _Story:
 
 
 def rolled_back_on_request(rows: list[dict[str, Any]]) -> bool:
-    """Whether someone rolled the run back: its last rollback started and was neither refused
-    nor denied, in whole or in part. Such a run no longer relies on the states it found in
-    place (`handrail.gate.holders`), although its rollback had nothing of theirs to undo."""
-    note = _story(rows).note
-    return note is not None and note.outcome not in ("refused", "denied", "partly_rolled_back")
+    """Whether someone rolled the run back: a rollback of it started (and its request was not
+    found unproven afterwards) and its undos were not denied, in whole or in part. Such a run no
+    longer relies on the states it found in place (`handrail.gate.holders`), although its
+    rollback had nothing of theirs to undo (and then writes no outcome). A request refused
+    before it started (its own execution: the event ids' prefix) changes nothing."""
+    state, before, started = None, None, None
+    for row in rows:
+        event, data = row["event"], row.get("data") or {}
+        execution = str(row.get("id", "")).rsplit(":orig-", 1)[0]
+        if event == "rollback.started":
+            before, state, started = state, "started", execution
+        elif event == "rollback.refused" and state == "started" and execution == started:
+            state = before  # that request was not proven: it rolled nothing back
+        elif event == "run.rolled_back" or (event == "run.needs_attention" and "failed" in data):
+            state = "rolled_back"
+        elif event in ("rollback.denied", "rollback.partly_rolled_back"):
+            state = "denied"
+    return state in ("started", "rolled_back")
 
 
 def _when(at: datetime | None) -> str:
