@@ -143,8 +143,14 @@ class Keeper:
         verified = state == record.before
         detail = "tool state matches the recorded before-state" if verified else (
             f"tool state {state} differs from the recorded before-state {record.before}")
-        await off_loop(self.ledger.record_revert, request.change_id, request.run_id, request.reason, request.by,
-                       _now(), verified, detail, event=_reverted_event(request, record, verified, detail))
+        recorded = await off_loop(self.ledger.record_revert, request.change_id, request.run_id, request.reason,
+                                  request.by, _now(), verified, detail,
+                                  event=_reverted_event(request, record, verified, detail))
+        if not recorded:  # another revert (an expiry, a second rollback) was recorded meanwhile: it undid it
+            first = await off_loop(self.ledger.revert_of, request.change_id)
+            who = f"{first.reason} ({first.by})" if first is not None else "another revert"
+            return RevertResult(change_id=request.change_id, reverted=False, already=True,
+                                verified=verified, detail=f"already reverted by {who}")
         return RevertResult(change_id=request.change_id, reverted=True, verified=verified, detail=detail)
 
 
