@@ -127,13 +127,16 @@ def build_query(states: list[str] | None = None, runbooks: list[str] | None = No
 
 def state_from_ledger(visible: str, rows: list[dict[str, Any]]) -> str:
     """The run's state once the ledger is heard: its last rollback's outcome, as `handrail show`
-    reads it, or `expired` when it completed and every change it made with a TTL has expired."""
-    from handrail.gate.expiry_outcome import all_expired
+    reads it, `needs_attention` when an expiry failed and the tool still holds the change, or
+    `expired` when it completed and every change it made with a TTL has expired."""
+    from handrail.gate.expiry_outcome import all_expired, failed_expiries
     from handrail.gate.rollback_outcome import rollback_outcome
 
     outcome = rollback_outcome(rows)
     if outcome is not None:
         return outcome.state.value
+    if visible == RunState.COMPLETED.value and failed_expiries(rows):
+        return RunState.NEEDS_ATTENTION.value  # a TTL that could not be undone: the change is still held
     if visible == RunState.COMPLETED.value and all_expired(rows):
         return EXPIRED
     return visible

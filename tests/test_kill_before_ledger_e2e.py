@@ -131,7 +131,8 @@ async def test_a_worker_killed_between_the_tool_and_the_ledger_settles_each_chan
             await tools.lab_set_fault(f"/firewall/egress/{TTL_IP}", method="DELETE", latency_ms=1500, count=1)
             await _kill_between_tool_and_ledger(settings, tools, "DELETE", TTL_IP, pids["worker"])
             await asyncio.to_thread(stack.start, settings, True)
-            plan = await asyncio.wait_for(client.get_workflow_handle(expiry_id(ttl.id), result_type=ExpiryPlan).result(), 180)
+            expiry = client.get_workflow_handle(expiry_id(ttl.id), result_type=ExpiryPlan)
+            plan = await asyncio.wait_for(expiry.result(), 180)
             assert [i.state for i in plan.items] == ["expired"], plan
 
             edl = (await tools.firewall.edl()).split()

@@ -29,6 +29,10 @@ REVERT_OPTS = dict(
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
 )
 
+AUDIT_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=10))
+# an expiry that failed is written into the run's audit; expiries that failed before replay as they ran
+EXPIRY_FAILED_AUDITED = "handrail-expiry-failed-audited"
+
 
 @workflow.defn(name="ExpireChanges")
 class ExpireChanges:
@@ -72,9 +76,23 @@ class ExpireChanges:
         except ActivityError as err:
             item.state, item.detail = "failed", f"expiry failed: {err.cause or err}"
             workflow.upsert_search_attributes([STATE_KEY.value_set("needs_attention")])
+            if workflow.patched(EXPIRY_FAILED_AUDITED):
+                await self._audit_failure(run_id, item)
             return
         item.state = "expired" if result.reverted else ("kept" if result.kept else "skipped")
         item.detail = result.detail
+
+    async def _audit_failure(self, run_id: str, item: ExpiryItem) -> None:
+        """Write `expiry.failed` into the run's own audit, so `handrail show RUN` and `handrail runs`
+        say the change is still held (the reconciler retries it; `handrail rollback` undoes it now)."""
+        event = AuditEvent(id=f"{workflow.info().workflow_id}:{item.step_id}:failed", at=workflow.now(),
+                           run_id=run_id, step_id=item.step_id, event="expiry.failed",
+                           data={"change_id": item.change_id, "expires_at": item.expires_at.isoformat(),
+                                 "error": item.detail})
+        try:
+            await workflow.execute_activity_method(GateActivities.record_audit, [event], **AUDIT_OPTS)
+        except ActivityError:
+            pass  # the ledger is down too: the workflow's own state still says needs_attention
 
     @workflow.query
     def status(self) -> ExpiryPlan | None:

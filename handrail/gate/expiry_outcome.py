@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handrail.gate.models import RunStatus, StepState
+from handrail.gate.models import RunState, RunStatus, StepState
 
 
 def _reverts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -23,6 +23,18 @@ def _reverts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if row["event"] == "change.reverted" and data.get("change_id"):
             found[str(data["change_id"])] = data
     return found
+
+
+def failed_expiries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Change id -> its `expiry.failed` data, for changes whose expiry failed and that are still
+    held (no revert since: the reconciler's or a rollback's revert clears it)."""
+    failed: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        data = row.get("data") or {}
+        if row["event"] == "expiry.failed" and data.get("change_id"):
+            failed[str(data["change_id"])] = data
+    reverts = _reverts(rows)
+    return {change_id: data for change_id, data in failed.items() if change_id not in reverts}
 
 
 def all_expired(rows: list[dict[str, Any]]) -> bool:
@@ -39,15 +51,26 @@ def apply_expiries(status: RunStatus, rows: list[dict[str, Any]]) -> RunStatus:
     expiring = [s for s in status.steps if s.expires_at and s.change_id]
     if not expiring:
         return status
-    reverts = _reverts(rows)
-    pending = 0
+    reverts, failed = _reverts(rows), failed_expiries(rows)
+    pending, left = 0, []
     for step in expiring:
         revert = reverts.get(step.change_id or "")
-        if revert is None:
+        failure = failed.get(step.change_id or "")
+        if failure is not None and step.state == StepState.APPLIED:
+            left.append(step.change_id)
+            step.note = (f"{failure.get('error') or 'expiry failed'}; the tool still holds it: the reconciler "
+                         f"retries it every 5 minutes, `handrail rollback {status.run_id}` undoes it now")
+        elif revert is None:
             pending += step.state == StepState.APPLIED
         elif revert.get("reason") == "expiry" and step.state == StepState.APPLIED:
             step.state, step.note = StepState.EXPIRED, str(revert.get("detail", ""))
     status.summary["expiries_pending"] = pending
+    if left:
+        status.summary["expiries_failed"] = left
+        why = f"expiry failed for ledger change(s) {', '.join(left)}; the tool still holds them"
+        status.error = f"{status.error}; {why}" if status.error else why
+        if status.state == RunState.COMPLETED:
+            status.state = RunState.NEEDS_ATTENTION
     if pending == 0 and all_expired(rows):
         status.summary["all_expired"] = True
     return status

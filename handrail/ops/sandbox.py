@@ -110,6 +110,7 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "workflows.rogue_device.TOOL_OPTS": "workflows.gate's activity options, read with ** only",
     "workflows.rollback.CHECK_OPTS": "workflows.gate's activity options, read with ** only",
     "workflows.expiry.REVERT_OPTS": "activity options, read with ** only",
+    "workflows.expiry.AUDIT_OPTS": "activity options, read with ** only",
     "workflows.reconcile.READ_OPTS": "activity options, read with ** only",
     "workflows.reconcile.REVERT_OPTS": "activity options, read with ** only",
     "workflows.intel_sync.LOOK_RETRY": "a retry policy passed to activity calls, never modified",
