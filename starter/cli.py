@@ -216,13 +216,18 @@ async def pending(as_json: bool = JSON):
 def _decide(run_id: str, approver: str | None, approve: bool, step: str | None, reason: str, as_json: bool,
             key: Optional[Path] = None):
     async def body():
+        from handrail.ops.temporal import TemporalUnavailable
         from starter import ops, signing
 
         settings = _settings()
         signer = signing.load_signer(settings, key, approver)  # the key says who decides; --as only checks
 
         sign = ops.decision_signer(settings, run_id, signer, approve, step, reason)
-        result = await ops.decide(await _client(settings), run_id, signer.user, approve, step, reason, sign=sign)
+        try:
+            client = await _client(settings)
+        except TemporalUnavailable as exc:
+            fail(ops.not_delivered(run_id, exc))
+        result = await ops.decide(client, run_id, signer.user, approve, step, reason, sign=sign)
         result["signer"], result["key"] = signer.user, signer.public.fingerprint
         if as_json:
             print_json(result)

@@ -210,7 +210,7 @@ async def decide(
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             fail(f"No run {run_id} exists in Temporal.")
-        raise
+        fail(not_delivered(run_id, exc, sent=False))
     if desc.status != WorkflowExecutionStatus.RUNNING:
         fail(f"Run {run_id} has already finished ({desc.status.name.lower()}); there is nothing to decide.")
     signed_from: RunStatus | None = None
@@ -218,7 +218,10 @@ async def decide(
         decision, signed_from = await sign(client)
     else:
         decision = Decision(id=uuid.uuid4().hex, step=step, approver=approver, approve=approve, reason=reason)
-    await handle.signal("decide", decision)
+    try:
+        await handle.signal("decide", decision)
+    except RPCError as exc:  # Temporal went away (a restart): say so, never "failed unexpectedly"
+        fail(not_delivered(run_id, exc, sent=exc.status in _UNKNOWN_OUTCOME))
     if signed_from is not None and signed_from.live_note:  # no worker answered: do not wait for one
         return {"run_id": run_id, "decision_id": decision.id, "accepted": None, "kept": True, "live": False,
                 "state": signed_from.state.value, "why": kept_until_a_worker_runs(run_id)}
@@ -247,6 +250,23 @@ async def decide(
     return {"run_id": run_id, "decision_id": decision.id, "accepted": None,
             "why": "the decision was sent, but no worker has judged it yet; Temporal keeps it and a worker "
                    f"judges it when one runs (follow it with `handrail show {run_id}`)"}
+
+
+# an RPC that may have reached the server before its answer was lost
+_UNKNOWN_OUTCOME = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN)
+
+
+def not_delivered(run_id: str, why: BaseException | str, sent: bool = False) -> str:
+    """The sentence for a decision Temporal did not take (it was down or restarting).
+
+    `sent`: the signal went out but its answer was lost, so it may have arrived; sending the
+    decision again is safe either way (a run counts one decision per approver and step)."""
+    first = str(why).splitlines()[0].rstrip(".") if str(why) else type(why).__name__
+    head = ("Your decision may not have been delivered" if sent
+            else "Your decision was not delivered: the run has not received it")
+    return (f"{head} (Temporal did not answer: {first}). Run the same command again once Temporal "
+            f"answers (`handrail status`; `handrail up` starts what is down); follow the run with "
+            f"`handrail show {run_id}`.")
 
 
 def kept_until_a_worker_runs(run_id: str) -> str:
