@@ -410,10 +410,20 @@ async def rollback(client: Client, settings: Settings, run_id: str, requested_by
             )
             return await _rollback_outcome(handle, run_id, requested_by)
         except WorkflowAlreadyStartedError:
+            if await _still_running(client, workflow_id):  # asked twice at once (two shells): one rollback
+                fail(f"A rollback of run {run_id} is under way ({workflow_id}); follow it with "
+                     f"`handrail show {workflow_id}` rather than starting another.")
             if not _rollback_left_changes(settings, run_id):
                 fail(f"Run {run_id} has already been rolled back ({workflow_id}); a run is rolled back once.")
             workflow_id = f"{rollback_id(run_id)}-retry-{attempt}"  # retry what the last one left
     fail(f"Run {run_id} has been rolled back too many times; look at it in the Web UI.")
+
+
+async def _still_running(client: Client, workflow_id: str) -> bool:
+    try:
+        return (await client.get_workflow_handle(workflow_id).describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError:
+        return False
 
 
 def _rollback_left_changes(settings: Settings, run_id: str) -> bool:
