@@ -10,6 +10,7 @@ the run's audit rows, so they cannot disagree.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from handrail.gate.models import RunState, RunStatus, StepState
@@ -21,8 +22,31 @@ def _reverts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in rows:
         data = row.get("data") or {}
         if row["event"] == "change.reverted" and data.get("change_id"):
-            found[str(data["change_id"])] = data
+            found[str(data["change_id"])] = {**data, "_at": row.get("at")}
     return found
+
+
+LATE_AFTER = timedelta(minutes=1)
+
+
+def _late(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes < 48 * 60 else f"{minutes // 1440}d{minutes % 1440 // 60}h"
+
+
+def _undone_when(revert: dict[str, Any], due: datetime | None) -> str:
+    """When the expiry undid the change, and how late, if it could not run when it was due
+    (no worker then, or the tool refused): `show` says when, not only when it was due."""
+    try:
+        at = datetime.fromisoformat(str(revert.get("_at")))
+    except ValueError:
+        return ""
+    text = f"undone {at:%Y-%m-%d %H:%M:%S}Z"
+    if due is not None and at - due > LATE_AFTER:
+        text += f", {_late((at - due).total_seconds())} after it was due"
+    return text
 
 
 def failed_expiries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -63,7 +87,9 @@ def apply_expiries(status: RunStatus, rows: list[dict[str, Any]]) -> RunStatus:
         elif revert is None:
             pending += step.state == StepState.APPLIED
         elif revert.get("reason") == "expiry" and step.state == StepState.APPLIED:
-            step.state, step.note = StepState.EXPIRED, str(revert.get("detail", ""))
+            when = _undone_when(revert, step.expires_at)
+            step.state = StepState.EXPIRED
+            step.note = "; ".join(part for part in (str(revert.get("detail", "")), when) if part)
     status.summary["expiries_pending"] = pending
     if left:
         status.summary["expiries_failed"] = left
