@@ -75,6 +75,13 @@ TOOL_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
 )
+# The gate's audit writes (idempotent: each event has its id). The ledger locked or restarting must
+# not end a run an approver already decided: they are retried until it is back, visibly pending.
+AUDIT_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=60),  # more than SQLite's 30 s wait for a lock
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
+                             maximum_attempts=0),
+)
 # A rollback's undo: a few quick attempts; what still fails leaves the rollback `needs_attention`
 # and the next `handrail rollback RUN` retries exactly what is left (a person is watching).
 UNDO_OPTS = dict(
@@ -172,9 +179,9 @@ class Runbook:
         (a local activity: no activity task, no extra round trip), for the run's last write."""
         events = self._take_audit()
         if events and local:
-            await workflow.execute_local_activity_method(GateActivities.record_audit, events, **CHECK_OPTS)
+            await workflow.execute_local_activity_method(GateActivities.record_audit, events, **AUDIT_OPTS)
         elif events:
-            await workflow.execute_activity_method(GateActivities.record_audit, events, **CHECK_OPTS)
+            await workflow.execute_activity_method(GateActivities.record_audit, events, **AUDIT_OPTS)
 
     # -- state and search attributes ---------------------------------------------------
     def _set_state(self, state: RunState, awaiting: str = "") -> None:

@@ -83,6 +83,7 @@ DOCUMENTED_CONSTANTS: dict[str, str] = {
     "workflows.notify.NOTIFY_OPTS": "activity options, read with ** only",
     "handrail.notify.message._HEADLINE": "notice event -> headline words",
     "workflows.gate.CHECK_OPTS": "activity options, read with ** only",
+    "workflows.gate.AUDIT_OPTS": "activity options, read with ** only",
     "workflows.gate.ONE_TRIP_OPTS": "activity options, read with ** only",
     "workflows.gate.TOOL_OPTS": "activity options, read with ** only",
     "workflows.gate.COMPENSATE_OPTS": "activity options, read with ** only",
