@@ -321,7 +321,12 @@ class GateActivities:
     async def revert_change(self, request: RevertRequest) -> RevertResult:
         """Apply a recorded change's inverse and check the tool is back in its before-state;
         or keep it, the tool untouched, when another run still relies on its state
-        (`activities.keep`, `handrail.gate.holders`)."""
+        (`activities.keep`, `handrail.gate.holders`). Heartbeats like an apply, so a worker
+        killed mid-revert is noticed in seconds."""
+        async with heartbeating():
+            return await self._revert(request)
+
+    async def _revert(self, request: RevertRequest) -> RevertResult:
         await off_loop(self.ledger.append, request.audit)
         try:  # only the hash-chained record is trusted: an inverse edited in the file is refused
             record = await off_loop(self.ledger.verified_change, request.change_id)

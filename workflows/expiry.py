@@ -26,6 +26,7 @@ from workflows.gate import AWAITING_KEY, REQUESTER_KEY, RUNBOOK_KEY, STATE_KEY, 
 
 REVERT_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),  # revert_change heartbeats: a killed worker is noticed in seconds
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
 )
 

@@ -86,6 +86,7 @@ AUDIT_OPTS = dict(
 # and the next `handrail rollback RUN` retries exactly what is left (a person is watching).
 UNDO_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),  # revert_change heartbeats: a killed worker is noticed in seconds
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
                              maximum_attempts=5),
 )
@@ -109,6 +110,7 @@ STARTER_NOT_DECIDER = "handrail-starter-not-decider"
 KEEP_FIRST = "handrail-rollback-keep-first"
 COMPENSATE_OPTS = dict(
     start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
 )
 

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
 READ_OPTS = dict(start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=2),
                  retry_policy=RetryPolicy(maximum_attempts=3))
-REVERT_OPTS = dict(start_to_close_timeout=timedelta(seconds=60),
+REVERT_OPTS = dict(start_to_close_timeout=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10),
                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8))
 
 
