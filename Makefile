@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-scaleout bench lint down clean
+.PHONY: demo test test-fast test-scaleout test-slow bench lint down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ test-fast: $(STAMP)
 # Two worker processes on one PostgreSQL ledger (about a minute); .ci/run runs it after `make test`.
 test-scaleout: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider -m scaleout
+
+# The slow tier (about two minutes; .ci/run runs it after `make test`): the scale-out proof and
+# fault tests that wait out real heartbeat and retry timeouts after a SIGKILL.
+test-slow: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider -m "scaleout or slow"
 
 # The intel bench compares against FireHOL's iprange (Debian package); it reports null without it.
 bench: $(STAMP)

@@ -31,7 +31,7 @@ from tests.test_stack_partial import _wait_gone
 from workflows.egress_block import EgressBlock
 from workflows.rollback import RollbackRun, rollback_id
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a minute of real timeouts: `make test-slow`
 
 IP, TTL_IP = "203.0.113.98", "203.0.113.99"
 
