@@ -13,7 +13,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.taskqueue.v1 import PollerInfo
 
-from handrail.ops import liveness
+from handrail.ops import liveness, worker_record
 from handrail.ops.config import load_settings
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ def _settings(home: Path, queue: str = "handrail"):
 def _record(settings, pid: int, cmd: list[str], **where) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     doc = {"temporal_address": settings.temporal_address, "namespace": settings.namespace,
-           "task_queue": settings.task_queue, **liveness.here(), **where,
+           "task_queue": settings.task_queue, **worker_record.here(), **where,
            "components": {"worker": {"pid": pid, "cmd": cmd}}}
     (settings.home / "stack.json").write_text(json.dumps(doc))
 
@@ -51,7 +51,7 @@ def test_the_recorded_worker_is_gone_once_its_process_is(tmp_path, worker):
     assert liveness.gone_workers(settings) == set()  # running: Temporal's word stands
     proc.kill()
     proc.wait()
-    assert liveness.gone_workers(settings) == {f"{proc.pid}@{liveness.here()['host']}"}
+    assert liveness.gone_workers(settings) == {f"{proc.pid}@{worker_record.here()['host']}"}
 
 
 @pytest.mark.parametrize("change", [
@@ -79,8 +79,8 @@ def test_a_record_of_another_task_queue_is_not_this_ones(tmp_path, worker):
 def test_a_worker_just_stopped_is_gone_until_its_last_poll_is_old_anyway(tmp_path):
     settings = _settings(tmp_path / "home")
     settings.home.mkdir(parents=True)
-    liveness.note_stopped(settings, 4242, at=NOW)
-    me = f"4242@{liveness.here()['host']}"
+    worker_record.note_stopped(settings, 4242, at=NOW)
+    me = f"4242@{worker_record.here()['host']}"
     assert liveness.gone_workers(settings, NOW + timedelta(seconds=1)) == {me}
     assert liveness.gone_workers(settings, NOW + liveness.RECENT + timedelta(seconds=1)) == set()
     assert liveness.gone_workers(_settings(tmp_path / "home", "other-queue"), NOW) == set()
@@ -107,7 +107,7 @@ async def test_pending_says_no_worker_at_once_when_the_only_poller_is_the_dead_l
     proc, cmd = worker
     settings = _settings(tmp_path / "home")
     _record(settings, proc.pid, cmd)
-    local = liveness.identity(proc.pid)
+    local = worker_record.identity(proc.pid)
     proc.kill()
     proc.wait()
     # Temporal still lists its poller, last seen a moment ago

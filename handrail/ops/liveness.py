@@ -16,92 +16,40 @@ otherwise, are only known through Temporal, as before.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from handrail.ops.stack import is_running
+from handrail.ops.worker_record import STOPPED_FILE, here, identity, read_record, same_stack
+
 if TYPE_CHECKING:
     from handrail.ops.config import Settings
 
 RECENT = timedelta(seconds=90)  # a live worker long-polls about once a minute at most
-STOPPED_FILE = "worker-stopped.json"  # the worker `handrail down` (or a supervisor) stopped last
-
-
-def identity(pid: int, host: str | None = None) -> str:
-    """The identity Temporal's SDK gives a worker process (its poller's name): `<pid>@<host>`."""
-    return f"{pid}@{host or socket.gethostname()}"
-
-
-def pid_namespace() -> str | None:
-    """Which pid namespace this process sees (Linux): pids recorded in another mean nothing here."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def here() -> dict[str, Any]:
-    """Where a stack's pids are valid: `handrail up` records it with them (stack.json)."""
-    return {"host": socket.gethostname(), "pid_namespace": pid_namespace()}
-
-
-def _same_stack(doc: dict[str, Any], settings: Settings) -> bool:
-    """Whether a record describes a worker of this Temporal namespace and task queue."""
-    return (doc.get("temporal_address"), doc.get("namespace"), doc.get("task_queue")) == (
-        settings.temporal_address, settings.namespace, settings.task_queue)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def note_stopped(settings: Settings, pid: int, at: datetime | None = None) -> None:
-    """Remember the worker just stopped, for `gone_workers` (its stack record is removed with it)."""
-    doc = {"identity": identity(pid), "at": (at or datetime.now(timezone.utc)).isoformat(),
-           "temporal_address": settings.temporal_address, "namespace": settings.namespace,
-           "task_queue": settings.task_queue}
-    path = settings.home / STOPPED_FILE
-    try:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        pass  # the poll time still tells, within RECENT
-
-
 def gone_workers(settings: Settings, now: datetime | None = None) -> set[str]:
     """Poller identities of this machine's stack workers known to be gone: the recorded worker
     whose process no longer runs that command, and the one stopped within RECENT."""
-    from handrail.ops.stack import is_running
-
     now = now or datetime.now(timezone.utc)
     gone: set[str] = set()
-    record = _read(settings.home / "stack.json")
-    mine = _same_stack(record, settings) and record.get("host") and all(
+    record = read_record(settings.home / "stack.json")
+    mine = same_stack(record, settings) and record.get("host") and all(
         record.get(key) == value for key, value in here().items())  # its pids are this machine's
     worker = (record.get("components") or {}).get("worker") if mine else None
     if isinstance(worker, dict) and isinstance(worker.get("pid"), int) and worker["pid"] > 0:
         if not is_running(worker["pid"], list(worker.get("cmd") or [])):
             gone.add(identity(worker["pid"], record["host"]))
-    stopped = _read(settings.home / STOPPED_FILE)
+    stopped = read_record(settings.home / STOPPED_FILE)
     try:
         at = datetime.fromisoformat(str(stopped.get("at")))
     except ValueError:
         at = None
-    if at is not None and _same_stack(stopped, settings) and timedelta(0) <= now - at <= RECENT:
+    if at is not None and same_stack(stopped, settings) and timedelta(0) <= now - at <= RECENT:
         gone.add(str(stopped.get("identity")))
     return gone
 

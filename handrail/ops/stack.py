@@ -33,6 +33,7 @@ import httpx
 from temporalio.service import RPCError
 
 from handrail.ops.config import Settings
+from handrail.ops.worker_record import here, note_stopped
 
 ORDER = ("temporal", "lab", "worker")
 LABELS = {"temporal": "Temporal", "lab": "The lab", "worker": "The worker"}
@@ -373,8 +374,6 @@ def _write_record(
     settings: Settings, children: list[_Child], started_at: str, detached: bool,
     kept: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    from handrail.ops.liveness import here
-
     data = {
         "home": str(settings.home),
         "started_at": started_at,
@@ -837,8 +836,6 @@ def stop(settings: Settings) -> list[str]:
 def _note_stopped(settings: Settings, pids: dict[str, Any]) -> None:
     """The worker is stopped and its record goes: say which it was, so that `handrail pending`
     reports no worker at once rather than once its last poll is old (handrail.ops.liveness)."""
-    from handrail.ops.liveness import note_stopped
-
     if isinstance(pids.get("worker"), int):
         note_stopped(settings, pids["worker"])
 
