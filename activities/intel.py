@@ -22,7 +22,9 @@ from activities.context import WorkerContext
 from activities.errors import policy_failure
 from activities.ledger_io import off_loop
 from handrail.actions.intel import added_members
+from handrail.gate.policy import PolicyError
 from handrail.intel.config import IntelConfigError, intel_settings
+from handrail.intel.guardrails import PopularNames
 from handrail.intel.messages import (
     MAX_HITS_SHOWN,
     REMOVE_KIND,
@@ -38,6 +40,7 @@ from handrail.intel.normalize import FeedFormatError
 from handrail.intel.pipeline import guard_stored_set
 from handrail.intel.planning import plan_sync, store_json
 from handrail.ops.log import get_logger
+from handrail.runbooks.phishing.popular import PopularSettings, RankingUnavailable, load_ranking
 from handrail.tools.errors import ToolError
 
 
@@ -80,36 +83,50 @@ class IntelActivities:
             log.warning("feed unavailable", error=error, fallback=source)
         if sha is None:
             return FeedOutcome(feed=spec.name, format=spec.format, source="missing", error=error)
+        popular = await asyncio.to_thread(self._popular_names, self.ctx.policy())
         try:
-            out = await asyncio.to_thread(self._normalise_and_guard, req, sha)
+            out = await asyncio.to_thread(self._normalise_and_guard, req, sha, popular)
         except FeedFormatError as exc:
             unreadable = FeedOutcome(feed=spec.name, format=spec.format, source=source, sha256=sha,
                                      error=f"cannot be read as {spec.format}: {exc}")
             if source != "fetched":
                 return unreadable
             # fetched content that cannot be read is no reason to forget what the feed said
-            held = await asyncio.to_thread(self._last_good, req, unreadable.error or "")
+            held = await asyncio.to_thread(self._last_good, req, unreadable.error or "", popular)
             log.warning("feed unreadable", error=unreadable.error, fallback="last-good" if held else "none")
             return held or unreadable
         if source == "fetched":
-            held = await asyncio.to_thread(self._held_if_shrunk, req, out)
+            held = await asyncio.to_thread(self._held_if_shrunk, req, out, popular)
             if held is not None:
                 log.warning("feed shrank; last good content kept", error=held.error)
                 return held
             await asyncio.to_thread(self.state.remember_feed, spec.name, sha)
         return out.model_copy(update={"source": source, "error": error})
 
-    def _last_good(self, req: FeedRequest, error: str) -> FeedOutcome | None:
+    def _popular_names(self, policy) -> PopularNames:
+        """The top-sites ranking the ``popular_domain`` guardrail reads (``[settings.popular]``);
+        an unreadable list or section is a ranking of None with the reason (every name dropped)."""
+        try:
+            settings = PopularSettings.from_policy(policy.settings, self.settings.home,
+                                                   self.settings.policy_path.parent)
+        except PolicyError as exc:
+            return PopularNames(None, 0, str(exc))
+        try:
+            return PopularNames(load_ranking(settings.path), settings.cutoff)
+        except RankingUnavailable as exc:
+            return PopularNames(None, settings.cutoff, exc.reason)
+
+    def _last_good(self, req: FeedRequest, error: str, popular: PopularNames) -> FeedOutcome | None:
         sha = self.state.last_feed(req.spec.name)
         if sha is None:
             return None
         try:
-            out = self._normalise_and_guard(req, sha)
+            out = self._normalise_and_guard(req, sha, popular)
         except FeedFormatError:
             return None
         return out.model_copy(update={"source": "last-good", "error": error})
 
-    def _held_if_shrunk(self, req: FeedRequest, new: FeedOutcome) -> FeedOutcome | None:
+    def _held_if_shrunk(self, req: FeedRequest, new: FeedOutcome, popular: PopularNames) -> FeedOutcome | None:
         """The last good content instead of `new` when `new` keeps fewer than ``hold_shrink``
         of its entries: a feed that suddenly lists (almost) nothing is far more often an
         error page, a captive portal or a truncated file than the threat going away, and
@@ -119,7 +136,7 @@ class IntelActivities:
         if not cfg.hold_shrink or last is None or last == new.sha256:
             return None
         try:
-            old = self._normalise_and_guard(req, last)
+            old = self._normalise_and_guard(req, last, popular)
         except FeedFormatError:
             return None
         if old.kept < cfg.hold_shrink_min or new.kept >= cfg.hold_shrink * old.kept:
@@ -128,12 +145,13 @@ class IntelActivities:
                f"kept {old.kept}; the last good content is used until the feed recovers")
         return old.model_copy(update={"source": "last-good", "error": why, "held": True})
 
-    def _normalise_and_guard(self, req: FeedRequest, sha: str) -> FeedOutcome:
+    def _normalise_and_guard(self, req: FeedRequest, sha: str, popular: PopularNames) -> FeedOutcome:
         spec, cfg = req.spec, req.config
         data = self.store.get_feed(sha)
         parse = self.store.normalize(data, feed=spec.name, format=spec.format, columns=spec.columns)
         protected = {cidr: name for name, cidr in cfg.protected}
-        guard = guard_stored_set(self.store, spec.name, parse.set_sha256, protected, cfg.allowlist)
+        guard = guard_stored_set(self.store, spec.name, parse.set_sha256, protected, cfg.allowlist, popular)
+        unblocked = guard.dropped_by_reason.get(popular.reason, 0)
         report = store_json(self.store, {"parse": parse.model_dump(mode="json"),
                                          "guardrails": guard.model_dump(mode="json")})
         examples, per_reason = [], {}
@@ -150,6 +168,9 @@ class IntelActivities:
             examples=examples, entries=guard.kept + guard.dropped, kept=guard.kept,
             dropped=guard.dropped, dropped_by_reason=guard.dropped_by_reason, faulty=guard.faulty,
             alert=guard.alert, protected_hits=[h.entry for h in guard.protected_hits[:MAX_HITS_SHOWN]],
+            popular_dropped=unblocked, popular_reason=popular.reason if unblocked else None,
+            popular_unranked=bool(unblocked) and popular.ranking is None,
+            popular_hits=[h.entry for h in guard.examples if h.reason == popular.reason][:MAX_HITS_SHOWN],
             clean_set_sha256=guard.clean_set_sha256, report_sha256=report)
 
     @activity.defn

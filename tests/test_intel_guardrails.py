@@ -102,3 +102,40 @@ def test_volume_verdict():
                           "b (90), a (10)"
     assert volume_verdict(500, 500).verdict == "allow"
     assert volume_verdict(501, 500).reason == "501 additions exceed the threshold of 500"
+
+
+def names(*values: str) -> IndicatorSet:
+    rows = "indicator,type\n" + "".join(f"{v},{'url' if '://' in v else 'domain'}\n" for v in values)
+    return parse_feed(rows.encode(), feed="f", format="csv",
+                      columns={"indicator": "indicator", "type": "type"}).indicators
+
+
+def test_popular_names_are_dropped_as_the_popular_domain_guardrail_reads_them():
+    """Ranked inside the cut-off by registrable domain (a host under it too), a URL on such a
+    site's own host (its front page or a page), but not a customer's page on a user-content
+    platform's service host, nor a site ranked past the cut-off; addresses are not names."""
+    from handrail.intel.guardrails import PopularNames
+    from handrail.runbooks.phishing.popular import parse_ranking
+
+    ranking = parse_ranking(["1,bigsite.com", "2,googleapis.com", "50,midsite.net"], "test list")
+    popular = PopularNames(ranking, cutoff=10)
+    s = names("bigsite.com", "mail.bigsite.com", "https://bigsite.com/", "https://www.bigsite.com/account/login",
+              "https://storage.googleapis.com/bucket/page.html", "midsite.net", "unranked-c2.top")
+    kept, report = apply_guardrails("f", s, popular=popular)
+    assert sorted(kept.as_text()) == ["https://storage.googleapis.com/bucket/page.html", "midsite.net",
+                                      "unranked-c2.top"]
+    assert report.dropped_by_reason == {popular.reason: 4} and not report.faulty
+    assert popular.reason.startswith("popular site (inside the top-sites cut-off 10)")
+    assert "mail.bigsite.com (bigsite.com is rank 1)" in [e.entry for e in report.examples]
+    kept, _ = apply_guardrails("f", feed("8.8.8.8\n"), popular=popular)
+    assert kept.as_text() == ["8.8.8.8"]
+
+
+def test_without_a_ranking_every_name_is_dropped_with_the_reason():
+    from handrail.intel.guardrails import PopularNames
+
+    popular = PopularNames(None, 10_000, "the top-sites list /x/top.csv cannot be read (No such file)")
+    kept, report = apply_guardrails("f", names("unranked-c2.top", "https://unranked-c2.top/x"), popular=popular)
+    assert kept.as_text() == []
+    assert report.dropped_by_reason == {popular.reason: 2}
+    assert popular.reason.startswith("no readable top-sites list (the top-sites list /x/top.csv cannot be read")

@@ -20,11 +20,17 @@ pytestmark = pytest.mark.workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 CRM = "161.71.0.0/16"
+TOP_SITES = ROOT / "tests" / "data" / "top-sites.csv"  # our own small ranking (rank,domain)
 
 
-def intel_policy(edl_mode: str = "guarded", extra_feeds: str = "", grace: str | None = None) -> str:
-    """The shipped policy, with the EDL batch automatic (it is `approve` by default)."""
+def intel_policy(edl_mode: str = "guarded", extra_feeds: str = "", grace: str | None = None,
+                 top_sites: Path | None = TOP_SITES) -> str:
+    """The shipped policy, with the EDL batch automatic (it is `approve` by default) and a
+    top-sites list, as a deployment has after `handrail popular refresh` (`top_sites=None`:
+    none, so every name from a feed is left unblocked)."""
     text = (ROOT / "policy.toml").read_text()
+    if top_sites is not None:
+        text = text.replace("[settings.popular]\n", f'[settings.popular]\npath = "{top_sites}"\n', 1)
     text = re.sub(r'(\[actions\."firewall\.egress_block"\][^\[]*?\nmode = )"approve"',
                   rf'\1"{edl_mode}"', text, count=1)
     if extra_feeds:
@@ -129,6 +135,57 @@ async def test_faulty_feed_entry_is_dropped_with_an_alert_and_the_rest_applied(t
         assert "91.92.241.17" in edl  # the rest of the update went through
         assert not await proxy_blocked(stack, ["161.0.0.0/8", CRM] + ALLOWLISTED)
         assert not (await stack.tools.proxy.bulk_status(ALLOWLISTED)).tightened
+
+
+# ranked inside the cut-off of tests/data/top-sites.csv, or a page on such a site's own host
+POPULAR = ["wikipedia.org", "www.dropbox.com", "https://www.dropbox.com/", "https://www.linkedin.com/in/someone"]
+# a customer's page on a user-content platform's service host (googleapis.com is ranked): kept
+PLATFORM_PAGE = "https://storage.googleapis.com/some-bucket/login.html"
+UNRANKED = "login-verify-account.top"
+
+
+async def test_popular_sites_named_by_feeds_are_never_blocked_automatically(time_env, tmp_path):
+    """Two feeds agreeing on a popular site is no reason to block it on the proxy or the IPS
+    without a human: it is left unblocked (and untightened), counted per feed, and one alert
+    names them; the unranked name and the platform customer's page are blocked as before."""
+    rows = "indicator,type\n" + "".join(f"{v},{'url' if '://' in v else 'domain'}\n"
+                                         for v in [*POPULAR, PLATFORM_PAGE, UNRANKED])
+    columns = 'columns = { indicator = "indicator", type = "type" }'
+    extra = "".join(f'  {{ name = "{name}", format = "csv", weight = 1.0, {columns} }},\n'
+                    for name in ("names-a", "names-b"))
+    async with running_stack(time_env.client, tmp_path, intel_policy(extra_feeds=extra)) as stack:
+        await stack.tools.intel.publish_feed("names-a", rows, format="csv")
+        await stack.tools.intel.publish_feed("names-b", rows, format="csv")
+        result = await sync(stack)
+        assert result.state == RunState.COMPLETED, result.error
+        assert await proxy_blocked(stack, [*POPULAR, PLATFORM_PAGE, UNRANKED]) == {PLATFORM_PAGE, UNRANKED}
+        assert not (await stack.tools.proxy.bulk_status(POPULAR)).tightened
+        rules = "\n".join(r.rule for r in await stack.tools.ips.list_rules())
+        assert UNRANKED in rules and "wikipedia.org" not in rules and "dropbox.com" not in rules
+        assert result.summary["popular_not_blocked"] == {"names-a": 4, "names-b": 4}
+        feed = result.summary["feeds"]["names-a"]
+        assert feed["popular_dropped"] == 4 and not feed["faulty"]
+        assert any(r.startswith("popular site") for r in feed["dropped_by_reason"])
+        alerts = [a for a in await stack.tools.alerts.list_alerts() if a.run_id == result.run_id]
+        popular = [a for a in alerts if "not blocked" in a.title]
+        assert [a.title for a in popular] == ["Intel sync: 8 names from the feeds were not blocked (popular sites)"]
+        assert "wikipedia.org is rank 21" in popular[0].body and popular[0].priority == "P3"
+
+
+async def test_without_a_top_sites_list_no_name_from_a_feed_is_blocked(time_env, tmp_path):
+    """Fail safe, as every sinkhole holds without a list: names are left unblocked and the
+    administrators are told why (P1); addresses are blocked as before."""
+    async with running_stack(time_env.client, tmp_path, intel_policy(top_sites=tmp_path / "absent.csv")) as stack:
+        result = await sync(stack)
+        assert result.state == RunState.COMPLETED, result.error
+        assert not (await stack.tools.proxy.bulk_status(["juliodedansk.icu"])).tightened
+        assert await proxy_blocked(stack, ["45.142.212.61"]) == {"45.142.212.61"}
+        assert set(result.summary["popular_not_blocked"]) == {"lab-phish-csv", "lab-stix"}
+        reasons = result.summary["feeds"]["lab-stix"]["dropped_by_reason"]
+        assert any(r.startswith("no readable top-sites list") and "absent.csv" in r for r in reasons), reasons
+        alerts = [a for a in await stack.tools.alerts.list_alerts() if a.run_id == result.run_id]
+        [alert] = [a for a in alerts if "not blocked" in a.title]
+        assert "(no readable top-sites list)" in alert.title and alert.priority == "P1"
 
 
 async def _wait_hold(stack, handle) -> RunStatus:

@@ -104,6 +104,22 @@ class IntelSync(RunbookWorkflow):
                     f"to accept it. Run {rb.run_id}.",
                     tags=["intel", "feed-shrank", f"feed:{o.feed}"])
 
+            unblocked = [o for o in outcomes if o.popular_dropped]
+            if unblocked:
+                summary["popular_not_blocked"] = {o.feed: o.popular_dropped for o in unblocked}
+                total = sum(o.popular_dropped for o in unblocked)
+                shown = [hit for o in unblocked for hit in o.popular_hits][:10]
+                no_list = any(o.popular_unranked for o in unblocked)
+                await rb.alert(
+                    cfg.alert_priority_faulty if no_list else cfg.alert_priority_suspect,
+                    f"Intel sync: {total} names from the feeds were not blocked"
+                    + (" (no readable top-sites list)" if no_list else " (popular sites)"),
+                    f"{unblocked[0].popular_reason}. Named by "
+                    + ", ".join(f"{o.feed} ({o.popular_dropped})" for o in unblocked)
+                    + f"; first: {', '.join(shown)}. Nothing was blocked or tightened for them; block one by "
+                    f"hand if it really is malicious. Run {rb.run_id}.",
+                    tags=["intel", "popular", "not-blocked"])
+
             # 2. consensus and the work per tool
             sets = {o.feed: o.clean_set_sha256 for o in outcomes if o.clean_set_sha256}
             plan: SyncPlan = await workflow.execute_activity_method(

@@ -11,7 +11,14 @@
     ``never_touch`` guardrails of the tools the sync feeds refuse): a domain that is, or is
     under, a listed name, and a URL on such a host, are dropped and reported like an entry
     overlapping a protected network — a feed naming ``salesforce.com`` is faulty too.
-(d) A volume check for the caller: too many additions in one sync hold for a human.
+(d) Popular sites (:class:`PopularNames`): a domain ranked inside the top-sites cut-off
+    (``[settings.popular]``, the ranking the ``popular_domain`` guardrail reads), and a URL
+    on such a site's own host, are dropped: the sync has no human to ask, and a feed naming
+    a site the company runs on is far more often wrong than right. A URL on a user-content
+    platform's service host (``storage.googleapis.com/<bucket>/...``) is a customer's page
+    and stays. Without a readable list every name is dropped (fail safe, as every sinkhole
+    holds without one); addresses are not names and are judged as before.
+(e) A volume check for the caller: too many additions in one sync hold for a human.
 
 Overlap is one ``np.searchsorted`` over the (sorted, disjoint) table per entry array:
 no loop over entries, whatever the feed size.
@@ -73,6 +80,48 @@ MAX_PROTECTED_HITS = 1000
 MAX_EXAMPLES_PER_REASON = 100
 PROTECTED_PREFIX = "overlaps protected"
 ALLOWLIST_PREFIX = "on the allowlist"
+POPULAR_PREFIX = "popular site"
+NO_RANKING_PREFIX = "no readable top-sites list"
+
+
+class PopularNames:
+    """Which names from a feed the top-sites list keeps from automatic blocking.
+
+    ``ranking`` is a loaded :class:`handrail.runbooks.phishing.popular.Ranking` (None when
+    the list cannot be read: ``problem`` says why, and every name is dropped). A name stands
+    where the ``popular_domain`` guardrail says it stands (``Ranking.rank_of_host``)."""
+
+    def __init__(self, ranking, cutoff: int, problem: str | None = None) -> None:
+        self.ranking, self.cutoff, self.problem = ranking, cutoff, problem
+
+    @property
+    def reason(self) -> str:
+        """The one sentence counted per feed (``dropped_by_reason``)."""
+        if self.ranking is None:
+            return (f"{NO_RANKING_PREFIX} ({self.problem}): a name from a feed is never blocked "
+                    "automatically without one")
+        return (f"{POPULAR_PREFIX} (inside the top-sites cut-off {self.cutoff:,}): a feed never blocks "
+                "one automatically")
+
+    def judge(self, name: str, url: bool) -> str | None:
+        """None to keep ``name``; else how it is shown in the report (``github.com (rank 34)``)."""
+        from urllib.parse import urlsplit
+
+        from handrail.runbooks.phishing.popular import platform_host, target_host
+
+        if self.ranking is None:
+            return name
+        host = target_host(name)
+        if not host:
+            return None
+        domain, rank = self.ranking.rank_of_host(host)
+        if rank is None or rank > self.cutoff:
+            return None
+        if url:
+            parts = urlsplit(name)
+            if platform_host(host) and parts.path.strip("/"):
+                return None  # a customer's page on a user-content platform's service host
+        return f"{name} ({domain} is rank {rank:,})"
 
 
 class _Table:
@@ -155,6 +204,22 @@ def _allowlisted(names: Sequence[str], listed: frozenset[str], counts: dict[str,
     return keep
 
 
+def _popular(names: Sequence[str], keep: list[bool], url: bool, popular: PopularNames,
+             counts: dict[str, int], examples: list[GuardrailDrop], max_examples: int) -> None:
+    """Drop (in ``keep``) the names ``popular`` keeps from automatic blocking."""
+    reason = popular.reason
+    for i, name in enumerate(names):
+        if not keep[i]:
+            continue
+        shown = popular.judge(name, url)
+        if shown is None:
+            continue
+        keep[i] = False
+        counts[reason] = counts.get(reason, 0) + 1
+        if counts[reason] <= max_examples:
+            examples.append(GuardrailDrop(entry=shown, reason=reason))
+
+
 def _alert(feed: str, n_protected: int, hits: list[GuardrailDrop]) -> str | None:
     """One sentence naming the feed and the first protected entries it carried."""
     if not n_protected:
@@ -173,10 +238,11 @@ def apply_guardrails(
     protected: Mapping[str, str] | Sequence[str] = (),
     *,
     allowlist: Sequence[str] = (),
+    popular: PopularNames | None = None,
     max_examples: int = MAX_EXAMPLES_PER_REASON,
 ) -> tuple[IndicatorSet, GuardrailReport]:
-    """Drop every entry that overlaps a protected network or special-use space, and every
-    domain or URL on the allowlist.
+    """Drop every entry that overlaps a protected network or special-use space, every
+    domain or URL on the allowlist, and (with ``popular``) every popular name.
 
     ``protected`` is a list of CIDRs or a mapping CIDR -> label (``{"161.71.0.0/16":
     "CRM"}``); ``allowlist`` lists names (``salesforce.com`` covers ``login.salesforce.com``
@@ -227,6 +293,9 @@ def apply_guardrails(
     keep_domains = _allowlisted(indicators.domains, listed, counts, hits)
     keep_urls = _allowlisted(indicators.urls, listed, counts, hits)
     n_protected += keep_domains.count(False) + keep_urls.count(False)
+    if popular is not None:
+        _popular(indicators.domains, keep_domains, False, popular, counts, examples, max_examples)
+        _popular(indicators.urls, keep_urls, True, popular, counts, examples, max_examples)
     kept = indicators.select(keep[4], keep[6], keep_domains, keep_urls)
     dropped = len(indicators) - len(kept)
     report = GuardrailReport(

@@ -77,6 +77,11 @@ class FeedOutcome(BaseModel):
     alert: str | None = None
     held: bool = False  # the fetched content shrank past hold_shrink: the last good content is used
     protected_hits: list[str] = Field(default_factory=list)  # capped; see dropped_by_reason
+    # names left unblocked because they are popular sites (or no top-sites list could be read)
+    popular_dropped: int = 0
+    popular_hits: list[str] = Field(default_factory=list)  # capped: "github.com (github.com is rank 34)"
+    popular_reason: str | None = None  # the one sentence saying why
+    popular_unranked: bool = False  # no top-sites list could be read: every name was dropped
     clean_set_sha256: str | None = None
     report_sha256: str | None = None  # the full parse + guardrail reports, stored as JSON
 
@@ -88,6 +93,7 @@ class FeedOutcome(BaseModel):
             "kept": self.kept, "dropped": self.dropped, "dropped_by_reason": self.dropped_by_reason,
             "faulty": self.faulty, "report_sha256": self.report_sha256,
             **({"held": True} if self.held else {}),
+            **({"popular_dropped": self.popular_dropped} if self.popular_dropped else {}),
         }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from handrail.intel.consensus import DEFAULT_THRESHOLD, find_consensus
-from handrail.intel.guardrails import apply_guardrails
+from handrail.intel.guardrails import PopularNames, apply_guardrails
 from handrail.intel.models import (
     ConsensusResult,
     FeedParse,
@@ -38,9 +38,11 @@ def normalize_stored_feed(store: IntelStore, spec: FeedSpec, feed_sha256: str) -
 
 
 def guard_stored_set(store: IntelStore, feed: str, set_sha256: str,
-                     protected: Protected = (), allowlist: Sequence[str] = ()) -> GuardrailReport:
+                     protected: Protected = (), allowlist: Sequence[str] = (),
+                     popular: PopularNames | None = None) -> GuardrailReport:
     """Activity shape: normalized set by hash -> guardrail report (with ``clean_set_sha256``)."""
-    kept, report = apply_guardrails(feed, store.get_set(set_sha256), protected, allowlist=allowlist)
+    kept, report = apply_guardrails(feed, store.get_set(set_sha256), protected, allowlist=allowlist,
+                                    popular=popular)
     return report.model_copy(update={"clean_set_sha256": store.put_set(kept)})
 
 
