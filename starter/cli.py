@@ -479,8 +479,10 @@ def policy_check(
             "approvers": gate.approvers.model_dump(), "required_approvals": gate.required_approvals,
             "guardrails": [g["type"] for g in policy.guardrails_for(kind)],
         })
+    warnings = _unbounded_batches(rows)
     if as_json:
-        print_json({"ok": True, "file": str(path), "users": sorted(policy.users), "actions": rows})
+        print_json({"ok": True, "file": str(path), "users": sorted(policy.users), "actions": rows,
+                    "warnings": warnings})
         return
     console.print(f"[green]{path} is valid[/]: {len(policy.users)} users, {len(rows)} action kinds.")
     table = Table("kind", "mode", "pinned", "approvals", "guardrails")
@@ -488,6 +490,20 @@ def policy_check(
         table.add_row(r["kind"], r["mode"], "yes" if r["pinned"] else "", str(r["required_approvals"]),
                       ", ".join(r["guardrails"]))
     console.print(table)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _unbounded_batches(rows: list[dict[str, Any]]) -> list[str]:
+    """One sentence per kind the intel sync blocks or unblocks with in batches (`set:` targets) that
+    no human sees whatever the batch's size: not `approve` and no `max_batch` guardrail. A
+    `rate_limit` counts a batch as one change, so it does not bound how many entries change."""
+    from handrail.intel.messages import ADD_ORDER, REMOVE_KIND
+
+    batch_kinds = {*ADD_ORDER, *(REMOVE_KIND[kind] for kind in ADD_ORDER)}
+    return [f"{r['kind']} ({r['mode']}) has no max_batch guardrail: an intel sync batch of any size, "
+            "a feed's whole content included, is applied without a human."
+            for r in rows if r["kind"] in batch_kinds and r["mode"] != "approve" and "max_batch" not in r["guardrails"]]
 
 
 # -- schedules ----------------------------------------------------------------------------

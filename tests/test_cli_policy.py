@@ -38,3 +38,35 @@ def test_a_bad_section_is_one_sentence_and_exit_1(tmp_path, old, new, words):
     assert result.exit_code == 1
     error = json.loads(result.output)["error"]
     assert words in error and "Traceback" not in result.output
+
+
+def test_shipped_policy_never_applies_a_huge_intel_batch_without_a_human():
+    """Every kind the intel sync blocks or unblocks with holds a batch far above an hourly sync's
+    size in every automatic mode: the age-out of a feed that left the policy once unblocked
+    396,746 EDL entries at once (firewall.egress_unblock had only a rate_limit, which counts
+    one batch as one change)."""
+    from handrail.gate.guardrails import evaluate
+    from handrail.gate.models import Change, GuardrailContext
+    from handrail.gate.policy import load_policy
+    from handrail.intel.messages import ADD_ORDER, REMOVE_KIND
+
+    policy = load_policy(SHIPPED)
+    for kind in {*ADD_ORDER, *(REMOVE_KIND[k] for k in ADD_ORDER)}:
+        change = Change(kind=kind, target="set:" + "ab" * 32, params={"count": 200_000})
+        verdicts = evaluate(change, GuardrailContext(guardrails=policy.guardrails_for(kind)))
+        held = policy.gate_policy(kind).mode.value == "approve" or any(
+            v.guardrail == "max_batch" and v.outcome.value == "hold" for v in verdicts)
+        assert held, kind
+    doc = json.loads(CliRunner().invoke(app, ["policy", "check", str(SHIPPED), "--json"]).output)
+    assert doc["warnings"] == []
+
+
+def test_policy_check_warns_of_an_intel_kind_with_no_batch_bound(tmp_path):
+    text = SHIPPED.read_text()
+    old = '  { type = "max_batch", max = 50000, outcome = "hold" },\n]\n\n[actions."dns.sinkhole"]'
+    assert old in text
+    edited = tmp_path / "policy.toml"
+    edited.write_text(text.replace(old, ']\n\n[actions."dns.sinkhole"]', 1))
+    result = CliRunner().invoke(app, ["policy", "check", str(edited)])
+    assert result.exit_code == 0, result.output
+    assert "warning: firewall.egress_unblock (guarded) has no max_batch guardrail" in " ".join(result.output.split())
