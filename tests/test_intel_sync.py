@@ -297,6 +297,28 @@ async def test_unreachable_feed_falls_back_to_its_last_good_content(time_env, tm
         assert stack.ledger.changes_for_run(result.run_id) == []
 
 
+async def test_a_feed_the_sync_cannot_use_is_named_and_alerted_every_sync(time_env, tmp_path):
+    """A feed that answers with a login page, is gone from the server, or cannot be read falls
+    back to its last good content; the run says so at the top of its summary and alerts each
+    sync, so a feed dead for months is not silently replayed for ever."""
+    async with running_stack(time_env.client, tmp_path, intel_policy()) as stack:
+        await sync(stack)
+        await stack.tools.intel.publish_feed("lab-c2", "<html><body>Please sign in</body></html>")
+        await stack.tools.intel.delete_feed("lab-drop")
+        await stack.tools.intel.publish_feed("lab-stix", '{"type": "bundle", "objects": [', format="stix")
+        for _ in range(2):
+            result = await sync(stack)
+            assert result.state == RunState.COMPLETED, result.error
+            unavailable = result.summary["unavailable_feeds"]
+            assert set(unavailable) == {"lab-c2", "lab-drop", "lab-stix"}
+            assert "HTML page" in unavailable["lab-c2"] and "cannot be read as stix" in unavailable["lab-stix"]
+            alerts = [a for a in await stack.tools.alerts.list_alerts() if a.run_id == result.run_id]
+            assert sorted(a.title for a in alerts if "could not be used" in a.title) == [
+                f"Intel feed {name} could not be used; its last good content is used"
+                for name in ("lab-c2", "lab-drop", "lab-stix")]
+            assert result.summary["age"]["newly_absent"] == 0
+
+
 async def test_many_parts_run_in_child_workflows(time_env, tmp_path):
     big = "".join(f"23.1.{(i >> 8) & 255}.{i & 255}\n" for i in range(1, 3001))
     extra = ('  { name = "burst-a", format = "ipset", weight = 1.0 },\n'

@@ -62,6 +62,9 @@ from workflows.gate import RunbookWorkflow
 FEED_TIMEOUT = timedelta(minutes=5)
 PLAN_TIMEOUT = timedelta(minutes=10)
 LOOK_RETRY = RetryPolicy(maximum_attempts=5)
+# a feed the sync could not use (unreachable, an HTML page, unreadable, gone) is named in the
+# summary and alerted each sync; runs recorded before replay without those alerts
+STALE_FEED_ALERT = "handrail-intel-stale-feed-alert"
 
 
 @workflow.defn(name="IntelSync")
@@ -103,6 +106,19 @@ class IntelSync(RunbookWorkflow):
                     f"unblocked while it is held. If the feed really shrank, set hold_shrink = 0 for one sync "
                     f"to accept it. Run {rb.run_id}.",
                     tags=["intel", "feed-shrank", f"feed:{o.feed}"])
+
+            stale = [o for o in outcomes if o.source != "fetched" and not o.held]
+            if stale and workflow.patched(STALE_FEED_ALERT):
+                summary["unavailable_feeds"] = {o.feed: o.error or o.source for o in stale}
+                for o in stale:
+                    fallback = ("its last good content is used" if o.source == "last-good"
+                                else "it has no last good content, so it names nothing this sync")
+                    await rb.alert(
+                        cfg.alert_priority_faulty, f"Intel feed {o.feed} could not be used; {fallback}",
+                        f"{o.error or 'the feed could not be fetched'}. Until it is fixed (or taken out of "
+                        f"settings.intel.feeds), what it named is neither refreshed nor aged out. "
+                        f"Run {rb.run_id}.",
+                        tags=["intel", "feed-unavailable", f"feed:{o.feed}"])
 
             unblocked = [o for o in outcomes if o.popular_dropped]
             if unblocked:
