@@ -142,6 +142,11 @@ def _render_status(status: RunStatus, settings) -> None:
     for step in status.steps:
         if step.state.value == "awaiting_approval" and step.change_digest:
             _render_digest(step, status.run_id)
+        if step.state.value == "awaiting_approval" and step.deciders is not None:
+            from starter.console_views import deciders_text
+
+            console.print(f"{shown(step.step_id)} may be decided by: "
+                          f"{shown(deciders_text(step.deciders))}", highlight=False)
     for rec in status.rejected_decisions:
         console.print(rejected_line(rec))
     facts = {k: v for k, v in status.summary.items() if k not in _ENGINE_FACTS}

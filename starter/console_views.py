@@ -84,7 +84,7 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
     from handrail.gate.models import Change
     from starter.batch_view import describe_batch
 
-    headers = ["run", "step", "requested by", "approvals", "change", "for", "why", "until"]
+    headers = ["run", "step", "requested by", "approvals", "change", "for", "why", "deciders", "until"]
     for r in rows:
         change = Change.model_validate(r["change"]) if r.get("change") else Change(kind=r["action"],
                                                                                     target=r["target"])
@@ -96,11 +96,23 @@ def print_pending(console: Console, rows: list[dict[str, Any]]) -> None:
         print_record(console, headers, [shown_markup(r["run_id"]), shown_markup(r["step"]),
                                         shown_markup(r["requested_by"]), approvals, escape(shown),
                                         lasting(r.get("expires_after_s")), shown_markup(r["why"]),
+                                        shown_markup(deciders_text(r.get("deciders"))),
                                         r.get("until") or ""])
         console.print(f"  [dim]approve:[/] handrail approve {shown_markup(r['run_id'])} --as {YOU}", soft_wrap=True,
                       highlight=False)
         console.print(f"  [dim]deny:[/]    handrail deny {shown_markup(r['run_id'])} --as {YOU} --reason \"...\"",
                       soft_wrap=True, highlight=False)
+
+
+def deciders_text(deciders: list[str] | None) -> str:
+    """Who may decide a waiting step now; a step nobody may decide says so (it can only escalate
+    or time out, as its deadline says) rather than wait in silence."""
+    if deciders is None:
+        return ""
+    if deciders:
+        return ", ".join(deciders)
+    return ("nobody may decide it now: every approver the policy names for it requested the run, "
+            "started it or is excluded from it")
 
 
 def lasting(expires_after_s: float | None) -> str:

@@ -308,6 +308,7 @@ async def pending(client: Client, settings: Settings | None = None) -> list[dict
             "requested_by": status.requested_by,
             "approvals": f"{sum(d.accepted and d.decision.approve for d in step.decisions)}/{step.approvals_needed}",
             "escalated": step.escalated,
+            "deciders": step.deciders,
             "expires_after_s": step.expires_after_s,
             "why": "; ".join(v.reason for v in step.verdicts) or f"mode {_mode_name(step.mode)}",
             "waiting_since": step.started_at.isoformat() if step.started_at else None,

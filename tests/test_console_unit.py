@@ -298,3 +298,34 @@ def test_a_rollback_plan_shows_a_long_target_whole_at_80_columns(tmp_path):
     result = CliRunner().invoke(app, ["rollback", "r1", "--dry-run"], env=env, terminal_width=80)
     assert result.exit_code == 0, result.output
     assert "…" not in result.output and result.output.count(url) == 2, result.output  # the change and its undo
+
+
+def test_pending_and_show_say_who_may_decide_a_waiting_step_or_that_nobody_may():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from starter import common
+    from starter.console_views import print_pending
+
+    out = StringIO()
+    console = Console(file=out, width=100, color_system=None)
+    row = {"run_id": "privilege-guard-IAM-EVT-0009", "step": "s02-iam.recommit_privilege", "requested_by": "alice",
+           "approvals": "0/1", "action": "iam.recommit_privilege", "target": "alice", "why": "mode approve",
+           "change": Change(kind="iam.recommit_privilege", target="alice").model_dump()}
+    print_pending(console, [row | {"deciders": []}, row | {"deciders": ["erin", "frank"]}, row])
+    text = " ".join(out.getvalue().split())
+    assert text.count("deciders") == 2
+    assert "deciders: nobody may decide it now: every approver the policy names for it requested the run" in text
+    assert "deciders erin, frank" in text
+
+    status = _status(StepState.AWAITING_APPROVAL)
+    status.steps[0].deciders = []
+    shown = StringIO()
+    original = common.console
+    common.console = Console(file=shown, width=100, color_system=None)
+    try:
+        common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    finally:
+        common.console = original
+    assert "s01-firewall.egress_block may be decided by: nobody may decide it now" in " ".join(shown.getvalue().split())

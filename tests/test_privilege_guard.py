@@ -250,3 +250,20 @@ async def test_cancelling_the_run_keeps_the_revert(time_env, tmp_path):
         assert not await stack.tools.iam.is_member(event.group, event.principal)
         skipped = [r for r in stack.ledger.audit_rows(handle.id) if r["event"] == "compensation.skipped"]
         assert len(skipped) == 1 and "protective" in skipped[0]["data"]["why"]
+
+
+async def test_a_recommit_nobody_may_decide_says_so_while_it_waits(time_env, tmp_path):
+    """alice's privilege, run by hand by bob: the shipped policy has no other analyst, so nobody
+    may decide the recommit, and the waiting step says so (`pending`, `show`) instead of waiting
+    out its 24 hours in silence; with another analyst in the policy, it names who may."""
+    from starter.console_views import deciders_text
+
+    dave = 'dave = { roles = [] }\n'
+    with_erin = POLICY.replace(dave, dave + 'erin = { roles = ["soc-analyst"] }\n', 1)
+    for policy, home, deciders in ((POLICY, "shipped", []), (with_erin, "with-erin", ["erin"])):
+        async with running_stack(time_env.client, tmp_path / home, policy) as stack:
+            handle = await stack.start(PrivilegeGuard.run, PrivilegeTrigger(event_id=ANALYST, requested_by="bob"),
+                                       id=f"{privilege_run_id(ANALYST)}-{uuid.uuid4().hex[:6]}")
+            status = await stack.wait_for(handle, lambda s: recommit_waiting(s) and s.steps[1].deciders is not None)
+            assert status.steps[1].deciders == deciders
+    assert deciders_text([]).startswith("nobody may decide it now") and deciders_text(["erin"]) == "erin"

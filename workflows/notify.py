@@ -107,6 +107,8 @@ class _Teller:
             approvers=eligible_approvers(policy, step.escalated, self.exclude), required=policy.required_approvals,
             **fields,
         )
+        if event in ("waiting", "escalated"):  # `pending` and `show` say who may decide, or that nobody may
+            step.deciders = list(notice.approvers)
         task = asyncio.ensure_future(
             workflow.execute_activity_method(NotifyActivities.notify_approvers, notice, **NOTIFY_OPTS))
         pending = getattr(rb, _PENDING, None)

@@ -343,6 +343,9 @@ class StepRecord(BaseModel):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     approvals_needed: int = 0
     escalated: bool = False
+    # while the step waits: the policy users who may decide it now (its requester, whoever started
+    # a guardrail runbook by hand and excluded deciders left out); [] nobody; None not known
+    deciders: list[str] | None = None
     # the TTL the change gets once applied (None: it stays until rolled back); shown to approvers
     # and covered by the change digest, so a signed approval of a 2-minute block is not one of
     # a block for good (set by steps begun since the TTL_IN_DIGEST patch)
