@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from temporalio import activity
@@ -9,6 +10,7 @@ from temporalio import activity
 from activities.context import WorkerContext
 from activities.ledger_io import off_loop
 from handrail.actions import UnknownAction
+from handrail.actions.intel import is_set_target, standing_part
 from handrail.gate.ledger_core import UntrustedRecord
 from handrail.gate.reconcile import (
     DriftItem,
@@ -49,8 +51,13 @@ class ReconcileActivities:
                 continue
             activity.heartbeat(record.change_id)
             ledger_says = "reverted" if reverted else ("pending" if record.status == "pending" else "live")
+            judged = record.change
+            if ledger_says == "live" and is_set_target(judged.target):  # what of the batch the sync still means
+                judged = await asyncio.to_thread(standing_part, self.ctx.intel, judged)
+                if judged is None:
+                    continue
             try:
-                holds = action.wanted(record.change, await action.read(self.tools, record.change))
+                holds = action.wanted(judged, await action.read(self.tools, judged))
             except ToolError as exc:
                 drift.append(DriftItem(change_id=record.change_id, run_id=record.run_id,
                                        change=record.change.describe(), ledger=ledger_says, tool_holds=None,

@@ -258,6 +258,39 @@ async def test_age_out_after_grace_period(fresh_time_env, tmp_path):
         del first
 
 
+async def drift_of(stack) -> list:
+    from handrail.gate.reconcile import ReconcileTrigger
+    from workflows.reconcile import Reconcile
+
+    report = await stack.client.execute_workflow(
+        Reconcile.run, ReconcileTrigger(revert_expired=False), id=f"drift-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.settings.task_queue)
+    return report.drift
+
+
+async def test_drift_judges_a_batch_by_what_the_sync_still_applies(fresh_time_env, tmp_path):
+    """After an age-out the first sync's batch blocks no longer hold every member: the age-out
+    (another set) took some back, as the sync meant. `handrail drift` judges each batch on the
+    members the sync still counts as its own, so a normal age-out is no drift; a member taken
+    off the tool behind the sync's back still is."""
+    async with running_stack(fresh_time_env.client, tmp_path, intel_policy(grace="7d")) as stack:
+        await sync(stack)
+        assert await drift_of(stack) == []
+        c2 = (await stack.tools.intel.fetch_feed("lab-c2")).decode()
+        await stack.tools.intel.publish_feed("lab-c2", c2.replace("91.92.241.17\n", ""))
+        drop = (await stack.tools.intel.fetch_feed("lab-drop")).decode()
+        await stack.tools.intel.publish_feed("lab-drop", drop.replace("91.92.240.0/22\n", ""))
+        await sync(stack)
+        await skip_time(fresh_time_env, timedelta(days=8))
+        late = await sync(stack)
+        assert late.summary["aged_out"]["proxy.unblock"]["applied"] >= 1
+        assert await drift_of(stack) == []
+
+        await stack.tools.proxy.bulk_unblock(["45.142.212.61"], idempotency_key="behind-the-sync")
+        [item] = await drift_of(stack)
+        assert item.change.startswith("proxy.block set:") and item.detail.startswith("the ledger says it is live")
+
+
 async def test_history_stays_small_with_a_200k_indicator_feed(time_env, tmp_path):
     import numpy as np
 

@@ -131,6 +131,34 @@ class _Batch:
                       params=params)
 
 
+def standing_part(intel: IntelContext, change: Change) -> Change | None:
+    """What of a batch change the intel sync still stands by, for `handrail drift` (blocking: a
+    thread). A sync's later work takes part of an earlier batch back on purpose (the age-out
+    unblocks what left the feeds, a later sync blocks again what an age-out removed) with
+    changes to *other* sets, so a batch is judged on its members the sync still counts as
+    applied (an add) or still removed (a removal). None: nothing of it is the sync's word any
+    more; the change itself for a kind the sync does not keep."""
+    from handrail.intel.messages import REMOVE_KIND
+    from handrail.intel.state import difference, intersection, only_ips
+
+    adds = change.kind in REMOVE_KIND
+    add_kind = change.kind if adds else next((k for k, r in REMOVE_KIND.items() if r == change.kind), None)
+    if add_kind is None or not is_set_target(change.target):
+        return change
+    members = intel.store.get_set(_sha(change))
+    if change.params.get("except"):
+        members = difference(members, intel.store.get_set(str(change.params["except"])))
+    if add_kind == "firewall.egress_block":
+        members = only_ips(members)
+    applied = intel.state.applied(add_kind)
+    standing = intersection(members, applied) if adds else difference(members, applied)
+    if not len(standing):
+        return None
+    params = {k: v for k, v in change.params.items() if k in ("batch", "rule_action", "sid_base")}
+    return Change(kind=change.kind, target=set_target(intel.store.put_set(standing)),
+                  params={**params, "count": len(standing)})
+
+
 def added_members(store: Any, before: dict[str, Any], ips_only: bool = False):
     """What an applied batch *add* changed: its members minus those present before."""
     from handrail.intel.state import difference, only_ips
