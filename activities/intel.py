@@ -179,7 +179,11 @@ class IntelActivities:
         def reverted(change_id: str) -> bool:
             return self.ledger.revert_of(change_id) is not None
 
-        return await asyncio.to_thread(plan_sync, self.store, self.state, req, reverted)
+        def by_person(change_id: str) -> bool:  # `handrail rollback`, not compensation or expiry
+            revert = self.ledger.revert_of(change_id)
+            return revert is not None and revert.reason == "rollback"
+
+        return await asyncio.to_thread(plan_sync, self.store, self.state, req, reverted, by_person)
 
     @activity.defn
     async def intel_commit(self, req: CommitRequest) -> CommitResult:

@@ -137,3 +137,17 @@ def test_a_sqlite_state_moves_to_postgresql_with_its_sids(postgres_url, tmp_path
             new.close()
             store.close()
     old.close()
+
+
+def test_what_a_person_rolled_back_is_remembered_until_no_feed_names_it(state):
+    """A person's rollback (not compensation or expiry) of an add is remembered per tool, so the
+    sync does not redo it; it is forgotten once no feed names the entry, or on request."""
+    store = state.store
+    state.commit("c1", "proxy.block", store.put_set(_build(["1.2.3.4", "evil.com"])), +1)
+    state.commit("c2", "proxy.block", store.put_set(_build(["5.6.7.8"])), +1)
+    assert state.reconcile(lambda cid: True, by_person=lambda cid: cid == "c1") == 2
+    assert len(state.applied("proxy.block")) == 0
+    assert entries_text(state.rolled_back("proxy.block")) == ["1.2.3.4", "evil.com"]  # c2 was compensated
+    state.prune_others([_build(["1.2.3.4"])])
+    assert entries_text(state.rolled_back("proxy.block")) == ["1.2.3.4"]
+    assert state.forget_rolled_back() == 1 and len(state.rolled_back("proxy.block")) == 0

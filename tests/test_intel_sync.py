@@ -101,9 +101,20 @@ async def test_sync_blocks_consensus_and_tightens_suspects(time_env, tmp_path):
         edl = await stack.edl()
         assert "45.142.212.61" in edl and "91.92.241.17" not in edl
         assert not await proxy_blocked(stack, validated)
-        # ... and the next sync notices the rollback and applies the update again
+        # ... and the next sync notices the rollback and leaves alone what a person took back,
+        # though the feeds still name it: a rollback is a decision, not a glitch to repair
         third = await sync(stack)
         assert third.summary.get("reconciled_rollbacks") == 4
+        assert not await proxy_blocked(stack, validated) and "91.92.241.17" not in await stack.edl()
+        assert set(third.summary["not_readded_after_rollback"]) == {
+            "proxy.block", "ips.deploy_rule", "firewall.egress_block", "proxy.tighten"}
+        assert stack.ledger.changes_for_run(third.run_id) == []
+        assert "not_readded_after_rollback" in (await sync(stack)).summary  # every sync, not once
+        # `readd_rolled_back = true` for one sync adds them back
+        readd = intel_policy().replace("threshold = 2.0", "threshold = 2.0\nreadd_rolled_back = true")
+        stack.set_policy(with_test_keys(readd))
+        fourth = await sync(stack)
+        assert "not_readded_after_rollback" not in fourth.summary
         assert await proxy_blocked(stack, validated) == set(validated)
 
 

@@ -149,6 +149,8 @@ class IntelSync(RunbookWorkflow):
             summary["age"] = plan.age
             if plan.reconciled:
                 summary["reconciled_rollbacks"] = plan.reconciled
+            if plan.not_readded:  # a person rolled them back: not this sync's to undo
+                summary["not_readded_after_rollback"] = plan.not_readded
             summary["applied"] = {}
             summary["aged_out"] = {}
 

@@ -59,6 +59,9 @@ class IntelSettings(BaseModel):
     # content is, and the administrators are alerted each sync until it recovers (0: never hold)
     hold_shrink: float = Field(default=0.5, ge=0, lt=1)
     hold_shrink_min: int = Field(default=10, ge=1)  # only feeds whose last good content kept this many
+    # what a person rolled back (`handrail rollback` of a sync) is not added again while the feeds
+    # still name it; true for one sync adds it back (the rollback is then undone by the sync)
+    readd_rolled_back: bool = False
     alert_priority_suspect: str = "P3"
 
     @field_validator("grace")

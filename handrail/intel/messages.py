@@ -124,6 +124,8 @@ class SyncPlan(BaseModel):
     age: dict[str, int] = Field(default_factory=dict)
     reconciled: int = 0
     suspect_feeds: str = ""
+    # per add kind: entries a person rolled back that the feeds still name, left alone this sync
+    not_readded: dict[str, int] = Field(default_factory=dict)
 
 
 class IntelApplyRequest(BaseModel):

@@ -58,21 +58,33 @@ def _work(store: IntelStore, kind: str, s: IndicatorSet, size: int, feeds: dict[
                      applied_key=applied_key) for i, p in enumerate(parts)]
 
 
-def plan_sync(store: IntelStore, state: IntelState, req: PlanRequest, is_reverted) -> SyncPlan:
+def plan_sync(store: IntelStore, state: IntelState, req: PlanRequest, is_reverted, by_person=None) -> SyncPlan:
+    """``by_person(change_id)``: the ledger's revert of that change was a person's rollback, which
+    the sync does not undo on its own (see :meth:`IntelState.rolled_back`)."""
     cfg = req.config
     feeds = {name: store.get_set(sha) for name, sha in req.sets.items()}
-    reconciled = state.reconcile(is_reverted)
+    reconciled = state.reconcile(is_reverted, by_person)
+    if cfg.readd_rolled_back:
+        state.forget_rolled_back()
     c = find_consensus(feeds, {f.name: f.weight for f in cfg.feeds}, cfg.threshold)
     consensus = c.result(store.put_set(c.validated), store.put_set(c.suspect))
     size = cfg.change_max_members
     adds: list[ToolWork] = []
+    not_readded: dict[str, int] = {}
     state.prune_others(list(feeds.values()))
+
+    def todo_for(kind: str, wanted: IndicatorSet) -> IndicatorSet:
+        todo = difference(difference(wanted, state.applied(kind)), state.others(kind))
+        held_back = intersection(todo, state.rolled_back(kind))
+        if len(held_back):
+            not_readded[kind] = len(held_back)
+            todo = difference(todo, held_back)
+        return todo
+
     for kind in ADD_ORDER:
         wanted = only_ips(c.validated) if kind == "firewall.egress_block" else c.validated
-        todo = difference(difference(wanted, state.applied(kind)), state.others(kind))
-        adds += _work(store, kind, todo, size, feeds, kind)
-    new_suspects = difference(difference(c.suspect, state.applied("proxy.tighten")),
-                              state.others("proxy.tighten"))
+        adds += _work(store, kind, todo_for(kind, wanted), size, feeds, kind)
+    new_suspects = todo_for("proxy.tighten", c.suspect)
     tighten = _work(store, "proxy.tighten", new_suspects, size, feeds, "proxy.tighten")
     due, age = state.age(list(feeds.values()), req.now, cfg.grace_s)
     removals: list[ToolWork] = []
@@ -81,7 +93,7 @@ def plan_sync(store: IntelStore, state: IntelState, req: PlanRequest, is_reverte
             mine = intersection(due, state.applied(add_kind))
             removals += _work(store, REMOVE_KIND[add_kind], mine, size, {}, add_kind)
     return SyncPlan(consensus=consensus, adds=adds, tighten=tighten, removals=removals, age=age,
-                    reconciled=reconciled, suspect_feeds=top_feeds(new_suspects, feeds))
+                    reconciled=reconciled, suspect_feeds=top_feeds(new_suspects, feeds), not_readded=not_readded)
 
 
 def store_json(store: IntelStore, value: dict) -> str:

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS sids (n INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT
 
 TOOLS = ("proxy.block", "proxy.tighten", "firewall.egress_block", "ips.deploy_rule")
 OTHERS = "#others"
+ROLLED_BACK = "#rolled-back"
 _OCT = [str(i) for i in range(256)]
 
 
@@ -260,29 +261,52 @@ class IntelState:
                  (change_id, tool, set_sha256, sign))
             return True
 
-    def prune_others(self, present: Sequence[IndicatorSet]) -> None:
-        for tool in TOOLS:
-            with self._tx() as tx:
-                others = self.others(tool, tx)
-                if not len(others):
-                    continue
-                named = np.zeros(len(others), dtype=bool)
-                for s in present:
-                    if len(s):
-                        named |= _named_mask(Coverage(s), others)
-                if not named.all():
-                    self._set_applied(tool + OTHERS, _split_mask(others, named), tx)
+    def rolled_back(self, tool: str, tx=None) -> IndicatorSet:
+        """Entries a person took back with `handrail rollback` (of a sync or of its batch): the
+        sync does not add them again on its own while a feed still names them (a rollback is a
+        decision, not a glitch to repair an hour later); :meth:`prune_others` forgets those no
+        feed names any more, and :meth:`forget_rolled_back` all of them."""
+        return self.applied(tool + ROLLED_BACK, tx)
 
-    def reconcile(self, is_reverted) -> int:
+    def forget_rolled_back(self) -> int:
+        """Let the sync add again what persons rolled back (``[settings.intel] readd_rolled_back``)."""
+        forgotten = 0
+        with self._tx() as tx:
+            for tool in TOOLS:
+                kept = self.rolled_back(tool, tx)
+                if len(kept):
+                    forgotten += len(kept)
+                    self._set_applied(tool + ROLLED_BACK, IndicatorSet.empty(), tx)
+        return forgotten
+
+    def prune_others(self, present: Sequence[IndicatorSet]) -> None:
+        """Forget the others' entries, and the rolled-back ones, that no feed names any more."""
+        for tool in TOOLS:
+            for key in (tool + OTHERS, tool + ROLLED_BACK):
+                with self._tx() as tx:
+                    others = self.applied(key, tx)
+                    if not len(others):
+                        continue
+                    named = np.zeros(len(others), dtype=bool)
+                    for s in present:
+                        if len(s):
+                            named |= _named_mask(Coverage(s), others)
+                    if not named.all():
+                        self._set_applied(key, _split_mask(others, named), tx)
+
+    def reconcile(self, is_reverted, by_person=None) -> int:
         """Undo, in ``applied``, the commits whose change has since been rolled back.
 
         ``is_reverted(change_id) -> bool`` asks the ledger. Returns how many were undone.
+        ``by_person(change_id) -> bool``: the revert was a person's rollback (not compensation
+        or expiry); what such a revert took back of an add is remembered (:meth:`rolled_back`).
         """
         undone = 0
         rows = self._q("SELECT change_id FROM {p}commits WHERE reverted=0 ORDER BY change_id")
         for (change_id,) in rows:
             if not is_reverted(change_id):
                 continue
+            person = by_person is not None and by_person(change_id)
             with self._tx() as tx:
                 row = tx.q("SELECT tool, set_sha256, sign FROM {p}commits"
                            " WHERE change_id=? AND reverted=0", (change_id,))
@@ -293,6 +317,8 @@ class IntelState:
                 current = self.applied(tool, tx)
                 new = difference(current, members) if sign > 0 else union(current, members)
                 self._set_applied(tool, new, tx)
+                if sign > 0 and person:
+                    self._set_applied(tool + ROLLED_BACK, union(self.rolled_back(tool, tx), members), tx)
                 tx.q("UPDATE {p}commits SET reverted=1 WHERE change_id=?", (change_id,))
             undone += 1
         return undone
