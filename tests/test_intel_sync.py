@@ -181,6 +181,7 @@ async def test_popular_sites_named_by_feeds_are_never_blocked_automatically(time
         popular = [a for a in alerts if "not blocked" in a.title]
         assert [a.title for a in popular] == ["Intel sync: 8 names from the feeds were not blocked (popular sites)"]
         assert "wikipedia.org is rank 21" in popular[0].body and popular[0].priority == "P3"
+        assert popular[0].body.count("wikipedia.org is rank 21") == 1  # named by both feeds, shown once
 
 
 async def test_without_a_top_sites_list_no_name_from_a_feed_is_blocked(time_env, tmp_path):
@@ -361,6 +362,7 @@ async def test_a_feed_the_sync_cannot_use_is_named_and_alerted_every_sync(time_e
                 f"Intel feed {name} could not be used; its last good content is used"
                 for name in ("lab-c2", "lab-drop", "lab-stix")]
             assert result.summary["age"]["newly_absent"] == 0
+            assert not any(".." in a.body for a in alerts if "could not be used" in a.title)
 
 
 async def test_many_parts_run_in_child_workflows(time_env, tmp_path):

@@ -113,18 +113,18 @@ class IntelSync(RunbookWorkflow):
                 for o in stale:
                     fallback = ("its last good content is used" if o.source == "last-good"
                                 else "it has no last good content, so it names nothing this sync")
+                    why = (o.error or "the feed could not be fetched").rstrip(". ")
                     await rb.alert(
                         cfg.alert_priority_faulty, f"Intel feed {o.feed} could not be used; {fallback}",
-                        f"{o.error or 'the feed could not be fetched'}. Until it is fixed (or taken out of "
-                        f"settings.intel.feeds), what it named is neither refreshed nor aged out. "
-                        f"Run {rb.run_id}.",
+                        f"{why}. Until it is fixed (or taken out of settings.intel.feeds), what it named is "
+                        f"neither refreshed nor aged out. Run {rb.run_id}.",
                         tags=["intel", "feed-unavailable", f"feed:{o.feed}"])
 
             unblocked = [o for o in outcomes if o.popular_dropped]
             if unblocked:
                 summary["popular_not_blocked"] = {o.feed: o.popular_dropped for o in unblocked}
                 total = sum(o.popular_dropped for o in unblocked)
-                shown = [hit for o in unblocked for hit in o.popular_hits][:10]
+                shown = list(dict.fromkeys(hit for o in unblocked for hit in o.popular_hits))[:10]
                 no_list = any(o.popular_unranked for o in unblocked)
                 await rb.alert(
                     cfg.alert_priority_faulty if no_list else cfg.alert_priority_suspect,
