@@ -292,11 +292,29 @@ def review(
     )
     if listing.changes:
         print_rows(console, ("applied", "kind", "target", "mode", "status", "run", "undone"),
-                   [(f"{c.applied_at:%Y-%m-%d %H:%M}", shown(c.kind), shown(c.target), shown(c.mode),
-                     shown(c.status or ""), shown(c.run_id), shown(c.reverted or "")) for c in listing.changes],
+                   [(f"{c.applied_at:%Y-%m-%d %H:%M}", shown(c.kind), shown(review_target(c, ledger, settings)),
+                     shown(c.mode), shown(c.status or ""), shown(c.run_id), shown(c.reverted or ""))
+                    for c in listing.changes],
                    key=5)
     if marked_id:
         console.print(f"[green]Marked reviewed[/] by {as_}: {len(listing.changes)} change(s) (audit {marked_id}).")
+
+
+def review_target(item, ledger, settings, first: int = 5) -> str:
+    """A reviewed change's target as a reviewer reads it: a batch (`set:<sha256>`) is how many
+    entries and the first of them, not a hash (`handrail show RUN --members` lists them all)."""
+    if not item.target.startswith("set:"):
+        return item.target
+    from handrail.gate.models import Change
+    from starter.batch_view import batch_members
+
+    record = ledger.change(item.change_id)
+    members = batch_members(record.change if record else Change(kind=item.kind, target=item.target), settings)
+    if members is None:
+        return item.target
+    more = f" and {len(members) - first} more" if len(members) > first else ""
+    return (f"{len(members)} entries: {', '.join(members[:first])}{more} "
+            f"(all: handrail show {item.run_id} --members)")
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:

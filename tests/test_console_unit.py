@@ -329,3 +329,24 @@ def test_pending_and_show_say_who_may_decide_a_waiting_step_or_that_nobody_may()
     finally:
         common.console = original
     assert "s01-firewall.egress_block may be decided by: nobody may decide it now" in " ".join(shown.getvalue().split())
+
+
+def test_review_shows_a_batch_as_its_entries_not_a_hash(tmp_path):
+    import ipaddress
+
+    from handrail.intel.backends import open_store
+    from handrail.intel.sets import IndicatorSet
+    from handrail.ops.config import load_settings
+    from handrail.trust.review import ReviewItem
+    from starter.trust_cmd import review_target
+
+    settings = load_settings({"HANDRAIL_HOME": str(tmp_path), "HANDRAIL_POLICY": str(tmp_path / "p.toml")})
+    ips = [int(ipaddress.ip_address(f"23.1.0.{i}")) for i in range(1, 8)]
+    sha = open_store(settings).put_set(IndicatorSet.build(ips, ips))
+    item = ReviewItem(change_id="sync-1/s01-proxy.block", run_id="sync-1", kind="proxy.block", target=f"set:{sha}",
+                      mode="guarded", applied_at=T0)
+    no_record = types.SimpleNamespace(change=lambda change_id: None)
+    assert review_target(item, no_record, settings) == (
+        "7 entries: 23.1.0.1, 23.1.0.2, 23.1.0.3, 23.1.0.4, 23.1.0.5 and 2 more (all: handrail show sync-1 --members)")
+    single = item.model_copy(update={"target": "203.0.113.7"})
+    assert review_target(single, no_record, settings) == "203.0.113.7"
