@@ -158,6 +158,15 @@ def _render_status(status: RunStatus, settings) -> None:
         console.print("[bold]What the run found[/]")
         for key, value in facts.items():
             text = value if isinstance(value, str) else json.dumps(value, default=str)
+            table = isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())
+            if len(text) > 300 and table:
+                console.print(f"  {shown(key)}:", highlight=False)  # one line per entry (an intel sync's feeds)
+                for name, entry in value.items():
+                    said = json.dumps({k: v for k, v in entry.items()  # hashes: in --json
+                                       if v not in (None, {}, []) and not k.endswith("sha256")}, default=str)
+                    console.print(f"    {shown(name)}: {shown(said if len(said) <= 300 else said[:297] + '...')}",
+                                  highlight=False)
+                continue
             console.print(f"  {shown(key)}: {shown(text if len(text) <= 300 else text[:297] + '...')}",
                           highlight=False)
     print_url(console, "Web UI", _ui_link(settings, status.run_id))

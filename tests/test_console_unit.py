@@ -350,3 +350,29 @@ def test_review_shows_a_batch_as_its_entries_not_a_hash(tmp_path):
         "7 entries: 23.1.0.1, 23.1.0.2, 23.1.0.3, 23.1.0.4, 23.1.0.5 and 2 more (all: handrail show sync-1 --members)")
     single = item.model_copy(update={"target": "203.0.113.7"})
     assert review_target(single, no_record, settings) == "203.0.113.7"
+
+
+def test_show_prints_a_long_table_of_facts_one_entry_a_line():
+    """An intel sync's `feeds` (one dict per feed) was one JSON line cut at 300 characters, so
+    every feed after the first was invisible in `handrail show`."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from starter import common
+
+    status = _status(StepState.APPLIED, state=RunState.COMPLETED)
+    status.summary["feeds"] = {f"feed-{i}": {"source": "fetched", "error": None, "kept": 1000 + i,
+                                              "sha256": "ab" * 32} for i in range(5)}
+    status.summary["feeds"]["feed-4"].update(source="last-good", error="an HTML page")
+    out = StringIO()
+    original = common.console
+    common.console = Console(file=out, width=100, color_system=None)
+    try:
+        common._render_status(status, settings=types.SimpleNamespace(ui_url="http://ui", namespace="default"))
+    finally:
+        common.console = original
+    text = out.getvalue()
+    assert "  feeds:\n" in text and '"error"' not in text.split("feed-3")[1].split("feed-4")[0]
+    assert '"source": "last-good", "error": "an HTML page", "kept": 1004' in " ".join(text.split())
+    assert "abab" not in text  # the content hashes are in --json
