@@ -37,8 +37,15 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         if not to.startswith(("postgresql://", "postgres://")):
             fail("--to must be a postgresql:// URL.", USAGE)
+        from handrail.ops.stack import worker_writing
+
         settings = common._settings()
         path = (source.expanduser().resolve() if source is not None else settings.ledger_path)
+        live = worker_writing(settings)
+        if live is not None and live[1] != "postgresql" and (live[1] is None or Path(live[1]) == path):
+            fail(f"The worker `handrail up` started (pid {live[0]}) {'still writes' if live[1] else 'may still write'} "
+                 f"to {path}: what it records after the copy would never reach PostgreSQL. Stop it with "
+                 "`handrail down`, then migrate.")
         try:
             report = migrate(path, to, settings.home)
         except MigrationRefused as exc:

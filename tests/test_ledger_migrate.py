@@ -218,3 +218,32 @@ async def test_a_run_blocked_on_sqlite_rolls_back_after_the_move(time_env, tmp_p
         assert report.state == "rolled_back" and all(r.verified for r in report.results)
         assert ip not in await stack.edl()
         assert stack.ledger.verify().ok and stack.ledger.revert_of(original).by == "bob"
+
+
+def test_a_ledger_the_local_worker_still_writes_is_not_copied(home, target):
+    """`handrail up`'s worker still running on the SQLite ledger: a copy now would miss what it
+    records next (a change made after the copy, never in PostgreSQL). Refused in one sentence,
+    nothing copied; once the worker has stopped, the migration goes ahead."""
+    import subprocess
+
+    from handrail.ops.stack import _cmdline
+
+    worker = subprocess.Popen(["sleep", "60"])
+    try:
+        cmd = None
+        while not cmd:
+            cmd = _cmdline(worker.pid)
+        record = {"home": str(home), "components": {"worker": {"pid": worker.pid, "cmd": cmd}},
+                  "ledger": str(home / "ledger.db")}
+        (home / "stack.json").write_text(json.dumps(record))
+        code, doc = migrate("--to", target)
+        assert code == 1 and doc["error"] == (
+            f"The worker `handrail up` started (pid {worker.pid}) still writes to {home / 'ledger.db'}: what it "
+            "records after the copy would never reach PostgreSQL. Stop it with `handrail down`, then migrate.")
+        assert PostgresLedger(target).head()[0] == 0
+        record["ledger"] = "postgresql"  # a worker already on PostgreSQL writes nothing here
+        (home / "stack.json").write_text(json.dumps(record))
+        assert migrate("--to", target)[0] == 0
+    finally:
+        worker.kill()
+        worker.wait()

@@ -405,11 +405,32 @@ def _write_record(
     }
     for name, entry in (kept or {}).items():  # still running from an earlier `up`: adopted as is
         data["components"][name] = entry
+    # which ledger the worker writes to (`ledger migrate` refuses to copy one a live worker still writes)
+    data["ledger"] = "postgresql" if settings.ledger_on_postgres else str(settings.ledger_path)
+    if "worker" in (kept or {}):
+        try:
+            data["ledger"] = (read_record(settings) or {}).get("ledger")  # the adopted worker's own
+        except StackError:
+            data["ledger"] = None
     data["components"] = {n: data["components"][n] for n in ORDER if n in data["components"]}
     path = record_path(settings)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def worker_writing(settings: Settings) -> tuple[int, str | None] | None:
+    """(pid, its ledger) of the worker `handrail up` started from this home, while it runs: its
+    ledger is the SQLite path, "postgresql", or None when the record predates that field."""
+    try:
+        record = read_record(settings)
+    except StackError:
+        return None
+    worker = (record or {}).get("components", {}).get("worker") or {}
+    pid = worker.get("pid")
+    if not isinstance(pid, int) or not is_running(pid, list(worker.get("cmd") or [])):
+        return None
+    return pid, record.get("ledger")
 
 
 def _remove_record(settings: Settings, pids: set[int] | None = None) -> None:
