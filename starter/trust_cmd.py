@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from handrail.ops.config import load_settings
+from handrail.shown import YOU
 from starter.output import USAGE, command, console, fail, print_json, shown
 from starter.tables import print_rows
 
@@ -237,8 +238,18 @@ def set_(
     ledger = open_ledger(settings)
     result = set_mode(settings.policy_path, ledger, kind, mode, signer.user, reason, _now(),
                       sign=_signing_with(signer))
+    from starter.policy_cmd import signing_status
+
+    signing = signing_status(settings.home, settings.policy_path)
+    pending = signing["required"] and not signing["ok"]  # under [policy_admins]: not in force until signed
     if as_json:
-        print_json(result.model_dump(mode="json", by_alias=True))
+        print_json({**result.model_dump(mode="json", by_alias=True), "in_force": not pending,
+                    **({"why_not_in_force": signing["why"]} if pending else {})})
+    elif result.changed and pending:
+        console.print(f"{kind} is [bold]{result.to.value}[/] (was {result.from_mode.value}) in {result.policy} and the "
+                      "change is audited, but [yellow]not in force yet[/]: the workers keep running the last signed "
+                      f"policy until enough policy_admins sign this one ({shown(signing['why'].rstrip('.'))}). "
+                      f"Sign it: handrail policy sign --as {YOU}", highlight=False)
     elif result.changed:
         console.print(f"[green]{kind}[/] is now [bold]{result.to.value}[/] (was {result.from_mode.value}); "
                       f"{result.policy} updated and the change audited.")

@@ -130,3 +130,30 @@ async def test_an_unsigned_policy_edit_is_refused_and_alerted(time_env, tmp_path
         result = await third.result()
         assert result.state == RunState.COMPLETED and result.steps[0].state == StepState.APPLIED
         assert result.steps[0].mode.value == "logged"
+
+
+@pytest.mark.unit
+def test_trust_set_under_policy_admins_says_the_edit_is_not_in_force_until_signed(tmp_path):
+    """carol (a policy admin) moves a kind with `trust set`: the file changes and the act is
+    audited, but the workers keep the last signed policy until enough admins sign the edit, so
+    the command must not say the kind "is now" in that mode."""
+    home, path = tmp_path / "home", tmp_path / "policy.toml"
+    path.write_text(SIGNED)
+    sign(path, "carol")
+    PolicyKeeper(home).load(path)  # what the worker does: keep it as the signed policy
+    env = {"HANDRAIL_HOME": str(home), "HANDRAIL_POLICY": str(path), "HANDRAIL_SIGNING_KEY": ""}
+    runner = CliRunner()
+    carol = ["--key", str(key_file("carol", tmp_path))]
+    moved = runner.invoke(app, ["trust", "set", "firewall.egress_block", "logged", "--as", "carol", "--reason",
+                                "30 clean days", *carol], env=env)
+    assert moved.exit_code == 0, moved.output
+    said = " ".join(moved.output.split())
+    assert "is now" not in said and "not in force yet" in said and "handrail policy sign --as YOU" in said
+    doc = json.loads(runner.invoke(app, ["trust", "set", "firewall.egress_block", "guarded", "--as", "carol",
+                                         "--reason", "x", *carol, "--json"], env=env).output)
+    assert doc["in_force"] is False and "not signed by enough policy_admins" in doc["why_not_in_force"]
+    assert PolicyKeeper(home).load(path).gate_policy("firewall.egress_block").mode.value == "approve"
+    runner.invoke(app, ["policy", "sign", *carol], env=env)
+    doc = json.loads(runner.invoke(app, ["trust", "set", "firewall.egress_block", "guarded", "--as", "carol",
+                                         "--reason", "x", *carol, "--json"], env=env).output)
+    assert doc["in_force"] is True  # nothing changed, and what is there is signed
