@@ -107,11 +107,9 @@ class PopularNames:
         """None to keep ``name``; else how it is shown in the report (``github.com (rank 34)``)."""
         from urllib.parse import urlsplit
 
-        from handrail.runbooks.phishing.popular import platform_host, target_host
-
         if self.ranking is None:
             return name
-        host = target_host(name)
+        host = self.ranking.host_of(name)
         if not host:
             return None
         domain, rank = self.ranking.rank_of_host(host)
@@ -119,7 +117,7 @@ class PopularNames:
             return None
         if url:
             parts = urlsplit(name)
-            if platform_host(host) and parts.path.strip("/"):
+            if self.ranking.is_platform_host(host) and parts.path.strip("/"):
                 return None  # a customer's page on a user-content platform's service host
         return f"{name} ({domain} is rank {rank:,})"
 

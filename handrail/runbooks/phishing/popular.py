@@ -125,6 +125,17 @@ class Ranking:
     def __len__(self) -> int:
         return len(self.ranks)
 
+    # How a change's target names its host, and whether a host is a platform's own service
+    # host: what a caller judging targets against a loaded ranking needs with it (the intel
+    # feed guardrails are handed one, and import nothing of the phishing runbook).
+    @staticmethod
+    def host_of(target: str) -> str | None:
+        return target_host(target)
+
+    @staticmethod
+    def is_platform_host(host: str) -> bool:
+        return platform_host(host)
+
     def rank(self, domain: str) -> int | None:
         return self.ranks.get(domain)
 
