@@ -479,7 +479,7 @@ def policy_check(
             "approvers": gate.approvers.model_dump(), "required_approvals": gate.required_approvals,
             "guardrails": [g["type"] for g in policy.guardrails_for(kind)],
         })
-    warnings = _unbounded_batches(rows)
+    warnings = _unbounded_batches(rows, policy)
     if as_json:
         print_json({"ok": True, "file": str(path), "users": sorted(policy.users), "actions": rows,
                     "warnings": warnings})
@@ -494,16 +494,29 @@ def policy_check(
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
-def _unbounded_batches(rows: list[dict[str, Any]]) -> list[str]:
+def _unbounded_batches(rows: list[dict[str, Any]], policy) -> list[str]:
     """One sentence per kind the intel sync blocks or unblocks with in batches (`set:` targets) that
-    no human sees whatever the batch's size: not `approve` and no `max_batch` guardrail. A
-    `rate_limit` counts a batch as one change, so it does not bound how many entries change."""
+    no human sees whatever the update's size: not `approve`, and no `max_batch` guardrail (a
+    `rate_limit` counts a batch as one change), or one the sync's parts can never exceed
+    (`change_max_members` splits an update into parts of at most that many)."""
+    from handrail.intel.config import intel_settings
     from handrail.intel.messages import ADD_ORDER, REMOVE_KIND
 
+    part = intel_settings(policy).change_max_members
     batch_kinds = {*ADD_ORDER, *(REMOVE_KIND[kind] for kind in ADD_ORDER)}
-    return [f"{r['kind']} ({r['mode']}) has no max_batch guardrail: an intel sync batch of any size, "
-            "a feed's whole content included, is applied without a human."
-            for r in rows if r["kind"] in batch_kinds and r["mode"] != "approve" and "max_batch" not in r["guardrails"]]
+    warnings = []
+    for r in rows:
+        if r["kind"] not in batch_kinds or r["mode"] == "approve":
+            continue
+        limits = [float(g.get("max", 5000)) for g in policy.guardrails_for(r["kind"]) if g.get("type") == "max_batch"]
+        if not limits:
+            warnings.append(f"{r['kind']} ({r['mode']}) has no max_batch guardrail: an intel sync batch of any "
+                            "size, a feed's whole content included, is applied without a human.")
+        elif part <= min(limits):
+            warnings.append(f"{r['kind']} ({r['mode']}): its max_batch ({min(limits):g}) never holds, as "
+                            f"settings.intel.change_max_members ({part}) splits every update into parts no larger; "
+                            "an update of any size is applied without a human.")
+    return warnings
 
 
 # -- schedules ----------------------------------------------------------------------------

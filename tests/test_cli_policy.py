@@ -70,3 +70,16 @@ def test_policy_check_warns_of_an_intel_kind_with_no_batch_bound(tmp_path):
     result = CliRunner().invoke(app, ["policy", "check", str(edited)])
     assert result.exit_code == 0, result.output
     assert "warning: firewall.egress_unblock (guarded) has no max_batch guardrail" in " ".join(result.output.split())
+
+
+def test_policy_check_warns_when_the_sync_parts_can_never_reach_max_batch(tmp_path):
+    text = SHIPPED.read_text()
+    old = "change_max_members = 200000"
+    assert old in text
+    edited = tmp_path / "policy.toml"
+    edited.write_text(text.replace(old, "change_max_members = 5000", 1))
+    doc = json.loads(CliRunner().invoke(app, ["policy", "check", str(edited), "--json"]).output)
+    said = {w.split(" ", 1)[0] for w in doc["warnings"]}
+    # every automatic batch kind (firewall.egress_block is `approve`: a person sees every part)
+    assert said == {"proxy.block", "ips.deploy_rule", "proxy.unblock", "ips.remove_rule", "firewall.egress_unblock"}
+    assert any("settings.intel.change_max_members (5000) splits every update" in w for w in doc["warnings"])
