@@ -26,7 +26,7 @@ from tests.test_stack import stack_env
 from tests.test_stack_partial import _wait_gone
 from workflows.egress_block import EgressBlock
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # waits out a killed call's heartbeat: `make test-slow`
 
 IP = "203.0.113.97"
 
