@@ -25,7 +25,7 @@ test-fast: $(STAMP)
 test-scaleout: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider -m scaleout
 
-# The slow tier (about two minutes; .ci/run runs it after `make test`): the scale-out proof and
+# The slow tier (two to four minutes; .ci/run runs it after `make test`): the scale-out proof and
 # fault tests that wait out real heartbeat and retry timeouts after a SIGKILL.
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider -m "scaleout or slow"
